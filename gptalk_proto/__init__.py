@@ -1,0 +1,157 @@
+"""gptalk_proto: the GPTalk chat-streaming protocol, sans IO.
+
+Bytes in, events out.  The core does no IO, reads no clock and draws no
+randomness: time and entropy come in as arguments.
+
+* :class:`SSEParser`, :func:`encode_event`: ``text/event-stream`` exact to the
+  WHATWG HTML standard.
+* :class:`Chat` (exchange level) and :class:`ClientConnection` (bytes level):
+  one chat as a client state machine; :class:`Credentials` shared by chats.
+* :class:`Service` and :class:`ServerConnection`: the server role, which the
+  reference server runs.
+"""
+
+from ._chat import DEFAULT_MAX_BODY_SIZE, Chat
+from ._connection import DEFAULT_MAX_HEAD_SIZE, ClientConnection
+from ._content import ContentDecoder, decode_content
+from ._credentials import DEFAULT_EXPIRY_MARGIN, DEFAULT_MAX_USES, Credentials
+from ._errors import (
+    AuthExpired,
+    AuthInvalid,
+    ContentRewritten,
+    GPTalkError,
+    HTTPStatusError,
+    LocalProtocolError,
+    ProtocolError,
+    QuotaExhausted,
+    RemoteProtocolError,
+    ServiceError,
+    SSEEventTooLarge,
+    SSELineTooLong,
+    SSESizeError,
+    StreamInterrupted,
+)
+from ._events import (
+    ChatDone,
+    ChatEvent,
+    LoggedIn,
+    ReconnectNeeded,
+    Request,
+    TextDelta,
+    TextRewritten,
+)
+from ._faults import Fault, parse_fault
+from ._replies import ReplyGenerator, default_reply, expected_reply, sized_reply, text_reply
+from ._server import (
+    DEFAULT_MAX_REQUEST_BODY,
+    DEFAULT_MAX_REQUEST_HEAD,
+    BadRequest,
+    Close,
+    RequestReceived,
+    Send,
+    ServerConnection,
+)
+from ._service import Abort, Chunk, Drip, End, Head, Pause, Service, Step
+from ._sse import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_SIZE, SSEEvent, SSEParser
+from ._sse_encoder import encode_comment, encode_event
+from ._state import CLIENT_TRANSITIONS, ClientInput, ClientState
+from ._util import NEED_DATA, PAUSED, SEND_REQUEST, Sentinel
+from ._version import __version__
+from ._wire import (
+    APP_ID,
+    DEFAULT_MODEL,
+    DEFAULT_ORIGIN,
+    DEFAULT_USER_AGENT,
+    DONE_MARKER,
+    LOGIN_PATH,
+    STREAM_PATH,
+    TEXT_PATH,
+    ErrorCode,
+    format_prompt,
+)
+
+__all__ = [
+    "APP_ID",
+    "CLIENT_TRANSITIONS",
+    "DEFAULT_EXPIRY_MARGIN",
+    "DEFAULT_MAX_BODY_SIZE",
+    "DEFAULT_MAX_EVENT_SIZE",
+    "DEFAULT_MAX_HEAD_SIZE",
+    "DEFAULT_MAX_LINE_SIZE",
+    "DEFAULT_MAX_REQUEST_BODY",
+    "DEFAULT_MAX_REQUEST_HEAD",
+    "DEFAULT_MAX_USES",
+    "DEFAULT_MODEL",
+    "DEFAULT_ORIGIN",
+    "DEFAULT_USER_AGENT",
+    "DONE_MARKER",
+    "LOGIN_PATH",
+    "NEED_DATA",
+    "PAUSED",
+    "SEND_REQUEST",
+    "STREAM_PATH",
+    "TEXT_PATH",
+    "Abort",
+    "AuthExpired",
+    "AuthInvalid",
+    "BadRequest",
+    "Chat",
+    "ChatDone",
+    "ChatEvent",
+    "Chunk",
+    "ClientConnection",
+    "ClientInput",
+    "ClientState",
+    "Close",
+    "ContentDecoder",
+    "ContentRewritten",
+    "Credentials",
+    "Drip",
+    "End",
+    "ErrorCode",
+    "Fault",
+    "GPTalkError",
+    "HTTPStatusError",
+    "Head",
+    "LocalProtocolError",
+    "LoggedIn",
+    "Pause",
+    "ProtocolError",
+    "QuotaExhausted",
+    "ReconnectNeeded",
+    "RemoteProtocolError",
+    "ReplyGenerator",
+    "Request",
+    "RequestReceived",
+    "SSEEvent",
+    "SSEEventTooLarge",
+    "SSELineTooLong",
+    "SSEParser",
+    "SSESizeError",
+    "Send",
+    "Sentinel",
+    "ServerConnection",
+    "Service",
+    "ServiceError",
+    "Step",
+    "StreamInterrupted",
+    "TextDelta",
+    "TextRewritten",
+    "__version__",
+    "decode_content",
+    "default_reply",
+    "encode_comment",
+    "encode_event",
+    "expected_reply",
+    "format_prompt",
+    "parse_fault",
+    "sized_reply",
+    "text_reply",
+]
+
+# Errors and events are shown as gptalk_proto.X, not gptalk_proto._module.X.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) and _obj.__module__.startswith("gptalk_proto._"):
+        _obj.__module__ = "gptalk_proto"
+del _name, _obj

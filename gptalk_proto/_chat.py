@@ -1,0 +1,413 @@
+"""One chat, at the HTTP-exchange level.
+
+For people who bring their own HTTP client: the machine hands out request
+descriptions (:meth:`Chat.next_request`) and takes what came back
+(:meth:`Chat.receive_response`, :meth:`Chat.receive_body`), and
+:meth:`Chat.next_event` says what happened or what to do next::
+
+    chat = Chat(messages, credentials=creds, fingerprint=fp)
+    while True:
+        event = chat.next_event()
+        if event is SEND_REQUEST:
+            request = chat.next_request(now=time.time())
+            response = http.request(request)           # your client
+            chat.receive_response(response.status, response.headers)
+        elif event is NEED_DATA:
+            chat.receive_body(response.read(65536))    # b"" at the end
+        elif isinstance(event, TextDelta):
+            print(event.text, end="")
+        elif isinstance(event, ChatDone):
+            break
+
+Errors from the peer or the service are raised by :meth:`next_event`, after
+every event that came before them: nothing parsed is lost.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+
+from ._content import ContentDecoder
+from ._credentials import Credentials
+from ._errors import (
+    AuthExpired,
+    AuthInvalid,
+    GPTalkError,
+    LocalProtocolError,
+    QuotaExhausted,
+    RemoteProtocolError,
+    SSESizeError,
+    StreamInterrupted,
+)
+from ._events import ChatDone, ChatEvent, LoggedIn, Request
+from ._sse import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_SIZE, SSEEvent, SSEParser
+from ._state import SEND_STATES, ClientInput, ClientState, StateMachine
+from ._util import NEED_DATA, PAUSED, SEND_REQUEST, Sentinel, check_header_value
+from ._wire import (
+    DEFAULT_MODEL,
+    DEFAULT_ORIGIN,
+    DEFAULT_USER_AGENT,
+    DONE_MARKER,
+    check_fingerprint,
+    format_prompt,
+    load_json_object,
+    login_request,
+    raise_for_envelope,
+    status_error,
+    stream_request,
+    text_request,
+)
+
+__all__ = ["DEFAULT_MAX_BODY_SIZE", "Chat"]
+
+#: Cap on a login or text response body (and on an error body), in bytes.
+#: These are small JSON envelopes; anything near this size is not GPTalk.
+DEFAULT_MAX_BODY_SIZE = 1024 * 1024
+
+_SEND = ClientInput.SEND
+_RESPONSE = ClientInput.RESPONSE
+_DATA = ClientInput.DATA
+_END = ClientInput.END
+_ABORT = ClientInput.ABORT
+_S = ClientState
+
+# Errors after which the login token is worth no more: the next chat logs in.
+_TOKEN_ERRORS = (QuotaExhausted, AuthExpired, AuthInvalid)
+
+
+def _header_text(value: str | bytes) -> str:
+    return value.decode("latin-1") if isinstance(value, (bytes, bytearray)) else value
+
+
+class Chat:
+    """One GPTalk chat as a sans-IO state machine (exchange level).
+
+    Args:
+        messages: a prompt string, or g4f-style ``[{"role", "content"}]``.
+        credentials: the login token shared with other chats.
+        fingerprint: 32 hex characters sent if this chat must log in.  Entropy
+            comes from the caller (``secrets.token_hex(16)``).
+        model, user_agent, origin: sent as the web client sent them.
+        extra_headers: more headers for every request.
+        base_url: used only to name URLs in error messages.
+        max_body_size: cap on a login/text/error body in bytes.
+        max_line_size, max_event_size: the SSE parser's caps.
+
+    Every user-supplied value that goes into a header is checked for CR and LF
+    here, before anything can be sent.
+    """
+
+    def __init__(
+        self,
+        messages: str | Sequence[Mapping[str, str]],
+        *,
+        credentials: Credentials,
+        fingerprint: str,
+        model: str = DEFAULT_MODEL,
+        user_agent: str = DEFAULT_USER_AGENT,
+        origin: str = DEFAULT_ORIGIN,
+        extra_headers: Iterable[tuple[str, str]] = (),
+        base_url: str = "",
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        max_line_size: int = DEFAULT_MAX_LINE_SIZE,
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+    ) -> None:
+        if not isinstance(credentials, Credentials):
+            raise LocalProtocolError("credentials must be a Credentials object")
+        self.credentials = credentials
+        self._fingerprint = check_fingerprint(fingerprint)
+        self.model = check_header_value("model", model)
+        self.user_agent = check_header_value("user_agent", user_agent)
+        self.origin = check_header_value("origin", origin)
+        headers = []
+        for name, value in extra_headers:
+            check_header_value("extra header name", name)
+            if not name or ":" in name or " " in name:
+                raise LocalProtocolError(f"invalid header name {name!r}")
+            headers.append((name.lower(), check_header_value(f"header {name!r}", value)))
+        self._extra_headers = tuple(headers)
+        self.prompt = format_prompt(messages)
+        self.base_url = base_url.rstrip("/")
+        self.max_body_size = max_body_size
+        self._sse_caps = (max_line_size, max_event_size)
+
+        self._machine = StateMachine()
+        self._events: deque[ChatEvent] = deque()
+        self._error: GPTalkError | None = None
+        self._request: Request | None = None
+        self._status = 0
+        self._content_type = ""
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._token: str | None = None
+        self._stream_token: str | None = None
+        self._parser: SSEParser | None = None
+        self._decoder = ContentDecoder()
+
+    # -- introspection ----------------------------------------------------------
+
+    @property
+    def state(self) -> ClientState:
+        """The machine's current :class:`ClientState`."""
+        return self._machine.state
+
+    @property
+    def text(self) -> str:
+        """The reply received so far (the whole reply once :class:`ChatDone` came)."""
+        return self._decoder.text
+
+    @property
+    def request(self) -> Request | None:
+        """The request in flight (or last made)."""
+        return self._request
+
+    def needs_login(self, now: float) -> bool:
+        """Whether the next request will be a login (only meaningful in ``START``).
+
+        Drivers that share credentials among concurrent chats use it to make
+        logins single-flight: check under a lock, log in once, let the others
+        reuse the token.
+        """
+        return self._machine.state is _S.START and not self.credentials.usable(now)
+
+    # -- the caller's inputs ----------------------------------------------------
+
+    def next_request(self, now: float) -> Request:
+        """The next request to make (call when :meth:`next_event` says ``SEND_REQUEST``).
+
+        ``now`` is the current unix time in seconds: it decides whether the
+        credentials are still usable and stamps the request.
+        """
+        self._machine.check(_SEND)
+        state = self._machine.state
+        if state is _S.START and not self.credentials.usable(now):
+            request = login_request(
+                self._fingerprint,
+                now=now,
+                user_agent=self.user_agent,
+                origin=self.origin,
+                extra_headers=self._extra_headers,
+            )
+        elif state is _S.TEXT_DONE:
+            assert self._stream_token is not None
+            request = stream_request(
+                self._stream_token,
+                now=now,
+                user_agent=self.user_agent,
+                origin=self.origin,
+                extra_headers=self._extra_headers,
+            )
+        else:
+            if state is _S.START:
+                self._token = self.credentials.acquire(now)
+            assert self._token is not None
+            request = text_request(
+                self._token,
+                self.prompt,
+                model=self.model,
+                now=now,
+                user_agent=self.user_agent,
+                origin=self.origin,
+                extra_headers=self._extra_headers,
+            )
+        target = {"login": _S.LOGIN_SENT, "text": _S.TEXT_SENT, "stream": _S.STREAM_SENT}
+        self._machine.move(_SEND, target[request.kind])
+        self._request = request
+        return request
+
+    def receive_response(
+        self, status: int, headers: Iterable[tuple[str | bytes, str | bytes]] = ()
+    ) -> None:
+        """The final response head of the request in flight."""
+        targets = self._machine.check(_RESPONSE)
+        if not isinstance(status, int) or not 200 <= status <= 599:
+            self._machine.fail()
+            raise LocalProtocolError(f"expected a final response status (200-599), got {status!r}")
+        content_type = ""
+        for name, value in headers:
+            if _header_text(name).lower() == "content-type":
+                content_type = _header_text(value).split(";", 1)[0].strip().lower()
+        self._status = status
+        self._content_type = content_type
+        self._body = []
+        self._body_size = 0
+        (target,) = targets
+        if target is _S.STREAMING and 200 <= status < 300 and content_type == "text/event-stream":
+            max_line, max_event = self._sse_caps
+            self._parser = SSEParser(max_line_size=max_line, max_event_size=max_event)
+        self._machine.move(_RESPONSE, target)
+
+    def receive_body(self, data: bytes) -> None:
+        """Body bytes of the response in flight; ``b""`` says the body ended."""
+        state = self._machine.state
+        if not data:
+            self._machine.check(_END)
+            if state is _S.STREAMING and self._parser is not None:
+                self._fail(
+                    StreamInterrupted(
+                        "the reply stream ended before its [DONE] marker", text=self.text
+                    )
+                )
+            elif state is _S.DRAINING:
+                self._machine.move(_END, _S.DONE)
+            else:
+                self._finish_body(state)
+            return
+        self._machine.check(_DATA)
+        if state is _S.DRAINING:
+            return  # after [DONE]; only the body's end matters now
+        if state is _S.STREAMING and self._parser is not None:
+            self._stream(data)
+            return
+        self._body_size += len(data)
+        if self._body_size > self.max_body_size:
+            self._fail(
+                RemoteProtocolError(
+                    f"expected a response body of at most {self.max_body_size} bytes, "
+                    f"got {self._body_size} or more"
+                )
+            )
+            return
+        self._body.append(bytes(data))
+
+    def abort(self, reason: str = "the connection was lost") -> None:
+        """The connection broke while a response was due (EOF, reset, bad HTTP).
+
+        Ends the chat with the error that fits where it stood: a
+        :class:`RemoteProtocolError` naming the request, or
+        :class:`StreamInterrupted` with the text so far.  After ``[DONE]`` the
+        chat is complete anyway and moves to ``DONE``.
+        """
+        self._machine.check(_ABORT)
+        state = self._machine.state
+        if state is _S.DRAINING:
+            self._machine.move(_ABORT, _S.DONE)
+            return
+        assert self._request is not None
+        kind = self._request.kind
+        if state is _S.STREAMING and self._parser is not None:
+            error: GPTalkError = StreamInterrupted(
+                f"the reply stream broke before its [DONE] marker: {reason}", text=self.text
+            )
+        elif state in (_S.LOGIN_SENT, _S.TEXT_SENT, _S.STREAM_SENT):
+            error = RemoteProtocolError(
+                f"expected a response to the {kind} request, but {reason} before one came"
+            )
+        else:
+            error = RemoteProtocolError(f"the {kind} response body was cut short: {reason}")
+        self._fail(error)
+
+    def next_event(self) -> ChatEvent | Sentinel:
+        """The next event, or ``SEND_REQUEST`` / ``NEED_DATA`` / ``PAUSED``.
+
+        Raises the peer's or the service's error once every event before it has
+        been returned.
+        """
+        if self._events:
+            return self._events.popleft()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        state = self._machine.state
+        if state in SEND_STATES:
+            return SEND_REQUEST
+        if state is _S.DONE:
+            return PAUSED
+        if state is _S.ERROR:
+            raise LocalProtocolError("the chat is in its ERROR state; start a new one")
+        return NEED_DATA
+
+    # -- internals ----------------------------------------------------------------
+
+    def _fail(self, error: GPTalkError) -> None:
+        self._machine.fail()
+        self._parser = None
+        if isinstance(error, _TOKEN_ERRORS) and self._token is not None:
+            self.credentials.invalidate(self._token)
+        self._error = error
+
+    def _url(self) -> str:
+        assert self._request is not None
+        # The path only: the stream request's query carries the stream token.
+        return self.base_url + self._request.target.split("?", 1)[0]
+
+    def _finish_body(self, state: ClientState) -> None:
+        body = b"".join(self._body)
+        self._body = []
+        assert self._request is not None
+        what = f"{self._request.kind} response"
+        try:
+            if not 200 <= self._status < 300:
+                raise status_error(self._status, self._url(), body)
+            if state is _S.STREAMING:
+                # The stream request answered with something other than an event
+                # stream: an error envelope says why; anything else is a protocol
+                # violation.
+                try:
+                    envelope: dict[str, object] | None = load_json_object(body, what)
+                except RemoteProtocolError:
+                    envelope = None
+                if envelope is not None:
+                    raise_for_envelope(envelope, what)
+                raise RemoteProtocolError(
+                    "expected a text/event-stream response to the stream request, got "
+                    + (self._content_type or "no content type")
+                )
+            data = raise_for_envelope(load_json_object(body, what), what)
+            if state is _S.LOGIN_BODY:
+                token, expires_at = data.get("token"), data.get("expires_at")
+                if not isinstance(token, str) or not token:
+                    raise RemoteProtocolError(f"expected a str 'token' in the {what}'s data")
+                if not isinstance(expires_at, (int, float)) or isinstance(expires_at, bool):
+                    raise RemoteProtocolError(
+                        f"expected a number 'expires_at' in the {what}'s data"
+                    )
+                if "\r" in token or "\n" in token or "\x00" in token:
+                    raise RemoteProtocolError(
+                        f"the {what}'s token cannot go in a header (CR/LF/NUL)"
+                    )
+                # Store and take one use in one step: the token this chat paid a
+                # login for is never used up by others before its own text request.
+                self.credentials.store(token, expires_at)
+                self._token = self.credentials.acquire_fresh()
+                self._events.append(LoggedIn(float(expires_at)))
+                self._machine.move(_END, _S.LOGGED_IN)
+            else:
+                stream_token = data.get("token")
+                if not isinstance(stream_token, str) or not stream_token:
+                    raise RemoteProtocolError(f"expected a str 'token' in the {what}'s data")
+                self._stream_token = stream_token
+                self._machine.move(_END, _S.TEXT_DONE)
+        except GPTalkError as error:
+            self._fail(error)
+
+    def _stream(self, data: bytes) -> None:
+        parser = self._parser
+        assert parser is not None
+        error: GPTalkError | None = None
+        try:
+            events: list[SSEEvent] = parser.feed(data)
+        except SSESizeError as exc:
+            events, error = exc.events, exc
+        except RemoteProtocolError as exc:
+            events, error = [], exc
+        queue = self._events
+        decode = self._decoder.decode
+        for event in events:
+            if event.event != "message":
+                continue  # typed events are not reply content
+            if event.data == DONE_MARKER:
+                queue.append(ChatDone(self.text))
+                self._parser = None
+                self._machine.move(_DATA, _S.DRAINING)
+                return
+            try:
+                change = decode(event.data)
+            except RemoteProtocolError as exc:
+                self._fail(exc)
+                return
+            if change is not None:
+                queue.append(change)
+        if error is not None:
+            self._fail(error)

@@ -1,0 +1,196 @@
+"""One chat at the bytes level: the :class:`Chat` machine over HTTP/1.1 (h11).
+
+Bytes in, events out; the caller owns the socket::
+
+    conn = ClientConnection(Chat(prompt, credentials=creds, fingerprint=fp), host="example")
+    sock = socket.create_connection(address)
+    while True:
+        event = conn.next_event()
+        if event is NEED_DATA:
+            conn.receive_data(sock.recv(65536))        # b"" means EOF
+        elif event is SEND_REQUEST:
+            sock.sendall(conn.send(now=time.time()))
+        elif isinstance(event, ReconnectNeeded):
+            sock.close(); sock = socket.create_connection(address)
+        elif isinstance(event, TextDelta):
+            print(event.text, end="")
+        elif isinstance(event, ChatDone):
+            break
+
+Login, text and stream go over one connection while the server keeps it
+alive; when it will not, :class:`ReconnectNeeded` comes before the next
+``SEND_REQUEST``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import h11
+
+from ._chat import Chat
+from ._errors import LocalProtocolError, RemoteProtocolError
+from ._events import ChatEvent, ReconnectNeeded
+from ._state import SEND_STATES, ClientState
+from ._util import NEED_DATA, SEND_REQUEST, Sentinel, check_header_value
+
+__all__ = ["DEFAULT_MAX_HEAD_SIZE", "ClientConnection"]
+
+#: Cap on a response head (status line and headers), in bytes; h11 buffers at
+#: most this much while it waits for the head to end.
+DEFAULT_MAX_HEAD_SIZE = 64 * 1024
+
+
+class ClientConnection:
+    """Drives a :class:`Chat` over HTTP/1.1 bytes.
+
+    Args:
+        chat: the exchange-level machine this connection drives.
+        host: the ``Host`` header (``name`` or ``name:port``).
+        target_prefix: prepended to every request target; ``"http://host:port"``
+            gives the absolute-form an HTTP proxy wants for plain-HTTP targets.
+        proxy_headers: extra headers for an HTTP proxy (``Proxy-Authorization``).
+        max_head_size: cap on a response head in bytes.
+    """
+
+    def __init__(
+        self,
+        chat: Chat,
+        *,
+        host: str,
+        target_prefix: str = "",
+        proxy_headers: Iterable[tuple[str, str]] = (),
+        max_head_size: int = DEFAULT_MAX_HEAD_SIZE,
+    ) -> None:
+        self.chat = chat
+        self.host = check_header_value("host", host)
+        self._prefix = check_header_value("target prefix", target_prefix)
+        self._proxy_headers = tuple(
+            (check_header_value("proxy header name", n), check_header_value("proxy header", v))
+            for n, v in proxy_headers
+        )
+        self._max_head_size = max_head_size
+        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_head_size)
+        # Why the server will not reuse this connection, once it has said so.
+        self._reconnect: str | None = None
+        self._closed = False
+        #: How many requests went out on the current connection.
+        self.requests_on_connection = 0
+
+    @property
+    def state(self) -> ClientState:
+        """The chat's state."""
+        return self.chat.state
+
+    @property
+    def reusable(self) -> bool:
+        """Whether the connection may carry another request (keep-alive).
+
+        True between exchanges when the server did not ask to close and no
+        unread bytes are left over.
+        """
+        return (
+            self._reconnect is None
+            and not self._closed
+            and self._h11.our_state is h11.IDLE
+            and self._h11.their_state is h11.IDLE
+            and not self._h11.trailing_data[0]
+        )
+
+    def send(self, now: float) -> bytes:
+        """The bytes of the next request (when :meth:`next_event` said ``SEND_REQUEST``)."""
+        if self._reconnect is not None:
+            raise LocalProtocolError(
+                "the server closed this connection: take ReconnectNeeded first"
+            )
+        request = self.chat.next_request(now)
+        headers: list[tuple[str, str]] = [("host", self.host), *request.headers]
+        headers.extend(self._proxy_headers)
+        if request.method != "GET" or request.body:
+            headers.append(("content-length", str(len(request.body))))
+        try:
+            out = self._h11.send(
+                h11.Request(
+                    method=request.method, target=self._prefix + request.target, headers=headers
+                )
+            )
+            if request.body:
+                out += self._h11.send(h11.Data(data=request.body))
+            out += self._h11.send(h11.EndOfMessage())
+        except h11.LocalProtocolError as exc:
+            raise LocalProtocolError(f"cannot frame the {request.kind} request: {exc}") from None
+        assert out is not None
+        self.requests_on_connection += 1
+        return out
+
+    def receive_data(self, data: bytes) -> None:
+        """Bytes from the server; ``b""`` means it closed the connection."""
+        if self._closed:
+            if data:
+                raise LocalProtocolError("receive_data() after EOF")
+            return
+        if not data:
+            self._closed = True
+        self._h11.receive_data(data)
+
+    def new_connection(self) -> None:
+        """The driver moved to a fresh connection between exchanges.
+
+        For drivers that notice a dead kept-alive connection before sending on
+        it.  Only allowed while the chat waits to send its next request.
+        """
+        if self.chat.state in SEND_STATES:
+            self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=self._max_head_size)
+            self._reconnect = None
+            self._closed = False
+            self.requests_on_connection = 0
+            return
+        raise LocalProtocolError("a new connection can only start between exchanges")
+
+    def next_event(self) -> ChatEvent | Sentinel:
+        """The next event, or ``NEED_DATA`` / ``SEND_REQUEST`` / ``PAUSED``."""
+        chat = self.chat
+        conn = self._h11
+        while True:
+            event = chat.next_event()
+            if event is not NEED_DATA:
+                if event is SEND_REQUEST and self._reconnect is not None:
+                    reason, self._reconnect = self._reconnect, None
+                    self._h11 = h11.Connection(
+                        h11.CLIENT, max_incomplete_event_size=self._max_head_size
+                    )
+                    self._closed = False
+                    self.requests_on_connection = 0
+                    return ReconnectNeeded(reason)
+                return event
+            try:
+                h = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                if self._closed:
+                    chat.abort("the server closed the connection")
+                else:
+                    chat.abort(f"the server's HTTP was invalid ({exc})")
+                continue
+            if h is h11.NEED_DATA:
+                return NEED_DATA
+            h_type = type(h)
+            if h_type is h11.Data:
+                chat.receive_body(h.data)  # type: ignore[union-attr]
+            elif h_type is h11.Response:
+                chat.receive_response(h.status_code, h.headers)  # type: ignore[union-attr]
+            elif h_type is h11.EndOfMessage:
+                chat.receive_body(b"")
+                self._cycle()
+            elif h_type is h11.ConnectionClosed:
+                chat.abort("the server closed the connection")
+            elif h is h11.PAUSED:  # pragma: no cover - we never pipeline
+                raise RemoteProtocolError("HTTP connection paused unexpectedly")
+            # InformationalResponse (1xx): not final, nothing to do.
+
+    def _cycle(self) -> None:
+        # A response ended: reuse the connection if both sides allow.
+        conn = self._h11
+        if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+            conn.start_next_cycle()
+        else:
+            self._reconnect = "the server closed the connection after its response"

@@ -1,0 +1,177 @@
+"""The exception tree.
+
+Everything this toolkit raises on purpose derives from :class:`GPTalkError`::
+
+    GPTalkError
+    ├── ProtocolError
+    │   ├── LocalProtocolError        the caller misused the API
+    │   └── RemoteProtocolError       the peer broke the protocol
+    │       ├── SSESizeError          an SSE line or event over its cap
+    │       │   ├── SSELineTooLong
+    │       │   └── SSEEventTooLarge
+    │       └── StreamInterrupted     the reply stream ended before [DONE]
+    ├── ServiceError(code, msg)       the service refused (error envelope)
+    │   ├── QuotaExhausted
+    │   ├── AuthExpired
+    │   ├── AuthInvalid
+    │   └── HTTPStatusError(status)   a 4xx/5xx answer
+    └── ContentRewritten              the service rewrote text already yielded
+
+The transports add ``TransportError`` (connect, proxy, TLS, timeouts) as a
+sibling tree under :class:`GPTalkError`.
+
+Messages never carry a bearer token, stream token or fingerprint: they name
+what was expected and what came, quoting only reply text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._sse import SSEEvent
+
+__all__ = [
+    "AuthExpired",
+    "AuthInvalid",
+    "ContentRewritten",
+    "GPTalkError",
+    "HTTPStatusError",
+    "LocalProtocolError",
+    "ProtocolError",
+    "QuotaExhausted",
+    "RemoteProtocolError",
+    "SSEEventTooLarge",
+    "SSELineTooLong",
+    "SSESizeError",
+    "ServiceError",
+    "StreamInterrupted",
+    "excerpt",
+]
+
+#: How much of a peer's bytes an error message may quote.
+EXCERPT_LIMIT = 120
+
+
+def excerpt(text: str | bytes, limit: int = EXCERPT_LIMIT) -> str:
+    """A bounded, printable quotation of peer data for an error message."""
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        text = bytes(text).decode("utf-8", "replace")
+    if len(text) <= limit:
+        return repr(text)
+    return repr(text[:limit]) + f"... ({len(text)} characters)"
+
+
+class GPTalkError(Exception):
+    """Base class of every error this toolkit raises on purpose."""
+
+
+class ProtocolError(GPTalkError):
+    """Someone broke the rules: see the two subclasses for who."""
+
+
+class LocalProtocolError(ProtocolError):
+    """The caller misused the API: a call out of order, or a value that
+    cannot go on the wire (a CR or LF in a header or an SSE field, ...).
+
+    Nothing was sent when this is raised by a ``send``.  A machine that raised
+    it from a state transition is in its ``ERROR`` state for good.
+    """
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something the protocol does not allow.
+
+    The message names what was expected and quotes a bounded excerpt of what
+    came.
+    """
+
+
+class SSESizeError(RemoteProtocolError):
+    """An SSE line or event went over the parser's cap.
+
+    ``events`` holds the events that the failing ``feed()`` call had already
+    completed before it hit the cap, so nothing parsed is lost.
+    """
+
+    def __init__(self, message: str, *, limit: int, events: Sequence[SSEEvent] = ()) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.events: list[SSEEvent] = list(events)
+
+
+class SSELineTooLong(SSESizeError):
+    """A line (in bytes, without its line end) is longer than ``max_line_size``."""
+
+
+class SSEEventTooLarge(SSESizeError):
+    """An event's data buffer grew past ``max_event_size`` characters."""
+
+
+class StreamInterrupted(RemoteProtocolError):
+    """The reply stream ended (or broke) before its ``[DONE]`` marker.
+
+    ``text`` is the whole reply received so far, so a caller can keep it.
+    """
+
+    def __init__(self, message: str, *, text: str = "") -> None:
+        super().__init__(message)
+        self.text = text
+
+
+class ServiceError(GPTalkError):
+    """The service answered, and the answer was a refusal.
+
+    GPTalk answered most errors with HTTP 200 and an envelope whose ``data`` is
+    missing or null; ``code`` and ``msg`` are that envelope's fields.
+    """
+
+    def __init__(self, code: int | None, msg: str) -> None:
+        super().__init__(f"service error {code}: {msg}" if code is not None else msg)
+        self.code = code
+        self.msg = msg
+
+
+class QuotaExhausted(ServiceError):
+    """The login token has no uses left (or the service's quota ran out).
+
+    The cure is a new login.
+    """
+
+
+class AuthExpired(ServiceError):
+    """The login token is past its expiry.  The cure is a new login."""
+
+
+class AuthInvalid(ServiceError):
+    """The service does not know the token (or rejected a fresh one)."""
+
+
+class HTTPStatusError(ServiceError):
+    """The service answered with a 4xx or 5xx status."""
+
+    def __init__(self, status: int, url: str, msg: str = "") -> None:
+        text = f"HTTP {status} from {url}" + (f": {msg}" if msg else "")
+        GPTalkError.__init__(self, text)
+        self.code = status
+        self.msg = msg
+        self.status = status
+        self.url = url
+
+
+class ContentRewritten(GPTalkError):
+    """The service's new cumulative text does not extend the text already
+    delivered as deltas (it rewrote earlier text).
+
+    Raised by delta iterators whose policy is to refuse rewrites; ``text`` is
+    the new whole text and ``previous`` the text it replaced.
+    """
+
+    def __init__(self, text: str, previous: str) -> None:
+        super().__init__(
+            f"the service rewrote earlier text: {len(previous)} characters delivered, "
+            f"the new text ({len(text)} characters) does not extend them"
+        )
+        self.text = text
+        self.previous = previous

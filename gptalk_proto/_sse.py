@@ -1,0 +1,382 @@
+"""Server-sent events: the parser.
+
+This follows the WHATWG HTML standard, section "Server-sent events",
+subsections "Parsing an event stream" and "Interpreting an event stream".
+Quotations from the standard are marked with ``spec:``.
+
+How it is laid out, and why:
+
+* Bytes are split into lines *before* decoding.  UTF-8 never uses the bytes
+  0x0A or 0x0D inside a multi-byte sequence, so cutting at CR and LF first and
+  decoding whole lines gives exactly what decoding the whole stream and then
+  cutting would give, replacement characters included.  Keeping the unfinished
+  line as bytes lets the line cap count bytes, and lets a character split
+  across chunks wait for its other half without an incremental decoder.
+* All complete lines of a chunk are decoded with one ``bytes.decode`` call and
+  split with one ``str.split``: the per-line work left in Python is the field
+  dispatch alone.
+* An unfinished line is kept as a list of chunks and joined once, when its
+  line end arrives, so a multi-megabyte line fed in small chunks costs linear
+  time (no rescans of what was already searched).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import NamedTuple, NoReturn
+
+from ._errors import (
+    LocalProtocolError,
+    RemoteProtocolError,
+    SSEEventTooLarge,
+    SSELineTooLong,
+)
+
+__all__ = [
+    "DEFAULT_MAX_EVENT_SIZE",
+    "DEFAULT_MAX_LINE_SIZE",
+    "SSEEvent",
+    "SSEParser",
+]
+
+#: Default cap on one line, in bytes, without its line end.  GPTalk resends the
+#: whole reply so far in every event, JSON-escaped (up to 6 bytes per
+#: character with ``\\uXXXX`` escapes), so a reply of several MB makes lines of
+#: tens of MB; 32 MiB leaves room for that and still bounds memory.
+DEFAULT_MAX_LINE_SIZE = 32 * 1024 * 1024
+
+#: Default cap on one event's data buffer, in characters (the ``data`` lines
+#: joined by LF).  The same reasoning as the line cap.
+DEFAULT_MAX_EVENT_SIZE = 32 * 1024 * 1024
+
+# spec: "The UTF-8 decode algorithm strips one leading UTF-8 Byte Order Mark
+# (BOM), if any."  Only at the very start of the stream.
+_BOM = b"\xef\xbb\xbf"
+
+# int() refuses digit strings longer than this (CVE-2020-10735 guard).  A
+# reconnection time with more digits than that is not a time anyone can wait;
+# such a field is ignored rather than crash the parser.
+_MAX_RETRY_DIGITS = getattr(sys, "get_int_max_str_digits", lambda: 4300)() or 4300
+
+
+class _SSEEventFields(NamedTuple):
+    event: str
+    data: str
+    id: str
+    retry: int | None
+
+
+class SSEEvent(_SSEEventFields):
+    """One dispatched server-sent event.  Immutable.
+
+    * ``event``: the event type; ``"message"`` when the block gave none (or an
+      empty one).
+    * ``data``: the ``data`` lines joined by LF (the trailing LF removed).
+    * ``id``: the last event ID string at dispatch.  It persists across events
+      until an ``id`` field changes it, as the standard says.
+    * ``retry``: the reconnection time (ms) set by a valid ``retry`` field since
+      the previous dispatched event, else ``None``.  The parser's own
+      ``retry`` attribute holds the stream-wide current value.
+
+    It is a ``NamedTuple`` because one is built per event on the hot path:
+    the parser builds them with ``tuple.__new__`` (about 9 times cheaper than
+    a frozen dataclass), while this constructor validates what a caller gives.
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        event: str = "message",
+        data: str = "",
+        id: str = "",
+        retry: int | None = None,
+    ) -> SSEEvent:
+        for name, value in (("event", event), ("data", data), ("id", id)):
+            if not isinstance(value, str):
+                raise TypeError(f"SSEEvent.{name} must be a str, not {type(value).__name__}")
+        if "\r" in event or "\n" in event:
+            raise LocalProtocolError("SSEEvent.event must not contain CR or LF")
+        if "\r" in id or "\n" in id or "\x00" in id:
+            raise LocalProtocolError("SSEEvent.id must not contain CR, LF or NUL")
+        if retry is not None and (
+            not isinstance(retry, int) or isinstance(retry, bool) or retry < 0
+        ):
+            raise LocalProtocolError(f"SSEEvent.retry must be a non-negative int, not {retry!r}")
+        return tuple.__new__(cls, (event, data, id, retry))
+
+
+# The hot path builds events without re-validating what the parser itself
+# produced: tuple.__new__(SSEEvent, (event, data, id, retry)).
+_new_event = tuple.__new__
+
+
+class SSEParser:
+    """An incremental, spec-exact ``text/event-stream`` parser.  Bytes in, events out.
+
+    >>> p = SSEParser()
+    >>> p.feed(b"data: hel")
+    []
+    >>> p.feed(b"lo\\r\\n\\r\\n")
+    [SSEEvent(event='message', data='hello', id='', retry=None)]
+
+    ``feed(data)`` returns the events that chunk completed; ``close()`` ends
+    the stream (spec: "If the file ends in the middle of an event, before the
+    final empty line, the incomplete event is not dispatched").
+
+    Attributes:
+        last_event_id: the last event ID string (set at each dispatch).
+        retry: the reconnection time in ms set by the last valid ``retry``
+            field, or ``None``.
+
+    Caps: ``max_line_size`` (bytes in one line, line end excluded) and
+    ``max_event_size`` (characters in one event's data buffer).  Going over
+    either raises a :class:`~gptalk_proto.SSESizeError` subclass; memory stays
+    within the cap plus one chunk.  After any error the parser is unusable.
+    """
+
+    __slots__ = (
+        "_closed",
+        "_data",
+        "_error",
+        "_event_retry",
+        "_event_type",
+        "_id_buffer",
+        "_pending",
+        "_pending_len",
+        "_skip_lf",
+        "_start",
+        "last_event_id",
+        "max_event_size",
+        "max_line_size",
+        "retry",
+    )
+
+    def __init__(
+        self,
+        *,
+        max_line_size: int = DEFAULT_MAX_LINE_SIZE,
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        last_event_id: str = "",
+    ) -> None:
+        if max_line_size < 1 or max_event_size < 1:
+            raise LocalProtocolError("SSE caps must be positive")
+        if "\x00" in last_event_id or "\r" in last_event_id or "\n" in last_event_id:
+            raise LocalProtocolError("last_event_id must not contain CR, LF or NUL")
+        self.max_line_size = max_line_size
+        self.max_event_size = max_event_size
+        self.last_event_id = last_event_id
+        self.retry: int | None = None
+        # spec: "a data buffer, an event type buffer, and a last event ID buffer
+        # ... must be initialized to the empty string."  The data buffer is kept
+        # as its lines; "value + LF" per line with the last LF removed is
+        # exactly "\n".join(lines), and a non-empty list is a non-empty buffer.
+        self._data: list[str] = []
+        self._event_type = ""
+        self._id_buffer = last_event_id
+        self._event_retry: int | None = None
+        # The unfinished last line, as raw byte chunks, and its length.
+        self._pending: list[bytes] = []
+        self._pending_len = 0
+        # The previous chunk ended in CR: an LF starting this one is the second
+        # half of a CRLF, not a line end of its own.
+        self._skip_lf = False
+        # Bytes held at the very start while they could still be a split BOM.
+        self._start: bytes | None = b""
+        self._closed = False
+        self._error: RemoteProtocolError | None = None
+
+    # -- public API -----------------------------------------------------------
+
+    def feed(self, data: bytes) -> list[SSEEvent]:
+        """Parse one chunk; return the events it completed (maybe none)."""
+        if self._closed:
+            raise LocalProtocolError("feed() called after close()")
+        if self._error is not None:
+            raise RemoteProtocolError(
+                f"the stream is unusable after an earlier error: {self._error}"
+            )
+        if not data:
+            return []
+        data = bytes(data)
+        if self._start is not None:
+            data = self._start + data
+            if len(data) < 3 and _BOM.startswith(data):
+                self._start = data  # could still become a BOM: wait for more
+                return []
+            self._start = None
+            if data.startswith(_BOM):
+                data = data[3:]
+        if self._skip_lf and data:
+            self._skip_lf = False
+            if data[0] == 0x0A:
+                data = data[1:]
+        # spec: lines end with "a U+000D CARRIAGE RETURN U+000A LINE FEED (CRLF)
+        # character pair, a single U+000A LINE FEED (LF) character not preceded
+        # by a U+000D CARRIAGE RETURN (CR) character, and a single U+000D
+        # CARRIAGE RETURN (CR) character not followed by a U+000A LINE FEED (LF)
+        # character".  Normalise all three to LF; a CR that ends the chunk ends
+        # its line now, and an LF opening the next chunk is then swallowed.
+        if b"\r" in data:
+            if data[-1] == 0x0D:
+                self._skip_lf = True
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        end = data.rfind(b"\n")
+        if end < 0:
+            if data:
+                self._pending.append(data)
+                self._pending_len += len(data)
+                if self._pending_len > self.max_line_size:
+                    self._fail_line(self._pending_len, [])
+            return []
+        if self._pending:
+            self._pending.append(data[:end])
+            head = b"".join(self._pending)
+        else:
+            head = data[:end]
+        rest = data[end + 1 :]
+        self._pending = [rest] if rest else []
+        self._pending_len = len(rest)
+
+        if len(head) > self.max_line_size:
+            events = self._feed_checked(head)
+        else:
+            events = self._process(head.decode("utf-8", "replace").split("\n"))
+        if self._data and len(self._data) + sum(map(len, self._data)) - 1 > self.max_event_size:
+            self._fail_event(events)
+        if self._pending_len > self.max_line_size:
+            self._fail_line(self._pending_len, events)
+        return events
+
+    def close(self) -> list[SSEEvent]:
+        """End the stream.  Pending data is discarded; nothing is dispatched.
+
+        Returns an empty list (for symmetry with :meth:`feed`).  Feeding after
+        this raises :class:`~gptalk_proto.LocalProtocolError`.
+        """
+        self._closed = True
+        self._pending = []
+        self._pending_len = 0
+        self._data = []
+        self._start = None
+        return []
+
+    # -- internals --------------------------------------------------------------
+
+    def _feed_checked(self, head: bytes) -> list[SSEEvent]:
+        # Slow path, only when this chunk's complete lines together exceed the
+        # line cap: find the first line over the cap, keep the events before it.
+        lines = head.split(b"\n")
+        for index, line in enumerate(lines):
+            if len(line) > self.max_line_size:
+                before = b"\n".join(lines[:index]).decode("utf-8", "replace")
+                self._fail_line(len(line), self._process(before.split("\n")) if index else [])
+        return self._process(head.decode("utf-8", "replace").split("\n"))
+
+    def _process(self, lines: list[str]) -> list[SSEEvent]:
+        """Interpret complete lines (spec: "Interpreting an event stream")."""
+        events: list[SSEEvent] = []
+        data = self._data
+        for line in lines:
+            if line:
+                # Fast path for the field that nearly every line is.
+                if line[:6] == "data: ":
+                    data.append(line[6:])
+                else:
+                    self._field(line, data)
+                continue
+            # spec: "If the line is empty (a blank line): Dispatch the event".
+            # spec: "1. Set the last event ID string of the event source to the
+            # value of the last event ID buffer."
+            self.last_event_id = self._id_buffer
+            if not data:
+                # spec: "2. If the data buffer is an empty string, set the data
+                # buffer and the event type buffer to the empty string and return."
+                self._event_type = ""
+                continue
+            # spec: "3. If the data buffer's last character is a U+000A LINE FEED
+            # (LF) character, then remove the last character" -- the join does.
+            text = data[0] if len(data) == 1 else "\n".join(data)
+            if len(text) > self.max_event_size:
+                self._fail_event(events, len(text))
+            # spec: "Initialize event's type attribute to "message" ... If the
+            # event type buffer has a value other than the empty string, change
+            # the type of the newly created event to equal the value of the event
+            # type buffer."
+            events.append(
+                _new_event(
+                    SSEEvent,
+                    (self._event_type or "message", text, self.last_event_id, self._event_retry),
+                )
+            )
+            # spec: "7. Set the data buffer and the event type buffer to the empty string."
+            data.clear()
+            self._event_type = ""
+            self._event_retry = None
+        return events
+
+    def _field(self, line: str, data: list[str]) -> None:
+        # spec: "If the line starts with a U+003A COLON character (:) Ignore the line."
+        if line[0] == ":":
+            return
+        colon = line.find(":")
+        if colon < 0:
+            # spec: "Otherwise, the string is not empty but does not contain a
+            # U+003A COLON character (:) -- Process the field using ... the whole
+            # line as the field name, and the empty string as the field value."
+            field, value = line, ""
+        else:
+            # spec: "Collect the characters on the line before the first U+003A
+            # COLON character (:), and let field be that string. ... after ... let
+            # value be that string. If value starts with a U+0020 SPACE character,
+            # remove it from value."
+            field = line[:colon]
+            value = line[colon + 1 :]
+            if value[:1] == " ":
+                value = value[1:]
+        if field == "data":
+            # spec: "Append the field value to the data buffer, then append a
+            # single U+000A LINE FEED (LF) character to the data buffer."
+            data.append(value)
+        elif field == "event":
+            # spec: "Set the event type buffer to the field value."
+            self._event_type = value
+        elif field == "id":
+            # spec: "If the field value does not contain U+0000 NULL, then set the
+            # last event ID buffer to the field value. Otherwise, ignore the field."
+            if "\x00" not in value:
+                self._id_buffer = value
+        elif field == "retry":
+            # spec: "If the field value consists of only ASCII digits, then
+            # interpret the field value as an integer in base ten, and set the
+            # event stream's reconnection time to that integer. Otherwise, ignore
+            # the field."  An empty value has no digits to interpret: ignored.
+            significant = value.lstrip("0") or "0"
+            if (
+                value
+                and value.isascii()
+                and value.isdigit()
+                and len(significant) <= _MAX_RETRY_DIGITS
+            ):
+                self.retry = self._event_retry = int(significant)
+        # spec: "Otherwise: The field is ignored."
+
+    def _fail_line(self, size: int, events: list[SSEEvent]) -> NoReturn:
+        self._error = SSELineTooLong(
+            f"SSE line of {size} bytes or more exceeds max_line_size={self.max_line_size}",
+            limit=self.max_line_size,
+            events=events,
+        )
+        self._pending = []
+        raise self._error
+
+    def _fail_event(self, events: list[SSEEvent], size: int | None = None) -> NoReturn:
+        if size is None:
+            size = len(self._data) + sum(map(len, self._data)) - 1
+        self._error = SSEEventTooLarge(
+            f"SSE event data of {size} characters exceeds max_event_size={self.max_event_size}",
+            limit=self.max_event_size,
+            events=events,
+        )
+        self._data = []
+        raise self._error

@@ -1,0 +1,117 @@
+"""The client's states and its transition table.
+
+One chat is three HTTP exchanges (login when the credentials need it, text,
+stream).  The table below is the whole of what the machine may do: a
+``(state, input)`` pair not in it is caller misuse, and moves the machine to
+``ERROR`` for good.  Where one input may lead to several states, the table
+lists them all and the machine picks by what it saw (credentials usable or
+not, ``[DONE]`` seen or not); the choke point checks the pick is listed.
+
+Any input that carries the peer's bytes may instead end in a
+``RemoteProtocolError`` or a service error; :meth:`StateMachine.fail` then
+moves the machine to ``ERROR``, also for good.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from ._errors import LocalProtocolError
+
+__all__ = ["CLIENT_TRANSITIONS", "SEND_STATES", "ClientInput", "ClientState", "StateMachine"]
+
+
+class ClientState(Enum):
+    """Where one chat stands."""
+
+    START = "start"  #: nothing sent; the first request is login or text
+    LOGIN_SENT = "login-sent"  #: login request out, waiting for its response head
+    LOGIN_BODY = "login-body"  #: reading the login response body
+    LOGGED_IN = "logged-in"  #: a fresh token is ours; the text request is next
+    TEXT_SENT = "text-sent"
+    TEXT_BODY = "text-body"
+    TEXT_DONE = "text-done"  #: a stream token is ours; the stream request is next
+    STREAM_SENT = "stream-sent"
+    STREAMING = "streaming"  #: reading SSE events
+    DRAINING = "draining"  #: [DONE] seen; reading the body's end
+    DONE = "done"
+    ERROR = "error"
+
+
+class ClientInput(Enum):
+    """What can happen to a chat: the caller's five calls."""
+
+    SEND = "send"  #: next_request() / send()
+    RESPONSE = "response"  #: a final response head arrived
+    DATA = "data"  #: response body bytes arrived
+    END = "end"  #: the response body ended
+    ABORT = "abort"  #: the connection broke while a response was due
+
+
+S = ClientState
+I = ClientInput  # noqa: E741
+
+CLIENT_TRANSITIONS: dict[tuple[ClientState, ClientInput], frozenset[ClientState]] = {
+    (S.START, I.SEND): frozenset({S.LOGIN_SENT, S.TEXT_SENT}),
+    (S.LOGIN_SENT, I.RESPONSE): frozenset({S.LOGIN_BODY}),
+    (S.LOGIN_BODY, I.DATA): frozenset({S.LOGIN_BODY}),
+    (S.LOGIN_BODY, I.END): frozenset({S.LOGGED_IN}),
+    (S.LOGGED_IN, I.SEND): frozenset({S.TEXT_SENT}),
+    (S.TEXT_SENT, I.RESPONSE): frozenset({S.TEXT_BODY}),
+    (S.TEXT_BODY, I.DATA): frozenset({S.TEXT_BODY}),
+    (S.TEXT_BODY, I.END): frozenset({S.TEXT_DONE}),
+    (S.TEXT_DONE, I.SEND): frozenset({S.STREAM_SENT}),
+    (S.STREAM_SENT, I.RESPONSE): frozenset({S.STREAMING}),
+    (S.STREAMING, I.DATA): frozenset({S.STREAMING, S.DRAINING}),
+    # The body ending before [DONE] is legal input that always fails: the
+    # machine raises StreamInterrupted and lands in ERROR.
+    (S.STREAMING, I.END): frozenset({S.ERROR}),
+    (S.DRAINING, I.DATA): frozenset({S.DRAINING}),
+    (S.DRAINING, I.END): frozenset({S.DONE}),
+    # The connection broke while a response was due: a typed error, except
+    # after [DONE], when the reply is complete whatever the body's end did.
+    (S.LOGIN_SENT, I.ABORT): frozenset({S.ERROR}),
+    (S.LOGIN_BODY, I.ABORT): frozenset({S.ERROR}),
+    (S.TEXT_SENT, I.ABORT): frozenset({S.ERROR}),
+    (S.TEXT_BODY, I.ABORT): frozenset({S.ERROR}),
+    (S.STREAM_SENT, I.ABORT): frozenset({S.ERROR}),
+    (S.STREAMING, I.ABORT): frozenset({S.ERROR}),
+    (S.DRAINING, I.ABORT): frozenset({S.DONE}),
+}
+"""Every legal ``(state, input)`` pair and the states it may lead to."""
+
+#: States in which the chat's next step is a request of its own.
+SEND_STATES = frozenset(state for (state, event) in CLIENT_TRANSITIONS if event is I.SEND)
+
+del S, I
+
+
+class StateMachine:
+    """The one choke point through which a client's state changes."""
+
+    __slots__ = ("state",)
+
+    def __init__(self) -> None:
+        self.state = ClientState.START
+
+    def check(self, event: ClientInput) -> frozenset[ClientState]:
+        """Return where ``event`` may lead from here, or fail for good."""
+        targets = CLIENT_TRANSITIONS.get((self.state, event))
+        if targets is None:
+            state, self.state = self.state, ClientState.ERROR
+            raise LocalProtocolError(
+                f"cannot take {event.value!r} in state {state.value!r}"
+                + (" (the chat already failed)" if state is ClientState.ERROR else "")
+            )
+        return targets
+
+    def move(self, event: ClientInput, target: ClientState) -> None:
+        """Take ``event`` to ``target``; a target not in the table is a bug."""
+        if target not in self.check(event):
+            self.state = ClientState.ERROR
+            raise LocalProtocolError(f"no transition {event.value!r} to {target.value!r}")
+        self.state = target
+
+    def fail(self) -> None:
+        """Move to ``ERROR`` (the peer broke the protocol, or the service refused)."""
+        self.state = ClientState.ERROR

@@ -1,0 +1,269 @@
+"""What goes on the wire: paths, headers, request bodies and response envelopes.
+
+Both roles use this module, so the client and the reference server can never
+disagree about a field name.  Everything here is pure: times come in as
+arguments.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from enum import IntEnum
+from typing import Any
+from urllib.parse import quote
+
+from ._errors import (
+    AuthExpired,
+    AuthInvalid,
+    HTTPStatusError,
+    LocalProtocolError,
+    QuotaExhausted,
+    RemoteProtocolError,
+    ServiceError,
+)
+from ._events import Request
+from ._util import check_header_value
+
+__all__ = [
+    "APP_ID",
+    "DEFAULT_MODEL",
+    "DEFAULT_ORIGIN",
+    "DEFAULT_USER_AGENT",
+    "DONE_MARKER",
+    "LOGIN_PATH",
+    "STREAM_PATH",
+    "TEXT_PATH",
+    "ErrorCode",
+    "check_fingerprint",
+    "format_prompt",
+    "login_request",
+    "raise_for_envelope",
+    "stream_request",
+    "text_request",
+]
+
+LOGIN_PATH = "/api/chatgpt/user/login"
+TEXT_PATH = "/api/chatgpt/chatapi/text"
+STREAM_PATH = "/api/chatgpt/chatapi/stream"
+
+#: The end-of-stream marker: ``data: [DONE]``.
+DONE_MARKER = "[DONE]"
+
+DEFAULT_ORIGIN = "https://gptalk.net"
+DEFAULT_MODEL = "gpt-3.5-turbo"
+DEFAULT_USER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/115.0.0.0 Safari/537.36"
+)
+#: The ``x-auth-appid`` header the web client sent.
+APP_ID = "2229"
+
+_FINGERPRINT = re.compile(r"[0-9a-f]{32}")
+
+
+class ErrorCode(IntEnum):
+    """Envelope ``code`` values the reference server uses.
+
+    The live service's codes were never documented; the client classifies an
+    envelope by these codes first and by its ``msg`` second (see
+    :func:`raise_for_envelope`), so it also copes with servers that use other
+    numbers.
+    """
+
+    OK = 0
+    BAD_REQUEST = 40000
+    AUTH_INVALID = 40101
+    AUTH_EXPIRED = 40102
+    QUOTA_EXHAUSTED = 42901
+    INTERNAL = 50000
+
+
+def check_fingerprint(fingerprint: str) -> str:
+    """A login fingerprint is 32 lowercase hex characters."""
+    if not isinstance(fingerprint, str) or not _FINGERPRINT.fullmatch(fingerprint):
+        raise LocalProtocolError("a fingerprint must be 32 lowercase hex characters")
+    return fingerprint
+
+
+def format_prompt(messages: str | Sequence[Mapping[str, str]]) -> str:
+    """Turn chat messages into the one prompt string GPTalk takes.
+
+    As the original client did: one message is sent as its content; several
+    become one ``Role: content`` line each, then a final ``Assistant:`` line.
+    A plain string is taken as the prompt itself.
+    """
+    if isinstance(messages, str):
+        return messages
+    if not messages:
+        raise LocalProtocolError("a chat needs at least one message")
+    for message in messages:
+        if not isinstance(message, Mapping) or not isinstance(message.get("content"), str):
+            raise LocalProtocolError("each message must be a mapping with a str 'content'")
+    if len(messages) == 1:
+        return messages[0]["content"]
+    lines = [f"{str(m.get('role', 'user')).capitalize()}: {m['content']}" for m in messages]
+    return "\n".join(lines) + "\nAssistant:"
+
+
+def _base_headers(
+    now: float, user_agent: str, origin: str, extra: Iterable[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    # The headers the original web client sent on every request.
+    headers = [
+        ("accept", "*/*"),
+        ("content-type", "application/json"),
+        ("origin", origin),
+        ("user-agent", user_agent),
+        ("x-auth-appid", APP_ID),
+        ("x-auth-openid", ""),
+        ("x-auth-platform", ""),
+        ("x-auth-timestamp", str(int(now))),
+    ]
+    headers.extend(extra)
+    return headers
+
+
+def _json(obj: Mapping[str, Any]) -> bytes:
+    # json.dumps' defaults, as aiohttp's json= sent them; ASCII-only output
+    # also keeps every byte of the body printable.
+    return json.dumps(obj).encode("ascii")
+
+
+def login_request(
+    fingerprint: str,
+    *,
+    now: float,
+    user_agent: str = DEFAULT_USER_AGENT,
+    origin: str = DEFAULT_ORIGIN,
+    extra_headers: Iterable[tuple[str, str]] = (),
+) -> Request:
+    """``POST /api/chatgpt/user/login`` with the fingerprint."""
+    body = _json({"fingerprint": check_fingerprint(fingerprint), "platform": "fingerprint"})
+    headers = _base_headers(now, user_agent, origin, extra_headers)
+    return Request("login", "POST", LOGIN_PATH, tuple(headers), body)
+
+
+def text_request(
+    token: str,
+    prompt: str,
+    *,
+    model: str,
+    now: float,
+    user_agent: str = DEFAULT_USER_AGENT,
+    origin: str = DEFAULT_ORIGIN,
+    extra_headers: Iterable[tuple[str, str]] = (),
+) -> Request:
+    """``POST /api/chatgpt/chatapi/text`` with the bearer token and the prompt."""
+    check_header_value("token", token)
+    # Exactly the original client's fields, in its order.
+    body = _json(
+        {
+            "content": prompt,
+            "accept": "stream",
+            "from": 1,
+            "model": model,
+            "is_mobile": 0,
+            "user_agent": user_agent,
+            "is_open_ctx": 0,
+            "prompt": "",
+            "roid": 111,
+            "temperature": 0,
+            "ctx_msg_count": 3,
+            "created_at": int(now),
+        }
+    )
+    headers = _base_headers(now, user_agent, origin, extra_headers)
+    headers.append(("authorization", f"Bearer {token}"))
+    return Request("text", "POST", TEXT_PATH, tuple(headers), body)
+
+
+def stream_request(
+    stream_token: str,
+    *,
+    now: float,
+    user_agent: str = DEFAULT_USER_AGENT,
+    origin: str = DEFAULT_ORIGIN,
+    extra_headers: Iterable[tuple[str, str]] = (),
+) -> Request:
+    """``GET /api/chatgpt/chatapi/stream?token=S``."""
+    target = f"{STREAM_PATH}?token={quote(stream_token, safe='')}"
+    headers = _base_headers(now, user_agent, origin, extra_headers)
+    headers[0] = ("accept", "text/event-stream")
+    # A GET has no body, so no content-type either.
+    del headers[1]
+    return Request("stream", "GET", target, tuple(headers), b"")
+
+
+# -- responses ----------------------------------------------------------------
+
+
+def _describe(value: Any) -> str:
+    # Name the shape of a value without quoting it: login and text responses
+    # carry tokens, which must never reach an error message.
+    if isinstance(value, dict):
+        return f"a JSON object with keys {sorted(value)!r}"
+    return f"a JSON {type(value).__name__}"
+
+
+def load_json_object(body: bytes, what: str) -> dict[str, Any]:
+    """Decode a JSON object, or raise RemoteProtocolError naming ``what``."""
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise RemoteProtocolError(
+            f"expected a JSON object in the {what}, got {len(body)} bytes that are not JSON"
+        ) from None
+    if not isinstance(value, dict):
+        raise RemoteProtocolError(f"expected a JSON object in the {what}, got {_describe(value)}")
+    return value
+
+
+def _classify(code: Any, msg: str) -> ServiceError:
+    number = code if isinstance(code, int) and not isinstance(code, bool) else None
+    lowered = msg.lower()
+    if number == ErrorCode.QUOTA_EXHAUSTED or "quota" in lowered or "limit" in lowered:
+        return QuotaExhausted(number, msg)
+    if number == ErrorCode.AUTH_EXPIRED or "expire" in lowered:
+        return AuthExpired(number, msg)
+    if (
+        number == ErrorCode.AUTH_INVALID
+        or ("token" in lowered and ("invalid" in lowered or "unknown" in lowered))
+        or "unauthori" in lowered
+    ):
+        return AuthInvalid(number, msg)
+    return ServiceError(number, msg)
+
+
+def raise_for_envelope(envelope: dict[str, Any], what: str) -> dict[str, Any]:
+    """Return the envelope's ``data`` object, or raise the typed service error.
+
+    GPTalk answered errors with HTTP 200 and an envelope whose ``data`` is
+    missing or null; ``code`` and ``msg`` say why.  The original client met
+    them as ``KeyError: 'data'``.
+    """
+    data = envelope.get("data")
+    if data is None:
+        msg = envelope.get("msg")
+        code = envelope.get("code")
+        if not isinstance(msg, str):
+            msg = f"the {what} has no data (code {code!r})"
+        raise _classify(code, msg)
+    if not isinstance(data, dict):
+        raise RemoteProtocolError(
+            f"expected an object in the {what}'s 'data', got {_describe(data)}"
+        )
+    return data
+
+
+def status_error(status: int, url: str, body: bytes) -> HTTPStatusError:
+    """The error for a 4xx/5xx answer; the envelope's ``msg`` if it has one."""
+    msg = ""
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        value = None
+    if isinstance(value, dict) and isinstance(value.get("msg"), str):
+        msg = value["msg"][:200]
+    return HTTPStatusError(status, url, msg)

@@ -1,0 +1,73 @@
+"""A few-line blocking driver of ServerConnection on a loopback socket.
+
+Independent of the project's transports: it shows the server machine needs
+nothing but a socket, and gives core tests a real TCP peer.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+import gptalk_proto as g
+
+
+def serve_connection(sock: socket.socket, service: g.Service) -> None:
+    conn = g.ServerConnection(service)
+    with sock:
+        while True:
+            event = conn.next_event()
+            if event is g.NEED_DATA:
+                try:
+                    conn.receive_data(sock.recv(65536))
+                except OSError:
+                    return
+                continue
+            if event is g.PAUSED:
+                return
+            assert isinstance(event, (g.RequestReceived, g.BadRequest))
+            for action in conn.respond(event, now=time.time()):
+                if isinstance(action, g.Send):
+                    sock.sendall(action.data)
+                elif isinstance(action, g.Pause):
+                    time.sleep(action.seconds)
+                else:
+                    with suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+                    return
+
+
+@contextmanager
+def threaded_server(service: g.Service) -> Iterator[tuple[str, int]]:
+    """Serve ``service`` on 127.0.0.1 until the block ends; yield (host, port)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    stop = threading.Event()
+    workers: list[threading.Thread] = []
+
+    def accept_loop() -> None:
+        while not stop.is_set():
+            try:
+                sock, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            sock.settimeout(10)
+            worker = threading.Thread(target=serve_connection, args=(sock, service), daemon=True)
+            worker.start()
+            workers.append(worker)
+
+    acceptor = threading.Thread(target=accept_loop, daemon=True)
+    acceptor.start()
+    try:
+        yield listener.getsockname()[:2]
+    finally:
+        stop.set()
+        acceptor.join()
+        listener.close()
+        for worker in workers:
+            worker.join(timeout=15)
