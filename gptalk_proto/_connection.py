@@ -30,11 +30,13 @@ import h11
 
 from ._chat import Chat
 from ._errors import LocalProtocolError, RemoteProtocolError
-from ._events import ChatEvent, ReconnectNeeded
+from ._events import ChatEvent, ReconnectNeeded, Request
 from ._state import SEND_STATES, ClientState
 from ._util import NEED_DATA, SEND_REQUEST, Sentinel, check_header_value
 
 __all__ = ["DEFAULT_MAX_HEAD_SIZE", "ClientConnection"]
+
+_SENT_STATES = frozenset({ClientState.LOGIN_SENT, ClientState.TEXT_SENT, ClientState.STREAM_SENT})
 
 #: Cap on a response head (status line and headers), in bytes; h11 buffers at
 #: most this much while it waits for the head to end.
@@ -103,7 +105,34 @@ class ClientConnection:
             raise LocalProtocolError(
                 "the server closed this connection: take ReconnectNeeded first"
             )
-        request = self.chat.next_request(now)
+        out = self._frame(self.chat.next_request(now))
+        self.requests_on_connection += 1
+        return out
+
+    def resend_on_new_connection(self) -> bytes:
+        """The request just sent, framed again for a fresh connection.
+
+        For drivers whose write failed on a kept-alive connection the server
+        had already closed: nothing reached the server, so sending the same
+        request on a new connection is safe.  Allowed only while no byte of the
+        response has arrived.
+        """
+        request = self.chat.request
+        conn = self._h11
+        if (
+            request is None
+            or self.chat.state not in _SENT_STATES
+            or conn.their_state is not h11.SEND_RESPONSE
+            or conn.trailing_data != (b"", False)
+        ):
+            raise LocalProtocolError("only a request with no answer yet can be sent again")
+        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=self._max_head_size)
+        self._reconnect = None
+        self._closed = False
+        self.requests_on_connection = 1
+        return self._frame(request)
+
+    def _frame(self, request: Request) -> bytes:
         headers: list[tuple[str, str]] = [("host", self.host), *request.headers]
         headers.extend(self._proxy_headers)
         if request.method != "GET" or request.body:
@@ -120,7 +149,6 @@ class ClientConnection:
         except h11.LocalProtocolError as exc:
             raise LocalProtocolError(f"cannot frame the {request.kind} request: {exc}") from None
         assert out is not None
-        self.requests_on_connection += 1
         return out
 
     def receive_data(self, data: bytes) -> None:

@@ -53,9 +53,10 @@ DEFAULT_MAX_EVENT_SIZE = 32 * 1024 * 1024
 # (BOM), if any."  Only at the very start of the stream.
 _BOM = b"\xef\xbb\xbf"
 
-# int() refuses digit strings longer than this (CVE-2020-10735 guard).  A
-# reconnection time with more digits than that is not a time anyone can wait;
-# such a field is ignored rather than crash the parser.
+# The one deliberate deviation from the standard: a retry value with more
+# significant digits than int() converts (4300 by default, the CVE-2020-10735
+# guard) is ignored, as browsers ignore values their integer type cannot hold
+# (Chromium parses into 64 bits).  Such a delay is not a time anyone can wait.
 _MAX_RETRY_DIGITS = getattr(sys, "get_int_max_str_digits", lambda: 4300)() or 4300
 
 
@@ -137,7 +138,10 @@ class SSEParser:
 
     __slots__ = (
         "_closed",
+        "_counted",
+        "_counted_list",
         "_data",
+        "_data_size",
         "_error",
         "_event_retry",
         "_event_type",
@@ -172,6 +176,11 @@ class SSEParser:
         # as its lines; "value + LF" per line with the last LF removed is
         # exactly "\n".join(lines), and a non-empty list is a non-empty buffer.
         self._data: list[str] = []
+        # The data buffer's length between chunks, and which list and how many
+        # of its lines that counts (see _account).
+        self._data_size = 0
+        self._counted = 0
+        self._counted_list: list[str] | None = None
         self._event_type = ""
         self._id_buffer = last_event_id
         self._event_retry: int | None = None
@@ -239,11 +248,11 @@ class SSEParser:
         self._pending_len = len(rest)
 
         if len(head) > self.max_line_size:
-            events = self._feed_checked(head)
+            events = self._feed_over_line_cap(head)
         else:
-            events = self._process(head.decode("utf-8", "replace").split("\n"))
-        if self._data and len(self._data) + sum(map(len, self._data)) - 1 > self.max_event_size:
-            self._fail_event(events)
+            text = head.decode("utf-8", "replace")
+            events = self._interpret(text, text.split("\n"))
+        self._account()
         if self._pending_len > self.max_line_size:
             self._fail_line(self._pending_len, events)
         return events
@@ -258,20 +267,69 @@ class SSEParser:
         self._pending = []
         self._pending_len = 0
         self._data = []
+        self._data_size = 0
         self._start = None
         return []
 
     # -- internals --------------------------------------------------------------
 
-    def _feed_checked(self, head: bytes) -> list[SSEEvent]:
-        # Slow path, only when this chunk's complete lines together exceed the
-        # line cap: find the first line over the cap, keep the events before it.
+    def _interpret(self, text: str, lines: list[str]) -> list[SSEEvent]:
+        # Lines can add at most len(text) + 1 characters to the data buffer
+        # (each line gives at most its length plus the LF the spec appends).
+        # When even that stays within the cap, no line needs a check: the fast
+        # loop runs.  Otherwise every line is checked, in stream order, so the
+        # error, the events before it and the state after it are the same
+        # however the stream was cut into chunks.
+        if self._data_size + len(text) <= self.max_event_size:
+            return self._process(lines)
+        return self._process_checked(lines)
+
+    def _feed_over_line_cap(self, head: bytes) -> list[SSEEvent]:
+        # Rare: this chunk's complete lines together exceed the line cap.  Find
+        # the first line over it; the lines before it are interpreted (and may
+        # fail on the event cap first, being first in the stream).
         lines = head.split(b"\n")
         for index, line in enumerate(lines):
             if len(line) > self.max_line_size:
                 before = b"\n".join(lines[:index]).decode("utf-8", "replace")
-                self._fail_line(len(line), self._process(before.split("\n")) if index else [])
-        return self._process(head.decode("utf-8", "replace").split("\n"))
+                events = self._process_checked(before.split("\n")) if index else []
+                self._fail_line(len(line), events)
+        text = head.decode("utf-8", "replace")
+        return self._interpret(text, text.split("\n"))
+
+    def _process_checked(self, lines: list[str]) -> list[SSEEvent]:
+        # The slow path: one line at a time, the event cap checked at the data
+        # line that crosses it.
+        events: list[SSEEvent] = []
+        size = self._data_size
+        for line in lines:
+            before = self._data
+            count = len(before)
+            events += self._process([line])
+            if self._data is not before:
+                size = 0  # dispatched (a line that dispatches adds no data)
+            elif len(before) > count:
+                size += len(before[-1]) + 1
+                if size - 1 > self.max_event_size:
+                    self._fail_event(events, size - 1)
+        return events
+
+    def _account(self) -> None:
+        # Keep _data_size (the data buffer's length, one LF per line) exact for
+        # the next chunk, counting each data line once: a dispatch replaces the
+        # list, so a new list means all of it is new.
+        data = self._data
+        if not data:
+            self._data_size = 0
+            self._counted = 0
+        elif self._counted_list is not data:
+            self._data_size = sum(map(len, data)) + len(data)
+            self._counted = len(data)
+        else:
+            new = data[self._counted :]
+            self._data_size += sum(map(len, new)) + len(new)
+            self._counted = len(data)
+        self._counted_list = data
 
     def _process(self, lines: list[str]) -> list[SSEEvent]:
         """Interpret complete lines (spec: "Interpreting an event stream")."""
@@ -297,8 +355,6 @@ class SSEParser:
             # spec: "3. If the data buffer's last character is a U+000A LINE FEED
             # (LF) character, then remove the last character" -- the join does.
             text = data[0] if len(data) == 1 else "\n".join(data)
-            if len(text) > self.max_event_size:
-                self._fail_event(events, len(text))
             # spec: "Initialize event's type attribute to "message" ... If the
             # event type buffer has a value other than the empty string, change
             # the type of the newly created event to equal the value of the event
@@ -310,7 +366,8 @@ class SSEParser:
                 )
             )
             # spec: "7. Set the data buffer and the event type buffer to the empty string."
-            data.clear()
+            # (A new list, not clear(): _account tells dispatches by identity.)
+            data = self._data = []
             self._event_type = ""
             self._event_retry = None
         return events
@@ -370,9 +427,7 @@ class SSEParser:
         self._pending = []
         raise self._error
 
-    def _fail_event(self, events: list[SSEEvent], size: int | None = None) -> NoReturn:
-        if size is None:
-            size = len(self._data) + sum(map(len, self._data)) - 1
+    def _fail_event(self, events: list[SSEEvent], size: int) -> NoReturn:
         self._error = SSEEventTooLarge(
             f"SSE event data of {size} characters exceeds max_event_size={self.max_event_size}",
             limit=self.max_event_size,

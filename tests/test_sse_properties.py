@@ -1,0 +1,214 @@
+"""Hypothesis properties of SSEParser and the encoder.
+
+1. Round trip: any events, encoded with any line ends and comments between
+   them, come back from the parser however the bytes are chunked.
+2. Robustness: for any bytes, only RemoteProtocolError subclasses escape, and
+   a failed parser stays failed.
+3. Chunking independence: events, last event ID, retry and the error class (if
+   any) never depend on where the stream was cut, caps included.
+4. Differential: the parser agrees with the reference parser
+   (``gptalk_proto.testing._reference_sse``) on arbitrary bytes and on
+   streams built from a grammar of SSE-like lines.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gptalk_proto import (
+    RemoteProtocolError,
+    SSEEvent,
+    SSEParser,
+    encode_comment,
+    encode_event,
+)
+from gptalk_proto.testing._reference_sse import reference_parse
+
+from .test_sse_spec import feed_all, outcome
+
+BOM = b"\xef\xbb\xbf"
+NEWLINES = ["\n", "\r\n", "\r"]
+
+# -- strategies -----------------------------------------------------------------------
+
+
+def split_at(stream: bytes, cuts: list[int]) -> list[bytes]:
+    """Cut ``stream`` at ``cuts`` (in any order; repeats give empty chunks)."""
+    bounds = [0, *sorted(cuts), len(stream)]
+    return [stream[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+@st.composite
+def chunked(draw: st.DrawFn, stream: bytes) -> list[bytes]:
+    """A chunking of ``stream``: one byte at a time, or at random points."""
+    if draw(st.integers(0, 9)) == 0:
+        return [stream[i : i + 1] for i in range(len(stream))]
+    cuts = draw(st.lists(st.integers(0, len(stream)), max_size=min(len(stream) + 1, 40)))
+    return split_at(stream, cuts)
+
+
+# Field names the parser knows, a case variant, an unknown one, and "" (which
+# makes ":value" lines, i.e. comments); "data" weighs more, so that the event
+# cap is reached now and then.
+FIELD_NAMES = ["data", "data", "data", "event", "id", "retry", "Data", "x", ""]
+SEPARATORS = ["", ":", ": ", ":  "]
+LINE_ENDS = [b"\n", b"\r", b"\r\n"]
+VALUE_CHARS = st.one_of(
+    st.sampled_from(list(" ::\x00a09 \t\u00e9\u2026\ufeff\u0663\u00b2\U0001f600")),
+    st.characters(codec="utf-8"),  # now and then a CR or LF in the middle of a "line"
+)
+VALUES = st.text(VALUE_CHARS, max_size=8)
+JUNK = st.sampled_from([b"\xff", b"\xe2\x82", b"\xed\xa0\x80", BOM, b"\xef\xbb", b"\xc3", b"\r"])
+
+field_lines = st.builds(
+    lambda name, sep, value, end: (name + sep + value).encode() + end,
+    st.sampled_from(FIELD_NAMES),
+    st.sampled_from(SEPARATORS),
+    VALUES,
+    st.sampled_from(LINE_ENDS),
+)
+pieces = st.one_of(
+    field_lines,
+    st.sampled_from(LINE_ENDS),  # blank lines: dispatch
+    st.builds(lambda value, end: b":" + value.encode() + end, VALUES, st.sampled_from(LINE_ENDS)),
+    JUNK,
+)
+sse_like_streams = st.builds(
+    lambda start, body: start + b"".join(body),
+    st.sampled_from([b"", b"", BOM, BOM + BOM, b"\xef\xbb"]),
+    st.lists(pieces, max_size=24),
+)
+# Mostly data, id and retry lines: these reach the event cap, and mix size
+# errors with fields that change the parser's state.
+busy_lines = st.builds(
+    lambda name, value, end: name + value.encode() + end,
+    st.sampled_from([b"data:", b"data:", b"data: ", b"id:", b"retry:"]),
+    st.one_of(VALUES, st.integers(0, 99).map(str)),
+    st.sampled_from(LINE_ENDS),
+)
+busy_streams = st.lists(st.one_of(busy_lines, st.sampled_from(LINE_ENDS)), max_size=16).map(
+    b"".join
+)
+any_streams = st.one_of(st.binary(max_size=120), sse_like_streams, busy_streams)
+
+# Small caps, so that size errors happen; {}: the defaults.
+caps: st.SearchStrategy[dict[str, Any]] = st.one_of(
+    st.just({}),
+    st.fixed_dictionaries(
+        {"max_line_size": st.integers(1, 48), "max_event_size": st.integers(1, 16)}
+    ),
+    st.fixed_dictionaries({"max_line_size": st.integers(1, 32)}),
+    st.fixed_dictionaries({"max_event_size": st.integers(1, 16)}),
+)
+
+# What encode_event accepts: no CR in data, no CR/LF in event, no CR/LF/NUL in
+# id, and no lone surrogates (codec="utf-8").
+data_texts = st.text(st.characters(codec="utf-8", exclude_characters="\r"), max_size=20)
+type_texts = st.text(st.characters(codec="utf-8", exclude_characters="\r\n"), max_size=10)
+id_texts = st.text(st.characters(codec="utf-8", exclude_characters="\r\n\x00"), max_size=10)
+comment_texts = st.text(st.characters(codec="utf-8", exclude_characters="\r\n"), max_size=10)
+retries = st.integers(0, 10**12)
+encodable_events = st.tuples(
+    data_texts,
+    st.none() | type_texts,
+    st.none() | id_texts,
+    st.none() | retries,
+    st.sampled_from(NEWLINES),
+    st.none() | comment_texts,
+)
+
+# -- 1. round trip ----------------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    specs=st.lists(encodable_events, max_size=6),
+    trailer=st.none() | comment_texts,
+    data=st.data(),
+)
+def test_round_trip(
+    specs: list[tuple[str, str | None, str | None, int | None, str, str | None]],
+    trailer: str | None,
+    data: st.DataObject,
+) -> None:
+    parts: list[bytes] = []
+    expected: list[SSEEvent] = []
+    last_id = ""
+    last_retry: int | None = None
+    for text, event, id_, retry, newline, comment in specs:
+        if comment is not None:
+            parts.append(encode_comment(comment, newline=newline))
+        parts.append(encode_event(text, event=event, id=id_, retry=retry, newline=newline))
+        # spec: the last event ID buffer "does not get reset": an event without
+        # an id carries the one before it.
+        if id_ is not None:
+            last_id = id_
+        if retry is not None:
+            last_retry = retry
+        # An empty (or absent) event type dispatches as "message".
+        expected.append(SSEEvent(event or "message", text, last_id, retry))
+    if trailer is not None:
+        parts.append(encode_comment(trailer))
+    stream = b"".join(parts)
+    want = (expected, last_id, last_retry)
+    assert feed_all(data.draw(chunked(stream), label="chunks")) == want
+    assert reference_parse(stream) == want
+
+
+# -- 2. robustness ------------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(stream=any_streams, limits=caps, data=st.data())
+def test_only_remote_protocol_errors_escape(
+    stream: bytes, limits: dict[str, Any], data: st.DataObject
+) -> None:
+    parser = SSEParser(**limits)
+    try:
+        for chunk in data.draw(chunked(stream), label="chunks"):
+            parser.feed(chunk)
+    except RemoteProtocolError:
+        # Failed for good: any further feed raises RemoteProtocolError.
+        for again in (b"data: x\n\n", b""):
+            try:
+                parser.feed(again)
+            except RemoteProtocolError:
+                pass
+            else:
+                raise AssertionError(f"feed({again!r}) after an error did not raise")
+    else:
+        assert parser.close() == []
+
+
+# -- 3. chunking independence -----------------------------------------------------------
+
+
+@settings(max_examples=1000, deadline=None)
+@given(stream=any_streams, limits=caps, data=st.data())
+def test_result_does_not_depend_on_chunking(
+    stream: bytes, limits: dict[str, Any], data: st.DataObject
+) -> None:
+    whole = outcome([stream], SSEParser(**limits))
+    one_by_one = [stream[i : i + 1] for i in range(len(stream))]
+    assert outcome(one_by_one, SSEParser(**limits)) == whole, "bytewise"
+    chunks = data.draw(chunked(stream), label="chunks")
+    assert outcome(chunks, SSEParser(**limits)) == whole, "chunked"
+
+
+# -- 4. differential --------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(stream=st.binary(max_size=200), data=st.data())
+def test_matches_reference_on_arbitrary_bytes(stream: bytes, data: st.DataObject) -> None:
+    assert feed_all(data.draw(chunked(stream), label="chunks")) == reference_parse(stream)
+
+
+@settings(max_examples=500, deadline=None)
+@given(stream=sse_like_streams, data=st.data())
+def test_matches_reference_on_sse_like_streams(stream: bytes, data: st.DataObject) -> None:
+    assert feed_all(data.draw(chunked(stream), label="chunks")) == reference_parse(stream)

@@ -1,0 +1,259 @@
+"""AsyncClient: GPTalk chats on asyncio or trio."""
+
+from __future__ import annotations
+
+import random
+import secrets
+import ssl
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
+from types import TracebackType
+from typing import Any
+
+from gptalk_proto import (
+    DEFAULT_MODEL,
+    DEFAULT_USER_AGENT,
+    Chat,
+    ChatEvent,
+    ClientConnection,
+    Credentials,
+    GPTalkError,
+    LocalProtocolError,
+    TextDelta,
+    TextRewritten,
+)
+from gptalk_proto._util import check_header_value
+
+from ._anyio_backend import AnyioBackend
+from ._async_driver import AsyncPool, drive
+from ._config import DEFAULT_URL, Origin, ProxyURL, Timeout, make_ssl_context
+from ._connector import AsyncConnector, AsyncConnectorProtocol
+from ._progress import SKIP, Messages, Progress, RewritePolicy
+from ._retry import RetryPolicy, RetryState
+from ._streams import AsyncBackend, AsyncLock
+from ._trio_backend import TrioBackend
+
+__all__ = ["AsyncChatStream", "AsyncClient", "make_async_backend"]
+
+
+def make_async_backend(backend: str | AsyncBackend) -> AsyncBackend:
+    """``"anyio"`` (asyncio or trio, whichever runs) or ``"trio"`` (trio's own streams)."""
+    if backend == "anyio":
+        return AnyioBackend()
+    if backend == "trio":
+        return TrioBackend()
+    if isinstance(backend, str):
+        raise LocalProtocolError(f"unknown backend {backend!r}: expected 'anyio' or 'trio'")
+    return backend
+
+
+class AsyncChatStream:
+    """One chat's text deltas (or, from ``events()``, its typed events).
+
+    An async iterator and an async context manager: ``async with`` closes the
+    connection even when the loop stops early.  ``text`` is the reply so far,
+    ``retries`` the attempts that were made again.
+    """
+
+    def __init__(self, events: AsyncGenerator[ChatEvent, None], progress: Progress) -> None:
+        self._events = events
+        self._progress = progress
+
+    @property
+    def retries(self) -> int:
+        return self._progress.state.retries
+
+    @property
+    def text(self) -> str:
+        return self._progress.text
+
+    @property
+    def done(self) -> bool:
+        """Whether the reply is complete ([DONE] arrived)."""
+        return self._progress.done
+
+    def __aiter__(self) -> AsyncChatStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        while True:
+            try:
+                event = await self._events.__anext__()
+                value = self._progress.take(event)
+            except BaseException:
+                await self.aclose()
+                raise
+            if value is not SKIP:
+                return value
+
+    async def aclose(self) -> None:
+        await self._events.aclose()
+
+    async def __aenter__(self) -> AsyncChatStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class AsyncClient:
+    """A GPTalk client for asyncio and trio.
+
+    Args:
+        base_url: the service (default: the original's URL; the live service is
+            gone, so point it at a reference server).
+        proxy: ``http://[user:pass@]host:port``, ``socks5://...`` or ``socks5h://...``.
+        timeout: a :class:`Timeout`, a number (connect and read), or None.
+        credentials: login state to share with other clients (default: new).
+        backend: ``"anyio"`` (default; asyncio or trio) or ``"trio"`` (trio's
+            own streams), or a backend object.
+        verify: TLS verification: True (system trust store), a CA bundle path,
+            an ``ssl.SSLContext``, or False (warns).
+        retry: the :class:`RetryPolicy`.
+        model, user_agent, headers: what every chat sends.
+        connector: replaces how connections are made (record/replay use it).
+        max_idle_connections: kept-alive connections kept for reuse.
+
+    Use it with ``async with``; every value that goes into a header is
+    checked here, before anything is sent.
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        *,
+        proxy: str | None = None,
+        timeout: Timeout | float | None = Timeout(),  # noqa: B008 - immutable
+        credentials: Credentials | None = None,
+        backend: str | AsyncBackend = "anyio",
+        verify: bool | str | ssl.SSLContext = True,
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - immutable
+        model: str = DEFAULT_MODEL,
+        user_agent: str = DEFAULT_USER_AGENT,
+        headers: Mapping[str, str] | None = None,
+        connector: AsyncConnectorProtocol | None = None,
+        max_idle_connections: int = 16,
+    ) -> None:
+        self.origin = Origin.parse(base_url)
+        self.proxy = ProxyURL.parse(proxy) if proxy else None
+        self.timeout = Timeout.coerce(timeout)
+        self.credentials = credentials if credentials is not None else Credentials()
+        self.backend = make_async_backend(backend)
+        self.retry = retry
+        self.model = check_header_value("model", model)
+        self.user_agent = check_header_value("user_agent", user_agent)
+        self.headers = tuple(
+            (check_header_value("header name", k), check_header_value(f"header {k!r}", v))
+            for k, v in (headers or {}).items()
+        )
+        if connector is None:
+            ssl_context = make_ssl_context(verify) if self.origin.tls else None
+            connector = AsyncConnector(
+                self.backend, self.origin, proxy=self.proxy, ssl_context=ssl_context
+            )
+        self.connector = connector
+        self._pool = AsyncPool(connector, self.backend, max_idle=max_idle_connections)
+        self._login_lock: AsyncLock | None = None
+        self._rng = random.Random()
+
+    @property
+    def connections_opened(self) -> int:
+        """Connections opened so far (kept-alive ones are reused)."""
+        return self._pool.opened
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the kept-alive connections."""
+        with self.backend.shield():
+            await self._pool.aclose()
+
+    def stream(
+        self,
+        messages: Messages,
+        *,
+        model: str | None = None,
+        on_rewrite: RewritePolicy = "raise",
+    ) -> AsyncChatStream:
+        """The reply's text deltas, as they arrive.
+
+        When the service rewrites text already delivered, ``on_rewrite="raise"``
+        raises :class:`~gptalk_proto.ContentRewritten`; ``"ignore"`` carries on
+        with deltas of the new text (``stream.text`` is always right).
+        """
+        state = RetryState()
+        progress = Progress(state, deltas=True, on_rewrite=on_rewrite)
+        return AsyncChatStream(self._run(messages, model, state), progress)
+
+    def events(self, messages: Messages, *, model: str | None = None) -> AsyncChatStream:
+        """The chat's typed events: LoggedIn, TextDelta, TextRewritten, ChatDone."""
+        state = RetryState()
+        progress = Progress(state, deltas=False, on_rewrite="ignore")
+        return AsyncChatStream(self._run(messages, model, state), progress)
+
+    async def chat(self, messages: Messages, *, model: str | None = None) -> str:
+        """The whole reply (rewrites included)."""
+        async with self.events(messages, model=model) as events:
+            async for _ in events:
+                pass
+            return events.text
+
+    def _new_connection(self, messages: Messages, model: str | None) -> ClientConnection:
+        chat = Chat(
+            messages,
+            credentials=self.credentials,
+            # Entropy comes from here, not from the core.
+            fingerprint=secrets.token_hex(16),
+            model=model or self.model,
+            user_agent=self.user_agent,
+            extra_headers=self.headers,
+            base_url=str(self.origin),
+        )
+        options = self.connector.request_options
+        return ClientConnection(
+            chat,
+            host=options.host,
+            target_prefix=options.target_prefix,
+            proxy_headers=options.proxy_headers,
+        )
+
+    async def _run(
+        self, messages: Messages, model: str | None, state: RetryState
+    ) -> AsyncGenerator[ChatEvent, None]:
+        backend = self.backend
+        total = self.timeout.total
+        deadline = None if total is None else backend.current_time() + total
+        if self._login_lock is None:
+            self._login_lock = backend.create_lock()
+        while True:
+            state.attempts += 1
+            conn = self._new_connection(messages, model)
+            try:
+                async with aclosing(
+                    drive(conn, self._pool, self.timeout, deadline, self._login_lock)
+                ) as events:
+                    async for event in events:
+                        if type(event) is TextDelta or type(event) is TextRewritten:
+                            state.text_yielded = True
+                        yield event
+                return
+            except GPTalkError as error:
+                delay = self.retry.decide(error, state, self._rng)
+                if deadline is not None and backend.current_time() + delay >= deadline:
+                    raise
+                if delay:
+                    await backend.sleep(delay)

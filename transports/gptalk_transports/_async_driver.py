@@ -1,0 +1,241 @@
+"""The async driver loop: it pumps a ClientConnection, and only moves bytes.
+
+Every decision (what to send, what a byte means, whether the connection may
+be reused) is the core's; this loop reads, writes, waits and cleans up.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, Awaitable
+from typing import TypeVar
+
+from gptalk_proto import (
+    NEED_DATA,
+    PAUSED,
+    SEND_REQUEST,
+    ChatDone,
+    ChatEvent,
+    ClientConnection,
+    ClientState,
+    ReconnectNeeded,
+)
+
+from ._config import Timeout
+from ._connector import AsyncConnectorProtocol
+from ._exceptions import (
+    ConnectTimeout,
+    DeadlineExceeded,
+    ReadError,
+    ReadTimeout,
+    WriteError,
+    WriteTimeout,
+)
+from ._streams import AsyncBackend, AsyncByteStream, AsyncLock
+
+__all__ = ["READ_SIZE", "AsyncPool", "drive"]
+
+#: Bytes asked for per read: large enough that a burst of events costs one
+#: read, small enough that an idle connection's buffer stays small.
+READ_SIZE = 64 * 1024
+
+#: After [DONE], how long to wait for the body's end before giving up on
+#: keeping the connection (the server sends both together).
+DRAIN_TIMEOUT = 1.0
+
+T = TypeVar("T")
+
+
+class AsyncPool:
+    """Idle kept-alive connections for later chats (at most ``max_idle``)."""
+
+    def __init__(
+        self, connector: AsyncConnectorProtocol, backend: AsyncBackend, *, max_idle: int = 16
+    ) -> None:
+        self.connector = connector
+        self.backend = backend
+        self.max_idle = max_idle
+        self._idle: list[AsyncByteStream] = []
+        self._closed = False
+        #: Connections opened over the pool's life.
+        self.opened = 0
+
+    async def connect(self, timeout: float | None) -> AsyncByteStream:
+        stream = await self.connector.connect(timeout)
+        self.opened += 1
+        return stream
+
+    async def acquire(self, timeout: float | None) -> tuple[AsyncByteStream, bool]:
+        """An idle connection still good for a request, else a new one; and
+        whether it was reused."""
+        while self._idle:
+            stream = self._idle.pop()
+            if not stream.is_readable():
+                return stream, True
+            await stream.aclose()  # the server closed it, or sent what nobody asked
+        return await self.connect(timeout), False
+
+    async def release(self, stream: AsyncByteStream, reusable: bool) -> None:
+        if reusable and not self._closed and len(self._idle) < self.max_idle:
+            self._idle.append(stream)
+        else:
+            await stream.aclose()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for stream in idle:
+            await stream.aclose()
+
+
+class _Limits:
+    """Per-operation timeouts bounded by the call's total deadline."""
+
+    __slots__ = ("backend", "deadline", "timeout")
+
+    def __init__(self, backend: AsyncBackend, timeout: Timeout, deadline: float | None) -> None:
+        self.backend = backend
+        self.timeout = timeout
+        self.deadline = deadline
+
+    def bound(self, base: float | None) -> tuple[float | None, bool]:
+        if self.deadline is None:
+            return base, False
+        left = self.deadline - self.backend.current_time()
+        if left <= 0:
+            raise DeadlineExceeded(
+                f"the call ran past its total deadline of {self.timeout.total} s"
+            )
+        if base is None or left < base:
+            return left, True
+        return base, False
+
+    async def run(self, operation: Awaitable[T], base: float | None, what: str) -> T:
+        seconds, by_deadline = self.bound(base)
+        try:
+            with self.backend.fail_after(seconds):
+                return await operation
+        except TimeoutError:
+            if by_deadline:
+                raise DeadlineExceeded(
+                    f"the call ran past its total deadline of {self.timeout.total} s"
+                ) from None
+            error = ReadTimeout if what == "read" else WriteTimeout
+            raise error(f"no progress on the {what} for {base} s") from None
+
+    async def connect(self, pool: AsyncPool) -> AsyncByteStream:
+        seconds, by_deadline = self.bound(self.timeout.connect)
+        try:
+            return await pool.connect(seconds)
+        except ConnectTimeout:
+            if by_deadline:
+                raise DeadlineExceeded(
+                    f"the call ran past its total deadline of {self.timeout.total} s"
+                ) from None
+            raise
+
+
+async def drive(
+    conn: ClientConnection,
+    pool: AsyncPool,
+    timeout: Timeout,
+    deadline: float | None,
+    login_lock: AsyncLock | None = None,
+) -> AsyncGenerator[ChatEvent, None]:
+    """Run one chat over ``pool``'s connections; yield its events.
+
+    ``login_lock`` makes logins single-flight: it is held from the chat's
+    first request until the chat has its token use, so concurrent chats that
+    need a login wait for one login instead of each making their own.
+    """
+    backend = pool.backend
+    limits = _Limits(backend, timeout, deadline)
+    stream: AsyncByteStream | None = None
+    reusable = False
+    locked = False
+    try:
+        seconds, by_deadline = limits.bound(timeout.connect)
+        try:
+            stream, reused = await pool.acquire(seconds)
+        except ConnectTimeout:
+            if by_deadline:
+                raise DeadlineExceeded(
+                    f"the call ran past its total deadline of {timeout.total} s"
+                ) from None
+            raise
+        while True:
+            event = conn.next_event()
+            if event is NEED_DATA:
+                try:
+                    data = await limits.run(stream.receive_some(READ_SIZE), timeout.read, "read")
+                except ReadError:
+                    data = b""  # a reset ends the stream; the core says what that means
+                conn.receive_data(data)
+            elif event is SEND_REQUEST:
+                if conn.requests_on_connection and stream.is_readable():
+                    # Closed by the server between two exchanges: nothing was
+                    # sent on it yet, so a fresh connection is safe.
+                    await stream.aclose()
+                    stream = None
+                    stream = await limits.connect(pool)
+                    reused = False
+                    conn.new_connection()
+                if login_lock is not None and conn.state is ClientState.START:
+                    await login_lock.acquire()
+                    locked = True
+                data = conn.send(now=time.time())
+                if locked and conn.state is not ClientState.LOGIN_SENT:
+                    login_lock.release()  # type: ignore[union-attr]
+                    locked = False
+                try:
+                    await limits.run(stream.send_all(data), timeout.read, "write")
+                except WriteError:
+                    if not reused or conn.requests_on_connection != 1:
+                        raise
+                    # A kept-alive connection that died while idle: nothing
+                    # reached the server, so the request goes again, once.
+                    await stream.aclose()
+                    stream = None
+                    stream = await limits.connect(pool)
+                    reused = False
+                    retry = conn.resend_on_new_connection()
+                    await limits.run(stream.send_all(retry), timeout.read, "write")
+            elif type(event) is ReconnectNeeded:
+                await stream.aclose()
+                stream = None
+                stream = await limits.connect(pool)
+                reused = False
+            elif event is PAUSED:
+                reusable = conn.reusable
+                return
+            elif type(event) is ChatDone:
+                reusable = await _drain(conn, stream, backend)
+                with backend.shield():
+                    await pool.release(stream, reusable)
+                stream = None
+                yield event
+                return
+            else:
+                yield event  # type: ignore[misc]
+    finally:
+        if locked:
+            login_lock.release()  # type: ignore[union-attr]
+        if stream is not None:
+            with backend.shield():
+                await pool.release(stream, reusable)
+
+
+async def _drain(conn: ClientConnection, stream: AsyncByteStream, backend: AsyncBackend) -> bool:
+    """Read to the body's end after [DONE]; whether the connection is reusable."""
+    while True:
+        event = conn.next_event()
+        if event is PAUSED:
+            return conn.reusable
+        if event is not NEED_DATA:
+            return False
+        try:
+            with backend.fail_after(DRAIN_TIMEOUT):
+                data = await stream.receive_some(READ_SIZE)
+        except (TimeoutError, ReadError):
+            return False
+        conn.receive_data(data)

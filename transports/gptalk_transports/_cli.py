@@ -1,0 +1,349 @@
+"""The ``gptalk`` command: chat, serve (and the cassette tools).
+
+Errors reach the user as one line on stderr and an exit code per kind; never
+as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import ssl
+import sys
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+import anyio
+
+from gptalk_proto import (
+    ChatDone,
+    GPTalkError,
+    LocalProtocolError,
+    ProtocolError,
+    ServiceError,
+    TextDelta,
+    TextRewritten,
+    __version__,
+    parse_fault,
+    text_reply,
+)
+
+from ._async_client import AsyncClient
+from ._config import Timeout
+from ._exceptions import TransportError
+from ._refserver import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    make_service,
+    serve,
+    serve_in_background,
+)
+
+__all__ = ["EXIT_CODES", "main"]
+
+#: Exit codes by kind of failure (documented in the README and in --help).
+EXIT_CODES = {
+    "ok": 0,
+    "usage": 2,  # bad arguments or values (also argparse's own code)
+    "network": 3,  # connect, proxy, TLS, timeouts
+    "service": 4,  # the service refused: error envelope or HTTP 4xx/5xx
+    "protocol": 5,  # the server broke the protocol (bad HTTP, SSE or JSON)
+    "internal": 70,  # a bug in gptalk itself (EX_SOFTWARE)
+    "interrupted": 130,  # Ctrl-C
+}
+
+EPILOG = """\
+exit codes: 0 ok, 2 usage, 3 network (connect, proxy, TLS, timeout),
+4 service (error envelope, HTTP 4xx/5xx), 5 protocol (the server broke
+the protocol), 70 internal error, 130 interrupted.
+"""
+
+
+class UsageError(Exception):
+    """A bad argument value, reported like argparse's own errors."""
+
+
+def _exit_code(error: BaseException) -> int:
+    if isinstance(error, (UsageError, LocalProtocolError)):
+        return EXIT_CODES["usage"]
+    if isinstance(error, TransportError):
+        return EXIT_CODES["network"]
+    if isinstance(error, ServiceError):
+        return EXIT_CODES["service"]
+    if isinstance(error, (ProtocolError, GPTalkError)):
+        return EXIT_CODES["protocol"]
+    return EXIT_CODES["internal"]
+
+
+def _read_prompt(prompt: str, stdin: TextIO) -> str:
+    text = stdin.read() if prompt == "-" else prompt
+    if not text.strip():
+        raise UsageError("the prompt is empty")
+    return text
+
+
+def _timeout(args: argparse.Namespace) -> Timeout:
+    return Timeout(
+        connect=args.connect_timeout, read=args.read_timeout, total=args.total_timeout
+    )
+
+
+def _verify(args: argparse.Namespace) -> bool | str:
+    if args.insecure:
+        return False
+    if args.cacert:
+        if not Path(args.cacert).is_file():
+            raise UsageError(f"--cacert {args.cacert}: no such file")
+        return str(args.cacert)
+    return True
+
+
+class _Printer:
+    """Writes a chat's events to stdout as text or JSON lines."""
+
+    def __init__(self, out: TextIO, err: TextIO, as_json: bool) -> None:
+        self.out = out
+        self.err = err
+        self.as_json = as_json
+
+    def __call__(self, event: object) -> None:
+        if self.as_json:
+            record: dict[str, Any] | None = None
+            if isinstance(event, TextDelta):
+                record = {"event": "delta", "text": event.text}
+            elif isinstance(event, TextRewritten):
+                record = {"event": "rewrite", "text": event.text, "previous": event.previous}
+            elif isinstance(event, ChatDone):
+                record = {"event": "done", "text": event.text}
+            if record is not None:
+                self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                self.out.flush()
+            return
+        if isinstance(event, TextDelta):
+            self.out.write(event.text)
+        elif isinstance(event, TextRewritten):
+            self.err.write("\ngptalk: the service rewrote its reply; the whole new text follows\n")
+            self.out.write("\n" + event.text)
+        elif isinstance(event, ChatDone):
+            self.out.write("\n")
+        self.out.flush()
+
+
+async def _chat(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
+    prompt = _read_prompt(args.prompt, stdin)
+    messages = [{"role": "user", "content": prompt}]
+    if args.system:
+        messages.insert(0, {"role": "system", "content": args.system})
+    printer = _Printer(out, err, args.json)
+    async with AsyncExitStack() as stack:
+        url = args.url
+        if url is None:
+            url = await stack.enter_async_context(serve_in_background())
+            err.write(f"gptalk: no --url given; using the built-in reference server at {url}\n")
+            err.flush()
+        client = await stack.enter_async_context(
+            AsyncClient(url, proxy=args.proxy, timeout=_timeout(args), verify=_verify(args))
+        )
+        async with client.events(messages, model=args.model) as events:
+            async for event in events:
+                printer(event)
+    return 0
+
+
+async def _serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    faults = [parse_fault(spec) for spec in args.fault]
+    reply = None
+    if args.reply_file is not None:
+        try:
+            text = Path(args.reply_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--reply-file {args.reply_file}: {exc}") from None
+        if not text:
+            raise UsageError(f"--reply-file {args.reply_file} is empty")
+        reply = text_reply(text)
+    ssl_context = None
+    if args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
+            raise UsageError("--tls-cert and --tls-key go together")
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            ssl_context.load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"cannot load the TLS certificate and key: {exc}") from None
+    service = make_service(faults=faults, token_ttl=args.token_ttl)
+    if reply is not None:
+        service.reply = reply
+    async with anyio.create_task_group() as group:
+        try:
+            url = await group.start(
+                lambda task_status: serve(
+                    service,
+                    host=args.host,
+                    port=args.port,
+                    ssl_context=ssl_context,
+                    header_timeout=args.header_timeout,
+                    idle_timeout=args.idle_timeout,
+                    task_status=task_status,
+                )
+            )
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+        out.write(f"listening on {url}\n")
+        out.flush()
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                group.cancel_scope.cancel()
+                break
+    err.write("gptalk: server stopped\n")
+    return 0
+
+
+def _positive(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError("expected a positive number")
+    return number
+
+
+def _port(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {value!r}") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError("expected a port from 0 to 65535")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line (its --help texts are checked against the README)."""
+    parser = argparse.ArgumentParser(
+        prog="gptalk",
+        description="GPTalk chat-streaming protocol toolkit: chat, serve, record and replay.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"gptalk {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    chat = commands.add_parser(
+        "chat",
+        help="stream a reply to stdout",
+        description="Stream the reply to PROMPT to stdout as it arrives. With no --url, "
+        "start the built-in reference server in-process and chat with it.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    chat.add_argument("prompt", metavar="PROMPT", help="the prompt; - reads it from stdin")
+    chat.add_argument("--url", help="the service URL (default: the built-in reference server)")
+    chat.add_argument("--proxy", help="http://[user:pass@]host:port, socks5:// or socks5h://")
+    chat.add_argument("--model", default="gpt-3.5-turbo", help="the model (default: %(default)s)")
+    chat.add_argument("--system", metavar="TEXT", help="a system message before the prompt")
+    chat.add_argument("--json", action="store_true", help="print events as JSON lines")
+    chat.add_argument("--cacert", metavar="FILE", help="trust this CA bundle for TLS")
+    chat.add_argument(
+        "--insecure", action="store_true", help="do not verify TLS certificates (warns)"
+    )
+    chat.add_argument(
+        "--connect-timeout", type=_positive, default=10.0, metavar="S", help="default: %(default)s"
+    )
+    chat.add_argument(
+        "--read-timeout", type=_positive, default=60.0, metavar="S", help="default: %(default)s"
+    )
+    chat.add_argument(
+        "--total-timeout", type=_positive, default=600.0, metavar="S", help="default: %(default)s"
+    )
+
+    server = commands.add_parser(
+        "serve",
+        help="run the reference GPTalk server",
+        description="Run the reference GPTalk server. Prints one line 'listening on "
+        "http(s)://HOST:PORT' once it accepts connections; stops on SIGINT or SIGTERM.",
+        epilog="fault specs: KIND[=VALUE][@ENDPOINT][#N|#N-M|#N+]; see the README.\n" + EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    server.add_argument("--host", default="127.0.0.1", help="default: %(default)s")
+    server.add_argument("--port", type=_port, default=0, help="default: 0, any free port")
+    server.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate")
+    server.add_argument("--tls-key", metavar="FILE", help="the certificate's private key")
+    server.add_argument(
+        "--fault", action="append", default=[], metavar="SPEC", help="a fault to commit (repeat)"
+    )
+    server.add_argument("--reply-file", metavar="FILE", help="reply with this file's text")
+    server.add_argument(
+        "--token-ttl", type=_positive, default=3600.0, metavar="S", help="default: %(default)s"
+    )
+    server.add_argument(
+        "--header-timeout",
+        type=_positive,
+        default=DEFAULT_HEADER_TIMEOUT,
+        metavar="S",
+        help="drop a client slower than this to send a request head (default: %(default)s)",
+    )
+    server.add_argument(
+        "--idle-timeout",
+        type=_positive,
+        default=DEFAULT_IDLE_TIMEOUT,
+        metavar="S",
+        help="drop an idle connection after this (default: %(default)s)",
+    )
+
+    for register in _EXTRA_COMMANDS:
+        register(commands)
+    return parser
+
+
+#: Subcommand registrars added by other modules (the cassette tools).
+_EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+
+
+def _fail(err: TextIO, message: str, code: int) -> NoReturn:
+    err.write(f"gptalk: error: {message}\n")
+    err.flush()
+    raise SystemExit(code)
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Run the command; return its exit code (``SystemExit`` for argparse errors)."""
+    stdin = stdin or sys.stdin
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "chat":
+            return anyio.run(_chat, args, stdin, out, err)
+        if args.command == "serve":
+            return anyio.run(_serve, args, out, err)
+        handler: Callable[[argparse.Namespace, TextIO, TextIO, TextIO], int] = args.handler
+        return handler(args, stdin, out, err)
+    except KeyboardInterrupt:
+        err.write("gptalk: interrupted\n")
+        return EXIT_CODES["interrupted"]
+    except BrokenPipeError:
+        return EXIT_CODES["ok"]  # the reader went away (| head): not an error
+    except (UsageError, GPTalkError) as error:
+        _fail(err, str(error), _exit_code(error))
+    except Exception as error:  # noqa: BLE001 - the last line of defence
+        _fail(
+            err,
+            f"internal error ({type(error).__name__}: {error}); please report it",
+            EXIT_CODES["internal"],
+        )
+
+
+def run() -> NoReturn:
+    """The console script's entry point."""
+    raise SystemExit(main())

@@ -1,0 +1,158 @@
+"""Configuration values: timeouts, origins, proxy URLs, TLS contexts."""
+
+from __future__ import annotations
+
+import ssl
+import warnings
+from typing import NamedTuple
+from urllib.parse import unquote, urlsplit
+
+from gptalk_proto import LocalProtocolError
+
+from ._exceptions import InsecureTLSWarning
+
+__all__ = ["DEFAULT_URL", "Origin", "ProxyURL", "Timeout", "make_ssl_context"]
+
+#: Where the live service was.  It is gone; the reference server stands in.
+DEFAULT_URL = "https://gptalk.net"
+
+
+def _reject_crlf(what: str, value: str) -> None:
+    if any(c in value for c in "\r\n\x00"):
+        raise LocalProtocolError(f"{what} must not contain CR, LF or NUL")
+
+
+class Timeout(NamedTuple):
+    """Timeouts in seconds; ``None`` turns one off.
+
+    * ``connect``: opening a connection (TCP, proxy handshake and TLS);
+    * ``read``: the longest silence between two reads (and the longest write);
+    * ``total``: the whole call, retries and backoff included.
+    """
+
+    connect: float | None = 10.0
+    read: float | None = 60.0
+    total: float | None = 600.0
+
+    @classmethod
+    def coerce(cls, value: Timeout | float | None) -> Timeout:
+        """A number sets connect and read alike; None turns all off."""
+        if isinstance(value, Timeout):
+            return value
+        if value is None:
+            return cls(None, None, None)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise LocalProtocolError(f"a timeout must be a positive number, not {value!r}")
+        return cls(float(value), float(value), cls().total)
+
+
+class Origin(NamedTuple):
+    """Where the service is: scheme, host and port."""
+
+    scheme: str
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, url: str) -> Origin:
+        _reject_crlf("the URL", url)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise LocalProtocolError(f"expected an http:// or https:// URL, got {url!r}")
+        if parts.username or parts.password:
+            raise LocalProtocolError("the service URL must not carry credentials")
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            raise LocalProtocolError(f"bad port in {url!r}") from None
+        return cls(parts.scheme, parts.hostname, port)
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme == "https"
+
+    @property
+    def host_header(self) -> str:
+        default = 443 if self.tls else 80
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == default else f"{host}:{self.port}"
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.host_header}"
+
+
+class ProxyURL(NamedTuple):
+    """A proxy: ``http://[user:pass@]host:port`` or ``socks5[h]://...``.
+
+    ``repr`` and ``str`` hide the password (and the user name), so a proxy can
+    be named in an error message or a log line.
+    """
+
+    scheme: str
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+
+    @classmethod
+    def parse(cls, url: str) -> ProxyURL:
+        _reject_crlf("the proxy URL", url)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "socks5", "socks5h") or not parts.hostname:
+            raise LocalProtocolError(
+                "expected a proxy URL like http://host:port or socks5://user:pass@host:port"
+            )
+        try:
+            port = parts.port or (1080 if parts.scheme.startswith("socks") else 8080)
+        except ValueError:
+            raise LocalProtocolError("bad port in the proxy URL") from None
+        username = unquote(parts.username) if parts.username is not None else None
+        password = unquote(parts.password) if parts.password is not None else None
+        for value in (username, password):
+            if value is not None:
+                _reject_crlf("proxy credentials", value)
+        # RFC 1929: one length byte each for the user name and the password.
+        if (
+            parts.scheme.startswith("socks")
+            and username is not None
+            and (len(username.encode()) > 255 or len((password or "").encode()) > 255)
+        ):
+            raise LocalProtocolError("SOCKS5 credentials are limited to 255 bytes each")
+        return cls(parts.scheme, parts.hostname, port, username, password)
+
+    def __str__(self) -> str:
+        auth = "***@" if self.username is not None else ""
+        return f"{self.scheme}://{auth}{self.host}:{self.port}"
+
+    def __repr__(self) -> str:
+        return f"ProxyURL({str(self)!r})"
+
+
+def make_ssl_context(verify: bool | str | ssl.SSLContext = True) -> ssl.SSLContext:
+    """The TLS context for connections to the service.
+
+    ``True``: the system trust store, hostname checks on.  A path: trust that
+    CA bundle instead.  An ``SSLContext``: used as given.  ``False``: no
+    verification at all, and an :class:`InsecureTLSWarning` says so.  ALPN
+    offers ``http/1.1``, the only protocol spoken here.
+    """
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    if verify is False:
+        warnings.warn(
+            "TLS certificate verification is turned off: anyone on the path can read "
+            "and change this traffic",
+            InsecureTLSWarning,
+            stacklevel=3,
+        )
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif verify is True:
+        context = ssl.create_default_context()
+    elif isinstance(verify, str):
+        context = ssl.create_default_context(cafile=verify)
+    else:
+        raise LocalProtocolError("verify must be True, False, a CA bundle path or an SSLContext")
+    context.set_alpn_protocols(["http/1.1"])
+    return context

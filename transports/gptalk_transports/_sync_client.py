@@ -1,0 +1,210 @@
+"""Client: GPTalk chats over blocking sockets (thread-safe)."""
+
+from __future__ import annotations
+
+import random
+import secrets
+import ssl
+import threading
+import time
+from collections.abc import Generator, Mapping
+from types import TracebackType
+from typing import Any
+
+from gptalk_proto import (
+    DEFAULT_MODEL,
+    DEFAULT_USER_AGENT,
+    Chat,
+    ChatEvent,
+    ClientConnection,
+    Credentials,
+    GPTalkError,
+    TextDelta,
+    TextRewritten,
+)
+from gptalk_proto._util import check_header_value
+
+from ._config import DEFAULT_URL, Origin, ProxyURL, Timeout, make_ssl_context
+from ._connector import SyncConnector, SyncConnectorProtocol
+from ._progress import SKIP, Messages, Progress, RewritePolicy
+from ._retry import RetryPolicy, RetryState
+from ._sync_driver import SyncPool, drive_sync
+
+__all__ = ["ChatStream", "Client"]
+
+
+class ChatStream:
+    """One chat's text deltas (or, from ``events()``, its typed events).
+
+    An iterator and a context manager: ``with`` closes the connection even
+    when the loop stops early.
+    """
+
+    def __init__(self, events: Generator[ChatEvent, None, None], progress: Progress) -> None:
+        self._events = events
+        self._progress = progress
+
+    @property
+    def retries(self) -> int:
+        return self._progress.state.retries
+
+    @property
+    def text(self) -> str:
+        return self._progress.text
+
+    @property
+    def done(self) -> bool:
+        return self._progress.done
+
+    def __iter__(self) -> ChatStream:
+        return self
+
+    def __next__(self) -> Any:
+        while True:
+            try:
+                value = self._progress.take(next(self._events))
+            except BaseException:
+                self.close()
+                raise
+            if value is not SKIP:
+                return value
+
+    def close(self) -> None:
+        self._events.close()
+
+    def __enter__(self) -> ChatStream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Client:
+    """A blocking GPTalk client; safe to share among threads.
+
+    The arguments are :class:`~gptalk_transports.AsyncClient`'s, without
+    ``backend``: this one uses blocking sockets.
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        *,
+        proxy: str | None = None,
+        timeout: Timeout | float | None = Timeout(),  # noqa: B008 - immutable
+        credentials: Credentials | None = None,
+        verify: bool | str | ssl.SSLContext = True,
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - immutable
+        model: str = DEFAULT_MODEL,
+        user_agent: str = DEFAULT_USER_AGENT,
+        headers: Mapping[str, str] | None = None,
+        connector: SyncConnectorProtocol | None = None,
+        max_idle_connections: int = 16,
+    ) -> None:
+        self.origin = Origin.parse(base_url)
+        self.proxy = ProxyURL.parse(proxy) if proxy else None
+        self.timeout = Timeout.coerce(timeout)
+        self.credentials = credentials if credentials is not None else Credentials()
+        self.retry = retry
+        self.model = check_header_value("model", model)
+        self.user_agent = check_header_value("user_agent", user_agent)
+        self.headers = tuple(
+            (check_header_value("header name", k), check_header_value(f"header {k!r}", v))
+            for k, v in (headers or {}).items()
+        )
+        if connector is None:
+            ssl_context = make_ssl_context(verify) if self.origin.tls else None
+            connector = SyncConnector(self.origin, proxy=self.proxy, ssl_context=ssl_context)
+        self.connector = connector
+        self._pool = SyncPool(connector, max_idle=max_idle_connections)
+        # Single-flight logins, and the credentials' counters, across threads.
+        self._login_lock = threading.Lock()
+        self._rng = random.Random()
+
+    @property
+    def connections_opened(self) -> int:
+        return self._pool.opened
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the kept-alive connections."""
+        self._pool.close()
+
+    def stream(
+        self,
+        messages: Messages,
+        *,
+        model: str | None = None,
+        on_rewrite: RewritePolicy = "raise",
+    ) -> ChatStream:
+        """The reply's text deltas, as they arrive (see ``AsyncClient.stream``)."""
+        state = RetryState()
+        progress = Progress(state, deltas=True, on_rewrite=on_rewrite)
+        return ChatStream(self._run(messages, model, state), progress)
+
+    def events(self, messages: Messages, *, model: str | None = None) -> ChatStream:
+        """The chat's typed events."""
+        state = RetryState()
+        progress = Progress(state, deltas=False, on_rewrite="ignore")
+        return ChatStream(self._run(messages, model, state), progress)
+
+    def chat(self, messages: Messages, *, model: str | None = None) -> str:
+        """The whole reply (rewrites included)."""
+        with self.events(messages, model=model) as events:
+            for _ in events:
+                pass
+            return events.text
+
+    def _run(
+        self, messages: Messages, model: str | None, state: RetryState
+    ) -> Generator[ChatEvent, None, None]:
+        total = self.timeout.total
+        deadline = None if total is None else time.monotonic() + total
+        while True:
+            state.attempts += 1
+            chat = Chat(
+                messages,
+                credentials=self.credentials,
+                fingerprint=secrets.token_hex(16),
+                model=model or self.model,
+                user_agent=self.user_agent,
+                extra_headers=self.headers,
+                base_url=str(self.origin),
+            )
+            options = self.connector.request_options
+            conn = ClientConnection(
+                chat,
+                host=options.host,
+                target_prefix=options.target_prefix,
+                proxy_headers=options.proxy_headers,
+            )
+            events = drive_sync(conn, self._pool, self.timeout, deadline, self._login_lock)
+            try:
+                for event in events:
+                    if type(event) is TextDelta or type(event) is TextRewritten:
+                        state.text_yielded = True
+                    yield event
+                return
+            except GPTalkError as error:
+                delay = self.retry.decide(error, state, self._rng)
+                if deadline is not None and time.monotonic() + delay >= deadline:
+                    raise
+                if delay:
+                    time.sleep(delay)
+            finally:
+                events.close()
