@@ -22,6 +22,7 @@ from ._exceptions import (
     WriteError,
     WriteTimeout,
 )
+from ._g4f import GPTalk
 from ._retry import RetryPolicy
 from ._sync_client import ChatStream, Client
 
@@ -34,6 +35,7 @@ __all__ = [
     "ConnectError",
     "ConnectTimeout",
     "DeadlineExceeded",
+    "GPTalk",
     "InsecureTLSWarning",
     "Origin",
     "ProxyError",

@@ -86,9 +86,7 @@ def _read_prompt(prompt: str, stdin: TextIO) -> str:
 
 
 def _timeout(args: argparse.Namespace) -> Timeout:
-    return Timeout(
-        connect=args.connect_timeout, read=args.read_timeout, total=args.total_timeout
-    )
+    return Timeout(connect=args.connect_timeout, read=args.read_timeout, total=args.total_timeout)
 
 
 def _verify(args: argparse.Namespace) -> bool | str:
@@ -336,7 +334,7 @@ def main(
         return EXIT_CODES["ok"]  # the reader went away (| head): not an error
     except (UsageError, GPTalkError) as error:
         _fail(err, str(error), _exit_code(error))
-    except Exception as error:  # noqa: BLE001 - the last line of defence
+    except Exception as error:
         _fail(
             err,
             f"internal error ({type(error).__name__}: {error}); please report it",

@@ -194,7 +194,7 @@ async def serve_in_background(
         )
         try:
             yield url
-        except BaseException as exc:  # noqa: BLE001 - re-raised below, unchanged
+        except BaseException as exc:
             failure = exc
         finally:
             group.cancel_scope.cancel()

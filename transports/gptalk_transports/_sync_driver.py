@@ -101,10 +101,13 @@ class _Limits:
             return left, True
         return base, False
 
-    def run(self, operation: Callable[[float | None], T], base: float | None, what: str) -> T:
+    def run(
+        self, operation: Callable[..., T], args: tuple[object, ...], base: float | None, what: str
+    ) -> T:
+        """``operation(*args, timeout)`` within ``base`` and the deadline."""
         seconds, by_deadline = self.bound(base)
         try:
-            return operation(seconds)
+            return operation(*args, seconds)
         except TimeoutError:
             if by_deadline:
                 raise self._exceeded() from None
@@ -148,11 +151,7 @@ def drive_sync(
             event = conn.next_event()
             if event is NEED_DATA:
                 try:
-                    data = limits.run(
-                        lambda t: stream.receive_some(READ_SIZE, t),  # type: ignore[union-attr]
-                        timeout.read,
-                        "read",
-                    )
+                    data = limits.run(stream.receive_some, (READ_SIZE,), timeout.read, "read")
                 except ReadError:
                     data = b""
                 conn.receive_data(data)
@@ -171,7 +170,7 @@ def drive_sync(
                     login_lock.release()  # type: ignore[union-attr]
                     locked = False
                 try:
-                    limits.run(lambda t: stream.send_all(data, t), timeout.read, "write")  # type: ignore[union-attr]
+                    limits.run(stream.send_all, (data,), timeout.read, "write")
                 except WriteError:
                     if not reused or conn.requests_on_connection != 1:
                         raise
@@ -180,7 +179,7 @@ def drive_sync(
                     stream = limits.connect(pool)
                     reused = False
                     retry = conn.resend_on_new_connection()
-                    limits.run(lambda t: stream.send_all(retry, t), timeout.read, "write")  # type: ignore[union-attr]
+                    limits.run(stream.send_all, (retry,), timeout.read, "write")
             elif type(event) is ReconnectNeeded:
                 stream.close()
                 stream = None
