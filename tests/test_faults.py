@@ -58,6 +58,7 @@ def test_5xx_before_the_stream_then_healthy_is_retried(
     service, outcome = run(kind, [fault])
     assert outcome.text == g.expected_reply(PROMPT)
     assert outcome.retries == 1
+    assert service.counts["text"] == 2  # a new chat: the stream token is single-use
 
 
 def test_503_forever_raises_after_the_retries(kind: str, no_leaks: None) -> None:
@@ -113,6 +114,7 @@ def test_stream_cut_before_any_text_is_retried(kind: str, no_leaks: None) -> Non
     service, outcome = run(kind, ["cut=0@stream#1"])
     assert outcome.text == g.expected_reply(PROMPT)
     assert outcome.retries == 1
+    assert service.counts["stream"] == 2
 
 
 def test_server_closing_before_answering_is_a_remote_protocol_error(
