@@ -30,6 +30,7 @@ from gptalk_proto import (
     parse_fault,
     text_reply,
 )
+from gptalk_proto._util import check_header_value
 
 from ._async_client import AsyncClient
 from ._config import Timeout
@@ -79,7 +80,8 @@ def _exit_code(error: BaseException) -> int:
 
 
 def _read_prompt(prompt: str, stdin: TextIO) -> str:
-    text = stdin.read() if prompt == "-" else prompt
+    # From stdin, the line end that ends the input is not part of the prompt.
+    text = stdin.read().rstrip("\r\n") if prompt == "-" else prompt
     if not text.strip():
         raise UsageError("the prompt is empty")
     return text
@@ -106,6 +108,9 @@ class _Printer:
         self.out = out
         self.err = err
         self.as_json = as_json
+        # JSON lines stay exact on a terminal that is not UTF-8: escape instead.
+        encoding = (getattr(out, "encoding", None) or "utf-8").lower().replace("_", "-")
+        self.ascii_only = encoding not in ("utf-8", "utf8")
 
     def __call__(self, event: object) -> None:
         if self.as_json:
@@ -117,7 +122,7 @@ class _Printer:
             elif isinstance(event, ChatDone):
                 record = {"event": "done", "text": event.text}
             if record is not None:
-                self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                self.out.write(json.dumps(record, ensure_ascii=self.ascii_only) + "\n")
                 self.out.flush()
             return
         if isinstance(event, TextDelta):
@@ -132,6 +137,9 @@ class _Printer:
 
 async def _chat(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
     prompt = _read_prompt(args.prompt, stdin)
+    # Refuse bad values before anything starts (the built-in server included).
+    check_header_value("--model", args.model)
+    verify = _verify(args)
     messages = [{"role": "user", "content": prompt}]
     if args.system:
         messages.insert(0, {"role": "system", "content": args.system})
@@ -143,7 +151,7 @@ async def _chat(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextI
             err.write(f"gptalk: no --url given; using the built-in reference server at {url}\n")
             err.flush()
         client = await stack.enter_async_context(
-            AsyncClient(url, proxy=args.proxy, timeout=_timeout(args), verify=_verify(args))
+            AsyncClient(url, proxy=args.proxy, timeout=_timeout(args), verify=verify)
         )
         async with client.events(messages, model=args.model) as events:
             async for event in events:
@@ -174,27 +182,36 @@ async def _serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     service = make_service(faults=faults, token_ttl=args.token_ttl)
     if reply is not None:
         service.reply = reply
-    async with anyio.create_task_group() as group:
-        try:
-            url = await group.start(
-                lambda task_status: serve(
-                    service,
-                    host=args.host,
-                    port=args.port,
-                    ssl_context=ssl_context,
-                    header_timeout=args.header_timeout,
-                    idle_timeout=args.idle_timeout,
-                    task_status=task_status,
+    # Errors found inside the task group are raised after it has exited, so
+    # they reach main() as themselves, not wrapped in an ExceptionGroup.
+    failure: UsageError | None = None
+    # Signals are caught from before the ready line: a supervisor may stop the
+    # server the moment it reads it.
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with anyio.create_task_group() as group:
+            try:
+                url = await group.start(
+                    lambda task_status: serve(
+                        service,
+                        host=args.host,
+                        port=args.port,
+                        ssl_context=ssl_context,
+                        header_timeout=args.header_timeout,
+                        idle_timeout=args.idle_timeout,
+                        task_status=task_status,
+                    )
                 )
-            )
-        except OSError as exc:
-            raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
-        out.write(f"listening on {url}\n")
-        out.flush()
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for _ in signals:
+            except OSError as exc:
+                failure = UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}")
                 group.cancel_scope.cancel()
-                break
+            else:
+                out.write(f"listening on {url}\n")
+                out.flush()
+                async for _ in signals:
+                    group.cancel_scope.cancel()
+                    break
+    if failure is not None:
+        raise failure
     err.write("gptalk: server stopped\n")
     return 0
 
@@ -318,6 +335,12 @@ def main(
     stdin = stdin or sys.stdin
     out = stdout or sys.stdout
     err = stderr or sys.stderr
+    for stream in (out, err):
+        # A reply the terminal's encoding cannot show is shown escaped, not
+        # turned into a crash halfway through.
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

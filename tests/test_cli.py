@@ -1,0 +1,298 @@
+"""The ``gptalk`` command as a user runs it: the console script, in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+import gptalk_proto as g
+from gptalk_transports._cli import EXIT_CODES
+
+GPTALK = Path(sys.executable).with_name("gptalk")
+LISTENING = re.compile(r"listening on (?P<url>http://127\.0\.0\.1:(?P<port>[1-9][0-9]{0,4}))\n")
+#: Seconds any one subprocess may take before the test fails (it is killed).
+TIMEOUT = 30.0
+# The tests check what the command prints, not how the terminal encodes it.
+ENV = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+
+
+def gptalk(
+    *args: str, stdin: str = "", timeout: float = TIMEOUT
+) -> subprocess.CompletedProcess[str]:
+    """Run the console script to its end (killed after ``timeout``)."""
+    return subprocess.run(
+        [str(GPTALK), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=ENV,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def read_line(stream: IO[str], timeout: float) -> str:
+    """One line from ``stream``, or fail after ``timeout`` seconds."""
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: lines.put(stream.readline()), daemon=True)
+    reader.start()
+    try:
+        return lines.get(timeout=timeout)
+    except queue.Empty:
+        raise AssertionError(f"no line within {timeout} s") from None
+
+
+class Server:
+    """A running ``gptalk serve``."""
+
+    def __init__(self, process: subprocess.Popen[str], url: str) -> None:
+        self.process = process
+        self.url = url
+
+    def stop(self, signum: int) -> tuple[int, str, str]:
+        """Send ``signum``; (exit code, the rest of stdout, stderr) once it exits."""
+        self.process.send_signal(signum)
+        code = self.process.wait(timeout=10)
+        assert self.process.stdout is not None
+        assert self.process.stderr is not None
+        return code, self.process.stdout.read(), self.process.stderr.read()
+
+
+@contextmanager
+def serving(*args: str) -> Iterator[Server]:
+    """``gptalk serve ARGS`` in a subprocess, once it printed its one ready line."""
+    process = subprocess.Popen(
+        [str(GPTALK), "serve", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        env=ENV,
+    )
+    try:
+        assert process.stdout is not None
+        # The first line must be the ready line: nothing on stdout before it.
+        line = read_line(process.stdout, timeout=10)
+        match = LISTENING.fullmatch(line)
+        assert match is not None, f"first stdout line: {line!r}"
+        assert 1 <= int(match["port"]) <= 65535
+        yield Server(process, match["url"])
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    """One healthy ``gptalk serve`` for the tests that only need a peer."""
+    with serving() as running:
+        yield running
+
+
+def free_port() -> int:
+    """A loopback port with nothing listening on it (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess[str], code: int) -> str:
+    """The command failed with ``code``, one ``gptalk: error:`` line and no traceback."""
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("gptalk: error: ")
+    return lines[0]
+
+
+# -- serve, chat, stop ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_serve_chat_and_stop_on_a_signal(signum: int) -> None:
+    prompt = "Hello, command line!"
+    with serving() as running:
+        result = gptalk("chat", "--url", running.url, prompt)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == g.expected_reply(prompt) + "\n"
+        assert "Traceback" not in result.stderr
+        code, rest, errors = running.stop(signum)
+    assert code == 0, errors
+    assert rest == ""  # the ready line was the only line on stdout
+    assert "Traceback" not in errors
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_right_after_the_ready_line_stops_the_server_cleanly(signum: int) -> None:
+    # A supervisor may stop the server as soon as it said it is ready.
+    with serving() as running:
+        code, rest, errors = running.stop(signum)
+    assert code == 0, f"exit {code}, stderr {errors!r}"
+    assert rest == ""
+    assert "Traceback" not in errors
+
+
+def test_service_refusal_exits_4_with_one_line() -> None:
+    with serving("--fault", "status=503@text") as running:
+        result = gptalk("chat", "--url", running.url, "--total-timeout", "20", "hi")
+        running.stop(signal.SIGTERM)
+    line = assert_one_error_line(result, EXIT_CODES["service"])
+    assert "503" in line
+
+
+def test_crlf_line_ends_and_keepalive_comments() -> None:
+    prompt = "crlf and keep-alives"
+    with serving("--fault", "newline=crlf", "--fault", "keepalive=2") as running:
+        result = gptalk("chat", "--url", running.url, prompt)
+        running.stop(signal.SIGTERM)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == g.expected_reply(prompt) + "\n"
+
+
+def test_json_lines(server: Server) -> None:
+    prompt = "as JSON, please"
+    result = gptalk("chat", "--url", server.url, "--json", prompt)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.endswith("\n")
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    *deltas, done = records
+    assert all(set(r) == {"event", "text"} and r["event"] == "delta" for r in deltas)
+    assert [r["text"] for r in deltas] == g.default_reply(prompt)
+    assert done == {"event": "done", "text": g.expected_reply(prompt)}
+
+
+def test_no_url_uses_the_built_in_reference_server() -> None:
+    result = gptalk("chat", "hi")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == g.expected_reply("hi") + "\n"
+    assert "built-in reference server" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_prompt_dash_reads_stdin(server: Server) -> None:
+    prompt = "a prompt\nover two lines, from stdin"
+    result = gptalk("chat", "--url", server.url, "-", stdin=prompt)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == g.expected_reply(prompt) + "\n"
+
+
+def test_the_line_end_closing_stdin_is_not_part_of_the_prompt(server: Server) -> None:
+    result = gptalk("chat", "--url", server.url, "-", stdin="hi\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == g.expected_reply("hi") + "\n"
+
+
+@pytest.mark.parametrize("json_lines", [False, True])
+def test_a_terminal_that_is_not_utf8_gets_escapes_not_a_crash(
+    server: Server, json_lines: bool
+) -> None:
+    args = ["chat", "--url", server.url, *(["--json"] if json_lines else []), "hi"]
+    result = subprocess.run(
+        [str(GPTALK), *args],
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "ascii"},
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr.decode()
+    result.stdout.decode("ascii")  # nothing but ASCII went out
+    if json_lines:
+        last = json.loads(result.stdout.decode().splitlines()[-1])
+        assert last == {"event": "done", "text": g.expected_reply("hi")}
+    else:
+        assert result.stdout.decode() == (
+            g.expected_reply("hi").encode("ascii", "backslashreplace").decode() + "\n"
+        )
+
+
+# -- usage errors ---------------------------------------------------------------
+
+
+def test_no_prompt_is_a_usage_error() -> None:
+    result = gptalk("chat")
+    assert result.returncode == EXIT_CODES["usage"]
+    assert result.stdout == ""
+    assert "usage: gptalk chat" in result.stderr
+    assert "PROMPT" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_port_out_of_range_is_a_usage_error() -> None:
+    result = gptalk("serve", "--port", "70000")
+    assert result.returncode == EXIT_CODES["usage"]
+    assert result.stdout == ""
+    assert "usage: gptalk serve" in result.stderr
+    assert "--port" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["chat", "--url", "ftp://x", "hi"], "ftp://x"),
+        (["serve", "--fault", "bogus"], "'bogus'"),
+        (["serve", "--fault", "status=503", "--fault", "cut=x"], "'cut=x'"),
+        # A dead --url: the model is refused before any connection is tried.
+        (["chat", "--url", "http://127.0.0.1:9", "--model", "a\nb", "hi"], "model"),
+    ],
+    ids=["ftp-url", "bogus-fault", "bad-fault-value", "model-with-newline"],
+)
+def test_bad_values_exit_2_with_one_clear_line(args: list[str], named: str) -> None:
+    line = assert_one_error_line(gptalk(*args), EXIT_CODES["usage"])
+    assert named in line
+
+
+def test_refused_connection_exits_3_with_one_line() -> None:
+    port = free_port()
+    result = gptalk(
+        "chat",
+        "--url",
+        f"http://127.0.0.1:{port}",
+        "--connect-timeout",
+        "2",
+        "--total-timeout",
+        "10",
+        "hi",
+    )
+    assert_one_error_line(result, EXIT_CODES["network"])
+
+
+def test_serve_on_a_port_in_use_exits_2_with_a_clear_message() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = gptalk("serve", "--port", str(port), timeout=10)
+    line = assert_one_error_line(result, EXIT_CODES["usage"])
+    assert str(port) in line
+
+
+@pytest.mark.parametrize("args", [[], ["chat"], ["serve"]], ids=["gptalk", "chat", "serve"])
+def test_help_mentions_every_exit_code(args: list[str]) -> None:
+    result = gptalk(*args, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: gptalk")
+    assert "exit codes:" in result.stdout
+    for name, code in EXIT_CODES.items():
+        assert f"{code} {name}" in result.stdout
