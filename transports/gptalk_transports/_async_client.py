@@ -29,7 +29,7 @@ from ._async_driver import AsyncPool, drive
 from ._config import DEFAULT_URL, Origin, ProxyURL, Timeout, make_ssl_context
 from ._connector import AsyncConnector, AsyncConnectorProtocol
 from ._progress import SKIP, Messages, Progress, RewritePolicy
-from ._retry import RetryPolicy, RetryState
+from ._retry import RetryPolicy, RetryState, translate
 from ._streams import AsyncBackend, AsyncLock
 from ._trio_backend import TrioBackend
 
@@ -251,7 +251,10 @@ class AsyncClient:
                             state.text_yielded = True
                         yield event
                 return
-            except GPTalkError as error:
+            except GPTalkError as caught:
+                error = translate(caught, self.proxy)
+                if error is not caught:
+                    raise error from caught
                 delay = self.retry.decide(error, state, self._rng)
                 if deadline is not None and backend.current_time() + delay >= deadline:
                     raise

@@ -113,8 +113,12 @@ def socks5_connect(proxy: ProxyURL, host: str, port: int) -> Handshake:
     try:
         conn.send(socks5.SOCKS5AuthMethodsRequest(methods))
         yield conn.data_to_send()
-        # RFC 1928 section 3: VER | METHOD
-        reply = conn.receive_data((yield from read(2, "method selection")))
+        # RFC 1928 section 3: VER | METHOD.  socksio checks the method byte
+        # only; a VER other than 5 is not a SOCKS5 proxy talking.
+        selection = yield from read(2, "method selection")
+        if selection[0] != 5:
+            raise ProxyError(f"the proxy {proxy} sent a malformed SOCKS5 reply")
+        reply = conn.receive_data(selection)
         assert isinstance(reply, socks5.SOCKS5AuthReply)
         if reply.method == socks5.SOCKS5AuthMethod.USERNAME_PASSWORD:
             if proxy.username is None:

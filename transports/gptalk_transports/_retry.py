@@ -18,11 +18,24 @@ from gptalk_proto import (
     StreamInterrupted,
 )
 
-from ._exceptions import ConnectError
+from ._config import ProxyURL
+from ._exceptions import ConnectError, ProxyError
 
-__all__ = ["RetryPolicy", "RetryState"]
+__all__ = ["RetryPolicy", "RetryState", "translate"]
 
 _AUTH = (QuotaExhausted, AuthExpired, AuthInvalid)
+
+
+def translate(error: GPTalkError, proxy: ProxyURL | None) -> GPTalkError:
+    """What an error means for this client.
+
+    Only a proxy answers 407 (RFC 9110 section 15.5.8): without a tunnel (an
+    HTTP proxy in front of a plain-HTTP service) it arrives as the answer to a
+    GPTalk request, and is the proxy's refusal, not the service's.
+    """
+    if proxy is not None and isinstance(error, HTTPStatusError) and error.status == 407:
+        return ProxyError(f"the proxy {proxy} refused the credentials (407)")
+    return error
 
 
 class RetryState:

@@ -27,7 +27,7 @@ from gptalk_proto._util import check_header_value
 from ._config import DEFAULT_URL, Origin, ProxyURL, Timeout, make_ssl_context
 from ._connector import SyncConnector, SyncConnectorProtocol
 from ._progress import SKIP, Messages, Progress, RewritePolicy
-from ._retry import RetryPolicy, RetryState
+from ._retry import RetryPolicy, RetryState, translate
 from ._sync_driver import SyncPool, drive_sync
 
 __all__ = ["ChatStream", "Client"]
@@ -200,7 +200,10 @@ class Client:
                         state.text_yielded = True
                     yield event
                 return
-            except GPTalkError as error:
+            except GPTalkError as caught:
+                error = translate(caught, self.proxy)
+                if error is not caught:
+                    raise error from caught
                 delay = self.retry.decide(error, state, self._rng)
                 if deadline is not None and time.monotonic() + delay >= deadline:
                     raise
