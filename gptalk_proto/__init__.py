@@ -11,6 +11,15 @@ randomness: time and entropy come in as arguments.
   reference server runs.
 """
 
+from ._cassette import (
+    FORMAT_VERSION,
+    Cassette,
+    CassetteError,
+    Interaction,
+    RecordedChunk,
+    RecordedRequest,
+    RecordedResponse,
+)
 from ._chat import DEFAULT_MAX_BODY_SIZE, Chat
 from ._connection import DEFAULT_MAX_HEAD_SIZE, ClientConnection
 from ._content import ContentDecoder, decode_content
@@ -41,6 +50,10 @@ from ._events import (
     TextRewritten,
 )
 from ._faults import Fault, parse_fault
+from ._har import to_har
+from ._recorder import Recorder
+from ._redact import lint, redact
+from ._replay import EOF, CassetteMismatch, CassetteUnplayed, ReplayConnection, Replayer
 from ._replies import ReplyGenerator, default_reply, expected_reply, sized_reply, text_reply
 from ._server import (
     DEFAULT_MAX_REQUEST_BODY,
@@ -85,6 +98,8 @@ __all__ = [
     "DEFAULT_ORIGIN",
     "DEFAULT_USER_AGENT",
     "DONE_MARKER",
+    "EOF",
+    "FORMAT_VERSION",
     "LOGIN_PATH",
     "NEED_DATA",
     "PAUSED",
@@ -95,6 +110,10 @@ __all__ = [
     "AuthExpired",
     "AuthInvalid",
     "BadRequest",
+    "Cassette",
+    "CassetteError",
+    "CassetteMismatch",
+    "CassetteUnplayed",
     "Chat",
     "ChatDone",
     "ChatEvent",
@@ -113,13 +132,20 @@ __all__ = [
     "GPTalkError",
     "HTTPStatusError",
     "Head",
+    "Interaction",
     "LocalProtocolError",
     "LoggedIn",
     "Pause",
     "ProtocolError",
     "QuotaExhausted",
     "ReconnectNeeded",
+    "RecordedChunk",
+    "RecordedRequest",
+    "RecordedResponse",
+    "Recorder",
     "RemoteProtocolError",
+    "ReplayConnection",
+    "Replayer",
     "ReplyGenerator",
     "Request",
     "RequestReceived",
@@ -144,9 +170,12 @@ __all__ = [
     "encode_event",
     "expected_reply",
     "format_prompt",
+    "lint",
     "parse_fault",
+    "redact",
     "sized_reply",
     "text_reply",
+    "to_har",
 ]
 
 # Errors and events are shown as gptalk_proto.X, not gptalk_proto._module.X.

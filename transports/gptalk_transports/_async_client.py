@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 import secrets
 import ssl
-from collections.abc import AsyncGenerator, Mapping
+import time
+from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
 from types import TracebackType
 from typing import Any
@@ -118,6 +119,8 @@ class AsyncClient:
         model, user_agent, headers: what every chat sends.
         connector: replaces how connections are made (record/replay use it).
         max_idle_connections: kept-alive connections kept for reuse.
+        clock: the unix time (default ``time.time``): it stamps requests and
+            judges token expiry.  Replay passes the recorded time.
 
     Use it with ``async with``; every value that goes into a header is
     checked here, before anything is sent.
@@ -138,6 +141,7 @@ class AsyncClient:
         headers: Mapping[str, str] | None = None,
         connector: AsyncConnectorProtocol | None = None,
         max_idle_connections: int = 16,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.origin = Origin.parse(base_url)
         self.proxy = ProxyURL.parse(proxy) if proxy else None
@@ -160,6 +164,7 @@ class AsyncClient:
         self._pool = AsyncPool(connector, self.backend, max_idle=max_idle_connections)
         self._login_lock: AsyncLock | None = None
         self._rng = random.Random()
+        self.clock = clock
 
     @property
     def connections_opened(self) -> int:
@@ -244,7 +249,14 @@ class AsyncClient:
             conn = self._new_connection(messages, model)
             try:
                 async with aclosing(
-                    drive(conn, self._pool, self.timeout, deadline, self._login_lock)
+                    drive(
+                        conn,
+                        self._pool,
+                        self.timeout,
+                        deadline,
+                        login_lock=self._login_lock,
+                        wall_clock=self.clock,
+                    )
                 ) as events:
                     async for event in events:
                         if type(event) is TextDelta or type(event) is TextRewritten:

@@ -7,7 +7,7 @@ be reused) is the core's; this loop reads, writes, waits and cleans up.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TypeVar
 
 from gptalk_proto import (
@@ -140,13 +140,17 @@ async def drive(
     pool: AsyncPool,
     timeout: Timeout,
     deadline: float | None,
+    *,
     login_lock: AsyncLock | None = None,
+    wall_clock: Callable[[], float] = time.time,
 ) -> AsyncGenerator[ChatEvent, None]:
     """Run one chat over ``pool``'s connections; yield its events.
 
     ``login_lock`` makes logins single-flight: it is held from the chat's
     first request until the chat has its token use, so concurrent chats that
     need a login wait for one login instead of each making their own.
+    ``wall_clock`` gives the unix time the core stamps requests with and judges
+    token expiry by (replay passes the recorded time).
     """
     backend = pool.backend
     limits = _Limits(backend, timeout, deadline)
@@ -183,7 +187,7 @@ async def drive(
                 if login_lock is not None and conn.state is ClientState.START:
                     await login_lock.acquire()
                     locked = True
-                data = conn.send(now=time.time())
+                data = conn.send(now=wall_clock())
                 if locked and conn.state is not ClientState.LOGIN_SENT:
                     login_lock.release()  # type: ignore[union-attr]
                     locked = False

@@ -19,6 +19,7 @@ from typing import Any, NoReturn, TextIO
 import anyio
 
 from gptalk_proto import (
+    CassetteError,
     ChatDone,
     GPTalkError,
     LocalProtocolError,
@@ -52,14 +53,17 @@ EXIT_CODES = {
     "network": 3,  # connect, proxy, TLS, timeouts
     "service": 4,  # the service refused: error envelope or HTTP 4xx/5xx
     "protocol": 5,  # the server broke the protocol (bad HTTP, SSE or JSON)
+    "cassette": 6,  # a cassette is malformed, or a replay left the recorded path
+    "check": 1,  # cassette verify or lint found a problem
     "internal": 70,  # a bug in gptalk itself (EX_SOFTWARE)
     "interrupted": 130,  # Ctrl-C
 }
 
 EPILOG = """\
-exit codes: 0 ok, 2 usage, 3 network (connect, proxy, TLS, timeout),
-4 service (error envelope, HTTP 4xx/5xx), 5 protocol (the server broke
-the protocol), 70 internal error, 130 interrupted.
+exit codes: 0 ok, 1 a cassette check found problems, 2 usage, 3 network
+(connect, proxy, TLS, timeout), 4 service (error envelope, HTTP 4xx/5xx),
+5 protocol (the server broke the protocol), 6 cassette (malformed, or the
+replay left the recorded path), 70 internal error, 130 interrupted.
 """
 
 
@@ -70,6 +74,8 @@ class UsageError(Exception):
 def _exit_code(error: BaseException) -> int:
     if isinstance(error, (UsageError, LocalProtocolError)):
         return EXIT_CODES["usage"]
+    if isinstance(error, CassetteError):
+        return EXIT_CODES["cassette"]
     if isinstance(error, TransportError):
         return EXIT_CODES["network"]
     if isinstance(error, ServiceError):
@@ -368,3 +374,7 @@ def main(
 def run() -> NoReturn:
     """The console script's entry point."""
     raise SystemExit(main())
+
+
+# The cassette commands register themselves on import (they use this module).
+from . import _cli_cassette  # noqa: E402, F401

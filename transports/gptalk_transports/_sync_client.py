@@ -7,7 +7,7 @@ import secrets
 import ssl
 import threading
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -105,6 +105,7 @@ class Client:
         headers: Mapping[str, str] | None = None,
         connector: SyncConnectorProtocol | None = None,
         max_idle_connections: int = 16,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.origin = Origin.parse(base_url)
         self.proxy = ProxyURL.parse(proxy) if proxy else None
@@ -125,6 +126,7 @@ class Client:
         # Single-flight logins, and the credentials' counters, across threads.
         self._login_lock = threading.Lock()
         self._rng = random.Random()
+        self.clock = clock
 
     @property
     def connections_opened(self) -> int:
@@ -193,7 +195,14 @@ class Client:
                 target_prefix=options.target_prefix,
                 proxy_headers=options.proxy_headers,
             )
-            events = drive_sync(conn, self._pool, self.timeout, deadline, self._login_lock)
+            events = drive_sync(
+                conn,
+                self._pool,
+                self.timeout,
+                deadline,
+                login_lock=self._login_lock,
+                wall_clock=self.clock,
+            )
             try:
                 for event in events:
                     if type(event) is TextDelta or type(event) is TextRewritten:

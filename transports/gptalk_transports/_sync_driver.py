@@ -129,7 +129,9 @@ def drive_sync(
     pool: SyncPool,
     timeout: Timeout,
     deadline: float | None,
+    *,
     login_lock: threading.Lock | None = None,
+    wall_clock: Callable[[], float] = time.time,
 ) -> Generator[ChatEvent, None, None]:
     """Run one chat over ``pool``'s connections; yield its events.
 
@@ -165,7 +167,7 @@ def drive_sync(
                 if login_lock is not None and conn.state is ClientState.START:
                     login_lock.acquire()
                     locked = True
-                data = conn.send(now=time.time())
+                data = conn.send(now=wall_clock())
                 if locked and conn.state is not ClientState.LOGIN_SENT:
                     login_lock.release()  # type: ignore[union-attr]
                     locked = False

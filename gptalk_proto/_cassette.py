@@ -1,0 +1,423 @@
+"""Cassettes: recorded GPTalk sessions, as data.
+
+A cassette is one ordered session.  Each interaction is one HTTP exchange:
+the request as the client sent it (method, target, headers, body) and the
+response as it arrived -- the raw bytes of every read from the socket, each
+with its time offset, HTTP framing included, so a replay feeds the client the
+very bytes it parsed when recording -- plus, for an event stream, the SSE
+events those bytes carry.
+
+The JSON form is versioned and written deterministically: stable key order,
+one chunk or event per line, text as text and other bytes as base64 with an
+explicit ``encoding``, one ``recorded_at`` per cassette.  Loading is plain
+JSON, validated field by field; then the chunks are parsed again and must give
+the stored response head and events.  ``cassettes/cassette.schema.json`` is
+the same format as a JSON Schema.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import h11
+
+from ._errors import GPTalkError, RemoteProtocolError
+from ._sse import SSEEvent, SSEParser
+
+__all__ = [
+    "FORMAT_VERSION",
+    "Cassette",
+    "CassetteError",
+    "Interaction",
+    "RecordedChunk",
+    "RecordedRequest",
+    "RecordedResponse",
+    "parse_response",
+]
+
+FORMAT_VERSION = 1
+
+#: How a recorded response ended: its body completed ("complete"), the
+#: server closed the connection after it or in its middle ("closed"), or the
+#: recorder stopped it at an event limit or idle timeout ("stopped").
+ENDINGS = ("complete", "closed", "stopped")
+
+
+class CassetteError(GPTalkError):
+    """A cassette is malformed, newer than this version reads, or inconsistent.
+
+    The message names the field (``interactions[2].chunks[5].data``).
+    """
+
+
+@dataclass(frozen=True)
+class RecordedChunk:
+    """Bytes from one read (or write), ``t`` seconds after recording began."""
+
+    t: float
+    data: bytes
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """A request as the client wrote it."""
+
+    t: float
+    method: str
+    target: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+    def json(self) -> Any:
+        """The body as JSON (None when it is not JSON)."""
+        try:
+            return json.loads(self.body) if self.body else None
+        except (ValueError, UnicodeDecodeError):
+            return None
+
+
+@dataclass(frozen=True)
+class RecordedResponse:
+    """A response as it arrived: the raw chunks, and what they say."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    chunks: tuple[RecordedChunk, ...]
+    events: tuple[SSEEvent, ...] = ()
+    end: str = "complete"
+
+    @property
+    def wire(self) -> bytes:
+        return b"".join(chunk.data for chunk in self.chunks)
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """One request and its response, on connection number ``connection``."""
+
+    connection: int
+    request: RecordedRequest
+    response: RecordedResponse
+
+    @property
+    def kind(self) -> str:
+        """``login``, ``text``, ``stream`` or ``other``, from the path."""
+        path = self.request.target.split("?", 1)[0]
+        return {
+            "/api/chatgpt/user/login": "login",
+            "/api/chatgpt/chatapi/text": "text",
+            "/api/chatgpt/chatapi/stream": "stream",
+        }.get(path, "other")
+
+
+@dataclass(frozen=True)
+class Cassette:
+    """A recorded session."""
+
+    interactions: tuple[Interaction, ...]
+    recorded_at: str
+    origin: str
+    redacted: bool = True
+    generator: str = ""
+    format_version: int = FORMAT_VERSION
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    # -- writing ------------------------------------------------------------------
+
+    def dumps(self) -> str:
+        """The deterministic JSON text (ends with a newline)."""
+        return "\n".join(self._lines()) + "\n"
+
+    def _lines(self) -> Iterator[str]:
+        # Every dict below is built with its keys in one fixed order, and
+        # written in that order: sorting would reorder the recorded JSON bodies.
+        def line(value: Any) -> str:
+            return json.dumps(value, ensure_ascii=False)
+
+        def block(name: str, rows: list[str], last: bool) -> Iterator[str]:
+            end = "" if last else ","
+            if not rows:
+                yield f'      "{name}": []{end}'
+                return
+            yield f'      "{name}": ['
+            for number, row in enumerate(rows):
+                yield f"        {row}" + ("," if number < len(rows) - 1 else "")
+            yield f"      ]{end}"
+
+        yield "{"
+        yield f'  "format_version": {self.format_version},'
+        yield f'  "generator": {line(self.generator)},'
+        yield f'  "meta": {json.dumps(self.meta, ensure_ascii=False, sort_keys=True)},'
+        yield f'  "origin": {line(self.origin)},'
+        yield f'  "recorded_at": {line(self.recorded_at)},'
+        yield f'  "redacted": {line(self.redacted)},'
+        yield '  "interactions": ['
+        for index, item in enumerate(self.interactions):
+            request, response = item.request, item.response
+            yield "    {"
+            yield f'      "connection": {item.connection},'
+            yield f'      "request": {line(_request_json(request))},'
+            head = {
+                "status": response.status,
+                "headers": [list(h) for h in response.headers],
+                "end": response.end,
+            }
+            yield f'      "response": {line(head)},'
+            chunks = [line(_bytes_json(chunk.data, t=chunk.t)) for chunk in response.chunks]
+            yield from block("chunks", chunks, last=False)
+            events = [line(event._asdict()) for event in response.events]
+            yield from block("events", events, last=True)
+            yield "    }" + ("," if index < len(self.interactions) - 1 else "")
+        yield "  ]"
+        yield "}"
+
+    def extend(self, other: Cassette, *, keep: int | None = None) -> Cassette:
+        """The first ``keep`` interactions of this cassette (all by default),
+        then ``other``'s, moved after them in time and connection numbers.
+
+        How ``new_episodes`` recording adds to a cassette.
+        """
+        mine = self.interactions[:keep]
+        times = [chunk.t for item in mine for chunk in item.response.chunks]
+        times += [item.request.t for item in mine]
+        offset = round(max(times, default=0.0) + 0.001, 6)
+        base = max((item.connection for item in mine), default=0)
+        moved = tuple(
+            Interaction(
+                item.connection + base,
+                replace(item.request, t=round(item.request.t + offset, 6)),
+                replace(
+                    item.response,
+                    chunks=tuple(
+                        RecordedChunk(round(c.t + offset, 6), c.data) for c in item.response.chunks
+                    ),
+                ),
+            )
+            for item in other.interactions
+        )
+        return replace(self, interactions=mine + moved, redacted=self.redacted and other.redacted)
+
+    # -- reading ------------------------------------------------------------------
+
+    @classmethod
+    def loads(cls, text: str | bytes, *, check: bool = True) -> Cassette:
+        """Load and validate a cassette; ``check`` re-parses the chunks too.
+
+        Raises :class:`CassetteError` naming the bad field.
+        """
+        try:
+            raw = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise CassetteError(f"not a cassette: invalid JSON ({exc})") from None
+        cassette = _from_json(raw)
+        if check:
+            cassette.check()
+        return cassette
+
+    def check(self) -> None:
+        """Parse every response's chunks again; they must give the stored head
+        and events (raises :class:`CassetteError`)."""
+        for index, item in enumerate(self.interactions):
+            where = f"interactions[{index}]"
+            try:
+                status, headers, _, events = parse_response(item.request.method, item.response.wire)
+            except RemoteProtocolError as exc:
+                raise CassetteError(f"{where}.chunks: the bytes do not parse: {exc}") from None
+            if status != item.response.status or headers != item.response.headers:
+                raise CassetteError(f"{where}.response: status or headers differ from the chunks")
+            if tuple(events) != item.response.events:
+                raise CassetteError(f"{where}.events: differ from the events the chunks give")
+
+
+def _request_json(request: RecordedRequest) -> dict[str, Any]:
+    parsed = request.json()
+    if parsed is not None and json.dumps(parsed).encode() == request.body:
+        body: dict[str, Any] = {"encoding": "json", "data": parsed}
+    else:
+        body = _bytes_json(request.body)
+    return {
+        "t": request.t,
+        "method": request.method,
+        "target": request.target,
+        "headers": [list(h) for h in request.headers],
+        "body": body,
+    }
+
+
+def _bytes_json(data: bytes, **first: Any) -> dict[str, Any]:
+    try:
+        return {**first, "encoding": "utf-8", "data": data.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {**first, "encoding": "base64", "data": base64.b64encode(data).decode("ascii")}
+
+
+def parse_response(
+    method: str, wire: bytes
+) -> tuple[int, tuple[tuple[str, str], ...], bytes, list[SSEEvent]]:
+    """Status, headers, body and SSE events of a response's raw bytes.
+
+    A response cut short (no complete body) gives what arrived.
+    """
+    conn = h11.Connection(h11.CLIENT)
+    conn.send(h11.Request(method=method, target="/", headers=[("host", "x")]))
+    conn.send(h11.EndOfMessage())
+    conn.receive_data(wire)
+    conn.receive_data(b"")
+    status = 0
+    headers: tuple[tuple[str, str], ...] = ()
+    body: list[bytes] = []
+    parser: SSEParser | None = None
+    events: list[SSEEvent] = []
+    while True:
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError as exc:
+            if status:
+                break  # cut short: keep what came
+            raise RemoteProtocolError(str(exc)) from None
+        if isinstance(event, h11.Response):
+            status = event.status_code
+            headers = tuple((n.decode("latin-1"), v.decode("latin-1")) for n, v in event.headers)
+            ctype = next((v for n, v in headers if n == "content-type"), "")
+            if ctype.split(";")[0].strip().lower() == "text/event-stream":
+                parser = SSEParser()
+        elif isinstance(event, h11.Data):
+            body.append(bytes(event.data))
+            if parser is not None:
+                events.extend(parser.feed(event.data))
+        elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)) or event is h11.NEED_DATA:
+            break
+    if not status:
+        raise RemoteProtocolError("no response head in the recorded bytes")
+    return status, headers, b"".join(body), events
+
+
+# -- validation -------------------------------------------------------------------
+
+
+def _need(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise CassetteError(f"{where}: expected {names}, got {type(value).__name__}")
+    return value
+
+
+def _field(obj: dict[str, Any], name: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if name not in obj:
+        raise CassetteError(f"{where}.{name}: missing")
+    return _need(obj[name], kind, f"{where}.{name}")
+
+
+def _time(obj: dict[str, Any], where: str) -> float:
+    value = float(_field(obj, "t", (int, float), where))
+    if value < 0:
+        raise CassetteError(f"{where}.t: a time offset cannot be negative")
+    return value
+
+
+def _headers(value: Any, where: str) -> tuple[tuple[str, str], ...]:
+    out = []
+    for index, pair in enumerate(_need(value, list, where)):
+        item = f"{where}[{index}]"
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise CassetteError(f"{item}: expected a [name, value] pair")
+        out.append((_need(pair[0], str, item), _need(pair[1], str, item)))
+    return tuple(out)
+
+
+def _bytes(obj: dict[str, Any], where: str) -> bytes:
+    encoding = _field(obj, "encoding", str, where)
+    if encoding == "json":
+        encoded: bytes = json.dumps(obj.get("data")).encode()
+        return encoded
+    data: str = _field(obj, "data", str, where)
+    if encoding == "utf-8":
+        return data.encode("utf-8")
+    if encoding == "base64":
+        try:
+            return base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            raise CassetteError(f"{where}.data: invalid base64") from None
+    raise CassetteError(f"{where}.encoding: expected 'utf-8', 'base64' or 'json', got {encoding!r}")
+
+
+def _from_json(raw: Any) -> Cassette:
+    top = _need(raw, dict, "cassette")
+    version = _field(top, "format_version", int, "cassette")
+    if version > FORMAT_VERSION:
+        raise CassetteError(
+            f"cassette.format_version: {version} is newer than this gptalk-proto reads "
+            f"({FORMAT_VERSION}); upgrade gptalk-proto"
+        )
+    if version < 1:
+        raise CassetteError(f"cassette.format_version: {version} is not a version")
+    items = []
+    for index, item in enumerate(_field(top, "interactions", list, "cassette")):
+        where = f"interactions[{index}]"
+        _need(item, dict, where)
+        req = _field(item, "request", dict, where)
+        request = RecordedRequest(
+            t=_time(req, f"{where}.request"),
+            method=_field(req, "method", str, f"{where}.request"),
+            target=_field(req, "target", str, f"{where}.request"),
+            headers=_headers(
+                _field(req, "headers", list, f"{where}.request"), f"{where}.request.headers"
+            ),
+            body=_bytes(_field(req, "body", dict, f"{where}.request"), f"{where}.request.body"),
+        )
+        resp = _field(item, "response", dict, where)
+        end = _field(resp, "end", str, f"{where}.response")
+        if end not in ENDINGS:
+            raise CassetteError(f"{where}.response.end: expected one of {ENDINGS}, got {end!r}")
+        chunks = []
+        for number, chunk in enumerate(_field(item, "chunks", list, where)):
+            spot = f"{where}.chunks[{number}]"
+            _need(chunk, dict, spot)
+            chunks.append(RecordedChunk(_time(chunk, spot), _bytes(chunk, spot)))
+        events = []
+        for number, event in enumerate(_field(item, "events", list, where)):
+            spot = f"{where}.events[{number}]"
+            _need(event, dict, spot)
+            retry = event.get("retry")
+            if retry is not None:
+                _need(retry, int, f"{spot}.retry")
+            events.append(
+                SSEEvent(
+                    _field(event, "event", str, spot),
+                    _field(event, "data", str, spot),
+                    _field(event, "id", str, spot),
+                    retry,
+                )
+            )
+        status = _field(resp, "status", int, f"{where}.response")
+        items.append(
+            Interaction(
+                connection=_field(item, "connection", int, where),
+                request=request,
+                response=RecordedResponse(
+                    status=status,
+                    headers=_headers(
+                        _field(resp, "headers", list, f"{where}.response"),
+                        f"{where}.response.headers",
+                    ),
+                    chunks=tuple(chunks),
+                    events=tuple(events),
+                    end=end,
+                ),
+            )
+        )
+    meta = top.get("meta", {})
+    return Cassette(
+        interactions=tuple(items),
+        recorded_at=_field(top, "recorded_at", str, "cassette"),
+        origin=_field(top, "origin", str, "cassette"),
+        redacted=_field(top, "redacted", bool, "cassette"),
+        generator=str(top.get("generator", "")),
+        format_version=version,
+        meta=_need(meta, dict, "cassette.meta"),
+    )

@@ -1,0 +1,212 @@
+"""Recording, sans IO: bytes a client sent and received in, a cassette out.
+
+A recording transport tees every write and read through a :class:`Recorder`
+while the client sees each chunk as it arrives.  The recorder splits what
+the client wrote into requests (h11, server side) and files each read under
+the request it answers; at the end it parses each response once more for the
+stored head and events.  Times are offsets in seconds, given by the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import h11
+
+from ._cassette import (
+    Cassette,
+    Interaction,
+    RecordedChunk,
+    RecordedRequest,
+    RecordedResponse,
+    parse_response,
+)
+from ._errors import LocalProtocolError, RemoteProtocolError
+from ._redact import redact as apply_redaction
+from ._sse import SSEParser
+from ._version import __version__
+
+__all__ = ["Recorder"]
+
+#: Cap on one recorded request (head and body), in bytes: GPTalk requests
+#: are small, and the recorder holds a request until it is complete.
+MAX_RECORDED_REQUEST = 2 * 1024 * 1024
+
+
+@dataclass
+class _Exchange:
+    connection: int
+    request: RecordedRequest
+    chunks: list[RecordedChunk] = field(default_factory=list)
+    end: str = "complete"
+
+
+class _Connection:
+    """One recorded connection: a request parser and an event counter."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.requests = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_RECORDED_REQUEST)
+        self.head: h11.Request | None = None
+        self.body: list[bytes] = []
+        self.started = 0.0
+        self.current: _Exchange | None = None
+        # Counting events for max_events: h11 (client side) and an SSE parser.
+        self.responses: h11.Connection | None = None
+        self.events = 0
+        self.parser: SSEParser | None = None
+
+
+class Recorder:
+    """Builds a :class:`Cassette` from a client's traffic.
+
+    Args:
+        origin: the service URL, kept in the cassette.
+        max_events: stop recording a stream after this many SSE events
+            (:meth:`should_stop` tells the transport), for endless streams.
+    """
+
+    def __init__(self, origin: str, *, max_events: int | None = None) -> None:
+        self.origin = origin
+        self.max_events = max_events
+        self._exchanges: list[_Exchange] = []
+        self._connections: dict[int, _Connection] = {}
+
+    def open_connection(self) -> int:
+        """A new connection; returns its number (from 1)."""
+        number = len(self._connections) + 1
+        self._connections[number] = _Connection(number)
+        return number
+
+    def sent(self, connection: int, data: bytes, t: float) -> None:
+        """The client wrote ``data`` at ``t``."""
+        conn = self._connections[connection]
+        conn.requests.receive_data(data)
+        while True:
+            try:
+                event = conn.requests.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise LocalProtocolError(f"the recorded client sent invalid HTTP: {exc}") from None
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return
+            if isinstance(event, h11.Request):
+                conn.head = event
+                conn.body = []
+                conn.started = t
+            elif isinstance(event, h11.Data):
+                conn.body.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                self._request_done(conn)
+
+    def _request_done(self, conn: _Connection) -> None:
+        head = conn.head
+        assert head is not None
+        request = RecordedRequest(
+            t=round(conn.started, 6),
+            method=head.method.decode("ascii"),
+            target=head.target.decode("ascii"),
+            headers=tuple(
+                (n.decode("latin-1"), v.decode("latin-1")) for n, v in head.headers.raw_items()
+            ),
+            body=b"".join(conn.body),
+        )
+        conn.current = _Exchange(conn.number, request)
+        self._exchanges.append(conn.current)
+        # The next request on this connection gets a fresh parser: this one
+        # never sends the response it would need to cycle.
+        leftover, _ = conn.requests.trailing_data
+        conn.requests = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_RECORDED_REQUEST)
+        if leftover:
+            conn.requests.receive_data(leftover)
+        if self.max_events is not None:
+            conn.responses = h11.Connection(h11.CLIENT)
+            conn.responses.send(
+                h11.Request(method=head.method, target=b"/", headers=[("host", "x")])
+            )
+            conn.responses.send(h11.EndOfMessage())
+            conn.events = 0
+            conn.parser = None
+
+    def received(self, connection: int, data: bytes, t: float) -> None:
+        """The client read ``data`` at ``t`` (``b""``: the server closed)."""
+        conn = self._connections[connection]
+        if conn.current is None:
+            if data:
+                raise RemoteProtocolError("the server sent bytes before any request")
+            return
+        if not data:
+            conn.current.end = "closed"
+            return
+        conn.current.chunks.append(RecordedChunk(round(t, 6), bytes(data)))
+        if conn.responses is not None:
+            self._count(conn, data)
+
+    def _count(self, conn: _Connection, data: bytes) -> None:
+        responses = conn.responses
+        assert responses is not None
+        responses.receive_data(data)
+        while True:
+            try:
+                event = responses.next_event()
+            except h11.RemoteProtocolError:
+                conn.responses = None
+                return
+            if event is h11.NEED_DATA or isinstance(
+                event, (h11.EndOfMessage, h11.ConnectionClosed)
+            ):
+                return
+            if isinstance(event, h11.Response):
+                ctype = dict(event.headers).get(b"content-type", b"").split(b";")[0]
+                if ctype.strip().lower() == b"text/event-stream":
+                    conn.parser = SSEParser()
+            elif isinstance(event, h11.Data) and conn.parser is not None:
+                try:
+                    conn.events += len(conn.parser.feed(event.data))
+                except RemoteProtocolError:
+                    conn.parser = None
+
+    def should_stop(self, connection: int) -> bool:
+        """Whether the stream on ``connection`` reached ``max_events``."""
+        conn = self._connections[connection]
+        return self.max_events is not None and conn.events >= self.max_events
+
+    def stopped(self, connection: int) -> None:
+        """The transport cut the response (event limit or idle timeout)."""
+        current = self._connections[connection].current
+        if current is not None:
+            current.end = "stopped"
+
+    def cassette(
+        self, *, recorded_at: str, redact: bool = True, secrets: Iterable[str] = ()
+    ) -> Cassette:
+        """The session so far; redacted unless ``redact`` is False."""
+        items = []
+        for exchange in self._exchanges:
+            if not exchange.chunks:
+                continue  # a request that was never answered
+            wire = b"".join(chunk.data for chunk in exchange.chunks)
+            status, headers, _, events = parse_response(exchange.request.method, wire)
+            items.append(
+                Interaction(
+                    connection=exchange.connection,
+                    request=exchange.request,
+                    response=RecordedResponse(
+                        status=status,
+                        headers=headers,
+                        chunks=tuple(exchange.chunks),
+                        events=tuple(events),
+                        end=exchange.end,
+                    ),
+                )
+            )
+        cassette = Cassette(
+            interactions=tuple(items),
+            recorded_at=recorded_at,
+            origin=self.origin,
+            redacted=False,
+            generator=f"gptalk-proto {__version__}",
+        )
+        if redact:
+            cassette = apply_redaction(cassette, secrets)
+        return cassette

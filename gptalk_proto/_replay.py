@@ -1,0 +1,248 @@
+"""Replay, sans IO: the server side of a session, played from a cassette.
+
+A replaying transport hands the client's bytes to a :class:`ReplayConnection`
+and gives the client back the recorded response bytes, so the client parses,
+through the same core and the same h11 path, the bytes that were on the wire.
+Nothing here touches a network.
+
+Requests are matched in order against the cassette, field by field:
+
+* method, path and query (values compared percent-decoded);
+* headers, except ``host``, ``content-length`` and ``x-auth-timestamp``;
+* JSON bodies key by key, except ``created_at`` (a time);
+* values the client makes up itself (the login ``fingerprint``) are
+  *bindings*: the first sight binds the recorded value to the sent one, and
+  every later use must agree.  Tokens need no binding: the replayed login gave
+  the client the recorded (placeholder) token, which it sends back.
+
+A request that does not match raises :class:`CassetteMismatch` naming the
+step and each differing field; :meth:`Replayer.assert_played` raises
+:class:`CassetteUnplayed` for steps never reached.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import h11
+
+from ._cassette import Cassette, CassetteError, Interaction, RecordedChunk, RecordedRequest
+from ._errors import excerpt
+from ._util import Sentinel
+
+__all__ = ["EOF", "CassetteMismatch", "CassetteUnplayed", "ReplayConnection", "Replayer"]
+
+#: Returned by :meth:`ReplayConnection.next_chunk` where the server closed.
+EOF = Sentinel("EOF")
+
+IGNORED_HEADERS = frozenset({"host", "content-length", "x-auth-timestamp"})
+IGNORED_FIELDS = frozenset({"created_at"})
+BOUND_FIELDS = frozenset({"fingerprint"})
+
+#: Cap on one request the replayer parses, in bytes.
+MAX_REPLAY_REQUEST = 2 * 1024 * 1024
+
+
+class CassetteMismatch(CassetteError):
+    """The client sent a request the cassette does not have at this step."""
+
+    def __init__(self, step: int, summary: str, differences: list[str]) -> None:
+        lines = "\n".join(f"  {line}" for line in differences)
+        super().__init__(f"request {step + 1} does not match the cassette ({summary}):\n{lines}")
+        self.step = step
+        self.differences = differences
+
+
+class CassetteUnplayed(CassetteError):
+    """Some recorded steps were never reached."""
+
+    def __init__(self, steps: list[tuple[int, str]]) -> None:
+        named = ", ".join(f"{number + 1} ({kind})" for number, kind in steps)
+        super().__init__(f"the cassette's steps {named} were never reached")
+        self.steps = steps
+
+
+class Replayer:
+    """Plays a cassette's interactions in order, for any number of connections."""
+
+    def __init__(self, cassette: Cassette) -> None:
+        self.cassette = cassette
+        self._next = 0
+        self._bindings: dict[str, str] = {}
+
+    @property
+    def played(self) -> int:
+        """How many steps were played."""
+        return self._next
+
+    def connection(self) -> ReplayConnection:
+        """The server side of one new connection."""
+        return ReplayConnection(self)
+
+    def unplayed(self) -> list[tuple[int, str]]:
+        """(step, kind) of every step not played yet."""
+        items = self.cassette.interactions
+        return [(n, items[n].kind) for n in range(self._next, len(items))]
+
+    def assert_played(self) -> None:
+        """Raise :class:`CassetteUnplayed` if any step was never reached."""
+        missing = self.unplayed()
+        if missing:
+            raise CassetteUnplayed(missing)
+
+    def match(
+        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes
+    ) -> Interaction:
+        """The next step, if this request is it; else :class:`CassetteMismatch`."""
+        step = self._next
+        path = target.split("?", 1)[0]
+        if step >= len(self.cassette.interactions):
+            raise CassetteMismatch(step, f"{method} {path}", ["the cassette has no more steps"])
+        item = self.cassette.interactions[step]
+        bindings = dict(self._bindings)
+        differences = _differences(
+            item.request,
+            method=method,
+            target=target,
+            headers=headers,
+            body=body,
+            bindings=bindings,
+        )
+        if differences:
+            raise CassetteMismatch(step, f"{item.kind} expected, {method} {path} sent", differences)
+        self._bindings = bindings
+        self._next += 1
+        return item
+
+
+def _differences(
+    recorded: RecordedRequest,
+    *,
+    method: str,
+    target: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    bindings: dict[str, str],
+) -> list[str]:
+    out: list[str] = []
+    if method != recorded.method:
+        out.append(f"method: recorded {recorded.method}, sent {method}")
+    old, new = urlsplit(recorded.target), urlsplit(target)
+    if old.path != new.path:
+        out.append(f"path: recorded {old.path!r}, sent {new.path!r}")
+    old_query, new_query = parse_qs(old.query), parse_qs(new.query)
+    for key in sorted(set(old_query) | set(new_query)):
+        if old_query.get(key) != new_query.get(key):
+            out.append(f"query {key}: recorded {old_query.get(key)!r}, sent {new_query.get(key)!r}")
+    old_headers = _header_map(recorded.headers)
+    new_headers = _header_map(headers)
+    for name in sorted(set(old_headers) | set(new_headers)):
+        if name in IGNORED_HEADERS:
+            continue
+        before, after = old_headers.get(name), new_headers.get(name)
+        if before != after:
+            if before is None:
+                out.append(f"header {name}: not recorded, sent {excerpt(after or '')}")
+            elif after is None:
+                out.append(f"header {name}: recorded {excerpt(before)}, not sent")
+            else:
+                out.append(f"header {name}: recorded {excerpt(before)}, sent {excerpt(after)}")
+    old_body, new_body = recorded.json(), _json(body)
+    if isinstance(old_body, dict) and isinstance(new_body, dict):
+        for key in sorted(set(old_body) | set(new_body)):
+            if key in IGNORED_FIELDS:
+                continue
+            before, after = old_body.get(key, _MISSING), new_body.get(key, _MISSING)
+            if key in BOUND_FIELDS and isinstance(before, str) and isinstance(after, str):
+                bound = bindings.setdefault(before, after)
+                if bound != after:
+                    out.append(f"body.{key}: bound to an earlier value, sent another")
+                continue
+            if before != after:
+                out.append(f"body.{key}: recorded {_show(before)}, sent {_show(after)}")
+    elif recorded.body != body:
+        out.append(f"body: recorded {excerpt(recorded.body)}, sent {excerpt(body)}")
+    return out
+
+
+_MISSING = object()
+
+
+def _show(value: Any) -> str:
+    return "nothing" if value is _MISSING else excerpt(json.dumps(value, ensure_ascii=False))
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body) if body else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _header_map(headers: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in headers:
+        out[str(name).lower()] = value if isinstance(value, str) else value.decode("latin-1")
+    return out
+
+
+class ReplayConnection:
+    """One connection's server side: requests in, recorded bytes out."""
+
+    def __init__(self, replayer: Replayer) -> None:
+        self._replayer = replayer
+        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REPLAY_REQUEST)
+        self._head: h11.Request | None = None
+        self._body: list[bytes] = []
+        self._queue: deque[RecordedChunk | Sentinel] = deque()
+        #: The step being answered and when its request was recorded.
+        self.current: Interaction | None = None
+
+    def receive(self, data: bytes) -> None:
+        """Bytes the client wrote; a complete request queues its response."""
+        self._h11.receive_data(data)
+        while True:
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise CassetteError(f"the client sent invalid HTTP during replay: {exc}") from None
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return
+            if isinstance(event, h11.Request):
+                self._head = event
+                self._body = []
+            elif isinstance(event, h11.Data):
+                self._body.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                head = self._head
+                assert head is not None
+                item = self._replayer.match(
+                    head.method.decode("ascii"),
+                    head.target.decode("ascii"),
+                    [(n.decode("latin-1"), v.decode("latin-1")) for n, v in head.headers],
+                    b"".join(self._body),
+                )
+                self.current = item
+                self._queue.extend(item.response.chunks)
+                if item.response.end != "complete":
+                    self._queue.append(EOF)
+                leftover, _ = self._h11.trailing_data
+                self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REPLAY_REQUEST)
+                if leftover:
+                    self._h11.receive_data(leftover)
+
+    def next_chunk(self) -> RecordedChunk | Sentinel | None:
+        """The next recorded chunk, ``EOF`` where the server closed, or None
+        when nothing is due until the client sends another request."""
+        return self._queue.popleft() if self._queue else None
+
+    def push_back(self, chunk: RecordedChunk) -> None:
+        """Return the unread rest of a chunk to the front of the queue."""
+        self._queue.appendleft(chunk)
+
+    @property
+    def at_eof(self) -> bool:
+        return bool(self._queue) and self._queue[0] is EOF

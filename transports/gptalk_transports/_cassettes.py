@@ -1,0 +1,492 @@
+"""Record and replay transports: connectors that tee, and connectors that play.
+
+* Recording wraps any connector.  Every byte the client writes or reads goes
+  through a :class:`~gptalk_proto.Recorder` as it passes, so a recorded chat
+  behaves exactly like a live one.  An endless stream stops cleanly at
+  ``[DONE]`` (the client stops), at an event limit, or after an idle timeout:
+  the recording then ends the stream as the server closing it.
+* Replay never touches the network: the connector's streams play the server
+  side from the cassette, and the client parses the recorded bytes through its
+  normal path.  Timing is instant by default, or as recorded (``speed=1``),
+  scaled, or with gaps capped, on an injectable clock; the bytes can be cut
+  again into single bytes or seeded random pieces.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Protocol
+
+import anyio
+
+from gptalk_proto import (
+    EOF,
+    Cassette,
+    CassetteError,
+    RecordedChunk,
+    Recorder,
+    ReplayConnection,
+    Replayer,
+)
+
+from ._config import Origin
+from ._connector import AsyncConnectorProtocol, RequestOptions, SyncConnectorProtocol
+from ._streams import AsyncBackend, AsyncByteStream, SyncByteStream
+
+__all__ = [
+    "AsyncRecordingConnector",
+    "AsyncReplayConnector",
+    "Recording",
+    "ReplayTiming",
+    "SyncRecordingConnector",
+    "SyncReplayConnector",
+    "load_cassette",
+    "save_cassette",
+]
+
+
+def load_cassette(path: str | Path) -> Cassette:
+    """Read, validate and re-parse a cassette file (:class:`CassetteError` if bad)."""
+    try:
+        text = Path(path).read_bytes()
+    except OSError as exc:
+        raise CassetteError(f"cannot read the cassette {path}: {exc.strerror or exc}") from None
+    return Cassette.loads(text)
+
+
+def save_cassette(path: str | Path, cassette: Cassette) -> None:
+    """Write a cassette (deterministic JSON); the write is atomic."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(target.name + ".tmp")
+    temporary.write_text(cassette.dumps(), encoding="utf-8")
+    temporary.replace(target)
+
+
+# -- recording ----------------------------------------------------------------------
+
+
+class Recording:
+    """One recording session, shared by the connections of one client.
+
+    Args:
+        origin: the service URL.
+        max_events: end a stream after this many events.
+        idle_timeout: end a stream silent for this many seconds.
+        clock: monotonic seconds (time offsets in the cassette count from the
+            first call).
+    """
+
+    def __init__(
+        self,
+        origin: str,
+        *,
+        max_events: int | None = None,
+        idle_timeout: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.recorder = Recorder(origin, max_events=max_events)
+        self.idle_timeout = idle_timeout
+        self._clock = clock
+        self._start = clock()
+        self.recorded_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def t(self) -> float:
+        return self._clock() - self._start
+
+    def cassette(self, *, redact: bool = True, secrets: tuple[str, ...] = ()) -> Cassette:
+        return self.recorder.cassette(recorded_at=self.recorded_at, redact=redact, secrets=secrets)
+
+
+class _AsyncRecordingStream:
+    def __init__(
+        self,
+        inner: AsyncByteStream,
+        recording: Recording,
+        number: int,
+        backend: AsyncBackend | None,
+    ) -> None:
+        self._inner = inner
+        self._recording = recording
+        self._number = number
+        self._backend = backend
+        self._ended = False
+
+    async def send_all(self, data: bytes) -> None:
+        self._recording.recorder.sent(self._number, data, self._recording.t())
+        await self._inner.send_all(data)
+
+    async def receive_some(self, max_bytes: int) -> bytes:
+        recorder = self._recording.recorder
+        if self._ended:
+            return b""
+        idle = self._recording.idle_timeout
+        try:
+            if idle is None or self._backend is None:
+                data = await self._inner.receive_some(max_bytes)
+            else:
+                with self._backend.fail_after(idle):
+                    data = await self._inner.receive_some(max_bytes)
+        except TimeoutError:
+            return await self._stop()
+        recorder.received(self._number, data, self._recording.t())
+        if recorder.should_stop(self._number):
+            self._ended = True
+            recorder.stopped(self._number)
+            await self._inner.aclose()
+        return data
+
+    async def _stop(self) -> bytes:
+        self._ended = True
+        self._recording.recorder.stopped(self._number)
+        await self._inner.aclose()
+        return b""
+
+    async def start_tls(self, context: object, server_hostname: str) -> AsyncByteStream:
+        raise CassetteError("recording wraps connections that are already set up")
+
+    def is_readable(self) -> bool:
+        return self._ended or self._inner.is_readable()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class AsyncRecordingConnector:
+    """Wraps a connector; every connection it opens is recorded."""
+
+    def __init__(
+        self,
+        inner: AsyncConnectorProtocol,
+        recording: Recording,
+        backend: AsyncBackend | None = None,
+    ) -> None:
+        self.inner = inner
+        self.recording = recording
+        self.backend = backend
+
+    @property
+    def request_options(self) -> RequestOptions:
+        return self.inner.request_options
+
+    async def connect(self, timeout: float | None) -> AsyncByteStream:
+        stream = await self.inner.connect(timeout)
+        number = self.recording.recorder.open_connection()
+        return _AsyncRecordingStream(stream, self.recording, number, self.backend)
+
+
+class _SyncRecordingStream:
+    def __init__(self, inner: SyncByteStream, recording: Recording, number: int) -> None:
+        self._inner = inner
+        self._recording = recording
+        self._number = number
+        self._ended = False
+
+    def send_all(self, data: bytes, timeout: float | None) -> None:
+        self._recording.recorder.sent(self._number, data, self._recording.t())
+        self._inner.send_all(data, timeout)
+
+    def receive_some(self, max_bytes: int, timeout: float | None) -> bytes:
+        recorder = self._recording.recorder
+        if self._ended:
+            return b""
+        idle = self._recording.idle_timeout
+        limit = timeout if idle is None else (idle if timeout is None else min(idle, timeout))
+        try:
+            data = self._inner.receive_some(max_bytes, limit)
+        except TimeoutError:
+            if idle is None or (timeout is not None and timeout <= idle):
+                raise
+            self._ended = True
+            recorder.stopped(self._number)
+            self._inner.close()
+            return b""
+        recorder.received(self._number, data, self._recording.t())
+        if recorder.should_stop(self._number):
+            self._ended = True
+            recorder.stopped(self._number)
+            self._inner.close()
+        return data
+
+    def start_tls(
+        self, context: object, server_hostname: str, timeout: float | None
+    ) -> SyncByteStream:
+        raise CassetteError("recording wraps connections that are already set up")
+
+    def is_readable(self) -> bool:
+        return self._ended or self._inner.is_readable()
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class SyncRecordingConnector:
+    """The blocking twin of :class:`AsyncRecordingConnector`."""
+
+    def __init__(self, inner: SyncConnectorProtocol, recording: Recording) -> None:
+        self.inner = inner
+        self.recording = recording
+
+    @property
+    def request_options(self) -> RequestOptions:
+        return self.inner.request_options
+
+    def connect(self, timeout: float | None) -> SyncByteStream:
+        stream = self.inner.connect(timeout)
+        number = self.recording.recorder.open_connection()
+        return _SyncRecordingStream(stream, self.recording, number)
+
+
+# -- replay --------------------------------------------------------------------------
+
+
+class ReplayClock(Protocol):
+    """Where replay time comes from (a fake one makes timing tests instant)."""
+
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> Awaitable[None] | None: ...
+
+
+class ReplayTiming:
+    """When each recorded chunk is delivered.
+
+    ``speed`` None (the default) delivers at once; 1.0 as recorded; 2.0 twice
+    as fast.  ``max_gap`` caps any one wait (seconds, after scaling).
+    """
+
+    def __init__(self, speed: float | None = None, max_gap: float | None = None) -> None:
+        if speed is not None and speed <= 0:
+            raise ValueError("speed must be positive (None means instant)")
+        self.speed = speed
+        self.max_gap = max_gap
+
+    def gap(self, recorded: float) -> float:
+        if self.speed is None:
+            return 0.0
+        wait = max(recorded, 0.0) / self.speed
+        return wait if self.max_gap is None else min(wait, self.max_gap)
+
+
+def _cutter(rechunk: str | int) -> Callable[[bytes], list[bytes]]:
+    """``"recorded"`` keeps the reads as they were; ``"bytes"`` gives single
+    bytes; an int seeds random pieces of 1 to 64 bytes."""
+    if rechunk == "recorded":
+        return lambda data: [data]
+    if rechunk == "bytes":
+        return lambda data: [data[i : i + 1] for i in range(len(data))]
+    if isinstance(rechunk, int) and not isinstance(rechunk, bool):
+        rng = random.Random(rechunk)
+
+        def cut(data: bytes) -> list[bytes]:
+            pieces, start = [], 0
+            while start < len(data):
+                end = start + rng.randint(1, 64)
+                pieces.append(data[start:end])
+                start = end
+            return pieces
+
+        return cut
+    raise ValueError(f"rechunk must be 'recorded', 'bytes' or an int seed, not {rechunk!r}")
+
+
+class _ReplayState:
+    """What a replay stream shares between its async and blocking forms."""
+
+    def __init__(
+        self,
+        connection: ReplayConnection,
+        timing: ReplayTiming,
+        cut: Callable[[bytes], list[bytes]],
+    ) -> None:
+        self.connection = connection
+        self.timing = timing
+        self.cut = cut
+        self.pieces: deque[bytes] = deque()
+        self.last_t = 0.0
+        self.due = 0.0
+
+    def sent(self, data: bytes, now: float) -> None:
+        self.connection.receive(data)
+        current = self.connection.current
+        if current is not None:
+            self.last_t = current.request.t
+        self.due = now
+
+    def next(self, max_bytes: int) -> tuple[float, bytes | None]:
+        """(seconds to wait, bytes) -- bytes None means EOF."""
+        if self.pieces:
+            return 0.0, self._take(max_bytes)
+        item = self.connection.next_chunk()
+        if item is None:
+            step = self.connection.current
+            where = f"after step {step.kind!r}" if step is not None else "before any request"
+            raise CassetteError(
+                f"the client waits for bytes the cassette does not have ({where} on this "
+                "connection)"
+            )
+        if item is EOF:
+            return 0.0, None
+        assert isinstance(item, RecordedChunk)
+        self.due += self.timing.gap(item.t - self.last_t)
+        self.last_t = item.t
+        self.pieces.extend(self.cut(item.data))
+        return self.due, self._take(max_bytes)
+
+    def _take(self, max_bytes: int) -> bytes:
+        piece = self.pieces.popleft()
+        if len(piece) > max_bytes:
+            self.pieces.appendleft(piece[max_bytes:])
+            piece = piece[:max_bytes]
+        return piece
+
+
+class _AnyioClock:
+    def now(self) -> float:
+        return anyio.current_time()
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(seconds)
+
+
+class _AsyncReplayStream:
+    def __init__(self, state: _ReplayState, clock: ReplayClock) -> None:
+        self._state = state
+        self._clock = clock
+        self._eof = False
+
+    async def send_all(self, data: bytes) -> None:
+        self._state.sent(data, self._clock.now())
+
+    async def receive_some(self, max_bytes: int) -> bytes:
+        if self._eof:
+            return b""
+        due, data = self._state.next(max_bytes)
+        wait = due - self._clock.now() if due else 0.0
+        if wait > 0:
+            await self._clock.sleep(wait)  # type: ignore[misc]
+        if data is None:
+            self._eof = True
+            return b""
+        return data
+
+    async def start_tls(self, context: object, server_hostname: str) -> AsyncByteStream:
+        raise CassetteError("replayed connections carry no TLS")
+
+    def is_readable(self) -> bool:
+        return self._eof or self._state.connection.at_eof
+
+    async def aclose(self) -> None:
+        self._eof = True
+
+
+class AsyncReplayConnector:
+    """Serves an AsyncClient from a cassette, offline.
+
+    Args:
+        cassette: what to play.
+        timing: when chunks arrive (default: at once).
+        rechunk: ``"recorded"``, ``"bytes"`` or an int seed for random pieces.
+        clock: replaces the event loop's clock and sleep.
+    """
+
+    def __init__(
+        self,
+        cassette: Cassette,
+        *,
+        timing: ReplayTiming | None = None,
+        rechunk: str | int = "recorded",
+        clock: ReplayClock | None = None,
+    ) -> None:
+        self.replayer = Replayer(cassette)
+        self.timing = timing or ReplayTiming()
+        self._cut = _cutter(rechunk)
+        self.clock: ReplayClock = clock or _AnyioClock()
+        self._options = RequestOptions(Origin.parse(cassette.origin).host_header)
+
+    @property
+    def request_options(self) -> RequestOptions:
+        return self._options
+
+    async def connect(self, timeout: float | None) -> AsyncByteStream:
+        state = _ReplayState(self.replayer.connection(), self.timing, self._cut)
+        return _AsyncReplayStream(state, self.clock)
+
+    def assert_played(self) -> None:
+        """Fail if any recorded step was never reached."""
+        self.replayer.assert_played()
+
+
+class _SystemClock:
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+class _SyncReplayStream:
+    def __init__(self, state: _ReplayState, clock: ReplayClock) -> None:
+        self._state = state
+        self._clock = clock
+        self._eof = False
+
+    def send_all(self, data: bytes, timeout: float | None) -> None:
+        self._state.sent(data, self._clock.now())
+
+    def receive_some(self, max_bytes: int, timeout: float | None) -> bytes:
+        if self._eof:
+            return b""
+        due, data = self._state.next(max_bytes)
+        wait = due - self._clock.now() if due else 0.0
+        if wait > 0:
+            self._clock.sleep(wait)
+        if data is None:
+            self._eof = True
+            return b""
+        return data
+
+    def start_tls(
+        self, context: object, server_hostname: str, timeout: float | None
+    ) -> SyncByteStream:
+        raise CassetteError("replayed connections carry no TLS")
+
+    def is_readable(self) -> bool:
+        return self._eof or self._state.connection.at_eof
+
+    def close(self) -> None:
+        self._eof = True
+
+
+class SyncReplayConnector:
+    """The blocking twin of :class:`AsyncReplayConnector`."""
+
+    def __init__(
+        self,
+        cassette: Cassette,
+        *,
+        timing: ReplayTiming | None = None,
+        rechunk: str | int = "recorded",
+        clock: ReplayClock | None = None,
+    ) -> None:
+        self.replayer = Replayer(cassette)
+        self.timing = timing or ReplayTiming()
+        self._cut = _cutter(rechunk)
+        self.clock: ReplayClock = clock or _SystemClock()
+        self._options = RequestOptions(Origin.parse(cassette.origin).host_header)
+
+    @property
+    def request_options(self) -> RequestOptions:
+        return self._options
+
+    def connect(self, timeout: float | None) -> SyncByteStream:
+        state = _ReplayState(self.replayer.connection(), self.timing, self._cut)
+        return _SyncReplayStream(state, self.clock)
+
+    def assert_played(self) -> None:
+        self.replayer.assert_played()

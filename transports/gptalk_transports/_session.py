@@ -1,0 +1,176 @@
+"""Whole sessions: record chats into a cassette, replay a cassette's chats.
+
+Replay needs only the cassette: the prompts (and models) are read from its
+text requests, and the client runs on the recorded wall-clock time, so its
+token-expiry decisions replay as they were made.  Retries replay too: a
+recorded 503 or quota refusal makes the replaying client retry exactly as the
+recording one did.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
+from datetime import datetime, timezone
+from typing import NamedTuple
+
+from gptalk_proto import (
+    DEFAULT_MODEL,
+    Cassette,
+    CassetteError,
+    ChatEvent,
+    Fault,
+    GPTalkError,
+    ReplyGenerator,
+    default_reply,
+)
+
+from ._anyio_backend import AnyioBackend
+from ._async_client import AsyncClient
+from ._cassettes import (
+    AsyncRecordingConnector,
+    AsyncReplayConnector,
+    Recording,
+    ReplayClock,
+    ReplayTiming,
+)
+from ._config import Origin, ProxyURL, Timeout, make_ssl_context
+from ._connector import AsyncConnector
+from ._refserver import make_service, serve_in_background
+from ._retry import RetryPolicy
+
+__all__ = ["ChatResult", "record_session", "recorded_clock", "replay_session", "text_steps"]
+
+#: Replay makes the retry decisions the recording client made, without the
+#: backoff waits (the recorded timing, if wanted, is the replay's own).
+REPLAY_RETRY = RetryPolicy(retries=RetryPolicy().retries, backoff=0.0, max_backoff=0.0)
+
+
+class ChatResult(NamedTuple):
+    """One chat of a session: its prompt, its text, and how it ended."""
+
+    prompt: str
+    text: str
+    error: GPTalkError | None
+
+
+EventSink = Callable[[ChatEvent], None]
+
+
+def text_steps(cassette: Cassette) -> list[tuple[int, str, str]]:
+    """``(step, prompt, model)`` of every text request in the cassette."""
+    steps = []
+    for index, item in enumerate(cassette.interactions):
+        body = item.request.json()
+        if item.kind == "text" and isinstance(body, dict) and isinstance(body.get("content"), str):
+            steps.append((index, body["content"], str(body.get("model") or DEFAULT_MODEL)))
+    return steps
+
+
+def recorded_clock(cassette: Cassette) -> Callable[[], float]:
+    """Unix time as it was during the recording (running on from its start)."""
+    try:
+        start = datetime.fromisoformat(cassette.recorded_at.replace("Z", "+00:00"))
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=timezone.utc)
+        epoch = start.timestamp()
+    except ValueError:
+        epoch = time.time()
+    origin = time.monotonic()
+    return lambda: epoch + (time.monotonic() - origin)
+
+
+async def _run_chat(
+    client: AsyncClient, prompt: str, model: str, on_event: EventSink | None
+) -> ChatResult:
+    try:
+        async with client.events(prompt, model=model) as events:
+            async for event in events:
+                if on_event is not None:
+                    on_event(event)
+            return ChatResult(prompt, events.text, None)
+    except GPTalkError as error:
+        text = getattr(error, "text", "")
+        return ChatResult(prompt, text if isinstance(text, str) else "", error)
+
+
+async def replay_session(
+    cassette: Cassette,
+    *,
+    backend: str = "anyio",
+    timing: ReplayTiming | None = None,
+    rechunk: str | int = "recorded",
+    clock: ReplayClock | None = None,
+    on_event: EventSink | None = None,
+) -> list[ChatResult]:
+    """Replay every chat of ``cassette`` through the full client, offline.
+
+    Raises :class:`~gptalk_proto.CassetteMismatch` if the client's requests
+    leave the recorded path and :class:`~gptalk_proto.CassetteUnplayed` if
+    steps remain at the end.
+    """
+    connector = AsyncReplayConnector(cassette, timing=timing, rechunk=rechunk, clock=clock)
+    results: list[ChatResult] = []
+    steps = text_steps(cassette)
+    async with AsyncClient(
+        cassette.origin,
+        connector=connector,
+        backend=backend,
+        retry=REPLAY_RETRY,
+        timeout=Timeout(None, None, None),
+        clock=recorded_clock(cassette),
+    ) as client:
+        while True:
+            played = connector.replayer.played
+            upcoming = [(prompt, model) for index, prompt, model in steps if index >= played]
+            if not upcoming:
+                break
+            prompt, model = upcoming[0]
+            result = await _run_chat(client, prompt, model, on_event)
+            if isinstance(result.error, CassetteError):
+                raise result.error  # the client left the recorded path
+            results.append(result)
+            if connector.replayer.played == played:
+                break
+    connector.assert_played()
+    return results
+
+
+async def record_session(
+    prompts: Sequence[str],
+    *,
+    url: str | None = None,
+    faults: Sequence[str | Fault] = (),
+    reply: ReplyGenerator = default_reply,
+    model: str = DEFAULT_MODEL,
+    proxy: str | None = None,
+    verify: bool | str | ssl.SSLContext = True,
+    redact: bool = True,
+    secrets: Sequence[str] = (),
+    max_events: int | None = None,
+    idle_timeout: float | None = None,
+    on_event: EventSink | None = None,
+) -> tuple[Cassette, list[ChatResult]]:
+    """Record one chat per prompt over TCP; without ``url``, against a
+    reference server started here (with ``faults`` and ``reply``)."""
+    results: list[ChatResult] = []
+    async with AsyncExitStack() as stack:
+        if url is None:
+            service = make_service(faults=faults, reply=reply)
+            url = await stack.enter_async_context(serve_in_background(service))
+        origin = Origin.parse(url)
+        backend = AnyioBackend()
+        recording = Recording(url, max_events=max_events, idle_timeout=idle_timeout)
+        inner = AsyncConnector(
+            backend,
+            origin,
+            proxy=ProxyURL.parse(proxy) if proxy else None,
+            ssl_context=make_ssl_context(verify) if origin.tls else None,
+        )
+        connector = AsyncRecordingConnector(inner, recording, backend)
+        client = await stack.enter_async_context(AsyncClient(url, connector=connector))
+        for prompt in prompts:
+            results.append(await _run_chat(client, prompt, model, on_event))
+    return recording.cassette(redact=redact, secrets=tuple(secrets)), results
