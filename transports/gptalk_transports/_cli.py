@@ -60,10 +60,11 @@ EXIT_CODES = {
 }
 
 EPILOG = """\
-exit codes: 0 ok, 1 a cassette check found problems, 2 usage, 3 network
-(connect, proxy, TLS, timeout), 4 service (error envelope, HTTP 4xx/5xx),
-5 protocol (the server broke the protocol), 6 cassette (malformed, or the
-replay left the recorded path), 70 internal error, 130 interrupted.
+exit codes: 0 ok, 1 check (cassette verify or lint found a problem),
+2 usage, 3 network (connect, proxy, TLS, timeout), 4 service (error
+envelope, HTTP 4xx/5xx), 5 protocol (the server broke the protocol),
+6 cassette (malformed, or the replay left the recorded path),
+70 internal error, 130 interrupted.
 """
 
 
