@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -298,6 +299,9 @@ def parse_response(
 
 
 # -- validation -------------------------------------------------------------------
+#
+# As strict as cassettes/cassette.schema.json, field for field (a test holds
+# the two to each other), and every refusal names the field.
 
 
 def _need(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
@@ -313,8 +317,16 @@ def _field(obj: dict[str, Any], name: str, kind: type | tuple[type, ...], where:
     return _need(obj[name], kind, f"{where}.{name}")
 
 
+def _only(obj: dict[str, Any], allowed: frozenset[str], where: str) -> None:
+    extra = sorted(set(obj) - allowed)
+    if extra:
+        raise CassetteError(f"{where}.{extra[0]}: not a field of the format")
+
+
 def _time(obj: dict[str, Any], where: str) -> float:
     value = float(_field(obj, "t", (int, float), where))
+    if not math.isfinite(value):
+        raise CassetteError(f"{where}.t: a time offset must be a finite number")
     if value < 0:
         raise CassetteError(f"{where}.t: a time offset cannot be negative")
     return value
@@ -330,20 +342,54 @@ def _headers(value: Any, where: str) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def _bytes(obj: dict[str, Any], where: str) -> bytes:
+_BODY_FIELDS = frozenset({"encoding", "data"})
+_CHUNK_FIELDS = frozenset({"t", "encoding", "data"})
+
+
+def _bytes(obj: dict[str, Any], where: str, *, json_ok: bool) -> bytes:
     encoding = _field(obj, "encoding", str, where)
-    if encoding == "json":
-        encoded: bytes = json.dumps(obj.get("data")).encode()
+    known = ("utf-8", "base64", "json") if json_ok else ("utf-8", "base64")
+    if encoding not in known:
+        allowed = ", ".join(repr(name) for name in known)
+        raise CassetteError(f"{where}.encoding: expected one of {allowed}, got {encoding!r}")
+    if "data" not in obj:
+        raise CassetteError(f"{where}.data: missing")
+    if encoding == "json" and json_ok:
+        encoded: bytes = json.dumps(obj["data"]).encode()
         return encoded
     data: str = _field(obj, "data", str, where)
     if encoding == "utf-8":
         return data.encode("utf-8")
-    if encoding == "base64":
-        try:
-            return base64.b64decode(data, validate=True)
-        except (binascii.Error, ValueError):
-            raise CassetteError(f"{where}.data: invalid base64") from None
-    raise CassetteError(f"{where}.encoding: expected 'utf-8', 'base64' or 'json', got {encoding!r}")
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise CassetteError(f"{where}.data: invalid base64") from None
+
+
+def _event(event: Any, where: str) -> SSEEvent:
+    _need(event, dict, where)
+    _only(event, frozenset({"event", "data", "id", "retry"}), where)
+    retry = event.get("retry", _MISSING)
+    if retry is _MISSING:
+        raise CassetteError(f"{where}.retry: missing")
+    if retry is not None and _need(retry, int, f"{where}.retry") < 0:
+        raise CassetteError(f"{where}.retry: cannot be negative")
+    kind = _field(event, "event", str, where)
+    if "\r" in kind or "\n" in kind:
+        raise CassetteError(f"{where}.event: a parser never gives CR or LF here")
+    ident = _field(event, "id", str, where)
+    if "\r" in ident or "\n" in ident or "\x00" in ident:
+        raise CassetteError(f"{where}.id: a parser never gives CR, LF or NUL here")
+    return SSEEvent(kind, _field(event, "data", str, where), ident, retry)
+
+
+_MISSING = object()
+_TOP_FIELDS = frozenset(
+    {"format_version", "generator", "meta", "origin", "recorded_at", "redacted", "interactions"}
+)
+_ITEM_FIELDS = frozenset({"connection", "request", "response", "chunks", "events"})
+_REQUEST_FIELDS = frozenset({"t", "method", "target", "headers", "body"})
+_RESPONSE_FIELDS = frozenset({"status", "headers", "end"})
 
 
 def _from_json(raw: Any) -> Cassette:
@@ -356,11 +402,22 @@ def _from_json(raw: Any) -> Cassette:
         )
     if version < 1:
         raise CassetteError(f"cassette.format_version: {version} is not a version")
+    _only(top, _TOP_FIELDS, "cassette")
+    origin = _field(top, "origin", str, "cassette")
+    if not origin.startswith(("http://", "https://")):
+        raise CassetteError("cassette.origin: expected an http:// or https:// URL")
     items = []
     for index, item in enumerate(_field(top, "interactions", list, "cassette")):
         where = f"interactions[{index}]"
         _need(item, dict, where)
+        _only(item, _ITEM_FIELDS, where)
+        connection = _field(item, "connection", int, where)
+        if connection < 1:
+            raise CassetteError(f"{where}.connection: connections are numbered from 1")
         req = _field(item, "request", dict, where)
+        _only(req, _REQUEST_FIELDS, f"{where}.request")
+        body = _field(req, "body", dict, f"{where}.request")
+        _only(body, _BODY_FIELDS, f"{where}.request.body")
         request = RecordedRequest(
             t=_time(req, f"{where}.request"),
             method=_field(req, "method", str, f"{where}.request"),
@@ -368,36 +425,29 @@ def _from_json(raw: Any) -> Cassette:
             headers=_headers(
                 _field(req, "headers", list, f"{where}.request"), f"{where}.request.headers"
             ),
-            body=_bytes(_field(req, "body", dict, f"{where}.request"), f"{where}.request.body"),
+            body=_bytes(body, f"{where}.request.body", json_ok=True),
         )
         resp = _field(item, "response", dict, where)
+        _only(resp, _RESPONSE_FIELDS, f"{where}.response")
         end = _field(resp, "end", str, f"{where}.response")
         if end not in ENDINGS:
             raise CassetteError(f"{where}.response.end: expected one of {ENDINGS}, got {end!r}")
+        status = _field(resp, "status", int, f"{where}.response")
+        if not 100 <= status <= 599:
+            raise CassetteError(f"{where}.response.status: {status} is not an HTTP status")
         chunks = []
         for number, chunk in enumerate(_field(item, "chunks", list, where)):
             spot = f"{where}.chunks[{number}]"
             _need(chunk, dict, spot)
-            chunks.append(RecordedChunk(_time(chunk, spot), _bytes(chunk, spot)))
-        events = []
-        for number, event in enumerate(_field(item, "events", list, where)):
-            spot = f"{where}.events[{number}]"
-            _need(event, dict, spot)
-            retry = event.get("retry")
-            if retry is not None:
-                _need(retry, int, f"{spot}.retry")
-            events.append(
-                SSEEvent(
-                    _field(event, "event", str, spot),
-                    _field(event, "data", str, spot),
-                    _field(event, "id", str, spot),
-                    retry,
-                )
-            )
-        status = _field(resp, "status", int, f"{where}.response")
+            _only(chunk, _CHUNK_FIELDS, spot)
+            chunks.append(RecordedChunk(_time(chunk, spot), _bytes(chunk, spot, json_ok=False)))
+        events = [
+            _event(event, f"{where}.events[{number}]")
+            for number, event in enumerate(_field(item, "events", list, where))
+        ]
         items.append(
             Interaction(
-                connection=_field(item, "connection", int, where),
+                connection=connection,
                 request=request,
                 response=RecordedResponse(
                     status=status,
@@ -411,13 +461,13 @@ def _from_json(raw: Any) -> Cassette:
                 ),
             )
         )
-    meta = top.get("meta", {})
+    generator = top.get("generator", "")
     return Cassette(
         interactions=tuple(items),
         recorded_at=_field(top, "recorded_at", str, "cassette"),
-        origin=_field(top, "origin", str, "cassette"),
+        origin=origin,
         redacted=_field(top, "redacted", bool, "cassette"),
-        generator=str(top.get("generator", "")),
+        generator=_need(generator, str, "cassette.generator"),
         format_version=version,
-        meta=_need(meta, dict, "cassette.meta"),
+        meta=_need(top.get("meta", {}), dict, "cassette.meta"),
     )

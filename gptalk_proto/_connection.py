@@ -29,6 +29,7 @@ from collections.abc import Iterable
 import h11
 
 from ._chat import Chat
+from ._chunked import ChunkedDecoder
 from ._errors import LocalProtocolError, RemoteProtocolError
 from ._events import ChatEvent, ReconnectNeeded, Request
 from ._state import SEND_STATES, ClientState
@@ -76,6 +77,13 @@ class ClientConnection:
         # Why the server will not reuse this connection, once it has said so.
         self._reconnect: str | None = None
         self._closed = False
+        # A chunked stream body is decoded here, not by h11 (see _chunked):
+        # the decoder, the reads not decoded yet, and whether the connection
+        # stays open after the body (h11's rule, decided from the heads).
+        self._body: ChunkedDecoder | None = None
+        self._unread: list[bytes] = []
+        self._keep_alive = True
+        self._request_close = False
         #: How many requests went out on the current connection.
         self.requests_on_connection = 0
 
@@ -126,15 +134,16 @@ class ClientConnection:
             or conn.trailing_data != (b"", False)
         ):
             raise LocalProtocolError("only a request with no answer yet can be sent again")
-        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=self._max_head_size)
-        self._reconnect = None
-        self._closed = False
+        self._fresh()
         self.requests_on_connection = 1
         return self._frame(request)
 
     def _frame(self, request: Request) -> bytes:
         headers: list[tuple[str, str]] = [("host", self.host), *request.headers]
         headers.extend(self._proxy_headers)
+        self._request_close = any(
+            name.lower() == "connection" and "close" in value.lower() for name, value in headers
+        )
         if request.method != "GET" or request.body:
             headers.append(("content-length", str(len(request.body))))
         try:
@@ -159,6 +168,10 @@ class ClientConnection:
             return
         if not data:
             self._closed = True
+        if self._body is not None:
+            if data:
+                self._unread.append(data)
+            return
         self._h11.receive_data(data)
 
     def new_connection(self) -> None:
@@ -167,32 +180,36 @@ class ClientConnection:
         For drivers that notice a dead kept-alive connection before sending on
         it.  Only allowed while the chat waits to send its next request.
         """
-        if self.chat.state in SEND_STATES:
-            self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=self._max_head_size)
-            self._reconnect = None
-            self._closed = False
-            self.requests_on_connection = 0
-            return
-        raise LocalProtocolError("a new connection can only start between exchanges")
+        if self.chat.state not in SEND_STATES:
+            raise LocalProtocolError("a new connection can only start between exchanges")
+        self._fresh()
+
+    def _fresh(self) -> None:
+        # Everything that belongs to one TCP connection starts over.
+        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=self._max_head_size)
+        self._reconnect = None
+        self._closed = False
+        self._body = None
+        self._unread = []
+        self.requests_on_connection = 0
 
     def next_event(self) -> ChatEvent | Sentinel:
         """The next event, or ``NEED_DATA`` / ``SEND_REQUEST`` / ``PAUSED``."""
         chat = self.chat
-        conn = self._h11
         while True:
             event = chat.next_event()
             if event is not NEED_DATA:
                 if event is SEND_REQUEST and self._reconnect is not None:
-                    reason, self._reconnect = self._reconnect, None
-                    self._h11 = h11.Connection(
-                        h11.CLIENT, max_incomplete_event_size=self._max_head_size
-                    )
-                    self._closed = False
-                    self.requests_on_connection = 0
+                    reason = self._reconnect
+                    self._fresh()
                     return ReconnectNeeded(reason)
                 return event
+            if self._body is not None:
+                if self._read_body():
+                    continue
+                return NEED_DATA
             try:
-                h = conn.next_event()
+                h = self._h11.next_event()
             except h11.RemoteProtocolError as exc:
                 if self._closed:
                     chat.abort("the server closed the connection")
@@ -206,6 +223,8 @@ class ClientConnection:
                 chat.receive_body(h.data)  # type: ignore[union-attr]
             elif h_type is h11.Response:
                 chat.receive_response(h.status_code, h.headers)  # type: ignore[union-attr]
+                if _is_chunked(h):  # type: ignore[arg-type]
+                    self._start_body(h)  # type: ignore[arg-type]
             elif h_type is h11.EndOfMessage:
                 chat.receive_body(b"")
                 self._cycle()
@@ -215,10 +234,72 @@ class ClientConnection:
                 raise RemoteProtocolError("HTTP connection paused unexpectedly")
             # InformationalResponse (1xx): not final, nothing to do.
 
+    def _start_body(self, response: h11.Response) -> None:
+        # From here the body is ours: h11 has read the head; what it buffered
+        # past it is the body's first bytes.
+        self._body = ChunkedDecoder(max_line=self._max_head_size)
+        leftover, _ = self._h11.trailing_data
+        self._unread = [leftover] if leftover else []
+        # h11's rule: the connection is kept unless either side said
+        # "Connection: close" or the response is HTTP/1.0.
+        tokens = b",".join(v for n, v in response.headers if n == b"connection").lower()
+        self._keep_alive = (
+            response.http_version >= b"1.1" and b"close" not in tokens and not self._request_close
+        )
+
+    def _read_body(self) -> bool:
+        """Decode what arrived of the body; False when more must be read."""
+        decoder = self._body
+        assert decoder is not None
+        chat = self.chat
+        if not self._unread:
+            if not self._closed:
+                return False
+            self._body = None
+            try:
+                decoder.eof()
+            except RemoteProtocolError:
+                chat.abort("the server closed the connection")
+            return True
+        data = self._unread[0] if len(self._unread) == 1 else b"".join(self._unread)
+        self._unread.clear()
+        try:
+            body = decoder.feed(data)
+        except RemoteProtocolError as exc:
+            partial: bytes = getattr(exc, "partial", b"")
+            if partial:
+                chat.receive_body(partial)
+            self._body = None
+            if chat.state not in (ClientState.ERROR, ClientState.DONE):
+                chat.abort(f"the server's HTTP was invalid ({exc})")
+            return True
+        if body:
+            chat.receive_body(body)
+        if decoder.done:
+            self._body = None
+            if chat.state not in (ClientState.ERROR, ClientState.DONE):
+                chat.receive_body(b"")
+            if self._keep_alive and not self._closed:
+                self._h11 = h11.Connection(
+                    h11.CLIENT, max_incomplete_event_size=self._max_head_size
+                )
+                if decoder.leftover:
+                    self._h11.receive_data(bytes(decoder.leftover))
+            else:
+                self._reconnect = "the server closed the connection after its response"
+        return True
+
     def _cycle(self) -> None:
-        # A response ended: reuse the connection if both sides allow.
+        # A response ended (h11 framed it): reuse the connection if both sides allow.
         conn = self._h11
         if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
             conn.start_next_cycle()
         else:
             self._reconnect = "the server closed the connection after its response"
+
+
+def _is_chunked(response: h11.Response) -> bool:
+    return any(
+        name == b"transfer-encoding" and value.lower().endswith(b"chunked")
+        for name, value in response.headers
+    )

@@ -9,6 +9,7 @@ stored head and events.  Times are offsets in seconds, given by the caller.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -32,6 +33,8 @@ __all__ = ["Recorder"]
 #: Cap on one recorded request (head and body), in bytes: GPTalk requests
 #: are small, and the recorder holds a request until it is complete.
 MAX_RECORDED_REQUEST = 2 * 1024 * 1024
+
+_LINE_END = re.compile(rb"[\r\n]")
 
 
 @dataclass
@@ -128,23 +131,45 @@ class Recorder:
             conn.events = 0
             conn.parser = None
 
-    def received(self, connection: int, data: bytes, t: float) -> None:
-        """The client read ``data`` at ``t`` (``b""``: the server closed)."""
+    def received(self, connection: int, data: bytes, t: float) -> int:
+        """The client read ``data`` at ``t`` (``b""``: the server closed).
+
+        Returns how many of the bytes belong in the session: all of them,
+        unless ``max_events`` is reached inside this read, in which case the
+        count ends right after the last allowed event (and the transport
+        passes on only those bytes, then ends the stream).
+        """
         conn = self._connections[connection]
         if conn.current is None:
             if data:
                 raise RemoteProtocolError("the server sent bytes before any request")
-            return
+            return 0
         if not data:
             conn.current.end = "closed"
-            return
-        conn.current.chunks.append(RecordedChunk(round(t, 6), bytes(data)))
+            return 0
+        keep = len(data)
         if conn.responses is not None:
-            self._count(conn, data)
+            keep = self._count(conn, data)
+        conn.current.chunks.append(RecordedChunk(round(t, 6), bytes(data[:keep])))
+        return keep
 
-    def _count(self, conn: _Connection, data: bytes) -> None:
+    def _count(self, conn: _Connection, data: bytes) -> int:
+        # An event ends at a line end: feed the counter one line end at a time,
+        # so the limit cuts exactly after the event that reaches it.
+        start = 0
+        for match in _LINE_END.finditer(data):
+            self._observe(conn, data[start : match.end()])
+            start = match.end()
+            if self.max_events is not None and conn.events >= self.max_events:
+                return start
+        if start < len(data):
+            self._observe(conn, data[start:])
+        return len(data)
+
+    def _observe(self, conn: _Connection, data: bytes) -> None:
         responses = conn.responses
-        assert responses is not None
+        if responses is None:
+            return
         responses.receive_data(data)
         while True:
             try:

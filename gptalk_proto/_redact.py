@@ -112,15 +112,20 @@ def _variants(secret: str) -> Iterator[str]:
     yield quote(secret, safe="")
 
 
-_NUMBERED = re.compile(r"<([a-z-]+)-(\d+)>")
+_NUMBERED = re.compile(r"<([a-z-]+)-(\d+)>|<([a-z])(\d+)>")
+_KINDS_BY_ABBREVIATION = {short: kind for kind, short in _ABBREVIATIONS.items()}
 
 
 def _numbers_in_use(cassette: Cassette) -> dict[str, int]:
     # A cassette extended by a later recording keeps its placeholders; new
-    # secrets are numbered after them, so no two secrets share one.
+    # secrets are numbered after them (long and short forms alike), so no two
+    # secrets share one.
     used: dict[str, int] = {}
     for match in _NUMBERED.finditer(cassette.dumps()):
-        kind, number = match.group(1), int(match.group(2))
+        if match.group(1):
+            kind, number = match.group(1), int(match.group(2))
+        else:
+            kind, number = _KINDS_BY_ABBREVIATION.get(match.group(3), ""), int(match.group(4))
         used[kind] = max(used.get(kind, 0), number)
     return used
 
@@ -191,7 +196,10 @@ def redact(cassette: Cassette, secrets: Iterable[str] = ()) -> Cassette:
 _HEX = re.compile(r"(?<![0-9A-Za-z])[0-9a-fA-F]{24,}(?![0-9A-Za-z])")
 _BASE64 = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{32,}={0,2}")
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
-_BEARER = re.compile(r"(?i)\b(?:bearer|basic)\s+([^\s\"',;]+)")
+# A credential after the scheme names as they are written (RFC 9110 section
+# 11.2, token68): any "Bearer <token>", and "Basic <token>" of at least 8
+# characters (base64 of "user:pw"), so prose such as "basic idea" passes.
+_BEARER = re.compile(r"\b(?:Bearer [A-Za-z0-9._~+/-]+=*|Basic [A-Za-z0-9+/]{8,}=*)")
 
 
 def _suspicious(text: str) -> Iterator[str]:
@@ -208,9 +216,8 @@ def _suspicious(text: str) -> Iterator[str]:
             yield f"a base64 run of {len(run)} characters"
     for _ in _JWT.finditer(clean):
         yield "a JWT"
-    for match in _BEARER.finditer(text):
-        if not PLACEHOLDER.fullmatch(match.group(1)):
-            yield "a bearer or basic credential"
+    for _ in _BEARER.finditer(clean):
+        yield "a bearer or basic credential"
 
 
 def lint(cassette: Cassette) -> list[str]:
@@ -226,11 +233,15 @@ def lint(cassette: Cassette) -> list[str]:
         scan(f"{spot}.request.target", item.request.target)
         for number, (name, value) in enumerate(item.request.headers):
             scan(f"{spot}.request.headers[{number}] ({name})", value)
-            if name.lower() in _SECRET_HEADERS and not PLACEHOLDER.search(value):
+            secret_header = name.lower() in _SECRET_HEADERS or name.lower() == "authorization"
+            if secret_header and not PLACEHOLDER.search(value):
                 findings.append(
                     f"{spot}.request.headers[{number}] ({name}): an unredacted credential"
                 )
         scan(f"{spot}.request.body", item.request.body.decode("utf-8", "replace"))
+        for number, (name, value) in enumerate(item.response.headers):
+            if name.lower() == "set-cookie" and not PLACEHOLDER.search(value):
+                findings.append(f"{spot}.response.headers[{number}] (set-cookie): a cookie")
         # The whole stream at once: a secret may straddle two reads.
         scan(f"{spot}.chunks", item.response.wire.decode("utf-8", "replace"))
         for number, event in enumerate(item.response.events):

@@ -22,7 +22,9 @@ How it is laid out, and why:
 
 from __future__ import annotations
 
+import re
 import sys
+from collections.abc import Iterable
 from typing import NamedTuple, NoReturn
 
 from ._errors import (
@@ -110,6 +112,13 @@ class SSEEvent(_SSEEventFields):
 # The hot path builds events without re-validating what the parser itself
 # produced: tuple.__new__(SSEEvent, (event, data, id, retry)).
 _new_event = tuple.__new__
+
+# One block of one "data: " line and a blank line, and a run of them (the
+# fast path in SSEParser._interpret).
+_SIMPLE_BLOCK = re.compile(r"data: ([^\n]*)\n\n")
+_SIMPLE_RUN = re.compile(r"(?:data: [^\n]*\n\n)*")
+#: A first line longer than this (in bytes) makes lines count as long.
+_SHORT_LINES = 128
 
 
 class SSEParser:
@@ -250,8 +259,7 @@ class SSEParser:
         if len(head) > self.max_line_size:
             events = self._feed_over_line_cap(head)
         else:
-            text = head.decode("utf-8", "replace")
-            events = self._interpret(text, text.split("\n"))
+            events = self._interpret(head)
         self._account()
         if self._pending_len > self.max_line_size:
             self._fail_line(self._pending_len, events)
@@ -273,16 +281,45 @@ class SSEParser:
 
     # -- internals --------------------------------------------------------------
 
-    def _interpret(self, text: str, lines: list[str]) -> list[SSEEvent]:
-        # Lines can add at most len(text) + 1 characters to the data buffer
-        # (each line gives at most its length plus the LF the spec appends).
-        # When even that stays within the cap, no line needs a check: the fast
-        # loop runs.  Otherwise every line is checked, in stream order, so the
-        # error, the events before it and the state after it are the same
-        # however the stream was cut into chunks.
-        if self._data_size + len(text) <= self.max_event_size:
-            return self._process(lines)
-        return self._process_checked(lines)
+    def _interpret(self, head: bytes) -> list[SSEEvent]:
+        """Interpret ``head``, complete lines (without the last line end)."""
+        # Lines can add at most len(head) + 1 characters to the data buffer
+        # (each line gives at most its length plus the LF the spec appends, and
+        # a character takes at least a byte).  When even that stays within the
+        # cap, no line needs a check and the fast paths run.  Otherwise every
+        # line is checked, in stream order, so the error, the events before it
+        # and the state after it are the same however the stream was cut.
+        if self._data_size + len(head) > self.max_event_size:
+            return self._process_checked(head.decode("utf-8", "replace").split("\n"))
+        # Long lines (GPTalk's cumulative events run to kilobytes): decode each
+        # line straight from the buffer, instead of decoding everything and then
+        # copying it again into the pieces of a split.  A stream's lines are
+        # alike, so the first one decides (find stops at it).
+        first = head.find(b"\n")
+        if first < 0 or first > _SHORT_LINES:
+            return self._process_long(head)
+        text = head.decode("utf-8", "replace")
+        if self._data or self._event_type or self._event_retry is not None:
+            return self._process(text.split("\n"))
+        # Short lines: blocks of one "data: " line and a blank line are what
+        # nearly every stream is.  One regex pass finds how far the text is made
+        # of such blocks; each one is an event whose type is "message", whose id
+        # is the last event ID (no id line changes it) and whose retry is None:
+        # exactly what the line-by-line rules give, since nothing is pending
+        # (checked above).  The rest, if any, starts at a line boundary and goes
+        # through the general loop.
+        blocks = text + "\n"
+        end = _SIMPLE_RUN.match(blocks).end()  # type: ignore[union-attr]
+        if not end:
+            return self._process(text.split("\n"))
+        last_id = self.last_event_id = self._id_buffer
+        events = [
+            _new_event(SSEEvent, ("message", value, last_id, None))
+            for value in _SIMPLE_BLOCK.findall(blocks, 0, end)
+        ]
+        if end < len(blocks):
+            events += self._process(text[end:].split("\n"))
+        return events
 
     def _feed_over_line_cap(self, head: bytes) -> list[SSEEvent]:
         # Rare: this chunk's complete lines together exceed the line cap.  Find
@@ -294,8 +331,49 @@ class SSEParser:
                 before = b"\n".join(lines[:index]).decode("utf-8", "replace")
                 events = self._process_checked(before.split("\n")) if index else []
                 self._fail_line(len(line), events)
-        text = head.decode("utf-8", "replace")
-        return self._interpret(text, text.split("\n"))
+        return self._interpret(head)
+
+    def _process_long(self, head: bytes) -> list[SSEEvent]:
+        """The general loop's rules, for long lines: each data value is decoded
+        once, straight from the buffer without its "data: " prefix (one copy,
+        where decode-split-slice makes three); blank lines dispatch here; any
+        other line (rare in such streams) goes through :meth:`_process`."""
+        view = memoryview(head)
+        events: list[SSEEvent] = []
+        data = self._data
+        start = 0
+        size = len(head)
+        while True:
+            end = head.find(b"\n", start)
+            stop = size if end < 0 else end
+            if head.startswith(b"data: ", start):
+                data.append(str(view[start + 6 : stop], "utf-8", "replace"))
+            elif stop == start and data:
+                # spec: dispatch (steps 1, 3 to 7, as in _process).
+                self.last_event_id = self._id_buffer
+                events.append(
+                    _new_event(
+                        SSEEvent,
+                        (
+                            self._event_type or "message",
+                            data[0] if len(data) == 1 else "\n".join(data),
+                            self.last_event_id,
+                            self._event_retry,
+                        ),
+                    )
+                )
+                data = self._data = []
+                self._event_type = ""
+                self._event_retry = None
+            else:
+                self._data = data
+                events += self._process((str(view[start:stop], "utf-8", "replace"),))
+                data = self._data
+            if end < 0:
+                break
+            start = end + 1
+        self._data = data
+        return events
 
     def _process_checked(self, lines: list[str]) -> list[SSEEvent]:
         # The slow path: one line at a time, the event cap checked at the data
@@ -331,30 +409,96 @@ class SSEParser:
             self._counted = len(data)
         self._counted_list = data
 
-    def _process(self, lines: list[str]) -> list[SSEEvent]:
-        """Interpret complete lines (spec: "Interpreting an event stream")."""
+    def _process(self, lines: Iterable[str]) -> list[SSEEvent]:
+        """Interpret complete lines (spec: "Interpreting an event stream").
+
+        The parser's state lives in locals for the loop and is written back at
+        the end: the loop cannot fail (the caps were checked before it).
+        """
         events: list[SSEEvent] = []
         data = self._data
+        event_type = self._event_type
+        id_buffer = self._id_buffer
+        last_event_id = self.last_event_id
+        event_retry = self._event_retry
+        retry = self.retry
         for line in lines:
             if line:
-                # Fast path for the field that nearly every line is.
+                # The field that nearly every line is, first.
                 if line[:6] == "data: ":
                     data.append(line[6:])
+                    continue
+                # The next most common fields, spelled as servers write them
+                # (the general rules below would give the same result).
+                if line[:7] == "event: ":
+                    event_type = line[7:]
+                    continue
+                if line[:4] == "id: ":
+                    value = line[4:]
+                    if "\x00" not in value:
+                        id_buffer = value
+                    continue
+                colon = line.find(":")
+                if colon == 0:
+                    # spec: "If the line starts with a U+003A COLON character (:)
+                    # Ignore the line."
+                    continue
+                if colon < 0:
+                    # spec: "Otherwise, the string is not empty but does not
+                    # contain a U+003A COLON character (:) -- Process the field
+                    # using ... the whole line as the field name, and the empty
+                    # string as the field value."
+                    field, value = line, ""
                 else:
-                    self._field(line, data)
+                    # spec: "Collect the characters on the line before the first
+                    # U+003A COLON character (:), and let field be that string.
+                    # ... after ... let value be that string. If value starts with
+                    # a U+0020 SPACE character, remove it from value."
+                    field = line[:colon]
+                    value = line[colon + 1 :]
+                    if value[:1] == " ":
+                        value = value[1:]
+                if field == "data":
+                    # spec: "Append the field value to the data buffer, then
+                    # append a single U+000A LINE FEED (LF) character to the data
+                    # buffer."
+                    data.append(value)
+                elif field == "event":
+                    # spec: "Set the event type buffer to the field value."
+                    event_type = value
+                elif field == "id":
+                    # spec: "If the field value does not contain U+0000 NULL, then
+                    # set the last event ID buffer to the field value. Otherwise,
+                    # ignore the field."
+                    if "\x00" not in value:
+                        id_buffer = value
+                elif field == "retry":
+                    # spec: "If the field value consists of only ASCII digits,
+                    # then interpret the field value as an integer in base ten,
+                    # and set the event stream's reconnection time to that
+                    # integer. Otherwise, ignore the field."  An empty value has
+                    # no digits to interpret: ignored.
+                    significant = value.lstrip("0") or "0"
+                    if (
+                        value
+                        and value.isascii()
+                        and value.isdigit()
+                        and len(significant) <= _MAX_RETRY_DIGITS
+                    ):
+                        retry = event_retry = int(significant)
+                # spec: "Otherwise: The field is ignored."
                 continue
             # spec: "If the line is empty (a blank line): Dispatch the event".
             # spec: "1. Set the last event ID string of the event source to the
             # value of the last event ID buffer."
-            self.last_event_id = self._id_buffer
+            last_event_id = id_buffer
             if not data:
                 # spec: "2. If the data buffer is an empty string, set the data
                 # buffer and the event type buffer to the empty string and return."
-                self._event_type = ""
+                event_type = ""
                 continue
             # spec: "3. If the data buffer's last character is a U+000A LINE FEED
             # (LF) character, then remove the last character" -- the join does.
-            text = data[0] if len(data) == 1 else "\n".join(data)
             # spec: "Initialize event's type attribute to "message" ... If the
             # event type buffer has a value other than the empty string, change
             # the type of the newly created event to equal the value of the event
@@ -362,61 +506,27 @@ class SSEParser:
             events.append(
                 _new_event(
                     SSEEvent,
-                    (self._event_type or "message", text, self.last_event_id, self._event_retry),
+                    (
+                        event_type or "message",
+                        data[0] if len(data) == 1 else "\n".join(data),
+                        last_event_id,
+                        event_retry,
+                    ),
                 )
             )
-            # spec: "7. Set the data buffer and the event type buffer to the empty string."
-            # (A new list, not clear(): _account tells dispatches by identity.)
-            data = self._data = []
-            self._event_type = ""
-            self._event_retry = None
+            # spec: "7. Set the data buffer and the event type buffer to the empty
+            # string."  (A new list, not clear(): _account tells dispatches by
+            # identity.)
+            data = []
+            event_type = ""
+            event_retry = None
+        self._data = data
+        self._event_type = event_type
+        self._id_buffer = id_buffer
+        self.last_event_id = last_event_id
+        self._event_retry = event_retry
+        self.retry = retry
         return events
-
-    def _field(self, line: str, data: list[str]) -> None:
-        # spec: "If the line starts with a U+003A COLON character (:) Ignore the line."
-        if line[0] == ":":
-            return
-        colon = line.find(":")
-        if colon < 0:
-            # spec: "Otherwise, the string is not empty but does not contain a
-            # U+003A COLON character (:) -- Process the field using ... the whole
-            # line as the field name, and the empty string as the field value."
-            field, value = line, ""
-        else:
-            # spec: "Collect the characters on the line before the first U+003A
-            # COLON character (:), and let field be that string. ... after ... let
-            # value be that string. If value starts with a U+0020 SPACE character,
-            # remove it from value."
-            field = line[:colon]
-            value = line[colon + 1 :]
-            if value[:1] == " ":
-                value = value[1:]
-        if field == "data":
-            # spec: "Append the field value to the data buffer, then append a
-            # single U+000A LINE FEED (LF) character to the data buffer."
-            data.append(value)
-        elif field == "event":
-            # spec: "Set the event type buffer to the field value."
-            self._event_type = value
-        elif field == "id":
-            # spec: "If the field value does not contain U+0000 NULL, then set the
-            # last event ID buffer to the field value. Otherwise, ignore the field."
-            if "\x00" not in value:
-                self._id_buffer = value
-        elif field == "retry":
-            # spec: "If the field value consists of only ASCII digits, then
-            # interpret the field value as an integer in base ten, and set the
-            # event stream's reconnection time to that integer. Otherwise, ignore
-            # the field."  An empty value has no digits to interpret: ignored.
-            significant = value.lstrip("0") or "0"
-            if (
-                value
-                and value.isascii()
-                and value.isdigit()
-                and len(significant) <= _MAX_RETRY_DIGITS
-            ):
-                self.retry = self._event_retry = int(significant)
-        # spec: "Otherwise: The field is ignored."
 
     def _fail_line(self, size: int, events: list[SSEEvent]) -> NoReturn:
         self._error = SSELineTooLong(

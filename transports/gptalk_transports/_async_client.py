@@ -56,9 +56,11 @@ class AsyncChatStream:
     ``retries`` the attempts that were made again.
     """
 
-    def __init__(self, events: AsyncGenerator[ChatEvent, None], progress: Progress) -> None:
-        self._events = events
+    def __init__(self, batches: AsyncGenerator[list[ChatEvent], None], progress: Progress) -> None:
+        self._batches = batches
         self._progress = progress
+        self._batch: list[ChatEvent] = []
+        self._index = 0
 
     @property
     def retries(self) -> int:
@@ -77,18 +79,25 @@ class AsyncChatStream:
         return self
 
     async def __anext__(self) -> Any:
+        take = self._progress.take
         while True:
+            batch, index = self._batch, self._index
             try:
-                event = await self._events.__anext__()
-                value = self._progress.take(event)
+                while index < len(batch):
+                    event = batch[index]
+                    index += 1
+                    value = take(event)
+                    if value is not SKIP:
+                        self._index = index
+                        return value
+                self._batch = await self._batches.__anext__()
+                self._index = 0
             except BaseException:
                 await self.aclose()
                 raise
-            if value is not SKIP:
-                return value
 
     async def aclose(self) -> None:
-        await self._events.aclose()
+        await self._batches.aclose()
 
     async def __aenter__(self) -> AsyncChatStream:
         return self
@@ -238,7 +247,7 @@ class AsyncClient:
 
     async def _run(
         self, messages: Messages, model: str | None, state: RetryState
-    ) -> AsyncGenerator[ChatEvent, None]:
+    ) -> AsyncGenerator[list[ChatEvent], None]:
         backend = self.backend
         total = self.timeout.total
         deadline = None if total is None else backend.current_time() + total
@@ -258,10 +267,12 @@ class AsyncClient:
                         wall_clock=self.clock,
                     )
                 ) as events:
-                    async for event in events:
-                        if type(event) is TextDelta or type(event) is TextRewritten:
-                            state.text_yielded = True
-                        yield event
+                    async for batch in events:
+                        if not state.text_yielded:
+                            state.text_yielded = any(
+                                type(e) is TextDelta or type(e) is TextRewritten for e in batch
+                            )
+                        yield batch
                 return
             except GPTalkError as caught:
                 error = translate(caught, self.proxy)

@@ -134,12 +134,12 @@ class _AsyncRecordingStream:
                     data = await self._inner.receive_some(max_bytes)
         except TimeoutError:
             return await self._stop()
-        recorder.received(self._number, data, self._recording.t())
+        keep = recorder.received(self._number, data, self._recording.t())
         if recorder.should_stop(self._number):
             self._ended = True
             recorder.stopped(self._number)
             await self._inner.aclose()
-        return data
+        return data[:keep]
 
     async def _stop(self) -> bytes:
         self._ended = True
@@ -206,12 +206,12 @@ class _SyncRecordingStream:
             recorder.stopped(self._number)
             self._inner.close()
             return b""
-        recorder.received(self._number, data, self._recording.t())
+        keep = recorder.received(self._number, data, self._recording.t())
         if recorder.should_stop(self._number):
             self._ended = True
             recorder.stopped(self._number)
             self._inner.close()
-        return data
+        return data[:keep]
 
     def start_tls(
         self, context: object, server_hostname: str, timeout: float | None

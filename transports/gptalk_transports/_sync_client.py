@@ -40,9 +40,11 @@ class ChatStream:
     when the loop stops early.
     """
 
-    def __init__(self, events: Generator[ChatEvent, None, None], progress: Progress) -> None:
-        self._events = events
+    def __init__(self, batches: Generator[list[ChatEvent], None, None], progress: Progress) -> None:
+        self._batches = batches
         self._progress = progress
+        self._batch: list[ChatEvent] = []
+        self._index = 0
 
     @property
     def retries(self) -> int:
@@ -60,17 +62,25 @@ class ChatStream:
         return self
 
     def __next__(self) -> Any:
+        take = self._progress.take
         while True:
+            batch, index = self._batch, self._index
             try:
-                value = self._progress.take(next(self._events))
+                while index < len(batch):
+                    event = batch[index]
+                    index += 1
+                    value = take(event)
+                    if value is not SKIP:
+                        self._index = index
+                        return value
+                self._batch = next(self._batches)
+                self._index = 0
             except BaseException:
                 self.close()
                 raise
-            if value is not SKIP:
-                return value
 
     def close(self) -> None:
-        self._events.close()
+        self._batches.close()
 
     def __enter__(self) -> ChatStream:
         return self
@@ -174,7 +184,7 @@ class Client:
 
     def _run(
         self, messages: Messages, model: str | None, state: RetryState
-    ) -> Generator[ChatEvent, None, None]:
+    ) -> Generator[list[ChatEvent], None, None]:
         total = self.timeout.total
         deadline = None if total is None else time.monotonic() + total
         while True:
@@ -204,10 +214,12 @@ class Client:
                 wall_clock=self.clock,
             )
             try:
-                for event in events:
-                    if type(event) is TextDelta or type(event) is TextRewritten:
-                        state.text_yielded = True
-                    yield event
+                for batch in events:
+                    if not state.text_yielded:
+                        state.text_yielded = any(
+                            type(e) is TextDelta or type(e) is TextRewritten for e in batch
+                        )
+                    yield batch
                 return
             except GPTalkError as caught:
                 error = translate(caught, self.proxy)

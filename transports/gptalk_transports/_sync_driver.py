@@ -15,6 +15,7 @@ from gptalk_proto import (
     ChatEvent,
     ClientConnection,
     ClientState,
+    GPTalkError,
     ReconnectNeeded,
 )
 
@@ -132,8 +133,8 @@ def drive_sync(
     *,
     login_lock: threading.Lock | None = None,
     wall_clock: Callable[[], float] = time.time,
-) -> Generator[ChatEvent, None, None]:
-    """Run one chat over ``pool``'s connections; yield its events.
+) -> Generator[list[ChatEvent], None, None]:
+    """Run one chat over ``pool``'s connections; yield its events in batches.
 
     The same loop as :func:`~gptalk_transports._async_driver.drive`: see there.
     """
@@ -141,6 +142,7 @@ def drive_sync(
     stream: SyncByteStream | None = None
     reusable = False
     locked = False
+    batch: list[ChatEvent] = []
     try:
         seconds, by_deadline = limits.bound(timeout.connect)
         try:
@@ -150,8 +152,18 @@ def drive_sync(
                 raise limits._exceeded() from None
             raise
         while True:
-            event = conn.next_event()
+            try:
+                event = conn.next_event()
+            except GPTalkError:
+                # The events before the error are delivered first: nothing lost.
+                if batch:
+                    yield batch
+                    batch = []
+                raise
             if event is NEED_DATA:
+                if batch:
+                    yield batch
+                    batch = []
                 try:
                     data = limits.run(stream.receive_some, (READ_SIZE,), timeout.read, "read")
                 except ReadError:
@@ -194,10 +206,11 @@ def drive_sync(
                 reusable = _drain(conn, stream)
                 pool.release(stream, reusable)
                 stream = None
-                yield event
+                batch.append(event)
+                yield batch
                 return
             else:
-                yield event  # type: ignore[misc]
+                batch.append(event)  # type: ignore[arg-type]
     finally:
         if locked:
             login_lock.release()  # type: ignore[union-attr]

@@ -19,7 +19,8 @@ test file; without the marker the cassette is ``cassettes/<test name>.json``.
 * ``none`` (default): replay only; a missing cassette is an error.
 * ``once``: replay if the cassette exists, else record it.
 * ``new_episodes``: replay while the requests match, then record the rest and
-  add it to the cassette.
+  add it to the cassette.  The client runs on the cassette's recorded clock
+  throughout, so the extended cassette replays with the same token decisions.
 * ``all``: always record, replacing the cassette.
 
 Recording talks to ``--gptalk-url``, or to the built-in reference server
@@ -30,8 +31,7 @@ passed, replayed steps that were never reached fail it.
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -158,20 +158,17 @@ class CassetteSession:
         if self.mode == "new_episodes" and self.existing is not None:
             episodes = AsyncEpisodeConnector(self.existing, inner, recording)
             self.episodes = episodes
-            kwargs.setdefault("clock", self._episode_clock(episodes.episodes.replaying))
+            kwargs.setdefault("clock", recorded_clock(self.existing))
+            kwargs.setdefault("max_idle_connections", 0)
             return AsyncClient(str(origin), connector=episodes, **kwargs)
+        # No idle connections are kept: the fixture's client needs no closing,
+        # each connection closes in the test's own event loop as its chat ends.
+        kwargs.setdefault("max_idle_connections", 0)
         return AsyncClient(
             str(origin),
             connector=AsyncRecordingConnector(inner, recording, backend),
             **kwargs,
         )
-
-    def _episode_clock(self, replaying: Callable[[], bool]) -> Callable[[], float]:
-        # The recorded time while replaying (token expiry decides as it did),
-        # the real time once live.
-        assert self.existing is not None
-        recorded = recorded_clock(self.existing)
-        return lambda: recorded() if replaying() else time.time()
 
     def client(self, **kwargs: Any) -> Client:
         """A blocking Client playing (or recording) this cassette."""
@@ -187,7 +184,7 @@ class CassetteSession:
         if self.mode == "new_episodes" and self.existing is not None:
             episodes = SyncEpisodeConnector(self.existing, inner, recording)
             self.episodes = episodes
-            kwargs.setdefault("clock", self._episode_clock(episodes.episodes.replaying))
+            kwargs.setdefault("clock", recorded_clock(self.existing))
             return Client(str(origin), connector=episodes, **kwargs)
         return Client(str(origin), connector=SyncRecordingConnector(inner, recording), **kwargs)
 
