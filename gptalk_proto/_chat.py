@@ -43,7 +43,14 @@ from ._errors import (
 from ._events import ChatDone, ChatEvent, LoggedIn, Request
 from ._sse import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_SIZE, SSEEvent, SSEParser
 from ._state import SEND_STATES, ClientInput, ClientState, StateMachine
-from ._util import NEED_DATA, PAUSED, SEND_REQUEST, Sentinel, check_header_value
+from ._util import (
+    NEED_DATA,
+    PAUSED,
+    SEND_REQUEST,
+    Sentinel,
+    check_header_value,
+    check_text_value,
+)
 from ._wire import (
     DEFAULT_MODEL,
     DEFAULT_ORIGIN,
@@ -117,7 +124,7 @@ class Chat:
             raise LocalProtocolError("credentials must be a Credentials object")
         self.credentials = credentials
         self._fingerprint = check_fingerprint(fingerprint)
-        self.model = check_header_value("model", model)
+        self.model = check_text_value("model", model)
         self.user_agent = check_header_value("user_agent", user_agent)
         self.origin = check_header_value("origin", origin)
         headers = []
@@ -363,10 +370,12 @@ class Chat:
                     raise RemoteProtocolError(
                         f"expected a number 'expires_at' in the {what}'s data"
                     )
-                if "\r" in token or "\n" in token or "\x00" in token:
+                try:
+                    check_header_value("token", token)
+                except LocalProtocolError:
                     raise RemoteProtocolError(
-                        f"the {what}'s token cannot go in a header (CR/LF/NUL)"
-                    )
+                        f"the {what}'s token cannot go in an HTTP header"
+                    ) from None
                 # Store and take one use in one step: the token this chat paid a
                 # login for is never used up by others before its own text request.
                 self.credentials.store(token, expires_at)

@@ -68,6 +68,8 @@ class ClientConnection:
         self.chat = chat
         self.host = check_header_value("host", host)
         self._prefix = check_header_value("target prefix", target_prefix)
+        if any(c in target_prefix for c in " \t") or not target_prefix.isascii():
+            raise LocalProtocolError("the target prefix must be ASCII without spaces")
         self._proxy_headers = tuple(
             (check_header_value("proxy header name", n), check_header_value("proxy header", v))
             for n, v in proxy_headers
@@ -147,9 +149,16 @@ class ClientConnection:
         if request.method != "GET" or request.body:
             headers.append(("content-length", str(len(request.body))))
         try:
+            # Every header value was checked by our own rules when it entered
+            # (check_header_value: no control characters, latin-1 only), so
+            # h11's per-request regex pass is skipped with _parsed=True, as h11
+            # does for what its own parser produced (h11 is pinned to 0.16.x).
             out = self._h11.send(
                 h11.Request(
-                    method=request.method, target=self._prefix + request.target, headers=headers
+                    method=request.method.encode("ascii"),
+                    target=(self._prefix + request.target).encode("ascii"),
+                    headers=[(n.encode("ascii"), v.encode("latin-1")) for n, v in headers],
+                    _parsed=True,
                 )
             )
             if request.body:

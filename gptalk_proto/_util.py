@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from ._errors import LocalProtocolError
 
-__all__ = ["NEED_DATA", "PAUSED", "SEND_REQUEST", "Sentinel", "check_header_value"]
+__all__ = [
+    "NEED_DATA",
+    "PAUSED",
+    "SEND_REQUEST",
+    "Sentinel",
+    "check_header_value",
+    "check_text_value",
+]
 
 
 class Sentinel:
@@ -42,13 +50,31 @@ PAUSED: Final = Sentinel("PAUSED")
 """Nothing more will happen: the chat is over (or the connection is done)."""
 
 
-def check_header_value(name: str, value: str) -> str:
-    """Refuse a user-supplied value that could split an HTTP header.
+# RFC 9110 section 5.5: a field value is visible characters, obs-text (latin-1
+# beyond ASCII), spaces and tabs -- no other control character.
+_NOT_FIELD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|[^\x00-\xff]")
 
-    A CR or LF in a header value would let the value start a header of its own
-    (request smuggling / header injection); NUL is refused for the same reason
-    by RFC 9110 section 5.5.  This runs before anything is sent.
+
+def check_header_value(name: str, value: str) -> str:
+    """Refuse a user-supplied value that cannot be an HTTP header value.
+
+    Above all a CR or LF, which would let the value start a header of its own
+    (header injection, request smuggling); also NUL and the other control
+    characters, and characters latin-1 cannot carry.  This runs before
+    anything is sent, and is why requests can skip h11's own checks.
     """
+    if not isinstance(value, str):
+        raise LocalProtocolError(f"{name} must be a str, not {type(value).__name__}")
+    bad = _NOT_FIELD_VALUE.search(value)
+    if bad is not None:
+        what = "CR or LF" if bad.group() in "\r\n" else f"the character {bad.group()!r}"
+        raise LocalProtocolError(f"{name} must not contain {what} (it goes in an HTTP header)")
+    return value
+
+
+def check_text_value(name: str, value: str) -> str:
+    """Refuse a user-supplied value with a CR, LF or NUL (for values sent in
+    bodies, where other characters are fine)."""
     if not isinstance(value, str):
         raise LocalProtocolError(f"{name} must be a str, not {type(value).__name__}")
     if "\r" in value or "\n" in value or "\x00" in value:

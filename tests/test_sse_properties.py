@@ -212,3 +212,41 @@ def test_matches_reference_on_arbitrary_bytes(stream: bytes, data: st.DataObject
 @given(stream=sse_like_streams, data=st.data())
 def test_matches_reference_on_sse_like_streams(stream: bytes, data: st.DataObject) -> None:
     assert feed_all(data.draw(chunked(stream), label="chunks")) == reference_parse(stream)
+
+
+@st.composite
+def cumulative_streams(draw: st.DrawFn) -> bytes:
+    """Long data lines, each the previous one with bytes inserted before its
+    last two: the shape the parser's decode-reuse path takes.  The inserted
+    bytes are arbitrary, so UTF-8 sequences get cut, completed and broken at
+    the reuse boundary; the tails vary so the reuse is refused sometimes."""
+    body = draw(st.binary(min_size=130, max_size=300)).replace(b"\n", b"").replace(b"\r", b"")
+    tails = [b'"}', b"\xc3\xa9", b"}\xe2", b"ab", b'"\xf0']
+    pieces = [b"data: " + body + draw(st.sampled_from(tails)) + b"\n\n"]
+    for _ in range(draw(st.integers(1, 6))):
+        insert = draw(st.binary(max_size=12)).replace(b"\n", b"").replace(b"\r", b"")
+        previous = pieces[-1][6:-2]
+        if draw(st.booleans()):
+            line = previous[:-2] + insert + previous[-2:]  # the cumulative shape
+        else:
+            line = draw(st.binary(min_size=130, max_size=200)).replace(b"\n", b"")
+            line = line.replace(b"\r", b"")
+        pieces.append(b"data: " + line + b"\n\n")
+    return b"".join(pieces)
+
+
+@settings(max_examples=500, deadline=None)
+@given(cumulative_streams(), st.data())
+def test_decode_reuse_matches_the_reference(stream: bytes, data: st.DataObject) -> None:
+    expected, last_id, retry = reference_parse(stream)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=6)))
+    parser = SSEParser()
+    events = []
+    start = 0
+    for cut in [*cuts, len(stream)]:
+        events += parser.feed(stream[start:cut])
+        start = cut
+    events += parser.close()
+    assert events == expected
+    assert parser.last_event_id == last_id
+    assert parser.retry == retry

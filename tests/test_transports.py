@@ -175,3 +175,26 @@ def test_header_injection_is_refused_before_anything_is_sent(
         Client("http://127.0.0.1:1", **kwargs)  # type: ignore[arg-type]
     with pytest.raises(g.LocalProtocolError, match=message):
         AsyncClient("http://127.0.0.1:1", **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"user_agent": "ua\x01x"}, "user_agent"),
+        ({"user_agent": "ua\x7f"}, "user_agent"),
+        ({"headers": {"x-extra": "\u2713"}}, "header"),
+        ({"headers": {"x-extra": "tab\tis fine", "x-nul": "a\x00b"}}, "header"),
+    ],
+)
+def test_header_values_refuse_every_control_character(
+    kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(g.LocalProtocolError, match=message):
+        Client("http://127.0.0.1:1", **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_model_name_only_goes_in_the_body_so_unicode_is_fine(reference_url: str) -> None:
+    with Client(reference_url, model="\u6a21\u578b-\u00e9") as client:
+        assert client.chat("hi") == g.expected_reply("hi")
+    with pytest.raises(g.LocalProtocolError, match="model"):
+        Client(reference_url, model="a\nb")

@@ -23,7 +23,7 @@ from gptalk_proto import (
     TextDelta,
     TextRewritten,
 )
-from gptalk_proto._util import check_header_value
+from gptalk_proto._util import check_header_value, check_text_value
 
 from ._anyio_backend import AnyioBackend
 from ._async_driver import AsyncPool, drive
@@ -158,7 +158,7 @@ class AsyncClient:
         self.credentials = credentials if credentials is not None else Credentials()
         self.backend = make_async_backend(backend)
         self.retry = retry
-        self.model = check_header_value("model", model)
+        self.model = check_text_value("model", model)
         self.user_agent = check_header_value("user_agent", user_agent)
         self.headers = tuple(
             (check_header_value("header name", k), check_header_value(f"header {k!r}", v))

@@ -36,9 +36,10 @@ from ._streams import AsyncBackend, AsyncByteStream, AsyncLock
 
 __all__ = ["READ_SIZE", "AsyncPool", "drive"]
 
-#: Bytes asked for per read: large enough that a burst of events costs one
-#: read, small enough that an idle connection's buffer stays small.
-READ_SIZE = 64 * 1024
+#: Bytes asked for per read: what asyncio's transports hand over at most in
+#: one go, so a burst of events costs one read.  Nothing is allocated ahead:
+#: an idle connection holds no buffer of this size.
+READ_SIZE = 256 * 1024
 
 #: After [DONE], how long to wait for the body's end before giving up on
 #: keeping the connection (the server sends both together).

@@ -31,7 +31,7 @@ from gptalk_proto import (
     parse_fault,
     text_reply,
 )
-from gptalk_proto._util import check_header_value
+from gptalk_proto._util import check_text_value
 
 from ._async_client import AsyncClient
 from ._config import Timeout
@@ -145,7 +145,7 @@ class _Printer:
 async def _chat(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
     prompt = _read_prompt(args.prompt, stdin)
     # Refuse bad values before anything starts (the built-in server included).
-    check_header_value("--model", args.model)
+    check_text_value("--model", args.model)
     verify = _verify(args)
     messages = [{"role": "user", "content": prompt}]
     if args.system:
