@@ -1,7 +1,8 @@
 """Run chats the same way on every client backend.
 
-``KINDS`` names the four ways a client can run: AsyncClient on anyio over
-asyncio, on anyio over trio, on trio's own streams, and the blocking Client.
+``KINDS`` names the five ways a client can run: AsyncClient with its default
+backend on asyncio (native asyncio transports), on anyio over asyncio, on
+anyio over trio, on trio's own streams, and the blocking Client.
 Tests parametrize over them and call :func:`stream` / :func:`many`, so every
 scenario is written once and runs on each.
 """
@@ -18,8 +19,9 @@ import anyio
 import gptalk_proto as g
 from gptalk_transports import AsyncClient, Client
 
-KINDS = ["anyio-asyncio", "anyio-trio", "trio", "blocking"]
+KINDS = ["asyncio", "anyio-asyncio", "anyio-trio", "trio", "blocking"]
 ASYNC_KINDS = {
+    "asyncio": ("auto", "asyncio"),
     "anyio-asyncio": ("anyio", "asyncio"),
     "anyio-trio": ("anyio", "trio"),
     "trio": ("trio", "trio"),

@@ -594,9 +594,7 @@ async def _faulted_async(faults: tuple[str, ...]) -> tuple[g.Cassette, list[str]
     async with serve_in_background(faults=faults) as url:
         backend = AnyioBackend()
         recording = Recording(url)
-        connector = AsyncRecordingConnector(
-            AsyncConnector(backend, Origin.parse(url)), recording, backend
-        )
+        connector = AsyncRecordingConnector(AsyncConnector(backend, Origin.parse(url)), recording)
         async with AsyncClient(url, connector=connector, retry=RetryPolicy(backoff=0.0)) as client:
             for prompt in ("First prompt", "Second prompt"):
                 try:

@@ -287,22 +287,24 @@ class _WatchedStream:
         self._inner = inner
         self._watch = watch
 
-    async def send_all(self, data: bytes) -> None:
+    async def send_all(self, data: bytes, timeout: float | None) -> None:
         replayer = self._watch.inner.replayer
         before = replayer.played
         self._watch.sent.append(data)
-        await self._inner.send_all(data)
+        await self._inner.send_all(data, timeout)
         for step in range(before, replayer.played):
             self._watch.matched[step] = self._watch.clock.now()
 
-    async def receive_some(self, max_bytes: int) -> bytes:
-        data = await self._inner.receive_some(max_bytes)
+    async def receive_some(self, max_bytes: int, timeout: float | None) -> bytes:
+        data = await self._inner.receive_some(max_bytes, timeout)
         if data:
             self._watch.received.append((self._watch.clock.now(), data))
         return data
 
-    async def start_tls(self, context: Any, server_hostname: str) -> AsyncByteStream:
-        return await self._inner.start_tls(context, server_hostname)
+    async def start_tls(
+        self, context: Any, server_hostname: str, timeout: float | None
+    ) -> AsyncByteStream:
+        return await self._inner.start_tls(context, server_hostname, timeout)
 
     def is_readable(self) -> bool:
         return self._inner.is_readable()

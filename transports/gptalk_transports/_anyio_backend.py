@@ -21,43 +21,55 @@ _BROKEN = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, ssl.SS
 class AnyioStream:
     """An anyio byte stream behind the :class:`AsyncByteStream` interface."""
 
-    __slots__ = ("_peer", "_stream")
+    __slots__ = ("_peer", "_sock", "_stream")
 
-    def __init__(self, stream: ByteStream, peer: str) -> None:
+    def __init__(self, stream: ByteStream, peer: str, sock: socket.socket | None) -> None:
         self._stream = stream
         self._peer = peer
+        # Looked up once: anyio builds its extra-attribute table on every call.
+        self._sock = sock
 
-    async def send_all(self, data: bytes) -> None:
+    async def send_all(self, data: bytes, timeout: float | None) -> None:
         try:
-            await self._stream.send(data)
+            with anyio.fail_after(timeout):
+                await self._stream.send(data)
+        except TimeoutError:
+            raise  # an OSError too, but not a broken connection
         except _BROKEN as exc:
             raise WriteError(f"the connection to {self._peer} broke while writing: {exc}") from None
 
-    async def receive_some(self, max_bytes: int) -> bytes:
+    async def receive_some(self, max_bytes: int, timeout: float | None) -> bytes:
         try:
-            return await self._stream.receive(max_bytes)
+            with anyio.fail_after(timeout):
+                return await self._stream.receive(max_bytes)
         except anyio.EndOfStream:
             return b""
+        except TimeoutError:
+            raise  # an OSError too, but not a broken connection
         except _BROKEN as exc:
             raise ReadError(f"the connection to {self._peer} broke while reading: {exc}") from None
 
-    async def start_tls(self, context: ssl.SSLContext, server_hostname: str) -> AsyncByteStream:
+    async def start_tls(
+        self, context: ssl.SSLContext, server_hostname: str, timeout: float | None
+    ) -> AsyncByteStream:
         try:
-            tls = await TLSStream.wrap(
-                self._stream,
-                hostname=server_hostname,
-                ssl_context=context,
-                # GPTalk frames every body itself; a missing close_notify
-                # cannot truncate anything unnoticed.
-                standard_compatible=False,
-            )
+            with anyio.fail_after(timeout):
+                tls = await TLSStream.wrap(
+                    self._stream,
+                    hostname=server_hostname,
+                    ssl_context=context,
+                    # GPTalk frames every body itself; a missing close_notify
+                    # cannot truncate anything unnoticed.
+                    standard_compatible=False,
+                )
+        except TimeoutError:
+            raise
         except (ssl.SSLError, *_BROKEN) as exc:
             raise tls_error(exc, server_hostname) from None
-        return AnyioStream(tls, self._peer)
+        return AnyioStream(tls, self._peer, self._sock)
 
     def is_readable(self) -> bool:
-        sock: socket.socket | None = self._stream.extra(SocketAttribute.raw_socket, None)
-        return socket_is_readable(sock)
+        return socket_is_readable(self._sock)
 
     async def aclose(self) -> None:
         # Forceful: no TLS closing handshake that could block a cancelled task.
@@ -74,10 +86,9 @@ class AnyioBackend:
             stream = await anyio.connect_tcp(host, port)
         except OSError as exc:
             raise ConnectError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
-        stream.extra(SocketAttribute.raw_socket).setsockopt(
-            socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
-        )
-        return AnyioStream(stream, f"{host}:{port}")
+        sock = stream.extra(SocketAttribute.raw_socket)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return AnyioStream(stream, f"{host}:{port}", sock)
 
     async def resolve(self, host: str, port: int) -> str:
         try:

@@ -27,6 +27,8 @@ from gptalk_proto._util import check_header_value, check_text_value
 
 from ._anyio_backend import AnyioBackend
 from ._async_driver import AsyncPool, drive
+from ._asyncio_backend import AsyncioBackend
+from ._auto_backend import AutoBackend
 from ._config import DEFAULT_URL, Origin, ProxyURL, Timeout, make_ssl_context
 from ._connector import AsyncConnector, AsyncConnectorProtocol
 from ._progress import SKIP, Messages, Progress, RewritePolicy
@@ -37,14 +39,29 @@ from ._trio_backend import TrioBackend
 __all__ = ["AsyncChatStream", "AsyncClient", "make_async_backend"]
 
 
+BACKENDS = ("auto", "asyncio", "anyio", "trio")
+
+
 def make_async_backend(backend: str | AsyncBackend) -> AsyncBackend:
-    """``"anyio"`` (asyncio or trio, whichever runs) or ``"trio"`` (trio's own streams)."""
+    """A backend by name.
+
+    * ``"auto"`` (the default): native asyncio on asyncio, anyio elsewhere;
+    * ``"asyncio"``: asyncio's own transports (the fast path on asyncio);
+    * ``"anyio"``: anyio's streams, on asyncio or trio alike;
+    * ``"trio"``: trio's own streams.
+    """
+    if backend == "auto":
+        return AutoBackend()
+    if backend == "asyncio":
+        return AsyncioBackend()
     if backend == "anyio":
         return AnyioBackend()
     if backend == "trio":
         return TrioBackend()
     if isinstance(backend, str):
-        raise LocalProtocolError(f"unknown backend {backend!r}: expected 'anyio' or 'trio'")
+        raise LocalProtocolError(
+            f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}"
+        )
     return backend
 
 
@@ -120,8 +137,9 @@ class AsyncClient:
         proxy: ``http://[user:pass@]host:port``, ``socks5://...`` or ``socks5h://...``.
         timeout: a :class:`Timeout`, a number (connect and read), or None.
         credentials: login state to share with other clients (default: new).
-        backend: ``"anyio"`` (default; asyncio or trio) or ``"trio"`` (trio's
-            own streams), or a backend object.
+        backend: ``"auto"`` (default: native asyncio on asyncio, anyio on trio),
+            ``"asyncio"``, ``"anyio"`` (asyncio or trio) or ``"trio"`` (trio's own
+            streams), or a backend object.
         verify: TLS verification: True (system trust store), a CA bundle path,
             an ``ssl.SSLContext``, or False (warns).
         retry: the :class:`RetryPolicy`.
@@ -142,7 +160,7 @@ class AsyncClient:
         proxy: str | None = None,
         timeout: Timeout | float | None = Timeout(),  # noqa: B008 - immutable
         credentials: Credentials | None = None,
-        backend: str | AsyncBackend = "anyio",
+        backend: str | AsyncBackend = "auto",
         verify: bool | str | ssl.SSLContext = True,
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - immutable
         model: str = DEFAULT_MODEL,

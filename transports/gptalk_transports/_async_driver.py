@@ -112,11 +112,17 @@ class _Limits:
             return left, True
         return base, False
 
-    async def run(self, operation: Awaitable[T], base: float | None, what: str) -> T:
+    async def run(
+        self,
+        operation: Callable[..., Awaitable[T]],
+        args: tuple[object, ...],
+        base: float | None,
+        what: str,
+    ) -> T:
+        """``await operation(*args, timeout)`` within ``base`` and the deadline."""
         seconds, by_deadline = self.bound(base)
         try:
-            with self.backend.fail_after(seconds):
-                return await operation
+            return await operation(*args, seconds)
         except TimeoutError:
             if by_deadline:
                 raise DeadlineExceeded(
@@ -188,7 +194,7 @@ async def drive(
                     yield batch
                     batch = []
                 try:
-                    data = await limits.run(stream.receive_some(READ_SIZE), timeout.read, "read")
+                    data = await limits.run(stream.receive_some, (READ_SIZE,), timeout.read, "read")
                 except ReadError:
                     data = b""  # a reset ends the stream; the core says what that means
                 conn.receive_data(data)
@@ -209,7 +215,7 @@ async def drive(
                     login_lock.release()  # type: ignore[union-attr]
                     locked = False
                 try:
-                    await limits.run(stream.send_all(data), timeout.read, "write")
+                    await limits.run(stream.send_all, (data,), timeout.read, "write")
                 except WriteError:
                     if not reused or conn.requests_on_connection != 1:
                         raise
@@ -220,7 +226,7 @@ async def drive(
                     stream = await limits.connect(pool)
                     reused = False
                     retry = conn.resend_on_new_connection()
-                    await limits.run(stream.send_all(retry), timeout.read, "write")
+                    await limits.run(stream.send_all, (retry,), timeout.read, "write")
             elif type(event) is ReconnectNeeded:
                 await stream.aclose()
                 stream = None
@@ -256,8 +262,7 @@ async def _drain(conn: ClientConnection, stream: AsyncByteStream, backend: Async
         if event is not NEED_DATA:
             return False
         try:
-            with backend.fail_after(DRAIN_TIMEOUT):
-                data = await stream.receive_some(READ_SIZE)
+            data = await stream.receive_some(READ_SIZE, DRAIN_TIMEOUT)
         except (TimeoutError, ReadError):
             return False
         conn.receive_data(data)

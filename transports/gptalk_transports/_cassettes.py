@@ -36,7 +36,7 @@ from gptalk_proto import (
 
 from ._config import Origin
 from ._connector import AsyncConnectorProtocol, RequestOptions, SyncConnectorProtocol
-from ._streams import AsyncBackend, AsyncByteStream, SyncByteStream
+from ._streams import AsyncByteStream, SyncByteStream
 
 __all__ = [
     "AsyncRecordingConnector",
@@ -104,35 +104,27 @@ class Recording:
 
 
 class _AsyncRecordingStream:
-    def __init__(
-        self,
-        inner: AsyncByteStream,
-        recording: Recording,
-        number: int,
-        backend: AsyncBackend | None,
-    ) -> None:
+    def __init__(self, inner: AsyncByteStream, recording: Recording, number: int) -> None:
         self._inner = inner
         self._recording = recording
         self._number = number
-        self._backend = backend
         self._ended = False
 
-    async def send_all(self, data: bytes) -> None:
+    async def send_all(self, data: bytes, timeout: float | None) -> None:
         self._recording.recorder.sent(self._number, data, self._recording.t())
-        await self._inner.send_all(data)
+        await self._inner.send_all(data, timeout)
 
-    async def receive_some(self, max_bytes: int) -> bytes:
+    async def receive_some(self, max_bytes: int, timeout: float | None) -> bytes:
         recorder = self._recording.recorder
         if self._ended:
             return b""
         idle = self._recording.idle_timeout
+        limit = timeout if idle is None else (idle if timeout is None else min(idle, timeout))
         try:
-            if idle is None or self._backend is None:
-                data = await self._inner.receive_some(max_bytes)
-            else:
-                with self._backend.fail_after(idle):
-                    data = await self._inner.receive_some(max_bytes)
+            data = await self._inner.receive_some(max_bytes, limit)
         except TimeoutError:
+            if idle is None or (timeout is not None and timeout <= idle):
+                raise  # the client's own read timeout
             return await self._stop()
         keep = recorder.received(self._number, data, self._recording.t())
         if recorder.should_stop(self._number):
@@ -147,7 +139,9 @@ class _AsyncRecordingStream:
         await self._inner.aclose()
         return b""
 
-    async def start_tls(self, context: object, server_hostname: str) -> AsyncByteStream:
+    async def start_tls(
+        self, context: object, server_hostname: str, timeout: float | None
+    ) -> AsyncByteStream:
         raise CassetteError("recording wraps connections that are already set up")
 
     def is_readable(self) -> bool:
@@ -160,15 +154,9 @@ class _AsyncRecordingStream:
 class AsyncRecordingConnector:
     """Wraps a connector; every connection it opens is recorded."""
 
-    def __init__(
-        self,
-        inner: AsyncConnectorProtocol,
-        recording: Recording,
-        backend: AsyncBackend | None = None,
-    ) -> None:
+    def __init__(self, inner: AsyncConnectorProtocol, recording: Recording) -> None:
         self.inner = inner
         self.recording = recording
-        self.backend = backend
 
     @property
     def request_options(self) -> RequestOptions:
@@ -177,7 +165,7 @@ class AsyncRecordingConnector:
     async def connect(self, timeout: float | None) -> AsyncByteStream:
         stream = await self.inner.connect(timeout)
         number = self.recording.recorder.open_connection()
-        return _AsyncRecordingStream(stream, self.recording, number, self.backend)
+        return _AsyncRecordingStream(stream, self.recording, number)
 
 
 class _SyncRecordingStream:
@@ -360,22 +348,28 @@ class _AsyncReplayStream:
         self._clock = clock
         self._eof = False
 
-    async def send_all(self, data: bytes) -> None:
+    async def send_all(self, data: bytes, timeout: float | None) -> None:
         self._state.sent(data, self._clock.now())
 
-    async def receive_some(self, max_bytes: int) -> bytes:
+    async def receive_some(self, max_bytes: int, timeout: float | None) -> bytes:
         if self._eof:
             return b""
         due, data = self._state.next(max_bytes)
         wait = due - self._clock.now() if due else 0.0
         if wait > 0:
-            await self._clock.sleep(wait)  # type: ignore[misc]
+            # A recorded gap longer than the client's read timeout times out,
+            # as it would have live.
+            await self._clock.sleep(wait if timeout is None else min(wait, timeout))  # type: ignore[misc]
+            if timeout is not None and wait > timeout:
+                raise TimeoutError
         if data is None:
             self._eof = True
             return b""
         return data
 
-    async def start_tls(self, context: object, server_hostname: str) -> AsyncByteStream:
+    async def start_tls(
+        self, context: object, server_hostname: str, timeout: float | None
+    ) -> AsyncByteStream:
         raise CassetteError("replayed connections carry no TLS")
 
     def is_readable(self) -> bool:
@@ -445,7 +439,9 @@ class _SyncReplayStream:
         due, data = self._state.next(max_bytes)
         wait = due - self._clock.now() if due else 0.0
         if wait > 0:
-            self._clock.sleep(wait)
+            self._clock.sleep(wait if timeout is None else min(wait, timeout))
+            if timeout is not None and wait > timeout:
+                raise TimeoutError
         if data is None:
             self._eof = True
             return b""

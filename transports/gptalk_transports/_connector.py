@@ -140,7 +140,8 @@ class AsyncConnector:
                         _leftover(plan, await self._pump(stream, plan.handshake(host)))
                     if plan.origin.tls:
                         assert plan.ssl_context is not None
-                        stream = await stream.start_tls(plan.ssl_context, plan.origin.host)
+                        # The scope around the whole setup is the timeout here.
+                        stream = await stream.start_tls(plan.ssl_context, plan.origin.host, None)
                 except BaseException:
                     with self.backend.shield():
                         await stream.aclose()
@@ -157,9 +158,9 @@ class AsyncConnector:
             out = next(handshake)
             while True:
                 if out is None:
-                    out = handshake.send(await stream.receive_some(HANDSHAKE_READ))
+                    out = handshake.send(await stream.receive_some(HANDSHAKE_READ, None))
                 else:
-                    await stream.send_all(out)
+                    await stream.send_all(out, None)
                     out = handshake.send(b"")
         except StopIteration as stop:
             leftover: bytes = stop.value

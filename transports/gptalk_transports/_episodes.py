@@ -60,7 +60,7 @@ class _AsyncEpisodeStream:
         self._state: _ReplayState | None = connector.episodes.state()
         self._live: AsyncByteStream | None = None
 
-    async def send_all(self, data: bytes) -> None:
+    async def send_all(self, data: bytes, timeout: float | None) -> None:
         if self._state is not None:
             try:
                 self._state.sent(data, anyio.current_time())
@@ -70,16 +70,18 @@ class _AsyncEpisodeStream:
                 self._state = None
                 self._live = await self._connector.live.connect(self._timeout)
         assert self._live is not None
-        await self._live.send_all(data)
+        await self._live.send_all(data, timeout)
 
-    async def receive_some(self, max_bytes: int) -> bytes:
+    async def receive_some(self, max_bytes: int, timeout: float | None) -> bytes:
         if self._state is not None:
             _, data = self._state.next(max_bytes)
             return b"" if data is None else data
         assert self._live is not None
-        return await self._live.receive_some(max_bytes)
+        return await self._live.receive_some(max_bytes, timeout)
 
-    async def start_tls(self, context: object, server_hostname: str) -> AsyncByteStream:
+    async def start_tls(
+        self, context: object, server_hostname: str, timeout: float | None
+    ) -> AsyncByteStream:
         raise CassetteError("episode connections carry no TLS of their own")
 
     def is_readable(self) -> bool:

@@ -169,7 +169,7 @@ async def record_session(
             proxy=ProxyURL.parse(proxy) if proxy else None,
             ssl_context=make_ssl_context(verify) if origin.tls else None,
         )
-        connector = AsyncRecordingConnector(inner, recording, backend)
+        connector = AsyncRecordingConnector(inner, recording)
         client = await stack.enter_async_context(AsyncClient(url, connector=connector))
         for prompt in prompts:
             results.append(await _run_chat(client, prompt, model, on_event))

@@ -30,13 +30,21 @@ __all__ = [
 
 
 class AsyncByteStream(Protocol):
-    """A connected byte stream (async side)."""
+    """A connected byte stream (async side).
 
-    async def send_all(self, data: bytes) -> None: ...
+    Each operation takes its own timeout (``None``: none) and raises the
+    builtin ``TimeoutError`` when it runs out, as the blocking side does: a
+    backend then implements timeouts as cheaply as it can (the native asyncio
+    one arms a timer only when a read must actually wait).
+    """
 
-    async def receive_some(self, max_bytes: int) -> bytes: ...
+    async def send_all(self, data: bytes, timeout: float | None) -> None: ...
 
-    async def start_tls(self, context: ssl.SSLContext, server_hostname: str) -> AsyncByteStream: ...
+    async def receive_some(self, max_bytes: int, timeout: float | None) -> bytes: ...
+
+    async def start_tls(
+        self, context: ssl.SSLContext, server_hostname: str, timeout: float | None
+    ) -> AsyncByteStream: ...
 
     def is_readable(self) -> bool: ...
 
@@ -44,7 +52,7 @@ class AsyncByteStream(Protocol):
 
 
 class AsyncLock(Protocol):
-    async def acquire(self) -> None: ...
+    async def acquire(self) -> object: ...
 
     def release(self) -> None: ...
 

@@ -27,24 +27,35 @@ class TrioStream:
         self._sock = sock
         self._peer = peer
 
-    async def send_all(self, data: bytes) -> None:
+    async def send_all(self, data: bytes, timeout: float | None) -> None:
         try:
-            await self._stream.send_all(data)
+            with _fail_after(timeout):
+                await self._stream.send_all(data)
+        except TimeoutError:
+            raise  # an OSError too, but not a broken connection
         except _BROKEN as exc:
             raise WriteError(f"the connection to {self._peer} broke while writing: {exc}") from None
 
-    async def receive_some(self, max_bytes: int) -> bytes:
+    async def receive_some(self, max_bytes: int, timeout: float | None) -> bytes:
         try:
-            return bytes(await self._stream.receive_some(max_bytes))
+            with _fail_after(timeout):
+                return bytes(await self._stream.receive_some(max_bytes))
+        except TimeoutError:
+            raise  # an OSError too, but not a broken connection
         except _BROKEN as exc:
             raise ReadError(f"the connection to {self._peer} broke while reading: {exc}") from None
 
-    async def start_tls(self, context: ssl.SSLContext, server_hostname: str) -> AsyncByteStream:
+    async def start_tls(
+        self, context: ssl.SSLContext, server_hostname: str, timeout: float | None
+    ) -> AsyncByteStream:
         tls = trio.SSLStream(
             self._stream, context, server_hostname=server_hostname, https_compatible=True
         )
         try:
-            await tls.do_handshake()
+            with _fail_after(timeout):
+                await tls.do_handshake()
+        except TimeoutError:
+            raise
         except _BROKEN as exc:
             cause = exc.__cause__ if isinstance(exc, trio.BrokenResourceError) else exc
             raise tls_error(cause or exc, server_hostname) from None

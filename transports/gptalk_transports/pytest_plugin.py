@@ -166,7 +166,7 @@ class CassetteSession:
         kwargs.setdefault("max_idle_connections", 0)
         return AsyncClient(
             str(origin),
-            connector=AsyncRecordingConnector(inner, recording, backend),
+            connector=AsyncRecordingConnector(inner, recording),
             **kwargs,
         )
 

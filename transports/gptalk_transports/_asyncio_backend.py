@@ -1,0 +1,236 @@
+"""The native asyncio backend: asyncio's own transports, no extra layers.
+
+Why a backend of its own when anyio runs on asyncio too: every read of a
+chat sits under a read timeout, and an anyio cancel scope costs about 13
+microseconds to enter and leave -- more than parsing an event.  Here a read
+that finds bytes waiting returns them at once, and only a read that must wait
+arms a timer (one ``call_later``), which fails the wait with ``TimeoutError``
+without cancelling the task.  On asyncio the client picks this backend by
+default; ``backend="anyio"`` still runs the portable one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections import deque
+from contextlib import AbstractContextManager, nullcontext
+
+import anyio
+
+from ._exceptions import ConnectError, ReadError, WriteError
+from ._streams import AsyncByteStream, AsyncLock, socket_is_readable, tls_error
+
+__all__ = ["AsyncioBackend", "AsyncioStream"]
+
+#: Cap on bytes read but not yet taken by the client, per connection.  Past
+#: it the transport stops reading from the socket (TCP flow control pushes
+#: back on the server) until the client catches up below the low mark.
+MAX_BUFFERED = 1024 * 1024
+RESUME_BELOW = 256 * 1024
+
+
+class _Protocol(asyncio.Protocol):
+    """Collects what the transport reads, and wakes whoever waits for it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self.paused = False
+        self.eof = False
+        self.error: BaseException | None = None
+        self.reader: asyncio.Future[None] | None = None
+        self.writer: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.buffered += len(data)
+        if self.buffered > MAX_BUFFERED and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+        self._wake_reader()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake_reader()
+        return False  # close the transport (TLS cannot half-close anyway)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self.error = exc
+        self._wake_reader()
+        if self.writer is not None and not self.writer.done():
+            self.writer.set_result(None)
+
+    def pause_writing(self) -> None:
+        if self.writer is None or self.writer.done():
+            self.writer = self.loop.create_future()
+
+    def resume_writing(self) -> None:
+        if self.writer is not None and not self.writer.done():
+            self.writer.set_result(None)
+
+    def _wake_reader(self) -> None:
+        if self.reader is not None and not self.reader.done():
+            self.reader.set_result(None)
+
+
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
+async def _wait(
+    loop: asyncio.AbstractEventLoop, future: asyncio.Future[None], timeout: float | None
+) -> None:
+    # Fails the wait, not the task: nothing to uncancel, on any Python.
+    handle = None if timeout is None else loop.call_later(timeout, _expire, future)
+    try:
+        await future
+    finally:
+        if handle is not None:
+            handle.cancel()
+
+
+class AsyncioStream:
+    """An asyncio transport behind the :class:`AsyncByteStream` interface."""
+
+    __slots__ = ("_loop", "_peer", "_protocol", "_sock", "_transport")
+
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        protocol: _Protocol,
+        peer: str,
+        sock: socket.socket | None,
+    ) -> None:
+        self._transport = transport
+        self._protocol = protocol
+        self._loop = protocol.loop
+        self._peer = peer
+        self._sock = sock
+
+    async def send_all(self, data: bytes, timeout: float | None) -> None:
+        protocol = self._protocol
+        if protocol.eof or self._transport.is_closing():
+            raise WriteError(f"the connection to {self._peer} is closed")
+        try:
+            self._transport.write(data)
+        except (OSError, RuntimeError) as exc:
+            raise WriteError(f"the connection to {self._peer} broke while writing: {exc}") from None
+        writer = protocol.writer
+        if writer is not None and not writer.done():
+            # Over the transport's high-water mark: wait until it drains.
+            await _wait(self._loop, writer, timeout)
+            if protocol.error is not None:
+                raise WriteError(
+                    f"the connection to {self._peer} broke while writing: {protocol.error}"
+                )
+
+    async def receive_some(self, max_bytes: int, timeout: float | None) -> bytes:
+        protocol = self._protocol
+        chunks = protocol.chunks
+        while not chunks:
+            if protocol.eof:
+                if protocol.error is not None and not isinstance(protocol.error, ssl.SSLError):
+                    raise ReadError(
+                        f"the connection to {self._peer} broke while reading: {protocol.error}"
+                    )
+                return b""
+            protocol.reader = self._loop.create_future()
+            try:
+                await _wait(self._loop, protocol.reader, timeout)
+            finally:
+                protocol.reader = None
+        data = chunks.popleft()
+        # Take more of what is buffered, up to max_bytes, in one piece.
+        if chunks and len(data) < max_bytes:
+            parts = [data]
+            size = len(data)
+            while chunks and size + len(chunks[0]) <= max_bytes:
+                part = chunks.popleft()
+                parts.append(part)
+                size += len(part)
+            data = b"".join(parts)
+        if len(data) > max_bytes:
+            chunks.appendleft(data[max_bytes:])
+            data = data[:max_bytes]
+        protocol.buffered -= len(data)
+        if protocol.paused and protocol.buffered < RESUME_BELOW:
+            protocol.paused = False
+            self._transport.resume_reading()
+        return data
+
+    async def start_tls(
+        self, context: ssl.SSLContext, server_hostname: str, timeout: float | None
+    ) -> AsyncByteStream:
+        try:
+            transport = await asyncio.wait_for(
+                self._loop.start_tls(
+                    self._transport, self._protocol, context, server_hostname=server_hostname
+                ),
+                timeout,
+            )
+        except asyncio.TimeoutError:
+            raise TimeoutError from None
+        except (ssl.SSLError, OSError, ConnectionError) as exc:
+            raise tls_error(exc, server_hostname) from None
+        if transport is None:  # pragma: no cover - only for server-side TLS
+            raise ReadError(f"the connection to {server_hostname} closed during the TLS handshake")
+        return AsyncioStream(transport, self._protocol, self._peer, self._sock)
+
+    def is_readable(self) -> bool:
+        return bool(self._protocol.chunks) or self._protocol.eof or socket_is_readable(self._sock)
+
+    async def aclose(self) -> None:
+        # Forceful and synchronous: nothing here can be interrupted.
+        self._transport.abort()
+
+
+class AsyncioBackend:
+    """Needs a running asyncio loop."""
+
+    name = "asyncio"
+
+    async def connect_tcp(self, host: str, port: int) -> AsyncByteStream:
+        loop = asyncio.get_running_loop()
+        try:
+            transport, protocol = await loop.create_connection(lambda: _Protocol(loop), host, port)
+        except OSError as exc:
+            raise ConnectError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
+        sock = transport.get_extra_info("socket")
+        # asyncio sets TCP_NODELAY on its TCP transports already.
+        return AsyncioStream(transport, protocol, f"{host}:{port}", sock)
+
+    async def resolve(self, host: str, port: int) -> str:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+        except OSError as exc:
+            raise ConnectError(f"cannot resolve {host}: {exc}") from None
+        return str(infos[0][4][0])
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    def fail_after(self, seconds: float | None) -> AbstractContextManager[object]:
+        # Connections are opened rarely: anyio's scope is fine there (and works
+        # on every Python this supports).
+        return anyio.fail_after(seconds)
+
+    def shield(self) -> AbstractContextManager[object]:
+        # Cleanup here never suspends (aclose aborts the transport at once).
+        return nullcontext()
+
+    def current_time(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def create_lock(self) -> AsyncLock:
+        return asyncio.Lock()

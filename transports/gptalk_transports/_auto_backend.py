@@ -1,0 +1,56 @@
+"""The default backend: whatever suits the event loop that is running.
+
+A client is often built before any loop runs (in a fixture, at import), so
+the choice is made on each call, from the loop the call runs in: native
+asyncio on asyncio, anyio (which runs on trio too) everywhere else.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+
+import sniffio
+
+from ._anyio_backend import AnyioBackend
+from ._asyncio_backend import AsyncioBackend
+from ._streams import AsyncBackend, AsyncByteStream, AsyncLock
+
+__all__ = ["AutoBackend"]
+
+_ASYNCIO = AsyncioBackend()
+_ANYIO = AnyioBackend()
+
+
+def _current() -> AsyncBackend:
+    try:
+        library = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        library = "asyncio"
+    return _ASYNCIO if library == "asyncio" else _ANYIO
+
+
+class AutoBackend:
+    """Delegates each call to the backend of the running loop."""
+
+    name = "auto"
+
+    async def connect_tcp(self, host: str, port: int) -> AsyncByteStream:
+        return await _current().connect_tcp(host, port)
+
+    async def resolve(self, host: str, port: int) -> str:
+        return await _current().resolve(host, port)
+
+    async def sleep(self, seconds: float) -> None:
+        await _current().sleep(seconds)
+
+    def fail_after(self, seconds: float | None) -> AbstractContextManager[object]:
+        return _current().fail_after(seconds)
+
+    def shield(self) -> AbstractContextManager[object]:
+        return _current().shield()
+
+    def current_time(self) -> float:
+        return _current().current_time()
+
+    def create_lock(self) -> AsyncLock:
+        return _current().create_lock()
