@@ -48,6 +48,7 @@ from ._util import (
     PAUSED,
     SEND_REQUEST,
     Sentinel,
+    check_header_name,
     check_header_value,
     check_text_value,
 )
@@ -129,9 +130,7 @@ class Chat:
         self.origin = check_header_value("origin", origin)
         headers = []
         for name, value in extra_headers:
-            check_header_value("extra header name", name)
-            if not name or ":" in name or " " in name:
-                raise LocalProtocolError(f"invalid header name {name!r}")
+            check_header_name(name)
             headers.append((name.lower(), check_header_value(f"header {name!r}", value)))
         self._extra_headers = tuple(headers)
         self.prompt = format_prompt(messages)

@@ -12,6 +12,7 @@ __all__ = [
     "PAUSED",
     "SEND_REQUEST",
     "Sentinel",
+    "check_header_name",
     "check_header_value",
     "check_text_value",
 ]
@@ -70,6 +71,17 @@ def check_header_value(name: str, value: str) -> str:
         what = "CR or LF" if bad.group() in "\r\n" else f"the character {bad.group()!r}"
         raise LocalProtocolError(f"{name} must not contain {what} (it goes in an HTTP header)")
     return value
+
+
+# RFC 9110 section 5.1: field-name = token.
+_TOKEN = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+
+
+def check_header_name(name: str) -> str:
+    """Refuse a header name that is not an RFC 9110 token."""
+    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+        raise LocalProtocolError(f"invalid header name {name!r}")
+    return name
 
 
 def check_text_value(name: str, value: str) -> str:

@@ -30,7 +30,7 @@ class BenchClient(Protocol):
 class Ours:
     name = "gptalk-proto"
 
-    def __init__(self, url: str, backend: str = "anyio") -> None:
+    def __init__(self, url: str, backend: str = "auto") -> None:
         self.client = AsyncClient(url, backend=backend)
 
     async def deltas(self, prompt: str) -> AsyncIterator[str]:

@@ -23,7 +23,7 @@ from gptalk_proto import (
     TextDelta,
     TextRewritten,
 )
-from gptalk_proto._util import check_header_value, check_text_value
+from gptalk_proto._util import check_header_name, check_header_value, check_text_value
 
 from ._anyio_backend import AnyioBackend
 from ._async_driver import AsyncPool, drive
@@ -179,7 +179,7 @@ class AsyncClient:
         self.model = check_text_value("model", model)
         self.user_agent = check_header_value("user_agent", user_agent)
         self.headers = tuple(
-            (check_header_value("header name", k), check_header_value(f"header {k!r}", v))
+            (check_header_name(k), check_header_value(f"header {k!r}", v))
             for k, v in (headers or {}).items()
         )
         if connector is None:
@@ -268,7 +268,7 @@ class AsyncClient:
     ) -> AsyncGenerator[list[ChatEvent], None]:
         backend = self.backend
         total = self.timeout.total
-        deadline = None if total is None else backend.current_time() + total
+        deadline = None if total is None else time.monotonic() + total
         if self._login_lock is None:
             self._login_lock = backend.create_lock()
         while True:
@@ -297,7 +297,7 @@ class AsyncClient:
                 if error is not caught:
                     raise error from caught
                 delay = self.retry.decide(error, state, self._rng)
-                if deadline is not None and backend.current_time() + delay >= deadline:
+                if deadline is not None and time.monotonic() + delay >= deadline:
                     raise
                 if delay:
                     await backend.sleep(delay)

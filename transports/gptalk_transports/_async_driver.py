@@ -91,7 +91,11 @@ class AsyncPool:
 
 
 class _Limits:
-    """Per-operation timeouts bounded by the call's total deadline."""
+    """Per-operation timeouts bounded by the call's total deadline.
+
+    Deadlines are ``time.monotonic()`` values: only durations reach the
+    backend, so no event loop's own clock is needed (trio's is offset).
+    """
 
     __slots__ = ("backend", "deadline", "timeout")
 
@@ -103,7 +107,7 @@ class _Limits:
     def bound(self, base: float | None) -> tuple[float | None, bool]:
         if self.deadline is None:
             return base, False
-        left = self.deadline - self.backend.current_time()
+        left = self.deadline - time.monotonic()
         if left <= 0:
             raise DeadlineExceeded(
                 f"the call ran past its total deadline of {self.timeout.total} s"

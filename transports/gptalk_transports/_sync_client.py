@@ -22,7 +22,7 @@ from gptalk_proto import (
     TextDelta,
     TextRewritten,
 )
-from gptalk_proto._util import check_header_value, check_text_value
+from gptalk_proto._util import check_header_name, check_header_value, check_text_value
 
 from ._config import DEFAULT_URL, Origin, ProxyURL, Timeout, make_ssl_context
 from ._connector import SyncConnector, SyncConnectorProtocol
@@ -125,7 +125,7 @@ class Client:
         self.model = check_text_value("model", model)
         self.user_agent = check_header_value("user_agent", user_agent)
         self.headers = tuple(
-            (check_header_value("header name", k), check_header_value(f"header {k!r}", v))
+            (check_header_name(k), check_header_value(f"header {k!r}", v))
             for k, v in (headers or {}).items()
         )
         if connector is None:
