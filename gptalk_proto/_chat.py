@@ -232,7 +232,10 @@ class Chat:
             raise LocalProtocolError(f"expected a final response status (200-599), got {status!r}")
         content_type = ""
         for name, value in headers:
-            if _header_text(name).lower() == "content-type":
+            # h11 hands over lowercase bytes names; other clients, any case.
+            if name == b"content-type" or (
+                len(name) == 12 and _header_text(name).lower() == "content-type"
+            ):
                 content_type = _header_text(value).split(";", 1)[0].strip().lower()
         self._status = status
         self._content_type = content_type

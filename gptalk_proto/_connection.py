@@ -86,6 +86,8 @@ class ClientConnection:
         self._unread: list[bytes] = []
         self._keep_alive = True
         self._request_close = False
+        # A request written but not yet shown to h11: (method, connection-close).
+        self._unsent: tuple[bytes, bool] | None = None
         #: How many requests went out on the current connection.
         self.requests_on_connection = 0
 
@@ -104,6 +106,7 @@ class ClientConnection:
         return (
             self._reconnect is None
             and not self._closed
+            and self._unsent is None
             and self._h11.our_state is h11.IDLE
             and self._h11.their_state is h11.IDLE
             and not self._h11.trailing_data[0]
@@ -128,6 +131,7 @@ class ClientConnection:
         response has arrived.
         """
         request = self.chat.request
+        self._sent_to_h11()
         conn = self._h11
         if (
             request is None
@@ -155,23 +159,37 @@ class ClientConnection:
         # for byte as h11 writes one (a differential test holds us to that),
         # because h11's writer costs more than the rest of an exchange.  Every
         # header value was checked on the way in (check_header_value: no
-        # control characters, latin-1 only); names are tokens.
-        state = [(b"host", b"x")]
-        if close:
-            state.append((b"connection", b"close"))
-        try:
-            self._h11.send(
-                h11.Request(
-                    method=request.method.encode("ascii"), target=b"/", headers=state, _parsed=True
-                )
-            )
-            self._h11.send(h11.EndOfMessage())
-        except h11.LocalProtocolError as exc:
-            raise LocalProtocolError(f"cannot send the {request.kind} request now: {exc}") from None
+        # control characters, latin-1 only); names are tokens.  h11 is told
+        # later, when the first byte of the response arrives (_sent_to_h11):
+        # the bytes go on the wire first, and h11's bookkeeping overlaps the
+        # server's work instead of delaying the request.
+        if self._h11.our_state is not h11.IDLE:
+            raise LocalProtocolError(f"cannot send the {request.kind} request now")
+        self._unsent = (request.method.encode("ascii"), close)
         lines = [f"{request.method} {self._prefix}{request.target} HTTP/1.1\r\n"]
         lines.extend(f"{name}: {value}\r\n" for name, value in headers)
         lines.append("\r\n")
         return "".join(lines).encode("latin-1") + request.body
+
+    def request_sent(self) -> None:
+        """Optional: the bytes of :meth:`send` are on the wire.
+
+        The machine's HTTP bookkeeping for the request then happens now, while
+        the server works on it, instead of when the response's first bytes
+        arrive (where it would delay reading them).
+        """
+        self._sent_to_h11()
+
+    def _sent_to_h11(self) -> None:
+        # The deferred half of _frame: h11 learns the request went out.
+        unsent = self._unsent
+        if unsent is None:
+            return
+        self._unsent = None
+        method, close = unsent
+        state = [(b"host", b"x"), (b"connection", b"close")] if close else [(b"host", b"x")]
+        self._h11.send(h11.Request(method=method, target=b"/", headers=state, _parsed=True))
+        self._h11.send(h11.EndOfMessage())
 
     def receive_data(self, data: bytes) -> None:
         """Bytes from the server; ``b""`` means it closed the connection."""
@@ -185,6 +203,8 @@ class ClientConnection:
             if data:
                 self._unread.append(data)
             return
+        if self._unsent is not None:
+            self._sent_to_h11()
         self._h11.receive_data(data)
 
     def new_connection(self) -> None:
@@ -199,6 +219,7 @@ class ClientConnection:
 
     def _fresh(self) -> None:
         # Everything that belongs to one TCP connection starts over.
+        self._unsent = None
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=self._max_head_size)
         self._reconnect = None
         self._closed = False
@@ -221,6 +242,8 @@ class ClientConnection:
                 if self._read_body():
                     continue
                 return NEED_DATA
+            if self._unsent is not None:
+                self._sent_to_h11()
             try:
                 h = self._h11.next_event()
             except h11.RemoteProtocolError as exc:

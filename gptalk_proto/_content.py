@@ -112,7 +112,8 @@ class ContentDecoder:
                 if added and "\udc00" <= added[0] <= "\udfff":
                     added = None
             if added is not None:
-                self._raw = data[:-2]
+                # data[:-2], built by appending (slicing a large str scans it).
+                self._raw = raw + suffix
                 if not added:
                     return None
                 self._pieces.append(added)

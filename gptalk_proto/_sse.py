@@ -32,6 +32,7 @@ from ._errors import (
     RemoteProtocolError,
     SSEEventTooLarge,
     SSELineTooLong,
+    SSESizeError,
 )
 
 __all__ = [
@@ -140,7 +141,8 @@ def _ends_whole(raw: memoryview, end: int, begin: int) -> bool:
     return False
 
 
-#: A first line longer than this (in bytes) makes lines count as long.
+#: Lines count as long when the first 2 x this many bytes of a chunk hold at
+#: most two line ends.
 _SHORT_LINES = 128
 
 
@@ -274,19 +276,23 @@ class SSEParser:
                 if self._pending_len > self.max_line_size:
                     self._fail_line(self._pending_len, [])
             return []
+        # The complete lines are parsed where they lie in ``data`` (no copy of
+        # the chunk); only a line begun in an earlier chunk is joined, alone.
+        events: list[SSEEvent] = []
+        start = 0
         if self._pending:
-            self._pending.append(data[:end])
-            head = b"".join(self._pending)
-        else:
-            head = data[:end]
+            first = data.find(b"\n")
+            self._pending.append(data[:first])
+            line = b"".join(self._pending)
+            self._pending = []
+            events = self._interpret(line, 0, len(line))
+            self._account()
+            start = first + 1
         rest = data[end + 1 :]
         self._pending = [rest] if rest else []
         self._pending_len = len(rest)
-
-        if len(head) > self.max_line_size:
-            events = self._feed_over_line_cap(head)
-        else:
-            events = self._interpret(head)
+        if start <= end:
+            events += self._interpret(data, start, end, events)
         self._account()
         if self._pending_len > self.max_line_size:
             self._fail_line(self._pending_len, events)
@@ -308,24 +314,39 @@ class SSEParser:
 
     # -- internals --------------------------------------------------------------
 
-    def _interpret(self, head: bytes) -> list[SSEEvent]:
-        """Interpret ``head``, complete lines (without the last line end)."""
+    def _interpret(
+        self, buf: bytes, start: int, end: int, before: list[SSEEvent] | None = None
+    ) -> list[SSEEvent]:
+        """Interpret ``buf[start:end]``: complete lines, without the last line
+        end.  ``before`` are the events this feed already produced (an error
+        carries them along)."""
+        try:
+            if end - start > self.max_line_size:
+                return self._feed_over_line_cap(buf[start:end])
+            return self._within_line_cap(buf, start, end)
+        except SSESizeError as exc:
+            exc.events[:0] = list(before or [])
+            raise
+
+    def _within_line_cap(self, buf: bytes, start: int, end: int) -> list[SSEEvent]:
+        """:meth:`_interpret` for a region no line of which is over the cap."""
         # Lines can add at most len(head) + 1 characters to the data buffer
         # (each line gives at most its length plus the LF the spec appends, and
         # a character takes at least a byte).  When even that stays within the
         # cap, no line needs a check and the fast paths run.  Otherwise every
         # line is checked, in stream order, so the error, the events before it
         # and the state after it are the same however the stream was cut.
-        if self._data_size + len(head) > self.max_event_size:
-            return self._process_checked(head.decode("utf-8", "replace").split("\n"))
+        if self._data_size + (end - start) > self.max_event_size:
+            text = str(memoryview(buf)[start:end], "utf-8", "replace")
+            return self._process_checked(text.split("\n"))
         # Long lines (GPTalk's cumulative events run to kilobytes): decode each
         # line straight from the buffer, instead of decoding everything and then
         # copying it again into the pieces of a split.  A stream's lines are
-        # alike, so the first one decides (find stops at it).
-        first = head.find(b"\n")
-        if first < 0 or first > _SHORT_LINES:
-            return self._process_long(head)
-        text = head.decode("utf-8", "replace")
+        # alike, so its first bytes decide: short lines put many line ends in
+        # them, long ones at most a blank line's and a line's.
+        if buf.count(b"\n", start, min(end, start + 2 * _SHORT_LINES)) <= 2:
+            return self._process_long(buf, start, end)
+        text = str(memoryview(buf)[start:end], "utf-8", "replace")
         if self._data or self._event_type or self._event_retry is not None:
             return self._process(text.split("\n"))
         # Short lines: blocks of one "data: " line and a blank line are what
@@ -336,16 +357,16 @@ class SSEParser:
         # (checked above).  The rest, if any, starts at a line boundary and goes
         # through the general loop.
         blocks = text + "\n"
-        end = _SIMPLE_RUN.match(blocks).end()  # type: ignore[union-attr]
-        if not end:
+        run_end = _SIMPLE_RUN.match(blocks).end()  # type: ignore[union-attr]
+        if not run_end:
             return self._process(text.split("\n"))
         last_id = self.last_event_id = self._id_buffer
         events = [
             _new_event(SSEEvent, ("message", value, last_id, None))
-            for value in _SIMPLE_BLOCK.findall(blocks, 0, end)
+            for value in _SIMPLE_BLOCK.findall(blocks, 0, run_end)
         ]
-        if end < len(blocks):
-            events += self._process(text[end:].split("\n"))
+        if run_end < len(blocks):
+            events += self._process(text[run_end:].split("\n"))
         return events
 
     def _feed_over_line_cap(self, head: bytes) -> list[SSEEvent]:
@@ -358,9 +379,9 @@ class SSEParser:
                 before = b"\n".join(lines[:index]).decode("utf-8", "replace")
                 events = self._process_checked(before.split("\n")) if index else []
                 self._fail_line(len(line), events)
-        return self._interpret(head)
+        return self._within_line_cap(head, 0, len(head))
 
-    def _process_long(self, head: bytes) -> list[SSEEvent]:
+    def _process_long(self, head: bytes, start: int, size: int) -> list[SSEEvent]:
         """The general loop's rules, for long lines: each data value is decoded
         once, straight from the buffer without its "data: " prefix (one copy,
         where decode-split-slice makes three); blank lines dispatch here; any
@@ -368,12 +389,10 @@ class SSEParser:
         view = memoryview(head)
         events: list[SSEEvent] = []
         data = self._data
-        start = 0
-        size = len(head)
         while True:
-            end = head.find(b"\n", start)
+            end = head.find(b"\n", start, size)
             stop = size if end < 0 else end
-            if head.startswith(b"data: ", start):
+            if head.startswith(b"data: ", start, stop):
                 data.append(self._decode_value(head, view, start + 6, stop))
             elif stop == start and data:
                 # spec: dispatch (steps 1, 3 to 7, as in _process).
@@ -417,10 +436,12 @@ class SSEParser:
         is decoded in full.
         """
         previous = self._previous
+        new: str | None = None
         if previous is not None:
             prefix, stem = previous
             if stop - start >= len(prefix) and head.startswith(prefix, start):
-                decoded = stem + str(view[start + len(prefix) : stop], "utf-8", "replace")
+                new = str(view[start + len(prefix) : stop], "utf-8", "replace")
+                decoded = stem + new
             else:
                 decoded = str(view[start:stop], "utf-8", "replace")
         else:
@@ -433,7 +454,15 @@ class SSEParser:
             and head[stop - 1] < 0x80
             and _ends_whole(view, start + shared, start)
         ):
-            self._previous = (head[start : start + shared], decoded[:-2])
+            # The next stem is this text without its last two characters.  It
+            # is built by adding to the old stem, not by slicing this text: a
+            # slice of a large non-latin-1 str costs a scan for its widest
+            # character, an append does not.
+            if new is not None and len(new) >= 2:
+                stem = previous[1] + new[:-2]  # type: ignore[index]
+            else:
+                stem = decoded[:-2]
+            self._previous = (head[start : start + shared], stem)
         else:
             self._previous = None
         return decoded

@@ -8,6 +8,7 @@ checks, so a fast wrong answer cannot count.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
@@ -17,6 +18,44 @@ from gptalk_transports import AsyncClient
 LOGIN = "/api/chatgpt/user/login"
 TEXT = "/api/chatgpt/chatapi/text"
 STREAM = "/api/chatgpt/chatapi/stream"
+
+#: The headers the original provider sent on every request (a browser's).
+SEED_HEADERS = {
+    "authority": "gptalk.net",
+    "accept": "*/*",
+    "accept-language": "de-DE,de;q=0.9,en-DE;q=0.8,en;q=0.7,en-US;q=0.6,nl;q=0.5,zh-CN;q=0.4",
+    "content-type": "application/json",
+    "origin": "https://gptalk.net",
+    "sec-ch-ua": '"Google Chrome";v="117", "Not;A=Brand";v="8", "Chromium";v="117"',
+    "sec-ch-ua-mobile": "?0",
+    "sec-ch-ua-platform": '"Linux"',
+    "sec-fetch-dest": "empty",
+    "sec-fetch-mode": "cors",
+    "sec-fetch-site": "same-origin",
+    "user-agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/117.0.0.0 Safari/537.36",
+    "x-auth-appid": "2229",
+    "x-auth-openid": "",
+    "x-auth-platform": "",
+}
+
+
+def seed_text_body(prompt: str, timestamp: int) -> dict[str, Any]:
+    """The original provider's text request body."""
+    return {
+        "content": prompt,
+        "accept": "stream",
+        "from": 1,
+        "model": "gpt-3.5-turbo",
+        "is_mobile": 0,
+        "user_agent": SEED_HEADERS["user-agent"],
+        "is_open_ctx": 0,
+        "prompt": "",
+        "roid": 111,
+        "temperature": 0,
+        "ctx_msg_count": 3,
+        "created_at": timestamp,
+    }
 
 
 class BenchClient(Protocol):
@@ -53,29 +92,34 @@ class Seed:
         import aiohttp
 
         self.url = url
+        # One session for all chats (the original opened one per call; here
+        # connections are kept alive, as the benchmark's rows ask).
         self.session = aiohttp.ClientSession(
-            headers={"accept": "*/*", "content-type": "application/json"},
-            connector=aiohttp.TCPConnector(limit=0),
+            headers=SEED_HEADERS, connector=aiohttp.TCPConnector(limit=0)
         )
         self.auth: dict[str, Any] | None = None
         self.used = 0
 
     async def deltas(self, prompt: str) -> AsyncIterator[str]:
-        if not self.auth or self.auth["expires_at"] < time.time() or self.used == 5:
-            fingerprint = "0" * 32
+        timestamp = int(time.time())
+        if not self.auth or self.auth["expires_at"] < timestamp or self.used == 5:
+            data = {"fingerprint": secrets.token_hex(16).zfill(32), "platform": "fingerprint"}
             async with self.session.post(
-                f"{self.url}{LOGIN}", json={"fingerprint": fingerprint, "platform": "fingerprint"}
+                f"{self.url}{LOGIN}", json=data, headers={"x-auth-timestamp": str(timestamp)}
             ) as response:
                 response.raise_for_status()
                 self.auth = (await response.json())["data"]
             self.used = 0
-        self.used += 1
-        headers = {"authorization": f"Bearer {self.auth['token']}"}
+        headers = {
+            "authorization": f"Bearer {self.auth['token']}",
+            "x-auth-timestamp": str(timestamp),
+        }
         async with self.session.post(
-            f"{self.url}{TEXT}", headers=headers, json={"content": prompt, "accept": "stream"}
+            f"{self.url}{TEXT}", json=seed_text_body(prompt, timestamp), headers=headers
         ) as response:
             response.raise_for_status()
             token = (await response.json())["data"]["token"]
+            self.used += 1
         async with self.session.get(f"{self.url}{STREAM}", params={"token": token}) as response:
             response.raise_for_status()
             last_message = ""
@@ -101,7 +145,10 @@ class HttpxSSE:
 
         self.url = url
         self.client = httpx.AsyncClient(
-            base_url=url, timeout=60, limits=httpx.Limits(max_connections=None)
+            base_url=url,
+            timeout=60,
+            headers=SEED_HEADERS,
+            limits=httpx.Limits(max_connections=None),
         )
         self.token: str | None = None
         self.used = 0
@@ -119,7 +166,7 @@ class HttpxSSE:
         response = await self.client.post(
             TEXT,
             headers={"authorization": f"Bearer {self.token}"},
-            json={"content": prompt, "accept": "stream"},
+            json=seed_text_body(prompt, int(time.time())),
         )
         token = response.json()["data"]["token"]
         async with aconnect_sse(self.client, "GET", STREAM, params={"token": token}) as source:

@@ -22,6 +22,7 @@ from gptalk_proto import (
     ReconnectNeeded,
 )
 
+from ._auto_backend import concrete
 from ._config import Timeout
 from ._connector import AsyncConnectorProtocol
 from ._exceptions import (
@@ -168,7 +169,7 @@ async def drive(
     ``wall_clock`` gives the unix time the core stamps requests with and judges
     token expiry by (replay passes the recorded time).
     """
-    backend = pool.backend
+    backend = concrete(pool.backend)
     limits = _Limits(backend, timeout, deadline)
     stream: AsyncByteStream | None = None
     reusable = False
@@ -220,6 +221,7 @@ async def drive(
                     locked = False
                 try:
                     await limits.run(stream.send_all, (data,), timeout.read, "write")
+                    conn.request_sent()  # bookkeeping while the server works
                 except WriteError:
                     if not reused or conn.requests_on_connection != 1:
                         raise

@@ -15,7 +15,7 @@ from ._anyio_backend import AnyioBackend
 from ._asyncio_backend import AsyncioBackend
 from ._streams import AsyncBackend, AsyncByteStream, AsyncLock
 
-__all__ = ["AutoBackend"]
+__all__ = ["AutoBackend", "concrete"]
 
 _ASYNCIO = AsyncioBackend()
 _ANYIO = AnyioBackend()
@@ -27,6 +27,12 @@ def _current() -> AsyncBackend:
     except sniffio.AsyncLibraryNotFoundError:
         library = "asyncio"
     return _ASYNCIO if library == "asyncio" else _ANYIO
+
+
+def concrete(backend: AsyncBackend) -> AsyncBackend:
+    """The backend that serves the running loop: ``backend`` itself, or, for
+    the automatic one, the one it picks (resolved once for a whole chat)."""
+    return _current() if isinstance(backend, AutoBackend) else backend
 
 
 class AutoBackend:

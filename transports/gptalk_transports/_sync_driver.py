@@ -185,6 +185,7 @@ def drive_sync(
                     locked = False
                 try:
                     limits.run(stream.send_all, (data,), timeout.read, "write")
+                    conn.request_sent()  # bookkeeping while the server works
                 except WriteError:
                     if not reused or conn.requests_on_connection != 1:
                         raise
