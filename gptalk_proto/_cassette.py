@@ -23,6 +23,7 @@ import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import h11
@@ -75,7 +76,11 @@ class RecordedRequest:
     body: bytes
 
     def json(self) -> Any:
-        """The body as JSON (None when it is not JSON)."""
+        """The body as JSON (None when it is not JSON), parsed once."""
+        return self._json
+
+    @cached_property
+    def _json(self) -> Any:
         try:
             return json.loads(self.body) if self.body else None
         except (ValueError, UnicodeDecodeError):

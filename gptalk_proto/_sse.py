@@ -141,6 +141,10 @@ def _ends_whole(raw: memoryview, end: int, begin: int) -> bool:
     return False
 
 
+#: An unfinished line up to this many bytes is joined with the next chunk;
+#: a longer one is joined alone and the chunk parsed in place.
+_JOIN_BELOW = 4096
+
 #: Lines count as long when the first 2 x this many bytes of a chunk hold at
 #: most two line ends.
 _SHORT_LINES = 128
@@ -276,11 +280,19 @@ class SSEParser:
                 if self._pending_len > self.max_line_size:
                     self._fail_line(self._pending_len, [])
             return []
-        # The complete lines are parsed where they lie in ``data`` (no copy of
-        # the chunk); only a line begun in an earlier chunk is joined, alone.
         events: list[SSEEvent] = []
         start = 0
-        if self._pending:
+        rest = data[end + 1 :]
+        if self._pending and self._pending_len <= _JOIN_BELOW:
+            # A short unfinished line: join it with the chunk's complete lines
+            # (a small copy), so the chunk is parsed as one piece.
+            self._pending.append(data[: end + 1])
+            data = b"".join(self._pending)
+            end = len(data) - 1
+            self._pending = []
+        elif self._pending:
+            # A long one (a GPTalk event of many KB): join it alone, and parse
+            # the chunk's other lines where they lie, without copying the chunk.
             first = data.find(b"\n")
             self._pending.append(data[:first])
             line = b"".join(self._pending)
@@ -288,7 +300,6 @@ class SSEParser:
             events = self._interpret(line, 0, len(line))
             self._account()
             start = first + 1
-        rest = data[end + 1 :]
         self._pending = [rest] if rest else []
         self._pending_len = len(rest)
         if start <= end:
@@ -452,7 +463,8 @@ class SSEParser:
             shared > 0
             and head[stop - 2] < 0x80
             and head[stop - 1] < 0x80
-            and _ends_whole(view, start + shared, start)
+            # An ASCII byte before the tail ends a whole sequence by itself.
+            and (head[stop - 3] < 0x80 or _ends_whole(view, start + shared, start))
         ):
             # The next stem is this text without its last two characters.  It
             # is built by adding to the old stem, not by slicing this text: a

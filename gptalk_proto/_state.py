@@ -24,6 +24,11 @@ __all__ = ["CLIENT_TRANSITIONS", "SEND_STATES", "ClientInput", "ClientState", "S
 class ClientState(Enum):
     """Where one chat stands."""
 
+    # Members are singletons: hashing by identity is exact, and runs in C
+    # (Enum's own __hash__ is Python code, and the choke point hashes on
+    # every chunk of a stream).
+    __hash__ = object.__hash__
+
     START = "start"  #: nothing sent; the first request is login or text
     LOGIN_SENT = "login-sent"  #: login request out, waiting for its response head
     LOGIN_BODY = "login-body"  #: reading the login response body
@@ -40,6 +45,8 @@ class ClientState(Enum):
 
 class ClientInput(Enum):
     """What can happen to a chat: the caller's five calls."""
+
+    __hash__ = object.__hash__
 
     SEND = "send"  #: next_request() / send()
     RESPONSE = "response"  #: a final response head arrived

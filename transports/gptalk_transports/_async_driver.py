@@ -199,7 +199,14 @@ async def drive(
                     yield batch
                     batch = []
                 try:
-                    data = await limits.run(stream.receive_some, (READ_SIZE,), timeout.read, "read")
+                    if deadline is None:  # the common read, without the general helper
+                        data = await stream.receive_some(READ_SIZE, timeout.read)
+                    else:
+                        data = await limits.run(
+                            stream.receive_some, (READ_SIZE,), timeout.read, "read"
+                        )
+                except TimeoutError:
+                    raise ReadTimeout(f"no progress on the read for {timeout.read} s") from None
                 except ReadError:
                     data = b""  # a reset ends the stream; the core says what that means
                 conn.receive_data(data)

@@ -349,7 +349,8 @@ class _AsyncReplayStream:
         self._eof = False
 
     async def send_all(self, data: bytes, timeout: float | None) -> None:
-        self._state.sent(data, self._clock.now())
+        # Instant replay needs no clock at all.
+        self._state.sent(data, 0.0 if self._state.timing.speed is None else self._clock.now())
 
     async def receive_some(self, max_bytes: int, timeout: float | None) -> bytes:
         if self._eof:
@@ -431,7 +432,7 @@ class _SyncReplayStream:
         self._eof = False
 
     def send_all(self, data: bytes, timeout: float | None) -> None:
-        self._state.sent(data, self._clock.now())
+        self._state.sent(data, 0.0 if self._state.timing.speed is None else self._clock.now())
 
     def receive_some(self, max_bytes: int, timeout: float | None) -> bytes:
         if self._eof:
