@@ -18,16 +18,22 @@ LOGIN_BODY = json.dumps({"code": 0, "data": {"token": "t" * 32, "expires_at": NO
 TEXT_BODY = json.dumps({"code": 0, "data": {"token": "s" * 32}}).encode()
 
 
+def body(chat: g.Chat, data: bytes) -> None:
+    """A whole response body, then its end."""
+    chat.receive_body(data)
+    chat.receive_body(b"")
+
+
 def drive_to(chat: g.Chat, target: S) -> g.Chat:
     """Take a fresh chat (whose credentials need a login) to ``target``."""
     script: list[tuple[S, Callable[[], object]]] = [
         (S.START, lambda: None),
         (S.LOGIN_SENT, lambda: chat.next_request(NOW)),
         (S.LOGIN_BODY, lambda: chat.receive_response(200, JSON)),
-        (S.LOGGED_IN, lambda: (chat.receive_body(LOGIN_BODY), chat.receive_body(b""))),
+        (S.LOGGED_IN, lambda: body(chat, LOGIN_BODY)),
         (S.TEXT_SENT, lambda: chat.next_request(NOW)),
         (S.TEXT_BODY, lambda: chat.receive_response(200, JSON)),
-        (S.TEXT_DONE, lambda: (chat.receive_body(TEXT_BODY), chat.receive_body(b""))),
+        (S.TEXT_DONE, lambda: body(chat, TEXT_BODY)),
         (S.STREAM_SENT, lambda: chat.next_request(NOW)),
         (S.STREAMING, lambda: chat.receive_response(200, SSE)),
         (S.DRAINING, lambda: chat.receive_body(b"data: [DONE]\n\n")),

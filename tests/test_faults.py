@@ -96,7 +96,7 @@ def test_token_refused_twice_in_a_row_is_auth_invalid(
 def test_bad_request_envelope_is_not_retried(kind: str, no_leaks: None) -> None:
     service, error, _ = fail(kind, ["envelope=bad-request@text"], g.ServiceError)
     assert type(error) is g.ServiceError
-    assert error.code == g.ErrorCode.BAD_REQUEST  # type: ignore[attr-defined]
+    assert error.code == g.ErrorCode.BAD_REQUEST
     assert service.counts["text"] == 1
 
 

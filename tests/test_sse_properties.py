@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 from hypothesis import given, settings
@@ -27,73 +26,23 @@ from gptalk_proto import (
     encode_event,
 )
 from gptalk_proto.testing._reference_sse import reference_parse
+from gptalk_proto.testing.strategies import chunkings, sse_like_bytes
 
 from .test_sse_spec import feed_all, outcome
 
-BOM = b"\xef\xbb\xbf"
 NEWLINES = ["\n", "\r\n", "\r"]
 
-# -- strategies -----------------------------------------------------------------------
+# -- strategies ------------------------------------------------------------------------
+# The shipped ones (gptalk_proto.testing.strategies), and a few for caps and
+# the encoder's inputs.
+
+any_streams = sse_like_bytes()
 
 
-def split_at(stream: bytes, cuts: list[int]) -> list[bytes]:
-    """Cut ``stream`` at ``cuts`` (in any order; repeats give empty chunks)."""
-    bounds = [0, *sorted(cuts), len(stream)]
-    return [stream[a:b] for a, b in itertools.pairwise(bounds)]
+def chunked(stream: bytes) -> st.SearchStrategy[list[bytes]]:
+    # Empty chunks too: feed(b"") must change nothing.
+    return chunkings(stream, allow_empty=True)
 
-
-@st.composite
-def chunked(draw: st.DrawFn, stream: bytes) -> list[bytes]:
-    """A chunking of ``stream``: one byte at a time, or at random points."""
-    if draw(st.integers(0, 9)) == 0:
-        return [stream[i : i + 1] for i in range(len(stream))]
-    cuts = draw(st.lists(st.integers(0, len(stream)), max_size=min(len(stream) + 1, 40)))
-    return split_at(stream, cuts)
-
-
-# Field names the parser knows, a case variant, an unknown one, and "" (which
-# makes ":value" lines, i.e. comments); "data" weighs more, so that the event
-# cap is reached now and then.
-FIELD_NAMES = ["data", "data", "data", "event", "id", "retry", "Data", "x", ""]
-SEPARATORS = ["", ":", ": ", ":  "]
-LINE_ENDS = [b"\n", b"\r", b"\r\n"]
-VALUE_CHARS = st.one_of(
-    st.sampled_from(list(" ::\x00a09 \t\u00e9\u2026\ufeff\u0663\u00b2\U0001f600")),
-    st.characters(codec="utf-8"),  # now and then a CR or LF in the middle of a "line"
-)
-VALUES = st.text(VALUE_CHARS, max_size=8)
-JUNK = st.sampled_from([b"\xff", b"\xe2\x82", b"\xed\xa0\x80", BOM, b"\xef\xbb", b"\xc3", b"\r"])
-
-field_lines = st.builds(
-    lambda name, sep, value, end: (name + sep + value).encode() + end,
-    st.sampled_from(FIELD_NAMES),
-    st.sampled_from(SEPARATORS),
-    VALUES,
-    st.sampled_from(LINE_ENDS),
-)
-pieces = st.one_of(
-    field_lines,
-    st.sampled_from(LINE_ENDS),  # blank lines: dispatch
-    st.builds(lambda value, end: b":" + value.encode() + end, VALUES, st.sampled_from(LINE_ENDS)),
-    JUNK,
-)
-sse_like_streams = st.builds(
-    lambda start, body: start + b"".join(body),
-    st.sampled_from([b"", b"", BOM, BOM + BOM, b"\xef\xbb"]),
-    st.lists(pieces, max_size=24),
-)
-# Mostly data, id and retry lines: these reach the event cap, and mix size
-# errors with fields that change the parser's state.
-busy_lines = st.builds(
-    lambda name, value, end: name + value.encode() + end,
-    st.sampled_from([b"data:", b"data:", b"data: ", b"id:", b"retry:"]),
-    st.one_of(VALUES, st.integers(0, 99).map(str)),
-    st.sampled_from(LINE_ENDS),
-)
-busy_streams = st.lists(st.one_of(busy_lines, st.sampled_from(LINE_ENDS)), max_size=16).map(
-    b"".join
-)
-any_streams = st.one_of(st.binary(max_size=120), sse_like_streams, busy_streams)
 
 # Small caps, so that size errors happen; {}: the defaults.
 caps: st.SearchStrategy[dict[str, Any]] = st.one_of(
@@ -209,7 +158,7 @@ def test_matches_reference_on_arbitrary_bytes(stream: bytes, data: st.DataObject
 
 
 @settings(max_examples=500, deadline=None)
-@given(stream=sse_like_streams, data=st.data())
+@given(stream=sse_like_bytes(grammar_only=True), data=st.data())
 def test_matches_reference_on_sse_like_streams(stream: bytes, data: st.DataObject) -> None:
     assert feed_all(data.draw(chunked(stream), label="chunks")) == reference_parse(stream)
 

@@ -3,12 +3,26 @@
 * :class:`MemoryPair` / :func:`run_chat`: a client machine against a server
   machine in memory, with a fake clock (the pair helper of h11's tests).
 * :func:`random_splitter`: cut a byte stream at seeded random points.
+* :func:`play_responses`: a client machine against canned raw responses (a
+  scripted server) framed with :func:`http_response`; :func:`check_reply`
+  checks that a chat's events add up.
 * ``gptalk_proto.testing.strategies``: hypothesis strategies for fuzzing SSE
   and GPTalk consumers (needs hypothesis installed).
+* ``python -m gptalk_proto.testing.fuzz``: coverage-guided fuzzing of the SSE
+  parser and the client machine with atheris (the ``fuzz`` extra).
 * ``gptalk_proto.testing._reference_sse``: a straightforward reference SSE
   parser, for differential tests.
 """
 
 from ._pair import MemoryPair, random_splitter, run_chat
+from ._scripted import Played, check_reply, http_response, play_responses
 
-__all__ = ["MemoryPair", "random_splitter", "run_chat"]
+__all__ = [
+    "MemoryPair",
+    "Played",
+    "check_reply",
+    "http_response",
+    "play_responses",
+    "random_splitter",
+    "run_chat",
+]

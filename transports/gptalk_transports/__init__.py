@@ -1,8 +1,8 @@
 """gptalk_transports: IO for the gptalk_proto core.
 
 Transports (anyio for asyncio and trio, trio-native, blocking), the clients,
-the g4f-compatible ``GPTalk`` provider, the reference server and the
-``gptalk`` command.
+the g4f-compatible ``GPTalk`` provider, the reference server, a bounded load
+runner and the ``gptalk`` command.
 """
 
 from ._async_client import AsyncChatStream, AsyncClient
@@ -23,6 +23,7 @@ from ._exceptions import (
     WriteTimeout,
 )
 from ._g4f import GPTalk
+from ._load import LoadReport, run_load
 from ._retry import RetryPolicy
 from ._sync_client import ChatStream, Client
 
@@ -37,6 +38,7 @@ __all__ = [
     "DeadlineExceeded",
     "GPTalk",
     "InsecureTLSWarning",
+    "LoadReport",
     "Origin",
     "ProxyError",
     "ProxyURL",
@@ -51,4 +53,5 @@ __all__ = [
     "WriteError",
     "WriteTimeout",
     "make_ssl_context",
+    "run_load",
 ]

@@ -36,6 +36,7 @@ from gptalk_proto._util import check_text_value
 from ._async_client import AsyncClient
 from ._config import Timeout
 from ._exceptions import TransportError
+from ._load import run_load
 from ._refserver import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
@@ -54,14 +55,14 @@ EXIT_CODES = {
     "service": 4,  # the service refused: error envelope or HTTP 4xx/5xx
     "protocol": 5,  # the server broke the protocol (bad HTTP, SSE or JSON)
     "cassette": 6,  # a cassette is malformed, or a replay left the recorded path
-    "check": 1,  # cassette verify or lint found a problem
+    "check": 1,  # cassette verify or lint found a problem; a load run had failures
     "internal": 70,  # a bug in gptalk itself (EX_SOFTWARE)
     "interrupted": 130,  # Ctrl-C
 }
 
 EPILOG = """\
-exit codes: 0 ok, 1 check (cassette verify or lint found a problem),
-2 usage, 3 network (connect, proxy, TLS, timeout), 4 service (error
+exit codes: 0 ok, 1 check (cassette verify or lint found a problem, or
+chats of a load run failed), 2 usage, 3 network (connect, proxy, TLS, timeout), 4 service (error
 envelope, HTTP 4xx/5xx), 5 protocol (the server broke the protocol),
 6 cassette (malformed, or the replay left the recorded path),
 70 internal error, 130 interrupted.
@@ -166,6 +167,22 @@ async def _chat(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextI
     return 0
 
 
+async def _load(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.url is None:
+        err.write("gptalk: no --url given; loading the built-in reference server in-process\n")
+        err.flush()
+    report = await run_load(
+        args.url,
+        concurrency=args.concurrency,
+        duration=args.duration,
+        chats=args.chats,
+        timeout=_timeout(args),
+    )
+    out.write((json.dumps(report.as_dict()) if args.json else report.format()) + "\n")
+    out.flush()
+    return EXIT_CODES["check"] if report.failed else EXIT_CODES["ok"]
+
+
 async def _serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     faults = [parse_fault(spec) for spec in args.fault]
     reply = None
@@ -230,6 +247,16 @@ def _positive(value: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
     if number <= 0:
         raise argparse.ArgumentTypeError("expected a positive number")
+    return number
+
+
+def _count(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError("expected a positive whole number")
     return number
 
 
@@ -316,6 +343,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop an idle connection after this (default: %(default)s)",
     )
 
+    load = commands.add_parser(
+        "load",
+        help="a bounded load run against a loopback server",
+        description="Run concurrent chats against a server on a loopback address until "
+        "--duration seconds pass or --chats chats have started, then report chats, "
+        "requests and streamed events per second. With no --url, the built-in "
+        "reference server runs in-process. Exits 1 if any chat failed.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    load.add_argument("--url", help="a loopback service URL (default: the built-in server)")
+    load.add_argument(
+        "--concurrency", type=_count, default=20, metavar="N", help="default: %(default)s"
+    )
+    load.add_argument(
+        "--duration", type=_positive, default=3.0, metavar="S", help="default: %(default)s"
+    )
+    load.add_argument("--chats", type=_count, metavar="N", help="stop after N chats")
+    load.add_argument("--json", action="store_true", help="print the report as JSON")
+    load.add_argument(
+        "--connect-timeout", type=_positive, default=5.0, metavar="S", help="default: %(default)s"
+    )
+    load.add_argument(
+        "--read-timeout", type=_positive, default=10.0, metavar="S", help="default: %(default)s"
+    )
+    load.add_argument(
+        "--total-timeout", type=_positive, default=30.0, metavar="S", help="default: %(default)s"
+    )
+
     for register in _EXTRA_COMMANDS:
         register(commands)
     return parser
@@ -355,6 +411,8 @@ def main(
             return anyio.run(_chat, args, stdin, out, err)
         if args.command == "serve":
             return anyio.run(_serve, args, out, err)
+        if args.command == "load":
+            return anyio.run(_load, args, out, err)
         handler: Callable[[argparse.Namespace, TextIO, TextIO, TextIO], int] = args.handler
         return handler(args, stdin, out, err)
     except KeyboardInterrupt:

@@ -1,0 +1,149 @@
+"""The bounded load run (``gptalk load``, ``run_load``): loopback only, stops
+by itself, counts what it claims to count, and survives faults.
+
+These tests check counts and termination, never speed: the figures a run
+prints depend on the machine.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+
+import anyio
+import pytest
+
+import gptalk_proto as g
+from gptalk_transports._cli import main
+from gptalk_transports._load import LoadReport, check_loopback, run_load
+from gptalk_transports._refserver import serve_in_background, serve_in_thread
+
+from .clients import ASYNC_KINDS
+
+PROMPT = "Hello, how are you?"
+# Events per chat: one per non-empty reply piece, and ChatDone.
+EVENTS_PER_CHAT = len([piece for piece in g.default_reply(PROMPT, g.DEFAULT_MODEL) if piece]) + 1
+ASYNC = ["asyncio", "anyio-asyncio", "anyio-trio", "trio"]
+
+
+def load(kind: str, **kwargs: object) -> LoadReport:
+    backend, loop = ASYNC_KINDS[kind]
+    run = functools.partial(run_load, prompt=PROMPT, backend=backend, **kwargs)  # type: ignore[arg-type]
+    result: LoadReport = anyio.run(run, backend=loop)
+    return result
+
+
+@pytest.mark.parametrize("kind", ASYNC)
+def test_counts_add_up(kind: str) -> None:
+    report = load(kind, chats=40, concurrency=4, duration=60)
+    assert (report.chats, report.failed, report.errors) == (40, 0, {})
+    # A login token serves five chats; logins are single-flight.
+    assert report.logins == 8
+    assert report.requests == 2 * 40 + report.logins
+    assert report.events == 40 * EVENTS_PER_CHAT
+    assert report.connections <= 4
+    assert len(report.chat_times) == 40
+    assert 0 < report.percentile(0.5) <= report.percentile(0.99) <= report.seconds
+    figures = report.as_dict()
+    assert figures["requests_per_second"] > 0
+    assert figures["events_per_second"] > figures["requests_per_second"]
+
+
+def test_stops_by_itself_after_the_duration() -> None:
+    report = load("asyncio", duration=0.5, concurrency=3)
+    assert report.chats > 0
+    # Chats that started before the deadline finish; none starts after it.
+    assert report.seconds < 0.5 + 10
+
+
+def test_failures_are_counted_not_raised() -> None:
+    async def run() -> LoadReport:
+        async with serve_in_background(faults=["cut=2"]) as url:
+            return await run_load(url, chats=12, concurrency=3, prompt=PROMPT)
+
+    report = anyio.run(run)
+    assert (report.chats, report.failed) == (12, 12)
+    assert report.errors == {"StreamInterrupted": 12}
+    assert report.chat_times == ()
+    assert "12 x StreamInterrupted" in report.format()
+
+
+def test_a_separate_server_on_loopback() -> None:
+    with serve_in_thread() as url:
+        report = load("asyncio", url=url.replace("127.0.0.1", "localhost"), chats=10)
+    assert (report.chats, report.failed) == (10, 0)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://example.com", "http://10.0.0.1:80", "https://[2001:db8::1]"]
+)
+def test_only_loopback_targets(url: str) -> None:
+    with pytest.raises(g.LocalProtocolError, match="loopback"):
+        check_loopback(url)
+    with pytest.raises(g.LocalProtocolError, match="loopback"):
+        load("asyncio", url=url, chats=1)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:1", "http://127.9.9.9", "http://[::1]:8", "http://localhost"]
+)
+def test_loopback_addresses_pass(url: str) -> None:
+    check_loopback(url)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"concurrency": 0}, {"duration": 0}, {"duration": 10**6}, {"chats": 0}]
+)
+def test_bad_arguments(kwargs: dict[str, object]) -> None:
+    with pytest.raises(g.LocalProtocolError):
+        load("asyncio", **kwargs)
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        code = main(list(argv), stdout=out, stderr=err)
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_cli_reports_json() -> None:
+    code, out, err = run_cli("load", "--chats", "10", "--concurrency", "2", "--json")
+    assert code == 0, err
+    figures = json.loads(out)
+    assert (figures["chats"], figures["failed"], figures["logins"]) == (10, 0, 2)
+    assert figures["requests"] == 22
+    assert figures["events"] == 10 * EVENTS_PER_CHAT
+    assert "built-in reference server" in err
+
+
+def test_cli_reports_text_and_fails_on_failed_chats() -> None:
+    with serve_in_thread(faults=["status=500@stream"]) as url:
+        code, out, err = run_cli("load", "--url", url, "--chats", "3", "--concurrency", "1")
+    assert code == 1
+    assert "3 chats in" in out
+    assert "3 failed" in out
+    assert "3 x HTTPStatusError" in out
+    assert "requests:" in out
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--url", "http://192.0.2.1"], "loopback"),
+        (["--concurrency", "0"], "positive"),
+        (["--chats", "x"], "whole number"),
+        (["--duration", "-1"], "positive"),
+    ],
+)
+def test_cli_usage_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_cli("load", *argv)
+    err += capsys.readouterr().err  # argparse writes its own errors to sys.stderr
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
