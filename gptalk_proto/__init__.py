@@ -67,7 +67,7 @@ from ._server import (
 from ._service import Abort, Chunk, Drip, End, Head, Pause, Service, Step
 from ._sse import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_SIZE, SSEEvent, SSEParser
 from ._sse_encoder import encode_comment, encode_event
-from ._state import CLIENT_TRANSITIONS, ClientInput, ClientState
+from ._state import CLIENT_TRANSITIONS, ClientInput, ClientState, state_diagram
 from ._util import NEED_DATA, PAUSED, SEND_REQUEST, Sentinel
 from ._version import __version__
 from ._wire import (
@@ -174,6 +174,7 @@ __all__ = [
     "parse_fault",
     "redact",
     "sized_reply",
+    "state_diagram",
     "text_reply",
     "to_har",
 ]

@@ -76,10 +76,34 @@ class ChunkedDecoder:
         out: list[bytes | memoryview] = []
         view = memoryview(buf)
         pos, size = 0, len(buf)
+        find = buf.find
+        chunk_line = _CHUNK_LINE.fullmatch
         try:
             while pos < size:
                 state = self._state
-                if state == _DATA:
+                if state == _SIZE:
+                    end = find(b"\r\n", pos)
+                    if end < 0:
+                        self._keep(buf, pos)
+                        break
+                    match = chunk_line(buf, pos, end)
+                    if match is None:
+                        raise RemoteProtocolError(f"illegal chunk header: {buf[pos:end][:60]!r}")
+                    left = int(match[1], 16)
+                    pos = end + 2
+                    if not left:
+                        self._state = _TRAILER
+                        continue
+                    # The fast path, one step per chunk: what a server that
+                    # flushes every event sends is many whole chunks per read.
+                    stop = pos + left
+                    if stop + 2 <= size and buf[stop] == 13 and buf[stop + 1] == 10:
+                        out.append(view[pos:stop])
+                        pos = stop + 2
+                        continue
+                    self._left = left
+                    self._state = _DATA
+                elif state == _DATA:
                     take = min(self._left, size - pos)
                     out.append(view[pos : pos + take])
                     pos += take
@@ -98,18 +122,6 @@ class ChunkedDecoder:
                     if self._crlf == 2:
                         self._crlf = 0
                         self._state = _SIZE
-                elif state == _SIZE:
-                    end = buf.find(b"\r\n", pos)
-                    if end < 0:
-                        self._keep(buf, pos)
-                        break
-                    line = buf[pos:end]
-                    match = _CHUNK_LINE.fullmatch(line)
-                    if match is None:
-                        raise RemoteProtocolError(f"illegal chunk header: {line[:60]!r}")
-                    self._left = int(match.group(1), 16)
-                    pos = end + 2
-                    self._state = _DATA if self._left else _TRAILER
                 else:  # _TRAILER
                     pos = self._trailers(buf, pos)
                     if self._state != _DONE:

@@ -18,7 +18,14 @@ from enum import Enum
 
 from ._errors import LocalProtocolError
 
-__all__ = ["CLIENT_TRANSITIONS", "SEND_STATES", "ClientInput", "ClientState", "StateMachine"]
+__all__ = [
+    "CLIENT_TRANSITIONS",
+    "SEND_STATES",
+    "ClientInput",
+    "ClientState",
+    "StateMachine",
+    "state_diagram",
+]
 
 
 class ClientState(Enum):
@@ -91,6 +98,34 @@ CLIENT_TRANSITIONS: dict[tuple[ClientState, ClientInput], frozenset[ClientState]
 SEND_STATES = frozenset(state for (state, event) in CLIENT_TRANSITIONS if event is I.SEND)
 
 del S, I
+
+
+def state_diagram() -> str:
+    """The client machine as a Mermaid ``stateDiagram-v2``, drawn from
+    :data:`CLIENT_TRANSITIONS` (the README shows it; a test keeps it in sync).
+
+    Inputs that lead from one state to the same other state share an arrow;
+    the failures :meth:`StateMachine.fail` records (a peer or service error
+    on any input carrying the peer's bytes) are a note, not arrows.
+    """
+    order = list(ClientState)
+    edges: dict[tuple[ClientState, ClientState], list[str]] = {}
+    for (state, event), targets in CLIENT_TRANSITIONS.items():
+        for target in sorted(targets, key=order.index):
+            edges.setdefault((state, target), []).append(event.value)
+    lines = ["stateDiagram-v2", f"    [*] --> {ClientState.START.name}"]
+    for (state, target), events in sorted(
+        edges.items(), key=lambda item: (order.index(item[0][0]), order.index(item[0][1]))
+    ):
+        lines.append(f"    {state.name} --> {target.name}: {', '.join(events)}")
+    lines += [
+        f"    {ClientState.DONE.name} --> [*]",
+        f"    note right of {ClientState.ERROR.name}",
+        "        also reached from any state by a peer",
+        "        or service error (for good)",
+        "    end note",
+    ]
+    return "\n".join(lines)
 
 
 class StateMachine:

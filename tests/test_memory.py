@@ -16,6 +16,10 @@ from .hostile_peer import endless_line, hostile_peer
 MB = 1024 * 1024
 
 # The client runs in a child process, so its peak resident memory is its own.
+# The peak is read from VmHWM, the high-water mark of the child's own address
+# space. ru_maxrss would not do: subprocess starts the child with vfork, and
+# Linux carries the hiwater mark of the address space replaced by exec (here
+# the whole pytest process's) into the child's ru_maxrss.
 CHILD = textwrap.dedent(
     """
     import resource, sys
@@ -28,7 +32,12 @@ CHILD = textwrap.dedent(
         print("SSELineTooLong", exc.limit)
     else:
         print("no error")
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    try:
+        with open("/proc/self/status") as status:
+            hwm = [line for line in status if line.startswith("VmHWM:")]
+        print(int(hwm[0].split()[1]) * 1024)
+    except (OSError, IndexError):
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     """
 )
 

@@ -382,9 +382,11 @@ def replay_row(rounds: int) -> Row:
 # -- report ---------------------------------------------------------------------------------
 
 
-def render(rows: list[Row]) -> str:
-    header = ("measure", "workload", "ours (median, min-max)", "peer", "ratio", "target", "")
-    table = [header] + [
+HEADER = ("measure", "workload", "ours (median, min-max)", "peer", "ratio", "target", "")
+
+
+def _cells(rows: list[Row]) -> list[tuple[str, ...]]:
+    return [
         (
             r.measure,
             r.workload,
@@ -396,6 +398,18 @@ def render(rows: list[Row]) -> str:
         )
         for r in rows
     ]
+
+
+def render_markdown(rows: list[Row]) -> str:
+    """The table as Markdown (for the README)."""
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in _cells(rows)]
+    return "\n".join(lines)
+
+
+def render(rows: list[Row]) -> str:
+    header = HEADER
+    table = [header, *_cells(rows)]
     widths = [max(len(str(line[i])) for line in table) for i in range(len(header))]
     out = []
     for number, line in enumerate(table):
@@ -414,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", choices=["parse", "e2e", "replay"], action="append", help="just these parts"
     )
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     args = parser.parse_args(argv)
     pin(0)
     rounds = max(args.rounds, 5) if not args.quick else max(args.rounds, 2)
@@ -425,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += e2e_rows(rounds, args.quick)
     if "replay" in parts:
         rows.append(replay_row(rounds))
-    print(render(rows))
+    print(render_markdown(rows) if args.markdown else render(rows))
     failed = [row for row in rows if row.passed is False]
     print(f"\n{len(rows)} rows, {sum(r.passed is True for r in rows)} pass, {len(failed)} fail")
     return 1 if failed else 0

@@ -1,11 +1,22 @@
 """gptalk_transports: IO for the gptalk_proto core.
 
 Transports (anyio for asyncio and trio, trio-native, blocking), the clients,
-the g4f-compatible ``GPTalk`` provider, the reference server, a bounded load
-runner and the ``gptalk`` command.
+the g4f-compatible ``GPTalk`` provider, the reference server, record and
+replay (cassettes, sessions, the pytest plugin), a bounded load runner and the
+``gptalk`` command.
 """
 
 from ._async_client import AsyncChatStream, AsyncClient
+from ._cassettes import (
+    AsyncRecordingConnector,
+    AsyncReplayConnector,
+    Recording,
+    ReplayTiming,
+    SyncRecordingConnector,
+    SyncReplayConnector,
+    load_cassette,
+    save_cassette,
+)
 from ._config import DEFAULT_URL, Origin, ProxyURL, Timeout, make_ssl_context
 from ._exceptions import (
     ConnectError,
@@ -24,13 +35,18 @@ from ._exceptions import (
 )
 from ._g4f import GPTalk
 from ._load import LoadReport, run_load
+from ._refserver import make_service, serve, serve_in_background, serve_in_thread
 from ._retry import RetryPolicy
+from ._session import ChatResult, record_session, replay_session
 from ._sync_client import ChatStream, Client
 
 __all__ = [
     "DEFAULT_URL",
     "AsyncChatStream",
     "AsyncClient",
+    "AsyncRecordingConnector",
+    "AsyncReplayConnector",
+    "ChatResult",
     "ChatStream",
     "Client",
     "ConnectError",
@@ -44,7 +60,11 @@ __all__ = [
     "ProxyURL",
     "ReadError",
     "ReadTimeout",
+    "Recording",
+    "ReplayTiming",
     "RetryPolicy",
+    "SyncRecordingConnector",
+    "SyncReplayConnector",
     "TLSError",
     "TLSVerificationError",
     "Timeout",
@@ -52,6 +72,14 @@ __all__ = [
     "TransportTimeout",
     "WriteError",
     "WriteTimeout",
+    "load_cassette",
+    "make_service",
     "make_ssl_context",
+    "record_session",
+    "replay_session",
     "run_load",
+    "save_cassette",
+    "serve",
+    "serve_in_background",
+    "serve_in_thread",
 ]

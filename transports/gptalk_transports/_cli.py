@@ -62,10 +62,10 @@ EXIT_CODES = {
 
 EPILOG = """\
 exit codes: 0 ok, 1 check (cassette verify or lint found a problem, or
-chats of a load run failed), 2 usage, 3 network (connect, proxy, TLS, timeout), 4 service (error
-envelope, HTTP 4xx/5xx), 5 protocol (the server broke the protocol),
-6 cassette (malformed, or the replay left the recorded path),
-70 internal error, 130 interrupted.
+chats of a load run failed), 2 usage, 3 network (connect, proxy, TLS,
+timeout), 4 service (error envelope, HTTP 4xx/5xx), 5 protocol (the
+server broke the protocol), 6 cassette (malformed, or the replay left
+the recorded path), 70 internal error, 130 interrupted.
 """
 
 
@@ -300,13 +300,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--insecure", action="store_true", help="do not verify TLS certificates (warns)"
     )
     chat.add_argument(
-        "--connect-timeout", type=_positive, default=10.0, metavar="S", help="default: %(default)s"
+        "--connect-timeout",
+        type=_positive,
+        default=10.0,
+        metavar="S",
+        help="seconds to open a connection (default: %(default)s)",
     )
     chat.add_argument(
-        "--read-timeout", type=_positive, default=60.0, metavar="S", help="default: %(default)s"
+        "--read-timeout",
+        type=_positive,
+        default=60.0,
+        metavar="S",
+        help="seconds without a byte before a chat fails (default: %(default)s)",
     )
     chat.add_argument(
-        "--total-timeout", type=_positive, default=600.0, metavar="S", help="default: %(default)s"
+        "--total-timeout",
+        type=_positive,
+        default=600.0,
+        metavar="S",
+        help="seconds for a whole chat, retries included (default: %(default)s)",
     )
 
     server = commands.add_parser(
@@ -317,8 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="fault specs: KIND[=VALUE][@ENDPOINT][#N|#N-M|#N+]; see the README.\n" + EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    server.add_argument("--host", default="127.0.0.1", help="default: %(default)s")
-    server.add_argument("--port", type=_port, default=0, help="default: 0, any free port")
+    server.add_argument(
+        "--host", default="127.0.0.1", help="the address to listen on (default: %(default)s)"
+    )
+    server.add_argument(
+        "--port", type=_port, default=0, help="the port to listen on (default: 0, any free port)"
+    )
     server.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate")
     server.add_argument("--tls-key", metavar="FILE", help="the certificate's private key")
     server.add_argument(
@@ -326,7 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     server.add_argument("--reply-file", metavar="FILE", help="reply with this file's text")
     server.add_argument(
-        "--token-ttl", type=_positive, default=3600.0, metavar="S", help="default: %(default)s"
+        "--token-ttl",
+        type=_positive,
+        default=3600.0,
+        metavar="S",
+        help="seconds a login token lives (default: %(default)s)",
     )
     server.add_argument(
         "--header-timeout",
@@ -355,21 +375,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.add_argument("--url", help="a loopback service URL (default: the built-in server)")
     load.add_argument(
-        "--concurrency", type=_count, default=20, metavar="N", help="default: %(default)s"
+        "--concurrency",
+        type=_count,
+        default=20,
+        metavar="N",
+        help="chats running at once (default: %(default)s)",
     )
     load.add_argument(
-        "--duration", type=_positive, default=3.0, metavar="S", help="default: %(default)s"
+        "--duration",
+        type=_positive,
+        default=3.0,
+        metavar="S",
+        help="seconds during which new chats start (default: %(default)s)",
     )
     load.add_argument("--chats", type=_count, metavar="N", help="stop after N chats")
     load.add_argument("--json", action="store_true", help="print the report as JSON")
     load.add_argument(
-        "--connect-timeout", type=_positive, default=5.0, metavar="S", help="default: %(default)s"
+        "--connect-timeout",
+        type=_positive,
+        default=5.0,
+        metavar="S",
+        help="seconds to open a connection (default: %(default)s)",
     )
     load.add_argument(
-        "--read-timeout", type=_positive, default=10.0, metavar="S", help="default: %(default)s"
+        "--read-timeout",
+        type=_positive,
+        default=10.0,
+        metavar="S",
+        help="seconds without a byte before a chat fails (default: %(default)s)",
     )
     load.add_argument(
-        "--total-timeout", type=_positive, default=30.0, metavar="S", help="default: %(default)s"
+        "--total-timeout",
+        type=_positive,
+        default=30.0,
+        metavar="S",
+        help="seconds for a whole chat, retries included (default: %(default)s)",
     )
 
     for register in _EXTRA_COMMANDS:

@@ -153,9 +153,13 @@ def _register(commands: Any) -> None:
     record.add_argument("-o", "--output", required=True, metavar="FILE", help="the cassette")
     record.add_argument("--url", help="the service URL (default: the built-in reference server)")
     record.add_argument("--proxy", help="http://[user:pass@]host:port, socks5:// or socks5h://")
-    record.add_argument("--model", default="gpt-3.5-turbo", help="default: %(default)s")
+    record.add_argument("--model", default="gpt-3.5-turbo", help="the model (default: %(default)s)")
     record.add_argument(
-        "--fault", action="append", default=[], metavar="SPEC", help="built-in server fault"
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="a fault for the built-in server (repeat; see serve)",
     )
     record.add_argument("--no-redact", action="store_true", help="keep secrets (unsafe)")
     record.add_argument(
@@ -173,7 +177,7 @@ def _register(commands: Any) -> None:
         "replay a cassette offline",
         "Replay the chats of a cassette offline, printing the text as it streams.",
     )
-    replay.add_argument("file", metavar="FILE")
+    replay.add_argument("file", metavar="FILE", help="the cassette")
     replay.add_argument(
         "--speed",
         type=float,
@@ -189,38 +193,50 @@ def _register(commands: Any) -> None:
     tools = cassette.add_subparsers(dest="tool", required=True, metavar="TOOL")
     verify = tools.add_parser(
         "verify",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="schema, re-parse, and replay through the client",
         description="Check each cassette: its schema, its chunks parsed again against its "
         "events, and a replay of its chats through the client (as recorded, in single "
         "bytes and in random pieces). Exit 1 if any check fails.",
     )
-    verify.add_argument("file", metavar="FILE", nargs="+")
+    verify.add_argument("file", metavar="FILE", nargs="+", help="a cassette (several allowed)")
     verify.set_defaults(handler=_verify)
     lint_parser = tools.add_parser(
         "lint",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="find what still looks like a secret",
         description="Report long hex or base64 runs, JWT shapes and bearer values that are "
         "not placeholders. Exit 1 if anything is found.",
     )
-    lint_parser.add_argument("file", metavar="FILE", nargs="+")
+    lint_parser.add_argument("file", metavar="FILE", nargs="+", help="a cassette (several allowed)")
     lint_parser.set_defaults(handler=_lint)
     har = tools.add_parser(
         "to-har",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="export as HAR 1.2",
         description="Export a cassette as HAR 1.2 (chunks and events in _chunks and _events).",
     )
-    har.add_argument("file", metavar="FILE")
+    har.add_argument("file", metavar="FILE", help="the cassette")
     har.add_argument("-o", "--output", metavar="OUT", help="write here (default: stdout)")
     har.set_defaults(handler=_to_har)
     rerecord = tools.add_parser(
         "rerecord",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="record the shipped scenarios again",
         description="Record every shipped scenario again from the reference server: "
         + ", ".join(SCENARIOS)
         + ".",
     )
-    rerecord.add_argument("directory", nargs="?", default="cassettes", help="default: cassettes")
-    rerecord.add_argument("--only", action="append", metavar="NAME", help="just this scenario")
+    rerecord.add_argument(
+        "directory", nargs="?", default="cassettes", help="where to write (default: cassettes)"
+    )
+    rerecord.add_argument(
+        "--only", action="append", metavar="NAME", help="just this scenario (repeat)"
+    )
     rerecord.set_defaults(handler=_rerecord)
 
 

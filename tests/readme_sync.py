@@ -1,0 +1,144 @@
+"""The README's generated parts, and its code blocks.
+
+``python -m tests.readme_sync`` rewrites the generated sections of README.md
+(the state diagram and the command-line reference) from the code;
+``tests/test_readme.py`` fails when they drift, and runs every example.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+import gptalk_proto as g
+from gptalk_transports._cli import EPILOG, build_parser
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+
+
+class Block(NamedTuple):
+    """A fenced code block: its language, its text and the line it starts on."""
+
+    lang: str
+    code: str
+    line: int
+
+
+def blocks(text: str) -> list[Block]:
+    """Every fenced code block of a Markdown text, in order."""
+    found = []
+    for match in re.finditer(r"^```(\w*)\n(.*?)^```$", text, re.MULTILINE | re.DOTALL):
+        found.append(Block(match[1], match[2], text.count("\n", 0, match.start()) + 1))
+    return found
+
+
+def section(text: str, name: str) -> str:
+    """What lies between ``<!-- name:begin -->`` and ``<!-- name:end -->``."""
+    match = re.search(rf"<!-- {name}:begin -->\n(.*?)<!-- {name}:end -->", text, re.DOTALL)
+    if match is None:
+        raise LookupError(f"README.md has no {name} section")
+    return match[1]
+
+
+def replace_section(text: str, name: str, body: str) -> str:
+    section(text, name)  # present
+    return re.sub(
+        rf"(<!-- {name}:begin -->\n).*?(<!-- {name}:end -->)",
+        lambda m: m[1] + body + m[2],
+        text,
+        flags=re.DOTALL,
+    )
+
+
+def state_diagram_section() -> str:
+    return "```mermaid\n" + g.state_diagram() + "\n```\n"
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.ArgumentParser]]:
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found += list(action.choices.items())
+    return found
+
+
+def _argument(action: argparse.Action) -> str:
+    metavar = action.metavar if isinstance(action.metavar, str) else None
+    if not action.option_strings:
+        name = metavar or action.dest
+        if action.nargs == "+":
+            return f"{name} ..."
+        if action.nargs == "?":
+            return f"[{name}]"
+        return name
+    if action.nargs == 0:
+        return ", ".join(action.option_strings)
+    return ", ".join(
+        f"{option} {metavar or action.dest.upper()}" for option in action.option_strings
+    )
+
+
+def help_text(action: argparse.Action) -> str:
+    """An argument's help, ``%(default)s`` expanded."""
+    return (action.help or "").replace("%(default)s", str(action.default))
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def commands() -> list[tuple[str, argparse.ArgumentParser]]:
+    """``("gptalk chat", parser)`` for the top level and every subcommand."""
+    todo = [("gptalk", build_parser())]
+    found = []
+    while todo:
+        name, parser = todo.pop(0)
+        found.append((name, parser))
+        todo[:0] = [(f"{name} {sub}", subparser) for sub, subparser in _subparsers(parser)]
+    return found
+
+
+def cli_section() -> str:
+    out = ["Exit codes, for every command:", "", "```text", EPILOG.rstrip(), "```", ""]
+    for name, parser in commands():
+        out += [f"### `{name}`", ""]
+        if parser.description:
+            out += [parser.description, ""]
+        rows = []
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            if isinstance(action, argparse._SubParsersAction):
+                for choice in action._choices_actions:
+                    rows.append((f"{name} {choice.dest}", choice.help or ""))
+                continue
+            rows.append((_argument(action), help_text(action)))
+        out += ["| argument | meaning |", "|---|---|"]
+        out += [f"| `{arg}` | {_cell(meaning)} |" for arg, meaning in rows]
+        out.append("")
+    return "\n".join(out)
+
+
+def fault_kinds(text: str) -> dict[str, str]:
+    """Fault kinds and default endpoints, from the README's fault table."""
+    table = section(text, "faults")
+    return dict(re.findall(r"^\| `([a-z]+)(?:=[A-Z]+)?` \| (\w+) \|", table, re.MULTILINE))
+
+
+def sync(path: Path = README) -> bool:
+    """Rewrite the generated sections; True if anything changed."""
+    text = path.read_text(encoding="utf-8")
+    new = replace_section(text, "state-diagram", state_diagram_section())
+    new = replace_section(new, "cli", cli_section())
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+    return new != text
+
+
+if __name__ == "__main__":
+    changed = sync()
+    print("README.md updated" if changed else "README.md already in sync", file=sys.stderr)

@@ -1,0 +1,188 @@
+"""The README is kept true by running it.
+
+* Every ``python`` and ``sh`` block runs (in a scratch directory, in README
+  order), except the set-up block, which CI runs on a fresh clone.  A block
+  whose first line is ``# NAME.py`` is a file the next blocks use.
+* The generated parts (state diagram, command-line reference) equal what the
+  code generates; ``python -m tests.readme_sync`` rewrites them.
+* ``--help`` of every command is complete and says what the README says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import io
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gptalk_proto._faults import _KINDS
+from gptalk_transports._cli import main
+
+from .readme_sync import (
+    README,
+    ROOT,
+    Block,
+    blocks,
+    cli_section,
+    commands,
+    fault_kinds,
+    help_text,
+    section,
+    state_diagram_section,
+)
+
+TEXT = README.read_text(encoding="utf-8")
+BLOCKS = blocks(TEXT)
+SETUP = BLOCKS[0]
+FILE = re.compile(r"# (\S+\.py)\n")
+EXAMPLES = [b for b in BLOCKS[1:] if b.lang in ("python", "sh") and not FILE.match(b.code)]
+FILES = [b for b in BLOCKS if b.lang == "python" and FILE.match(b.code)]
+# Long-running lines get a bounded form: the benchmark runs one quick part.
+BENCH = "python -m tests.bench"
+BENCH_SMOKE = [sys.executable, "-m", "tests.bench", "--quick", "--only", "replay"]
+
+
+def test_the_setup_commands_come_first() -> None:
+    assert SETUP.lang == "sh"
+    assert TEXT.index("```sh") < TEXT.index("\n## "), "before any section"
+    install, tests = SETUP.code.splitlines()
+    assert "pip install -e '.[test]'" in install
+    assert 'gptalk chat "' in install
+    assert tests.endswith("python -m pytest")
+    assert "awk" in (ROOT / ".ci" / "run").read_text(), "CI runs them from the README"
+
+
+def test_the_state_diagram_is_drawn_from_the_table() -> None:
+    assert section(TEXT, "state-diagram") == state_diagram_section(), (
+        "run: python -m tests.readme_sync"
+    )
+
+
+def test_the_cli_reference_is_generated_from_the_parser() -> None:
+    assert section(TEXT, "cli") == cli_section(), "run: python -m tests.readme_sync"
+
+
+def test_the_fault_table_lists_every_kind() -> None:
+    assert fault_kinds(TEXT) == {kind: default for kind, (default, _) in _KINDS.items()}
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.mark.parametrize("name", [name for name, _ in commands()])
+def test_help_is_complete_and_says_what_the_readme_says(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = dict(commands())[name]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*name.split()[1:], "--help"], stdout=io.StringIO(), stderr=io.StringIO())
+    assert exit_info.value.code == 0
+    shown = _words(capsys.readouterr().out)
+    assert parser.description is None or _words(parser.description) in shown
+    for action in parser._actions:
+        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+            continue
+        assert action.help, f"{name}: {action.option_strings or action.dest} has no help"
+        assert _words(help_text(action)) in shown
+        for option in action.option_strings:
+            assert option in shown
+            assert re.search(rf"[` ]{re.escape(option)}\b", section(TEXT, "cli"))
+
+
+# -- the examples -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One scratch directory for all examples, with the README's files in it."""
+    path = tmp_path_factory.mktemp("readme")
+    for block in FILES:
+        name = FILE.match(block.code)
+        assert name is not None
+        (path / name[1]).write_text(block.code, encoding="utf-8")
+    return path
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    # The venv's gptalk and python come first, as after ". .venv/bin/activate".
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env["PYTHONPATH"] = str(ROOT)  # for python -m tests.bench
+    env.pop("PYTEST_ADDOPTS", None)
+    return env
+
+
+def _commands(block: Block) -> list[str]:
+    lines = []
+    for line in block.code.splitlines():
+        command = line.split("  #", 1)[0].strip()
+        if command and not command.startswith("#"):
+            lines.append(command)
+    return lines
+
+
+def _check(result: subprocess.CompletedProcess[str], where: str) -> None:
+    assert result.returncode == 0, f"{where}\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+    assert "Traceback" not in result.stderr, where
+
+
+@pytest.mark.parametrize("block", EXAMPLES, ids=[f"README.md:{b.line}" for b in EXAMPLES])
+def test_the_example_runs(block: Block, workdir: Path) -> None:
+    where = f"README.md line {block.line}"
+    if block.lang == "python":
+        script = workdir / f"example_{block.line}.py"
+        script.write_text(block.code, encoding="utf-8")
+        result = subprocess.run(
+            [sys.executable, "-W", "error", str(script)],
+            cwd=workdir,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        _check(result, where)
+        return
+    for command in _commands(block):
+        if command.startswith(BENCH):
+            if importlib.util.find_spec("aiohttp") is None:
+                pytest.skip("the benchmark's peers are not installed")
+            bench = subprocess.run(
+                BENCH_SMOKE,
+                cwd=ROOT,
+                env=_env(),
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            # A quick run's figures may miss targets (exit 1); it must run.
+            assert bench.returncode in (0, 1), bench.stderr[-4000:]
+            assert "rows," in bench.stdout
+            continue
+        if "gptalk_proto.testing.fuzz" in command and importlib.util.find_spec("atheris") is None:
+            pytest.skip("atheris (the fuzz extra) is not installed")
+        result = subprocess.run(
+            ["bash", "-c", f"set -euo pipefail; {command}"],
+            cwd=workdir,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        _check(result, f"{where}: {command}")
+
+
+def test_every_example_is_run() -> None:
+    # Only set-up, files, examples and output samples: nothing unrun slips in.
+    others = [b for b in BLOCKS[1:] if b not in EXAMPLES and b not in FILES]
+    assert {b.lang for b in others} <= {"text", "mermaid"}
+    assert len(EXAMPLES) >= 12
