@@ -24,6 +24,7 @@ import pytest
 from gptalk_proto._faults import _KINDS
 from gptalk_transports._cli import main
 
+from .bench.run import HEADER
 from .readme_sync import (
     README,
     ROOT,
@@ -70,6 +71,17 @@ def test_the_cli_reference_is_generated_from_the_parser() -> None:
 
 def test_the_fault_table_lists_every_kind() -> None:
     assert fault_kinds(TEXT) == {kind: default for kind, (default, _) in _KINDS.items()}
+
+
+def test_the_benchmark_table_is_one_the_benchmark_printed() -> None:
+    lines = section(TEXT, "bench").strip().splitlines()
+    assert lines[0] == "| " + " | ".join(HEADER) + " |", "run: python -m tests.bench --markdown"
+    rows = [line for line in lines[2:] if line.startswith("| ")]
+    assert rows, "the latest table is missing"
+    for row in rows:
+        cells = row.strip("|").split(" | ")
+        assert len(cells) == len(HEADER), row
+        assert cells[-1].strip() in ("PASS", "FAIL", ""), row
 
 
 def _words(text: str) -> str:
