@@ -28,7 +28,7 @@ from gptalk_proto import (
 from gptalk_proto.testing._reference_sse import reference_parse
 from gptalk_proto.testing.strategies import chunkings, sse_like_bytes
 
-from .test_sse_spec import feed_all, outcome
+from .sse_cases import feed_all, outcome
 
 NEWLINES = ["\n", "\r\n", "\r"]
 

@@ -1,0 +1,192 @@
+"""The HAR export of every shipped cassette, and the cassette, replay and record commands."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+import gptalk_proto as g
+from gptalk_proto._cassette import parse_response
+from gptalk_transports._cassettes import load_cassette
+from gptalk_transports._session import replay_session
+
+from .replay_cases import CASSETTES, SHIPPED, cassette_at, shipped
+
+GPTALK = Path(sys.executable).with_name("gptalk")
+ENV = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+
+
+# -- HAR ------------------------------------------------------------------------------------------
+
+
+def _chunk_bytes(entry: dict[str, Any]) -> bytes:
+    if entry.get("encoding") == "base64":
+        return base64.b64decode(entry["text"])
+    return str(entry["text"]).encode("utf-8")
+
+
+@shipped
+def test_har_export_has_the_har_1_2_shape(path: Path) -> None:
+    cassette = cassette_at(path)
+    har = g.to_har(cassette)
+    json.dumps(har)  # JSON-ready
+    log = har["log"]
+    assert log["version"] == "1.2"
+    assert log["creator"] == {"name": "gptalk-proto", "version": g.__version__}
+    assert isinstance(log["pages"], list)
+    assert len(log["entries"]) == len(cassette.interactions)
+    start = datetime.fromisoformat(cassette.recorded_at.replace("Z", "+00:00"))
+    previous = start
+    for item, entry in zip(cassette.interactions, log["entries"], strict=True):
+        when = datetime.fromisoformat(entry["startedDateTime"].replace("Z", "+00:00"))
+        assert when.tzinfo is not None
+        assert when >= previous
+        assert abs((when - start).total_seconds() - item.request.t) < 0.001
+        previous = when
+        request, response = entry["request"], entry["response"]
+        for key in ("method", "url", "httpVersion", "cookies", "headers", "queryString"):
+            assert key in request
+        assert request["method"] == item.request.method
+        assert request["url"] == cassette.origin.rstrip("/") + item.request.target
+        assert request["headers"] == [{"name": n, "value": v} for n, v in item.request.headers]
+        assert request["bodySize"] == len(item.request.body)
+        assert ("postData" in request) == bool(item.request.body)
+        for key in ("status", "statusText", "httpVersion", "cookies", "headers", "content"):
+            assert key in response
+        assert response["redirectURL"] == ""
+        assert response["status"] == item.response.status
+        assert response["headers"] == [{"name": n, "value": v} for n, v in item.response.headers]
+        _, _, body, _ = parse_response(item.request.method, item.response.wire)
+        assert response["content"]["size"] == len(body)
+        assert response["content"]["text"] == body.decode("utf-8")
+        timings = entry["timings"]
+        assert {"send", "wait", "receive"} <= set(timings)
+        assert all(timings[key] >= 0 for key in ("send", "wait", "receive"))
+        assert entry["time"] == pytest.approx(
+            timings["send"] + timings["wait"] + timings["receive"], abs=0.01
+        )
+        assert entry["connection"] == str(item.connection)
+        assert entry["_end"] == item.response.end
+        # The extension fields carry the chunks and events, consistent with the cassette.
+        chunks = entry["_chunks"]
+        assert [c["size"] for c in chunks] == [len(c.data) for c in item.response.chunks]
+        assert [_chunk_bytes(c) for c in chunks] == [c.data for c in item.response.chunks]
+        for har_chunk, chunk in zip(chunks, item.response.chunks, strict=True):
+            assert har_chunk["offset_ms"] == pytest.approx(
+                (chunk.t - item.request.t) * 1000, abs=0.001
+            )
+        assert entry["_events"] == [event._asdict() for event in item.response.events]
+
+
+def gptalk(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(GPTALK), *args],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=ENV,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_to_har_command_writes_the_same_json(tmp_path: Path) -> None:
+    path = CASSETTES / "503-then-retry.json"
+    out = tmp_path / "out.har"
+    done = gptalk("cassette", "to-har", str(path), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(out.read_text(encoding="utf-8")) == g.to_har(load_cassette(path))
+    printed = gptalk("cassette", "to-har", str(path))
+    assert printed.returncode == 0
+    assert json.loads(printed.stdout) == g.to_har(load_cassette(path))
+
+
+# -- the cassette commands ------------------------------------------------------------------------
+
+
+def test_verify_command_passes_every_shipped_cassette() -> None:
+    done = gptalk("cassette", "verify", *map(str, SHIPPED), timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for path in SHIPPED:
+        assert re.search(rf"^{re.escape(str(path))}: ok \(", done.stdout, re.M), done.stdout
+
+
+def test_verify_command_fails_a_tampered_cassette(tmp_path: Path) -> None:
+    raw = json.loads((CASSETTES / "plain-chat.json").read_text(encoding="utf-8"))
+    event = raw["interactions"][2]["events"][5]
+    event["data"] = event["data"].replace("oscar", "OSCAR")
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
+    good = CASSETTES / "plain-chat.json"
+    done = gptalk("cassette", "verify", str(good), str(tampered))
+    assert done.returncode == 1
+    assert f"{good}: ok" in done.stdout
+    assert f"{tampered}: FAILED: interactions[2].events" in done.stdout
+
+
+def test_replay_command_prints_the_recorded_reply() -> None:
+    done = gptalk("replay", str(CASSETTES / "plain-chat.json"), "--speed", "0")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == g.expected_reply("Hello, how are you?") + "\n"
+
+
+def test_record_command_then_verify_and_lint(tmp_path: Path) -> None:
+    out = tmp_path / "hi.json"
+    done = gptalk("record", "-o", str(out), "hi")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == g.expected_reply("hi") + "\n"
+    assert "recorded 3 exchanges" in done.stderr
+    verified = gptalk("cassette", "verify", str(out))
+    assert verified.returncode == 0, verified.stdout
+    assert "1 chats" in verified.stdout
+    linted = gptalk("cassette", "lint", str(out))
+    assert linted.returncode == 0, linted.stdout
+    cassette = load_cassette(out)
+    assert cassette.redacted
+    assert [item.kind for item in cassette.interactions] == ["login", "text", "stream"]
+
+
+def test_record_command_stops_a_stream_at_max_events(tmp_path: Path) -> None:
+    out = tmp_path / "three.json"
+    done = gptalk("record", "--max-events", "3", "-o", str(out), "hi")
+    assert done.returncode == 0, done.stderr
+    assert "gptalk: chat 'hi' ended with: the reply stream" in done.stderr
+    cassette = load_cassette(out)
+    stream = cassette.interactions[-1]
+    assert stream.kind == "stream"
+    assert stream.response.end == "stopped"
+    assert len(stream.response.events) == 3
+    verified = gptalk("cassette", "verify", str(out))
+    assert verified.returncode == 0, verified.stdout
+    results = anyio.run(replay_session, cassette)
+    assert [type(r.error) for r in results] == [g.StreamInterrupted]
+
+
+def test_max_events_cuts_exactly_inside_one_read() -> None:
+    """Ten events in one read, a limit of three: the session keeps exactly the
+    bytes up to the third event's end, and they parse to three events."""
+    recorder = g.Recorder("http://x", max_events=3)
+    number = recorder.open_connection()
+    recorder.sent(
+        number, b"GET /api/chatgpt/chatapi/stream?token=a HTTP/1.1\r\nhost: x\r\n\r\n", 0.0
+    )
+    head = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+    )
+    events = [b'data: {"content": "%d"}\n\n' % i for i in range(10)]
+    data = head + b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events)
+    keep = recorder.received(number, data, 0.1)
+    assert recorder.should_stop(number)
+    assert 0 < keep < len(data)
+    _, _, _, parsed = g._cassette.parse_response("GET", data[:keep])
+    assert [e.data for e in parsed] == ['{"content": "0"}', '{"content": "1"}', '{"content": "2"}']
