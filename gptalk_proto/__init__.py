@@ -65,8 +65,9 @@ from ._server import (
     ServerConnection,
 )
 from ._service import Abort, Chunk, Drip, End, Head, Pause, Service, Step
-from ._sse import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_SIZE, SSEEvent, SSEParser
+from ._sse import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_SIZE, SSEParser
 from ._sse_encoder import encode_comment, encode_event
+from ._sse_event import SSEEvent
 from ._state import CLIENT_TRANSITIONS, ClientInput, ClientState, state_diagram
 from ._util import NEED_DATA, PAUSED, SEND_REQUEST, Sentinel
 from ._version import __version__

@@ -29,7 +29,8 @@ from typing import Any
 import h11
 
 from ._errors import GPTalkError, RemoteProtocolError
-from ._sse import SSEEvent, SSEParser
+from ._sse import SSEParser
+from ._sse_event import SSEEvent
 
 __all__ = [
     "FORMAT_VERSION",

@@ -41,7 +41,8 @@ from ._errors import (
     StreamInterrupted,
 )
 from ._events import ChatDone, ChatEvent, LoggedIn, Request
-from ._sse import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_SIZE, SSEEvent, SSEParser
+from ._sse import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_SIZE, SSEParser
+from ._sse_event import SSEEvent
 from ._state import SEND_STATES, ClientInput, ClientState, StateMachine
 from ._util import (
     NEED_DATA,

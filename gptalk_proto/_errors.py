@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._sse import SSEEvent
+    from ._sse_event import SSEEvent
 
 __all__ = [
     "AuthExpired",

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterable
-from typing import NamedTuple, NoReturn
+from typing import NoReturn
 
 from ._errors import (
     LocalProtocolError,
@@ -34,11 +34,11 @@ from ._errors import (
     SSELineTooLong,
     SSESizeError,
 )
+from ._sse_event import SSEEvent, _new_event
 
 __all__ = [
     "DEFAULT_MAX_EVENT_SIZE",
     "DEFAULT_MAX_LINE_SIZE",
-    "SSEEvent",
     "SSEParser",
 ]
 
@@ -62,57 +62,6 @@ _BOM = b"\xef\xbb\xbf"
 # (Chromium parses into 64 bits).  Such a delay is not a time anyone can wait.
 _MAX_RETRY_DIGITS = getattr(sys, "get_int_max_str_digits", lambda: 4300)() or 4300
 
-
-class _SSEEventFields(NamedTuple):
-    event: str
-    data: str
-    id: str
-    retry: int | None
-
-
-class SSEEvent(_SSEEventFields):
-    """One dispatched server-sent event.  Immutable.
-
-    * ``event``: the event type; ``"message"`` when the block gave none (or an
-      empty one).
-    * ``data``: the ``data`` lines joined by LF (the trailing LF removed).
-    * ``id``: the last event ID string at dispatch.  It persists across events
-      until an ``id`` field changes it, as the standard says.
-    * ``retry``: the reconnection time (ms) set by a valid ``retry`` field since
-      the previous dispatched event, else ``None``.  The parser's own
-      ``retry`` attribute holds the stream-wide current value.
-
-    It is a ``NamedTuple`` because one is built per event on the hot path:
-    the parser builds them with ``tuple.__new__`` (about 9 times cheaper than
-    a frozen dataclass), while this constructor validates what a caller gives.
-    """
-
-    __slots__ = ()
-
-    def __new__(
-        cls,
-        event: str = "message",
-        data: str = "",
-        id: str = "",
-        retry: int | None = None,
-    ) -> SSEEvent:
-        for name, value in (("event", event), ("data", data), ("id", id)):
-            if not isinstance(value, str):
-                raise TypeError(f"SSEEvent.{name} must be a str, not {type(value).__name__}")
-        if "\r" in event or "\n" in event:
-            raise LocalProtocolError("SSEEvent.event must not contain CR or LF")
-        if "\r" in id or "\n" in id or "\x00" in id:
-            raise LocalProtocolError("SSEEvent.id must not contain CR, LF or NUL")
-        if retry is not None and (
-            not isinstance(retry, int) or isinstance(retry, bool) or retry < 0
-        ):
-            raise LocalProtocolError(f"SSEEvent.retry must be a non-negative int, not {retry!r}")
-        return tuple.__new__(cls, (event, data, id, retry))
-
-
-# The hot path builds events without re-validating what the parser itself
-# produced: tuple.__new__(SSEEvent, (event, data, id, retry)).
-_new_event = tuple.__new__
 
 # One block of one "data: " line and a blank line, and a run of them (the
 # fast path in SSEParser._interpret).

@@ -44,8 +44,9 @@ from .._chat import Chat
 from .._connection import ClientConnection
 from .._credentials import Credentials
 from .._errors import RemoteProtocolError, SSESizeError
-from .._sse import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_SIZE, SSEEvent, SSEParser
+from .._sse import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_SIZE, SSEParser
 from .._sse_encoder import encode_comment, encode_event
+from .._sse_event import SSEEvent
 from .._wire import DONE_MARKER
 from ._reference_sse import reference_parse
 from ._scripted import SSE_TYPE, check_reply, http_response, play_responses
