@@ -25,6 +25,7 @@ from ._cassette import (
 )
 from ._errors import LocalProtocolError, RemoteProtocolError
 from ._redact import redact as apply_redaction
+from ._request_reader import ReadRequest, RequestReader
 from ._sse import SSEParser
 from ._version import __version__
 
@@ -50,10 +51,7 @@ class _Connection:
 
     def __init__(self, number: int) -> None:
         self.number = number
-        self.requests = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_RECORDED_REQUEST)
-        self.head: h11.Request | None = None
-        self.body: list[bytes] = []
-        self.started = 0.0
+        self.requests = RequestReader(MAX_RECORDED_REQUEST)
         self.current: _Exchange | None = None
         # Counting events for max_events: h11 (client side) and an SSE parser.
         self.responses: h11.Connection | None = None
@@ -85,43 +83,26 @@ class Recorder:
     def sent(self, connection: int, data: bytes, t: float) -> None:
         """The client wrote ``data`` at ``t``."""
         conn = self._connections[connection]
-        conn.requests.receive_data(data)
-        while True:
-            try:
-                event = conn.requests.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise LocalProtocolError(f"the recorded client sent invalid HTTP: {exc}") from None
-            if event is h11.NEED_DATA or event is h11.PAUSED:
-                return
-            if isinstance(event, h11.Request):
-                conn.head = event
-                conn.body = []
-                conn.started = t
-            elif isinstance(event, h11.Data):
-                conn.body.append(bytes(event.data))
-            elif isinstance(event, h11.EndOfMessage):
-                self._request_done(conn)
+        try:
+            requests = conn.requests.feed(data, t)
+        except h11.RemoteProtocolError as exc:
+            raise LocalProtocolError(f"the recorded client sent invalid HTTP: {exc}") from None
+        for request in requests:
+            self._request_done(conn, request)
 
-    def _request_done(self, conn: _Connection) -> None:
-        head = conn.head
-        assert head is not None
+    def _request_done(self, conn: _Connection, read: ReadRequest) -> None:
+        head = read.head
         request = RecordedRequest(
-            t=round(conn.started, 6),
+            t=round(read.t, 6),
             method=head.method.decode("ascii"),
             target=head.target.decode("ascii"),
             headers=tuple(
                 (n.decode("latin-1"), v.decode("latin-1")) for n, v in head.headers.raw_items()
             ),
-            body=b"".join(conn.body),
+            body=read.body,
         )
         conn.current = _Exchange(conn.number, request)
         self._exchanges.append(conn.current)
-        # The next request on this connection gets a fresh parser: this one
-        # never sends the response it would need to cycle.
-        leftover, _ = conn.requests.trailing_data
-        conn.requests = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_RECORDED_REQUEST)
-        if leftover:
-            conn.requests.receive_data(leftover)
         if self.max_events is not None:
             conn.responses = h11.Connection(h11.CLIENT)
             conn.responses.send(

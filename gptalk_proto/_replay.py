@@ -31,6 +31,7 @@ import h11
 
 from ._cassette import Cassette, CassetteError, Interaction, RecordedChunk, RecordedRequest
 from ._errors import excerpt
+from ._request_reader import RequestReader
 from ._util import Sentinel
 
 __all__ = ["EOF", "CassetteMismatch", "CassetteUnplayed", "ReplayConnection", "Replayer"]
@@ -194,45 +195,28 @@ class ReplayConnection:
 
     def __init__(self, replayer: Replayer) -> None:
         self._replayer = replayer
-        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REPLAY_REQUEST)
-        self._head: h11.Request | None = None
-        self._body: list[bytes] = []
+        self._requests = RequestReader(MAX_REPLAY_REQUEST)
         self._queue: deque[RecordedChunk | Sentinel] = deque()
         #: The step being answered and when its request was recorded.
         self.current: Interaction | None = None
 
     def receive(self, data: bytes) -> None:
         """Bytes the client wrote; a complete request queues its response."""
-        self._h11.receive_data(data)
-        while True:
-            try:
-                event = self._h11.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise CassetteError(f"the client sent invalid HTTP during replay: {exc}") from None
-            if event is h11.NEED_DATA or event is h11.PAUSED:
-                return
-            if isinstance(event, h11.Request):
-                self._head = event
-                self._body = []
-            elif isinstance(event, h11.Data):
-                self._body.append(bytes(event.data))
-            elif isinstance(event, h11.EndOfMessage):
-                head = self._head
-                assert head is not None
-                item = self._replayer.match(
-                    head.method.decode("ascii"),
-                    head.target.decode("ascii"),
-                    [(n.decode("latin-1"), v.decode("latin-1")) for n, v in head.headers],
-                    b"".join(self._body),
-                )
-                self.current = item
-                self._queue.extend(item.response.chunks)
-                if item.response.end != "complete":
-                    self._queue.append(EOF)
-                leftover, _ = self._h11.trailing_data
-                self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REPLAY_REQUEST)
-                if leftover:
-                    self._h11.receive_data(leftover)
+        try:
+            requests = self._requests.feed(data)
+        except h11.RemoteProtocolError as exc:
+            raise CassetteError(f"the client sent invalid HTTP during replay: {exc}") from None
+        for head, body, _ in requests:
+            item = self._replayer.match(
+                head.method.decode("ascii"),
+                head.target.decode("ascii"),
+                [(n.decode("latin-1"), v.decode("latin-1")) for n, v in head.headers],
+                body,
+            )
+            self.current = item
+            self._queue.extend(item.response.chunks)
+            if item.response.end != "complete":
+                self._queue.append(EOF)
 
     def next_chunk(self) -> RecordedChunk | Sentinel | None:
         """The next recorded chunk, ``EOF`` where the server closed, or None

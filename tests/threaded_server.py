@@ -9,13 +9,20 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
 import gptalk_proto as g
 
+#: Writes a whole stream answer, head included, on the raw socket.
+StreamWriter = Callable[[socket.socket], None]
 
-def serve_connection(sock: socket.socket, service: g.Service) -> None:
+
+def serve_connection(
+    sock: socket.socket, service: g.Service, stream_body: StreamWriter | None = None
+) -> None:
+    """Serve one connection; with ``stream_body``, the stream request gets
+    what it writes instead of the service's answer."""
     conn = g.ServerConnection(service)
     with sock:
         while True:
@@ -27,6 +34,14 @@ def serve_connection(sock: socket.socket, service: g.Service) -> None:
                     return
                 continue
             if event is g.PAUSED:
+                return
+            if (
+                stream_body is not None
+                and isinstance(event, g.RequestReceived)
+                and event.target.startswith(g.STREAM_PATH)
+            ):
+                with suppress(OSError):
+                    stream_body(sock)
                 return
             assert isinstance(event, (g.RequestReceived, g.BadRequest))
             for action in conn.respond(event, now=time.time()):
@@ -41,8 +56,11 @@ def serve_connection(sock: socket.socket, service: g.Service) -> None:
 
 
 @contextmanager
-def threaded_server(service: g.Service) -> Iterator[tuple[str, int]]:
-    """Serve ``service`` on 127.0.0.1 until the block ends; yield (host, port)."""
+def listening(
+    handle: Callable[[socket.socket], None], *, timeout: float, join_timeout: float
+) -> Iterator[tuple[str, int]]:
+    """Accept on 127.0.0.1 until the block ends, each connection handled in a
+    thread of its own (sockets time out after ``timeout`` s); yield (host, port)."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.05)
     stop = threading.Event()
@@ -56,8 +74,8 @@ def threaded_server(service: g.Service) -> Iterator[tuple[str, int]]:
                 continue
             except OSError:
                 return
-            sock.settimeout(10)
-            worker = threading.Thread(target=serve_connection, args=(sock, service), daemon=True)
+            sock.settimeout(timeout)
+            worker = threading.Thread(target=handle, args=(sock,), daemon=True)
             worker.start()
             workers.append(worker)
 
@@ -70,4 +88,13 @@ def threaded_server(service: g.Service) -> Iterator[tuple[str, int]]:
         acceptor.join()
         listener.close()
         for worker in workers:
-            worker.join(timeout=15)
+            worker.join(timeout=join_timeout)
+
+
+@contextmanager
+def threaded_server(service: g.Service) -> Iterator[tuple[str, int]]:
+    """Serve ``service`` on 127.0.0.1 until the block ends; yield (host, port)."""
+    with listening(
+        lambda sock: serve_connection(sock, service), timeout=10, join_timeout=15
+    ) as address:
+        yield address

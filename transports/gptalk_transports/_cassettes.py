@@ -380,7 +380,37 @@ class _AsyncReplayStream:
         self._eof = True
 
 
-class AsyncReplayConnector:
+class _ReplayConnector:
+    """What the two replay connectors share: the replayer, timing, cutting."""
+
+    def __init__(
+        self,
+        cassette: Cassette,
+        *,
+        timing: ReplayTiming | None,
+        rechunk: str | int,
+        clock: ReplayClock,
+    ) -> None:
+        self.replayer = Replayer(cassette)
+        self.timing = timing or ReplayTiming()
+        self._cut = _cutter(rechunk)
+        self.clock = clock
+        self._options = RequestOptions(Origin.parse(cassette.origin).host_header)
+
+    @property
+    def request_options(self) -> RequestOptions:
+        return self._options
+
+    def _state(self) -> _ReplayState:
+        # One connection's worth of replay: the server side of the next steps.
+        return _ReplayState(self.replayer.connection(), self.timing, self._cut)
+
+    def assert_played(self) -> None:
+        """Fail if any recorded step was never reached."""
+        self.replayer.assert_played()
+
+
+class AsyncReplayConnector(_ReplayConnector):
     """Serves an AsyncClient from a cassette, offline.
 
     Args:
@@ -398,23 +428,10 @@ class AsyncReplayConnector:
         rechunk: str | int = "recorded",
         clock: ReplayClock | None = None,
     ) -> None:
-        self.replayer = Replayer(cassette)
-        self.timing = timing or ReplayTiming()
-        self._cut = _cutter(rechunk)
-        self.clock: ReplayClock = clock or _AnyioClock()
-        self._options = RequestOptions(Origin.parse(cassette.origin).host_header)
-
-    @property
-    def request_options(self) -> RequestOptions:
-        return self._options
+        super().__init__(cassette, timing=timing, rechunk=rechunk, clock=clock or _AnyioClock())
 
     async def connect(self, timeout: float | None) -> AsyncByteStream:
-        state = _ReplayState(self.replayer.connection(), self.timing, self._cut)
-        return _AsyncReplayStream(state, self.clock)
-
-    def assert_played(self) -> None:
-        """Fail if any recorded step was never reached."""
-        self.replayer.assert_played()
+        return _AsyncReplayStream(self._state(), self.clock)
 
 
 class _SystemClock:
@@ -460,7 +477,7 @@ class _SyncReplayStream:
         self._eof = True
 
 
-class SyncReplayConnector:
+class SyncReplayConnector(_ReplayConnector):
     """The blocking twin of :class:`AsyncReplayConnector`."""
 
     def __init__(
@@ -471,19 +488,7 @@ class SyncReplayConnector:
         rechunk: str | int = "recorded",
         clock: ReplayClock | None = None,
     ) -> None:
-        self.replayer = Replayer(cassette)
-        self.timing = timing or ReplayTiming()
-        self._cut = _cutter(rechunk)
-        self.clock: ReplayClock = clock or _SystemClock()
-        self._options = RequestOptions(Origin.parse(cassette.origin).host_header)
-
-    @property
-    def request_options(self) -> RequestOptions:
-        return self._options
+        super().__init__(cassette, timing=timing, rechunk=rechunk, clock=clock or _SystemClock())
 
     def connect(self, timeout: float | None) -> SyncByteStream:
-        state = _ReplayState(self.replayer.connection(), self.timing, self._cut)
-        return _SyncReplayStream(state, self.clock)
-
-    def assert_played(self) -> None:
-        self.replayer.assert_played()
+        return _SyncReplayStream(self._state(), self.clock)
