@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
-import os
 import re
-import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,10 +18,11 @@ from gptalk_proto._cassette import parse_response
 from gptalk_transports._cassettes import load_cassette
 from gptalk_transports._session import replay_session
 
+from . import console
 from .replay_cases import CASSETTES, SHIPPED, cassette_at, shipped
 
-GPTALK = Path(sys.executable).with_name("gptalk")
-ENV = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+# The cassette commands read and write whole files: a longer limit.
+gptalk = functools.partial(console.gptalk, timeout=60)
 
 
 # -- HAR ------------------------------------------------------------------------------------------
@@ -86,18 +85,6 @@ def test_har_export_has_the_har_1_2_shape(path: Path) -> None:
                 (chunk.t - item.request.t) * 1000, abs=0.001
             )
         assert entry["_events"] == [event._asdict() for event in item.response.events]
-
-
-def gptalk(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(GPTALK), *args],
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        env=ENV,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def test_to_har_command_writes_the_same_json(tmp_path: Path) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -14,11 +12,11 @@ import pytest
 import gptalk_proto as g
 from gptalk_transports._cassettes import load_cassette, save_cassette
 
+from .console import gptalk
 from .redaction_cases import json_response, response_from
 
 CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
 SHIPPED = sorted(p for p in CASSETTES.glob("*.json") if p.name != "cassette.schema.json")
-GPTALK = Path(sys.executable).with_name("gptalk")
 
 
 def sse_response(*data: str) -> bytes:
@@ -146,27 +144,13 @@ def test_lint_is_clean_on_every_shipped_cassette(path: Path) -> None:
 
 
 def test_lint_command(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [str(GPTALK), "cassette", "lint", *map(str, SHIPPED)],
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=60,
-        check=False,
-    )
+    done = gptalk("cassette", "lint", *map(str, SHIPPED), timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     for path in SHIPPED:
         assert f"{path}: no secrets found" in done.stdout
     planted = tmp_path / "planted.json"
     save_cassette(planted, PLANTS["hex-in-header"][0](load_cassette(CASSETTES / "plain-chat.json")))
-    done = subprocess.run(
-        [str(GPTALK), "cassette", "lint", str(planted)],
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=60,
-        check=False,
-    )
+    done = gptalk("cassette", "lint", str(planted), timeout=60)
     assert done.returncode == 1
     assert "(x-trace): a hex run of 32 characters" in done.stdout
     assert HEX not in done.stdout + done.stderr

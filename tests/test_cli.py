@@ -9,11 +9,9 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import IO
 
 import pytest
@@ -21,28 +19,9 @@ import pytest
 import gptalk_proto as g
 from gptalk_transports._cli import EXIT_CODES
 
-GPTALK = Path(sys.executable).with_name("gptalk")
+from .console import ENV, GPTALK, TIMEOUT, gptalk
+
 LISTENING = re.compile(r"listening on (?P<url>http://127\.0\.0\.1:(?P<port>[1-9][0-9]{0,4}))\n")
-#: Seconds any one subprocess may take before the test fails (it is killed).
-TIMEOUT = 30.0
-# The tests check what the command prints, not how the terminal encodes it.
-ENV = {**os.environ, "PYTHONIOENCODING": "utf-8"}
-
-
-def gptalk(
-    *args: str, stdin: str = "", timeout: float = TIMEOUT
-) -> subprocess.CompletedProcess[str]:
-    """Run the console script to its end (killed after ``timeout``)."""
-    return subprocess.run(
-        [str(GPTALK), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        env=ENV,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def read_line(stream: IO[str], timeout: float) -> str:

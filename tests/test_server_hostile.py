@@ -11,7 +11,6 @@ import json
 import re
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,8 @@ import pytest
 import gptalk_proto as g
 from gptalk_transports import Client
 
-GPTALK = str(Path(sys.executable).with_name("gptalk"))
+from .console import GPTALK
+
 pytestmark = pytest.mark.timeout(120)
 
 
@@ -43,7 +43,7 @@ class Server:
 
 def start_server(*args: str) -> Server:
     process = subprocess.Popen(
-        [GPTALK, "serve", "--header-timeout", "1", "--idle-timeout", "5", *args],
+        [str(GPTALK), "serve", "--header-timeout", "1", "--idle-timeout", "5", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
