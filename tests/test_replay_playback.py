@@ -21,7 +21,7 @@ from gptalk_transports._cassettes import (
     ReplayTiming,
     SyncReplayConnector,
 )
-from gptalk_transports._session import recorded_clock, replay_session, text_steps
+from gptalk_transports._session import next_chat, recorded_clock, replay_session, text_steps
 
 from .clients import open_fds
 from .replay_cases import (
@@ -81,11 +81,10 @@ def blocking_replay(cassette: g.Cassette, **options: Any) -> list[Outcome]:
         retry=RetryPolicy(backoff=0.0),
     ) as client:
         while True:
-            played = connector.replayer.played
-            upcoming = [(prompt, model) for index, prompt, model in steps if index >= played]
-            if not upcoming:
+            upcoming = next_chat(steps, connector.replayer.played)
+            if upcoming is None:
                 break
-            prompt, model = upcoming[0]
+            prompt, model = upcoming
             try:
                 with client.events(prompt, model=model) as events:
                     for _ in events:

@@ -383,18 +383,21 @@ class _AsyncReplayStream:
 class _ReplayConnector:
     """What the two replay connectors share: the replayer, timing, cutting."""
 
+    #: The clock when none is given: the event loop's, or the system's.
+    _default_clock: Callable[[], ReplayClock]
+
     def __init__(
         self,
         cassette: Cassette,
         *,
-        timing: ReplayTiming | None,
-        rechunk: str | int,
-        clock: ReplayClock,
+        timing: ReplayTiming | None = None,
+        rechunk: str | int = "recorded",
+        clock: ReplayClock | None = None,
     ) -> None:
         self.replayer = Replayer(cassette)
         self.timing = timing or ReplayTiming()
         self._cut = _cutter(rechunk)
-        self.clock = clock
+        self.clock: ReplayClock = clock or self._default_clock()
         self._options = RequestOptions(Origin.parse(cassette.origin).host_header)
 
     @property
@@ -420,15 +423,7 @@ class AsyncReplayConnector(_ReplayConnector):
         clock: replaces the event loop's clock and sleep.
     """
 
-    def __init__(
-        self,
-        cassette: Cassette,
-        *,
-        timing: ReplayTiming | None = None,
-        rechunk: str | int = "recorded",
-        clock: ReplayClock | None = None,
-    ) -> None:
-        super().__init__(cassette, timing=timing, rechunk=rechunk, clock=clock or _AnyioClock())
+    _default_clock = _AnyioClock
 
     async def connect(self, timeout: float | None) -> AsyncByteStream:
         return _AsyncReplayStream(self._state(), self.clock)
@@ -480,15 +475,7 @@ class _SyncReplayStream:
 class SyncReplayConnector(_ReplayConnector):
     """The blocking twin of :class:`AsyncReplayConnector`."""
 
-    def __init__(
-        self,
-        cassette: Cassette,
-        *,
-        timing: ReplayTiming | None = None,
-        rechunk: str | int = "recorded",
-        clock: ReplayClock | None = None,
-    ) -> None:
-        super().__init__(cassette, timing=timing, rechunk=rechunk, clock=clock or _SystemClock())
+    _default_clock = _SystemClock
 
     def connect(self, timeout: float | None) -> SyncByteStream:
         return _SyncReplayStream(self._state(), self.clock)

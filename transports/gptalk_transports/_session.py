@@ -69,6 +69,15 @@ def text_steps(cassette: Cassette) -> list[tuple[int, str, str]]:
     return steps
 
 
+def next_chat(steps: list[tuple[int, str, str]], played: int) -> tuple[str, str] | None:
+    """``(prompt, model)`` of the first chat whose text request is at or past
+    step ``played`` (a retried request belongs to the chat before it), or None."""
+    for index, prompt, model in steps:
+        if index >= played:
+            return prompt, model
+    return None
+
+
 def recorded_clock(cassette: Cassette) -> Callable[[], float]:
     """Unix time as it was during the recording (running on from its start)."""
     try:
@@ -124,10 +133,10 @@ async def replay_session(
     ) as client:
         while True:
             played = connector.replayer.played
-            upcoming = [(prompt, model) for index, prompt, model in steps if index >= played]
-            if not upcoming:
+            upcoming = next_chat(steps, played)
+            if upcoming is None:
                 break
-            prompt, model = upcoming[0]
+            prompt, model = upcoming
             result = await _run_chat(client, prompt, model, on_event)
             if isinstance(result.error, CassetteError):
                 raise result.error  # the client left the recorded path
