@@ -69,6 +69,24 @@ the recorded path), 70 internal error, 130 interrupted.
 """
 
 
+def _add_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help_text: str,
+    description: str,
+    *,
+    epilog: str = EPILOG,
+) -> argparse.ArgumentParser:
+    """A subcommand with the shared epilog (exit codes), laid out as written."""
+    return commands.add_parser(
+        name,
+        help=help_text,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 class UsageError(Exception):
     """A bad argument value, reported like argparse's own errors."""
 
@@ -281,13 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gptalk {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    chat = commands.add_parser(
+    chat = _add_command(
+        commands,
         "chat",
-        help="stream a reply to stdout",
-        description="Stream the reply to PROMPT to stdout as it arrives. With no --url, "
+        "stream a reply to stdout",
+        "Stream the reply to PROMPT to stdout as it arrives. With no --url, "
         "start the built-in reference server in-process and chat with it.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     chat.add_argument("prompt", metavar="PROMPT", help="the prompt; - reads it from stdin")
     chat.add_argument("--url", help="the service URL (default: the built-in reference server)")
@@ -321,13 +338,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds for a whole chat, retries included (default: %(default)s)",
     )
 
-    server = commands.add_parser(
+    server = _add_command(
+        commands,
         "serve",
-        help="run the reference GPTalk server",
-        description="Run the reference GPTalk server. Prints one line 'listening on "
+        "run the reference GPTalk server",
+        "Run the reference GPTalk server. Prints one line 'listening on "
         "http(s)://HOST:PORT' once it accepts connections; stops on SIGINT or SIGTERM.",
         epilog="fault specs: KIND[=VALUE][@ENDPOINT][#N|#N-M|#N+]; see the README.\n" + EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     server.add_argument(
         "--host", default="127.0.0.1", help="the address to listen on (default: %(default)s)"
@@ -363,15 +380,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop an idle connection after this (default: %(default)s)",
     )
 
-    load = commands.add_parser(
+    load = _add_command(
+        commands,
         "load",
-        help="a bounded load run against a loopback server",
-        description="Run concurrent chats against a server on a loopback address until "
+        "a bounded load run against a loopback server",
+        "Run concurrent chats against a server on a loopback address until "
         "--duration seconds pass or --chats chats have started, then report chats, "
         "requests and streamed events per second. With no --url, the built-in "
         "reference server runs in-process. Exits 1 if any chat failed.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     load.add_argument("--url", help="a loopback service URL (default: the built-in server)")
     load.add_argument(

@@ -13,7 +13,7 @@ import anyio
 from gptalk_proto import Cassette, CassetteError, ChatEvent, lint, parse_fault, to_har
 
 from ._cassettes import ReplayTiming, load_cassette, save_cassette
-from ._cli import _EXTRA_COMMANDS, EPILOG, UsageError, _positive, _Printer
+from ._cli import _EXTRA_COMMANDS, UsageError, _add_command, _positive, _Printer
 from ._scenarios import SCENARIOS, record_scenario
 from ._session import ChatResult, record_session, replay_session
 
@@ -133,17 +133,8 @@ def _rerecord(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO)
 
 
 def _register(commands: Any) -> None:
-    def add(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = commands.add_parser(
-            name,
-            help=help_text,
-            description=description,
-            epilog=EPILOG,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        return parser
-
-    record = add(
+    record = _add_command(
+        commands,
         "record",
         "record chats into a cassette",
         "Record one chat per PROMPT into a cassette file, redacting secrets. With no "
@@ -172,7 +163,8 @@ def _register(commands: Any) -> None:
     record.add_argument("--json", action="store_true", help="print events as JSON lines")
     record.set_defaults(handler=_record)
 
-    replay = add(
+    replay = _add_command(
+        commands,
         "replay",
         "replay a cassette offline",
         "Replay the chats of a cassette offline, printing the text as it streams.",
@@ -189,45 +181,43 @@ def _register(commands: Any) -> None:
     replay.add_argument("--json", action="store_true", help="print events as JSON lines")
     replay.set_defaults(handler=_replay)
 
-    cassette = add("cassette", "check and convert cassettes", "Check and convert cassettes.")
+    cassette = _add_command(
+        commands, "cassette", "check and convert cassettes", "Check and convert cassettes."
+    )
     tools = cassette.add_subparsers(dest="tool", required=True, metavar="TOOL")
-    verify = tools.add_parser(
+    verify = _add_command(
+        tools,
         "verify",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        help="schema, re-parse, and replay through the client",
-        description="Check each cassette: its schema, its chunks parsed again against its "
+        "schema, re-parse, and replay through the client",
+        "Check each cassette: its schema, its chunks parsed again against its "
         "events, and a replay of its chats through the client (as recorded, in single "
         "bytes and in random pieces). Exit 1 if any check fails.",
     )
     verify.add_argument("file", metavar="FILE", nargs="+", help="a cassette (several allowed)")
     verify.set_defaults(handler=_verify)
-    lint_parser = tools.add_parser(
+    lint_parser = _add_command(
+        tools,
         "lint",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        help="find what still looks like a secret",
-        description="Report long hex or base64 runs, JWT shapes and bearer values that are "
+        "find what still looks like a secret",
+        "Report long hex or base64 runs, JWT shapes and bearer values that are "
         "not placeholders. Exit 1 if anything is found.",
     )
     lint_parser.add_argument("file", metavar="FILE", nargs="+", help="a cassette (several allowed)")
     lint_parser.set_defaults(handler=_lint)
-    har = tools.add_parser(
+    har = _add_command(
+        tools,
         "to-har",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        help="export as HAR 1.2",
-        description="Export a cassette as HAR 1.2 (chunks and events in _chunks and _events).",
+        "export as HAR 1.2",
+        "Export a cassette as HAR 1.2 (chunks and events in _chunks and _events).",
     )
     har.add_argument("file", metavar="FILE", help="the cassette")
     har.add_argument("-o", "--output", metavar="OUT", help="write here (default: stdout)")
     har.set_defaults(handler=_to_har)
-    rerecord = tools.add_parser(
+    rerecord = _add_command(
+        tools,
         "rerecord",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        help="record the shipped scenarios again",
-        description="Record every shipped scenario again from the reference server: "
+        "record the shipped scenarios again",
+        "Record every shipped scenario again from the reference server: "
         + ", ".join(SCENARIOS)
         + ".",
     )
