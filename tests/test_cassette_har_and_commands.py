@@ -6,6 +6,7 @@ import base64
 import functools
 import json
 import re
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,17 @@ import pytest
 
 import gptalk_proto as g
 from gptalk_proto._cassette import parse_response
-from gptalk_transports._cassettes import load_cassette
-from gptalk_transports._session import replay_session
+from gptalk_transports import AsyncClient, Client, Origin, ReadTimeout, RetryPolicy, Timeout
+from gptalk_transports._anyio_backend import AnyioBackend
+from gptalk_transports._cassettes import (
+    AsyncRecordingConnector,
+    Recording,
+    SyncRecordingConnector,
+    load_cassette,
+)
+from gptalk_transports._connector import AsyncConnector, SyncConnector
+from gptalk_transports._refserver import serve_in_thread
+from gptalk_transports._session import record_session, replay_session
 
 from . import console
 from .replay_cases import CASSETTES, SHIPPED, cassette_at, shipped
@@ -157,6 +167,67 @@ def test_record_command_stops_a_stream_at_max_events(tmp_path: Path) -> None:
     assert verified.returncode == 0, verified.stdout
     results = anyio.run(replay_session, cassette)
     assert [type(r.error) for r in results] == [g.StreamInterrupted]
+
+
+def _stopped_after_one_event(cassette: g.Cassette) -> None:
+    stream = cassette.interactions[-1]
+    assert stream.kind == "stream"
+    assert stream.response.end == "stopped"
+    assert [e.data for e in stream.response.events] == ['{"content": "You "}']
+
+
+def test_an_idle_timeout_ends_a_silent_stream() -> None:
+    """The server waits 30 s between events; the recording stops after the
+    first one, 0.3 s later, and the client sees the stream end there."""
+    started = time.monotonic()
+    cassette, results = anyio.run(
+        functools.partial(record_session, ["hi"], faults=["delay=30"], idle_timeout=0.3)
+    )
+    assert time.monotonic() - started < 10
+    _stopped_after_one_event(cassette)
+    assert [(r.text, type(r.error)) for r in results] == [("You ", g.StreamInterrupted)]
+
+
+def test_an_idle_timeout_ends_a_silent_stream_blocking() -> None:
+    started = time.monotonic()
+    with serve_in_thread(faults=["delay=30"]) as url:
+        recording = Recording(url, idle_timeout=0.3)
+        connector = SyncRecordingConnector(SyncConnector(Origin.parse(url)), recording)
+        client = Client(url, connector=connector, retry=RetryPolicy(backoff=0.0))
+        with client, pytest.raises(g.StreamInterrupted) as caught:
+            client.chat("hi")
+    assert caught.value.text == "You "
+    assert time.monotonic() - started < 10
+    _stopped_after_one_event(recording.cassette())
+
+
+@pytest.mark.parametrize("blocking", [False, True])
+def test_the_clients_own_read_timeout_stays_its_own(blocking: bool) -> None:
+    """A read timeout shorter than the idle timeout is the client's error,
+    not the end of the recording."""
+    with serve_in_thread(faults=["delay=30"]) as url:
+        recording = Recording(url, idle_timeout=20)
+        timeout = Timeout(connect=5, read=0.3)
+        retry = RetryPolicy(retries=0)
+        if blocking:
+            connector = SyncRecordingConnector(SyncConnector(Origin.parse(url)), recording)
+            client = Client(url, connector=connector, timeout=timeout, retry=retry)
+            with client, pytest.raises(ReadTimeout):
+                client.chat("hi")
+        else:
+
+            async def chat() -> None:
+                inner = AsyncConnector(AnyioBackend(), Origin.parse(url))
+                connector = AsyncRecordingConnector(inner, recording)
+                async with AsyncClient(
+                    url, connector=connector, timeout=timeout, retry=retry
+                ) as client:
+                    await client.chat("hi")
+
+            with pytest.raises(ReadTimeout):
+                anyio.run(chat)
+    stream = recording.cassette().interactions[-1]
+    assert stream.response.end != "stopped"
 
 
 def test_max_events_cuts_exactly_inside_one_read() -> None:

@@ -99,6 +99,26 @@ class Recording:
     def t(self) -> float:
         return self._clock() - self._start
 
+    # What both recording streams decide, apart from their IO:
+
+    def read_limit(self, timeout: float | None) -> float | None:
+        """How long a recorded read may wait: the client's timeout or the idle
+        timeout, whichever is shorter."""
+        idle = self.idle_timeout
+        return timeout if idle is None else (idle if timeout is None else min(idle, timeout))
+
+    def idle_ended(self, timeout: float | None) -> bool:
+        """Whether a read that timed out under :meth:`read_limit` ends a silent
+        stream (else it was the client's own read timeout)."""
+        idle = self.idle_timeout
+        return idle is not None and (timeout is None or timeout > idle)
+
+    def received(self, number: int, data: bytes) -> tuple[int, bool]:
+        """Record ``data`` read on connection ``number``: how much of it the
+        client gets, and whether the recording ends the stream there."""
+        keep = self.recorder.received(number, data, self.t())
+        return keep, self.recorder.should_stop(number)
+
     def cassette(self, *, redact: bool = True, secrets: tuple[str, ...] = ()) -> Cassette:
         return self.recorder.cassette(recorded_at=self.recorded_at, redact=redact, secrets=secrets)
 
@@ -115,22 +135,18 @@ class _AsyncRecordingStream:
         await self._inner.send_all(data, timeout)
 
     async def receive_some(self, max_bytes: int, timeout: float | None) -> bytes:
-        recorder = self._recording.recorder
+        recording = self._recording
         if self._ended:
             return b""
-        idle = self._recording.idle_timeout
-        limit = timeout if idle is None else (idle if timeout is None else min(idle, timeout))
         try:
-            data = await self._inner.receive_some(max_bytes, limit)
+            data = await self._inner.receive_some(max_bytes, recording.read_limit(timeout))
         except TimeoutError:
-            if idle is None or (timeout is not None and timeout <= idle):
+            if not recording.idle_ended(timeout):
                 raise  # the client's own read timeout
             return await self._stop()
-        keep = recorder.received(self._number, data, self._recording.t())
-        if recorder.should_stop(self._number):
-            self._ended = True
-            recorder.stopped(self._number)
-            await self._inner.aclose()
+        keep, stop = recording.received(self._number, data)
+        if stop:
+            await self._stop()
         return data[:keep]
 
     async def _stop(self) -> bytes:
@@ -180,26 +196,25 @@ class _SyncRecordingStream:
         self._inner.send_all(data, timeout)
 
     def receive_some(self, max_bytes: int, timeout: float | None) -> bytes:
-        recorder = self._recording.recorder
+        recording = self._recording
         if self._ended:
             return b""
-        idle = self._recording.idle_timeout
-        limit = timeout if idle is None else (idle if timeout is None else min(idle, timeout))
         try:
-            data = self._inner.receive_some(max_bytes, limit)
+            data = self._inner.receive_some(max_bytes, recording.read_limit(timeout))
         except TimeoutError:
-            if idle is None or (timeout is not None and timeout <= idle):
-                raise
-            self._ended = True
-            recorder.stopped(self._number)
-            self._inner.close()
-            return b""
-        keep = recorder.received(self._number, data, self._recording.t())
-        if recorder.should_stop(self._number):
-            self._ended = True
-            recorder.stopped(self._number)
-            self._inner.close()
+            if not recording.idle_ended(timeout):
+                raise  # the client's own read timeout
+            return self._stop()
+        keep, stop = recording.received(self._number, data)
+        if stop:
+            self._stop()
         return data[:keep]
+
+    def _stop(self) -> bytes:
+        self._ended = True
+        self._recording.recorder.stopped(self._number)
+        self._inner.close()
+        return b""
 
     def start_tls(
         self, context: object, server_hostname: str, timeout: float | None
