@@ -296,7 +296,7 @@ def _count(value: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
     if number < 1:
-        raise argparse.ArgumentTypeError("expected a positive whole number")
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value!r}")
     return number
 
 
