@@ -34,7 +34,7 @@ from anyio.streams.tls import TLSStream
 import gptalk_proto
 from gptalk_proto import NEED_DATA, PAUSED, BadRequest, Pause, Send, ServerConnection, Service
 
-__all__ = ["LOGGER_NAME", "Limits", "ServerStats", "peer_name", "serve_connection"]
+__all__ = ["LOGGER_NAME", "Limits", "ServerStats", "serve_connection"]
 
 #: The logger of the reference server: one line per internal error (level
 #: ERROR), never a traceback, never request data.
@@ -121,7 +121,7 @@ def _field(text: str) -> str:
     return clean if len(clean) <= LOG_FIELD_LIMIT else clean[:LOG_FIELD_LIMIT] + "..."
 
 
-def peer_name(stream: ByteStream) -> str:
+def _peer_name(stream: ByteStream) -> str:
     """``host:port`` of the client, for log lines (``?`` when unknown)."""
     try:
         address = stream.extra(SocketAttribute.remote_address)
@@ -289,15 +289,23 @@ async def serve_connection(
         return
     except Exception as error:
         stats.internal_errors += 1
+        number = stats.internal_errors  # others may fail while this one answers
+        began = connection.answering
         answered = False
         # The same bug may strike again while answering: then just close.
         with suppress(Exception):
             answered = await connection.farewell(500, "internal server error")
+        if answered:
+            outcome = "answered 500 and closed it"
+        elif began:
+            outcome = "closed it mid-response"
+        else:
+            outcome = "closed it"
         _logger.error(
             "internal error #%d on a connection from %s: %s at %s; %s",
-            stats.internal_errors,
-            _field(peer_name(stream)),
+            number,
+            _field(_peer_name(stream)),
             _field(type(error).__qualname__),
             _field(_where(error)),
-            "answered 500 and closed it" if answered else "closed it mid-response",
+            outcome,
         )
