@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import socket
+import ssl
 from collections.abc import Callable, Iterator, Sequence
 
 import anyio
@@ -416,3 +417,42 @@ async def test_past_the_cap_a_connection_is_closed_unanswered() -> None:
 def test_bad_limits_are_refused_before_the_server_starts(name: str, value: float) -> None:
     with pytest.raises(g.LocalProtocolError, match=name), serve_in_thread(**{name: value}):  # type: ignore[arg-type]
         pass
+
+
+# -- over TLS ------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_over_tls_a_silent_handshake_and_a_stalled_body_are_dropped(
+    tls_server_context: ssl.SSLContext, tls_client_context: ssl.SSLContext
+) -> None:
+    stats = ServerStats()
+    async with serve_in_background(
+        stats=stats,
+        ssl_context=tls_server_context,
+        header_timeout=0.3,
+        request_timeout=0.3,
+        min_rate=None,
+    ) as url:
+        host, port = url.removeprefix("https://").rsplit(":", 1)
+        # No ClientHello: closed once the header timeout passed.
+        with anyio.fail_after(SAFETY):
+            async with await anyio.connect_tcp(host, int(port)) as silent:
+                with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                    await silent.receive()
+        # A request head, then no body, inside TLS: 408, then closed.
+        with anyio.fail_after(SAFETY):
+            async with await anyio.connect_tcp(
+                host, int(port), ssl_context=tls_client_context, tls_standard_compatible=False
+            ) as stream:
+                await stream.send(login_head(1000))
+                chunks = []
+                while True:
+                    try:
+                        chunks.append(await stream.receive())
+                    except (anyio.EndOfStream, anyio.BrokenResourceError):
+                        break
+        assert dropped_with_408(b"".join(chunks))
+        assert stats.timed_out == 1
+        async with AsyncClient(url, verify=tls_client_context) as client:
+            assert await client.chat("over TLS") == g.expected_reply("over TLS")
