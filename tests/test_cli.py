@@ -10,8 +10,9 @@ import signal
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import IO
 
 import pytest
@@ -52,8 +53,9 @@ class Server:
 
 
 @contextmanager
-def serving(*args: str) -> Iterator[Server]:
-    """``gptalk serve ARGS`` in a subprocess, once it printed its one ready line."""
+def serving(*args: str, env: Mapping[str, str] | None = None) -> Iterator[Server]:
+    """``gptalk serve ARGS`` in a subprocess, once it printed its one ready line
+    (``env``: variables to add to its environment)."""
     process = subprocess.Popen(
         [str(GPTALK), "serve", *args],
         stdin=subprocess.DEVNULL,
@@ -61,7 +63,7 @@ def serving(*args: str) -> Iterator[Server]:
         stderr=subprocess.PIPE,
         text=True,
         encoding="utf-8",
-        env=ENV,
+        env={**ENV, **(env or {})},
     )
     try:
         assert process.stdout is not None
@@ -131,6 +133,78 @@ def test_a_signal_right_after_the_ready_line_stops_the_server_cleanly(signum: in
     assert code == 0, f"exit {code}, stderr {errors!r}"
     assert rest == ""
     assert "Traceback" not in errors
+
+
+# A stand-in for the next bug: imported at start-up through PYTHONPATH, it makes
+# the reference service raise on GET /boom in the real console script.
+BUGGY_SERVICE = """\
+import gptalk_proto
+
+_handle = gptalk_proto.Service.handle
+
+
+def handle(self, method, target, headers, body, *, now):
+    if target == "/boom":
+        raise RuntimeError("invalid token LLLL0123-secret")
+    return _handle(self, method, target, headers, body, now=now)
+
+
+gptalk_proto.Service.handle = handle
+"""
+
+INTERNAL_ERROR_LINE = re.compile(
+    r"gptalk: internal error #1 on a connection from 127\.0\.0\.1:\d+: RuntimeError at "
+    r"sitecustomize\.py:\d+ in handle(, via \S+ in \w+)?; answered 500 and closed it"
+)
+
+
+def test_serve_keeps_serving_after_an_exception_in_a_connection(tmp_path: Path) -> None:
+    (tmp_path / "sitecustomize.py").write_text(BUGGY_SERVICE, encoding="utf-8")
+    with serving(env={"PYTHONPATH": str(tmp_path)}) as running:
+        host, _, port = running.url.removeprefix("http://").rpartition(":")
+        with socket.create_connection((host, int(port)), timeout=TIMEOUT) as sock:
+            sock.sendall(b"GET /boom HTTP/1.1\r\nhost: x\r\n\r\n")
+            answer = b"".join(iter(lambda: sock.recv(65536), b""))
+        assert answer.startswith(b"HTTP/1.1 500 ")
+        prompt = "Still there after the bug?"
+        result = gptalk("chat", "--url", running.url, prompt)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == g.expected_reply(prompt) + "\n"
+        assert running.process.poll() is None
+        code, rest, errors = running.stop(signal.SIGTERM)
+    assert code == 0, errors
+    assert rest == ""
+    first, *others = errors.splitlines()
+    assert INTERNAL_ERROR_LINE.fullmatch(first), first
+    assert others == ["gptalk: server stopped"]
+    assert "LLLL0123" not in errors
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--request-timeout", "nan"),
+        ("--request-timeout", "-1"),
+        ("--request-timeout", "inf"),
+        ("--min-rate", "nan"),
+        ("--min-rate", "-inf"),
+        ("--min-rate", "0"),
+        ("--max-connections", "0"),
+        ("--max-connections", "nan"),
+        ("--max-connections", "-3"),
+        ("--header-timeout", "nan"),
+        ("--idle-timeout", "inf"),
+    ],
+)
+def test_bad_server_limits_are_usage_errors(flag: str, value: str) -> None:
+    result = gptalk("serve", f"{flag}={value}")  # = lets "-inf" be a value
+    assert result.returncode == EXIT_CODES["usage"]
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert errors == [errors[0]]
+    assert errors[0].startswith(f"gptalk serve: error: argument {flag}: expected a ")
+    assert repr(value) in errors[0]
 
 
 def test_service_refusal_exits_4_with_one_line() -> None:

@@ -35,7 +35,7 @@ from ._exceptions import (
 )
 from ._g4f import GPTalk
 from ._load import LoadReport, run_load
-from ._refserver import make_service, serve, serve_in_background, serve_in_thread
+from ._refserver import ServerStats, make_service, serve, serve_in_background, serve_in_thread
 from ._retry import RetryPolicy
 from ._session import ChatResult, record_session, replay_session
 from ._sync_client import ChatStream, Client
@@ -63,6 +63,7 @@ __all__ = [
     "Recording",
     "ReplayTiming",
     "RetryPolicy",
+    "ServerStats",
     "SyncRecordingConnector",
     "SyncReplayConnector",
     "TLSError",

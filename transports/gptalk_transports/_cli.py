@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import math
 import signal
 import ssl
 import sys
@@ -40,6 +42,11 @@ from ._load import run_load
 from ._refserver import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MIN_RATE,
+    DEFAULT_MIN_RATE_GRACE,
+    DEFAULT_REQUEST_TIMEOUT,
+    LOGGER_NAME,
     make_service,
     serve,
     serve_in_background,
@@ -227,31 +234,44 @@ async def _serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     # Errors found inside the task group are raised after it has exited, so
     # they reach main() as themselves, not wrapped in an ExceptionGroup.
     failure: UsageError | None = None
-    # Signals are caught from before the ready line: a supervisor may stop the
-    # server the moment it reads it.
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with anyio.create_task_group() as group:
-            try:
-                url = await group.start(
-                    lambda task_status: serve(
-                        service,
-                        host=args.host,
-                        port=args.port,
-                        ssl_context=ssl_context,
-                        header_timeout=args.header_timeout,
-                        idle_timeout=args.idle_timeout,
-                        task_status=task_status,
+    # The server's log lines (one per internal error) go to stderr as gptalk's.
+    log = logging.StreamHandler(err)
+    log.setFormatter(logging.Formatter("gptalk: %(message)s"))
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.addHandler(log)
+    try:
+        # Signals are caught from before the ready line: a supervisor may stop
+        # the server the moment it reads it.
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with anyio.create_task_group() as group:
+                try:
+                    url = await group.start(
+                        lambda task_status: serve(
+                            service,
+                            host=args.host,
+                            port=args.port,
+                            ssl_context=ssl_context,
+                            header_timeout=args.header_timeout,
+                            request_timeout=args.request_timeout,
+                            min_rate=args.min_rate,
+                            idle_timeout=args.idle_timeout,
+                            max_connections=args.max_connections,
+                            task_status=task_status,
+                        )
                     )
-                )
-            except OSError as exc:
-                failure = UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}")
-                group.cancel_scope.cancel()
-            else:
-                out.write(f"listening on {url}\n")
-                out.flush()
-                async for _ in signals:
+                except OSError as exc:
+                    failure = UsageError(
+                        f"cannot listen on {args.host}:{args.port}: {exc.strerror}"
+                    )
                     group.cancel_scope.cancel()
-                    break
+                else:
+                    out.write(f"listening on {url}\n")
+                    out.flush()
+                    async for _ in signals:
+                        group.cancel_scope.cancel()
+                        break
+    finally:
+        logger.removeHandler(log)
     if failure is not None:
         raise failure
     err.write("gptalk: server stopped\n")
@@ -263,8 +283,10 @@ def _positive(value: str) -> float:
         number = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
-    if number <= 0:
-        raise argparse.ArgumentTypeError("expected a positive number")
+    # nan compares false with everything: it would pass "<= 0" and then turn
+    # every deadline off; inf would too.
+    if not math.isfinite(number) or number <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite positive number, got {value!r}")
     return number
 
 
@@ -274,7 +296,7 @@ def _count(value: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
     if number < 1:
-        raise argparse.ArgumentTypeError("expected a positive whole number")
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value!r}")
     return number
 
 
@@ -373,11 +395,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop a client slower than this to send a request head (default: %(default)s)",
     )
     server.add_argument(
+        "--request-timeout",
+        type=_positive,
+        default=DEFAULT_REQUEST_TIMEOUT,
+        metavar="S",
+        help="drop a client slower than this to send a whole request, head and body "
+        "(default: %(default)s)",
+    )
+    server.add_argument(
+        "--min-rate",
+        type=_positive,
+        default=DEFAULT_MIN_RATE,
+        metavar="B",
+        help=f"after a {DEFAULT_MIN_RATE_GRACE:g} s grace, drop a client whose request "
+        "arrives at under B bytes/s on average (default: %(default)s)",
+    )
+    server.add_argument(
         "--idle-timeout",
         type=_positive,
         default=DEFAULT_IDLE_TIMEOUT,
         metavar="S",
         help="drop an idle connection after this (default: %(default)s)",
+    )
+    server.add_argument(
+        "--max-connections",
+        type=_count,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help="serve at most N connections at once; close the ones past it (default: %(default)s)",
     )
 
     load = _add_command(

@@ -2,38 +2,42 @@
 
 The live service is gone; this one behaves as it did (tokens, 5 uses, expiry,
 error envelopes, cumulative event streams) and commits faults on request.
-The driver below only moves bytes: :class:`gptalk_proto.ServerConnection`
-decides everything.
+The listener is here; the driver of each connection (``_server_driver``) only
+moves bytes within deadlines: :class:`gptalk_proto.ServerConnection` decides
+everything else.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import ssl
-import time
 from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 
 import anyio
 import anyio.from_thread
 from anyio.abc import ByteStream, SocketAttribute, TaskStatus
-from anyio.streams.tls import TLSStream
 
 from gptalk_proto import (
-    NEED_DATA,
-    PAUSED,
     Fault,
-    Pause,
+    LocalProtocolError,
     ReplyGenerator,
-    Send,
-    ServerConnection,
     Service,
     default_reply,
 )
 
+from ._server_driver import LOGGER_NAME, Limits, ServerStats, serve_connection
+
 __all__ = [
     "DEFAULT_HEADER_TIMEOUT",
     "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MIN_RATE",
+    "DEFAULT_MIN_RATE_GRACE",
+    "DEFAULT_REQUEST_TIMEOUT",
+    "LOGGER_NAME",
+    "ServerStats",
     "make_service",
     "serve",
     "serve_in_background",
@@ -43,22 +47,26 @@ __all__ = [
 #: A client must send a whole request head within this many seconds of its
 #: first byte (slowloris defence).
 DEFAULT_HEADER_TIMEOUT = 10.0
+#: A client must send a whole request, head and body, within this many
+#: seconds of its first byte.  Requests are small JSON objects (1 MiB at
+#: most, see ``DEFAULT_MAX_REQUEST_BODY``): 30 s leaves room for a slow link
+#: while a client that trickles a body cannot hold a connection for long.
+DEFAULT_REQUEST_TIMEOUT = 30.0
+#: After the grace below, a request must arrive at this many bytes per
+#: second on average, or it gets a 408 and is closed.  The figure is Apache
+#: mod_reqtimeout's MinRate; a body trickled at one byte every two seconds
+#: is dropped a few seconds in, not after ``DEFAULT_REQUEST_TIMEOUT``.
+DEFAULT_MIN_RATE = 500.0
+#: Seconds from a request's first byte before the minimum rate applies
+#: (each byte received then buys ``1 / min_rate`` seconds more).
+DEFAULT_MIN_RATE_GRACE = 5.0
 #: An idle kept-alive connection, or a client that stops reading, is dropped
 #: after this many seconds.
 DEFAULT_IDLE_TIMEOUT = 60.0
-#: Connections served at once; more are closed at accept.
+#: Connections served at once.  Those accepted past it are closed at once,
+#: unanswered (the client sees the connection closed and may retry): a
+#: bounded server, not a queue that grows with the load.
 DEFAULT_MAX_CONNECTIONS = 4096
-#: Bytes read at a time from a client.
-READ_SIZE = 64 * 1024
-
-_GONE = (
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-    anyio.EndOfStream,
-    OSError,
-    ssl.SSLError,
-    TimeoutError,
-)
 
 
 def make_service(
@@ -71,54 +79,37 @@ def make_service(
     return Service(entropy=os.urandom, reply=reply, faults=faults, token_ttl=token_ttl)
 
 
-async def _serve_connection(
-    stream: ByteStream,
-    service: Service,
-    ssl_context: ssl.SSLContext | None,
+def _seconds(name: str, value: float, *, zero: bool = False) -> float:
+    """A finite, positive number of seconds (or bytes/s); zero when allowed."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise LocalProtocolError(f"{name} must be a number, not {type(value).__name__}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        kind = "a finite number >= 0" if zero else "a finite positive number"
+        raise LocalProtocolError(f"{name} must be {kind}, not {value!r}")
+    return float(value)
+
+
+def _limits(
+    *,
     header_timeout: float,
+    request_timeout: float,
+    min_rate: float | None,
+    min_rate_grace: float,
     idle_timeout: float,
-) -> None:
-    conn = ServerConnection(service)
-    try:
-        if ssl_context is not None:
-            with anyio.fail_after(header_timeout):
-                stream = await TLSStream.wrap(
-                    stream, server_side=True, ssl_context=ssl_context, standard_compatible=False
-                )
-        head_deadline: float | None = None
-        while True:
-            event = conn.next_event()
-            if event is NEED_DATA:
-                if conn.waiting_for_head:
-                    if head_deadline is None:
-                        head_deadline = anyio.current_time() + header_timeout
-                    wait = head_deadline - anyio.current_time()
-                else:
-                    head_deadline = None
-                    wait = idle_timeout
-                with anyio.fail_after(max(wait, 0)):
-                    try:
-                        data = await stream.receive(READ_SIZE)
-                    except anyio.EndOfStream:
-                        data = b""
-                conn.receive_data(data)
-                continue
-            if event is PAUSED:
-                return
-            head_deadline = None
-            for action in conn.respond(event, now=time.time()):  # type: ignore[arg-type]
-                if isinstance(action, Send):
-                    # A client that stops reading is dropped, not waited for.
-                    with anyio.fail_after(idle_timeout):
-                        await stream.send(action.data)
-                elif isinstance(action, Pause):
-                    await anyio.sleep(action.seconds)
-                else:
-                    return
-    except _GONE:
-        return
-    finally:
-        await anyio.aclose_forcefully(stream)
+    max_connections: int,
+) -> Limits:
+    """The checked deadlines (LocalProtocolError names a bad value)."""
+    if isinstance(max_connections, bool) or not isinstance(max_connections, int):
+        raise LocalProtocolError("max_connections must be an int")
+    if max_connections < 1:
+        raise LocalProtocolError(f"max_connections must be at least 1, not {max_connections}")
+    return Limits(
+        header_timeout=_seconds("header_timeout", header_timeout),
+        request_timeout=_seconds("request_timeout", request_timeout),
+        min_rate=None if min_rate is None else _seconds("min_rate", min_rate),
+        min_rate_grace=_seconds("min_rate_grace", min_rate_grace, zero=True),
+        idle_timeout=_seconds("idle_timeout", idle_timeout),
+    )
 
 
 async def serve(
@@ -128,28 +119,58 @@ async def serve(
     port: int = 0,
     ssl_context: ssl.SSLContext | None = None,
     header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+    min_rate: float | None = DEFAULT_MIN_RATE,
+    min_rate_grace: float = DEFAULT_MIN_RATE_GRACE,
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    stats: ServerStats | None = None,
     task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``service`` until cancelled; ``task_status.started`` gets the URL.
 
     Use with ``task_group.start(serve, service)`` to learn the URL (and the
     real port when ``port`` is 0) once connections are accepted.
+
+    A request must arrive whole within ``request_timeout`` seconds of its
+    first byte, its head within ``header_timeout``, and after
+    ``min_rate_grace`` seconds at ``min_rate`` bytes per second on average
+    (``None``: no minimum rate); else it gets a 408 and is closed.  Past
+    ``max_connections`` connections, new ones are closed unanswered.
+    ``stats`` (a :class:`ServerStats`) counts what happened.
+
+    No request stops the server: whatever one connection raises stays in it
+    (a 500 where a response can still begin, then the connection closes; one
+    line on the ``gptalk_transports.server`` logger; a count in
+    ``stats.internal_errors``).
     """
+    limits = _limits(
+        header_timeout=header_timeout,
+        request_timeout=request_timeout,
+        min_rate=min_rate,
+        min_rate_grace=min_rate_grace,
+        idle_timeout=idle_timeout,
+        max_connections=max_connections,
+    )
+    counts = ServerStats() if stats is None else stats
     listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
-    active = 0
 
     async def handle(stream: ByteStream) -> None:
-        nonlocal active
-        if active >= max_connections:
-            await anyio.aclose_forcefully(stream)
-            return
-        active += 1
         try:
-            await _serve_connection(stream, service, ssl_context, header_timeout, idle_timeout)
+            if counts.active >= max_connections:
+                counts.refused += 1
+                return
+            counts.active += 1
+            counts.accepted += 1
+            try:
+                await serve_connection(stream, service, ssl_context, limits, counts)
+            finally:
+                # The slot is free before the client can see the close.
+                counts.active -= 1
         finally:
-            active -= 1
+            # Closing cannot stop the listener either.
+            with suppress(Exception):
+                await anyio.aclose_forcefully(stream)
 
     async with listener:
         bound = listener.extra(SocketAttribute.local_port)
@@ -167,13 +188,29 @@ async def serve_in_background(
     port: int = 0,
     ssl_context: ssl.SSLContext | None = None,
     header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+    min_rate: float | None = DEFAULT_MIN_RATE,
+    min_rate_grace: float = DEFAULT_MIN_RATE_GRACE,
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    stats: ServerStats | None = None,
 ) -> AsyncIterator[str]:
     """Run the reference server in this event loop; yield its URL.
+
+    The arguments are :func:`serve`'s.
 
     >>> async with serve_in_background(faults=["cut=3"]) as url:   # doctest: +SKIP
     ...     async with AsyncClient(url) as client: ...
     """
+    # Bad values are refused here, as themselves, before anything starts.
+    _limits(
+        header_timeout=header_timeout,
+        request_timeout=request_timeout,
+        min_rate=min_rate,
+        min_rate_grace=min_rate_grace,
+        idle_timeout=idle_timeout,
+        max_connections=max_connections,
+    )
     if service is None:
         service = make_service(faults=faults)
     # An error in the caller's block must reach the caller as itself, not
@@ -188,7 +225,12 @@ async def serve_in_background(
                 port=port,
                 ssl_context=ssl_context,
                 header_timeout=header_timeout,
+                request_timeout=request_timeout,
+                min_rate=min_rate,
+                min_rate_grace=min_rate_grace,
                 idle_timeout=idle_timeout,
+                max_connections=max_connections,
+                stats=stats,
                 task_status=task_status,
             )
         )
@@ -211,11 +253,24 @@ def serve_in_thread(
     port: int = 0,
     ssl_context: ssl.SSLContext | None = None,
     header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+    min_rate: float | None = DEFAULT_MIN_RATE,
+    min_rate_grace: float = DEFAULT_MIN_RATE_GRACE,
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    stats: ServerStats | None = None,
     backend: str = "asyncio",
 ) -> Iterator[str]:
     """The blocking twin of :func:`serve_in_background`: the server runs in a
-    thread of its own until the block ends."""
+    thread of its own until the block ends (``backend``: asyncio or trio)."""
+    _limits(
+        header_timeout=header_timeout,
+        request_timeout=request_timeout,
+        min_rate=min_rate,
+        min_rate_grace=min_rate_grace,
+        idle_timeout=idle_timeout,
+        max_connections=max_connections,
+    )
     with anyio.from_thread.start_blocking_portal(backend) as portal:
         manager = serve_in_background(
             service,
@@ -224,7 +279,12 @@ def serve_in_thread(
             port=port,
             ssl_context=ssl_context,
             header_timeout=header_timeout,
+            request_timeout=request_timeout,
+            min_rate=min_rate,
+            min_rate_grace=min_rate_grace,
             idle_timeout=idle_timeout,
+            max_connections=max_connections,
+            stats=stats,
         )
         with portal.wrap_async_context_manager(manager) as url:
             yield url

@@ -1,0 +1,311 @@
+"""One connection of the reference server: bytes between a stream and the
+core's :class:`gptalk_proto.ServerConnection`, within deadlines.
+
+Two rules live here.
+
+* **Every request is read within deadlines.**  From its first byte, a request
+  (head and body) must arrive whole within ``request_timeout``, its head within
+  ``header_timeout``, and, after ``min_rate_grace`` seconds, at ``min_rate``
+  bytes per second on average.  A client that falls behind gets a 408 and is
+  closed: a body trickled one byte at a time cannot hold a connection slot.
+* **Whatever one connection raises stays in it.**  An exception from the core,
+  the service or this driver (a bug: disconnects and timeouts are not
+  exceptions here) ends that connection only: it gets a 500 if no byte of a
+  response went out yet, then it is closed; the server logs one line and
+  counts it in :attr:`ServerStats.internal_errors`.  The listener and every
+  other connection go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+import sys
+import time
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import anyio
+from anyio.abc import ByteStream, SocketAttribute
+from anyio.streams.tls import TLSStream
+
+import gptalk_proto
+from gptalk_proto import NEED_DATA, PAUSED, BadRequest, Pause, Send, ServerConnection, Service
+
+__all__ = ["LOGGER_NAME", "Limits", "ServerStats", "serve_connection"]
+
+#: The logger of the reference server: one line per internal error (level
+#: ERROR), never a traceback, never request data.
+LOGGER_NAME = "gptalk_transports.server"
+
+#: Bytes read at a time from a client.
+READ_SIZE = 64 * 1024
+
+#: Seconds a last word (a 408 or a 500) may take to go out before the
+#: connection is closed anyway: the client it is for may have stopped reading.
+FAREWELL_TIMEOUT = 2.0
+
+#: Characters of each variable part of a log line (an exception's type, where
+#: it was raised, the peer's address): a log line stays one short line.
+LOG_FIELD_LIMIT = 100
+
+_logger = logging.getLogger(LOGGER_NAME)
+
+# The core's and the transports' directories: a log line names the last frame
+# of ours an error went through.
+_OUR_DIRS = frozenset(
+    os.path.dirname(module.__file__ or "") for module in (gptalk_proto, sys.modules[__name__])
+)
+
+# What a peer that went away looks like; anything else raised is a bug.
+_GONE = (
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    anyio.EndOfStream,
+    OSError,  # includes ssl.SSLError and the socket's own TimeoutError
+)
+
+
+@dataclass
+class ServerStats:
+    """What a reference server counted while it ran.
+
+    Pass one to :func:`serve` (or ``serve_in_background`` /
+    ``serve_in_thread``) and read it while the server runs; only the server's
+    event loop writes it.
+    """
+
+    #: Connections accepted and served (or being served).
+    accepted: int = 0
+    #: Connections closed at accept, unanswered, because ``max_connections``
+    #: were being served.
+    refused: int = 0
+    #: Connections being served now.
+    active: int = 0
+    #: Requests dropped with a 408 for missing a deadline or the minimum rate.
+    timed_out: int = 0
+    #: Connections ended by an exception (a bug), each logged in one line.
+    internal_errors: int = 0
+
+
+class Limits(NamedTuple):
+    """The deadlines of one connection, in seconds (``min_rate`` in bytes/s)."""
+
+    header_timeout: float
+    request_timeout: float
+    min_rate: float | None
+    min_rate_grace: float
+    idle_timeout: float
+
+    def request_deadline(self, started: float, received: int, *, in_head: bool) -> float:
+        """When a request begun at ``started``, ``received`` bytes in, is too late."""
+        deadline = started + self.request_timeout
+        if in_head:
+            deadline = min(deadline, started + self.header_timeout)
+        if self.min_rate is not None:
+            # After the grace, the bytes so far must average min_rate: each
+            # byte buys 1/min_rate seconds (Apache's mod_reqtimeout MinRate).
+            deadline = min(deadline, started + self.min_rate_grace + received / self.min_rate)
+        return deadline
+
+
+class _Gone(Exception):
+    """The peer went away, stopped reading, or broke its stream: close quietly."""
+
+
+def _field(text: str) -> str:
+    """A log field: printable characters only, bounded."""
+    clean = "".join(c if c.isprintable() else "?" for c in text[: LOG_FIELD_LIMIT + 1])
+    return clean if len(clean) <= LOG_FIELD_LIMIT else clean[:LOG_FIELD_LIMIT] + "..."
+
+
+def _peer_name(stream: ByteStream) -> str:
+    """``host:port`` of the client, for log lines (``?`` when unknown)."""
+    try:
+        address = stream.extra(SocketAttribute.remote_address)
+    except Exception:
+        return "?"
+    if isinstance(address, tuple):
+        host = str(address[0])
+        return f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+    return str(address) or "?"
+
+
+def _where(error: BaseException) -> str:
+    """``file.py:LINE in function`` where ``error`` was raised, and the last
+    frame of this toolkit's code on its way when that is another one.
+
+    Code locations only: the message of an exception may quote request data
+    (a token, a prompt), so it never reaches the log.
+    """
+    last = ours = None
+    tb = error.__traceback__
+    while tb is not None:
+        last = tb
+        if os.path.dirname(tb.tb_frame.f_code.co_filename) in _OUR_DIRS:
+            ours = tb
+        tb = tb.tb_next
+    if last is None:
+        return "?"
+    frames = [last] if ours is None or ours is last else [last, ours]
+    return ", via ".join(
+        f"{os.path.basename(t.tb_frame.f_code.co_filename)}:{t.tb_lineno} "
+        f"in {t.tb_frame.f_code.co_name}"
+        for t in frames
+    )
+
+
+class _Connection:
+    """The read-answer loop of one connection."""
+
+    def __init__(
+        self, stream: ByteStream, service: Service, limits: Limits, stats: ServerStats
+    ) -> None:
+        self.stream = stream
+        self.conn = ServerConnection(service)
+        self.limits = limits
+        self.stats = stats
+        # True once a byte of the current response went out: past that point
+        # no other response can be sent on this connection.
+        self.answering = False
+
+    async def receive(self, timeout: float) -> bytes | None:
+        """The next bytes (``b""`` at EOF), or None once ``timeout`` passed."""
+        with anyio.move_on_after(max(timeout, 0.0)):
+            try:
+                return await self.stream.receive(READ_SIZE)
+            except anyio.EndOfStream:
+                return b""
+            except _GONE as exc:
+                raise _Gone from exc
+        return None
+
+    async def send(self, data: bytes, timeout: float) -> None:
+        """Write ``data``; a client that does not take it within ``timeout`` is gone."""
+        with anyio.move_on_after(timeout) as scope:
+            try:
+                await self.stream.send(data)
+            except _GONE as exc:
+                raise _Gone from exc
+        if scope.cancelled_caught:
+            raise _Gone
+
+    async def farewell(self, status: int, reason: str) -> bool:
+        """Answer ``status`` if no response has begun; True if it went out.
+
+        The core sends it only where HTTP allows (no response begun on its
+        side either) and marks it ``connection: close``; the caller closes.
+        """
+        if self.answering:
+            return False
+        self.answering = True
+        sent = False
+        for action in self.conn.respond(BadRequest(status, reason), now=time.time()):
+            if isinstance(action, Send):
+                await self.send(action.data, FAREWELL_TIMEOUT)
+                sent = True
+        return sent
+
+    async def run(self, ssl_context: ssl.SSLContext | None) -> None:
+        limits = self.limits
+        if ssl_context is not None:
+            with anyio.move_on_after(limits.header_timeout) as scope:
+                try:
+                    self.stream = await TLSStream.wrap(
+                        self.stream,
+                        server_side=True,
+                        ssl_context=ssl_context,
+                        standard_compatible=False,
+                    )
+                except _GONE as exc:
+                    raise _Gone from exc
+            if scope.cancelled_caught:
+                return  # the handshake took too long
+        conn = self.conn
+        started: float | None = None  # when the current request's first byte came
+        received = 0  # bytes of it read so far
+        while True:
+            event = conn.next_event()
+            if event is NEED_DATA:
+                now = anyio.current_time()
+                if started is None and conn.waiting_for_head:
+                    started = now  # a pipelined request, already begun
+                if started is None:
+                    deadline = now + limits.idle_timeout
+                else:
+                    deadline = limits.request_deadline(
+                        started, received, in_head=conn.waiting_for_head
+                    )
+                data = await self.receive(deadline - now)
+                if data is None:
+                    if started is None:
+                        return  # idle: RFC 9112 section 9.5 lets a server close it
+                    # RFC 9110 section 15.5.9: 408, the server "did not
+                    # receive a complete request message within the time that
+                    # it was prepared to wait".
+                    self.stats.timed_out += 1
+                    await self.farewell(408, "request not received in time")
+                    return
+                if data and started is None:
+                    started = anyio.current_time()
+                received += len(data)
+                conn.receive_data(data)
+                continue
+            if event is PAUSED:
+                return
+            started = None
+            received = 0
+            for action in conn.respond(event, now=time.time()):  # type: ignore[arg-type]
+                if isinstance(action, Send):
+                    self.answering = True
+                    # A client that stops reading is dropped, not waited for.
+                    await self.send(action.data, limits.idle_timeout)
+                elif isinstance(action, Pause):
+                    await anyio.sleep(action.seconds)
+                else:
+                    return
+            self.answering = False  # that response is whole; the next may begin
+
+
+async def serve_connection(
+    stream: ByteStream,
+    service: Service,
+    ssl_context: ssl.SSLContext | None,
+    limits: Limits,
+    stats: ServerStats,
+) -> None:
+    """Serve one accepted connection until it ends; the caller closes ``stream``.
+
+    Raises nothing but cancellation: a disconnect ends it quietly, an
+    exception (a bug) ends it with a 500 where one can still be sent, one log
+    line, and a count in ``stats.internal_errors``.
+    """
+    connection = _Connection(stream, service, limits, stats)
+    try:
+        await connection.run(ssl_context)
+    except _Gone:
+        return
+    except Exception as error:
+        stats.internal_errors += 1
+        number = stats.internal_errors  # others may fail while this one answers
+        began = connection.answering
+        answered = False
+        # The same bug may strike again while answering: then just close.
+        with suppress(Exception):
+            answered = await connection.farewell(500, "internal server error")
+        if answered:
+            outcome = "answered 500 and closed it"
+        elif began:
+            outcome = "closed it mid-response"
+        else:
+            outcome = "closed it"
+        _logger.error(
+            "internal error #%d on a connection from %s: %s at %s; %s",
+            number,
+            _field(_peer_name(stream)),
+            _field(type(error).__qualname__),
+            _field(_where(error)),
+            outcome,
+        )
