@@ -39,6 +39,7 @@ from ._errors import (
     SSELineTooLong,
     SSESizeError,
     StreamInterrupted,
+    excerpt,
 )
 from ._events import (
     ChatDone,
@@ -169,6 +170,7 @@ __all__ = [
     "default_reply",
     "encode_comment",
     "encode_event",
+    "excerpt",
     "expected_reply",
     "format_prompt",
     "lint",
