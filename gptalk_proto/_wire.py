@@ -35,11 +35,11 @@ __all__ = [
     "DEFAULT_USER_AGENT",
     "DONE_MARKER",
     "LOGIN_PATH",
+    "MAX_EXPIRES_AT",
+    "MAX_TOKEN_LENGTH",
     "STREAM_PATH",
     "TEXT_PATH",
     "ErrorCode",
-    "MAX_EXPIRES_AT",
-    "MAX_TOKEN_LENGTH",
     "check_fingerprint",
     "check_login_data",
     "check_stream_data",
@@ -321,11 +321,7 @@ def _check_token(value: object, what: str) -> str:
     # A replayed cassette hands back the redaction placeholder (``<t1>...``,
     # or ``***`` for a token too short to name) in place of the recorded
     # token; that is accepted too.
-    if not (
-        _B64TOKEN.fullmatch(value)
-        or PLACEHOLDER.fullmatch(value)
-        or value.strip("*") == ""
-    ):
+    if not (_B64TOKEN.fullmatch(value) or PLACEHOLDER.fullmatch(value) or value.strip("*") == ""):
         # Not quoted: it is a token, and the message must not carry it.
         raise RemoteProtocolError(
             f"the {what}'s token is not an RFC 6750 b64token (letters, digits, "

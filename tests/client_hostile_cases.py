@@ -10,10 +10,13 @@ type the client must raise.
 from __future__ import annotations
 
 import json
+import traceback
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import gptalk_proto as g
-from gptalk_proto.testing import http_response
+from gptalk_proto.testing import http_response, play_responses
+from gptalk_transports import RetryPolicy
 
 from .hostile_peer import Answer
 
@@ -26,6 +29,11 @@ RAW = ("\x1b", "\r", "\x00", "\u202e", "\ufffd\ufffd")
 NASTY = "\x1b[31mred\x1b[0m\roverwritten\x00nul\u202eevil\u2028line"
 #: Longest str(error) accepted: a few excerpts plus the sentence around them.
 MAX_MESSAGE = 1000
+
+
+#: No retry and no backoff: each hostile answer is met once (or, for token
+#: refusals, once more after the fresh login the policy always makes).
+NO_RETRY = RetryPolicy(retries=0, backoff=0.0)
 
 
 class Case(NamedTuple):
@@ -80,9 +88,7 @@ def echo_target(target: str, headers: tuple[tuple[str, str], ...], body: bytes) 
     return close(404, json.dumps({"msg": msg}).encode(), headers=[("X-Echo", target)])
 
 
-def echo_proxy_credentials(
-    target: str, headers: tuple[tuple[str, str], ...], body: bytes
-) -> bytes:
+def echo_proxy_credentials(target: str, headers: tuple[tuple[str, str], ...], body: bytes) -> bytes:
     # An HTTP proxy that refuses, quoting the credentials it was given.
     credentials = _header(headers, "proxy-authorization")
     msg = f"proxy refused {credentials}"
@@ -182,3 +188,39 @@ ECHOES: dict[str, Case] = {
     "fingerprint-in-msg": Case("login", echo_fingerprint, g.ServiceError),
     "stream-token-in-msg": Case("stream", echo_target, g.HTTPStatusError),
 }
+
+
+def chain(error: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    todo = [error]
+    while todo:
+        link = todo.pop()
+        if id(link) not in seen:
+            seen.add(id(link))
+            yield link
+            todo += [e for e in (link.__cause__, link.__context__) if e is not None]
+
+
+def shown(error: BaseException) -> list[str]:
+    """Everything a program may print of an error: str and repr along the
+    chain, the attributes, and the formatted traceback."""
+    texts = ["".join(traceback.format_exception(error))]
+    for link in chain(error):
+        texts += [str(link), repr(link)]
+        texts += [repr(value) for value in vars(link).values() if isinstance(value, (str, int))]
+    return texts
+
+
+def play_core(case: Case) -> g.Played:
+    """The case on the core: a ClientConnection fed scripted bytes."""
+    chat = g.Chat("Hello", credentials=g.Credentials(), fingerprint="ab" * 16)
+    conn = g.ClientConnection(chat, host="gptalk.test")
+    before = {"login": [], "text": [login()], "stream": [login(), text()]}[case.kind]
+
+    def script() -> Iterator[bytes]:
+        for answer in [*before, case.answer]:
+            request = chat.request
+            assert request is not None
+            yield answer(request.target, request.headers, request.body)
+
+    return play_responses(conn, script(), now=NOW)

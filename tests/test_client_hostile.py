@@ -8,71 +8,36 @@ loopback against a scripted peer on every client kind, and through the
 
 from __future__ import annotations
 
-import json
-import traceback
-from collections.abc import Iterator
-
 import pytest
 
 import gptalk_proto as g
-from gptalk_proto.testing import play_responses
-from gptalk_transports import RetryPolicy
 
 from . import clients
-from .client_hostile_cases import CASES, ECHOES, MAX_MESSAGE, NOW, RAW, Case, login, text
+from .client_hostile_cases import (
+    CASES,
+    MAX_MESSAGE,
+    NO_RETRY,
+    NOW,
+    RAW,
+    Case,
+    chain,
+    login,
+    play_core,
+    text,
+)
 from .console import gptalk
-from .hostile_peer import request_kind, scripted_peer
+from .hostile_peer import scripted_peer
 
 pytestmark = pytest.mark.timeout(120)
 
-#: No retry and no backoff: each hostile answer is met once (or, for token
-#: refusals, once more after the fresh login the policy always makes).
-NO_RETRY = RetryPolicy(retries=0, backoff=0.0)
-
-
-def _chain(error: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    todo = [error]
-    while todo:
-        link = todo.pop()
-        if id(link) not in seen:
-            seen.add(id(link))
-            yield link
-            todo += [e for e in (link.__cause__, link.__context__) if e is not None]
-
-
-def shown(error: BaseException) -> list[str]:
-    """Everything a program may print of an error: str and repr along the
-    chain, the attributes, and the formatted traceback."""
-    texts = ["".join(traceback.format_exception_only(type(error), error))]
-    for link in _chain(error):
-        texts += [str(link), repr(link)]
-        texts += [repr(value) for value in vars(link).values() if isinstance(value, (str, int))]
-    return texts
-
 
 def assert_bounded_and_escaped(error: BaseException) -> None:
-    for link in _chain(error):
+    for link in chain(error):
         message = str(link)
         assert len(message) <= MAX_MESSAGE, f"{len(message)} characters: {message[:200]!r}"
         for char in RAW:
             assert char not in message, f"{char!r} reached the message: {message[:300]!r}"
         assert message.isprintable(), repr(message[:300])
-
-
-def play_core(case: Case) -> g.Played:
-    """The case on the core: a ClientConnection fed scripted bytes."""
-    chat = g.Chat("Hello", credentials=g.Credentials(), fingerprint="ab" * 16)
-    conn = g.ClientConnection(chat, host="gptalk.test")
-    before = {"login": [], "text": [login()], "stream": [login(), text()]}[case.kind]
-
-    def script() -> Iterator[bytes]:
-        for answer in [*before, case.answer]:
-            request = chat.request
-            assert request is not None
-            yield answer(request.target, request.headers, request.body)
-
-    return play_responses(conn, script(), now=NOW)
 
 
 # -- the core ---------------------------------------------------------------------------------
@@ -84,35 +49,6 @@ def test_core_raises_one_typed_bounded_escaped_error(name: str) -> None:
     played = play_core(case)
     assert type(played.error) is case.error, played.error
     assert_bounded_and_escaped(played.error)
-
-
-@pytest.mark.parametrize("name", list(ECHOES))
-def test_core_keeps_echoed_secrets_out_of_errors(name: str) -> None:
-    case = ECHOES[name]
-    chat_secrets: list[str] = []
-    chat = g.Chat("Hello", credentials=g.Credentials(), fingerprint="ab" * 16)
-    conn = g.ClientConnection(
-        chat, host="gptalk.test", proxy_headers=[("Proxy-Authorization", "Basic dTpwYXNzd29yZA==")]
-    )
-    before = {"login": [], "text": [login()], "stream": [login(), text()]}[case.kind]
-
-    def script() -> Iterator[bytes]:
-        for answer in [*before, case.answer]:
-            request = chat.request
-            assert request is not None
-            chat_secrets.extend(value for _, value in chat.secrets)
-            yield answer(request.target, request.headers, request.body)
-
-    played = play_responses(conn, script(), now=NOW)
-    assert type(played.error) is case.error, played.error
-    secrets = {s for s in chat_secrets if len(s) >= 8} | {"ab" * 16}
-    assert {"password", "dTpwYXNzd29yZA==", "Basic dTpwYXNzd29yZA=="} <= {
-        value for _, value in chat.secrets
-    }
-    for text_ in shown(played.error):
-        for secret in secrets:
-            assert secret not in text_, f"{secret[:4]}... leaked into {text_[:200]!r}"
-    assert "<" in str(played.error)  # the placeholder names what was there
 
 
 @pytest.mark.parametrize("expires_at", [0, 1, NOW, float(g.MAX_EXPIRES_AT), g.MAX_EXPIRES_AT])
@@ -153,29 +89,36 @@ def test_every_client_raises_one_typed_bounded_escaped_error(name: str) -> None:
             assert_bounded_and_escaped(caught.value)
 
 
-@pytest.mark.parametrize("name", list(ECHOES))
-def test_no_client_lets_an_echoed_secret_into_an_error(name: str) -> None:
-    case = ECHOES[name]
-    sent: set[str] = set()
+# -- through the gptalk command ----------------------------------------------------------------
 
-    def answer(target: str, headers: tuple[tuple[str, str], ...], body: bytes) -> bytes:
-        # Note every secret the client sent, then echo it.
-        for header, value in headers:
-            if header.lower() == "authorization":
-                sent.add(value.partition(" ")[2])
-        if request_kind(target) == "login":
-            sent.add(json.loads(body)["fingerprint"])
-        if request_kind(target) == "stream":
-            sent.add(target.partition("token=")[2])
-        return case.answer(target, headers, body)
+CLI_CASES = {
+    "login-expires-10**400": 5,
+    "login-token-crlf": 5,
+    "status-600-login": 5,
+    "msg-900kb": 4,
+    "msg-nasty": 4,
+    "status-500-nasty": 4,
+    "content-type-nasty": 5,
+    "event-nasty": 5,
+}
 
-    with scripted_peer({case.kind: answer}) as url:
-        for kind in clients.KINDS:
-            with pytest.raises(g.GPTalkError) as caught:
-                clients.stream(kind, url, retry=NO_RETRY)
-            assert isinstance(caught.value, case.error), (kind, caught.value)
-            assert sent
-            texts = shown(caught.value) + ["".join(traceback.format_exception(caught.value))]
-            for secret in sent:
-                for text_ in texts:
-                    assert secret not in text_, f"{kind}: a secret leaked into {text_[:300]!r}"
+
+def assert_terminal_safe(output: str) -> None:
+    assert "Traceback" not in output
+    assert len(output) <= 2 * MAX_MESSAGE, f"{len(output)} characters"
+    for char in RAW:
+        assert char not in output, f"{char!r} reached the terminal: {output[:300]!r}"
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+@pytest.mark.parametrize("name", list(CLI_CASES))
+def test_the_command_prints_one_bounded_escaped_line_and_the_right_exit_code(
+    name: str, as_json: bool
+) -> None:
+    case = CASES[name]
+    with scripted_peer({case.kind: case.answer}) as url:
+        result = gptalk("chat", "--url", url, *(["--json"] if as_json else []), "Hello")
+    assert result.returncode == CLI_CASES[name], result.stderr[:500]
+    assert_terminal_safe(result.stderr)
+    assert_terminal_safe(result.stdout)
+    assert result.stderr.startswith("gptalk: error: ")

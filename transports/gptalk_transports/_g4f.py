@@ -23,6 +23,7 @@ from collections.abc import AsyncGenerator, Hashable
 from typing import Any, ClassVar
 
 import sniffio
+import trio
 
 from gptalk_proto import DEFAULT_MODEL, Credentials, LocalProtocolError
 
@@ -38,7 +39,9 @@ def _running_loop() -> object:
     try:
         library = sniffio.current_async_library()
     except sniffio.AsyncLibraryNotFoundError:
-        raise LocalProtocolError("GPTalk's calls run inside an asyncio or trio event loop") from None
+        raise LocalProtocolError(
+            "GPTalk's calls run inside an asyncio or trio event loop"
+        ) from None
     if library == "trio":
         import trio  # only when trio runs: asyncio users need not import it
 
