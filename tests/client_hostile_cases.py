@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import gptalk_proto as g
-from gptalk_proto.testing import http_response, play_responses
+from gptalk_proto.testing import Played, http_response, play_responses
 from gptalk_transports import RetryPolicy
 
 from .hostile_peer import Answer
@@ -211,7 +211,7 @@ def shown(error: BaseException) -> list[str]:
     return texts
 
 
-def play_core(case: Case) -> g.Played:
+def play_core(case: Case) -> Played:
     """The case on the core: a ClientConnection fed scripted bytes."""
     chat = g.Chat("Hello", credentials=g.Credentials(), fingerprint="ab" * 16)
     conn = g.ClientConnection(chat, host="gptalk.test")

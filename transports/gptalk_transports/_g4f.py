@@ -43,8 +43,6 @@ def _running_loop() -> object:
             "GPTalk's calls run inside an asyncio or trio event loop"
         ) from None
     if library == "trio":
-        import trio  # only when trio runs: asyncio users need not import it
-
         return trio.lowlevel.current_trio_token()
     return asyncio.get_running_loop()
 
