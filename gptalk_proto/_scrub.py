@@ -13,6 +13,7 @@ kind, in the message, the attributes and the whole ``__cause__`` /
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from ._errors import GPTalkError
@@ -25,20 +26,41 @@ __all__ = ["scrub_error", "scrub_text"]
 MAX_CHAIN = 64
 
 
-def _table(secrets: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+#: Secrets at least this long are replaced wherever they stand.  Shorter ones
+#: (a four-letter proxy password, a test's one-letter token) only where they
+#: stand alone, between characters that cannot be part of a token: replaced
+#: anywhere, they would cut ordinary words apart ("pass" in "passed").
+MIN_ANYWHERE = 8
+
+# The characters of an RFC 6750 b64token, padding included: a short secret
+# next to one of them is part of a longer word, not the secret.
+_WORD = r"[A-Za-z0-9\-._~+/=]"
+
+
+def _table(secrets: Iterable[tuple[str, str]]) -> list[tuple[str | re.Pattern[str], str]]:
     pairs: dict[str, str] = {}
     for kind, secret in secrets:
         if secret:
             for spelling in secret_spellings(secret):
                 pairs.setdefault(spelling, f"<{kind}>")
     # Longest first, so a secret inside a longer one does not break it up.
-    return sorted(pairs.items(), key=lambda pair: -len(pair[0]))
+    table: list[tuple[str | re.Pattern[str], str]] = []
+    for spelling, placeholder in sorted(pairs.items(), key=lambda pair: -len(pair[0])):
+        if len(spelling) >= MIN_ANYWHERE:
+            table.append((spelling, placeholder))
+        else:
+            alone = re.compile(f"(?<!{_WORD}){re.escape(spelling)}(?!{_WORD})")
+            table.append((alone, placeholder))
+    return table
 
 
-def _apply(text: str, table: list[tuple[str, str]]) -> str:
+def _apply(text: str, table: list[tuple[str | re.Pattern[str], str]]) -> str:
     for secret, placeholder in table:
-        if secret in text:
-            text = text.replace(secret, placeholder)
+        if isinstance(secret, str):
+            if secret in text:
+                text = text.replace(secret, placeholder)
+        else:
+            text = secret.sub(placeholder, text)
     return text
 
 

@@ -12,6 +12,7 @@ import anyio
 import pytest
 
 import gptalk_proto as g
+from gptalk_proto._scrub import scrub_error, scrub_text
 from gptalk_proto.testing import play_responses
 from gptalk_transports import AsyncClient, Client, Origin, ProxyError, RetryPolicy
 from gptalk_transports._anyio_backend import AnyioBackend
@@ -267,3 +268,22 @@ def test_reprs_of_the_client_and_its_connector_hide_the_proxy_credentials() -> N
             for text_ in texts:
                 assert secret not in text_, text_
         assert "proxy-authorization" in repr(options)
+
+
+def test_scrubbing_replaces_every_spelling_and_follows_the_chain() -> None:
+    long_secret = "Ab+/cd==efgh1234"
+    secrets = [("login-token", long_secret), ("proxy-credentials", "pw")]
+    text_ = f"x{long_secret}y {json.dumps('é' + long_secret)} %s pw: passed pw" % (
+        "Ab%2B%2Fcd%3D%3Defgh1234"
+    )
+    assert scrub_text(text_, secrets) == (
+        'x<login-token>y "\\u00e9<login-token>" <login-token> '
+        "<proxy-credentials>: passed <proxy-credentials>"
+    )
+    inner = g.HTTPStatusError(407, "http://h/p", f"refused {long_secret}")
+    outer = g.RemoteProtocolError(f"wrapped pw {long_secret}")
+    outer.__cause__ = inner
+    scrub_error(outer, secrets)
+    assert str(outer) == "wrapped <proxy-credentials> <login-token>"
+    assert inner.msg == "refused <login-token>"
+    assert long_secret not in str(inner)
