@@ -24,8 +24,9 @@ NOW = 1_700_000_000.0
 LOGIN_TOKEN = "L" * 8 + "0123456789abcdef" * 2
 STREAM_TOKEN = "S" * 8 + "fedcba9876543210" * 2
 
-#: Characters that must never reach a terminal raw from a server.
-RAW = ("\x1b", "\r", "\x00", "\u202e", "\ufffd\ufffd")
+#: Characters that must never reach a terminal raw from a server: ESC, CR,
+#: NUL, the bidi override, and the C1 CSI (which some terminals take as ESC [).
+RAW = ("\x1b", "\r", "\x00", "\u202e", "\x9b")
 NASTY = "\x1b[31mred\x1b[0m\roverwritten\x00nul\u202eevil\u2028line"
 #: Longest str(error) accepted: a few excerpts plus the sentence around them.
 MAX_MESSAGE = 1000

@@ -8,6 +8,8 @@ loopback against a scripted peer on every client kind, and through the
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 import gptalk_proto as g
@@ -122,3 +124,9 @@ def test_the_command_prints_one_bounded_escaped_line_and_the_right_exit_code(
     assert_terminal_safe(result.stderr)
     assert_terminal_safe(result.stdout)
     assert result.stderr.startswith("gptalk: error: ")
+
+
+@pytest.mark.parametrize("expires_at", [10**400, math.nan, "soon", True, None])
+def test_credentials_refuse_an_expiry_that_is_not_a_number(expires_at: object) -> None:
+    with pytest.raises(g.LocalProtocolError, match="expires_at"):
+        g.Credentials().store("tok", expires_at)  # type: ignore[arg-type]
