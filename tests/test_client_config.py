@@ -28,7 +28,7 @@ def test_timeout_refuses_nan_infinities_and_non_positive_values(field: str, valu
     with pytest.raises(g.LocalProtocolError, match=f"the {field} timeout"):
         Timeout(**{field: value})  # type: ignore[arg-type]
     with pytest.raises(g.LocalProtocolError):
-        Timeout()._replace(**{field: value})
+        Timeout()._replace(**{field: value})  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -1, 0])
