@@ -264,9 +264,8 @@ class Chat:
             # Three digits that HTTP gives no meaning (RFC 9110 section 15:
             # 100-599), such as 600: h11 lets them through, and they are the
             # server's fault.  Raised by next_event, like every peer error.
-            self._fail(
-                RemoteProtocolError(f"expected an HTTP status from 100 to 599, got {status}")
-            )
+            shown = str(status) if -1000 < status < 1000 else "a number of more digits"
+            self._fail(RemoteProtocolError(f"expected an HTTP status from 100 to 599, got {shown}"))
             return
         content_type = ""
         for name, value in headers:

@@ -130,3 +130,17 @@ def test_the_command_prints_one_bounded_escaped_line_and_the_right_exit_code(
 def test_credentials_refuse_an_expiry_that_is_not_a_number(expires_at: object) -> None:
     with pytest.raises(g.LocalProtocolError, match="expires_at"):
         g.Credentials().store("tok", expires_at)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "status", [0, 99, 600, 999, 10**5000], ids=["0", "99", "600", "999", "huge"]
+)
+def test_a_status_http_does_not_define_is_the_peers_fault(status: int) -> None:
+    chat = g.Chat("Hello", credentials=g.Credentials(), fingerprint="ab" * 16)
+    assert chat.next_event() is g.SEND_REQUEST
+    chat.next_request(now=NOW)
+    chat.receive_response(status)
+    with pytest.raises(g.RemoteProtocolError, match="status from 100 to 599") as caught:
+        chat.next_event()
+    assert len(str(caught.value)) < 100
+    assert chat.state is g.ClientState.ERROR
