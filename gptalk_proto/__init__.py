@@ -39,6 +39,7 @@ from ._errors import (
     SSELineTooLong,
     SSESizeError,
     StreamInterrupted,
+    excerpt,
 )
 from ._events import (
     ChatDone,
@@ -78,6 +79,8 @@ from ._wire import (
     DEFAULT_USER_AGENT,
     DONE_MARKER,
     LOGIN_PATH,
+    MAX_EXPIRES_AT,
+    MAX_TOKEN_LENGTH,
     STREAM_PATH,
     TEXT_PATH,
     ErrorCode,
@@ -102,6 +105,8 @@ __all__ = [
     "EOF",
     "FORMAT_VERSION",
     "LOGIN_PATH",
+    "MAX_EXPIRES_AT",
+    "MAX_TOKEN_LENGTH",
     "NEED_DATA",
     "PAUSED",
     "SEND_REQUEST",
@@ -169,6 +174,7 @@ __all__ = [
     "default_reply",
     "encode_comment",
     "encode_event",
+    "excerpt",
     "expected_reply",
     "format_prompt",
     "lint",

@@ -39,8 +39,10 @@ from ._errors import (
     RemoteProtocolError,
     SSESizeError,
     StreamInterrupted,
+    excerpt,
 )
 from ._events import ChatDone, ChatEvent, LoggedIn, Request
+from ._scrub import scrub_error
 from ._sse import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_SIZE, SSEParser
 from ._sse_event import SSEEvent
 from ._state import SEND_STATES, ClientInput, ClientState, StateMachine
@@ -59,6 +61,8 @@ from ._wire import (
     DEFAULT_USER_AGENT,
     DONE_MARKER,
     check_fingerprint,
+    check_login_data,
+    check_stream_data,
     format_prompt,
     load_json_object,
     login_request,
@@ -151,6 +155,7 @@ class Chat:
         self._stream_token: str | None = None
         self._parser: SSEParser | None = None
         self._decoder = ContentDecoder()
+        self._more_secrets: list[tuple[str, str]] = []
 
     # -- introspection ----------------------------------------------------------
 
@@ -168,6 +173,28 @@ class Chat:
     def request(self) -> Request | None:
         """The request in flight (or last made)."""
         return self._request
+
+    @property
+    def secrets(self) -> list[tuple[str, str]]:
+        """``(kind, value)`` of every secret this chat knows: the fingerprint,
+        its login and stream tokens, the shared credentials' current token, and
+        what :meth:`add_secret` added.  Errors raised by :meth:`next_event` never
+        carry them (each becomes ``<kind>``)."""
+        known = [("fingerprint", self._fingerprint), *self._more_secrets]
+        for kind, value in (
+            ("login-token", self._token),
+            ("login-token", self.credentials.token),
+            ("stream-token", self._stream_token),
+        ):
+            if value:
+                known.append((kind, value))
+        return known
+
+    def add_secret(self, kind: str, value: str) -> None:
+        """One more value to keep out of error messages (a proxy's credentials:
+        :class:`ClientConnection` adds them)."""
+        if value:
+            self._more_secrets.append((kind, value))
 
     def needs_login(self, now: float) -> bool:
         """Whether the next request will be a login (only meaningful in ``START``).
@@ -228,9 +255,18 @@ class Chat:
     ) -> None:
         """The final response head of the request in flight."""
         targets = self._machine.check(_RESPONSE)
-        if not isinstance(status, int) or not 200 <= status <= 599:
+        if isinstance(status, bool) or not isinstance(status, int) or 100 <= status <= 199:
+            # Not a status, or an informational one: the caller's mistake
+            # (1xx answers are not final; an HTTP parser skips them).
             self._machine.fail()
             raise LocalProtocolError(f"expected a final response status (200-599), got {status!r}")
+        if not 200 <= status <= 599:
+            # Three digits that HTTP gives no meaning (RFC 9110 section 15:
+            # 100-599), such as 600: h11 lets them through, and they are the
+            # server's fault.  Raised by next_event, like every peer error.
+            shown = str(status) if -1000 < status < 1000 else "a number of more digits"
+            self._fail(RemoteProtocolError(f"expected an HTTP status from 100 to 599, got {shown}"))
+            return
         content_type = ""
         for name, value in headers:
             # h11 hands over lowercase bytes names; other clients, any case.
@@ -318,6 +354,9 @@ class Chat:
             return self._events.popleft()
         if self._error is not None:
             error, self._error = self._error, None
+            # The one boundary every peer and service error crosses: the
+            # secrets this chat knows never leave in a message.
+            scrub_error(error, self.secrets)
             raise error
         state = self._machine.state
         if state in SEND_STATES:
@@ -362,34 +401,19 @@ class Chat:
                     raise_for_envelope(envelope, what)
                 raise RemoteProtocolError(
                     "expected a text/event-stream response to the stream request, got "
-                    + (self._content_type or "no content type")
+                    + (excerpt(self._content_type) if self._content_type else "no content type")
                 )
             data = raise_for_envelope(load_json_object(body, what), what)
             if state is _S.LOGIN_BODY:
-                token, expires_at = data.get("token"), data.get("expires_at")
-                if not isinstance(token, str) or not token:
-                    raise RemoteProtocolError(f"expected a str 'token' in the {what}'s data")
-                if not isinstance(expires_at, (int, float)) or isinstance(expires_at, bool):
-                    raise RemoteProtocolError(
-                        f"expected a number 'expires_at' in the {what}'s data"
-                    )
-                try:
-                    check_header_value("token", token)
-                except LocalProtocolError:
-                    raise RemoteProtocolError(
-                        f"the {what}'s token cannot go in an HTTP header"
-                    ) from None
+                token, expires_at = check_login_data(data, what)
                 # Store and take one use in one step: the token this chat paid a
                 # login for is never used up by others before its own text request.
                 self.credentials.store(token, expires_at)
                 self._token = self.credentials.acquire_fresh()
-                self._events.append(LoggedIn(float(expires_at)))
+                self._events.append(LoggedIn(expires_at))
                 self._machine.move(_END, _S.LOGGED_IN)
             else:
-                stream_token = data.get("token")
-                if not isinstance(stream_token, str) or not stream_token:
-                    raise RemoteProtocolError(f"expected a str 'token' in the {what}'s data")
-                self._stream_token = stream_token
+                self._stream_token = check_stream_data(data, what)
                 self._machine.move(_END, _S.TEXT_DONE)
         except GPTalkError as error:
             self._fail(error)

@@ -24,13 +24,15 @@ alive; when it will not, :class:`ReconnectNeeded` comes before the next
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Iterable
 
 import h11
 
 from ._chat import Chat
 from ._chunked import ChunkedDecoder
-from ._errors import LocalProtocolError, RemoteProtocolError
+from ._errors import LocalProtocolError, RemoteProtocolError, excerpt
 from ._events import ChatEvent, ReconnectNeeded, Request
 from ._state import SEND_STATES, ClientState
 from ._util import NEED_DATA, SEND_REQUEST, Sentinel, check_header_name, check_header_value
@@ -74,6 +76,8 @@ class ClientConnection:
             (check_header_name(n).lower(), check_header_value("proxy header", v))
             for n, v in proxy_headers
         )
+        for _, value in self._proxy_headers:
+            _add_proxy_secrets(chat, value)
         self._max_head_size = max_head_size
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_head_size)
         # Why the server will not reuse this connection, once it has said so.
@@ -250,7 +254,7 @@ class ClientConnection:
                 if self._closed:
                     chat.abort("the server closed the connection")
                 else:
-                    chat.abort(f"the server's HTTP was invalid ({exc})")
+                    chat.abort(f"the server's HTTP was invalid ({excerpt(str(exc))})")
                 continue
             if h is h11.NEED_DATA:
                 return NEED_DATA
@@ -307,7 +311,7 @@ class ClientConnection:
                 chat.receive_body(partial)
             self._body = None
             if chat.state not in (ClientState.ERROR, ClientState.DONE):
-                chat.abort(f"the server's HTTP was invalid ({exc})")
+                chat.abort(f"the server's HTTP was invalid ({excerpt(str(exc))})")
             return True
         if body:
             chat.receive_body(body)
@@ -332,6 +336,24 @@ class ClientConnection:
             conn.start_next_cycle()
         else:
             self._reconnect = "the server closed the connection after its response"
+
+
+def _add_proxy_secrets(chat: Chat, value: str) -> None:
+    # A Proxy-Authorization value, its credentials (after the scheme), and for
+    # Basic (RFC 7617) the decoded "user:pass" and its two halves: a proxy or
+    # server that echoes any of them must not get it into an error message.
+    chat.add_secret("proxy-credentials", value)
+    scheme, _, credentials = value.strip().partition(" ")
+    credentials = credentials.strip()
+    chat.add_secret("proxy-credentials", credentials)
+    if scheme.lower() == "basic" and credentials:
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return
+        user, _, password = decoded.partition(":")
+        for part in (decoded, password, user):
+            chat.add_secret("proxy-credentials", part)
 
 
 def _is_chunked(response: h11.Response) -> bool:

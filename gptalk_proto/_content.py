@@ -33,7 +33,8 @@ _PLAIN = re.compile(r'[^"\\\x00-\x1f]*')
 def _load(data: str) -> dict[str, Any]:
     try:
         value = json.loads(data)
-    except ValueError:
+    # RecursionError: data nested thousands deep is the peer's doing.
+    except (ValueError, RecursionError):
         raise RemoteProtocolError(
             f"expected JSON with 'content' in a stream event, got {excerpt(data)}"
         ) from None

@@ -13,6 +13,8 @@ calls with their own lock.
 
 from __future__ import annotations
 
+import math
+
 from ._errors import LocalProtocolError
 
 __all__ = ["DEFAULT_EXPIRY_MARGIN", "DEFAULT_MAX_USES", "Credentials"]
@@ -97,8 +99,14 @@ class Credentials:
         """Keep a fresh token from a login; its use count starts at zero."""
         if not isinstance(token, str) or not token:
             raise LocalProtocolError("a token must be a non-empty str")
+        try:
+            expires = float(expires_at)
+        except (TypeError, ValueError, OverflowError):
+            expires = math.nan
+        if isinstance(expires_at, bool) or math.isnan(expires):
+            raise LocalProtocolError("expires_at must be a number of unix seconds")
         self._token = token
-        self.expires_at = float(expires_at)
+        self.expires_at = expires
         self.uses = 0
         self.generation += 1
         self.logins += 1

@@ -21,7 +21,10 @@ The transports add ``TransportError`` (connect, proxy, TLS, timeouts) as a
 sibling tree under :class:`GPTalkError`.
 
 Messages never carry a bearer token, stream token or fingerprint: they name
-what was expected and what came, quoting only reply text.
+what was expected and what came, and quote the peer's text (an envelope's
+``msg``, a header, event data) only through :func:`excerpt`, bounded and
+escaped, so no server text reaches a terminal raw.  The chat machine takes its
+known secrets out of every error it raises (``gptalk_proto._scrub``).
 """
 
 from __future__ import annotations
@@ -50,12 +53,20 @@ __all__ = [
     "excerpt",
 ]
 
-#: How much of a peer's bytes an error message may quote.
+#: How much of a peer's bytes an error message may quote, in characters
+#: before escaping: enough to recognise a message, too little to flood a
+#: terminal or a log with whatever the peer sent (a 900 KB ``msg``).
 EXCERPT_LIMIT = 120
 
 
 def excerpt(text: str | bytes, limit: int = EXCERPT_LIMIT) -> str:
-    """A bounded, printable quotation of peer data for an error message."""
+    """A bounded, printable quotation of peer data for an error message.
+
+    ``repr`` escapes every character that is not printable -- ESC (ANSI
+    sequences), CR, NUL, the bidi overrides (U+202E is format, not printable)
+    -- and bytes that are not UTF-8 come out as U+FFFD, so the quotation is
+    one line of visible characters that cannot steer a terminal.
+    """
     if isinstance(text, (bytes, bytearray, memoryview)):
         text = bytes(text).decode("utf-8", "replace")
     if len(text) <= limit:
@@ -128,7 +139,12 @@ class ServiceError(GPTalkError):
     """
 
     def __init__(self, code: int | None, msg: str) -> None:
-        super().__init__(f"service error {code}: {msg}" if code is not None else msg)
+        # ``msg`` is the service's text: quoted bounded and escaped.
+        super().__init__(
+            f"service error {code}: {excerpt(msg)}"
+            if code is not None
+            else f"service error: {excerpt(msg)}"
+        )
         self.code = code
         self.msg = msg
 
@@ -152,7 +168,7 @@ class HTTPStatusError(ServiceError):
     """The service answered with a 4xx or 5xx status."""
 
     def __init__(self, status: int, url: str, msg: str = "") -> None:
-        text = f"HTTP {status} from {url}" + (f": {msg}" if msg else "")
+        text = f"HTTP {status} from {url}" + (f": {excerpt(msg)}" if msg else "")
         GPTalkError.__init__(self, text)
         self.code = status
         self.msg = msg

@@ -103,9 +103,9 @@ def _credential(header: str, value: str) -> str:
     return value
 
 
-def _variants(secret: str) -> Iterator[str]:
-    # How a secret may be spelled on the wire: as is, JSON-escaped (both with
-    # and without \\u escapes), and percent-encoded in a URL.
+def secret_spellings(secret: str) -> Iterator[str]:
+    """How a secret may be spelled on the wire: as is, JSON-escaped (both with
+    and without \\u escapes), and percent-encoded in a URL."""
     yield secret
     yield json.dumps(secret)[1:-1]
     yield json.dumps(secret, ensure_ascii=False)[1:-1]
@@ -134,7 +134,7 @@ def _table(found: dict[str, str], counters: dict[str, int]) -> list[tuple[str, s
     pairs: dict[str, str] = {}
     for secret, kind in found.items():
         counters[kind] = counters.get(kind, 0) + 1
-        for variant in _variants(secret):
+        for variant in secret_spellings(secret):
             pairs.setdefault(variant, _placeholder(kind, counters[kind], len(variant.encode())))
     # Longest first, so a secret inside a longer one does not break it up.
     return sorted(pairs.items(), key=lambda pair: -len(pair[0]))

@@ -22,8 +22,10 @@ from ._errors import (
     QuotaExhausted,
     RemoteProtocolError,
     ServiceError,
+    excerpt,
 )
 from ._events import Request
+from ._redact import PLACEHOLDER
 from ._util import check_header_value
 
 __all__ = [
@@ -33,10 +35,14 @@ __all__ = [
     "DEFAULT_USER_AGENT",
     "DONE_MARKER",
     "LOGIN_PATH",
+    "MAX_EXPIRES_AT",
+    "MAX_TOKEN_LENGTH",
     "STREAM_PATH",
     "TEXT_PATH",
     "ErrorCode",
     "check_fingerprint",
+    "check_login_data",
+    "check_stream_data",
     "format_prompt",
     "login_request",
     "raise_for_envelope",
@@ -211,7 +217,9 @@ def load_json_object(body: bytes, what: str) -> dict[str, Any]:
     """Decode a JSON object, or raise RemoteProtocolError naming ``what``."""
     try:
         value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    # RecursionError: JSON nested thousands deep (``[`` x 100,000) is a peer's
+    # attack on the decoder's stack, not a bug of ours.
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise RemoteProtocolError(
             f"expected a JSON object in the {what}, got {len(body)} bytes that are not JSON"
         ) from None
@@ -220,8 +228,18 @@ def load_json_object(body: bytes, what: str) -> dict[str, Any]:
     return value
 
 
+#: Envelope codes outside this range are not codes (the service's are five
+#: digits); such a ``code`` is treated as absent rather than carried into a
+#: message thousands of digits long.
+_CODE_RANGE = range(-(2**31), 2**31)
+
+
 def _classify(code: Any, msg: str) -> ServiceError:
-    number = code if isinstance(code, int) and not isinstance(code, bool) else None
+    number = (
+        code
+        if isinstance(code, int) and not isinstance(code, bool) and code in _CODE_RANGE
+        else None
+    )
     lowered = msg.lower()
     if number == ErrorCode.QUOTA_EXHAUSTED or "quota" in lowered or "limit" in lowered:
         return QuotaExhausted(number, msg)
@@ -248,7 +266,9 @@ def raise_for_envelope(envelope: dict[str, Any], what: str) -> dict[str, Any]:
         msg = envelope.get("msg")
         code = envelope.get("code")
         if not isinstance(msg, str):
-            msg = f"the {what} has no data (code {code!r})"
+            number = _classify(code, "").code
+            shown = repr(number) if number is not None or code is None else _describe(code)
+            msg = f"the {what} has no data (code {shown})"
         raise _classify(code, msg)
     if not isinstance(data, dict):
         raise RemoteProtocolError(
@@ -262,8 +282,79 @@ def status_error(status: int, url: str, body: bytes) -> HTTPStatusError:
     msg = ""
     try:
         value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         value = None
     if isinstance(value, dict) and isinstance(value.get("msg"), str):
         msg = value["msg"][:200]
     return HTTPStatusError(status, url, msg)
+
+
+# -- values the server hands the client ---------------------------------------
+
+#: Longest login or stream token accepted, in characters.  The reference
+#: server's are 32; a token goes back into every text request's header (or
+#: the stream URL), so a "token" of a megabyte is refused, not echoed.
+MAX_TOKEN_LENGTH = 4096
+
+#: Latest ``expires_at`` accepted, in unix seconds: 9999-12-31T23:59:59Z, the
+#: last second a ``datetime`` can show.  A larger number (``10**400`` does not
+#: even fit a float) is not an expiry.
+MAX_EXPIRES_AT = 253_402_300_799
+
+# RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~"
+# / "+" / "/" ) *"=".  Every one of them may stand in an Authorization header,
+# and quote(..., safe="") percent-encodes "+", "/" and "=" in the stream URL's
+# query, so a b64token goes back into a header or a URL unchanged in meaning.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+def _check_token(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise RemoteProtocolError(
+            f"expected a non-empty str 'token' in the {what}'s data, got {_describe(value)}"
+        )
+    if len(value) > MAX_TOKEN_LENGTH:
+        raise RemoteProtocolError(
+            f"expected a 'token' of at most {MAX_TOKEN_LENGTH} characters in the {what}'s "
+            f"data, got {len(value)}"
+        )
+    # A replayed cassette hands back the redaction placeholder (``<t1>...``,
+    # or ``***`` for a token too short to name) in place of the recorded
+    # token; that is accepted too.
+    if not (_B64TOKEN.fullmatch(value) or PLACEHOLDER.fullmatch(value) or value.strip("*") == ""):
+        # Not quoted: it is a token, and the message must not carry it.
+        raise RemoteProtocolError(
+            f"the {what}'s token is not an RFC 6750 b64token (letters, digits, "
+            "'-._~+/', then '=' padding): it cannot go back into a header or a URL"
+        )
+    return value
+
+
+def check_login_data(data: dict[str, Any], what: str = "login response") -> tuple[str, float]:
+    """``(token, expires_at)`` from a login response's ``data``, checked.
+
+    The token must be a :data:`MAX_TOKEN_LENGTH`-bounded RFC 6750 b64token;
+    ``expires_at`` a finite number of unix seconds (an int or a float, not a
+    bool) from 0 to :data:`MAX_EXPIRES_AT`.  Anything else is the server's
+    fault: :class:`RemoteProtocolError`.
+    """
+    token = _check_token(data.get("token"), what)
+    expires_at = data.get("expires_at")
+    if isinstance(expires_at, bool) or not isinstance(expires_at, (int, float)):
+        raise RemoteProtocolError(
+            f"expected a number 'expires_at' in the {what}'s data, got {_describe(expires_at)}"
+        )
+    # Compared before any conversion: int 10**400 would overflow float().
+    # NaN fails both comparisons, so it is refused too; infinities are out of range.
+    if not 0 <= expires_at <= MAX_EXPIRES_AT:
+        raise RemoteProtocolError(
+            f"expected 'expires_at' in the {what}'s data to be unix seconds from 0 to "
+            f"{MAX_EXPIRES_AT}, got {excerpt(repr(expires_at), 40)}"
+        )
+    return token, float(expires_at)
+
+
+def check_stream_data(data: dict[str, Any], what: str = "text response") -> str:
+    """The stream token from a text response's ``data``, checked as a login
+    token is (see :func:`check_login_data`)."""
+    return _check_token(data.get("token"), what)

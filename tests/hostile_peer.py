@@ -10,14 +10,24 @@ from __future__ import annotations
 
 import random
 import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from urllib.parse import urlsplit
 
 import gptalk_proto as g
 
 from .threaded_server import StreamWriter, listening, serve_connection
 
-__all__ = ["StreamWriter", "chunked", "endless_line", "hostile_peer"]
+__all__ = [
+    "Answer",
+    "StreamWriter",
+    "chunked",
+    "endless_line",
+    "hostile_peer",
+    "request_kind",
+    "scripted_peer",
+]
 
 
 def chunked(data: bytes) -> bytes:
@@ -47,4 +57,54 @@ def hostile_peer(stream_body: StreamWriter) -> Iterator[str]:
     with listening(
         lambda sock: serve_connection(sock, service, stream_body), timeout=30, join_timeout=60
     ) as (host, port):
+        yield f"http://{host}:{port}"
+
+
+#: What a scripted peer sees of a request (the core's ``Request`` and the
+#: server's ``RequestReceived`` both have these fields): target, headers, body.
+Answer = Callable[[str, tuple[tuple[str, str], ...], bytes], bytes]
+
+
+def request_kind(target: str) -> str:
+    """``login``, ``text`` or ``stream`` for a request target (absolute-form too)."""
+    path = urlsplit(target).path
+    return {g.LOGIN_PATH: "login", g.TEXT_PATH: "text", g.STREAM_PATH: "stream"}.get(path, "other")
+
+
+@contextmanager
+def scripted_peer(answers: Mapping[str, Answer]) -> Iterator[str]:
+    """A GPTalk peer over loopback whose answers to the request kinds in
+    ``answers`` (``login``, ``text``, ``stream``, or ``any``) are the raw bytes
+    the answer returns, written whole before the connection closes; the other
+    requests go to the reference service."""
+    service = g.Service(entropy=random.Random(5).randbytes)
+
+    def handle(sock: socket.socket) -> None:
+        conn = g.ServerConnection(service)
+        with sock:
+            while True:
+                event = conn.next_event()
+                if event is g.NEED_DATA:
+                    try:
+                        conn.receive_data(sock.recv(65536))
+                    except OSError:
+                        return
+                    continue
+                if event is g.PAUSED:
+                    return
+                if isinstance(event, g.RequestReceived):
+                    answer = answers.get("any") or answers.get(request_kind(event.target))
+                    if answer is not None:
+                        with suppress(OSError):
+                            sock.sendall(answer(event.target, event.headers, event.body))
+                            sock.shutdown(socket.SHUT_RDWR)
+                        return
+                assert isinstance(event, (g.RequestReceived, g.BadRequest))
+                for action in conn.respond(event, now=time.time()):
+                    if isinstance(action, g.Send):
+                        sock.sendall(action.data)
+                    elif not isinstance(action, g.Pause):
+                        return
+
+    with listening(handle, timeout=30, join_timeout=60) as (host, port):
         yield f"http://{host}:{port}"

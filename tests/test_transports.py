@@ -133,25 +133,24 @@ def test_g4f_create_async_generator(no_leaks: None) -> None:
 def test_g4f_concurrent_generators_share_credentials_without_overuse(no_leaks: None) -> None:
     service = make_service()
     with serve_in_thread(service) as url:
-        GPTalk._credentials.pop(url, None)
 
         async def one(index: int, results: list[str]) -> None:
             messages = [{"role": "user", "content": f"g4f {index}"}]
             pieces = [p async for p in GPTalk.create_async_generator("", messages, base_url=url)]
             results[index] = "".join(pieces)
 
-        async def main() -> list[str]:
+        async def main() -> tuple[list[str], g.Credentials]:
             results = [""] * 12
             async with anyio.create_task_group() as group:
                 for index in range(12):
                     group.start_soon(one, index, results)
-            return results
+            return results, GPTalk.credentials_for(url)
 
-        results = anyio.run(main)
+        results, credentials = anyio.run(main)
     assert results == [g.expected_reply(f"g4f {i}") for i in range(12)]
     # Never more than 5 uses of a token: the service refused nothing.
     assert service.counts["text"] == 12
-    assert GPTalk.credentials_for(url).uses <= 5
+    assert credentials.uses <= 5
 
 
 def test_unknown_backend_is_refused() -> None:

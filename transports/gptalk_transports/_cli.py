@@ -36,7 +36,7 @@ from gptalk_proto import (
 from gptalk_proto._util import check_text_value
 
 from ._async_client import AsyncClient
-from ._config import Timeout
+from ._config import MAX_TIMEOUT, Timeout, check_timeout
 from ._exceptions import TransportError
 from ._load import run_load
 from ._refserver import (
@@ -290,6 +290,23 @@ def _positive(value: str) -> float:
     return number
 
 
+def _timeout_seconds(value: str) -> float:
+    # The rule Timeout(...) applies (check_timeout): finite, above 0.
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    try:
+        checked = check_timeout("", number)
+    except LocalProtocolError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds greater than 0 and at most {MAX_TIMEOUT:g}, "
+            f"got {value!r}"
+        ) from None
+    assert checked is not None
+    return checked
+
+
 def _count(value: str) -> int:
     try:
         number = int(value)
@@ -340,21 +357,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chat.add_argument(
         "--connect-timeout",
-        type=_positive,
+        type=_timeout_seconds,
         default=10.0,
         metavar="S",
         help="seconds to open a connection (default: %(default)s)",
     )
     chat.add_argument(
         "--read-timeout",
-        type=_positive,
+        type=_timeout_seconds,
         default=60.0,
         metavar="S",
         help="seconds without a byte before a chat fails (default: %(default)s)",
     )
     chat.add_argument(
         "--total-timeout",
-        type=_positive,
+        type=_timeout_seconds,
         default=600.0,
         metavar="S",
         help="seconds for a whole chat, retries included (default: %(default)s)",
@@ -453,21 +470,21 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--json", action="store_true", help="print the report as JSON")
     load.add_argument(
         "--connect-timeout",
-        type=_positive,
+        type=_timeout_seconds,
         default=5.0,
         metavar="S",
         help="seconds to open a connection (default: %(default)s)",
     )
     load.add_argument(
         "--read-timeout",
-        type=_positive,
+        type=_timeout_seconds,
         default=10.0,
         metavar="S",
         help="seconds without a byte before a chat fails (default: %(default)s)",
     )
     load.add_argument(
         "--total-timeout",
-        type=_positive,
+        type=_timeout_seconds,
         default=30.0,
         metavar="S",
         help="seconds for a whole chat, retries included (default: %(default)s)",

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import ssl
 import warnings
-from typing import NamedTuple
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from gptalk_proto import LocalProtocolError
 
 from ._exceptions import InsecureTLSWarning
 
-__all__ = ["DEFAULT_URL", "Origin", "ProxyURL", "Timeout", "make_ssl_context"]
+__all__ = [
+    "DEFAULT_URL",
+    "MAX_TIMEOUT",
+    "Origin",
+    "ProxyURL",
+    "Timeout",
+    "check_timeout",
+    "make_ssl_context",
+]
 
 #: Where the live service was.  It is gone; the reference server stands in.
 DEFAULT_URL = "https://gptalk.net"
@@ -22,17 +31,74 @@ def _reject_crlf(what: str, value: str) -> None:
         raise LocalProtocolError(f"{what} must not contain CR, LF or NUL")
 
 
-class Timeout(NamedTuple):
+#: Longest timeout accepted, in seconds (about 31 years): longer than any call
+#: can mean, and short enough for every clock and socket API to represent
+#: (a socket timeout past ~9.2e9 s overflows the platform's time type).
+MAX_TIMEOUT = 1e9
+
+
+def check_timeout(name: str, value: float | None) -> float | None:
+    """A timeout in seconds, checked: ``None`` (off) or a finite number greater
+    than 0 and at most :data:`MAX_TIMEOUT`.
+
+    NaN, infinities, zero and negatives are the caller's mistake
+    (:class:`~gptalk_proto.LocalProtocolError`): NaN compares false with
+    everything, so a deadline of NaN would never expire, and zero or a
+    negative would fail every call before it starts.  ``None`` is the one way
+    to turn a timeout off.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise LocalProtocolError(
+            f"the {name} timeout must be a number of seconds or None, not {type(value).__name__}"
+        )
+    # Written so NaN fails it (every comparison with NaN is false).
+    if not 0 < value <= MAX_TIMEOUT:
+        raise LocalProtocolError(
+            f"the {name} timeout must be a number of seconds greater than 0 and at most "
+            f"{MAX_TIMEOUT:g} (or None to turn it off), not {value!r}"
+        )
+    return float(value)
+
+
+class _TimeoutFields(NamedTuple):
+    connect: float | None = 10.0
+    read: float | None = 60.0
+    total: float | None = 600.0
+
+
+class Timeout(_TimeoutFields):
     """Timeouts in seconds; ``None`` turns one off.
 
     * ``connect``: opening a connection (TCP, proxy handshake and TLS);
     * ``read``: the longest silence between two reads (and the longest write);
     * ``total``: the whole call, retries and backoff included.
+
+    Each is checked on construction (:func:`check_timeout`): NaN, an infinity,
+    zero or a negative raise :class:`~gptalk_proto.LocalProtocolError`.
     """
 
-    connect: float | None = 10.0
-    read: float | None = 60.0
-    total: float | None = 600.0
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        connect: float | None = 10.0,
+        read: float | None = 60.0,
+        total: float | None = 600.0,
+    ) -> Timeout:
+        return super().__new__(
+            cls,
+            check_timeout("connect", connect),
+            check_timeout("read", read),
+            check_timeout("total", total),
+        )
+
+    @classmethod
+    def _make(cls, iterable: Iterable[Any]) -> Timeout:  # type: ignore[override]
+        # _replace() builds through _make: checked like the constructor.  (The
+        # stub types _make with a TypeVar that a subclass cannot restate.)
+        return cls(*iterable)
 
     @classmethod
     def coerce(cls, value: Timeout | float | None) -> Timeout:
@@ -41,9 +107,9 @@ class Timeout(NamedTuple):
             return value
         if value is None:
             return cls(None, None, None)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise LocalProtocolError(f"a timeout must be a positive number, not {value!r}")
-        return cls(float(value), float(value), cls().total)
+        return cls(value, value, cls().total)
 
 
 class Origin(NamedTuple):

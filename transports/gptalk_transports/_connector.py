@@ -39,6 +39,14 @@ class RequestOptions(NamedTuple):
     target_prefix: str = ""
     proxy_headers: tuple[tuple[str, str], ...] = ()
 
+    def __repr__(self) -> str:
+        # The proxy headers carry credentials: named, never shown.
+        hidden = tuple((name, "<redacted>") for name, _ in self.proxy_headers)
+        return (
+            f"RequestOptions(host={self.host!r}, target_prefix={self.target_prefix!r}, "
+            f"proxy_headers={hidden!r})"
+        )
+
 
 class AsyncConnectorProtocol(Protocol):
     """What the async client needs from a connector (record/replay implement it)."""

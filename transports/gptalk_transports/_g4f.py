@@ -6,25 +6,55 @@ Existing g4f-style code keeps working::
         print(piece, end="")
 
 The original kept its token and use count as class attributes, mutated by
-every concurrent call.  Here the class holds one :class:`Credentials` object
-per service URL, and the 5-use and expiry rule is enforced inside it in one
-synchronous step, so concurrent generators can share a token but can never
-overuse or outlive it.
+every concurrent call.  Here each event loop has one :class:`Credentials`
+object per service URL, and the calls in flight with the same settings share
+one :class:`AsyncClient` -- its connection pool and its login lock -- so 50
+concurrent calls log in 10 times (5 chats per token), never overuse or
+outlive a token, and never race on it.  The shared client is closed by the
+last call that uses it; the credentials hold no resource and go with the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ssl
-from collections.abc import AsyncGenerator
+import weakref
+from collections.abc import AsyncGenerator, Hashable
 from typing import Any, ClassVar
 
-from gptalk_proto import DEFAULT_MODEL, Credentials
+import sniffio
+import trio
+
+from gptalk_proto import DEFAULT_MODEL, Credentials, LocalProtocolError
 
 from ._async_client import AsyncClient
 from ._config import DEFAULT_URL, Timeout
 from ._progress import Messages
 
 __all__ = ["GPTalk"]
+
+
+def _running_loop() -> object:
+    """The running event loop (asyncio) or run (trio), as a weak-referenceable key."""
+    try:
+        library = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        raise LocalProtocolError(
+            "GPTalk's calls run inside an asyncio or trio event loop"
+        ) from None
+    if library == "trio":
+        return trio.lowlevel.current_trio_token()
+    return asyncio.get_running_loop()
+
+
+class _Shared:
+    """An AsyncClient and the number of calls in flight on it."""
+
+    __slots__ = ("client", "users")
+
+    def __init__(self, client: AsyncClient) -> None:
+        self.client = client
+        self.users = 0
 
 
 class GPTalk:
@@ -38,12 +68,21 @@ class GPTalk:
     supports_stream: ClassVar[bool] = True
     default_model: ClassVar[str] = DEFAULT_MODEL
 
-    _credentials: ClassVar[dict[str, Credentials]] = {}
+    # Per event loop (weakly: a finished loop takes its entries with it), the
+    # credentials of each service URL.
+    _credentials: ClassVar[weakref.WeakKeyDictionary[object, dict[str, Credentials]]] = (
+        weakref.WeakKeyDictionary()
+    )
+    # The clients of the calls in flight, by loop and settings; an entry lives
+    # from the first call that needs it to the end of the last one using it.
+    _clients: ClassVar[dict[Hashable, _Shared]] = {}
 
     @classmethod
     def credentials_for(cls, base_url: str) -> Credentials:
-        """The login state shared by every call to ``base_url``."""
-        return cls._credentials.setdefault(base_url.rstrip("/"), Credentials())
+        """The login state shared by every call to ``base_url`` on the running
+        event loop (call it from inside the loop)."""
+        per_url = cls._credentials.setdefault(_running_loop(), {})
+        return per_url.setdefault(base_url.rstrip("/"), Credentials())
 
     @classmethod
     async def create_async_generator(
@@ -62,24 +101,47 @@ class GPTalk:
             **kwargs: ``base_url`` (default: :attr:`url`), ``timeout``,
                 ``verify``, ``backend``, ``retry``; other keyword arguments, which
                 g4f passes to every provider, are accepted and ignored.
+
+        Concurrent calls on one event loop with the same URL and settings share
+        one client: its connections and its single-flight logins.
         """
-        base_url: str = kwargs.get("base_url") or cls.url
+        base_url: str = (kwargs.get("base_url") or cls.url).rstrip("/")
         timeout: Timeout | float | None = kwargs.get("timeout", Timeout())
         verify: bool | str | ssl.SSLContext = kwargs.get("verify", True)
         options: dict[str, Any] = {}
         for name in ("backend", "retry"):
             if name in kwargs:
                 options[name] = kwargs[name]
-        async with (
-            AsyncClient(
+        key = (
+            _running_loop(),
+            base_url,
+            proxy,
+            timeout,
+            verify,
+            options.get("backend"),
+            options.get("retry"),
+        )
+        shared = cls._clients.get(key)
+        if shared is None:
+            client = AsyncClient(
                 base_url,
                 proxy=proxy,
                 timeout=timeout,
                 verify=verify,
                 credentials=cls.credentials_for(base_url),
                 **options,
-            ) as client,
-            client.stream(messages, model=model or cls.default_model) as deltas,
-        ):
-            async for piece in deltas:
-                yield piece
+            )
+            shared = cls._clients[key] = _Shared(client)
+        shared.users += 1
+        try:
+            async with shared.client.stream(messages, model=model or cls.default_model) as deltas:
+                async for piece in deltas:
+                    yield piece
+        finally:
+            shared.users -= 1
+            if shared.users == 0:
+                # The last call out closes the client (aclose shields itself
+                # from cancellation); a call that starts meanwhile makes a new one.
+                if cls._clients.get(key) is shared:
+                    del cls._clients[key]
+                await shared.client.aclose()

@@ -22,6 +22,8 @@ import h11
 from socksio import socks5
 from socksio.exceptions import ProtocolError as SOCKSProtocolError
 
+from gptalk_proto import excerpt
+
 from ._config import ProxyURL
 from ._exceptions import ProxyError
 
@@ -54,7 +56,7 @@ def http_connect(proxy: ProxyURL, host: str, port: int) -> Handshake:
             event = conn.next_event()
         except h11.RemoteProtocolError as exc:
             raise ProxyError(
-                f"the proxy {proxy} answered CONNECT with invalid HTTP: {exc}"
+                f"the proxy {proxy} answered CONNECT with invalid HTTP: {excerpt(str(exc))}"
             ) from None
         if event is h11.NEED_DATA:
             data = yield None

@@ -1,0 +1,95 @@
+"""Known secrets out of errors, in one place.
+
+A server may echo what it was sent -- the bearer token, the stream token, the
+login fingerprint, a proxy's ``Basic`` credentials -- in an error envelope's
+``msg``, a status reason or a header, and a message that quotes it would put
+the secret on a terminal or in a log.  The chat machine knows those values, so
+every error it raises passes through :func:`scrub_error` first (see
+:meth:`Chat.next_event <gptalk_proto.Chat.next_event>`): each known secret,
+in every spelling it may take on the wire, becomes a placeholder naming its
+kind, in the message, the attributes and the whole ``__cause__`` /
+``__context__`` chain.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from ._errors import GPTalkError
+from ._redact import secret_spellings
+
+__all__ = ["scrub_error", "scrub_text"]
+
+#: Exceptions followed down a ``__cause__`` / ``__context__`` chain; a chain
+#: is a few links long, the cap only guards against a pathological one.
+MAX_CHAIN = 64
+
+
+#: Secrets at least this long are replaced wherever they stand.  Shorter ones
+#: (a four-letter proxy password, a test's one-letter token) only where they
+#: stand alone, between characters that cannot be part of a token: replaced
+#: anywhere, they would cut ordinary words apart ("pass" in "passed").
+MIN_ANYWHERE = 8
+
+# The characters of an RFC 6750 b64token, padding included: a short secret
+# next to one of them is part of a longer word, not the secret.
+_WORD = r"[A-Za-z0-9\-._~+/=]"
+
+
+def _table(secrets: Iterable[tuple[str, str]]) -> list[tuple[str | re.Pattern[str], str]]:
+    pairs: dict[str, str] = {}
+    for kind, secret in secrets:
+        if secret:
+            for spelling in secret_spellings(secret):
+                pairs.setdefault(spelling, f"<{kind}>")
+    # Longest first, so a secret inside a longer one does not break it up.
+    table: list[tuple[str | re.Pattern[str], str]] = []
+    for spelling, placeholder in sorted(pairs.items(), key=lambda pair: -len(pair[0])):
+        if len(spelling) >= MIN_ANYWHERE:
+            table.append((spelling, placeholder))
+        else:
+            alone = re.compile(f"(?<!{_WORD}){re.escape(spelling)}(?!{_WORD})")
+            table.append((alone, placeholder))
+    return table
+
+
+def _apply(text: str, table: list[tuple[str | re.Pattern[str], str]]) -> str:
+    for secret, placeholder in table:
+        if isinstance(secret, str):
+            if secret in text:
+                text = text.replace(secret, placeholder)
+        else:
+            text = secret.sub(placeholder, text)
+    return text
+
+
+def scrub_text(text: str, secrets: Iterable[tuple[str, str]]) -> str:
+    """``text`` with every ``(kind, value)`` secret replaced by ``<kind>``."""
+    return _apply(text, _table(secrets))
+
+
+def scrub_error(error: BaseException, secrets: Iterable[tuple[str, str]]) -> None:
+    """Take the ``(kind, value)`` secrets out of ``error`` and its chain, in place.
+
+    The toolkit's own errors (:class:`GPTalkError`) along the ``__cause__``
+    and ``__context__`` links are scrubbed: their ``args`` and every str
+    attribute (``msg``, ``url``, ...).  Other exceptions in the chain carry no
+    server text and are left as they are.
+    """
+    table = _table(secrets)
+    if not table:
+        return
+    todo: list[BaseException] = [error]
+    seen: set[int] = set()
+    while todo and len(seen) < MAX_CHAIN:
+        link = todo.pop()
+        if id(link) in seen:
+            continue
+        seen.add(id(link))
+        if isinstance(link, GPTalkError):
+            link.args = tuple(_apply(a, table) if isinstance(a, str) else a for a in link.args)
+            for name, value in vars(link).items():
+                if isinstance(value, str):
+                    setattr(link, name, _apply(value, table))
+        todo += [e for e in (link.__cause__, link.__context__) if e is not None]
