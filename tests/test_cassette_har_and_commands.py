@@ -121,7 +121,9 @@ def test_verify_command_passes_every_shipped_cassette() -> None:
 def test_verify_command_fails_a_tampered_cassette(tmp_path: Path) -> None:
     raw = json.loads((CASSETTES / "plain-chat.json").read_text(encoding="utf-8"))
     event = raw["interactions"][2]["events"][5]
-    event["data"] = event["data"].replace("oscar", "OSCAR")
+    edited = event["data"].replace("said", "SAID")
+    assert edited != event["data"], "the tampering must change the event"
+    event["data"] = edited
     tampered = tmp_path / "tampered.json"
     tampered.write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
     good = CASSETTES / "plain-chat.json"
@@ -173,7 +175,8 @@ def _stopped_after_one_event(cassette: g.Cassette) -> None:
     stream = cassette.interactions[-1]
     assert stream.kind == "stream"
     assert stream.response.end == "stopped"
-    assert [e.data for e in stream.response.events] == ['{"content": "You "}']
+    first = json.dumps({"content": g.default_reply("hi")[0]})
+    assert [e.data for e in stream.response.events] == [first]
 
 
 def test_an_idle_timeout_ends_a_silent_stream() -> None:
@@ -185,7 +188,8 @@ def test_an_idle_timeout_ends_a_silent_stream() -> None:
     )
     assert time.monotonic() - started < 10
     _stopped_after_one_event(cassette)
-    assert [(r.text, type(r.error)) for r in results] == [("You ", g.StreamInterrupted)]
+    first = g.default_reply("hi")[0]
+    assert [(r.text, type(r.error)) for r in results] == [(first, g.StreamInterrupted)]
 
 
 def test_an_idle_timeout_ends_a_silent_stream_blocking() -> None:
@@ -196,7 +200,7 @@ def test_an_idle_timeout_ends_a_silent_stream_blocking() -> None:
         client = Client(url, connector=connector, retry=RetryPolicy(backoff=0.0))
         with client, pytest.raises(g.StreamInterrupted) as caught:
             client.chat("hi")
-    assert caught.value.text == "You "
+    assert caught.value.text == g.default_reply("hi")[0]
     assert time.monotonic() - started < 10
     _stopped_after_one_event(recording.cassette())
 
