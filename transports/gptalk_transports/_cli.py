@@ -36,7 +36,7 @@ from gptalk_proto._util import check_text_value
 from ._async_client import AsyncClient
 from ._config import Timeout
 from ._exceptions import TransportError
-from ._load import run_load
+from ._load import DEFAULT_DURATION, run_load
 from ._refserver import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
@@ -189,10 +189,13 @@ async def _load(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.url is None:
         err.write("gptalk: no --url given; loading the built-in reference server in-process\n")
         err.flush()
+    duration = args.duration
+    if duration is None and args.chats is None:
+        duration = DEFAULT_DURATION  # --chats alone bounds the run by count, not by the clock
     report = await run_load(
         args.url,
         concurrency=args.concurrency,
-        duration=args.duration,
+        duration=duration,
         chats=args.chats,
         timeout=_timeout(args),
     )
@@ -385,7 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
         "load",
         "a bounded load run against a loopback server",
         "Run concurrent chats against a server on a loopback address until "
-        "--duration seconds pass or --chats chats have started, then report chats, "
+        "--duration seconds pass or --chats chats have started (--chats alone: "
+        "exactly N chats, however long they take), then report chats, "
         "requests and streamed events per second. With no --url, the built-in "
         "reference server runs in-process. Exits 1 if any chat failed.",
     )
@@ -400,9 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument(
         "--duration",
         type=_positive,
-        default=3.0,
         metavar="S",
-        help="seconds during which new chats start (default: %(default)s)",
+        help=f"seconds during which new chats start (default: {DEFAULT_DURATION:g}, "
+        "or none with --chats)",
     )
     load.add_argument("--chats", type=_count, metavar="N", help="stop after N chats")
     load.add_argument("--json", action="store_true", help="print the report as JSON")
