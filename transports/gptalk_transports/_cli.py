@@ -47,6 +47,12 @@ from ._refserver import (
 
 __all__ = ["EXIT_CODES", "main"]
 
+#: The help of --no-env-proxy (chat and record).
+NO_ENV_PROXY_HELP = (
+    "ignore HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY (used by default when "
+    "--url is given and --proxy is not)"
+)
+
 #: Exit codes by kind of failure (documented in the README and in --help).
 EXIT_CODES = {
     "ok": 0,
@@ -177,7 +183,14 @@ async def _chat(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextI
             err.write(f"gptalk: no --url given; using the built-in reference server at {url}\n")
             err.flush()
         client = await stack.enter_async_context(
-            AsyncClient(url, proxy=args.proxy, timeout=_timeout(args), verify=verify)
+            AsyncClient(
+                url,
+                proxy=args.proxy,
+                timeout=_timeout(args),
+                verify=verify,
+                # The built-in server is in this process: no proxy between.
+                trust_env=args.url is not None and not args.no_env_proxy,
+            )
         )
         async with client.events(messages, model=args.model) as events:
             async for event in events:
@@ -312,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("prompt", metavar="PROMPT", help="the prompt; - reads it from stdin")
     chat.add_argument("--url", help="the service URL (default: the built-in reference server)")
     chat.add_argument("--proxy", help="http://[user:pass@]host:port, socks5:// or socks5h://")
+    chat.add_argument("--no-env-proxy", action="store_true", help=NO_ENV_PROXY_HELP)
     chat.add_argument("--model", default="gpt-3.5-turbo", help="the model (default: %(default)s)")
     chat.add_argument("--system", metavar="TEXT", help="a system message before the prompt")
     chat.add_argument("--json", action="store_true", help="print events as JSON lines")

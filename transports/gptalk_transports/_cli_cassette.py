@@ -13,7 +13,14 @@ import anyio
 from gptalk_proto import Cassette, CassetteError, ChatEvent, lint, parse_fault, to_har
 
 from ._cassettes import ReplayTiming, load_cassette, save_cassette
-from ._cli import _EXTRA_COMMANDS, UsageError, _add_command, _positive, _Printer
+from ._cli import (
+    _EXTRA_COMMANDS,
+    NO_ENV_PROXY_HELP,
+    UsageError,
+    _add_command,
+    _positive,
+    _Printer,
+)
 from ._scenarios import SCENARIOS, record_scenario
 from ._schema import cassette_schema
 from ._session import ChatResult, record_session, replay_session
@@ -39,6 +46,7 @@ def _record(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -
             faults=faults,
             model=args.model,
             proxy=args.proxy,
+            trust_env=not args.no_env_proxy,
             redact=not args.no_redact,
             secrets=args.secret,
             max_events=args.max_events,
@@ -150,6 +158,7 @@ def _register(commands: Any) -> None:
     record.add_argument("-o", "--output", required=True, metavar="FILE", help="the cassette")
     record.add_argument("--url", help="the service URL (default: the built-in reference server)")
     record.add_argument("--proxy", help="http://[user:pass@]host:port, socks5:// or socks5h://")
+    record.add_argument("--no-env-proxy", action="store_true", help=NO_ENV_PROXY_HELP)
     record.add_argument("--model", default="gpt-3.5-turbo", help="the model (default: %(default)s)")
     record.add_argument(
         "--fault",

@@ -36,8 +36,9 @@ from ._cassettes import (
     ReplayClock,
     ReplayTiming,
 )
-from ._config import Origin, ProxyURL, Timeout, make_ssl_context
+from ._config import Origin, Timeout, make_ssl_context
 from ._connector import AsyncConnector
+from ._env_proxy import choose_proxy
 from ._refserver import make_service, serve_in_background
 from ._retry import RetryPolicy
 
@@ -155,6 +156,7 @@ async def record_session(
     reply: ReplyGenerator = default_reply,
     model: str = DEFAULT_MODEL,
     proxy: str | None = None,
+    trust_env: bool = True,
     verify: bool | str | ssl.SSLContext = True,
     redact: bool = True,
     secrets: Sequence[str] = (),
@@ -163,10 +165,14 @@ async def record_session(
     on_event: EventSink | None = None,
 ) -> tuple[Cassette, list[ChatResult]]:
     """Record one chat per prompt over TCP; without ``url``, against a
-    reference server started here (with ``faults`` and ``reply``)."""
+    reference server started here (with ``faults`` and ``reply``).
+
+    ``proxy`` and ``trust_env`` are the clients' (the environment's proxy
+    applies to a ``url`` only, never to the server started here)."""
     results: list[ChatResult] = []
     async with AsyncExitStack() as stack:
         if url is None:
+            trust_env = False
             service = make_service(faults=faults, reply=reply)
             url = await stack.enter_async_context(serve_in_background(service))
         origin = Origin.parse(url)
@@ -175,7 +181,7 @@ async def record_session(
         inner = AsyncConnector(
             backend,
             origin,
-            proxy=ProxyURL.parse(proxy) if proxy else None,
+            proxy=choose_proxy(origin, proxy, trust_env),
             ssl_context=make_ssl_context(verify) if origin.tls else None,
         )
         connector = AsyncRecordingConnector(inner, recording)

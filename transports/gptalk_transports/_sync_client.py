@@ -24,8 +24,9 @@ from gptalk_proto import (
 )
 from gptalk_proto._util import check_header_name, check_header_value, check_text_value
 
-from ._config import DEFAULT_URL, Origin, ProxyURL, Timeout, make_ssl_context
+from ._config import DEFAULT_URL, Origin, Timeout, make_ssl_context
 from ._connector import SyncConnector, SyncConnectorProtocol
+from ._env_proxy import choose_proxy
 from ._progress import SKIP, Messages, Progress, RewritePolicy
 from ._retry import RetryPolicy, RetryState, translate
 from ._sync_driver import SyncPool, drive_sync
@@ -116,9 +117,12 @@ class Client:
         connector: SyncConnectorProtocol | None = None,
         max_idle_connections: int = 16,
         clock: Callable[[], float] = time.time,
+        trust_env: bool = True,
     ) -> None:
         self.origin = Origin.parse(base_url)
-        self.proxy = ProxyURL.parse(proxy) if proxy else None
+        # A given connector makes the connections: no proxy of the environment's
+        # applies (a replay must not be refused for a bad HTTP_PROXY).
+        self.proxy = choose_proxy(self.origin, proxy, trust_env and connector is None)
         self.timeout = Timeout.coerce(timeout)
         self.credentials = credentials if credentials is not None else Credentials()
         self.retry = retry
