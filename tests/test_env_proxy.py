@@ -9,6 +9,7 @@ import io
 import os
 import ssl
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -79,7 +80,7 @@ def test_https_goes_through_https_proxy_or_all_proxy(
 ) -> None:
     monkeypatch.setenv("HTTP_PROXY", bad(guarded_proxy))  # not for https
     monkeypatch.setenv("ALL_PROXY", good(guarded_proxy))
-    kwargs = {"verify": tls_client_context}
+    kwargs: dict[str, Any] = {"verify": tls_client_context}
     outcome = clients.stream(kind, tls_reference_url, PROMPT, **kwargs)
     assert outcome.text == g.expected_reply(PROMPT)
     monkeypatch.setenv("HTTPS_PROXY", bad(guarded_proxy))  # before ALL_PROXY
