@@ -305,7 +305,9 @@ class AsyncClient:
                 error = translate(caught, self.proxy)
                 if error is not caught:
                     raise error from caught
-                delay = self.retry.decide(error, state, self._rng)
+                delay = self.retry.decide(error, state, self._rng, now=self.clock())
+                # A wait that would end past the total timeout: fail now rather
+                # than sleep into a DeadlineExceeded.
                 if deadline is not None and time.monotonic() + delay >= deadline:
                     raise
                 if delay:

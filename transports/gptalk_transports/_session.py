@@ -45,8 +45,10 @@ from ._retry import RetryPolicy
 __all__ = ["ChatResult", "record_session", "recorded_clock", "replay_session", "text_steps"]
 
 #: Replay makes the retry decisions the recording client made, without the
-#: backoff waits (the recorded timing, if wanted, is the replay's own).
-REPLAY_RETRY = RetryPolicy(retries=RetryPolicy().retries, backoff=0.0, max_backoff=0.0)
+#: backoff or Retry-After waits (the recorded timing, if wanted, is the replay's own).
+REPLAY_RETRY = RetryPolicy(
+    retries=RetryPolicy().retries, backoff=0.0, max_backoff=0.0, max_retry_after=0.0
+)
 
 
 class ChatResult(NamedTuple):

@@ -99,7 +99,9 @@ class Client:
     """A blocking GPTalk client; safe to share among threads.
 
     The arguments are :class:`~gptalk_transports.AsyncClient`'s, without
-    ``backend``: this one uses blocking sockets.
+    ``backend``: this one uses blocking sockets; and ``sleep`` (default
+    ``time.sleep``) waits between attempts (the async client sleeps through
+    its backend).
     """
 
     def __init__(
@@ -118,6 +120,7 @@ class Client:
         max_idle_connections: int = 16,
         clock: Callable[[], float] = time.time,
         trust_env: bool = True,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.origin = Origin.parse(base_url)
         # A given connector makes the connections: no proxy of the environment's
@@ -141,6 +144,7 @@ class Client:
         self._login_lock = threading.Lock()
         self._rng = random.Random()
         self.clock = clock
+        self.sleep = sleep
 
     @property
     def connections_opened(self) -> int:
@@ -229,10 +233,12 @@ class Client:
                 error = translate(caught, self.proxy)
                 if error is not caught:
                     raise error from caught
-                delay = self.retry.decide(error, state, self._rng)
+                delay = self.retry.decide(error, state, self._rng, now=self.clock())
+                # A wait that would end past the total timeout: fail now rather
+                # than sleep into a DeadlineExceeded.
                 if deadline is not None and time.monotonic() + delay >= deadline:
                     raise
                 if delay:
-                    time.sleep(delay)
+                    self.sleep(delay)
             finally:
                 events.close()
