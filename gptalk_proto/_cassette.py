@@ -11,8 +11,8 @@ The JSON form is versioned and written deterministically: stable key order,
 one chunk or event per line, text as text and other bytes as base64 with an
 explicit ``encoding``, one ``recorded_at`` per cassette.  Loading is plain
 JSON, validated field by field; then the chunks are parsed again and must give
-the stored response head and events.  ``cassettes/cassette.schema.json`` is
-the same format as a JSON Schema.
+the stored response head and events.  ``cassette.schema.json`` (shipped in this
+package; ``gptalk cassette schema`` prints it) is the same format as a JSON Schema.
 """
 
 from __future__ import annotations
@@ -306,7 +306,7 @@ def parse_response(
 
 # -- validation -------------------------------------------------------------------
 #
-# As strict as cassettes/cassette.schema.json, field for field (a test holds
+# As strict as gptalk_proto/cassette.schema.json, field for field (a test holds
 # the two to each other), and every refusal names the field.
 
 

@@ -88,6 +88,15 @@ _S = ClientState
 # Errors after which the login token is worth no more: the next chat logs in.
 _TOKEN_ERRORS = (QuotaExhausted, AuthExpired, AuthInvalid)
 
+#: The statuses whose ``Retry-After`` is kept: 503 (RFC 9110 section 10.2.3)
+#: and 429 (RFC 6585 section 4), the answers a client waits on and retries.
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+
+#: The longest ``Retry-After`` value kept, in characters: an HTTP-date is 29
+#: and a sane delay a few digits, so anything longer is no valid value (and
+#: an error carries no unbounded server text).
+MAX_RETRY_AFTER_LENGTH = 64
+
 
 def _header_text(value: str | bytes) -> str:
     return value.decode("latin-1") if isinstance(value, (bytes, bytearray)) else value
@@ -149,6 +158,7 @@ class Chat:
         self._request: Request | None = None
         self._status = 0
         self._content_type = ""
+        self._retry_after: str | None = None
         self._body: list[bytes] = []
         self._body_size = 0
         self._token: str | None = None
@@ -268,14 +278,24 @@ class Chat:
             self._fail(RemoteProtocolError(f"expected an HTTP status from 100 to 599, got {shown}"))
             return
         content_type = ""
+        retry_after = None
         for name, value in headers:
             # h11 hands over lowercase bytes names; other clients, any case.
             if name == b"content-type" or (
                 len(name) == 12 and _header_text(name).lower() == "content-type"
             ):
                 content_type = _header_text(value).split(";", 1)[0].strip().lower()
+            elif status in RETRY_AFTER_STATUSES and (
+                name == b"retry-after"
+                or (len(name) == 11 and _header_text(name).lower() == "retry-after")
+            ):
+                # Kept as text for the IO layer, which knows the time; a value
+                # longer than any valid one is no Retry-After at all.
+                text = _header_text(value).strip()
+                retry_after = text if len(text) <= MAX_RETRY_AFTER_LENGTH else None
         self._status = status
         self._content_type = content_type
+        self._retry_after = retry_after
         self._body = []
         self._body_size = 0
         (target,) = targets
@@ -388,7 +408,7 @@ class Chat:
         what = f"{self._request.kind} response"
         try:
             if not 200 <= self._status < 300:
-                raise status_error(self._status, self._url(), body)
+                raise status_error(self._status, self._url(), body, self._retry_after)
             if state is _S.STREAMING:
                 # The stream request answered with something other than an event
                 # stream: an error envelope says why; anything else is a protocol

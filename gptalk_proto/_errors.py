@@ -165,15 +165,23 @@ class AuthInvalid(ServiceError):
 
 
 class HTTPStatusError(ServiceError):
-    """The service answered with a 4xx or 5xx status."""
+    """The service answered with a 4xx or 5xx status.
 
-    def __init__(self, status: int, url: str, msg: str = "") -> None:
+    ``retry_after`` is the answer's ``Retry-After`` field value as sent (on
+    429 and 503 only, RFC 9110 section 10.2.3 and RFC 6585 section 4), or
+    None; the clients honour it between retries.
+    """
+
+    def __init__(
+        self, status: int, url: str, msg: str = "", *, retry_after: str | None = None
+    ) -> None:
         text = f"HTTP {status} from {url}" + (f": {excerpt(msg)}" if msg else "")
         GPTalkError.__init__(self, text)
         self.code = status
         self.msg = msg
         self.status = status
         self.url = url
+        self.retry_after = retry_after
 
 
 class ContentRewritten(GPTalkError):

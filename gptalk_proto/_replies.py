@@ -8,7 +8,6 @@ knows what a chat must return: ``"".join(default_reply(prompt, model))``.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 
 __all__ = ["ReplyGenerator", "default_reply", "expected_reply", "sized_reply", "text_reply"]
@@ -24,17 +23,36 @@ _WORDS = (
 )  # fmt: skip
 
 
+#: What the reference server says after quoting the prompt, one word an event.
+#: It reads as a demo reply and still carries every character a client must
+#: escape or decode: straight quotes, a backslash, a tab, a newline (inside a
+#: JSON string, each of them escaped on the wire), accents, CJK and an emoji
+#: (outside the Basic Multilingual Plane: a surrogate pair in ``\\u`` escapes).
+_DEMO_TAIL = (
+    "I am the GPTalk reference server: I echo what you say, one word per event, "
+    "as the service streamed.\nSome text to escape and decode: "
+    '"quotes", a back\\slash, a\ttab, café, naïve, 日本語, \u2713 and \U0001f600'
+)
+
+#: The longest prompt the reply quotes in full; a longer one is cut (the
+#: reply's size stays bounded whatever the prompt).
+MAX_QUOTED_PROMPT = 60
+
+
 def default_reply(prompt: str, model: str = "") -> list[str]:
-    """The reference server's reply to ``prompt``: deterministic, with JSON-escaped
-    and non-ASCII characters (quotes, a backslash, a tab, a newline, accents, CJK,
-    an emoji) so that every client path that escapes or decodes gets exercised.
+    """The reference server's reply to ``prompt``, a few words per event.
+
+    A demo reply a person expects (``Hello! You said: “Hello, how are you?”``
+    and a second line on what the server is), deterministic (a pure function
+    of the prompt), with JSON-escaped and non-ASCII characters (quotes, a
+    backslash, a tab, a newline, accents, CJK, an emoji) so that every client
+    path that escapes or decodes gets exercised.
     """
-    digest = hashlib.sha256(prompt.encode("utf-8", "surrogatepass")).digest()
-    words = [_WORDS[byte % len(_WORDS)] for byte in digest[:12]]
-    quoted = prompt if len(prompt) <= 60 else prompt[:57] + "..."
-    pieces = ["You ", "said: ", f"\u201c{quoted}\u201d. "]
-    pieces += [word + " " for word in words]
-    pieces += ['"quoted" ', "back\\slash ", "tab\there", "\nnew line ", "\u2713 ", "\U0001f600"]
+    quoted = prompt if len(prompt) <= MAX_QUOTED_PROMPT else prompt[: MAX_QUOTED_PROMPT - 3] + "..."
+    # The quoted prompt is one piece, whatever spaces it holds.
+    pieces = ["Hello! ", "You ", "said: ", f"\u201c{quoted}\u201d\n"]
+    words = _DEMO_TAIL.split(" ")
+    pieces += [word + " " for word in words[:-1]] + [words[-1]]
     return pieces
 
 

@@ -277,8 +277,11 @@ def raise_for_envelope(envelope: dict[str, Any], what: str) -> dict[str, Any]:
     return data
 
 
-def status_error(status: int, url: str, body: bytes) -> HTTPStatusError:
-    """The error for a 4xx/5xx answer; the envelope's ``msg`` if it has one."""
+def status_error(
+    status: int, url: str, body: bytes, retry_after: str | None = None
+) -> HTTPStatusError:
+    """The error for a 4xx/5xx answer; the envelope's ``msg`` if it has one,
+    and the answer's ``Retry-After`` value if it had one."""
     msg = ""
     try:
         value = json.loads(body)
@@ -286,7 +289,7 @@ def status_error(status: int, url: str, body: bytes) -> HTTPStatusError:
         value = None
     if isinstance(value, dict) and isinstance(value.get("msg"), str):
         msg = value["msg"][:200]
-    return HTTPStatusError(status, url, msg)
+    return HTTPStatusError(status, url, msg, retry_after=retry_after)
 
 
 # -- values the server hands the client ---------------------------------------

@@ -31,7 +31,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 __all__ = ["PIECES", "AppState", "make_app", "reply_pieces", "run_in_thread"]
 
@@ -90,8 +90,9 @@ def _envelope(code: int, msg: str) -> JSONResponse:
     return JSONResponse({"code": code, "msg": msg})
 
 
-def make_app(state: AppState) -> Starlette:
-    """The three GPTalk endpoints over ``state``."""
+def make_app(state: AppState, prefix: str = "") -> Starlette:
+    """The three GPTalk endpoints over ``state``; with a ``prefix``, mounted
+    under it (a service behind a path-routing gateway)."""
 
     async def login(request: Request) -> Response:
         body = await request.json()
@@ -149,6 +150,8 @@ def make_app(state: AppState) -> Starlette:
         Route("/api/chatgpt/chatapi/text", text, methods=["POST"]),
         Route("/api/chatgpt/chatapi/stream", stream, methods=["GET"]),
     ]
+    if prefix:
+        return Starlette(routes=[Mount(prefix, routes=routes)])
     return Starlette(routes=routes)
 
 
@@ -197,10 +200,11 @@ async def _raw_stream(pieces: list[str]) -> AsyncIterator[bytes]:
 
 
 @contextmanager
-def run_in_thread(state: AppState) -> Iterator[str]:
-    """Serve the app with uvicorn in a thread until the block ends; yield its URL."""
+def run_in_thread(state: AppState, prefix: str = "") -> Iterator[str]:
+    """Serve the app with uvicorn in a thread until the block ends; yield its
+    root URL (the app under ``prefix`` if one is given)."""
     config = uvicorn.Config(
-        make_app(state),
+        make_app(state, prefix),
         host="127.0.0.1",
         port=0,
         log_level="warning",

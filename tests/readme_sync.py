@@ -117,9 +117,10 @@ def cli_section() -> str:
                     rows.append((f"{name} {choice.dest}", choice.help or ""))
                 continue
             rows.append((_argument(action), help_text(action)))
-        out += ["| argument | meaning |", "|---|---|"]
-        out += [f"| `{arg}` | {_cell(meaning)} |" for arg, meaning in rows]
-        out.append("")
+        if rows:  # a command without arguments gets no empty table
+            out += ["| argument | meaning |", "|---|---|"]
+            out += [f"| `{arg}` | {_cell(meaning)} |" for arg, meaning in rows]
+            out.append("")
     return "\n".join(out)
 
 

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
 import json
+from typing import Any
 
 import anyio
 import pytest
 
 import gptalk_proto as g
+from gptalk_transports import _cli
 from gptalk_transports._cli import main
-from gptalk_transports._load import LoadReport, check_loopback, run_load
+from gptalk_transports._load import DEFAULT_DURATION, LoadReport, check_loopback, run_load
 from gptalk_transports._refserver import serve_in_background, serve_in_thread
 
 from .clients import ASYNC_KINDS
@@ -51,10 +54,23 @@ def test_counts_add_up(kind: str) -> None:
 
 
 def test_stops_by_itself_after_the_duration() -> None:
-    report = load("asyncio", duration=0.5, concurrency=3)
-    assert report.chats > 0
+    """A clock that moves 0.1 s at every look, so a busy machine changes
+    nothing: looks 1 to 4 fall before the 0.5 s deadline, the fifth does not."""
+    ticks = itertools.count()
+    report = load("asyncio", duration=0.5, concurrency=3, clock=lambda: next(ticks) / 10)
     # Chats that started before the deadline finish; none starts after it.
-    assert report.seconds < 0.5 + 10
+    assert 0 < report.chats <= 4
+    assert report.failed == 0
+
+
+def test_chats_alone_bound_the_run_by_count_whatever_the_clock() -> None:
+    """A clock that jumps 100 s at every look: a duration would stop the run
+    after the first chat; ``chats`` alone runs them all."""
+    ticks = iter(range(0, 10**9, 100))
+    report = load("asyncio", chats=5, duration=None, concurrency=2, clock=lambda: next(ticks))
+    assert (report.chats, report.failed) == (5, 0)
+    timed = load("asyncio", chats=5, duration=150, concurrency=1, clock=lambda: next(ticks))
+    assert timed.chats == 1  # the same clock does stop a run that has a duration
 
 
 def test_failures_are_counted_not_raised() -> None:
@@ -93,7 +109,8 @@ def test_loopback_addresses_pass(url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"concurrency": 0}, {"duration": 0}, {"duration": 10**6}, {"chats": 0}]
+    "kwargs",
+    [{"concurrency": 0}, {"duration": 0}, {"duration": 10**6}, {"chats": 0}, {"duration": None}],
 )
 def test_bad_arguments(kwargs: dict[str, object]) -> None:
     with pytest.raises(g.LocalProtocolError):
@@ -119,7 +136,24 @@ def test_cli_reports_json() -> None:
     assert "built-in reference server" in err
 
 
+def test_cli_chats_alone_set_no_duration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--chats N`` runs N chats however slow the machine is; with neither
+    option the run lasts the default duration."""
+    seen: list[tuple[float | None, int | None]] = []
+
+    async def fake_run_load(url: object, **kwargs: Any) -> LoadReport:
+        seen.append((kwargs["duration"], kwargs["chats"]))
+        return LoadReport(1.0, 1, 0, 0, 0, 0, 0, 0, {}, ())
+
+    monkeypatch.setattr(_cli, "run_load", fake_run_load)
+    for argv in (["--chats", "3"], [], ["--duration", "2"], ["--chats", "3", "--duration", "2"]):
+        assert run_cli("load", *argv)[0] == 0
+    assert seen == [(None, 3), (DEFAULT_DURATION, None), (2.0, None), (2.0, 3)]
+
+
 def test_cli_reports_text_and_fails_on_failed_chats() -> None:
+    # Bounded by count: each chat retries its 500s with backoff, so a
+    # loaded machine once finished 2 chats in the default 3 s.
     with serve_in_thread(faults=["status=500@stream"]) as url:
         code, out, err = run_cli("load", "--url", url, "--chats", "3", "--concurrency", "1")
     assert code == 1

@@ -15,6 +15,7 @@ import importlib.util
 import io
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ from gptalk_proto._faults import _KINDS
 from gptalk_transports._cli import main
 
 from .bench.run import HEADER
+from .console import gptalk
 from .readme_sync import (
     README,
     ROOT,
@@ -106,6 +108,20 @@ def test_help_is_complete_and_says_what_the_readme_says(
         for option in action.option_strings:
             assert option in shown
             assert re.search(rf"[` ]{re.escape(option)}\b", section(TEXT, "cli"))
+
+
+def test_the_first_chat_prints_what_the_readme_shows() -> None:
+    """The output sample after the set-up block is what a new user sees."""
+    sample = next(b for b in BLOCKS if b.lang == "text" and b.code.startswith("$ gptalk chat "))
+    assert TEXT.index(sample.code) < TEXT.index("\n## "), "right after the set-up"
+    command, _, shown = sample.code.partition("\n")
+    argv = shlex.split(command.removeprefix("$ "))
+    assert argv[0] == "gptalk"
+    assert argv[1:3] == ["chat", "Hello, how are you?"]
+    assert argv[2] in SETUP.code, "the same chat as the set-up block's"
+    result = gptalk(*argv[1:])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == shown
 
 
 # -- the examples -------------------------------------------------------------------------

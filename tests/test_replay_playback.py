@@ -104,8 +104,10 @@ def blocking_replay(cassette: g.Cassette, **options: Any) -> list[Outcome]:
 def test_expected_outcomes_cover_the_scenarios() -> None:
     cut = expected_outcomes(cassette_at(CASSETTES / "cut-mid-event.json"))
     assert cut == [
-        ("Tell me a long story", "You said: “Tell me a long story”. ", g.StreamInterrupted)
+        # cut=3: the text of the first three events, then the cut.
+        ("Tell me a long story", "Hello! You said: ", g.StreamInterrupted)
     ]
+    assert "".join(g.default_reply("Tell me a long story")[:3]) == "Hello! You said: "
     assert len(expected_outcomes(cassette_at(CASSETTES / "seven-chats.json"))) == 7
     assert len(expected_outcomes(cassette_at(CASSETTES / "expired-token.json"))) == 2
     plain = expected_outcomes(cassette_at(CASSETTES / "plain-chat.json"))

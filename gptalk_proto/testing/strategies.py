@@ -1,6 +1,7 @@
 """Hypothesis strategies for fuzzing SSE and GPTalk consumers.
 
-Import them into property tests of your own (hypothesis must be installed)::
+Import them into property tests of your own (hypothesis must be installed:
+``pip install 'gptalk-proto[hypothesis]'``)::
 
     from hypothesis import given, strategies as st
     from gptalk_proto.testing.strategies import chunkings, sse_streams
@@ -28,6 +29,13 @@ GPTalk:
 * :func:`gptalk_raw_exchanges`: arbitrary and mutated server bytes.
 * :func:`http_response`: frame a response yourself.
 """
+
+try:
+    import hypothesis  # noqa: F401  (only to say what is missing, in one line)
+except ImportError:
+    raise ImportError(
+        "gptalk_proto.testing.strategies needs hypothesis: pip install 'gptalk-proto[hypothesis]'"
+    ) from None
 
 from ._gptalk_strategies import (
     ScriptedExchange,

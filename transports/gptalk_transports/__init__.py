@@ -37,6 +37,7 @@ from ._g4f import GPTalk
 from ._load import LoadReport, run_load
 from ._refserver import ServerStats, make_service, serve, serve_in_background, serve_in_thread
 from ._retry import RetryPolicy
+from ._schema import cassette_schema
 from ._session import ChatResult, record_session, replay_session
 from ._sync_client import ChatStream, Client
 
@@ -73,6 +74,7 @@ __all__ = [
     "TransportTimeout",
     "WriteError",
     "WriteTimeout",
+    "cassette_schema",
     "load_cassette",
     "make_service",
     "make_ssl_context",

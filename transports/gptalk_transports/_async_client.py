@@ -29,8 +29,9 @@ from ._anyio_backend import AnyioBackend
 from ._async_driver import AsyncPool, drive
 from ._asyncio_backend import AsyncioBackend
 from ._auto_backend import AutoBackend
-from ._config import DEFAULT_URL, Origin, ProxyURL, Timeout, make_ssl_context
+from ._config import DEFAULT_URL, Origin, Timeout, make_ssl_context
 from ._connector import AsyncConnector, AsyncConnectorProtocol
+from ._env_proxy import choose_proxy
 from ._progress import SKIP, Messages, Progress, RewritePolicy
 from ._retry import RetryPolicy, RetryState, translate
 from ._streams import AsyncBackend, AsyncLock
@@ -135,6 +136,7 @@ class AsyncClient:
         base_url: the service (default: the original's URL; the live service is
             gone, so point it at a reference server).
         proxy: ``http://[user:pass@]host:port``, ``socks5://...`` or ``socks5h://...``.
+            It wins over the environment's.
         timeout: a :class:`Timeout`, a number (connect and read), or None.
         credentials: login state to share with other clients (default: new).
         backend: ``"auto"`` (default: native asyncio on asyncio, anyio on trio),
@@ -148,6 +150,10 @@ class AsyncClient:
         max_idle_connections: kept-alive connections kept for reuse.
         clock: the unix time (default ``time.time``): it stamps requests and
             judges token expiry.  Replay passes the recorded time.
+        trust_env: with no ``proxy``, use the one ``HTTPS_PROXY``,
+            ``HTTP_PROXY`` or ``ALL_PROXY`` names unless ``NO_PROXY`` covers the
+            host (lower-case names too, and they win), as httpx does; False
+            ignores the environment.
 
     Use it with ``async with``; every value that goes into a header is
     checked here, before anything is sent.
@@ -169,9 +175,12 @@ class AsyncClient:
         connector: AsyncConnectorProtocol | None = None,
         max_idle_connections: int = 16,
         clock: Callable[[], float] = time.time,
+        trust_env: bool = True,
     ) -> None:
         self.origin = Origin.parse(base_url)
-        self.proxy = ProxyURL.parse(proxy) if proxy else None
+        # A given connector makes the connections: no proxy of the environment's
+        # applies (a replay must not be refused for a bad HTTP_PROXY).
+        self.proxy = choose_proxy(self.origin, proxy, trust_env and connector is None)
         self.timeout = Timeout.coerce(timeout)
         self.credentials = credentials if credentials is not None else Credentials()
         self.backend = make_async_backend(backend)
@@ -296,7 +305,9 @@ class AsyncClient:
                 error = translate(caught, self.proxy)
                 if error is not caught:
                     raise error from caught
-                delay = self.retry.decide(error, state, self._rng)
+                delay = self.retry.decide(error, state, self._rng, now=self.clock())
+                # A wait that would end past the total timeout: fail now rather
+                # than sleep into a DeadlineExceeded.
                 if deadline is not None and time.monotonic() + delay >= deadline:
                     raise
                 if delay:

@@ -28,6 +28,7 @@ from gptalk_proto import (
     EOF,
     Cassette,
     CassetteError,
+    LocalProtocolError,
     RecordedChunk,
     Recorder,
     ReplayConnection,
@@ -90,6 +91,12 @@ class Recording:
         idle_timeout: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if Origin.parse(origin).path:
+            # A cassette tells its steps apart (login, text, stream) by their
+            # paths, and replays them at the root: a prefix would break both.
+            raise LocalProtocolError(
+                "recording a service under a base path is not supported: give its root URL"
+            )
         self.recorder = Recorder(origin, max_events=max_events)
         self.idle_timeout = idle_timeout
         self._clock = clock

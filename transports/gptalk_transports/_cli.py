@@ -38,7 +38,7 @@ from gptalk_proto._util import check_text_value
 from ._async_client import AsyncClient
 from ._config import MAX_TIMEOUT, Timeout, check_timeout
 from ._exceptions import TransportError
-from ._load import run_load
+from ._load import DEFAULT_DURATION, run_load
 from ._refserver import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
@@ -53,6 +53,12 @@ from ._refserver import (
 )
 
 __all__ = ["EXIT_CODES", "main"]
+
+#: The help of --no-env-proxy (chat and record).
+NO_ENV_PROXY_HELP = (
+    "ignore HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY (used by default when "
+    "--url is given and --proxy is not)"
+)
 
 #: Exit codes by kind of failure (documented in the README and in --help).
 EXIT_CODES = {
@@ -184,7 +190,14 @@ async def _chat(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextI
             err.write(f"gptalk: no --url given; using the built-in reference server at {url}\n")
             err.flush()
         client = await stack.enter_async_context(
-            AsyncClient(url, proxy=args.proxy, timeout=_timeout(args), verify=verify)
+            AsyncClient(
+                url,
+                proxy=args.proxy,
+                timeout=_timeout(args),
+                verify=verify,
+                # The built-in server is in this process: no proxy between.
+                trust_env=args.url is not None and not args.no_env_proxy,
+            )
         )
         async with client.events(messages, model=args.model) as events:
             async for event in events:
@@ -196,10 +209,13 @@ async def _load(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.url is None:
         err.write("gptalk: no --url given; loading the built-in reference server in-process\n")
         err.flush()
+    duration = args.duration
+    if duration is None and args.chats is None:
+        duration = DEFAULT_DURATION  # --chats alone bounds the run by count, not by the clock
     report = await run_load(
         args.url,
         concurrency=args.concurrency,
-        duration=args.duration,
+        duration=duration,
         chats=args.chats,
         timeout=_timeout(args),
     )
@@ -348,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("prompt", metavar="PROMPT", help="the prompt; - reads it from stdin")
     chat.add_argument("--url", help="the service URL (default: the built-in reference server)")
     chat.add_argument("--proxy", help="http://[user:pass@]host:port, socks5:// or socks5h://")
+    chat.add_argument("--no-env-proxy", action="store_true", help=NO_ENV_PROXY_HELP)
     chat.add_argument("--model", default="gpt-3.5-turbo", help="the model (default: %(default)s)")
     chat.add_argument("--system", metavar="TEXT", help="a system message before the prompt")
     chat.add_argument("--json", action="store_true", help="print events as JSON lines")
@@ -447,7 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
         "load",
         "a bounded load run against a loopback server",
         "Run concurrent chats against a server on a loopback address until "
-        "--duration seconds pass or --chats chats have started, then report chats, "
+        "--duration seconds pass or --chats chats have started (--chats alone: "
+        "exactly N chats, however long they take), then report chats, "
         "requests and streamed events per second. With no --url, the built-in "
         "reference server runs in-process. Exits 1 if any chat failed.",
     )
@@ -462,9 +480,9 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument(
         "--duration",
         type=_positive,
-        default=3.0,
         metavar="S",
-        help="seconds during which new chats start (default: %(default)s)",
+        help=f"seconds during which new chats start (default: {DEFAULT_DURATION:g}, "
+        "or none with --chats)",
     )
     load.add_argument("--chats", type=_count, metavar="N", help="stop after N chats")
     load.add_argument("--json", action="store_true", help="print the report as JSON")

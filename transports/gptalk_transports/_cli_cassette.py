@@ -1,5 +1,5 @@
 """The cassette commands of ``gptalk``: record, replay, and cassette verify /
-lint / to-har / rerecord."""
+lint / to-har / schema / rerecord."""
 
 from __future__ import annotations
 
@@ -13,8 +13,16 @@ import anyio
 from gptalk_proto import Cassette, CassetteError, ChatEvent, lint, parse_fault, to_har
 
 from ._cassettes import ReplayTiming, load_cassette, save_cassette
-from ._cli import _EXTRA_COMMANDS, UsageError, _add_command, _positive, _Printer
+from ._cli import (
+    _EXTRA_COMMANDS,
+    NO_ENV_PROXY_HELP,
+    UsageError,
+    _add_command,
+    _positive,
+    _Printer,
+)
 from ._scenarios import SCENARIOS, record_scenario
+from ._schema import cassette_schema
 from ._session import ChatResult, record_session, replay_session
 
 __all__ = ["CHECK_FAILED", "verify_cassette"]
@@ -38,6 +46,7 @@ def _record(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -
             faults=faults,
             model=args.model,
             proxy=args.proxy,
+            trust_env=not args.no_env_proxy,
             redact=not args.no_redact,
             secrets=args.secret,
             max_events=args.max_events,
@@ -120,8 +129,13 @@ def _to_har(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -
     return 0
 
 
+def _schema(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
+    out.write(cassette_schema())
+    return 0
+
+
 def _rerecord(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
-    directory = Path(args.directory)
+    directory = Path(args.dir)
     names = args.only or list(SCENARIOS)
     for name in names:
         if name not in SCENARIOS:
@@ -144,6 +158,7 @@ def _register(commands: Any) -> None:
     record.add_argument("-o", "--output", required=True, metavar="FILE", help="the cassette")
     record.add_argument("--url", help="the service URL (default: the built-in reference server)")
     record.add_argument("--proxy", help="http://[user:pass@]host:port, socks5:// or socks5h://")
+    record.add_argument("--no-env-proxy", action="store_true", help=NO_ENV_PROXY_HELP)
     record.add_argument("--model", default="gpt-3.5-turbo", help="the model (default: %(default)s)")
     record.add_argument(
         "--fault",
@@ -213,6 +228,13 @@ def _register(commands: Any) -> None:
     har.add_argument("file", metavar="FILE", help="the cassette")
     har.add_argument("-o", "--output", metavar="OUT", help="write here (default: stdout)")
     har.set_defaults(handler=_to_har)
+    schema = _add_command(
+        tools,
+        "schema",
+        "print the cassette format's JSON Schema",
+        "Print the JSON Schema (2020-12) of the cassette format, shipped in the package.",
+    )
+    schema.set_defaults(handler=_schema)
     rerecord = _add_command(
         tools,
         "rerecord",
@@ -221,8 +243,14 @@ def _register(commands: Any) -> None:
         + ", ".join(SCENARIOS)
         + ".",
     )
+    # No default: an installed command must not write into whatever directory
+    # a user happens to be in.
     rerecord.add_argument(
-        "directory", nargs="?", default="cassettes", help="where to write (default: cassettes)"
+        "-o",
+        "--dir",
+        required=True,
+        metavar="DIR",
+        help="where to write DIR/NAME.json (the project's own: cassettes)",
     )
     rerecord.add_argument(
         "--only", action="append", metavar="NAME", help="just this scenario (repeat)"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import ssl
 import warnings
 from collections.abc import Iterable
 from typing import Any, NamedTuple
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from gptalk_proto import LocalProtocolError
 
@@ -112,12 +113,28 @@ class Timeout(_TimeoutFields):
         return cls(value, value, cls().total)
 
 
+#: What a base path keeps as it is: RFC 3986's unreserved characters, its
+#: sub-delims, ":" and "@" (a path segment's ``pchar``), "/" between segments
+#: and "%" of escapes already made.  Anything else is percent-encoded.
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+#: A "%" that starts no escape: it stands for itself, so it is encoded too.
+_LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
 class Origin(NamedTuple):
-    """Where the service is: scheme, host and port."""
+    """Where the service is: scheme, host, port, and the base path it is
+    mounted under (``""`` at the root; else like ``"/prefix"``, no trailing
+    slash).
+
+    Every request goes to the base path plus the protocol's path, as with
+    httpx's ``base_url``: ``http://host:8080/prefix`` sends the login to
+    ``/prefix/api/chatgpt/user/login``.
+    """
 
     scheme: str
     host: str
     port: int
+    path: str = ""
 
     @classmethod
     def parse(cls, url: str) -> Origin:
@@ -131,7 +148,10 @@ class Origin(NamedTuple):
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:
             raise LocalProtocolError(f"bad port in {url!r}") from None
-        return cls(parts.scheme, parts.hostname, port)
+        # A request target is ASCII without spaces (RFC 9112 section 3.2):
+        # encode the rest; "/prefix/" and "/prefix" are the same base.
+        path = _LONE_PERCENT.sub("%25", quote(parts.path, safe=_PATH_SAFE)).rstrip("/")
+        return cls(parts.scheme, parts.hostname, port, path)
 
     @property
     def tls(self) -> bool:
@@ -144,7 +164,7 @@ class Origin(NamedTuple):
         return host if self.port == default else f"{host}:{self.port}"
 
     def __str__(self) -> str:
-        return f"{self.scheme}://{self.host_header}"
+        return f"{self.scheme}://{self.host_header}{self.path}"
 
 
 class ProxyURL(NamedTuple):

@@ -36,6 +36,8 @@ class RequestOptions(NamedTuple):
     """How ClientConnection frames requests on this connector's streams."""
 
     host: str
+    #: Before every target: the service's base path, or for a plain-HTTP
+    #: service behind an HTTP proxy, the absolute-form's scheme and authority too.
     target_prefix: str = ""
     proxy_headers: tuple[tuple[str, str], ...] = ()
 
@@ -88,11 +90,12 @@ class _Plan:
             # absolute-form (RFC 9112 section 3.2.2) with the proxy's credentials.
             self.options = RequestOptions(
                 origin.host_header,
-                f"http://{origin.host_header}",
+                f"http://{origin.host_header}{origin.path}",
                 tuple(proxy_authorization(proxy)),
             )
         else:
-            self.options = RequestOptions(origin.host_header)
+            # Origin-form under the service's base path, if it has one.
+            self.options = RequestOptions(origin.host_header, origin.path)
 
     def handshake(self, resolved_host: str) -> Handshake:
         assert self.proxy is not None

@@ -1,9 +1,10 @@
 """A bounded load run: many concurrent chats against a loopback server.
 
 It stops by itself (after ``duration`` seconds or ``chats`` chats, whichever
-comes first) and reports chats, HTTP requests and streamed events per
-second.  It only talks to loopback addresses: a load generator pointed at
-someone else's service by mistake is an attack, not a test.
+comes first; with ``chats`` alone, after that many chats, whatever the clock)
+and reports chats, HTTP requests and streamed events per second.  It only
+talks to loopback addresses: a load generator pointed at someone else's
+service by mistake is an attack, not a test.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from ._config import Origin, Timeout
 from ._exceptions import TransportError
 from ._refserver import serve_in_background
 
-__all__ = ["LoadReport", "run_load"]
+__all__ = ["DEFAULT_DURATION", "LoadReport", "run_load"]
 
 #: Chat durations kept for the percentiles, at most (a long run keeps the
 #: first ones only, so memory stays bounded however long it runs).
@@ -41,6 +42,10 @@ MAX_SAMPLES = 100_000
 
 #: The longest a load run may be asked to last, in seconds.
 MAX_DURATION = 3600.0
+
+#: How long a load run starts new chats when told neither a duration nor a
+#: number of chats, in seconds.
+DEFAULT_DURATION = 3.0
 
 
 class LoadReport(NamedTuple):
@@ -136,7 +141,7 @@ async def run_load(
     url: str | None = None,
     *,
     concurrency: int = 20,
-    duration: float = 3.0,
+    duration: float | None = DEFAULT_DURATION,
     chats: int | None = None,
     prompt: str = "Hello, how are you?",
     timeout: Timeout = Timeout(connect=5.0, read=10.0, total=30.0),  # noqa: B008 - immutable
@@ -146,14 +151,18 @@ async def run_load(
     """Run ``concurrency`` chat loops until ``duration`` seconds have passed
     or ``chats`` chats have started; return the :class:`LoadReport`.
 
-    With no ``url``, the reference server runs in this event loop.  Chats
-    share one client (its connection pool and its login token, as an
-    application would).  A failed chat is counted, not raised; the run
-    lasts at most ``duration`` plus one chat's total timeout.
+    ``duration=None`` bounds the run by ``chats`` alone: exactly that many
+    chats run however slow the machine is (what a test wants).  With no
+    ``url``, the reference server runs in this event loop.  Chats share one
+    client (its connection pool and its login token, as an application
+    would).  A failed chat is counted, not raised; the run lasts at most
+    ``duration`` plus one chat's total timeout, or ``chats`` total timeouts.
     """
     if not isinstance(concurrency, int) or concurrency < 1:
         raise LocalProtocolError("concurrency must be a positive int")
-    if not 0 < duration <= MAX_DURATION:
+    if duration is None and chats is None:
+        raise LocalProtocolError("a load run needs a duration, a number of chats, or both")
+    if duration is not None and not 0 < duration <= MAX_DURATION:
         raise LocalProtocolError(f"duration must be in (0, {MAX_DURATION:g}] seconds")
     if chats is not None and chats < 1:
         raise LocalProtocolError("chats must be a positive int")
@@ -195,10 +204,13 @@ async def run_load(
                 backend=backend,
                 credentials=Credentials(),
                 max_idle_connections=concurrency,
+                # Loopback only: a proxy from the environment would carry the
+                # load elsewhere (and measure the proxy).
+                trust_env=False,
             )
         )
         begin = clock()
-        deadline = begin + duration
+        deadline = math.inf if duration is None else begin + duration
 
         async def worker() -> None:
             nonlocal started

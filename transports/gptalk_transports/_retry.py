@@ -6,7 +6,10 @@ to do with an error and sleeps itself.
 
 from __future__ import annotations
 
+import math
 import random
+from datetime import timezone
+from email.utils import parsedate_to_datetime
 from typing import NamedTuple
 
 from gptalk_proto import (
@@ -21,9 +24,46 @@ from gptalk_proto import (
 from ._config import ProxyURL
 from ._exceptions import ConnectError, ProxyError
 
-__all__ = ["RetryPolicy", "RetryState", "translate"]
+__all__ = ["MAX_RETRY_AFTER", "RetryPolicy", "RetryState", "retry_after_seconds", "translate"]
 
 _AUTH = (QuotaExhausted, AuthExpired, AuthInvalid)
+
+#: The longest wait a ``Retry-After`` may impose, in seconds (the default of
+#: :attr:`RetryPolicy.max_retry_after`): a longer one is cut to it, so a
+#: hostile or broken server cannot park a client for hours.
+MAX_RETRY_AFTER = 60.0
+
+#: Digits a delay-seconds value may have before it counts as "huge" without
+#: being converted (it is capped anyway; 4300+ digits would not even convert).
+_MAX_DELAY_DIGITS = 12
+
+
+def retry_after_seconds(value: str, now: float) -> float | None:
+    """Seconds to wait per a ``Retry-After`` value, or None if it is none.
+
+    RFC 9110 section 10.2.3: ``Retry-After = HTTP-date / delay-seconds``, and
+    ``delay-seconds = 1*DIGIT``.  So a sign, a fraction, an exponent, ``nan``
+    or ``inf`` make no delay (None: the caller's own backoff applies); an
+    HTTP-date is read by :func:`email.utils.parsedate_to_datetime` and
+    counted from ``now`` (unix seconds), a past date meaning "at once".  The
+    result is finite and not negative; capping it is the caller's business.
+    """
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        if len(value) > _MAX_DELAY_DIGITS:
+            return float(10**_MAX_DELAY_DIGITS)
+        return float(int(value))
+    try:
+        date = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if date.tzinfo is None:  # "-0000": RFC 5322's "no zone information"; HTTP means GMT
+        date = date.replace(tzinfo=timezone.utc)
+    try:
+        seconds = date.timestamp() - now
+    except (OverflowError, ValueError):
+        return None
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def translate(error: GPTalkError, proxy: ProxyURL | None) -> GPTalkError:
@@ -63,6 +103,10 @@ class RetryPolicy(NamedTuple):
       text: up to ``retries`` more attempts, after a capped, jittered
       exponential backoff (``backoff * 2**n``, at most ``max_backoff``, times a
       random factor in [0.5, 1]).
+    * A 429 or 503 with a valid ``Retry-After`` (seconds or an HTTP date)
+      waits what it asks instead, at most ``max_retry_after`` seconds;
+      ``max_retry_after=0`` ignores it.  The clients never wait past the
+      total timeout: a wait that would end after it raises the error at once.
     * Anything else (a bad request, a protocol violation, a timeout, a proxy
       or TLS failure) is raised at once.
     """
@@ -70,9 +114,15 @@ class RetryPolicy(NamedTuple):
     retries: int = 3
     backoff: float = 0.25
     max_backoff: float = 4.0
+    max_retry_after: float = MAX_RETRY_AFTER
 
-    def decide(self, error: GPTalkError, state: RetryState, rng: random.Random) -> float:
-        """Seconds to wait before the next attempt; raises when not to retry."""
+    def decide(
+        self, error: GPTalkError, state: RetryState, rng: random.Random, now: float = 0.0
+    ) -> float:
+        """Seconds to wait before the next attempt; raises when not to retry.
+
+        ``now`` is the unix time, for a ``Retry-After`` given as a date.
+        """
         if state.text_yielded:
             raise error
         if isinstance(error, _AUTH):
@@ -89,6 +139,10 @@ class RetryPolicy(NamedTuple):
         ) or isinstance(error, (ConnectError, StreamInterrupted))
         if not retryable or state.retries >= self.retries:
             raise error
-        delay: float = min(self.max_backoff, self.backoff * 2**state.retries)
         state.retries += 1
+        if isinstance(error, HTTPStatusError) and error.retry_after is not None:
+            asked = retry_after_seconds(error.retry_after, now)
+            if asked is not None:
+                return min(asked, max(0.0, self.max_retry_after))
+        delay: float = min(self.max_backoff, self.backoff * 2 ** (state.retries - 1))
         return delay * (0.5 + rng.random() / 2)

@@ -36,16 +36,19 @@ from ._cassettes import (
     ReplayClock,
     ReplayTiming,
 )
-from ._config import Origin, ProxyURL, Timeout, make_ssl_context
+from ._config import Origin, Timeout, make_ssl_context
 from ._connector import AsyncConnector
+from ._env_proxy import choose_proxy
 from ._refserver import make_service, serve_in_background
 from ._retry import RetryPolicy
 
 __all__ = ["ChatResult", "record_session", "recorded_clock", "replay_session", "text_steps"]
 
 #: Replay makes the retry decisions the recording client made, without the
-#: backoff waits (the recorded timing, if wanted, is the replay's own).
-REPLAY_RETRY = RetryPolicy(retries=RetryPolicy().retries, backoff=0.0, max_backoff=0.0)
+#: backoff or Retry-After waits (the recorded timing, if wanted, is the replay's own).
+REPLAY_RETRY = RetryPolicy(
+    retries=RetryPolicy().retries, backoff=0.0, max_backoff=0.0, max_retry_after=0.0
+)
 
 
 class ChatResult(NamedTuple):
@@ -155,6 +158,7 @@ async def record_session(
     reply: ReplyGenerator = default_reply,
     model: str = DEFAULT_MODEL,
     proxy: str | None = None,
+    trust_env: bool = True,
     verify: bool | str | ssl.SSLContext = True,
     redact: bool = True,
     secrets: Sequence[str] = (),
@@ -163,10 +167,14 @@ async def record_session(
     on_event: EventSink | None = None,
 ) -> tuple[Cassette, list[ChatResult]]:
     """Record one chat per prompt over TCP; without ``url``, against a
-    reference server started here (with ``faults`` and ``reply``)."""
+    reference server started here (with ``faults`` and ``reply``).
+
+    ``proxy`` and ``trust_env`` are the clients' (the environment's proxy
+    applies to a ``url`` only, never to the server started here)."""
     results: list[ChatResult] = []
     async with AsyncExitStack() as stack:
         if url is None:
+            trust_env = False
             service = make_service(faults=faults, reply=reply)
             url = await stack.enter_async_context(serve_in_background(service))
         origin = Origin.parse(url)
@@ -175,7 +183,7 @@ async def record_session(
         inner = AsyncConnector(
             backend,
             origin,
-            proxy=ProxyURL.parse(proxy) if proxy else None,
+            proxy=choose_proxy(origin, proxy, trust_env),
             ssl_context=make_ssl_context(verify) if origin.tls else None,
         )
         connector = AsyncRecordingConnector(inner, recording)

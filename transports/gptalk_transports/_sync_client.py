@@ -24,8 +24,9 @@ from gptalk_proto import (
 )
 from gptalk_proto._util import check_header_name, check_header_value, check_text_value
 
-from ._config import DEFAULT_URL, Origin, ProxyURL, Timeout, make_ssl_context
+from ._config import DEFAULT_URL, Origin, Timeout, make_ssl_context
 from ._connector import SyncConnector, SyncConnectorProtocol
+from ._env_proxy import choose_proxy
 from ._progress import SKIP, Messages, Progress, RewritePolicy
 from ._retry import RetryPolicy, RetryState, translate
 from ._sync_driver import SyncPool, drive_sync
@@ -98,7 +99,9 @@ class Client:
     """A blocking GPTalk client; safe to share among threads.
 
     The arguments are :class:`~gptalk_transports.AsyncClient`'s, without
-    ``backend``: this one uses blocking sockets.
+    ``backend``: this one uses blocking sockets; and ``sleep`` (default
+    ``time.sleep``) waits between attempts (the async client sleeps through
+    its backend).
     """
 
     def __init__(
@@ -116,9 +119,13 @@ class Client:
         connector: SyncConnectorProtocol | None = None,
         max_idle_connections: int = 16,
         clock: Callable[[], float] = time.time,
+        trust_env: bool = True,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.origin = Origin.parse(base_url)
-        self.proxy = ProxyURL.parse(proxy) if proxy else None
+        # A given connector makes the connections: no proxy of the environment's
+        # applies (a replay must not be refused for a bad HTTP_PROXY).
+        self.proxy = choose_proxy(self.origin, proxy, trust_env and connector is None)
         self.timeout = Timeout.coerce(timeout)
         self.credentials = credentials if credentials is not None else Credentials()
         self.retry = retry
@@ -137,6 +144,7 @@ class Client:
         self._login_lock = threading.Lock()
         self._rng = random.Random()
         self.clock = clock
+        self.sleep = sleep
 
     @property
     def connections_opened(self) -> int:
@@ -225,10 +233,12 @@ class Client:
                 error = translate(caught, self.proxy)
                 if error is not caught:
                     raise error from caught
-                delay = self.retry.decide(error, state, self._rng)
+                delay = self.retry.decide(error, state, self._rng, now=self.clock())
+                # A wait that would end past the total timeout: fail now rather
+                # than sleep into a DeadlineExceeded.
                 if deadline is not None and time.monotonic() + delay >= deadline:
                     raise
                 if delay:
-                    time.sleep(delay)
+                    self.sleep(delay)
             finally:
                 events.close()

@@ -5,7 +5,7 @@ is enough::
 
     @pytest.mark.gptalk_cassette("plain-chat.json")
     def test_hello(gptalk_client):
-        assert gptalk_client.chat("Hello, how are you?").startswith("You said")
+        assert gptalk_client.chat("Hello, how are you?").startswith("Hello! You said")
 
     @pytest.mark.gptalk_cassette("plain-chat.json")
     async def test_hello_async(gptalk_async_client):      # asyncio or trio
