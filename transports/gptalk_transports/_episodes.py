@@ -120,8 +120,10 @@ class Matching:
 def split_episodes(cassette: Cassette) -> list[range]:
     """The cassette's episodes, as ranges of step indices (see the module's
     docstring): a new one at each login, and after each login and stream."""
-    starts = [0] if cassette.interactions else []
     kinds = [item.kind for item in cassette.interactions]
+    if not kinds:
+        return []
+    starts = [0]
     for index in range(1, len(kinds)):
         if kinds[index] == "login" or kinds[index - 1] in ("login", "stream"):
             starts.append(index)
