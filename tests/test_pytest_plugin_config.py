@@ -7,6 +7,12 @@ import pytest
 
 import gptalk_proto as g
 from gptalk_transports._cassettes import load_cassette
+from gptalk_transports._plugin_settings import (
+    SETTINGS,
+    Settings,
+    cassette_name_problem,
+    settings_problems,
+)
 
 from .plugin_cases import (
     CASSETTES,
@@ -303,3 +309,52 @@ def test_failures_are_the_message_and_the_differences(inner: pytest.Pytester) ->
     full = run(inner, "none", "--gptalk-url", NOWHERE, "--full-trace", "-k", "test_mismatch")
     assert len(report_section(full, "test_mismatch")) > 40
     assert g.CassetteMismatch.__name__ in full.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("ok.json", None),
+        ("deeper/still/ok.json", None),
+        ("a/./b.json", None),
+        ("..", "leaves the cassette folder"),
+        ("a/../../b.json", "leaves the cassette folder"),
+        ("..\\b.json", "leaves the cassette folder"),
+        ("/etc/x.json", "is absolute"),
+        ("C:\\x.json", "is absolute"),
+        ("\\\\host\\share\\x.json", "is absolute"),
+        ("", "must be a non-empty string"),
+        ("   ", "must be a non-empty string"),
+        (None, "must be a non-empty string"),
+        (b"x.json", "must be a non-empty string"),
+        ("dir/", "names no file"),
+        (".", "names no file"),
+    ],
+)
+def test_which_cassette_paths_are_refused(name: object, problem: str | None) -> None:
+    found = cassette_name_problem(name)
+    assert found is None if problem is None else (found is not None and problem in found), found
+
+
+def test_settings_are_checked_one_line_each() -> None:
+    assert settings_problems({"record_mode": "once", "allow_unplayed": True}, "w") == []
+    assert settings_problems([("record_mode", "once")], "w") == [
+        "w: must be a dict of settings, not list"
+    ]
+    assert settings_problems(
+        {"allow_unplayed": "yes", "max_events": True, "faults": "cut=3", "ignore_fields": [1]},
+        "w",
+    ) == [
+        "w: allow_unplayed must be True or False",
+        "w: max_events must be a positive int or None",
+        "w: faults must be a list of strings",
+        "w: ignore_fields must be a list of strings",
+    ]
+    merged = Settings.merge(
+        {"record_mode": "once", "faults": ["cut=3"]},
+        {"record_mode": "none", "ignore_headers": ["X-A"]},
+        cli_mode="rewrite",
+    )
+    assert merged == Settings(record_mode="rewrite", faults=("cut=3",), ignore_headers=("X-A",))
+    assert merged.matching.ignore_headers == {"x-a"}
+    assert set(SETTINGS) == set(Settings.__dataclass_fields__)

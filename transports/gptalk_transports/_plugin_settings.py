@@ -67,8 +67,10 @@ class Settings:
         return Matching.of(self.ignore_headers, self.ignore_fields)
 
 
-def settings_problems(settings: Mapping[str, Any], where: str) -> list[str]:
+def settings_problems(settings: object, where: str) -> list[str]:
     """What is wrong with a settings mapping, one line each."""
+    if not isinstance(settings, Mapping):
+        return [f"{where}: must be a dict of settings, not {type(settings).__name__}"]
     problems = []
     for key, value in settings.items():
         if key not in SETTINGS:

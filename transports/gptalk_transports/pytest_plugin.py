@@ -201,7 +201,6 @@ class CassetteSession:
         self.recording: Recording | None = None
         self.replayer: EpisodeReplayer | None = None
         self.existing: Cassette | None = None
-        self.episodes: AsyncEpisodeConnector | SyncEpisodeConnector | None = None
         exists = path.exists()
         if self.mode == "none" and not exists:
             raise CassetteError(f"no cassette at {path}; record it with --gptalk-record-mode=once")
@@ -246,7 +245,7 @@ class CassetteSession:
         kwargs.setdefault("max_idle_connections", 0)
         if self.mode == "new_episodes" and self.existing is not None:
             episodes = AsyncEpisodeConnector(self.existing, inner, recording, matching)
-            self.episodes, self.replayer = episodes, episodes.replayer
+            self.replayer = episodes.replayer
             kwargs.setdefault("clock", recorded_clock(self.existing))
             return AsyncClient(str(origin), connector=episodes, **kwargs)
         connector = AsyncRecordingConnector(inner, recording)
@@ -266,7 +265,7 @@ class CassetteSession:
         inner = SyncConnector(origin, ssl_context=make_ssl_context(True) if origin.tls else None)
         if self.mode == "new_episodes" and self.existing is not None:
             episodes = SyncEpisodeConnector(self.existing, inner, recording, matching)
-            self.episodes, self.replayer = episodes, episodes.replayer
+            self.replayer = episodes.replayer
             kwargs.setdefault("clock", recorded_clock(self.existing))
             return Client(str(origin), connector=episodes, **kwargs)
         return Client(str(origin), connector=SyncRecordingConnector(inner, recording), **kwargs)
