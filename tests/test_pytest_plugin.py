@@ -4,84 +4,32 @@ own (``pytester``, in subprocesses), in each record mode."""
 from __future__ import annotations
 
 import json
-import shutil
 import time
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import gptalk_proto as g
 from gptalk_transports._cassettes import load_cassette
-from gptalk_transports._cli_cassette import verify_cassette
+
+from .plugin_cases import (
+    CASSETTES,
+    NOWHERE,
+    assert_good_cassette,
+    copy_shipped,
+    folder,
+    make_inner,
+    plain_chat_recorded_at,
+    prompts,
+    run,
+)
 
 pytest_plugins = ("pytester",)
-
-CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
-#: Nothing listens here: a run given this URL proves it needed no server.
-NOWHERE = "http://127.0.0.1:1"
-
-CONFTEST = """
-import pytest
-
-
-@pytest.fixture(params=["asyncio", "trio"])
-def anyio_backend(request):
-    return request.param
-"""
-
-INI = """
-[pytest]
-addopts = --strict-markers -ra
-filterwarnings = error
-"""
 
 
 @pytest.fixture
 def inner(pytester: pytest.Pytester) -> pytest.Pytester:
-    """A pytester with the inner conftest (anyio on asyncio and trio)."""
-    pytester.makeconftest(CONFTEST)
-    pytester.makeini(INI)
-    (pytester.path / "cassettes").mkdir()
-    return pytester
-
-
-def run(pytester: pytest.Pytester, mode: str, *args: str) -> pytest.RunResult:
-    return pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", f"--gptalk-record-mode={mode}", *args, timeout=120
-    )
-
-
-def copy_shipped(pytester: pytest.Pytester, name: str, as_name: str | None = None) -> Path:
-    target = pytester.path / "cassettes" / (as_name or name)
-    shutil.copyfile(CASSETTES / name, target)
-    return target
-
-
-def plain_chat_recorded_at(moment: float) -> dict[str, Any]:
-    """plain-chat.json as if recorded at unix time ``moment`` (its login token
-    expiring an hour later, as the service's tokens do)."""
-    raw: dict[str, Any] = json.loads((CASSETTES / "plain-chat.json").read_text(encoding="utf-8"))
-    login = load_cassette(CASSETTES / "plain-chat.json").interactions[0]
-    old_expiry = str(json.loads(login.response.wire.split(b"\r\n\r\n", 1)[1])["data"]["expires_at"])
-    new_expiry = str(int(moment) + 3600)
-    assert len(new_expiry) == len(old_expiry)  # the Content-Length stays true
-    chunk = raw["interactions"][0]["chunks"][0]
-    chunk["data"] = chunk["data"].replace(old_expiry, new_expiry)
-    raw["recorded_at"] = datetime.fromtimestamp(int(moment), timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%SZ"
-    )
-    g.Cassette.loads(json.dumps(raw))  # still a valid cassette
-    return raw
-
-
-def assert_good_cassette(path: Path) -> g.Cassette:
-    """It loads, verifies (re-parse and replays) and lints clean."""
-    cassette, _ = verify_cassette(path)
-    assert cassette.redacted
-    assert g.lint(cassette) == []
-    return cassette
+    return make_inner(pytester)
 
 
 # -- mode none ----------------------------------------------------------------------------------
@@ -90,6 +38,7 @@ NONE_TESTS = """
 import pytest
 
 import gptalk_proto as g
+from gptalk_transports import RetryPolicy
 
 PROMPT = "Hello, how are you?"
 
@@ -112,60 +61,65 @@ def test_missing(gptalk_client):
 
 
 @pytest.mark.gptalk_cassette("seven-chats.json")
-def test_fewer_chats(gptalk_client):
-    assert gptalk_client.chat("Question number 1")
+def test_some_of_the_chats(gptalk_client):
+    # Whole episodes (the login, chats 1 and 3), so nothing is left unplayed.
+    for number in (1, 3):
+        assert gptalk_client.chat(f"Question number {number}")
 
 
-@pytest.mark.gptalk_cassette("seven-chats.json")
-def test_fewer_chats_and_its_own_failure(gptalk_client):
-    gptalk_client.chat("Question number 1")
+def _gives_up(gptalk_cassette):
+    # The recording client retried after the 503; this one does not, so the
+    # chat it began leaves the retry and the stream unplayed.
+    with gptalk_cassette.client(retry=RetryPolicy(retries=0)) as client:
+        with pytest.raises(g.GPTalkError):
+            client.chat("Are you there?")
+
+
+@pytest.mark.gptalk_cassette("503-then-retry.json")
+def test_leaves_a_chat_unfinished(gptalk_cassette):
+    _gives_up(gptalk_cassette)
+
+
+@pytest.mark.gptalk_cassette("503-then-retry.json", allow_unplayed=True)
+def test_leaves_a_chat_unfinished_as_allowed(gptalk_cassette):
+    _gives_up(gptalk_cassette)
+
+
+@pytest.mark.gptalk_cassette("503-then-retry.json")
+def test_leaves_a_chat_unfinished_and_fails_by_itself(gptalk_cassette):
+    _gives_up(gptalk_cassette)
     raise AssertionError("the test's own failure")
 """
 
 
-def test_mode_none_replays_and_checks_every_step_was_reached(inner: pytest.Pytester) -> None:
-    copy_shipped(inner, "plain-chat.json")
-    copy_shipped(inner, "seven-chats.json")
+def test_mode_none_replays_and_checks_the_episodes_begun(inner: pytest.Pytester) -> None:
+    for name in ("plain-chat.json", "seven-chats.json", "503-then-retry.json"):
+        copy_shipped(inner, name, "test_none")
+    before = {p.name: p.read_bytes() for p in folder(inner, "test_none").iterdir()}
     inner.makepyfile(test_none=NONE_TESTS)
     result = run(inner, "none", "--gptalk-url", NOWHERE)
-    # blocking, async on asyncio and trio, and the test with fewer chats pass
-    # their call; the missing cassette errors at setup, the unreached steps at
-    # teardown; the test that failed by itself is just failed.
-    result.assert_outcomes(passed=4, failed=1, errors=2)
+    # blocking, async on asyncio and trio, the subset of chats, the test that
+    # left a chat unfinished (at call) and its allowed twin pass; the missing
+    # cassette errors at setup, the unfinished chat at teardown; the test that
+    # failed by itself is just failed.
+    result.assert_outcomes(passed=6, failed=1, errors=2)
     result.stdout.fnmatch_lines(
-        [
-            "E * gptalk_proto.CassetteError: no cassette at *missing.json; "
-            "record it with --gptalk-record-mode=once",
-        ]
+        ["no cassette at *test_none/missing.json; record it with --gptalk-record-mode=once"]
     )
-    result.stdout.fnmatch_lines(
-        [
-            "E * gptalk_proto.CassetteUnplayed: the cassette's steps 4 (text), 5 (stream), *"
-            "16 (stream) were never reached",
-        ]
-    )
-    unplayed = [
-        line for line in result.outlines if line.startswith("E ") and "CassetteUnplayed:" in line
-    ]
-    assert len(unplayed) == 1, "only the test that passed is failed for unreached steps"
+    unplayed = [line for line in result.outlines if "were never reached" in line]
+    assert unplayed == ["the cassette's steps 3 (text), 4 (stream) were never reached"]
     result.stdout.fnmatch_lines(
         [
             "ERROR test_none.py::test_missing - gptalk_proto.CassetteError*",
-            "ERROR test_none.py::test_fewer_chats - gptalk_proto.CassetteUnplayed*",
-            "FAILED test_none.py::test_fewer_chats_and_its_own_failure - AssertionError*",
+            "ERROR test_none.py::test_leaves_a_chat_unfinished - gptalk_proto.Cassette*",
+            "FAILED test_none.py::test_leaves_a_chat_unfinished_and_fails_by_itself - *",
         ]
     )
-    result.stdout.no_fnmatch_line("ERROR test_none.py::test_fewer_chats_and_its_own_failure*")
-    result.stdout.no_fnmatch_line("ERROR test_none.py::test_blocking*")
-    result.stdout.no_fnmatch_line("ERROR test_none.py::test_async*")
+    result.stdout.no_fnmatch_line("ERROR *_as_allowed*")
+    result.stdout.no_fnmatch_line("ERROR *_and_fails_by_itself*")
+    result.stdout.no_fnmatch_line("ERROR *test_some_of_the_chats*")
     # Replay wrote nothing.
-    assert sorted(p.name for p in (inner.path / "cassettes").iterdir()) == [
-        "plain-chat.json",
-        "seven-chats.json",
-    ]
-    assert (inner.path / "cassettes" / "plain-chat.json").read_bytes() == (
-        CASSETTES / "plain-chat.json"
-    ).read_bytes()
+    assert {p.name: p.read_bytes() for p in folder(inner, "test_none").iterdir()} == before
 
 
 # -- mode once ----------------------------------------------------------------------------------
@@ -193,11 +147,12 @@ def test_mode_once_records_then_replays(inner: pytest.Pytester) -> None:
     inner.makepyfile(test_once=ONCE_TESTS)
     first = run(inner, "once")
     first.assert_outcomes(passed=3)
-    folder = inner.path / "cassettes"
+    where = folder(inner, "test_once")
     names = ["recorded.json", "test_async_asyncio_.json", "test_async_trio_.json"]
-    assert sorted(p.name for p in folder.iterdir()) == names
-    recorded = {name: (folder / name).read_bytes() for name in names}
-    blocking = assert_good_cassette(folder / "recorded.json")
+    assert sorted(p.name for p in where.iterdir()) == names
+    assert sorted(p.name for p in (inner.path / "cassettes").iterdir()) == ["test_once"]
+    recorded = {name: (where / name).read_bytes() for name in names}
+    blocking = assert_good_cassette(where / "recorded.json")
     assert [item.kind for item in blocking.interactions] == [
         "login",
         "text",
@@ -205,16 +160,15 @@ def test_mode_once_records_then_replays(inner: pytest.Pytester) -> None:
         "text",
         "stream",
     ]
-    prompts = [item.request.json()["content"] for item in blocking.interactions[1::2]]
-    assert prompts == ["Record me", "And me"]
+    assert prompts(blocking) == ["Record me", "And me"]
     for name in names[1:]:
-        cassette = assert_good_cassette(folder / name)
+        cassette = assert_good_cassette(where / name)
         assert [item.kind for item in cassette.interactions] == ["login", "text", "stream"]
     # The second run replays: no server needed (nothing listens at NOWHERE),
     # and the cassettes stay as they were.
     second = run(inner, "once", "--gptalk-url", NOWHERE)
     second.assert_outcomes(passed=3)
-    assert {name: (folder / name).read_bytes() for name in names} == recorded
+    assert {name: (where / name).read_bytes() for name in names} == recorded
 
 
 DOCUMENTED_ASYNC = """
@@ -241,9 +195,9 @@ def test_documented_async_usage_leaves_no_socket_open(inner: pytest.Pytester) ->
     result.assert_outcomes(passed=3)
 
 
-# -- mode all -----------------------------------------------------------------------------------
+# -- modes all and rewrite ----------------------------------------------------------------------
 
-ALL_TESTS = """
+RECORD_OVER_TESTS = """
 import pytest
 
 import gptalk_proto as g
@@ -255,17 +209,39 @@ def test_blocking(gptalk_client):
 """
 
 
-def test_mode_all_records_over_an_existing_cassette(inner: pytest.Pytester) -> None:
-    target = copy_shipped(inner, "plain-chat.json")
-    inner.makepyfile(test_all=ALL_TESTS)
-    result = run(inner, "all")
+def test_mode_rewrite_replaces_the_cassette(inner: pytest.Pytester) -> None:
+    target = copy_shipped(inner, "plain-chat.json", "test_rewrite")
+    inner.makepyfile(test_rewrite=RECORD_OVER_TESTS)
+    result = run(inner, "rewrite")
     result.assert_outcomes(passed=1)
     cassette = assert_good_cassette(target)
     shipped = load_cassette(CASSETTES / "plain-chat.json")
     assert cassette.origin != shipped.origin
     assert cassette.meta == {}
     assert [item.kind for item in cassette.interactions] == ["login", "text", "stream"]
-    assert cassette.interactions[1].request.json()["content"] == "Something new"
+    assert prompts(cassette) == ["Something new"]
+
+
+def test_mode_all_records_every_chat_and_keeps_the_recorded_ones(inner: pytest.Pytester) -> None:
+    # As vcrpy's "all": every request goes to the service, none is replayed
+    # (the prompt the cassette has is recorded again), and what the cassette
+    # had stays in it, before the new steps.
+    target = copy_shipped(inner, "plain-chat.json", "test_all")
+    shipped = load_cassette(target)
+    inner.makepyfile(test_all=RECORD_OVER_TESTS.replace("Something new", "Hello, how are you?"))
+    result = run(inner, "all")
+    result.assert_outcomes(passed=1)
+    # (Not one session any more: two clients' logins, so no whole-session
+    # replay as ``cassette verify`` does; the plugin plays its episodes.)
+    cassette = load_cassette(target)
+    assert cassette.redacted
+    assert g.lint(cassette) == []
+    assert cassette.interactions[:3] == shipped.interactions
+    assert [item.kind for item in cassette.interactions[3:]] == ["login", "text", "stream"]
+    assert prompts(cassette) == ["Hello, how are you?", "Hello, how are you?"]
+    # Both recordings replay: the test uses the first, whole.
+    again = run(inner, "none", "--gptalk-url", NOWHERE)
+    again.assert_outcomes(passed=1)
 
 
 # -- mode new_episodes -----------------------------------------------------------------------
@@ -301,8 +277,7 @@ def _check_extended(path: Path, original: g.Cassette) -> g.Cassette:
     assert cassette.interactions[:kept] == original.interactions
     new = [item.kind for item in cassette.interactions[kept:]]
     assert new in (["login", "text", "stream"], ["text", "login", "text", "stream"]), new
-    last_text = [item for item in cassette.interactions if item.kind == "text"][-1]
-    assert last_text.request.json()["content"] == "And one more"
+    assert prompts(cassette)[-1] == "And one more"
     assert cassette.interactions[-1].response.end == "complete"
     times = [item.request.t for item in cassette.interactions]
     assert times == sorted(times)
@@ -318,16 +293,16 @@ def _check_extended(path: Path, original: g.Cassette) -> g.Cassette:
 
 def test_mode_new_episodes_adds_the_new_chats(inner: pytest.Pytester) -> None:
     raw = plain_chat_recorded_at(time.time())
-    folder = inner.path / "cassettes"
+    where = folder(inner, "test_episodes")
     names = ["test_blocking.json", "test_async_asyncio_.json", "test_async_trio_.json"]
     for name in names:
-        (folder / name).write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
+        (where / name).write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
     original = g.Cassette.loads(json.dumps(raw))
     inner.makepyfile(test_episodes=EPISODE_TESTS)
     result = run(inner, "new_episodes")
     result.assert_outcomes(passed=3)
     for name in names:
-        _check_extended(folder / name, original)
+        _check_extended(where / name, original)
     # The extended cassettes replay, offline, with every step reached.
     again = run(inner, "none", "--gptalk-url", NOWHERE)
     again.assert_outcomes(passed=3)
@@ -337,7 +312,7 @@ def test_mode_new_episodes_on_a_cassette_recorded_days_ago(inner: pytest.Pyteste
     # The usual case: the cassette's login token expired long ago in real
     # time, though not in the cassette's recorded time.
     raw = plain_chat_recorded_at(time.time() - 3 * 86400)
-    path = inner.path / "cassettes" / "test_blocking.json"
+    path = folder(inner, "test_episodes") / "test_blocking.json"
     path.write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
     original = g.Cassette.loads(json.dumps(raw))
     inner.makepyfile(test_episodes=EPISODE_TESTS.split("@pytest.mark.anyio", maxsplit=1)[0])
@@ -346,3 +321,53 @@ def test_mode_new_episodes_on_a_cassette_recorded_days_ago(inner: pytest.Pyteste
     _check_extended(path, original)
     again = run(inner, "none", "--gptalk-url", NOWHERE)
     again.assert_outcomes(passed=1)
+
+
+CHANGING_TEST = """
+import pytest
+
+import gptalk_proto as g
+
+
+@pytest.mark.gptalk_cassette("chats.json")
+def test_chat(gptalk_client):
+    assert gptalk_client.chat("PROMPT") == g.expected_reply("PROMPT")
+
+
+@pytest.mark.anyio
+@pytest.mark.gptalk_cassette("chats-async.json")
+async def test_chat_async(gptalk_async_client, anyio_backend):
+    if anyio_backend == "trio":
+        pytest.skip("one backend records the shared cassette")
+    async with gptalk_async_client as client:
+        assert await client.chat("PROMPT") == g.expected_reply("PROMPT")
+"""
+
+
+def test_new_episodes_never_loses_what_was_recorded(inner: pytest.Pytester) -> None:
+    # Record "alpha"; change the test to "gamma" and add its episodes: the
+    # test as it was still replays, and so does the new one.
+    def write(prompt: str) -> None:
+        inner.makepyfile(test_change=CHANGING_TEST.replace("PROMPT", prompt))
+
+    write("alpha")
+    run(inner, "once").assert_outcomes(passed=2, skipped=1)
+    where = folder(inner, "test_change")
+    recorded = {name: load_cassette(where / name) for name in ("chats.json", "chats-async.json")}
+    write("gamma")
+    run(inner, "new_episodes").assert_outcomes(passed=2, skipped=1)
+    for name, before in recorded.items():
+        cassette = assert_good_cassette(where / name)
+        assert cassette.interactions[: len(before.interactions)] == before.interactions
+        assert prompts(cassette)[0] == "alpha"
+        assert prompts(cassette)[-1] == "gamma"
+    for prompt in ("alpha", "gamma", "alpha"):
+        write(prompt)
+        again = run(inner, "none", "--gptalk-url", NOWHERE)
+        again.assert_outcomes(passed=2, skipped=1)
+    # A prompt never recorded is a mismatch, in every replaying mode.
+    write("delta")
+    for mode in ("none", "once"):
+        missed = run(inner, mode, "--gptalk-url", NOWHERE)
+        missed.assert_outcomes(failed=2, skipped=1)
+        missed.stdout.fnmatch_lines(["*body.content: recorded '\"alpha\"', sent '\"delta\"'"])

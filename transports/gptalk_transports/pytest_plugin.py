@@ -11,21 +11,33 @@ is enough::
     async def test_hello_async(gptalk_async_client):      # asyncio or trio
         assert (await gptalk_async_client.chat("Hello, how are you?"))
 
-A relative cassette path is looked up in a ``cassettes`` folder beside the
-test file; without the marker the cassette is ``cassettes/<test name>.json``.
+As with pytest-recording, each test module has its own cassette folder, the
+``gptalk_cassette_dir`` fixture: ``cassettes/<test module>/`` beside the test
+file (the ``gptalk_cassette_dir`` ini option moves the base folder).  The
+marker names a file inside that folder (a path that leaves it is refused at
+collection); without a name the cassette is ``<test name>.json``.
 
-``--gptalk-record-mode`` picks what happens, as VCR users know it:
+``--gptalk-record-mode`` (or ``record_mode`` in ``gptalk_config`` or the
+marker) picks what happens, as pytest-recording users know it:
 
 * ``none`` (default): replay only; a missing cassette is an error.
 * ``once``: replay if the cassette exists, else record it.
-* ``new_episodes``: replay while the requests match, then record the rest and
-  add it to the cassette.  The client runs on the cassette's recorded clock
-  throughout, so the extended cassette replays with the same token decisions.
-* ``all``: always record, replacing the cassette.
+* ``new_episodes``: replay the recorded episodes that match, record the
+  rest and add it after them.  The client runs on the cassette's recorded
+  clock throughout, so the extended cassette replays with the same token
+  decisions.
+* ``all``: record every chat, replay none, and add them after the recorded
+  episodes.
+* ``rewrite``: record every chat and replace the cassette.
+
+Only ``rewrite`` drops what was recorded.  A replay plays *episodes* (a
+login, or a chat with its retries and stream: see ``_episodes.py``) in any
+subset; after a test that passed, the unplayed steps of the episodes it began
+fail it (``allow_unplayed=True`` switches that off).
 
 Recording talks to ``--gptalk-url``, or to the built-in reference server
-(started for the test, with the marker's ``faults``).  After a test that
-passed, replayed steps that were never reached fail it.
+(started for the test, with the ``faults`` setting).  A cassette error is
+reported as its message and field differences, without the library's frames.
 """
 
 from __future__ import annotations
@@ -37,30 +49,46 @@ from typing import Any
 
 import pytest
 
+import gptalk_proto
 from gptalk_proto import Cassette, CassetteError, redact
 
 from ._anyio_backend import AnyioBackend
 from ._async_client import AsyncClient
 from ._cassettes import (
     AsyncRecordingConnector,
-    AsyncReplayConnector,
     Recording,
     SyncRecordingConnector,
-    SyncReplayConnector,
     load_cassette,
     save_cassette,
 )
 from ._config import Origin, make_ssl_context
 from ._connector import AsyncConnector, SyncConnector
-from ._episodes import AsyncEpisodeConnector, SyncEpisodeConnector
+from ._episodes import (
+    AsyncEpisodeConnector,
+    AsyncEpisodeReplayConnector,
+    EpisodeReplayer,
+    SyncEpisodeConnector,
+    SyncEpisodeReplayConnector,
+)
+from ._plugin_settings import (
+    MODES,
+    Settings,
+    cassette_name_problem,
+    inside,
+    settings_problems,
+)
 from ._refserver import serve_in_thread
 from ._session import recorded_clock
 from ._sync_client import Client
 
-__all__ = ["CassetteSession"]
+__all__ = ["CassetteSession", "Settings"]
 
-MODES = ("none", "once", "new_episodes", "all")
 _OUTCOME = pytest.StashKey[pytest.TestReport]()
+#: Where the library's own frames live: hidden from cassette failures.
+_OURS = (
+    str(Path(gptalk_proto.__file__ or "").resolve().parent),
+    str(Path(__file__).resolve().parent),
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -68,22 +96,50 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--gptalk-record-mode",
         choices=MODES,
-        default="none",
-        help="none (replay only, the default), once, new_episodes or all",
+        default=None,
+        help="none (replay only, the default), once, new_episodes, all or rewrite; "
+        "wins over record_mode in gptalk_config and markers",
     )
     group.addoption(
         "--gptalk-url",
         default=None,
         help="the service to record from (default: the built-in reference server)",
     )
+    parser.addini(
+        "gptalk_cassette_dir",
+        "the base cassette folder (relative to the ini file); each test module gets "
+        "<base>/<module>/ (default: cassettes/<module>/ beside the test file)",
+        default="",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "gptalk_cassette(path, *, secrets=(), faults=(), max_events=None): the cassette the "
-        "test's GPTalk client replays or records",
+        "gptalk_cassette(path=None, *, record_mode, secrets, faults, max_events, "
+        "allow_unplayed, ignore_headers, ignore_fields): the cassette the test's GPTalk "
+        "client replays or records, a file in the gptalk_cassette_dir folder",
     )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse, before any test runs, markers that name cassettes outside the
+    cassette folder or settings that do not exist."""
+    problems = []
+    for item in items:
+        marker = item.get_closest_marker("gptalk_cassette")
+        if marker is None:
+            continue
+        where = f"{item.nodeid}: gptalk_cassette"
+        if len(marker.args) > 1:
+            problems.append(f"{where}: one cassette path at most, not {len(marker.args)}")
+        if marker.args:
+            problem = cassette_name_problem(marker.args[0])
+            if problem is not None:
+                problems.append(f"{where}: {problem}")
+        problems += settings_problems(marker.kwargs, where)
+    if problems:
+        raise pytest.UsageError("\n".join(problems))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -91,142 +147,206 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     if report.when == "call":
         item.stash[_OUTCOME] = report
+    excinfo = call.excinfo
+    if (
+        report.failed
+        and excinfo is not None
+        and isinstance(excinfo.value, CassetteError)
+        and not item.config.getoption("fulltrace", False)
+    ):
+        report.longrepr = _short_failure(item, excinfo, report.when)
     return report
 
 
-class CassetteSession:
-    """One test's cassette: where it is, the mode, and the connectors to use."""
+def _short_failure(
+    item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseException], when: str
+) -> Any:
+    """A cassette failure as the test's own frames and the error's message
+    (with the differing fields): the library's frames say nothing to a test
+    author.  ``--full-trace`` shows them all."""
+    # The error's context is the library's own: no "during handling" chain.
+    excinfo.value.__suppress_context__ = True
+    entries = list(excinfo.traceback)
+    # From the test module's first frame on (pytest's and the event loop's
+    # frames come before it), without the library's own frames.
+    starts = [n for n, entry in enumerate(entries) if Path(entry.path) == item.path]
+    kept = [entry for entry in entries[starts[0] if starts else 0 :] if not _ours(entry)]
+    if not starts or not kept:
+        # Raised by the plugin itself (setup, teardown): the message says it all.
+        return excinfo.getrepr(style="value", chain=False)
+    excinfo.traceback = excinfo.traceback.filter(lambda entry: entry in kept)
+    style = item.config.getoption("tbstyle", "auto")
+    return excinfo.getrepr(
+        style="long" if style == "auto" else style,
+        funcargs=True,
+        tbfilter=True,
+        chain=False,
+        showlocals=item.config.getoption("showlocals", False),
+    )
 
-    def __init__(
-        self,
-        path: Path,
-        mode: str,
-        *,
-        url: str | None,
-        secrets: tuple[str, ...] = (),
-        faults: tuple[str, ...] = (),
-        max_events: int | None = None,
-    ) -> None:
+
+def _ours(entry: Any) -> bool:
+    return str(entry.path).startswith(_OURS)
+
+
+class CassetteSession:
+    """One test's cassette: where it is, the settings, and the connectors."""
+
+    def __init__(self, path: Path, settings: Settings, *, url: str | None) -> None:
         self.path = path
-        self.mode = mode
+        self.settings = settings
+        self.mode = settings.record_mode
         self._url = url
-        self._secrets = secrets
-        self._faults = faults
-        self._max_events = max_events
         self._server: Any = None
         self.recording: Recording | None = None
-        self.replay: AsyncReplayConnector | SyncReplayConnector | None = None
+        self.replayer: EpisodeReplayer | None = None
         self.existing: Cassette | None = None
-        self.episodes: AsyncEpisodeConnector | SyncEpisodeConnector | None = None
         exists = path.exists()
-        if mode == "none" and not exists:
+        if self.mode == "none" and not exists:
             raise CassetteError(f"no cassette at {path}; record it with --gptalk-record-mode=once")
-        if exists and mode in ("none", "once", "new_episodes"):
+        if exists and self.mode != "rewrite":
             self.existing = load_cassette(path)
 
     @property
     def replaying(self) -> bool:
+        """Whether the test only replays (no live request at all)."""
         return self.existing is not None and self.mode in ("none", "once")
 
     def _live_url(self) -> str:
         if self._url is not None:
             return self._url
         if self._server is None:
-            self._server = serve_in_thread(faults=self._faults)
+            self._server = serve_in_thread(faults=self.settings.faults)
             self._url = self._server.__enter__()
         assert self._url is not None
         return self._url
 
     def _new_recording(self) -> Recording:
-        self.recording = Recording(self._live_url(), max_events=self._max_events)
+        self.recording = Recording(self._live_url(), max_events=self.settings.max_events)
         return self.recording
 
     def async_client(self, **kwargs: Any) -> AsyncClient:
         """An AsyncClient playing (or recording) this cassette."""
+        matching = self.settings.matching
         if self.replaying:
             assert self.existing is not None
-            connector = AsyncReplayConnector(self.existing)
-            self.replay = connector
+            replay = AsyncEpisodeReplayConnector(self.existing, matching)
+            self.replayer = replay.replayer
             kwargs.setdefault("clock", recorded_clock(self.existing))
-            return AsyncClient(self.existing.origin, connector=connector, **kwargs)
+            return AsyncClient(self.existing.origin, connector=replay, **kwargs)
         recording = self._new_recording()
         origin = Origin.parse(recording.recorder.origin)
         backend = AnyioBackend()
         inner = AsyncConnector(
             backend, origin, ssl_context=make_ssl_context(True) if origin.tls else None
         )
-        if self.mode == "new_episodes" and self.existing is not None:
-            episodes = AsyncEpisodeConnector(self.existing, inner, recording)
-            self.episodes = episodes
-            kwargs.setdefault("clock", recorded_clock(self.existing))
-            kwargs.setdefault("max_idle_connections", 0)
-            return AsyncClient(str(origin), connector=episodes, **kwargs)
         # No idle connections are kept: the fixture's client needs no closing,
         # each connection closes in the test's own event loop as its chat ends.
         kwargs.setdefault("max_idle_connections", 0)
-        return AsyncClient(
-            str(origin),
-            connector=AsyncRecordingConnector(inner, recording),
-            **kwargs,
-        )
+        if self.mode == "new_episodes" and self.existing is not None:
+            episodes = AsyncEpisodeConnector(self.existing, inner, recording, matching)
+            self.replayer = episodes.replayer
+            kwargs.setdefault("clock", recorded_clock(self.existing))
+            return AsyncClient(str(origin), connector=episodes, **kwargs)
+        connector = AsyncRecordingConnector(inner, recording)
+        return AsyncClient(str(origin), connector=connector, **kwargs)
 
     def client(self, **kwargs: Any) -> Client:
         """A blocking Client playing (or recording) this cassette."""
+        matching = self.settings.matching
         if self.replaying:
             assert self.existing is not None
-            connector = SyncReplayConnector(self.existing)
-            self.replay = connector
+            replay = SyncEpisodeReplayConnector(self.existing, matching)
+            self.replayer = replay.replayer
             kwargs.setdefault("clock", recorded_clock(self.existing))
-            return Client(self.existing.origin, connector=connector, **kwargs)
+            return Client(self.existing.origin, connector=replay, **kwargs)
         recording = self._new_recording()
         origin = Origin.parse(recording.recorder.origin)
         inner = SyncConnector(origin, ssl_context=make_ssl_context(True) if origin.tls else None)
         if self.mode == "new_episodes" and self.existing is not None:
-            episodes = SyncEpisodeConnector(self.existing, inner, recording)
-            self.episodes = episodes
+            episodes = SyncEpisodeConnector(self.existing, inner, recording, matching)
+            self.replayer = episodes.replayer
             kwargs.setdefault("clock", recorded_clock(self.existing))
             return Client(str(origin), connector=episodes, **kwargs)
         return Client(str(origin), connector=SyncRecordingConnector(inner, recording), **kwargs)
 
+    def _to_save(self) -> Cassette | None:
+        if self.recording is None:
+            return None
+        recorded = self.recording.cassette(redact=False)
+        if self.existing is None or self.mode == "rewrite":
+            return recorded
+        if not recorded.interactions:
+            return None  # nothing new: the file stays as it was
+        # new_episodes and all: every recorded episode is kept, the new follow.
+        return self.existing.extend(recorded)
+
     def finish(self, passed: bool) -> None:
-        """Save what was recorded; check every replayed step was reached."""
+        """Save what was recorded; check the episodes begun were played out."""
         try:
-            if self.episodes is not None:
-                save_cassette(self.path, redact(self.episodes.cassette(), self._secrets))
-            elif self.recording is not None:
-                cassette = self.recording.cassette(redact=False)
-                save_cassette(self.path, redact(cassette, self._secrets))
-            elif self.replay is not None and passed:
-                self.replay.assert_played()
+            cassette = self._to_save()
+            if cassette is not None:
+                save_cassette(self.path, redact(cassette, self.settings.secrets))
+            if self.replayer is not None and passed and not self.settings.allow_unplayed:
+                self.replayer.assert_played()
         finally:
             if self._server is not None:
                 self._server.__exit__(None, None, None)
                 self._server = None
 
 
-def _cassette_path(request: pytest.FixtureRequest, name: str | None) -> Path:
-    base = Path(request.path).parent
+@pytest.fixture(scope="module")
+def gptalk_cassette_dir(request: pytest.FixtureRequest) -> Path:
+    """The test module's cassette folder: ``<base>/<module name>/``, where the
+    base is the ``gptalk_cassette_dir`` ini option (relative to the ini file)
+    or ``cassettes`` beside the test file.  Override it to move a module's
+    cassettes, as pytest-recording's ``vcr_cassette_dir``."""
+    base = str(request.config.getini("gptalk_cassette_dir"))
+    module = Path(request.path)
+    if base:
+        config = request.config
+        anchor = config.inipath.parent if config.inipath is not None else config.rootpath
+        root = anchor / base
+    else:
+        root = module.parent / "cassettes"
+    return root / module.stem
+
+
+@pytest.fixture(scope="module")
+def gptalk_config() -> dict[str, Any]:
+    """Settings for every cassette in scope, overridden in a conftest or a
+    module, as pytest-recording's ``vcr_config``.  Keys: record_mode, secrets,
+    faults, max_events, allow_unplayed, ignore_headers, ignore_fields; a
+    marker's keyword arguments win over them."""
+    return {}
+
+
+def _cassette_path(request: pytest.FixtureRequest, folder: Path, name: str | None) -> Path:
     if name is None:
-        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
-        return base / "cassettes" / f"{safe}.json"
-    path = Path(name)
-    return path if path.is_absolute() else base / "cassettes" / path
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name) + ".json"
+    path = folder / name
+    if not inside(folder, path):
+        # Checked at collection already; a symbolic link may still lead out.
+        pytest.fail(f"the cassette {path} is outside the cassette folder {folder}", pytrace=False)
+    return path
 
 
 @pytest.fixture
-def gptalk_cassette(request: pytest.FixtureRequest) -> Iterator[CassetteSession]:
+def gptalk_cassette(
+    request: pytest.FixtureRequest, gptalk_cassette_dir: Path, gptalk_config: dict[str, Any]
+) -> Iterator[CassetteSession]:
     """The test's cassette session (see the plugin's docstring)."""
     marker = request.node.get_closest_marker("gptalk_cassette")
     args = marker.args if marker else ()
     kwargs = dict(marker.kwargs) if marker else {}
-    session = CassetteSession(
-        _cassette_path(request, args[0] if args else None),
-        request.config.getoption("--gptalk-record-mode"),
-        url=request.config.getoption("--gptalk-url"),
-        secrets=tuple(kwargs.get("secrets", ())),
-        faults=tuple(kwargs.get("faults", ())),
-        max_events=kwargs.get("max_events"),
+    problems = settings_problems(gptalk_config, "gptalk_config")
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+    settings = Settings.merge(
+        gptalk_config, kwargs, cli_mode=request.config.getoption("--gptalk-record-mode")
     )
+    path = _cassette_path(request, Path(gptalk_cassette_dir), args[0] if args else None)
+    session = CassetteSession(path, settings, url=request.config.getoption("--gptalk-url"))
     yield session
     report = request.node.stash.get(_OUTCOME, None)
     session.finish(passed=report is not None and report.passed)
@@ -241,5 +361,6 @@ def gptalk_client(gptalk_cassette: CassetteSession) -> Iterator[Client]:
 
 @pytest.fixture
 def gptalk_async_client(gptalk_cassette: CassetteSession) -> AsyncClient:
-    """An AsyncClient wired to the test's cassette (asyncio or trio)."""
+    """An AsyncClient wired to the test's cassette (asyncio, or trio under
+    anyio's pytest plugin or pytest-trio)."""
     return gptalk_cassette.async_client()

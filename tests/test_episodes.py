@@ -1,0 +1,129 @@
+"""Episodes: how a cassette is cut, and replays of any subset of its chats,
+through the blocking client, offline."""
+
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Any
+
+import pytest
+
+import gptalk_proto as g
+from gptalk_transports import Client, RetryPolicy
+from gptalk_transports._cassettes import load_cassette
+from gptalk_transports._episodes import (
+    EpisodeReplayer,
+    Matching,
+    SyncEpisodeReplayConnector,
+    split_episodes,
+)
+from gptalk_transports._session import recorded_clock
+
+from .plugin_cases import CASSETTES
+
+
+def _cut(name: str) -> list[list[str]]:
+    cassette = load_cassette(CASSETTES / name)
+    kinds = [item.kind for item in cassette.interactions]
+    return [[kinds[n] for n in steps] for steps in split_episodes(cassette)]
+
+
+def test_a_login_is_an_episode_and_a_chat_runs_to_its_stream() -> None:
+    assert _cut("plain-chat.json") == [["login"], ["text", "stream"]]
+    # The retry after a 503 belongs to its chat.
+    assert _cut("503-then-retry.json") == [["login"], ["text", "text", "stream"]]
+    # A refusal, the login it calls for, and the chat sent again.
+    assert _cut("quota-then-retry.json") == [["login"], ["text"], ["login"], ["text", "stream"]]
+    assert _cut("seven-chats.json") == [
+        ["login"],
+        *[["text", "stream"]] * 5,
+        ["login"],
+        *[["text", "stream"]] * 2,
+    ]
+    empty = g.Cassette(interactions=(), recorded_at="2026-01-01T00:00:00Z", origin="http://a")
+    assert split_episodes(empty) == []
+
+
+def _client(
+    cassette: g.Cassette, matching: Matching | None = None, **kwargs: Any
+) -> tuple[Client, EpisodeReplayer]:
+    connector = SyncEpisodeReplayConnector(cassette, matching)
+    client = Client(cassette.origin, connector=connector, clock=recorded_clock(cassette), **kwargs)
+    return client, connector.replayer
+
+
+SUBSETS = [
+    chats
+    for size in range(1, 6)
+    for chats in combinations(range(1, 6), size)
+    if size in (1, 5) or chats[0] != 1  # a spread, not all 31
+]
+
+
+@pytest.mark.parametrize("order", ["recorded", "reversed"])
+@pytest.mark.parametrize("chats", SUBSETS, ids=str)
+def test_any_subset_of_whole_episodes_replays(chats: tuple[int, ...], order: str) -> None:
+    cassette = load_cassette(CASSETTES / "seven-chats.json")
+    client, replayer = _client(cassette)
+    with client:
+        for number in chats if order == "recorded" else chats[::-1]:
+            prompt = f"Question number {number}"
+            assert client.chat(prompt) == g.expected_reply(prompt)
+    replayer.assert_played()  # every episode begun was played out
+    assert replayer.played == 1 + 2 * len(chats)
+    assert len(replayer.unplayed()) == 0
+
+
+def test_the_unplayed_steps_are_those_of_the_episodes_begun() -> None:
+    cassette = load_cassette(CASSETTES / "503-then-retry.json")
+    client, replayer = _client(cassette, retry=RetryPolicy(retries=0))
+    with client, pytest.raises(g.GPTalkError):
+        client.chat("Are you there?")
+    assert replayer.unplayed() == [(2, "text"), (3, "stream")]
+    with pytest.raises(g.CassetteUnplayed, match=r"steps 3 \(text\), 4 \(stream\) were never"):
+        replayer.assert_played()
+
+
+def test_a_mismatch_names_the_closest_step_and_its_fields() -> None:
+    cassette = load_cassette(CASSETTES / "seven-chats.json")
+    client, _ = _client(cassette)
+    with client:
+        client.chat("Question number 2")
+        with pytest.raises(g.CassetteMismatch) as caught:
+            client.chat("Question number 20")
+    # Chat 1 (step 2) is the first of the closest candidates: one field differs.
+    assert caught.value.step == 1
+    assert caught.value.differences == [
+        "body.content: recorded '\"Question number 1\"', sent '\"Question number 20\"'"
+    ]
+
+
+def test_a_request_after_every_episode_was_played() -> None:
+    cassette = load_cassette(CASSETTES / "plain-chat.json")
+    client, _ = _client(cassette)
+    with client:
+        client.chat("Hello, how are you?")
+        with pytest.raises(g.CassetteMismatch, match="every episode of the cassette was played"):
+            client.chat("Hello, how are you?")
+
+
+def test_ignored_headers_and_fields_are_not_compared() -> None:
+    cassette = load_cassette(CASSETTES / "plain-chat.json")
+    prompt = "Hello, how are you?"
+    client, _ = _client(cassette, headers={"X-Trace": "abc"})
+    with client, pytest.raises(g.CassetteMismatch) as caught:
+        client.chat(prompt)
+    assert caught.value.differences == ["header x-trace: not recorded, sent 'abc'"]
+    client, _ = _client(cassette, model="gpt-4")
+    with client, pytest.raises(g.CassetteMismatch) as caught:
+        client.chat(prompt)
+    assert caught.value.differences == [
+        "body.model: recorded '\"gpt-3.5-turbo\"', sent '\"gpt-4\"'"
+    ]
+    matching = Matching.of(headers=["X-TRACE"], fields=["model"])
+    client, replayer = _client(
+        cassette, headers={"X-Trace": "abc"}, model="gpt-4", matching=matching
+    )
+    with client:
+        assert client.chat(prompt) == g.expected_reply(prompt)
+    replayer.assert_played()

@@ -1,0 +1,127 @@
+"""What the pytest plugin is told: record modes, settings and cassette paths.
+
+Settings come from three places, the nearest winning: the ``gptalk_cassette``
+marker's keyword arguments, then the ``gptalk_config`` fixture (a dict, like
+pytest-recording's ``vcr_config``), then the defaults.  The record mode given
+on the command line (``--gptalk-record-mode``) wins over all of them, so one
+run can re-record a project whose configuration says ``once``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
+from typing import Any
+
+from ._episodes import Matching
+
+__all__ = ["MODES", "SETTINGS", "Settings", "cassette_name_problem", "settings_problems"]
+
+#: The record modes, as pytest-recording names them (see the README's table).
+MODES = ("none", "once", "new_episodes", "all", "rewrite")
+
+#: The keys ``gptalk_config`` and the marker's keyword arguments take.
+SETTINGS = (
+    "record_mode",
+    "secrets",
+    "faults",
+    "max_events",
+    "allow_unplayed",
+    "ignore_headers",
+    "ignore_fields",
+)
+
+_SEQUENCES = ("secrets", "faults", "ignore_headers", "ignore_fields")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One test's cassette settings, merged (see the module's docstring)."""
+
+    record_mode: str = "none"
+    secrets: tuple[str, ...] = ()
+    faults: tuple[str, ...] = ()
+    max_events: int | None = None
+    #: Skip the check that every step of the episodes a test began was played.
+    allow_unplayed: bool = False
+    ignore_headers: tuple[str, ...] = ()
+    ignore_fields: tuple[str, ...] = ()
+
+    @classmethod
+    def merge(cls, *layers: Mapping[str, Any], cli_mode: str | None = None) -> Settings:
+        """Later layers win; ``cli_mode`` wins over all.  The layers are
+        checked first (:func:`settings_problems`)."""
+        merged: dict[str, Any] = {}
+        for layer in layers:
+            merged.update(layer)
+        for key in _SEQUENCES:
+            if key in merged:
+                merged[key] = tuple(merged[key])
+        if cli_mode is not None:
+            merged["record_mode"] = cli_mode
+        return cls(**merged)
+
+    @property
+    def matching(self) -> Matching:
+        return Matching.of(self.ignore_headers, self.ignore_fields)
+
+
+def settings_problems(settings: object, where: str) -> list[str]:
+    """What is wrong with a settings mapping, one line each."""
+    if not isinstance(settings, Mapping):
+        return [f"{where}: must be a dict of settings, not {type(settings).__name__}"]
+    problems = []
+    for key, value in settings.items():
+        if key not in SETTINGS:
+            problems.append(f"{where}: unknown setting {key!r} (known: {', '.join(SETTINGS)})")
+        elif key == "record_mode" and value not in MODES:
+            problems.append(f"{where}: record_mode {value!r} is not one of {', '.join(MODES)}")
+        elif key == "allow_unplayed" and not isinstance(value, bool):
+            problems.append(f"{where}: allow_unplayed must be True or False")
+        elif key == "max_events" and not (
+            value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
+        ):
+            problems.append(f"{where}: max_events must be a positive int or None")
+        elif key in ("faults", "ignore_headers", "ignore_fields") and (
+            isinstance(value, (str, bytes))
+            or not hasattr(value, "__iter__")
+            or not all(isinstance(item, str) for item in value)
+        ):
+            problems.append(f"{where}: {key} must be a list of strings")
+    return problems
+
+
+def cassette_name_problem(name: object) -> str | None:
+    """Why a marker's cassette path is refused, or None.
+
+    A cassette path names a file inside the cassette folder: relative, with
+    no ``..`` part.  A test that wants its cassettes elsewhere says so with
+    the ``gptalk_cassette_dir`` ini option or fixture, never by escaping.
+    """
+    if not isinstance(name, str) or not name.strip():
+        return f"the cassette path must be a non-empty string, not {name!r}"
+    posix, windows = PurePosixPath(name), PureWindowsPath(name)
+    if posix.is_absolute() or windows.anchor:
+        return (
+            f"the cassette path {name!r} is absolute; name a file inside the cassette "
+            "folder (set gptalk_cassette_dir to change the folder)"
+        )
+    parts: tuple[str, ...] = (*posix.parts, *windows.parts)
+    if ".." in parts:
+        return (
+            f"the cassette path {name!r} leaves the cassette folder; name a file inside it "
+            "(set gptalk_cassette_dir to change the folder)"
+        )
+    if name.endswith(("/", "\\")) or PurePath(name).name in ("", "."):
+        return f"the cassette path {name!r} names no file"
+    return None
+
+
+def inside(folder: Path, path: Path) -> bool:
+    """Whether ``path`` is inside ``folder`` once symbolic links are followed."""
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
