@@ -7,14 +7,16 @@ as a traceback.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import signal
 import ssl
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, NoReturn, TextIO, cast
 
 import anyio
 
@@ -34,7 +36,7 @@ from gptalk_proto import (
 from gptalk_proto._util import check_text_value
 
 from ._async_client import AsyncClient
-from ._config import Timeout
+from ._config import Origin, ProxyURL, Timeout, make_ssl_context
 from ._exceptions import TransportError
 from ._load import run_load
 from ._refserver import (
@@ -60,31 +62,76 @@ EXIT_CODES = {
     "interrupted": 130,  # Ctrl-C
 }
 
-EPILOG = """\
-exit codes: 0 ok, 1 check (cassette verify or lint found a problem, or
-chats of a load run failed), 2 usage, 3 network (connect, proxy, TLS,
-timeout), 4 service (error envelope, HTTP 4xx/5xx), 5 protocol (the
-server broke the protocol), 6 cassette (malformed, or the replay left
-the recorded path), 70 internal error, 130 interrupted.
-"""
+#: What each exit code means, as the help texts say it.
+_EXIT_MEANINGS = {
+    "ok": "0 ok",
+    "check": "1 check (cassette verify or lint found a problem, or chats of a load run failed)",
+    "usage": "2 usage",
+    "network": "3 network (connect, proxy, TLS, timeout)",
+    "service": "4 service (error envelope, HTTP 4xx/5xx)",
+    "protocol": "5 protocol (the server broke the protocol)",
+    "cassette": "6 cassette (unreadable or malformed, or the replay left the recorded path)",
+    "internal": "70 internal error",
+    "interrupted": "130 interrupted",
+}
+
+#: The exit codes each command can give (its --help lists these, and only these).
+COMMAND_EXITS: dict[str, tuple[str, ...]] = {
+    "chat": ("ok", "usage", "network", "service", "protocol", "internal", "interrupted"),
+    # Ctrl-C (SIGINT) and SIGTERM stop the server: that is its normal end, exit 0.
+    "serve": ("ok", "usage", "internal"),
+    "load": ("ok", "check", "usage", "internal", "interrupted"),
+    "record": ("ok", "usage", "network", "protocol", "internal", "interrupted"),
+    "replay": ("ok", "usage", "cassette", "internal", "interrupted"),
+    "verify": ("ok", "check", "cassette", "internal", "interrupted"),
+    "lint": ("ok", "check", "cassette", "internal", "interrupted"),
+    "to-har": ("ok", "usage", "cassette", "internal", "interrupted"),
+    "rerecord": ("ok", "usage", "internal", "interrupted"),
+}
+COMMAND_EXITS["cassette"] = tuple(
+    sorted(
+        {name for tool in ("verify", "lint", "to-har", "rerecord") for name in COMMAND_EXITS[tool]}
+    )
+)
+
+
+def exit_epilog(names: Sequence[str] = tuple(EXIT_CODES)) -> str:
+    """The ``exit codes: ...`` paragraph for these kinds of exit, in code order."""
+    ordered = sorted(names, key=EXIT_CODES.__getitem__)
+    text = "exit codes: " + ", ".join(_EXIT_MEANINGS[name] for name in ordered) + "."
+    return textwrap.fill(text, width=72, break_on_hyphens=False) + "\n"
+
+
+EPILOG = exit_epilog()
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad command line as one ``gptalk: error:`` line, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_CODES["usage"], f"gptalk: error: {message} (see {self.prog} --help)\n")
 
 
 def _add_command(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    commands: argparse._SubParsersAction[Any],
     name: str,
     help_text: str,
     description: str,
     *,
-    epilog: str = EPILOG,
+    exits: Sequence[str] | None = None,
+    epilog: str = "",
 ) -> argparse.ArgumentParser:
-    """A subcommand with the shared epilog (exit codes), laid out as written."""
-    return commands.add_parser(
+    """A subcommand whose epilog lists its exit codes (after ``epilog``), laid
+    out as written."""
+    codes = exit_epilog(exits if exits is not None else COMMAND_EXITS[name])
+    parser: argparse.ArgumentParser = commands.add_parser(
         name,
         help=help_text,
         description=description,
-        epilog=epilog,
+        epilog=epilog + codes,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    return parser
 
 
 class UsageError(Exception):
@@ -117,14 +164,59 @@ def _timeout(args: argparse.Namespace) -> Timeout:
     return Timeout(connect=args.connect_timeout, read=args.read_timeout, total=args.total_timeout)
 
 
-def _verify(args: argparse.Namespace) -> bool | str:
+def _verify(args: argparse.Namespace) -> bool | ssl.SSLContext:
     if args.insecure:
         return False
     if args.cacert:
         if not Path(args.cacert).is_file():
             raise UsageError(f"--cacert {args.cacert}: no such file")
-        return str(args.cacert)
+        # Loaded now: a file that holds no certificate is the user's mistake,
+        # found before anything starts.
+        try:
+            return make_ssl_context(str(args.cacert))
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            reason = (
+                getattr(exc, "reason", None)
+                or getattr(exc, "strerror", None)
+                or "no certificate in it"
+            )
+            raise UsageError(f"--cacert {args.cacert}: not a CA bundle ({reason})") from None
     return True
+
+
+class _Output(io.TextIOBase):
+    """Stdout, remembering whether a line is left open (partial reply text),
+    so that a message written next starts on a line of its own."""
+
+    def __init__(self, inner: TextIO) -> None:
+        super().__init__()
+        self.inner = inner
+        self.line_open = False
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        # The printer picks JSON escaping by it.
+        return getattr(self.inner, "encoding", None) or "utf-8"
+
+    def write(self, text: str) -> int:
+        if text:
+            self.line_open = not text.endswith("\n")
+        return self.inner.write(text)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def end_line(self) -> None:
+        """End a line left open, before a message on stderr."""
+        if self.line_open:
+            self.write("\n")
+            self.flush()
+
+
+def end_line(out: TextIO) -> None:
+    """End the line partial reply text left open on ``out``, if any."""
+    if isinstance(out, _Output):
+        out.end_line()
 
 
 class _Printer:
@@ -278,6 +370,29 @@ def _count(value: str) -> int:
     return number
 
 
+def _url(value: str) -> str:
+    """A service URL the client can use (checked before anything starts)."""
+    try:
+        Origin.parse(value)
+    except LocalProtocolError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    except ValueError as exc:
+        # urlsplit's own refusal, for a bracket left open: http://[::1
+        raise argparse.ArgumentTypeError(f"not a URL ({exc}): {value!r}") from None
+    return value
+
+
+def _proxy_url(value: str) -> str:
+    """A proxy URL (checked before anything starts; the message hides credentials)."""
+    try:
+        ProxyURL.parse(value)
+    except (LocalProtocolError, ValueError):
+        raise argparse.ArgumentTypeError(
+            "expected a proxy URL like http://host:port or socks5://user:pass@host:port"
+        ) from None
+    return value
+
+
 def _port(value: str) -> int:
     try:
         number = int(value)
@@ -290,7 +405,7 @@ def _port(value: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line (its --help texts are checked against the README)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="gptalk",
         description="GPTalk chat-streaming protocol toolkit: chat, serve, record and replay.",
         epilog=EPILOG,
@@ -307,8 +422,12 @@ def build_parser() -> argparse.ArgumentParser:
         "start the built-in reference server in-process and chat with it.",
     )
     chat.add_argument("prompt", metavar="PROMPT", help="the prompt; - reads it from stdin")
-    chat.add_argument("--url", help="the service URL (default: the built-in reference server)")
-    chat.add_argument("--proxy", help="http://[user:pass@]host:port, socks5:// or socks5h://")
+    chat.add_argument(
+        "--url", type=_url, help="the service URL (default: the built-in reference server)"
+    )
+    chat.add_argument(
+        "--proxy", type=_proxy_url, help="http://[user:pass@]host:port, socks5:// or socks5h://"
+    )
     chat.add_argument("--model", default="gpt-3.5-turbo", help="the model (default: %(default)s)")
     chat.add_argument("--system", metavar="TEXT", help="a system message before the prompt")
     chat.add_argument("--json", action="store_true", help="print events as JSON lines")
@@ -343,8 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         "run the reference GPTalk server",
         "Run the reference GPTalk server. Prints one line 'listening on "
-        "http(s)://HOST:PORT' once it accepts connections; stops on SIGINT or SIGTERM.",
-        epilog="fault specs: KIND[=VALUE][@ENDPOINT][#N|#N-M|#N+]; see the README.\n" + EPILOG,
+        "http(s)://HOST:PORT' once it accepts connections; stops on SIGINT (Ctrl-C) "
+        "or SIGTERM, and then exits 0.",
+        epilog="fault specs: KIND[=VALUE][@ENDPOINT][#N|#N-M|#N+]; see the README.\n",
     )
     server.add_argument(
         "--host", default="127.0.0.1", help="the address to listen on (default: %(default)s)"
@@ -389,7 +509,9 @@ def build_parser() -> argparse.ArgumentParser:
         "requests and streamed events per second. With no --url, the built-in "
         "reference server runs in-process. Exits 1 if any chat failed.",
     )
-    load.add_argument("--url", help="a loopback service URL (default: the built-in server)")
+    load.add_argument(
+        "--url", type=_url, help="a loopback service URL (default: the built-in server)"
+    )
     load.add_argument(
         "--concurrency",
         type=_count,
@@ -437,7 +559,19 @@ def build_parser() -> argparse.ArgumentParser:
 _EXTRA_COMMANDS: list[Callable[[Any], None]] = []
 
 
-def _fail(err: TextIO, message: str, code: int) -> NoReturn:
+def _fail(out: TextIO, err: TextIO, error: BaseException, *, as_json: bool) -> NoReturn:
+    """Report ``error`` as one line on stderr (and, with --json, as a JSON
+    line on stdout, where the events went); exit with its code."""
+    code = _exit_code(error)
+    kind = next(name for name, number in EXIT_CODES.items() if number == code)
+    message = str(error)
+    if kind == "internal":
+        message = f"internal error ({type(error).__name__}: {error}); please report it"
+    end_line(out)
+    if as_json:
+        record = {"event": "error", "kind": kind, "exit": code, "message": message}
+        out.write(json.dumps(record) + "\n")
+        out.flush()
     err.write(f"gptalk: error: {message}\n")
     err.flush()
     raise SystemExit(code)
@@ -452,16 +586,18 @@ def main(
 ) -> int:
     """Run the command; return its exit code (``SystemExit`` for argparse errors)."""
     stdin = stdin or sys.stdin
-    out = stdout or sys.stdout
+    raw_out = stdout or sys.stdout
     err = stderr or sys.stderr
-    for stream in (out, err):
+    for stream in (raw_out, err):
         # A reply the terminal's encoding cannot show is shown escaped, not
         # turned into a crash halfway through.
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(errors="backslashreplace")
+    out = cast(TextIO, _Output(raw_out))
     parser = build_parser()
     args = parser.parse_args(argv)
+    as_json = bool(getattr(args, "json", False))
     try:
         if args.command == "chat":
             return anyio.run(_chat, args, stdin, out, err)
@@ -472,18 +608,17 @@ def main(
         handler: Callable[[argparse.Namespace, TextIO, TextIO, TextIO], int] = args.handler
         return handler(args, stdin, out, err)
     except KeyboardInterrupt:
+        end_line(out)
+        if args.command == "serve":
+            # Ctrl-C is how a server in a terminal is stopped: its normal end.
+            err.write("gptalk: server stopped\n")
+            return EXIT_CODES["ok"]
         err.write("gptalk: interrupted\n")
         return EXIT_CODES["interrupted"]
     except BrokenPipeError:
         return EXIT_CODES["ok"]  # the reader went away (| head): not an error
-    except (UsageError, GPTalkError) as error:
-        _fail(err, str(error), _exit_code(error))
     except Exception as error:
-        _fail(
-            err,
-            f"internal error ({type(error).__name__}: {error}); please report it",
-            EXIT_CODES["internal"],
-        )
+        _fail(out, err, error, as_json=as_json)
 
 
 def run() -> NoReturn:
