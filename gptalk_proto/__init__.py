@@ -13,6 +13,8 @@ randomness: time and entropy come in as arguments.
 
 from ._cassette import (
     FORMAT_VERSION,
+    MAX_DEPTH,
+    MAX_TIME,
     Cassette,
     CassetteError,
     Interaction,
@@ -102,6 +104,8 @@ __all__ = [
     "EOF",
     "FORMAT_VERSION",
     "LOGIN_PATH",
+    "MAX_DEPTH",
+    "MAX_TIME",
     "NEED_DATA",
     "PAUSED",
     "SEND_REQUEST",

@@ -446,7 +446,7 @@ def _time(obj: dict[str, Any], where: str, *, after: float = 0.0, before: str = 
     if value < 0:
         raise CassetteError(f"{where}.t: a time offset cannot be negative")
     if value > MAX_TIME:
-        raise CassetteError(f"{where}.t: {value:.6g} s is past the limit of {MAX_TIME:g} s")
+        raise CassetteError(f"{where}.t: past the limit of {MAX_TIME:g} s after the start")
     if value < after:
         raise CassetteError(f"{where}.t: {value:g} s is earlier than {before} ({after:g} s)")
     return float(value)

@@ -13,8 +13,8 @@ import signal
 import ssl
 import sys
 import textwrap
-from collections.abc import Callable, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, ExitStack
 from pathlib import Path
 from typing import Any, NoReturn, TextIO, cast
 
@@ -278,18 +278,40 @@ async def _chat(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextI
 
 
 async def _load(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    if args.url is None:
-        err.write("gptalk: no --url given; loading the built-in reference server in-process\n")
-        err.flush()
-    report = await run_load(
-        args.url,
-        concurrency=args.concurrency,
-        duration=args.duration,
-        chats=args.chats,
-        timeout=_timeout(args),
-    )
+    stop = anyio.Event()
+
+    async def on_interrupt(signals: AsyncIterator[int]) -> None:
+        async for _ in signals:
+            stop.set()  # the run ends at once, and reports what it did
+            return
+
+    with ExitStack() as stack:
+        # Ctrl-C is caught from before the run starts: it ends the run with
+        # its figures so far.  (No signal handler outside the main thread.)
+        try:
+            signals = stack.enter_context(anyio.open_signal_receiver(signal.SIGINT))
+        except (RuntimeError, ValueError, NotImplementedError):
+            signals = None
+        if args.url is None:
+            err.write("gptalk: no --url given; loading the built-in reference server in-process\n")
+            err.flush()
+        async with anyio.create_task_group() as group:
+            if signals is not None:
+                group.start_soon(on_interrupt, signals)
+            report = await run_load(
+                args.url,
+                concurrency=args.concurrency,
+                duration=args.duration,
+                chats=args.chats,
+                timeout=_timeout(args),
+                stop=stop,
+            )
+            group.cancel_scope.cancel()
     out.write((json.dumps(report.as_dict()) if args.json else report.format()) + "\n")
     out.flush()
+    if report.interrupted:
+        err.write("gptalk: interrupted\n")
+        return EXIT_CODES["interrupted"]
     return EXIT_CODES["check"] if report.failed else EXIT_CODES["ok"]
 
 
