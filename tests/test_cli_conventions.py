@@ -52,6 +52,12 @@ def test_a_bad_replay_speed_is_one_usage_line(speed: str) -> None:
     assert "--speed" in line
 
 
+@pytest.mark.parametrize("gap", ["inf", "nan", "0", "-1"])
+def test_a_bad_replay_max_gap_is_one_usage_line(gap: str) -> None:
+    line = assert_one_error_line(gptalk("replay", "--max-gap", gap, PLAIN), EXIT_CODES["usage"])
+    assert "--max-gap" in line
+
+
 def test_replay_speed_zero_is_at_once() -> None:
     result = gptalk("replay", "--speed", "0", PLAIN)
     assert result.returncode == 0, result.stderr

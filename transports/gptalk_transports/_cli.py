@@ -589,11 +589,14 @@ def _fail(out: TextIO, err: TextIO, error: BaseException, *, as_json: bool) -> N
     message = str(error)
     if kind == "internal":
         message = f"internal error ({type(error).__name__}: {error}); please report it"
-    end_line(out)
-    if as_json:
-        record = {"event": "error", "kind": kind, "exit": code, "message": message}
-        out.write(json.dumps(record) + "\n")
-        out.flush()
+    try:
+        end_line(out)
+        if as_json:
+            record = {"event": "error", "kind": kind, "exit": code, "message": message}
+            out.write(json.dumps(record) + "\n")
+            out.flush()
+    except OSError:
+        pass  # stdout is gone (a closed pipe): stderr still says it
     err.write(f"gptalk: error: {message}\n")
     err.flush()
     raise SystemExit(code)

@@ -115,8 +115,11 @@ def _record(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -
 
 
 def _replay(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
+    try:
+        timing = ReplayTiming(speed=args.speed or None, max_gap=args.max_gap)
+    except ValueError as exc:
+        raise UsageError(f"--max-gap: {exc}") from None
     cassette = load_cassette(args.file)
-    timing = ReplayTiming(speed=args.speed or None, max_gap=args.max_gap)
     printer = _Printer(out, err, args.json)
 
     def show(event: ChatEvent) -> None:
