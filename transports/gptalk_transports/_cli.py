@@ -38,7 +38,7 @@ from gptalk_proto._util import check_text_value
 from ._async_client import AsyncClient
 from ._config import Origin, ProxyURL, Timeout, make_ssl_context
 from ._exceptions import TransportError
-from ._load import run_load
+from ._load import LoadReport, run_load
 from ._refserver import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
@@ -295,18 +295,28 @@ async def _load(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if args.url is None:
             err.write("gptalk: no --url given; loading the built-in reference server in-process\n")
             err.flush()
+        # An error of the run is raised after the task group has exited, so
+        # it reaches main() as itself, not wrapped in an ExceptionGroup.
+        failure: Exception | None = None
+        report: LoadReport | None = None
         async with anyio.create_task_group() as group:
             if signals is not None:
                 group.start_soon(on_interrupt, signals)
-            report = await run_load(
-                args.url,
-                concurrency=args.concurrency,
-                duration=args.duration,
-                chats=args.chats,
-                timeout=_timeout(args),
-                stop=stop,
-            )
+            try:
+                report = await run_load(
+                    args.url,
+                    concurrency=args.concurrency,
+                    duration=args.duration,
+                    chats=args.chats,
+                    timeout=_timeout(args),
+                    stop=stop,
+                )
+            except Exception as exc:
+                failure = exc
             group.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    assert report is not None
     out.write((json.dumps(report.as_dict()) if args.json else report.format()) + "\n")
     out.flush()
     if report.interrupted:
