@@ -242,7 +242,7 @@ class Cassette:
             _check_depth(text)
             raw = json.loads(text)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise CassetteError(f"cassette: not a cassette, invalid JSON ({exc})") from None
+            raise CassetteError(f"cassette: invalid JSON ({exc})") from None
         cassette = _from_json(raw)
         if check:
             cassette.check()
