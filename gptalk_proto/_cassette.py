@@ -21,19 +21,17 @@ import base64
 import binascii
 import json
 import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
-from urllib.parse import urlsplit
 
 import h11
 
+from ._cassette_checks import is_method, is_request_target, nesting_problem, origin_problem
 from ._errors import GPTalkError, RemoteProtocolError
 from ._sse import SSEParser
 from ._sse_event import SSEEvent
-from ._util import _TOKEN
 
 __all__ = [
     "FORMAT_VERSION",
@@ -355,65 +353,16 @@ def parse_response(
 # the two to each other), and every refusal names the field.
 
 
-# A JSON string (the part after its opening quote), or a bracket.
-_JSON_STRING_REST = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_JSON_SPECIAL = re.compile(r'["\[\]{}]')
-
-
 def _check_depth(text: str, limit: int = MAX_DEPTH) -> None:
-    """Refuse JSON nested deeper than ``limit`` levels, in one linear pass.
-
-    Strings are skipped whole (brackets inside them do not count).  An
-    unterminated string ends the scan: the JSON parser then reports it, and
-    it never nests deeper than the brackets already counted.
-    """
-    depth = 0
-    position = 0
-    search = _JSON_SPECIAL.search
-    while (found := search(text, position)) is not None:
-        char = found.group()
-        position = found.end()
-        if char == '"':
-            rest = _JSON_STRING_REST.match(text, position)
-            if rest is None:
-                return
-            position = rest.end()
-        elif char in "[{":
-            depth += 1
-            if depth > limit:
-                line = text.count("\n", 0, position) + 1
-                raise CassetteError(
-                    f"cassette: JSON nested deeper than {limit} levels (line {line})"
-                )
-        else:
-            depth -= 1
-
-
-# A request-target (RFC 9112 section 3.2) is visible ASCII: no space, no
-# control character, nothing beyond ASCII.
-_TARGET = re.compile(r"[!-~]+")
-# What may never appear in a cassette's origin URL: controls, space, DEL.
-_NOT_URL = re.compile(r"[\x00-\x20\x7f]")
+    problem = nesting_problem(text, limit)
+    if problem is not None:
+        raise CassetteError(f"cassette: {problem}")
 
 
 def _origin(value: str, where: str) -> str:
-    """An http(s) URL with a host and a valid port, as a client can use it."""
-    bad = _NOT_URL.search(value)
-    if bad is not None:
-        raise CassetteError(f"{where}: a URL cannot hold the character {bad.group()!r}")
-    try:
-        parts = urlsplit(value)
-        port = parts.port
-    except ValueError as exc:
-        raise CassetteError(f"{where}: not a URL ({exc})") from None
-    if parts.scheme not in ("http", "https") or not value.startswith(parts.scheme + "://"):
-        raise CassetteError(f"{where}: expected an http:// or https:// URL")
-    if not parts.hostname:
-        raise CassetteError(f"{where}: the URL has no host")
-    if "@" in parts.netloc:
-        raise CassetteError(f"{where}: the URL must not carry credentials")
-    if port == 0:
-        raise CassetteError(f"{where}: port 0 is not a port to connect to")
+    problem = origin_problem(value)
+    if problem is not None:
+        raise CassetteError(f"{where}: {problem}")
     return value
 
 
@@ -537,11 +486,10 @@ def _from_json(raw: Any) -> Cassette:
         body = _field(req, "body", dict, f"{where}.request")
         _only(body, _BODY_FIELDS, f"{where}.request.body")
         method = _field(req, "method", str, f"{where}.request")
-        if not _TOKEN.fullmatch(method):
-            # RFC 9110 section 9.1: method = token.
+        if not is_method(method):
             raise CassetteError(f"{where}.request.method: {method!r} is not an HTTP method")
         target = _field(req, "target", str, f"{where}.request")
-        if not _TARGET.fullmatch(target):
+        if not is_request_target(target):
             raise CassetteError(
                 f"{where}.request.target: a request-target is visible ASCII, without spaces"
             )

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import gptalk_proto as g
-from gptalk_proto import _cassette
+from gptalk_proto import _cassette_checks
 from gptalk_proto._har import _when
 from gptalk_transports._cassettes import CassetteFileError, load_cassette
 from gptalk_transports._cli import EXIT_CODES
@@ -195,11 +195,10 @@ def test_the_depth_scan_reads_each_character_about_once(
     text: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     scanned = [0]
-    monkeypatch.setattr(_cassette, "_JSON_SPECIAL", _Counting(_cassette._JSON_SPECIAL, scanned))
-    monkeypatch.setattr(
-        _cassette, "_JSON_STRING_REST", _Counting(_cassette._JSON_STRING_REST, scanned)
-    )
-    _cassette._check_depth(text)
+    checks = _cassette_checks
+    monkeypatch.setattr(checks, "_JSON_SPECIAL", _Counting(checks._JSON_SPECIAL, scanned))
+    monkeypatch.setattr(checks, "_JSON_STRING_REST", _Counting(checks._JSON_STRING_REST, scanned))
+    assert checks.nesting_problem(text, 64) is None
     assert scanned[0] <= 2 * len(text)
 
 
