@@ -16,7 +16,8 @@ import anyio
 import pytest
 
 from gptalk_transports._cassettes import write_atomically
-from gptalk_transports._cli import EXIT_CODES, main
+from gptalk_transports._cli import main
+from gptalk_transports._cli_exits import EXIT_CODES
 from gptalk_transports._load import LoadReport, run_load
 from gptalk_transports._refserver import serve_in_thread
 

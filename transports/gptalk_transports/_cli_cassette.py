@@ -22,18 +22,8 @@ from ._cassettes import (
     save_cassette,
     write_atomically,
 )
-from ._cli import (
-    _EXTRA_COMMANDS,
-    EXIT_CODES,
-    UsageError,
-    _add_command,
-    _count,
-    _positive,
-    _Printer,
-    _proxy_url,
-    _url,
-    end_line,
-)
+from ._cli import _EXTRA_COMMANDS, _count, _positive, _Printer, _proxy_url, _url
+from ._cli_exits import EXIT_CODES, UsageError, _add_command, end_line
 from ._scenarios import SCENARIOS, record_scenario
 from ._session import ChatResult, record_session, replay_session
 
