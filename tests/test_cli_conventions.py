@@ -17,7 +17,7 @@ import pytest
 
 from gptalk_transports._cassettes import write_atomically
 from gptalk_transports._cli import main
-from gptalk_transports._cli_exits import EXIT_CODES
+from gptalk_transports._cli_exits import COMMAND_EXITS, EXIT_CODES
 from gptalk_transports._load import LoadReport, run_load
 from gptalk_transports._refserver import serve_in_thread
 
@@ -152,6 +152,34 @@ def test_a_failed_atomic_write_leaves_no_temporary_file(tmp_path: Path) -> None:
     with pytest.raises(IsADirectoryError):
         write_atomically(target, "text")
     assert _listing(tmp_path) == ["taken", "taken/inside"]
+
+
+# (argv, the command whose help must list the exit code it gives)
+REAL_EXITS = [
+    (["chat", "--url", "DEAD", "--connect-timeout", "2", "hi"], "chat"),
+    (["serve", "--port", "70000"], "serve"),
+    (["load", "--url", "DEAD", "--chats", "1", "--concurrency", "1"], "load"),
+    (["record", "--url", "DEAD", "-o", "OUT", "hi"], "record"),
+    (["replay", "MISSING"], "replay"),
+    (["replay", str(CASSETTES / "cut-mid-event.json"), "--speed", "0"], "replay"),
+    (["cassette", "verify", "MISSING"], "verify"),
+    (["cassette", "verify", PLAIN], "verify"),
+    (["cassette", "lint", "MISSING"], "lint"),
+    (["cassette", "to-har", "MISSING"], "to-har"),
+    (["cassette", "rerecord", "--only", "bogus"], "rerecord"),
+]
+
+
+@pytest.mark.parametrize(("argv", "command"), REAL_EXITS, ids=[" ".join(a) for a, _ in REAL_EXITS])
+def test_the_help_lists_the_exit_code_a_command_gives(
+    tmp_path: Path, argv: list[str], command: str
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    names = {"DEAD": dead, "MISSING": str(tmp_path / "nope.json"), "OUT": str(tmp_path / "o.json")}
+    result = gptalk(*[names.get(arg, arg) for arg in argv])
+    assert "Traceback" not in result.stderr
+    kinds = {code: name for name, code in EXIT_CODES.items()}
+    assert kinds[result.returncode] in COMMAND_EXITS[command], result.stderr
 
 
 # -- errors with --json, and after partial text ---------------------------------------

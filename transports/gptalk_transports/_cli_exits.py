@@ -37,7 +37,7 @@ EXIT_CODES = {
     "network": 3,  # connect, proxy, TLS, timeouts
     "service": 4,  # the service refused: error envelope or HTTP 4xx/5xx
     "protocol": 5,  # the server broke the protocol (bad HTTP, SSE or JSON)
-    "cassette": 6,  # a cassette is malformed, or a replay left the recorded path
+    "cassette": 6,  # a cassette is unreadable or malformed, or a replay left the recorded path
     "check": 1,  # cassette verify or lint found a problem; a load run had failures
     "internal": 70,  # a bug in gptalk itself (EX_SOFTWARE)
     "interrupted": 130,  # Ctrl-C
@@ -56,7 +56,9 @@ _EXIT_MEANINGS = {
     "interrupted": "130 interrupted",
 }
 
-#: The exit codes each command can give (its --help lists these, and only these).
+#: The exit codes each command can give (its --help lists these, and only
+#: these).  Every command can meet a bad command line (2) and a bug (70);
+#: every one but serve can be interrupted (130).
 COMMAND_EXITS: dict[str, tuple[str, ...]] = {
     "chat": ("ok", "usage", "network", "service", "protocol", "internal", "interrupted"),
     # Ctrl-C (SIGINT) and SIGTERM stop the server: that is its normal end, exit 0.
@@ -64,8 +66,8 @@ COMMAND_EXITS: dict[str, tuple[str, ...]] = {
     "load": ("ok", "check", "usage", "internal", "interrupted"),
     "record": ("ok", "usage", "network", "protocol", "internal", "interrupted"),
     "replay": ("ok", "usage", "cassette", "internal", "interrupted"),
-    "verify": ("ok", "check", "cassette", "internal", "interrupted"),
-    "lint": ("ok", "check", "cassette", "internal", "interrupted"),
+    "verify": ("ok", "check", "usage", "cassette", "internal", "interrupted"),
+    "lint": ("ok", "check", "usage", "cassette", "internal", "interrupted"),
     "to-har": ("ok", "usage", "cassette", "internal", "interrupted"),
     "rerecord": ("ok", "usage", "internal", "interrupted"),
 }
