@@ -245,3 +245,13 @@ def test_a_chunk_cut_inside_the_head_is_described_as_the_file() -> None:
     assert message.startswith("interactions[0].chunks: the recorded bytes do not parse")
     assert "end before the response head does" in message
     assert "peer" not in message
+
+
+@pytest.mark.parametrize("command", LOADERS, ids=[" ".join(c) for c in LOADERS])
+def test_invalid_json_is_named_with_its_file(tmp_path: Path, command: list[str]) -> None:
+    path = tmp_path / "half.json"
+    path.write_text('{"format_version": 1,', encoding="utf-8")
+    result = gptalk(*command, str(path))
+    assert result.returncode == EXIT_CODES["cassette"], result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"gptalk: error: {path}: cassette: invalid JSON ("), line
