@@ -5,7 +5,6 @@ that start on a line of their own."""
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import textwrap
 from collections.abc import Sequence
@@ -135,19 +134,21 @@ def _exit_code(error: BaseException) -> int:
     return EXIT_CODES["internal"]
 
 
-class _Output(io.TextIOBase):
+class _Output:
     """Stdout, remembering whether a line is left open (partial reply text),
-    so that a message written next starts on a line of its own."""
+    so that a message written next starts on a line of its own.
+
+    Not an io class: one of those would flush (and close) the real stdout
+    when collected, after a closed pipe too.  Everything but writing is the
+    real stream's (``encoding``, ``isatty``...).
+    """
 
     def __init__(self, inner: TextIO) -> None:
-        super().__init__()
         self.inner = inner
         self.line_open = False
 
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        # The printer picks JSON escaping by it.
-        return getattr(self.inner, "encoding", None) or "utf-8"
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
     def write(self, text: str) -> int:
         if text:
