@@ -13,6 +13,8 @@ randomness: time and entropy come in as arguments.
 
 from ._cassette import (
     FORMAT_VERSION,
+    MAX_DEPTH,
+    MAX_TIME,
     Cassette,
     CassetteError,
     Interaction,
@@ -105,7 +107,9 @@ __all__ = [
     "EOF",
     "FORMAT_VERSION",
     "LOGIN_PATH",
+    "MAX_DEPTH",
     "MAX_EXPIRES_AT",
+    "MAX_TIME",
     "MAX_TOKEN_LENGTH",
     "NEED_DATA",
     "PAUSED",

@@ -28,12 +28,15 @@ from typing import Any
 
 import h11
 
+from ._cassette_checks import is_method, is_request_target, nesting_problem, origin_problem
 from ._errors import GPTalkError, RemoteProtocolError
 from ._sse import SSEParser
 from ._sse_event import SSEEvent
 
 __all__ = [
     "FORMAT_VERSION",
+    "MAX_DEPTH",
+    "MAX_TIME",
     "Cassette",
     "CassetteError",
     "Interaction",
@@ -49,6 +52,19 @@ FORMAT_VERSION = 1
 #: server closed the connection after it or in its middle ("closed"), or the
 #: recorder stopped it at an event limit or idle timeout ("stopped").
 ENDINGS = ("complete", "closed", "stopped")
+
+#: The latest time offset a cassette may hold, in seconds since the recording
+#: began: a week, far beyond any recording session.  A larger offset is a
+#: corrupt or hostile file -- replayed as recorded it would wait that long,
+#: and date arithmetic on it (the HAR export) overflows.
+MAX_TIME = 7 * 24 * 3600.0
+
+#: The deepest nesting of JSON arrays and objects a cassette file may have.
+#: The format uses six levels (cassette, interactions, interaction, request,
+#: body, data) plus a recorded JSON body's own few; Python's JSON parser
+#: recurses once per level, so a file nested 100,000 deep must be refused
+#: before it is parsed (a linear scan does it).
+MAX_DEPTH = 64
 
 
 class CassetteError(GPTalkError):
@@ -218,9 +234,13 @@ class Cassette:
         Raises :class:`CassetteError` naming the bad field.
         """
         try:
+            if isinstance(text, bytes):
+                # As json.loads does: UTF-8, or UTF-16/32 by their byte order marks.
+                text = text.decode(json.detect_encoding(text), "surrogatepass")
+            _check_depth(text)
             raw = json.loads(text)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise CassetteError(f"not a cassette: invalid JSON ({exc})") from None
+            raise CassetteError(f"cassette: invalid JSON ({exc})") from None
         cassette = _from_json(raw)
         if check:
             cassette.check()
@@ -234,16 +254,35 @@ class Cassette:
             try:
                 status, headers, _, events = parse_response(item.request.method, item.response.wire)
             except RemoteProtocolError as exc:
-                raise CassetteError(f"{where}.chunks: the bytes do not parse: {exc}") from None
+                raise CassetteError(
+                    f"{where}.chunks: the recorded bytes do not parse as an HTTP/1.1 "
+                    f"response ({exc})"
+                ) from None
             if status != item.response.status or headers != item.response.headers:
                 raise CassetteError(f"{where}.response: status or headers differ from the chunks")
             if tuple(events) != item.response.events:
                 raise CassetteError(f"{where}.events: differ from the events the chunks give")
 
 
+#: Levels of the format around a request body's JSON data (see MAX_DEPTH).
+_BODY_DEPTH = 5
+
+
+def _json_body_fits(body: bytes) -> bool:
+    try:
+        _check_depth(body.decode("utf-8"), MAX_DEPTH - _BODY_DEPTH)
+    except CassetteError:
+        return False  # stored as text instead, so the cassette still loads
+    return True
+
+
 def _request_json(request: RecordedRequest) -> dict[str, Any]:
     parsed = request.json()
-    if parsed is not None and json.dumps(parsed).encode() == request.body:
+    if (
+        parsed is not None
+        and json.dumps(parsed).encode() == request.body
+        and _json_body_fits(request.body)
+    ):
         body: dict[str, Any] = {"encoding": "json", "data": parsed}
     else:
         body = _bytes_json(request.body)
@@ -286,6 +325,10 @@ def parse_response(
         except h11.RemoteProtocolError as exc:
             if status:
                 break  # cut short: keep what came
+            if b"\r\n\r\n" not in wire and b"\n\n" not in wire:
+                # h11 says "peer unexpectedly closed connection": true of a
+                # socket, but here the bytes simply stop inside the head.
+                raise RemoteProtocolError("the bytes end before the response head does") from None
             raise RemoteProtocolError(str(exc)) from None
         if isinstance(event, h11.Response):
             status = event.status_code
@@ -310,6 +353,19 @@ def parse_response(
 # the two to each other), and every refusal names the field.
 
 
+def _check_depth(text: str, limit: int = MAX_DEPTH) -> None:
+    problem = nesting_problem(text, limit)
+    if problem is not None:
+        raise CassetteError(f"cassette: {problem}")
+
+
+def _origin(value: str, where: str) -> str:
+    problem = origin_problem(value)
+    if problem is not None:
+        raise CassetteError(f"{where}: {problem}")
+    return value
+
+
 def _need(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
@@ -329,13 +385,20 @@ def _only(obj: dict[str, Any], allowed: frozenset[str], where: str) -> None:
         raise CassetteError(f"{where}.{extra[0]}: not a field of the format")
 
 
-def _time(obj: dict[str, Any], where: str) -> float:
-    value = float(_field(obj, "t", (int, float), where))
-    if not math.isfinite(value):
+def _time(obj: dict[str, Any], where: str, *, after: float = 0.0, before: str = "") -> float:
+    """A time offset: finite, not negative, at most :data:`MAX_TIME`, and not
+    earlier than ``after`` (the step ``before`` names)."""
+    value = _field(obj, "t", (int, float), where)
+    # Compared before float(): an integer of 400 digits does not fit one.
+    if isinstance(value, float) and not math.isfinite(value):
         raise CassetteError(f"{where}.t: a time offset must be a finite number")
     if value < 0:
         raise CassetteError(f"{where}.t: a time offset cannot be negative")
-    return value
+    if value > MAX_TIME:
+        raise CassetteError(f"{where}.t: past the limit of {MAX_TIME:g} s after the start")
+    if value < after:
+        raise CassetteError(f"{where}.t: {value:g} s is earlier than {before} ({after:g} s)")
+    return float(value)
 
 
 def _headers(value: Any, where: str) -> tuple[tuple[str, str], ...]:
@@ -409,9 +472,7 @@ def _from_json(raw: Any) -> Cassette:
     if version < 1:
         raise CassetteError(f"cassette.format_version: {version} is not a version")
     _only(top, _TOP_FIELDS, "cassette")
-    origin = _field(top, "origin", str, "cassette")
-    if not origin.startswith(("http://", "https://")):
-        raise CassetteError("cassette.origin: expected an http:// or https:// URL")
+    origin = _origin(_field(top, "origin", str, "cassette"), "cassette.origin")
     items = []
     for index, item in enumerate(_field(top, "interactions", list, "cassette")):
         where = f"interactions[{index}]"
@@ -424,10 +485,18 @@ def _from_json(raw: Any) -> Cassette:
         _only(req, _REQUEST_FIELDS, f"{where}.request")
         body = _field(req, "body", dict, f"{where}.request")
         _only(body, _BODY_FIELDS, f"{where}.request.body")
+        method = _field(req, "method", str, f"{where}.request")
+        if not is_method(method):
+            raise CassetteError(f"{where}.request.method: {method!r} is not an HTTP method")
+        target = _field(req, "target", str, f"{where}.request")
+        if not is_request_target(target):
+            raise CassetteError(
+                f"{where}.request.target: a request-target is visible ASCII, without spaces"
+            )
         request = RecordedRequest(
             t=_time(req, f"{where}.request"),
-            method=_field(req, "method", str, f"{where}.request"),
-            target=_field(req, "target", str, f"{where}.request"),
+            method=method,
+            target=target,
             headers=_headers(
                 _field(req, "headers", list, f"{where}.request"), f"{where}.request.headers"
             ),
@@ -441,12 +510,16 @@ def _from_json(raw: Any) -> Cassette:
         status = _field(resp, "status", int, f"{where}.response")
         if not 100 <= status <= 599:
             raise CassetteError(f"{where}.response.status: {status} is not an HTTP status")
-        chunks = []
+        chunks: list[RecordedChunk] = []
+        # Within an exchange time runs forward: the request, then each read.
+        last, last_name = request.t, "the request"
         for number, chunk in enumerate(_field(item, "chunks", list, where)):
             spot = f"{where}.chunks[{number}]"
             _need(chunk, dict, spot)
             _only(chunk, _CHUNK_FIELDS, spot)
-            chunks.append(RecordedChunk(_time(chunk, spot), _bytes(chunk, spot, json_ok=False)))
+            t = _time(chunk, spot, after=last, before=last_name)
+            last, last_name = t, "the chunk before it"
+            chunks.append(RecordedChunk(t, _bytes(chunk, spot, json_ok=False)))
         events = [
             _event(event, f"{where}.events[{number}]")
             for number, event in enumerate(_field(item, "events", list, where))

@@ -26,7 +26,12 @@ def _when(recorded_at: str, offset: float) -> str:
         start = datetime(1970, 1, 1, tzinfo=timezone.utc)
     if start.tzinfo is None:
         start = start.replace(tzinfo=timezone.utc)
-    moment = start + timedelta(seconds=offset)
+    try:
+        moment = start + timedelta(seconds=offset)
+    except OverflowError:
+        # A recorded_at near year 9999 (the loader bounds the offsets, not
+        # the free-form date): the start alone, rather than a crash.
+        moment = start
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import gptalk_proto as g
-from gptalk_transports._cli import EPILOG, build_parser
+from gptalk_transports._cli import build_parser
+from gptalk_transports._cli_exits import COMMAND_EXITS, EPILOG, EXIT_CODES
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -103,11 +104,16 @@ def commands() -> list[tuple[str, argparse.ArgumentParser]]:
 
 
 def cli_section() -> str:
-    out = ["Exit codes, for every command:", "", "```text", EPILOG.rstrip(), "```", ""]
+    out = ["Exit codes (each command's `--help` lists those it can give):", ""]
+    out += ["```text", EPILOG.rstrip(), "```", ""]
     for name, parser in commands():
         out += [f"### `{name}`", ""]
         if parser.description:
             out += [parser.description, ""]
+        exits = COMMAND_EXITS.get(name.split()[-1])
+        if exits is not None and name != "gptalk":
+            codes = sorted(EXIT_CODES[kind] for kind in exits)
+            out += ["Exit codes: " + ", ".join(str(code) for code in codes) + ".", ""]
         rows = []
         for action in parser._actions:
             if isinstance(action, argparse._HelpAction):

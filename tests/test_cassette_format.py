@@ -357,6 +357,119 @@ MUTATIONS = [
 ]
 
 
+def _chunk_goes_back_in_time(raw: Raw) -> None:
+    chunks = raw["interactions"][2]["chunks"]
+    chunks[2]["t"] = chunks[1]["t"] - 0.0001
+
+
+def _chunk_before_its_request(raw: Raw) -> None:
+    item = raw["interactions"][1]
+    item["chunks"][0]["t"] = item["request"]["t"] - 0.0001
+
+
+# What a hostile or corrupt file holds, and once crashed or hung the commands
+# (exit 70, or a replay waiting forever): each is refused naming the field.
+MUTATIONS += [
+    Mutation(
+        "method-with-space",
+        _set("interactions[1].request.method", "PO ST"),
+        ("interactions[1].request.method", "'PO ST'", "not an HTTP method"),
+        True,
+    ),
+    Mutation(
+        "method-empty",
+        _set("interactions[1].request.method", ""),
+        ("interactions[1].request.method", "not an HTTP method"),
+        True,
+    ),
+    Mutation(
+        "method-not-ascii",
+        _set("interactions[1].request.method", "PÖST"),
+        ("interactions[1].request.method", "not an HTTP method"),
+        True,
+    ),
+    Mutation(
+        "target-with-space",
+        _set("interactions[0].request.target", "/api/chatgpt/user/login HTTP/1.1"),
+        ("interactions[0].request.target",),
+        True,
+    ),
+    Mutation(
+        "chunk-t-1e12",
+        _set("interactions[2].chunks[1].t", 1e12),
+        ("interactions[2].chunks[1].t", "limit"),
+        True,
+    ),
+    Mutation(
+        "chunk-t-400-digits",
+        _set("interactions[2].chunks[1].t", 10**400),
+        ("interactions[2].chunks[1].t", "limit"),
+        True,
+    ),
+    Mutation(
+        "chunk-t-infinite",
+        _set("interactions[2].chunks[1].t", float("inf")),
+        ("interactions[2].chunks[1].t", "finite"),
+        True,
+    ),
+    Mutation(
+        "chunk-t-nan",
+        _set("interactions[2].chunks[1].t", float("nan")),
+        ("interactions[2].chunks[1].t", "finite"),
+        False,  # NaN is neither below the minimum nor above the maximum
+    ),
+    Mutation(
+        "request-t-1e12",
+        _set("interactions[1].request.t", 1e12),
+        ("interactions[1].request.t", "limit"),
+        True,
+    ),
+    Mutation(
+        "chunk-t-goes-back",
+        _chunk_goes_back_in_time,
+        ("interactions[2].chunks[2].t", "earlier than the chunk before it"),
+        False,  # an order between items is beyond the schema
+    ),
+    Mutation(
+        "chunk-before-its-request",
+        _chunk_before_its_request,
+        ("interactions[1].chunks[0].t", "earlier than the request"),
+        False,
+    ),
+    Mutation("origin-no-host", _set("origin", "http://"), ("cassette.origin", "no host"), True),
+    Mutation(
+        "origin-port-99999",
+        _set("origin", "http://127.0.0.1:99999"),
+        ("cassette.origin", "out of range"),
+        False,  # a pattern for 1-65535 is not worth its unreadability
+    ),
+    Mutation(
+        "origin-port-0",
+        _set("origin", "http://127.0.0.1:0"),
+        ("cassette.origin", "port 0"),
+        False,
+    ),
+    Mutation(
+        "origin-crlf",
+        _set("origin", "http://127.0.0.1:1\r\nx-injected: 1"),
+        ("cassette.origin", "'\\r'"),
+        True,
+    ),
+    Mutation(
+        "origin-bracket-left-open",
+        _set("origin", "http://[::1"),
+        ("cassette.origin", "not a URL"),
+        False,
+    ),
+    Mutation(
+        "origin-credentials",
+        _set("origin", "http://user:pw@127.0.0.1:1"),
+        ("cassette.origin", "credentials"),
+        True,
+    ),
+]
+
+
 def _plain_chat() -> Raw:
     raw: Raw = json.loads((CASSETTES / "plain-chat.json").read_text(encoding="utf-8"))
     return raw

@@ -18,7 +18,7 @@ from typing import IO
 import pytest
 
 import gptalk_proto as g
-from gptalk_transports._cli import EXIT_CODES
+from gptalk_transports._cli_exits import COMMAND_EXITS, EXIT_CODES
 
 from .console import ENV, GPTALK, TIMEOUT, gptalk
 
@@ -285,21 +285,17 @@ def test_a_terminal_that_is_not_utf8_gets_escapes_not_a_crash(
 
 
 def test_no_prompt_is_a_usage_error() -> None:
-    result = gptalk("chat")
-    assert result.returncode == EXIT_CODES["usage"]
-    assert result.stdout == ""
-    assert "usage: gptalk chat" in result.stderr
-    assert "PROMPT" in result.stderr
-    assert "Traceback" not in result.stderr
+    # One line, which says where the usage is (argparse's own error prints the
+    # usage and the error over several lines).
+    line = assert_one_error_line(gptalk("chat"), EXIT_CODES["usage"])
+    assert "PROMPT" in line
+    assert "gptalk chat --help" in line
 
 
 def test_port_out_of_range_is_a_usage_error() -> None:
-    result = gptalk("serve", "--port", "70000")
-    assert result.returncode == EXIT_CODES["usage"]
-    assert result.stdout == ""
-    assert "usage: gptalk serve" in result.stderr
-    assert "--port" in result.stderr
-    assert "Traceback" not in result.stderr
+    line = assert_one_error_line(gptalk("serve", "--port", "70000"), EXIT_CODES["usage"])
+    assert "--port" in line
+    assert "gptalk serve --help" in line
 
 
 @pytest.mark.parametrize(
@@ -341,11 +337,33 @@ def test_serve_on_a_port_in_use_exits_2_with_a_clear_message() -> None:
     assert str(port) in line
 
 
-@pytest.mark.parametrize("args", [[], ["chat"], ["serve"]], ids=["gptalk", "chat", "serve"])
-def test_help_mentions_every_exit_code(args: list[str]) -> None:
-    result = gptalk(*args, "--help")
+def test_the_top_level_help_lists_every_exit_code() -> None:
+    result = gptalk("--help")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: gptalk")
     assert "exit codes:" in result.stdout
+    text = " ".join(result.stdout.split())
     for name, code in EXIT_CODES.items():
-        assert f"{code} {name}" in result.stdout
+        assert f"{code} {name}" in text
+
+
+@pytest.mark.parametrize("command", sorted(COMMAND_EXITS))
+def test_each_command_lists_its_own_exit_codes(command: str) -> None:
+    args = (
+        ["cassette", command] if command in ("verify", "lint", "to-har", "rerecord") else [command]
+    )
+    result = gptalk(*args, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: gptalk {' '.join(args)}")
+    epilog = " ".join(result.stdout.split("exit codes:")[1].split())
+    listed = {int(code) for code in re.findall(r"(?:^|, )(\d+) ", epilog)}
+    assert listed == {EXIT_CODES[name] for name in COMMAND_EXITS[command]}
+
+
+def test_ctrl_c_on_serve_is_a_normal_stop() -> None:
+    # The help says so, and it is so (SIGINT is what Ctrl-C sends).
+    assert "exits 0" in " ".join(gptalk("serve", "--help").stdout.split())
+    with serving() as server:
+        code, _, errors = server.stop(signal.SIGINT)
+    assert code == 0, errors
+    assert "Traceback" not in errors

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections import deque
@@ -42,31 +43,60 @@ from ._streams import AsyncByteStream, SyncByteStream
 __all__ = [
     "AsyncRecordingConnector",
     "AsyncReplayConnector",
+    "CassetteFileError",
     "Recording",
     "ReplayTiming",
     "SyncRecordingConnector",
     "SyncReplayConnector",
     "load_cassette",
     "save_cassette",
+    "write_atomically",
 ]
 
 
+class CassetteFileError(CassetteError):
+    """A cassette file cannot be read at all (missing, a directory, no access)."""
+
+
 def load_cassette(path: str | Path) -> Cassette:
-    """Read, validate and re-parse a cassette file (:class:`CassetteError` if bad)."""
+    """Read, validate and re-parse a cassette file.
+
+    Raises :class:`CassetteError` whose message starts with the file's name,
+    then the field (``x.json: interactions[2].chunks[5].t: ...``);
+    :class:`CassetteFileError` if the file cannot be read.
+    """
     try:
         text = Path(path).read_bytes()
     except OSError as exc:
-        raise CassetteError(f"cannot read the cassette {path}: {exc.strerror or exc}") from None
-    return Cassette.loads(text)
+        raise CassetteFileError(
+            f"{path}: cannot read the cassette: {exc.strerror or exc}"
+        ) from None
+    try:
+        return Cassette.loads(text)
+    except CassetteError as error:
+        raise CassetteError(f"{path}: {error}") from None
+
+
+def write_atomically(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to a temporary file beside ``path``, then move
+    it over ``path``: readers see the old file or the new one, never half of
+    one, and a failed write leaves nothing behind (``OSError`` is raised)."""
+    target = Path(path)
+    temporary = target.with_name(target.name + ".tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def save_cassette(path: str | Path, cassette: Cassette) -> None:
-    """Write a cassette (deterministic JSON); the write is atomic."""
+    """Write a cassette (deterministic JSON), creating its folder; the write
+    is atomic."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(target.name + ".tmp")
-    temporary.write_text(cassette.dumps(), encoding="utf-8")
-    temporary.replace(target)
+    write_atomically(target, cassette.dumps())
 
 
 # -- recording ----------------------------------------------------------------------
@@ -271,8 +301,11 @@ class ReplayTiming:
     """
 
     def __init__(self, speed: float | None = None, max_gap: float | None = None) -> None:
-        if speed is not None and speed <= 0:
-            raise ValueError("speed must be positive (None means instant)")
+        # NaN compares false both ways: "not > 0" catches it, where "<= 0" does not.
+        if speed is not None and not (math.isfinite(speed) and speed > 0):
+            raise ValueError("speed must be a finite positive number (None means instant)")
+        if max_gap is not None and not (math.isfinite(max_gap) and max_gap > 0):
+            raise ValueError("max_gap must be a finite positive number of seconds")
         self.speed = speed
         self.max_gap = max_gap
 

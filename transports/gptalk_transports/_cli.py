@@ -13,20 +13,16 @@ import math
 import signal
 import ssl
 import sys
-from collections.abc import Callable, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, ExitStack
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, NoReturn, TextIO, cast
 
 import anyio
 
 from gptalk_proto import (
-    CassetteError,
     ChatDone,
-    GPTalkError,
     LocalProtocolError,
-    ProtocolError,
-    ServiceError,
     TextDelta,
     TextRewritten,
     __version__,
@@ -36,9 +32,18 @@ from gptalk_proto import (
 from gptalk_proto._util import check_text_value
 
 from ._async_client import AsyncClient
-from ._config import MAX_TIMEOUT, Timeout, check_timeout
-from ._exceptions import TransportError
-from ._load import DEFAULT_DURATION, run_load
+from ._cli_exits import (
+    EPILOG,
+    EXIT_CODES,
+    UsageError,
+    _add_command,
+    _fail,
+    _Output,
+    _Parser,
+    end_line,
+)
+from ._config import MAX_TIMEOUT, Origin, ProxyURL, Timeout, check_timeout, make_ssl_context
+from ._load import DEFAULT_DURATION, LoadReport, run_load
 from ._refserver import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
@@ -60,63 +65,6 @@ NO_ENV_PROXY_HELP = (
     "--url is given and --proxy is not)"
 )
 
-#: Exit codes by kind of failure (documented in the README and in --help).
-EXIT_CODES = {
-    "ok": 0,
-    "usage": 2,  # bad arguments or values (also argparse's own code)
-    "network": 3,  # connect, proxy, TLS, timeouts
-    "service": 4,  # the service refused: error envelope or HTTP 4xx/5xx
-    "protocol": 5,  # the server broke the protocol (bad HTTP, SSE or JSON)
-    "cassette": 6,  # a cassette is malformed, or a replay left the recorded path
-    "check": 1,  # cassette verify or lint found a problem; a load run had failures
-    "internal": 70,  # a bug in gptalk itself (EX_SOFTWARE)
-    "interrupted": 130,  # Ctrl-C
-}
-
-EPILOG = """\
-exit codes: 0 ok, 1 check (cassette verify or lint found a problem, or
-chats of a load run failed), 2 usage, 3 network (connect, proxy, TLS,
-timeout), 4 service (error envelope, HTTP 4xx/5xx), 5 protocol (the
-server broke the protocol), 6 cassette (malformed, or the replay left
-the recorded path), 70 internal error, 130 interrupted.
-"""
-
-
-def _add_command(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    name: str,
-    help_text: str,
-    description: str,
-    *,
-    epilog: str = EPILOG,
-) -> argparse.ArgumentParser:
-    """A subcommand with the shared epilog (exit codes), laid out as written."""
-    return commands.add_parser(
-        name,
-        help=help_text,
-        description=description,
-        epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-
-
-class UsageError(Exception):
-    """A bad argument value, reported like argparse's own errors."""
-
-
-def _exit_code(error: BaseException) -> int:
-    if isinstance(error, (UsageError, LocalProtocolError)):
-        return EXIT_CODES["usage"]
-    if isinstance(error, CassetteError):
-        return EXIT_CODES["cassette"]
-    if isinstance(error, TransportError):
-        return EXIT_CODES["network"]
-    if isinstance(error, ServiceError):
-        return EXIT_CODES["service"]
-    if isinstance(error, (ProtocolError, GPTalkError)):
-        return EXIT_CODES["protocol"]
-    return EXIT_CODES["internal"]
-
 
 def _read_prompt(prompt: str, stdin: TextIO) -> str:
     # From stdin, the line end that ends the input is not part of the prompt.
@@ -130,13 +78,23 @@ def _timeout(args: argparse.Namespace) -> Timeout:
     return Timeout(connect=args.connect_timeout, read=args.read_timeout, total=args.total_timeout)
 
 
-def _verify(args: argparse.Namespace) -> bool | str:
+def _verify(args: argparse.Namespace) -> bool | ssl.SSLContext:
     if args.insecure:
         return False
     if args.cacert:
         if not Path(args.cacert).is_file():
             raise UsageError(f"--cacert {args.cacert}: no such file")
-        return str(args.cacert)
+        # Loaded now: a file that holds no certificate is the user's mistake,
+        # found before anything starts.
+        try:
+            return make_ssl_context(str(args.cacert))
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            reason = (
+                getattr(exc, "reason", None)
+                or getattr(exc, "strerror", None)
+                or "no certificate in it"
+            )
+            raise UsageError(f"--cacert {args.cacert}: not a CA bundle ({reason})") from None
     return True
 
 
@@ -206,21 +164,53 @@ async def _chat(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextI
 
 
 async def _load(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    if args.url is None:
-        err.write("gptalk: no --url given; loading the built-in reference server in-process\n")
-        err.flush()
-    duration = args.duration
-    if duration is None and args.chats is None:
-        duration = DEFAULT_DURATION  # --chats alone bounds the run by count, not by the clock
-    report = await run_load(
-        args.url,
-        concurrency=args.concurrency,
-        duration=duration,
-        chats=args.chats,
-        timeout=_timeout(args),
-    )
+    stop = anyio.Event()
+
+    async def on_interrupt(signals: AsyncIterator[int]) -> None:
+        async for _ in signals:
+            stop.set()  # the run ends at once, and reports what it did
+            return
+
+    with ExitStack() as stack:
+        # Ctrl-C is caught from before the run starts: it ends the run with
+        # its figures so far.  (No signal handler outside the main thread.)
+        try:
+            signals = stack.enter_context(anyio.open_signal_receiver(signal.SIGINT))
+        except (RuntimeError, ValueError, NotImplementedError):
+            signals = None
+        duration = args.duration
+        if duration is None and args.chats is None:
+            duration = DEFAULT_DURATION  # --chats alone bounds the run by count, not by the clock
+        if args.url is None:
+            err.write("gptalk: no --url given; loading the built-in reference server in-process\n")
+            err.flush()
+        # An error of the run is raised after the task group has exited, so
+        # it reaches main() as itself, not wrapped in an ExceptionGroup.
+        failure: Exception | None = None
+        report: LoadReport | None = None
+        async with anyio.create_task_group() as group:
+            if signals is not None:
+                group.start_soon(on_interrupt, signals)
+            try:
+                report = await run_load(
+                    args.url,
+                    concurrency=args.concurrency,
+                    duration=duration,
+                    chats=args.chats,
+                    timeout=_timeout(args),
+                    stop=stop,
+                )
+            except Exception as exc:
+                failure = exc
+            group.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    assert report is not None
     out.write((json.dumps(report.as_dict()) if args.json else report.format()) + "\n")
     out.flush()
+    if report.interrupted:
+        err.write("gptalk: interrupted\n")
+        return EXIT_CODES["interrupted"]
     return EXIT_CODES["check"] if report.failed else EXIT_CODES["ok"]
 
 
@@ -333,6 +323,29 @@ def _count(value: str) -> int:
     return number
 
 
+def _url(value: str) -> str:
+    """A service URL the client can use (checked before anything starts)."""
+    try:
+        Origin.parse(value)
+    except LocalProtocolError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    except ValueError as exc:
+        # urlsplit's own refusal, for a bracket left open: http://[::1
+        raise argparse.ArgumentTypeError(f"not a URL ({exc}): {value!r}") from None
+    return value
+
+
+def _proxy_url(value: str) -> str:
+    """A proxy URL (checked before anything starts; the message hides credentials)."""
+    try:
+        ProxyURL.parse(value)
+    except (LocalProtocolError, ValueError):
+        raise argparse.ArgumentTypeError(
+            "expected a proxy URL like http://host:port or socks5://user:pass@host:port"
+        ) from None
+    return value
+
+
 def _port(value: str) -> int:
     try:
         number = int(value)
@@ -345,7 +358,7 @@ def _port(value: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line (its --help texts are checked against the README)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="gptalk",
         description="GPTalk chat-streaming protocol toolkit: chat, serve, record and replay.",
         epilog=EPILOG,
@@ -362,8 +375,12 @@ def build_parser() -> argparse.ArgumentParser:
         "start the built-in reference server in-process and chat with it.",
     )
     chat.add_argument("prompt", metavar="PROMPT", help="the prompt; - reads it from stdin")
-    chat.add_argument("--url", help="the service URL (default: the built-in reference server)")
-    chat.add_argument("--proxy", help="http://[user:pass@]host:port, socks5:// or socks5h://")
+    chat.add_argument(
+        "--url", type=_url, help="the service URL (default: the built-in reference server)"
+    )
+    chat.add_argument(
+        "--proxy", type=_proxy_url, help="http://[user:pass@]host:port, socks5:// or socks5h://"
+    )
     chat.add_argument("--no-env-proxy", action="store_true", help=NO_ENV_PROXY_HELP)
     chat.add_argument("--model", default="gpt-3.5-turbo", help="the model (default: %(default)s)")
     chat.add_argument("--system", metavar="TEXT", help="a system message before the prompt")
@@ -399,8 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         "run the reference GPTalk server",
         "Run the reference GPTalk server. Prints one line 'listening on "
-        "http(s)://HOST:PORT' once it accepts connections; stops on SIGINT or SIGTERM.",
-        epilog="fault specs: KIND[=VALUE][@ENDPOINT][#N|#N-M|#N+]; see the README.\n" + EPILOG,
+        "http(s)://HOST:PORT' once it accepts connections; stops on SIGINT (Ctrl-C) "
+        "or SIGTERM, and then exits 0.",
+        epilog="fault specs: KIND[=VALUE][@ENDPOINT][#N|#N-M|#N+]; see the README.\n",
     )
     server.add_argument(
         "--host", default="127.0.0.1", help="the address to listen on (default: %(default)s)"
@@ -469,7 +487,9 @@ def build_parser() -> argparse.ArgumentParser:
         "requests and streamed events per second. With no --url, the built-in "
         "reference server runs in-process. Exits 1 if any chat failed.",
     )
-    load.add_argument("--url", help="a loopback service URL (default: the built-in server)")
+    load.add_argument(
+        "--url", type=_url, help="a loopback service URL (default: the built-in server)"
+    )
     load.add_argument(
         "--concurrency",
         type=_count,
@@ -517,12 +537,6 @@ def build_parser() -> argparse.ArgumentParser:
 _EXTRA_COMMANDS: list[Callable[[Any], None]] = []
 
 
-def _fail(err: TextIO, message: str, code: int) -> NoReturn:
-    err.write(f"gptalk: error: {message}\n")
-    err.flush()
-    raise SystemExit(code)
-
-
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -532,16 +546,18 @@ def main(
 ) -> int:
     """Run the command; return its exit code (``SystemExit`` for argparse errors)."""
     stdin = stdin or sys.stdin
-    out = stdout or sys.stdout
+    raw_out = stdout or sys.stdout
     err = stderr or sys.stderr
-    for stream in (out, err):
+    for stream in (raw_out, err):
         # A reply the terminal's encoding cannot show is shown escaped, not
         # turned into a crash halfway through.
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(errors="backslashreplace")
+    out = cast(TextIO, _Output(raw_out))
     parser = build_parser()
     args = parser.parse_args(argv)
+    as_json = bool(getattr(args, "json", False))
     try:
         if args.command == "chat":
             return anyio.run(_chat, args, stdin, out, err)
@@ -552,18 +568,17 @@ def main(
         handler: Callable[[argparse.Namespace, TextIO, TextIO, TextIO], int] = args.handler
         return handler(args, stdin, out, err)
     except KeyboardInterrupt:
+        end_line(out)
+        if args.command == "serve":
+            # Ctrl-C is how a server in a terminal is stopped: its normal end.
+            err.write("gptalk: server stopped\n")
+            return EXIT_CODES["ok"]
         err.write("gptalk: interrupted\n")
         return EXIT_CODES["interrupted"]
     except BrokenPipeError:
         return EXIT_CODES["ok"]  # the reader went away (| head): not an error
-    except (UsageError, GPTalkError) as error:
-        _fail(err, str(error), _exit_code(error))
     except Exception as error:
-        _fail(
-            err,
-            f"internal error ({type(error).__name__}: {error}); please report it",
-            EXIT_CODES["internal"],
-        )
+        _fail(out, err, error, as_json=as_json)
 
 
 def run() -> NoReturn:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -12,15 +15,23 @@ import anyio
 
 from gptalk_proto import Cassette, CassetteError, ChatEvent, lint, parse_fault, to_har
 
-from ._cassettes import ReplayTiming, load_cassette, save_cassette
+from ._cassettes import (
+    CassetteFileError,
+    ReplayTiming,
+    load_cassette,
+    save_cassette,
+    write_atomically,
+)
 from ._cli import (
     _EXTRA_COMMANDS,
     NO_ENV_PROXY_HELP,
-    UsageError,
-    _add_command,
+    _count,
     _positive,
     _Printer,
+    _proxy_url,
+    _url,
 )
+from ._cli_exits import EXIT_CODES, UsageError, _add_command, end_line
 from ._scenarios import SCENARIOS, record_scenario
 from ._schema import cassette_schema
 from ._session import ChatResult, record_session, replay_session
@@ -30,8 +41,48 @@ __all__ = ["CHECK_FAILED", "verify_cassette"]
 #: Exit code of verify and lint when they find a problem.
 CHECK_FAILED = 1
 
+#: The slowest replay --speed: a thousand times slower than recorded.  Slower
+#: would turn the longest recorded gap into waits of years (or infinity).
+MIN_SPEED = 0.001
+
+
+def _speed(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if not math.isfinite(number) or number < 0 or 0 < number < MIN_SPEED:
+        raise argparse.ArgumentTypeError(f"expected 0 (at once) or a speed from {MIN_SPEED:g} up")
+    return number
+
+
+def _output(name: str) -> Path:
+    """Where ``-o`` says to write: refused before any work if it cannot be.
+
+    The folder must exist (no folder is created behind the user's back) and
+    the name must not be a folder.
+    """
+    path = Path(name)
+    if path.is_dir():
+        raise UsageError(f"-o {name}: is a directory; give a file name")
+    folder = path.parent
+    if not folder.is_dir():
+        raise UsageError(f"-o {name}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"-o {name}: cannot write in the folder {folder}")
+    return path
+
+
+def _write(path: Path, write: Callable[[Path], None]) -> None:
+    # A failure at the very end (a full disk, a race) is still about -o.
+    try:
+        write(path)
+    except OSError as exc:
+        raise UsageError(f"-o {path}: cannot write it: {exc.strerror or exc}") from None
+
 
 def _record(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
+    output = _output(args.output)
     faults = [parse_fault(spec) for spec in args.fault]
     if faults and args.url:
         raise UsageError("--fault is for the built-in server; drop it or --url")
@@ -54,7 +105,8 @@ def _record(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -
             on_event=printer,
         )
     )
-    save_cassette(args.output, cassette)
+    _write(output, lambda path: save_cassette(path, cassette))
+    end_line(out)
     for result in results:
         if result.error is not None:
             err.write(f"gptalk: chat {result.prompt[:40]!r} ended with: {result.error}\n")
@@ -63,14 +115,18 @@ def _record(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -
 
 
 def _replay(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
+    try:
+        timing = ReplayTiming(speed=args.speed or None, max_gap=args.max_gap)
+    except ValueError as exc:
+        raise UsageError(f"--max-gap: {exc}") from None
     cassette = load_cassette(args.file)
-    timing = ReplayTiming(speed=args.speed or None, max_gap=args.max_gap)
     printer = _Printer(out, err, args.json)
 
     def show(event: ChatEvent) -> None:
         printer(event)
 
     results = anyio.run(lambda: replay_session(cassette, timing=timing, on_event=show))
+    end_line(out)
     for result in results:
         if result.error is not None:
             err.write(f"gptalk: the recorded chat ended with: {result.error}\n")
@@ -89,41 +145,61 @@ def verify_cassette(path: str | Path) -> tuple[Cassette, list[ChatResult]]:
     return cassette, results
 
 
+def _each_file(names: list[str], out: TextIO, err: TextIO, check: Callable[[str], bool]) -> int:
+    """Run ``check`` (True: it found a problem) on every file.  A file that
+    cannot be read or loaded is an error (exit 6, as from every command); the
+    other files are still checked."""
+    failed = broken = False
+    for name in names:
+        try:
+            failed |= check(name)
+        except CassetteError as error:
+            broken = True
+            end_line(out)
+            err.write(f"gptalk: error: {error}\n")
+    if broken:
+        return EXIT_CODES["cassette"]
+    return CHECK_FAILED if failed else 0
+
+
 def _verify(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
-    failed = False
-    for name in args.file:
+    def check(name: str) -> bool:
         try:
             cassette, results = verify_cassette(name)
+        except CassetteFileError:
+            raise
         except CassetteError as error:
-            failed = True
-            out.write(f"{name}: FAILED: {error}\n")
-            continue
+            # What verify is for: a malformed cassette is a failed check.
+            out.write(f"{name}: FAILED: {str(error).removeprefix(f'{name}: ')}\n")
+            return True
         events = sum(len(item.response.events) for item in cassette.interactions)
         out.write(
             f"{name}: ok ({len(cassette.interactions)} exchanges, {len(results)} chats, "
             f"{events} events)\n"
         )
-    return CHECK_FAILED if failed else 0
+        return False
+
+    return _each_file(args.file, out, err, check)
 
 
 def _lint(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
-    failed = False
-    for name in args.file:
+    def check(name: str) -> bool:
         findings = lint(load_cassette(name))
         for finding in findings:
             out.write(f"{name}: {finding}\n")
-        if findings:
-            failed = True
-        else:
+        if not findings:
             out.write(f"{name}: no secrets found\n")
-    return CHECK_FAILED if failed else 0
+        return bool(findings)
+
+    return _each_file(args.file, out, err, check)
 
 
 def _to_har(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
+    output = _output(args.output) if args.output else None
     har: dict[str, Any] = to_har(load_cassette(args.file))
     text = json.dumps(har, ensure_ascii=False, indent=1) + "\n"
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+    if output is not None:
+        _write(output, lambda path: write_atomically(path, text))
     else:
         out.write(text)
     return 0
@@ -155,9 +231,19 @@ def _register(commands: Any) -> None:
         "--url, record against the built-in reference server (with --fault specs).",
     )
     record.add_argument("prompt", metavar="PROMPT", nargs="+", help="a prompt; - reads stdin")
-    record.add_argument("-o", "--output", required=True, metavar="FILE", help="the cassette")
-    record.add_argument("--url", help="the service URL (default: the built-in reference server)")
-    record.add_argument("--proxy", help="http://[user:pass@]host:port, socks5:// or socks5h://")
+    record.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="FILE",
+        help="the cassette (its folder must exist)",
+    )
+    record.add_argument(
+        "--url", type=_url, help="the service URL (default: the built-in reference server)"
+    )
+    record.add_argument(
+        "--proxy", type=_proxy_url, help="http://[user:pass@]host:port, socks5:// or socks5h://"
+    )
     record.add_argument("--no-env-proxy", action="store_true", help=NO_ENV_PROXY_HELP)
     record.add_argument("--model", default="gpt-3.5-turbo", help="the model (default: %(default)s)")
     record.add_argument(
@@ -171,7 +257,9 @@ def _register(commands: Any) -> None:
     record.add_argument(
         "--secret", action="append", default=[], metavar="TEXT", help="also redact TEXT (repeat)"
     )
-    record.add_argument("--max-events", type=int, metavar="N", help="end a stream after N events")
+    record.add_argument(
+        "--max-events", type=_count, metavar="N", help="end a stream after N events"
+    )
     record.add_argument(
         "--idle-timeout", type=_positive, metavar="S", help="end a stream silent for S seconds"
     )
@@ -187,10 +275,10 @@ def _register(commands: Any) -> None:
     replay.add_argument("file", metavar="FILE", help="the cassette")
     replay.add_argument(
         "--speed",
-        type=float,
+        type=_speed,
         default=1.0,
         metavar="X",
-        help="1 as recorded (default), 2 twice as fast, 0 at once",
+        help=f"1 as recorded (default), 2 twice as fast, 0 at once; at least {MIN_SPEED:g}",
     )
     replay.add_argument("--max-gap", type=_positive, metavar="S", help="cap any wait at S seconds")
     replay.add_argument("--json", action="store_true", help="print events as JSON lines")
@@ -226,7 +314,9 @@ def _register(commands: Any) -> None:
         "Export a cassette as HAR 1.2 (chunks and events in _chunks and _events).",
     )
     har.add_argument("file", metavar="FILE", help="the cassette")
-    har.add_argument("-o", "--output", metavar="OUT", help="write here (default: stdout)")
+    har.add_argument(
+        "-o", "--output", metavar="OUT", help="write here (default: stdout; its folder must exist)"
+    )
     har.set_defaults(handler=_to_har)
     schema = _add_command(
         tools,

@@ -51,9 +51,13 @@ DEFAULT_DURATION = 3.0
 class LoadReport(NamedTuple):
     """What a load run did.
 
+    ``chats`` counts the chats that ended (succeeded or failed);
     ``requests`` counts HTTP requests (logins, text and stream requests,
     retries); ``events`` counts reply events received (deltas, rewrites and
-    the final ``ChatDone``); ``errors`` counts failed chats by error type.
+    the final ``ChatDone``); ``errors`` counts failed chats by error type;
+    ``chat_times`` are the durations of the chats that succeeded.  An
+    ``interrupted`` run stopped early, cutting ``cut_short`` chats off
+    (counted in none of the other figures).
     """
 
     seconds: float
@@ -66,6 +70,8 @@ class LoadReport(NamedTuple):
     connections: int
     errors: Mapping[str, int]
     chat_times: tuple[float, ...]
+    interrupted: bool = False
+    cut_short: int = 0
 
     @property
     def requests_per_second(self) -> float:
@@ -80,7 +86,8 @@ class LoadReport(NamedTuple):
         return self.chats / self.seconds if self.seconds else 0.0
 
     def percentile(self, fraction: float) -> float:
-        """A chat duration percentile in seconds (nearest rank; 0 if none)."""
+        """A percentile of the succeeded chats' durations in seconds (nearest
+        rank; 0 if none succeeded: the report then says "n/a")."""
         if not self.chat_times:
             return 0.0
         ordered = sorted(self.chat_times)
@@ -100,21 +107,34 @@ class LoadReport(NamedTuple):
             "requests_per_second": round(self.requests_per_second, 1),
             "events_per_second": round(self.events_per_second, 1),
             "chats_per_second": round(self.chats_per_second, 1),
-            "chat_p50_ms": round(self.percentile(0.5) * 1000, 2),
-            "chat_p99_ms": round(self.percentile(0.99) * 1000, 2),
+            # Over succeeded chats only; null when none succeeded.
+            "chat_p50_ms": self._milliseconds(0.5),
+            "chat_p99_ms": self._milliseconds(0.99),
             "errors": dict(self.errors),
+            "interrupted": self.interrupted,
+            "cut_short": self.cut_short,
         }
+
+    def _milliseconds(self, fraction: float) -> float | None:
+        return round(self.percentile(fraction) * 1000, 2) if self.chat_times else None
 
     def format(self) -> str:
         """A few lines for people."""
+        if self.chat_times:
+            times = (
+                f"chat time p50 {self.percentile(0.5) * 1000:.1f} ms, "
+                f"p99 {self.percentile(0.99) * 1000:.1f} ms (succeeded chats)"
+            )
+        else:
+            times = "chat time n/a (no chat succeeded)"
         lines = [
             f"{self.chats} chats in {self.seconds:.2f} s, {self.concurrency} concurrent, "
-            f"{self.failed} failed",
+            f"{self.failed} failed"
+            + (f"; interrupted, {self.cut_short} cut short" if self.interrupted else ""),
             f"requests: {self.requests} ({self.requests_per_second:.1f}/s; "
             f"{self.logins} logins, {self.connections} connections)",
             f"events:   {self.events} ({self.events_per_second:.1f}/s)",
-            f"chats:    {self.chats_per_second:.1f}/s; chat time p50 "
-            f"{self.percentile(0.5) * 1000:.1f} ms, p99 {self.percentile(0.99) * 1000:.1f} ms",
+            f"chats:    {self.chats_per_second:.1f}/s; {times}",
         ]
         lines += [f"error:    {count} x {name}" for name, count in sorted(self.errors.items())]
         return "\n".join(lines)
@@ -147,6 +167,7 @@ async def run_load(
     timeout: Timeout = Timeout(connect=5.0, read=10.0, total=30.0),  # noqa: B008 - immutable
     backend: str = "auto",
     clock: Callable[[], float] = time.perf_counter,
+    stop: anyio.Event | None = None,
 ) -> LoadReport:
     """Run ``concurrency`` chat loops until ``duration`` seconds have passed
     or ``chats`` chats have started; return the :class:`LoadReport`.
@@ -157,6 +178,8 @@ async def run_load(
     client (its connection pool and its login token, as an application
     would).  A failed chat is counted, not raised; the run lasts at most
     ``duration`` plus one chat's total timeout, or ``chats`` total timeouts.
+    Setting ``stop`` ends it at once (chats under way are cut short) with the
+    figures so far, marked ``interrupted``.
     """
     if not isinstance(concurrency, int) or concurrency < 1:
         raise LocalProtocolError("concurrency must be a positive int")
@@ -216,17 +239,31 @@ async def run_load(
             nonlocal started
             while clock() < deadline and (chats is None or started < chats):
                 started += 1
-                await one_chat(client)
+                try:
+                    await one_chat(client)
+                except anyio.get_cancelled_exc_class():
+                    counts["cut_short"] += 1  # the run was stopped
+                    raise
 
-        async with anyio.create_task_group() as group:
-            for _ in range(concurrency):
-                group.start_soon(worker)
+        async with anyio.create_task_group() as watcher:
+            with anyio.CancelScope() as work:
+                if stop is not None:
+
+                    async def watch(event: anyio.Event) -> None:
+                        await event.wait()
+                        work.cancel()
+
+                    watcher.start_soon(watch, stop)
+                async with anyio.create_task_group() as group:
+                    for _ in range(concurrency):
+                        group.start_soon(worker)
+            watcher.cancel_scope.cancel()
         seconds = clock() - begin
         connections = client.connections_opened
     return LoadReport(
         seconds=seconds,
         concurrency=concurrency,
-        chats=started,
+        chats=started - counts["cut_short"],
         failed=sum(errors.values()),
         requests=counts["requests"],
         events=counts["events"],
@@ -234,4 +271,6 @@ async def run_load(
         connections=connections,
         errors=dict(errors),
         chat_times=tuple(times),
+        interrupted=work.cancelled_caught,
+        cut_short=counts["cut_short"],
     )
