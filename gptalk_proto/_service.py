@@ -424,7 +424,11 @@ class Service:
         if len(tokens) != 1:
             return None
         pending = self._streams.get(tokens[0])
-        if pending is None or pending.expires_at <= now:
+        if pending is None:
+            return None
+        if pending.expires_at <= now:
+            # Out of arrival order (the clock stepped back): freed when seen.
+            self._release(tokens[0])
             return None
         return tokens[0]
 
