@@ -52,8 +52,9 @@ from ._events import (
     TextDelta,
     TextRewritten,
 )
-from ._faults import Fault, parse_fault
+from ._faults import FAULT_KINDS, Fault, FaultKind, parse_fault
 from ._har import to_har
+from ._json_depth import MAX_JSON_DEPTH
 from ._recorder import Recorder
 from ._redact import lint, redact
 from ._replay import EOF, CassetteMismatch, CassetteUnplayed, ReplayConnection, Replayer
@@ -67,7 +68,19 @@ from ._server import (
     Send,
     ServerConnection,
 )
-from ._service import Abort, Chunk, Drip, End, Head, Pause, Service, Step
+from ._service import (
+    DEFAULT_MAX_PENDING_BYTES,
+    DEFAULT_MAX_PENDING_STREAMS,
+    DEFAULT_STREAM_TTL,
+    Abort,
+    Chunk,
+    Drip,
+    End,
+    Head,
+    Pause,
+    Service,
+    Step,
+)
 from ._sse import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_SIZE, SSEParser
 from ._sse_encoder import encode_comment, encode_event
 from ._sse_event import SSEEvent
@@ -97,18 +110,23 @@ __all__ = [
     "DEFAULT_MAX_EVENT_SIZE",
     "DEFAULT_MAX_HEAD_SIZE",
     "DEFAULT_MAX_LINE_SIZE",
+    "DEFAULT_MAX_PENDING_BYTES",
+    "DEFAULT_MAX_PENDING_STREAMS",
     "DEFAULT_MAX_REQUEST_BODY",
     "DEFAULT_MAX_REQUEST_HEAD",
     "DEFAULT_MAX_USES",
     "DEFAULT_MODEL",
     "DEFAULT_ORIGIN",
+    "DEFAULT_STREAM_TTL",
     "DEFAULT_USER_AGENT",
     "DONE_MARKER",
     "EOF",
+    "FAULT_KINDS",
     "FORMAT_VERSION",
     "LOGIN_PATH",
     "MAX_DEPTH",
     "MAX_EXPIRES_AT",
+    "MAX_JSON_DEPTH",
     "MAX_TIME",
     "MAX_TOKEN_LENGTH",
     "NEED_DATA",
@@ -139,6 +157,7 @@ __all__ = [
     "End",
     "ErrorCode",
     "Fault",
+    "FaultKind",
     "GPTalkError",
     "HTTPStatusError",
     "Head",

@@ -3,30 +3,13 @@
 A fault is written ``KIND[=VALUE][@ENDPOINT][#WHICH]``:
 
 * ``ENDPOINT`` is ``login``, ``text``, ``stream`` or ``any`` (each kind has a
-  default, below);
+  default);
 * ``WHICH`` picks the requests to that endpoint, counted from 1 across all
   connections: ``#2`` (the second only), ``#2-4``, ``#3+`` (the third and
   after); without it, every request.
 
-=================  =======  ======================================================
-kind               default  effect
-=================  =======  ======================================================
-``status=N``       any      answer HTTP ``N`` with a JSON error body
-``envelope=WHAT``  text     HTTP 200 with an error envelope and no ``data``;
-                            WHAT: quota, expired, invalid, bad-request, internal
-``close``          any      read the request, close the connection, answer nothing
-``stall=S``        any      wait ``S`` seconds before answering
-``drip=S``         stream   send the head, then a body of one byte every ``S`` s,
-                            forever
-``cut=K``          stream   after ``K`` events send half of the next, then close
-``malformed=K``    stream   the ``K``-th event's data is not JSON
-``nocontent=K``    stream   the ``K``-th event's JSON has no ``content``
-``rewrite=K``      stream   from the ``K``-th event on, earlier text is changed
-``newline=NL``     stream   line ends: ``lf``, ``crlf`` or ``cr``
-``keepalive=N``    stream   a ``: keep-alive`` comment before every ``N``-th event
-``delay=S``        stream   wait ``S`` seconds between events
-``coalesce``       stream   send the whole stream as one chunk, not one per event
-=================  =======  ======================================================
+The kinds, their default endpoints and effects are :data:`FAULT_KINDS`: the
+one table that ``gptalk serve --help`` and the README show.
 
 Examples: ``status=503@text#1`` (the first text request gets a 503),
 ``envelope=quota@text#1``, ``cut=3``, ``newline=crlf``, ``keepalive=2``.
@@ -40,10 +23,63 @@ from typing import NamedTuple
 
 from ._errors import LocalProtocolError
 
-__all__ = ["ENDPOINTS", "ENVELOPE_FAULTS", "Fault", "parse_fault"]
+__all__ = [
+    "BODILESS_STATUSES",
+    "ENDPOINTS",
+    "ENVELOPE_FAULTS",
+    "FAULT_KINDS",
+    "Fault",
+    "FaultKind",
+    "parse_fault",
+]
 
 ENDPOINTS = ("login", "text", "stream", "any")
 ENVELOPE_FAULTS = ("quota", "expired", "invalid", "bad-request", "internal")
+
+#: Statuses whose responses carry no content, which a ``status`` fault must
+#: not name: it answers with a JSON body.  RFC 9110 section 15.3.5: "A 204
+#: response is terminated by the end of the header section; it cannot contain
+#: content"; 15.3.6: "a server MUST NOT generate content in a 205 response";
+#: 15.4.5: "A 304 response is terminated by the end of the header section";
+#: and 1xx responses are interim, never the answer (refused by the range).
+BODILESS_STATUSES = frozenset({204, 205, 304})
+
+
+class FaultKind(NamedTuple):
+    """One kind of fault, as help texts show it."""
+
+    spec: str
+    """How it is written (``"status=N"``, ``"close"``)."""
+    endpoint: str
+    """The endpoint it applies to when the spec names none."""
+    effect: str
+    """What the server does."""
+
+
+#: Every fault kind, in the order help texts list them.
+FAULT_KINDS: tuple[FaultKind, ...] = (
+    FaultKind(
+        "status=N", "any", "answer HTTP `N` (200-599; not 204, 205, 304) with a JSON error body"
+    ),
+    FaultKind(
+        "envelope=WHAT",
+        "text",
+        "HTTP 200 with an error envelope and no `data`; WHAT: " + ", ".join(ENVELOPE_FAULTS),
+    ),
+    FaultKind("close", "any", "read the request, close the connection, answer nothing"),
+    FaultKind("stall=S", "any", "wait `S` seconds before answering"),
+    FaultKind("drip=S", "stream", "send the head, then a body of one byte every `S` s, forever"),
+    FaultKind("cut=K", "stream", "after `K` events send half of the next, then close"),
+    FaultKind("malformed=K", "stream", "the `K`-th event's data is not JSON"),
+    FaultKind("nocontent=K", "stream", "the `K`-th event's JSON has no `content`"),
+    FaultKind("rewrite=K", "stream", "from the `K`-th event on, earlier text is changed"),
+    FaultKind("newline=NL", "stream", "line ends: `lf`, `crlf` or `cr`"),
+    FaultKind(
+        "keepalive=N", "stream", "a keep-alive comment (`: keep-alive`) before every `N`-th event"
+    ),
+    FaultKind("delay=S", "stream", "wait `S` seconds between events"),
+    FaultKind("coalesce", "stream", "send the whole stream as one chunk, not one per event"),
+)
 
 
 def _newline(value: str) -> str:
@@ -59,50 +95,72 @@ def _envelope(value: str) -> str:
     return value
 
 
+def _whole(value: str) -> int:
+    # int() would also take " 3", "+3", "3_0" and "\u0663"; and its own
+    # message ("invalid literal for int() with base 10") is not for users.
+    if not (value.isascii() and value.isdigit()) or len(value) > 9:
+        raise ValueError(f"{value!r} is not a whole number")
+    return int(value)
+
+
 def _status(value: str) -> int:
-    status = int(value)
+    try:
+        status = _whole(value)
+    except ValueError:
+        status = -1
     if not 200 <= status <= 599:
-        raise ValueError("expected an HTTP status from 200 to 599")
+        raise ValueError(f"expected an HTTP status from 200 to 599, got {value!r}")
+    if status in BODILESS_STATUSES:
+        raise ValueError(
+            f"status {status} carries no body; a status fault answers with one "
+            "(pick another status, e.g. 500 or 503)"
+        )
     return status
 
 
 def _positive_int(value: str) -> int:
-    number = int(value)
+    number = _whole(value)
     if number < 1:
         raise ValueError("expected a whole number of at least 1")
     return number
 
 
 def _count(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise ValueError("expected a whole number of at least 0")
-    return number
+    return _whole(value)
 
 
 def _seconds(value: str) -> float:
-    number = float(value)
-    if not 0 <= number < 86400:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a number of seconds") from None
+    if not 0 <= number < 86400:  # also refuses nan and inf
         raise ValueError("expected seconds from 0 to 86400")
     return number
 
 
+_PARSERS: dict[str, Callable[[str], int | float | str] | None] = {
+    "status": _status,
+    "envelope": _envelope,
+    "close": None,
+    "stall": _seconds,
+    "drip": _seconds,
+    "cut": _count,
+    "malformed": _positive_int,
+    "nocontent": _positive_int,
+    "rewrite": _positive_int,
+    "newline": _newline,
+    "keepalive": _positive_int,
+    "delay": _seconds,
+    "coalesce": None,
+}
+
 # kind -> (default endpoint, value parser or None for a bare flag)
 _KINDS: dict[str, tuple[str, Callable[[str], int | float | str] | None]] = {
-    "status": ("any", _status),
-    "envelope": ("text", _envelope),
-    "close": ("any", None),
-    "stall": ("any", _seconds),
-    "drip": ("stream", _seconds),
-    "cut": ("stream", _count),
-    "malformed": ("stream", _positive_int),
-    "nocontent": ("stream", _positive_int),
-    "rewrite": ("stream", _positive_int),
-    "newline": ("stream", _newline),
-    "keepalive": ("stream", _positive_int),
-    "delay": ("stream", _seconds),
-    "coalesce": ("stream", None),
+    kind.spec.partition("=")[0]: (kind.endpoint, _PARSERS[kind.spec.partition("=")[0]])
+    for kind in FAULT_KINDS
 }
+assert _KINDS.keys() == _PARSERS.keys(), "every fault kind has a parser and a help line"
 
 _SPEC = re.compile(
     r"(?P<kind>[a-z]+)(?:=(?P<value>[^@#]+))?(?:@(?P<endpoint>[a-z]+))?"

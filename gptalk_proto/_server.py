@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import suppress
+from http import HTTPStatus
 from typing import NamedTuple
 
 import h11
@@ -50,6 +51,14 @@ DEFAULT_MAX_REQUEST_BODY = 1024 * 1024
 DEFAULT_MAX_REQUEST_HEAD = 16 * 1024
 
 SERVER_HEADER = ("server", "gptalk-reference/0.1")
+
+
+def _reason(status: int) -> bytes:
+    # RFC 9112 section 4: the reason phrase is for people; the client ignores it.
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
 
 
 class RequestReceived(NamedTuple):
@@ -174,6 +183,12 @@ class ServerConnection:
         steps = self.service.handle(event.method, event.target, event.headers, event.body, now=now)
         return self._frame(steps)
 
+    @property
+    def _head_only(self) -> bool:
+        # RFC 9110 section 9.3.2: a response to HEAD has no content (h11 refuses
+        # any); its head says what GET would have sent.
+        return self._request is not None and self._request.method == b"HEAD"
+
     def _refuse(self, event: BadRequest) -> Iterator[Send | Pause | Close]:
         conn = self._h11
         body = json.dumps({"code": event.status, "msg": event.reason[:200]}).encode("ascii")
@@ -184,13 +199,17 @@ class ServerConnection:
                 ("content-length", str(len(body))),
                 ("connection", "close"),
             ]
+            response = h11.Response(
+                status_code=event.status, headers=headers, reason=_reason(event.status)
+            )
+            out = b""
             try:
-                out = conn.send(h11.Response(status_code=event.status, headers=headers))
-                assert out is not None
-                out += conn.send(h11.Data(data=body)) or b""
+                out += conn.send(response) or b""
+                if not self._head_only:
+                    out += conn.send(h11.Data(data=body)) or b""
                 out += conn.send(h11.EndOfMessage()) or b""
             except h11.LocalProtocolError:
-                out = b""
+                pass  # what was framed so far still goes; then the close
             if out:
                 yield Send(out)
         yield Close()
@@ -198,15 +217,22 @@ class ServerConnection:
     def _frame(self, steps: Iterator[object]) -> Iterator[Send | Pause | Close]:
         conn = self._h11
         drip: float | None = None
+        head_only = self._head_only
         for step in steps:
             out: bytes | None
             if isinstance(step, Chunk):
+                if head_only:
+                    continue
                 out = conn.send(h11.Data(data=step.data))
             elif isinstance(step, Head):
                 headers = [SERVER_HEADER, *step.headers]
                 if step.length is not None:
+                    # RFC 9110 section 8.6: for HEAD, the length GET would send.
                     headers.append(("content-length", str(step.length)))
-                out = conn.send(h11.Response(status_code=step.status, headers=headers))
+                response = h11.Response(
+                    status_code=step.status, headers=headers, reason=_reason(step.status)
+                )
+                out = conn.send(response)
             elif isinstance(step, End):
                 out = conn.send(h11.EndOfMessage())
             elif isinstance(step, Pause):

@@ -1,7 +1,7 @@
 """The README's generated parts, and its code blocks.
 
 ``python -m tests.readme_sync`` rewrites the generated sections of README.md
-(the state diagram and the command-line reference) from the code;
+(the state diagram, the command-line reference and the fault table) from the code;
 ``tests/test_readme.py`` fails when they drift, and runs every example.
 """
 
@@ -130,6 +130,13 @@ def cli_section() -> str:
     return "\n".join(out)
 
 
+def fault_section() -> str:
+    """The fault table, from the core's :data:`~gptalk_proto.FAULT_KINDS`."""
+    rows = ["| kind | default endpoint | effect |", "|---|---|---|"]
+    rows += [f"| `{k.spec}` | {k.endpoint} | {_cell(k.effect)} |" for k in g.FAULT_KINDS]
+    return "\n".join(rows) + "\n"
+
+
 def fault_kinds(text: str) -> dict[str, str]:
     """Fault kinds and default endpoints, from the README's fault table."""
     table = section(text, "faults")
@@ -141,6 +148,7 @@ def sync(path: Path = README) -> bool:
     text = path.read_text(encoding="utf-8")
     new = replace_section(text, "state-diagram", state_diagram_section())
     new = replace_section(new, "cli", cli_section())
+    new = replace_section(new, "faults", fault_section())
     if new != text:
         path.write_text(new, encoding="utf-8")
     return new != text

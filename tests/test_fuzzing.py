@@ -6,6 +6,8 @@ the atheris harness, each held to what it promises.
 * The client machine, fed arbitrary and mutated server bytes at arbitrary
   splits, ends in a typed error or a reply whose events add up, and the
   outcome does not depend on the splits.
+* The server machine, fed arbitrary, hostile and mutated request bytes at
+  arbitrary splits, answers each request or closes, never raises.
 * The harness functions find planted bugs, and a short atheris session of
   each target runs clean.
 """
@@ -26,6 +28,8 @@ from gptalk_proto import (
     ClientConnection,
     Credentials,
     GPTalkError,
+    ServerConnection,
+    Service,
     SSEParser,
     TextDelta,
     TextRewritten,
@@ -38,6 +42,7 @@ from gptalk_proto.testing.strategies import (
     chunkings,
     gptalk_exchanges,
     gptalk_raw_exchanges,
+    gptalk_requests,
     sse_encodings,
     sse_event_lists,
     sse_streams,
@@ -200,6 +205,57 @@ def test_requests_beyond_the_script_meet_a_closed_connection() -> None:
 def test_check_reply_catches_inconsistent_events(events: list[object], problem: str) -> None:
     with pytest.raises(AssertionError, match=problem):
         check_reply(events)  # type: ignore[arg-type]
+
+
+# -- GPTalk requests and the server machine ------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=gptalk_requests(), head=st.integers(0, 255))
+def test_the_server_machine_answers_any_request_bytes(raw: bytes, head: int) -> None:
+    # check_server: a response with a status line for each request, or a
+    # close; no other exception, no endless response, no wait after EOF; the
+    # held prompts under their caps; the same statuses at any splits.
+    fuzz.check_server(bytes([head]) + raw)
+
+
+def test_the_requests_reach_every_answer() -> None:
+    # Derandomized, as the spread checks above: a chat reaches its stream,
+    # hostile requests their refusals, small caps their 413 and 503.
+    seen: set[object] = set()
+
+    @settings(max_examples=300, deadline=None, derandomize=True, database=None)
+    @given(raw=gptalk_requests(), caps=st.integers(0, 15))
+    def collect(raw: bytes, caps: int) -> None:
+        served = fuzz._serve(caps, [raw])
+        seen.update(served.statuses)
+        seen.update("stream" for r in served.responses if b"text/event-stream" in r)
+        seen.update("deep" for r in served.responses if b"nested deeper" in r)
+        seen.update("head" for r in served.responses if r.endswith(b"\r\n\r\n"))
+
+    collect()
+    assert {200, 400, 404, 405, 413, 503, "stream", "deep", "head"} <= seen
+
+
+def test_check_server_finds_an_untyped_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: Service, *args: object, **kwargs: object) -> None:
+        raise ValueError("Invalid IPv6 URL")  # what a bad target did before
+
+    monkeypatch.setattr(Service, "handle", broken)
+    with pytest.raises(ValueError, match="IPv6"):
+        fuzz.check_server(fuzz.seeds("server")[0])
+
+
+def test_check_server_finds_a_machine_that_hangs(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = ServerConnection.receive_data
+
+    def deaf(self: ServerConnection, data: bytes) -> None:
+        if data:
+            real(self, data)
+
+    monkeypatch.setattr(ServerConnection, "receive_data", deaf)
+    with pytest.raises(AssertionError, match="after EOF"):
+        fuzz.check_server(b"\x00GET / HTTP/1.1\r\n")
 
 
 # -- the atheris harness -------------------------------------------------------------------

@@ -35,6 +35,7 @@ from .readme_sync import (
     cli_section,
     commands,
     fault_kinds,
+    fault_section,
     help_text,
     section,
     state_diagram_section,
@@ -73,6 +74,7 @@ def test_the_cli_reference_is_generated_from_the_parser() -> None:
 
 def test_the_fault_table_lists_every_kind() -> None:
     assert fault_kinds(TEXT) == {kind: default for kind, (default, _) in _KINDS.items()}
+    assert section(TEXT, "faults") == fault_section(), "run: python -m tests.readme_sync"
 
 
 def test_the_benchmark_table_is_one_the_benchmark_printed() -> None:

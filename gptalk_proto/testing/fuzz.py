@@ -1,14 +1,16 @@
-"""Coverage-guided fuzzing of the SSE parser and the client machine.
+"""Coverage-guided fuzzing of the SSE parser and the client and server machines.
 
 Run with atheris (``pip install 'gptalk-proto[fuzz]'``)::
 
     python -m gptalk_proto.testing.fuzz sse -max_total_time=60
     python -m gptalk_proto.testing.fuzz client -runs=100000 my-corpus/
+    python -m gptalk_proto.testing.fuzz server -max_total_time=60
 
 Arguments after the target go to libFuzzer.  Without a corpus directory, a
 fresh one seeded with sample inputs is made in the temporary directory (its
 path is printed).  A crash is an invariant broken; libFuzzer saves the input
-as ``crash-*`` and :func:`check_sse` / :func:`check_client` replay it.
+as ``crash-*`` and :func:`check_sse` / :func:`check_client` /
+:func:`check_server` replay it.
 
 The invariants (each an ``AssertionError``, or any exception but the allowed
 ones, when broken):
@@ -28,6 +30,16 @@ ones, when broken):
     (:func:`~gptalk_proto.testing.check_reply`), never in another exception
     or a machine waiting for bytes after EOF; the events and the error class
     do not depend on the chunking.
+
+``server``
+    The first byte picks the caps (request body, pending prompts) and a
+    chunking; the rest is what one client connection sends.  The
+    :class:`~gptalk_proto.ServerConnection` and its
+    :class:`~gptalk_proto.Service` answer every request with a response that
+    starts with a status line, or close; never another exception, an endless
+    response or a wait for bytes after EOF
+    (:func:`~gptalk_proto.testing.play_requests`); the held prompts stay
+    under their caps; the statuses do not depend on the chunking.
 """
 
 from __future__ import annotations
@@ -44,14 +56,25 @@ from .._chat import Chat
 from .._connection import ClientConnection
 from .._credentials import Credentials
 from .._errors import RemoteProtocolError, SSESizeError
+from .._server import DEFAULT_MAX_REQUEST_BODY, DEFAULT_MAX_REQUEST_HEAD, ServerConnection
+from .._service import DEFAULT_MAX_PENDING_BYTES, DEFAULT_MAX_PENDING_STREAMS, Service
 from .._sse import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_SIZE, SSEParser
 from .._sse_encoder import encode_comment, encode_event
 from .._sse_event import SSEEvent
-from .._wire import DONE_MARKER
+from .._wire import DONE_MARKER, LOGIN_PATH, STREAM_PATH, TEXT_PATH
 from ._reference_sse import reference_parse
 from ._scripted import SSE_TYPE, check_reply, http_response, play_responses
+from ._served import Served, play_requests
 
-__all__ = ["SEPARATOR", "TARGETS", "check_client", "check_sse", "main", "seeds"]
+__all__ = [
+    "SEPARATOR",
+    "TARGETS",
+    "check_client",
+    "check_server",
+    "check_sse",
+    "main",
+    "seeds",
+]
 
 # The packages the fuzzer instruments for coverage.
 _INSTRUMENTED = ("gptalk_proto", "h11")
@@ -149,7 +172,42 @@ def check_client(data: bytes) -> None:
         raise AssertionError("the chat's events or error depend on the chunking")
 
 
-TARGETS: dict[str, Callable[[bytes], None]] = {"sse": check_sse, "client": check_client}
+def _serve(caps: int, chunks: Sequence[bytes]) -> Served:
+    # Small caps now and then, so that 413 and the pending caps are reached.
+    # The head cap stays: h11 measures an incomplete head, the server a whole
+    # one, so a head near the cap may pass whole and fail split.
+    service = Service(
+        entropy=bytes,  # zero tokens: the ones gptalk_requests() carries
+        max_pending_bytes=64 if caps & 1 else DEFAULT_MAX_PENDING_BYTES,
+        max_pending_streams=1 if caps & 2 else DEFAULT_MAX_PENDING_STREAMS,
+    )
+    conn = ServerConnection(service, max_body_size=64 if caps & 4 else DEFAULT_MAX_REQUEST_BODY)
+    served = play_requests(conn, chunks)
+    if service.pending_bytes > service.max_pending_bytes:
+        raise AssertionError("the pending prompts went over their cap")
+    if service.pending_streams > service.max_pending_streams:
+        raise AssertionError("the pending streams went over their cap")
+    return served
+
+
+def check_server(data: bytes) -> None:
+    """Check the server machine's invariants on one input (see the module doc)."""
+    if not data:
+        return
+    raw = data[1:]
+    whole = _serve(data[0] >> 4, [raw])
+    if len(raw) < DEFAULT_MAX_REQUEST_HEAD:
+        again = _serve(data[0] >> 4, _cut(raw, data[0], 1 + data[0] % 16))
+        # Statuses, not bytes: h11 quotes what it had read in some messages.
+        if (again.statuses, again.closed) != (whole.statuses, whole.closed):
+            raise AssertionError("the server's responses depend on the chunking")
+
+
+TARGETS: dict[str, Callable[[bytes], None]] = {
+    "sse": check_sse,
+    "client": check_client,
+    "server": check_server,
+}
 
 
 def seeds(target: str) -> list[bytes]:
@@ -162,6 +220,8 @@ def seeds(target: str) -> list[bytes]:
             encode_event('{"content": "caf\\u00e9 \\ud83d\\ude00"}') + encode_comment(" x"),
         ]
         return [prefix + stream for stream in streams for prefix in (b"\x00\x07", b"\x0f\x03")]
+    if target == "server":
+        return [prefix + chat for chat in _server_seeds() for prefix in (b"\x05", b"\xf3")]
     login = json.dumps({"code": 0, "data": {"token": "t", "expires_at": 1_800_000_000}})
     text = json.dumps({"code": 0, "data": {"token": "s"}})
     events = [encode_event(json.dumps({"content": "Hello"[:n]})) for n in range(1, 6)]
@@ -179,8 +239,32 @@ def seeds(target: str) -> list[bytes]:
     return inputs
 
 
+def _server_seeds() -> list[bytes]:
+    token = "00" * 16
+    login = json.dumps({"fingerprint": "0123456789abcdef" * 2, "platform": "fingerprint"})
+    text = json.dumps({"content": 'Hi "you"', "accept": "stream", "model": "m"})
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(text), text.encode())
+
+    def post(path: str, body: bytes, extra: str = "") -> bytes:
+        head = f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-length: {len(body)}\r\n{extra}\r\n"
+        return head.encode() + body
+
+    auth = f"authorization: Bearer {token}\r\n"
+    stream = f"GET {STREAM_PATH}?token={token} HTTP/1.1\r\nhost: x\r\n\r\n".encode()
+    chat = post(LOGIN_PATH, login.encode()) + post(TEXT_PATH, text.encode(), auth) + stream
+    chunked_text = (
+        f"POST {TEXT_PATH} HTTP/1.1\r\nhost: x\r\n{auth}transfer-encoding: chunked\r\n\r\n"
+    ).encode() + chunked
+    return [
+        chat,
+        post(LOGIN_PATH, login.encode()) + chunked_text + stream.replace(b"GET", b"HEAD") + stream,
+        b"HEAD / HTTP/1.1\r\nhost: x\r\n\r\nGET //[x HTTP/1.1\r\nhost: x\r\n\r\n",
+        post(LOGIN_PATH, b"[" * 200),
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m gptalk_proto.testing.fuzz {sse,client} [libFuzzer args]``."""
+    """``python -m gptalk_proto.testing.fuzz {sse,client,server} [libFuzzer args]``."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] not in TARGETS:
         names = ",".join(TARGETS)

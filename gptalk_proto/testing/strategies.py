@@ -28,6 +28,9 @@ GPTalk:
   one fault, with the outcome a client must reach (:class:`ScriptedExchange`).
 * :func:`gptalk_raw_exchanges`: arbitrary and mutated server bytes.
 * :func:`http_response`: frame a response yourself.
+* :func:`gptalk_requests`: what a client connection sends a server: valid,
+  hostile, mutated or arbitrary request bytes (feed them to a server machine
+  with :func:`~gptalk_proto.testing.play_requests`); :data:`ZERO_TOKEN`.
 """
 
 try:
@@ -44,6 +47,7 @@ from ._gptalk_strategies import (
     gptalk_replies,
     gptalk_stream_bodies,
 )
+from ._request_strategies import ZERO_TOKEN, gptalk_requests
 from ._scripted import http_response
 from ._sse_strategies import (
     EncodedStream,
@@ -56,12 +60,14 @@ from ._sse_strategies import (
 )
 
 __all__ = [
+    "ZERO_TOKEN",
     "EncodedStream",
     "ScriptedExchange",
     "chunkings",
     "gptalk_exchanges",
     "gptalk_raw_exchanges",
     "gptalk_replies",
+    "gptalk_requests",
     "gptalk_stream_bodies",
     "http_response",
     "sse_encodings",

@@ -13,6 +13,7 @@ import math
 import signal
 import ssl
 import sys
+import textwrap
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, ExitStack
 from pathlib import Path
@@ -21,6 +22,10 @@ from typing import Any, NoReturn, TextIO, cast
 import anyio
 
 from gptalk_proto import (
+    DEFAULT_MAX_PENDING_BYTES,
+    DEFAULT_MAX_PENDING_STREAMS,
+    DEFAULT_STREAM_TTL,
+    FAULT_KINDS,
     ChatDone,
     LocalProtocolError,
     TextDelta,
@@ -64,6 +69,25 @@ NO_ENV_PROXY_HELP = (
     "ignore HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY (used by default when "
     "--url is given and --proxy is not)"
 )
+
+
+def _fault_epilog() -> str:
+    """The fault kinds, for ``serve --help`` (from the core's one table)."""
+    width = max(len(kind.spec) for kind in FAULT_KINDS)
+    lines = [
+        "fault specs: KIND[=VALUE][@ENDPOINT][#N|#N-M|#N+]; ENDPOINT: login, text,",
+        "stream or any (default in brackets); #N picks requests to it, counted from 1.",
+        "e.g. --fault status=503@text#1 --fault cut=3",
+    ]
+    for kind in FAULT_KINDS:
+        effect = kind.effect.replace("`", "")
+        lines += textwrap.wrap(
+            f"{kind.spec:<{width}}  {'[' + kind.endpoint + ']':<9}{effect}",
+            width=79,
+            initial_indent="  ",
+            subsequent_indent=" " * (width + 13),
+        )
+    return "\n".join(lines) + "\n\n"
 
 
 def _read_prompt(prompt: str, stdin: TextIO) -> str:
@@ -234,7 +258,13 @@ async def _serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             ssl_context.load_cert_chain(args.tls_cert, args.tls_key)
         except (OSError, ssl.SSLError) as exc:
             raise UsageError(f"cannot load the TLS certificate and key: {exc}") from None
-    service = make_service(faults=faults, token_ttl=args.token_ttl)
+    service = make_service(
+        faults=faults,
+        token_ttl=args.token_ttl,
+        max_pending_bytes=args.max_pending_bytes,
+        max_pending_streams=args.max_pending_streams,
+        stream_ttl=args.stream_ttl,
+    )
     if reply is not None:
         service.reply = reply
     # Errors found inside the task group are raised after it has exited, so
@@ -418,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Run the reference GPTalk server. Prints one line 'listening on "
         "http(s)://HOST:PORT' once it accepts connections; stops on SIGINT (Ctrl-C) "
         "or SIGTERM, and then exits 0.",
-        epilog="fault specs: KIND[=VALUE][@ENDPOINT][#N|#N-M|#N+]; see the README.\n",
+        epilog=_fault_epilog(),
     )
     server.add_argument(
         "--host", default="127.0.0.1", help="the address to listen on (default: %(default)s)"
@@ -438,6 +468,28 @@ def build_parser() -> argparse.ArgumentParser:
         default=3600.0,
         metavar="S",
         help="seconds a login token lives (default: %(default)s)",
+    )
+    server.add_argument(
+        "--max-pending-bytes",
+        type=_count,
+        default=DEFAULT_MAX_PENDING_BYTES,
+        metavar="N",
+        help="prompt bytes held in all for streams not fetched yet; past it a text "
+        "request gets 503 (default: %(default)s)",
+    )
+    server.add_argument(
+        "--max-pending-streams",
+        type=_count,
+        default=DEFAULT_MAX_PENDING_STREAMS,
+        metavar="N",
+        help="streams not fetched yet held at once (default: %(default)s)",
+    )
+    server.add_argument(
+        "--stream-ttl",
+        type=_positive,
+        default=DEFAULT_STREAM_TTL,
+        metavar="S",
+        help="seconds a stream token waits to be fetched (default: %(default)s)",
     )
     server.add_argument(
         "--header-timeout",

@@ -69,10 +69,11 @@ COMMAND_EXITS: dict[str, tuple[str, ...]] = {
     "lint": ("ok", "check", "usage", "cassette", "internal", "interrupted"),
     "to-har": ("ok", "usage", "cassette", "internal", "interrupted"),
     "rerecord": ("ok", "usage", "internal", "interrupted"),
+    "schema": ("ok", "usage", "internal"),
 }
 COMMAND_EXITS["cassette"] = tuple(
     sorted(
-        {name for tool in ("verify", "lint", "to-har", "rerecord") for name in COMMAND_EXITS[tool]}
+        {name for tool in ("verify", "lint", "to-har", "schema", "rerecord") for name in COMMAND_EXITS[tool]}
     )
 )
 

@@ -20,6 +20,9 @@ import anyio.from_thread
 from anyio.abc import ByteStream, SocketAttribute, TaskStatus
 
 from gptalk_proto import (
+    DEFAULT_MAX_PENDING_BYTES,
+    DEFAULT_MAX_PENDING_STREAMS,
+    DEFAULT_STREAM_TTL,
     Fault,
     LocalProtocolError,
     ReplyGenerator,
@@ -74,9 +77,21 @@ def make_service(
     faults: Iterable[str | Fault] = (),
     reply: ReplyGenerator = default_reply,
     token_ttl: float = 3600.0,
+    max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
+    max_pending_streams: int = DEFAULT_MAX_PENDING_STREAMS,
+    stream_ttl: float = DEFAULT_STREAM_TTL,
 ) -> Service:
-    """A service whose tokens come from the operating system's entropy."""
-    return Service(entropy=os.urandom, reply=reply, faults=faults, token_ttl=token_ttl)
+    """A service whose tokens come from the operating system's entropy (the
+    caps are :class:`~gptalk_proto.Service`'s)."""
+    return Service(
+        entropy=os.urandom,
+        reply=reply,
+        faults=faults,
+        token_ttl=token_ttl,
+        max_pending_bytes=max_pending_bytes,
+        max_pending_streams=max_pending_streams,
+        stream_ttl=stream_ttl,
+    )
 
 
 def _seconds(name: str, value: float, *, zero: bool = False) -> float:
