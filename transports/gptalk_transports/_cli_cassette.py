@@ -45,6 +45,14 @@ def _record(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -
             on_event=printer,
         )
     )
+    if not cassette.interactions:
+        # The server was never reached: no exchange, so no cassette. The
+        # failure is the chat's own (a transport error exits 3); nothing is
+        # written. Faults the server answered with are exchanges, and kept.
+        failed = next((r.error for r in results if r.error is not None), None)
+        if failed is not None:
+            raise failed
+        raise CassetteError("nothing was recorded: no request reached the server")
     save_cassette(args.output, cassette)
     for result in results:
         if result.error is not None:
