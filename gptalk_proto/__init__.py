@@ -51,8 +51,9 @@ from ._events import (
 )
 from ._faults import Fault, parse_fault
 from ._har import to_har
+from ._lint import lint
 from ._recorder import Recorder
-from ._redact import lint, redact
+from ._redact import MIN_SECRET_LENGTH, check_secrets, redact
 from ._replay import EOF, CassetteMismatch, CassetteUnplayed, ReplayConnection, Replayer
 from ._replies import ReplyGenerator, default_reply, expected_reply, sized_reply, text_reply
 from ._server import (
@@ -102,6 +103,7 @@ __all__ = [
     "EOF",
     "FORMAT_VERSION",
     "LOGIN_PATH",
+    "MIN_SECRET_LENGTH",
     "NEED_DATA",
     "PAUSED",
     "SEND_REQUEST",
@@ -165,6 +167,7 @@ __all__ = [
     "TextDelta",
     "TextRewritten",
     "__version__",
+    "check_secrets",
     "decode_content",
     "default_reply",
     "encode_comment",

@@ -10,7 +10,15 @@ from typing import Any, TextIO
 
 import anyio
 
-from gptalk_proto import Cassette, CassetteError, ChatEvent, lint, parse_fault, to_har
+from gptalk_proto import (
+    Cassette,
+    CassetteError,
+    ChatEvent,
+    check_secrets,
+    lint,
+    parse_fault,
+    to_har,
+)
 
 from ._cassettes import ReplayTiming, load_cassette, save_cassette
 from ._cli import _EXTRA_COMMANDS, UsageError, _add_command, _positive, _Printer
@@ -24,6 +32,7 @@ CHECK_FAILED = 1
 
 
 def _record(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
+    check_secrets(args.secret)  # before anything is recorded: a usage error
     faults = [parse_fault(spec) for spec in args.fault]
     if faults and args.url:
         raise UsageError("--fault is for the built-in server; drop it or --url")

@@ -37,7 +37,7 @@ from typing import Any
 
 import pytest
 
-from gptalk_proto import Cassette, CassetteError, redact
+from gptalk_proto import Cassette, CassetteError, LocalProtocolError, check_secrets, redact
 
 from ._anyio_backend import AnyioBackend
 from ._async_client import AsyncClient
@@ -219,11 +219,16 @@ def gptalk_cassette(request: pytest.FixtureRequest) -> Iterator[CassetteSession]
     marker = request.node.get_closest_marker("gptalk_cassette")
     args = marker.args if marker else ()
     kwargs = dict(marker.kwargs) if marker else {}
+    try:
+        secrets = check_secrets(kwargs.get("secrets", ()))
+    except LocalProtocolError as error:
+        # A usage error: one clear line, not the plugin's traceback.
+        pytest.fail(f"gptalk_cassette marker: {error}", pytrace=False)
     session = CassetteSession(
         _cassette_path(request, args[0] if args else None),
         request.config.getoption("--gptalk-record-mode"),
         url=request.config.getoption("--gptalk-url"),
-        secrets=tuple(kwargs.get("secrets", ())),
+        secrets=secrets,
         faults=tuple(kwargs.get("faults", ())),
         max_events=kwargs.get("max_events"),
     )
