@@ -23,7 +23,7 @@ from ._cassette import Cassette
 from ._redact import MIN_REDACTED_PREFIX, PLACEHOLDER, origin_secrets
 from ._value_spans import Span, parse_message, query_value_spans, text_value_spans
 
-__all__ = ["CUT_CONTEXT", "MAX_CUT_PIECE", "Scanner", "lint"]
+__all__ = ["CUT_CONTEXT", "MAX_CUT_PIECE", "MAX_FINDINGS", "Scanner", "lint"]
 
 #: How many characters before a placeholder identify its place in another
 #: value.  Fewer would tie unrelated text together; more would miss a secret
@@ -34,6 +34,11 @@ CUT_CONTEXT = 6
 #: longer than this is long enough for the hex/base64/JWT rules; the bound keeps
 #: the cut rule's work per value end constant.
 MAX_CUT_PIECE = 256
+
+#: The most findings :func:`lint` lists; the rest are counted in one line.
+#: A hostile file can hold a finding every few bytes, and nobody reads more
+#: than this many lines to learn that a cassette is not clean.
+MAX_FINDINGS = 200
 
 _SECRET_HEADERS = frozenset({"cookie", "set-cookie", "proxy-authorization", "authorization"})
 
@@ -236,4 +241,7 @@ def lint(cassette: Cassette, scanner: Scanner | None = None) -> list[str]:
             scan(f"{spot}.events[{number}]", event.data)
     for where, length in scanner.cut_pieces(values):
         findings.append(f"{where}: a cut secret ({length} characters where a placeholder stands)")
+    if len(findings) > MAX_FINDINGS:
+        more = len(findings) - MAX_FINDINGS
+        findings = [*findings[:MAX_FINDINGS], f"... and {more} more findings"]
     return findings
