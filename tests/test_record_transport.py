@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import anyio
 import pytest
@@ -25,6 +27,8 @@ from gptalk_transports._session import record_session, replay_session
 
 from .console import gptalk
 from .test_proxies import PASSWORD, USER, free_port, proxy_py
+
+SHIPPED = Path(__file__).resolve().parent.parent / "cassettes" / "plain-chat.json"
 
 # -- nothing reached: nothing written ------------------------------------------------------
 
@@ -129,3 +133,124 @@ def test_a_proxied_session_replays_in_process(
 )
 def test_origin_form(target: bytes, expected: bytes) -> None:
     assert origin_form(target) == expected
+
+
+# -- secrets the user names, and secrets in the URL -------------------------------------
+
+
+@pytest.mark.parametrize("secret", ["a", "1", "abc", ""])
+def test_a_too_short_secret_is_a_usage_error(secret: str, tmp_path: Path) -> None:
+    out = tmp_path / "s.json"
+    done = gptalk("record", "-o", str(out), "--secret", "long-enough", "--secret", secret, "hi")
+    assert done.returncode == EXIT_CODES["usage"], done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("gptalk: error: secret 2 is too short to redact")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("secret", ["chunked", "data", "content", "1234"])
+def test_a_secret_spelled_like_syntax_records_and_verifies(secret: str, tmp_path: Path) -> None:
+    out = tmp_path / "s.json"
+    prompt = "hi content data chunked 1234"
+    done = gptalk("record", "-o", str(out), "--secret", secret, prompt)
+    assert done.returncode == 0, done.stderr
+    verified = gptalk("cassette", "verify", str(out))
+    assert verified.returncode == 0, verified.stdout
+    replayed = gptalk("replay", "--speed", "0", str(out))
+    assert replayed.returncode == 0, replayed.stderr
+    assert secret not in replayed.stdout
+    assert replayed.stdout.startswith("You said: ")
+
+
+API_KEY = "Zk3Jq9sLm2PwXv7R"
+
+
+def test_query_values_of_the_url_are_redacted(reference_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "k.json"
+    url = f"{reference_url}/?apikey={API_KEY}&region=eu-west-1"
+    done = gptalk("record", "-o", str(out), "--url", url, "hi")
+    assert done.returncode == 0, done.stderr
+    assert API_KEY not in out.read_text(encoding="utf-8")
+    cassette = load_cassette(out)
+    assert cassette.origin.startswith(f"{reference_url}/?apikey=<secret-1>")
+    assert cassette.origin.endswith("&region=<x2>.....")  # a query value is a value
+    linted = gptalk("cassette", "lint", str(out))
+    assert linted.returncode == 0, linted.stdout
+    assert gptalk("cassette", "verify", str(out)).returncode == 0
+
+    har = tmp_path / "k.har"
+    assert gptalk("cassette", "to-har", str(out), "-o", str(har)).returncode == 0
+    assert API_KEY not in har.read_text(encoding="utf-8")
+    check_har_urls(json.loads(har.read_text(encoding="utf-8")), cassette)
+
+    # Unredacted, lint names the URL (and not the key).
+    raw = tmp_path / "raw.json"
+    assert gptalk("record", "--no-redact", "-o", str(raw), "--url", url, "hi").returncode == 0
+    linted = gptalk("cassette", "lint", str(raw))
+    assert linted.returncode == 1
+    assert f"{raw}: origin: an unredacted query value" in linted.stdout
+    assert API_KEY not in linted.stdout
+
+
+def check_har_urls(har: dict[str, Any], cassette: g.Cassette) -> None:
+    site = urlsplit(cassette.origin)
+    entries = har["log"]["entries"]
+    assert len(entries) == len(cassette.interactions)
+    for entry, item in zip(entries, cassette.interactions, strict=True):
+        url = entry["request"]["url"]
+        parts = urlsplit(url)
+        assert (parts.scheme, parts.netloc) == (site.scheme, site.netloc.rpartition("@")[2])
+        target = urlsplit(item.request.target)
+        assert (parts.path, parts.query, parts.fragment) == (target.path, target.query, "")
+        assert urlunsplit(parts) == url
+        assert entry["request"]["queryString"] == [
+            {"name": k, "value": v} for k, v in parse_qsl(parts.query)
+        ]
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "http://127.0.0.1:8080",
+        "http://127.0.0.1:8080/",
+        "http://127.0.0.1:8080/?apikey=<secret-1>......",
+        "https://user@example.com/prefix/?a=1&b=2",
+        "http://example.com/prefix",
+    ],
+)
+def test_har_urls_are_well_formed(origin: str) -> None:
+    cassette = load_cassette(SHIPPED)
+    cassette = g.Cassette(
+        interactions=cassette.interactions,
+        recorded_at=cassette.recorded_at,
+        origin=origin,
+        redacted=cassette.redacted,
+    )
+    har = g.to_har(cassette)
+    check_har_urls(har, cassette)
+    for entry in har["log"]["entries"]:
+        assert "user@" not in entry["request"]["url"]
+        assert entry["request"]["url"].count("?") <= 1
+
+
+# -- the pytest plugin's secrets ----------------------------------------------------------
+
+pytest_plugins = ("pytester",)
+
+
+def test_plugin_refuses_one_string_as_secrets(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.gptalk_cassette(secrets="ab")
+        def test_chat(gptalk_client):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)
+    result.assert_outcomes(errors=1)
+    output = result.stdout.str()
+    assert "gptalk_cassette marker: secrets must be a list of strings, not one string" in output
+    assert "pytest_plugin.py" not in output  # one clear line, no plugin traceback
+    assert not (pytester.path / "cassettes").exists()
