@@ -11,6 +11,7 @@ from typing import Any, TextIO
 import anyio
 
 from gptalk_proto import (
+    MIN_SECRET_LENGTH,
     Cassette,
     CassetteError,
     ChatEvent,
@@ -171,7 +172,11 @@ def _register(commands: Any) -> None:
     )
     record.add_argument("--no-redact", action="store_true", help="keep secrets (unsafe)")
     record.add_argument(
-        "--secret", action="append", default=[], metavar="TEXT", help="also redact TEXT (repeat)"
+        "--secret",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help=f"also redact TEXT, at least {MIN_SECRET_LENGTH} characters (repeat)",
     )
     record.add_argument("--max-events", type=int, metavar="N", help="end a stream after N events")
     record.add_argument(
@@ -216,8 +221,10 @@ def _register(commands: Any) -> None:
         tools,
         "lint",
         "find what still looks like a secret",
-        "Report long hex or base64 runs, JWT shapes and bearer values that are "
-        "not placeholders. Exit 1 if anything is found.",
+        "Report long hex or base64 runs, JWT shapes, bearer values and query "
+        "values of the URL that are not placeholders, and pieces of a secret left "
+        "where the same words lead up to a placeholder elsewhere (cut by a stream). "
+        "Exit 1 if anything is found.",
     )
     lint_parser.add_argument("file", metavar="FILE", nargs="+", help="a cassette (several allowed)")
     lint_parser.set_defaults(handler=_lint)
