@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -298,26 +298,42 @@ class _Redactor:
 
     def request(self, request: RecordedRequest) -> RecordedRequest:
         """A recorded request: query values, header values, body values."""
-        target = request.target.encode("latin-1")
         headers = []
         for name, value in request.headers:
-            raw = value.encode("latin-1")
-            if name.lower().encode("latin-1") not in FRAMING_HEADERS:
-                raw = self.values(raw, [(0, len(raw))], cut=False)
-            headers.append((name, raw.decode("latin-1")))
+            if name.lower() not in _FRAMING_NAMES:
+                value = self._text(value, lambda raw: [(0, len(raw))])  # noqa: PLW2901
+            headers.append((name, value))
         ctype = next((v for n, v in request.headers if n.lower() == "content-type"), "")
-        spans = body_spans(request.body, ctype.encode("latin-1"))
-        body = self.values(request.body, spans, cut=False)
+        spans = body_spans(request.body, ctype.encode("utf-8", "replace"))
         return replace(
             request,
-            target=self.values(target, query_value_spans(target), cut=False).decode("latin-1"),
+            target=self._text(request.target, query_value_spans),
             headers=tuple(headers),
-            body=body,
+            body=self.values(request.body, spans, cut=False),
         )
 
     def url(self, url: str) -> str:
-        raw = url.encode("latin-1", "replace")
-        return self.values(raw, query_value_spans(raw), cut=False).decode("latin-1")
+        """A URL with the secrets in its query values replaced."""
+        return self._text(url, query_value_spans)
+
+    def _text(self, text: str, spans: Callable[[bytes], list[Span]]) -> str:
+        # Header values and targets were read as latin-1 (one character per
+        # byte, so secrets match the bytes that were sent); a text that is
+        # not latin-1 (a hand-edited cassette) is taken as UTF-8.
+        codec = "latin-1" if _is_latin1(text) else "utf-8"
+        raw = text.encode(codec, "surrogatepass")
+        return self.values(raw, spans(raw), cut=False).decode(codec, "surrogatepass")
+
+
+_FRAMING_NAMES = frozenset(name.decode("ascii") for name in FRAMING_HEADERS)
+
+
+def _is_latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _piece_before(data: bytearray, end: int, variant: bytes) -> int:
