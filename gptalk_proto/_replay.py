@@ -193,8 +193,10 @@ def _fits(recorded: str, sent: str) -> bool:
     # Each placeholder stands for some text: the literal pieces around them
     # must appear in order, the first at the start and the last at the end
     # (leftmost matching is exact for patterns whose only wildcard is "any").
+    # A sent value holding placeholders itself came from the replay (a
+    # token handed back): it must be the recorded one exactly.
     pieces = PLACEHOLDER.split(recorded)
-    if len(pieces) == 1:
+    if len(pieces) == 1 or PLACEHOLDER.search(sent):
         return False
     first, *middle, last = pieces
     if not sent.startswith(first) or len(sent) < len(first) + len(last):

@@ -280,3 +280,45 @@ def test_a_too_short_secret_is_refused(short: str) -> None:
         g.check_secrets(["long-enough", short])
     assert "secret 2" in str(caught.value)
     assert g.check_secrets(["x" * g.MIN_SECRET_LENGTH]) == ("x" * g.MIN_SECRET_LENGTH,)
+
+
+# -- replay: a placeholder in a recorded request stands for what the client sends ---------
+
+
+def test_a_placeholder_in_a_recorded_request_matches_the_sent_value() -> None:
+    body = {"content": "say <secret-1>....", "accept": "<x2>..", "model": "m"}
+    request = g.RecordedRequest(
+        0.0,
+        "POST",
+        "/api/chatgpt/chatapi/text?token=<stream-token-1>....",
+        (("host", "h"), ("accept", "text/event-<secret-3>"), ("content-type", "application/json")),
+        json.dumps(body).encode(),
+    )
+    reply = response_from("POST", [(0.1, b"HTTP/1.1 204 No Content\r\n\r\n")])
+    cassette = g.Cassette(
+        interactions=(g.Interaction(1, request, reply),),
+        recorded_at="2024-01-02T03:04:05Z",
+        origin="http://h",
+        redacted=True,
+    )
+
+    def match(target: str, accept: str, content: str, accept_field: str) -> None:
+        sent = {"content": content, "accept": accept_field, "model": "m"}
+        g.Replayer(cassette).match(
+            "POST",
+            target,
+            [("host", "h"), ("accept", accept), ("content-type", "application/json")],
+            json.dumps(sent).encode(),
+        )
+
+    token = "/api/chatgpt/chatapi/text?token=<stream-token-1>...."
+    # The client's own values, where the recording redacted a user's secret.
+    match(token, "text/event-stream", "say hunter2-secret", "stream")
+    # Around the placeholder, the text must agree.
+    with pytest.raises(g.CassetteMismatch, match=r"body\.content"):
+        match(token, "text/event-stream", "tell hunter2-secret", "stream")
+    with pytest.raises(g.CassetteMismatch, match="header accept"):
+        match(token, "application/json", "say x", "stream")
+    # A placeholder the replay handed the client must come back exactly.
+    with pytest.raises(g.CassetteMismatch, match="query token"):
+        match(token.replace("-1>", "-2>"), "text/event-stream", "say x", "stream")
