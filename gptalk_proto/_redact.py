@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from urllib.parse import parse_qs, quote, urlsplit
@@ -195,8 +196,9 @@ MIN_SECRET_LENGTH = 4
 #: so a secret the reply quotes shows up cut after every piece; a stream that
 #: breaks, or a quote the server shortens, cuts it too.  Pieces of at least
 #: this many characters are replaced by the same piece of the placeholder (so
-#: the events still extend one another); shorter ones are left, as they
-#: would match ordinary text too often to mean anything.
+#: the events still extend one another, but for the one step where the piece
+#: grows long enough); shorter ones are left, as they would match ordinary
+#: text too often to mean anything.
 MIN_REDACTED_PREFIX = 4
 
 # Where a shortened text says so: three dots, or the ellipsis character
@@ -251,28 +253,37 @@ class _Redactor:
         # The spellings long enough to leave a redactable piece.
         self.cuttable = [v for v in variants if len(v) > MIN_REDACTED_PREFIX]
 
-    def _whole(self, match: re.Match[bytes]) -> bytes:
-        return match.group() if match.group(1) else self.table[match.group()]
-
-    def value(self, data: bytes, *, cut: bool) -> bytes:
+    def value(self, data: bytes, *, cut: bool, json: bool = False) -> bytes:
         """``data`` (one value) with every secret replaced; with ``cut``, also
-        the pieces of secrets that end it or stand before an ellipsis."""
+        the pieces of secrets that end it or stand before an ellipsis.  In a
+        JSON string (``json``), escapes are syntax: no replacement starts or
+        ends inside one (``\\there`` is a tab and "here", not "there")."""
         if self.pattern is None:
             return data
-        data = self.pattern.sub(self._whole, data)
+        escapes = _Escapes(data) if json and b"\\" in data else None
+        pieces, at, search = [], 0, 0
+        while (match := self.pattern.search(data, search)) is not None:
+            if match.group(1):  # a placeholder already: kept whole
+                search = match.end()
+            elif escapes and escapes.cut(match.start(), match.end()):
+                search = match.start() + 1  # a secret may still start after it
+            else:
+                pieces += [data[at : match.start()], self.table[match.group()]]
+                at = search = match.end()
+        data = b"".join([*pieces, data[at:]])
         if not cut or not self.cuttable:
             return data
         out = bytearray(data)
         ends = [m.start() for m in _ELLIPSIS.finditer(data)]
         for end in [*ends, len(data)]:
-            self._cut_piece(out, end)
+            self._cut_piece(out, end, escapes)
         return bytes(out)
 
-    def _cut_piece(self, out: bytearray, end: int) -> None:
+    def _cut_piece(self, out: bytearray, end: int, escapes: _Escapes | None) -> None:
         best, placeholder = 0, b""
         for variant in self.cuttable:
             length = _piece_before(out, end, variant)
-            if length > best:
+            if length > best and not (escapes and escapes.cut(end - length, end)):
                 best, placeholder = length, self.table[variant]
         if best:
             out[end - best : end] = placeholder[:best]
@@ -283,7 +294,10 @@ class _Redactor:
             return data
         out = bytearray(data)
         for start, end in spans:
-            out[start:end] = self.value(bytes(data[start:end]), cut=cut)
+            # Only a JSON string's contents follow a quote (header values
+            # follow a colon, query values "=", event data "data:").
+            json = start > 0 and data[start - 1] == ord('"')
+            out[start:end] = self.value(bytes(data[start:end]), cut=cut, json=json)
         return bytes(out)
 
     def message(self, wire: bytes) -> bytes:
@@ -334,6 +348,28 @@ def _is_latin1(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+class _Escapes:
+    """Where a JSON string's escapes are (RFC 8259 section 7), to keep
+    replacements off them; found in one pass."""
+
+    _ESCAPE = re.compile(rb"\\(?:u[0-9A-Fa-f]{0,4}|.?)", re.DOTALL)
+
+    def __init__(self, data: bytes) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        for match in self._ESCAPE.finditer(data):
+            self.starts.append(match.start())
+            self.ends.append(match.end())
+
+    def _inside(self, at: int) -> bool:
+        index = bisect_right(self.starts, at - 1) - 1  # the last escape starting before ``at``
+        return index >= 0 and at < self.ends[index]
+
+    def cut(self, start: int, end: int) -> bool:
+        """Whether ``data[start:end]`` begins or ends inside an escape."""
+        return self._inside(start) or self._inside(end)
 
 
 def _piece_before(data: bytearray, end: int, variant: bytes) -> int:

@@ -222,7 +222,7 @@ def test_a_secret_split_by_chunk_framing_is_redacted(framing: str) -> None:
 
 # -- syntax is no value ------------------------------------------------------------------
 
-PROMPT = "hi: content data chunked event stream token 1234 code msg"
+PROMPT = "hi: content data chunked event stream token 1234 code msg \u00e9t\u00e9"
 
 
 @pytest.mark.parametrize(
@@ -241,6 +241,9 @@ PROMPT = "hi: content data chunked event stream token 1234 code msg"
         "Transfer-Encoding",
         "HTTP/1.1",
         "gptalk.net",
+        "there",  # the reply's tab\there: a JSON escape, then "here"
+        "nnew line",  # the reply's \nnew line
+        "u00e9t",  # the prompt's \u00e9t (an escaped é)
     ],
 )
 def test_a_secret_spelled_like_syntax_keeps_the_cassette_whole(secret: str, tmp_path: Path) -> None:
