@@ -55,8 +55,9 @@ from ._events import (
 from ._faults import FAULT_KINDS, Fault, FaultKind, parse_fault
 from ._har import to_har
 from ._json_depth import MAX_JSON_DEPTH
+from ._lint import lint
 from ._recorder import Recorder
-from ._redact import lint, redact
+from ._redact import MIN_SECRET_LENGTH, check_secrets, redact
 from ._replay import EOF, CassetteMismatch, CassetteUnplayed, ReplayConnection, Replayer
 from ._replies import ReplyGenerator, default_reply, expected_reply, sized_reply, text_reply
 from ._server import (
@@ -129,6 +130,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_TIME",
     "MAX_TOKEN_LENGTH",
+    "MIN_SECRET_LENGTH",
     "NEED_DATA",
     "PAUSED",
     "SEND_REQUEST",
@@ -193,6 +195,7 @@ __all__ = [
     "TextDelta",
     "TextRewritten",
     "__version__",
+    "check_secrets",
     "decode_content",
     "default_reply",
     "encode_comment",

@@ -46,10 +46,27 @@ def _pairs(headers: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
     return [{"name": name, "value": value} for name, value in headers]
 
 
+def _site(origin: str) -> str:
+    """``scheme://host[:port]`` of the service URL: its path, query (an API key,
+    redacted or not) and user information are not where a request went."""
+    try:
+        parts = urlsplit(origin)
+        scheme, netloc = parts.scheme.lower(), parts.netloc.rpartition("@")[2]
+    except ValueError:
+        scheme = netloc = ""
+    if scheme not in ("http", "https") or not netloc:
+        return "http://invalid"  # the loader refuses such an origin; stay well formed
+    return f"{scheme}://{netloc}"
+
+
 def to_har(cassette: Cassette) -> dict[str, Any]:
-    """The cassette as a HAR 1.2 ``log`` object (a JSON-ready dict)."""
+    """The cassette as a HAR 1.2 ``log`` object (a JSON-ready dict).
+
+    Each request's URL is the service's scheme and authority followed by the
+    request target as sent (origin-form: the path and query the service saw).
+    """
     entries = []
-    origin = cassette.origin.rstrip("/")
+    site = _site(cassette.origin)
     for item in cassette.interactions:
         request, response = item.request, item.response
         try:
@@ -63,7 +80,7 @@ def to_har(cassette: Cassette) -> dict[str, Any]:
         receive = max(last - first, 0.0) * 1000
         har_request: dict[str, Any] = {
             "method": request.method,
-            "url": origin + request.target,
+            "url": site + (request.target if request.target.startswith("/") else "/"),
             "httpVersion": "HTTP/1.1",
             "cookies": [],
             "headers": _pairs(request.headers),

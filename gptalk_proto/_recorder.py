@@ -37,6 +37,28 @@ MAX_RECORDED_REQUEST = 2 * 1024 * 1024
 
 _LINE_END = re.compile(rb"[\r\n]")
 
+#: Request headers meant for a proxy, not the service (RFC 9110 section
+#: 11.7.2: Proxy-Authorization is consumed by the proxy; Proxy-Connection is
+#: its legacy twin).  A proxy is transport: a replay goes to no proxy, so these
+#: are not part of the recorded request.
+PROXY_HEADERS = frozenset({b"proxy-authorization", b"proxy-connection"})
+
+
+def origin_form(target: bytes) -> bytes:
+    """The origin-form of a request target (RFC 9112 section 3.2.1).
+
+    Through an HTTP proxy, a client sends the absolute-form
+    (``http://host/path?query``, RFC 9112 section 3.2.2); the service would have
+    seen ``/path?query``.  The cassette keeps what the service sees, so the same
+    chat recorded with or without a proxy replays alike.
+    """
+    if not target.lower().startswith((b"http://", b"https://")):
+        return target
+    rest = target.partition(b"://")[2]
+    cut = min((i for i in (rest.find(b"/"), rest.find(b"?")) if i >= 0), default=len(rest))
+    path = rest[cut:]
+    return path if path.startswith(b"/") else b"/" + path
+
 
 @dataclass
 class _Exchange:
@@ -95,9 +117,11 @@ class Recorder:
         request = RecordedRequest(
             t=round(read.t, 6),
             method=head.method.decode("ascii"),
-            target=head.target.decode("ascii"),
+            target=origin_form(head.target).decode("ascii"),
             headers=tuple(
-                (n.decode("latin-1"), v.decode("latin-1")) for n, v in head.headers.raw_items()
+                (n.decode("latin-1"), v.decode("latin-1"))
+                for n, v in head.headers.raw_items()
+                if n.lower() not in PROXY_HEADERS
             ),
             body=read.body,
         )

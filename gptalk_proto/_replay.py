@@ -10,6 +10,10 @@ Requests are matched in order against the cassette, field by field:
 * method, path and query (values compared percent-decoded);
 * headers, except ``host``, ``content-length`` and ``x-auth-timestamp``;
 * JSON bodies key by key, except ``created_at`` (a time);
+* a recorded value holding a redaction placeholder matches any sent value
+  with the same text around the placeholder (the secret it stood for is not
+  known, and a secret spelled like a value the client makes, such as
+  ``stream``, must not break the replay);
 * values the client makes up itself (the login ``fingerprint``) are
   *bindings*: the first sight binds the recorded value to the sent one, and
   every later use must agree.  Tokens need no binding: the replayed login gave
@@ -31,6 +35,7 @@ import h11
 
 from ._cassette import Cassette, CassetteError, Interaction, RecordedChunk, RecordedRequest
 from ._errors import excerpt
+from ._redact import PLACEHOLDER
 from ._request_reader import RequestReader
 from ._util import Sentinel
 
@@ -136,7 +141,7 @@ def _differences(
         out.append(f"path: recorded {old.path!r}, sent {new.path!r}")
     old_query, new_query = parse_qs(old.query), parse_qs(new.query)
     for key in sorted(set(old_query) | set(new_query)):
-        if old_query.get(key) != new_query.get(key):
+        if not _same(old_query.get(key), new_query.get(key)):
             out.append(f"query {key}: recorded {old_query.get(key)!r}, sent {new_query.get(key)!r}")
     old_headers = _header_map(recorded.headers)
     new_headers = _header_map(headers)
@@ -144,7 +149,7 @@ def _differences(
         if name in IGNORED_HEADERS:
             continue
         before, after = old_headers.get(name), new_headers.get(name)
-        if before != after:
+        if not _same(before, after):
             if before is None:
                 out.append(f"header {name}: not recorded, sent {excerpt(after or '')}")
             elif after is None:
@@ -162,7 +167,7 @@ def _differences(
                 if bound != after:
                     out.append(f"body.{key}: bound to an earlier value, sent another")
                 continue
-            if before != after:
+            if not _same(before, after):
                 out.append(f"body.{key}: recorded {_show(before)}, sent {_show(after)}")
     elif recorded.body != body:
         out.append(f"body: recorded {excerpt(recorded.body)}, sent {excerpt(body)}")
@@ -170,6 +175,39 @@ def _differences(
 
 
 _MISSING = object()
+
+
+def _same(recorded: object, sent: object) -> bool:
+    """Equal, or equal but for the redaction placeholders in ``recorded``
+    (strings, or lists of them as query values are)."""
+    if recorded == sent:
+        return True
+    if isinstance(recorded, str) and isinstance(sent, str):
+        return _fits(recorded, sent)
+    if isinstance(recorded, list) and isinstance(sent, list) and len(recorded) == len(sent):
+        return all(_same(a, b) for a, b in zip(recorded, sent, strict=True))
+    return False
+
+
+def _fits(recorded: str, sent: str) -> bool:
+    # Each placeholder stands for some text: the literal pieces around them
+    # must appear in order, the first at the start and the last at the end
+    # (leftmost matching is exact for patterns whose only wildcard is "any").
+    # A sent value holding placeholders itself came from the replay (a
+    # token handed back): it must be the recorded one exactly.
+    pieces = PLACEHOLDER.split(recorded)
+    if len(pieces) == 1 or PLACEHOLDER.search(sent):
+        return False
+    first, *middle, last = pieces
+    if not sent.startswith(first) or len(sent) < len(first) + len(last):
+        return False
+    at = len(first)
+    for piece in middle:
+        found = sent.find(piece, at, len(sent) - len(last))
+        if found < 0:
+            return False
+        at = found + len(piece)
+    return sent.endswith(last) and at <= len(sent) - len(last)
 
 
 def _show(value: Any) -> str:

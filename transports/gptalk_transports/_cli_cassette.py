@@ -13,7 +13,16 @@ from typing import Any, TextIO
 
 import anyio
 
-from gptalk_proto import Cassette, CassetteError, ChatEvent, lint, parse_fault, to_har
+from gptalk_proto import (
+    MIN_SECRET_LENGTH,
+    Cassette,
+    CassetteError,
+    ChatEvent,
+    check_secrets,
+    lint,
+    parse_fault,
+    to_har,
+)
 
 from ._cassettes import (
     CassetteFileError,
@@ -83,6 +92,7 @@ def _write(path: Path, write: Callable[[Path], None]) -> None:
 
 def _record(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
     output = _output(args.output)
+    check_secrets(args.secret)  # before anything is recorded: a usage error
     faults = [parse_fault(spec) for spec in args.fault]
     if faults and args.url:
         raise UsageError("--fault is for the built-in server; drop it or --url")
@@ -105,6 +115,14 @@ def _record(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -
             on_event=printer,
         )
     )
+    if not cassette.interactions:
+        # The server was never reached: no exchange, so no cassette. The
+        # failure is the chat's own (a transport error exits 3); nothing is
+        # written. Faults the server answered with are exchanges, and kept.
+        failed = next((r.error for r in results if r.error is not None), None)
+        if failed is not None:
+            raise failed
+        raise CassetteError("nothing was recorded: no request reached the server")
     _write(output, lambda path: save_cassette(path, cassette))
     end_line(out)
     for result in results:
@@ -255,7 +273,11 @@ def _register(commands: Any) -> None:
     )
     record.add_argument("--no-redact", action="store_true", help="keep secrets (unsafe)")
     record.add_argument(
-        "--secret", action="append", default=[], metavar="TEXT", help="also redact TEXT (repeat)"
+        "--secret",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help=f"also redact TEXT, at least {MIN_SECRET_LENGTH} characters (repeat)",
     )
     record.add_argument(
         "--max-events", type=_count, metavar="N", help="end a stream after N events"
@@ -302,8 +324,10 @@ def _register(commands: Any) -> None:
         tools,
         "lint",
         "find what still looks like a secret",
-        "Report long hex or base64 runs, JWT shapes and bearer values that are "
-        "not placeholders. Exit 1 if anything is found.",
+        "Report long hex or base64 runs, JWT shapes, bearer values and query "
+        "values of the URL that are not placeholders, and pieces of a secret left "
+        "where the same words lead up to a placeholder elsewhere (cut by a stream). "
+        "Exit 1 if anything is found.",
     )
     lint_parser.add_argument("file", metavar="FILE", nargs="+", help="a cassette (several allowed)")
     lint_parser.set_defaults(handler=_lint)

@@ -71,10 +71,9 @@ COMMAND_EXITS: dict[str, tuple[str, ...]] = {
     "rerecord": ("ok", "usage", "internal", "interrupted"),
     "schema": ("ok", "usage", "internal"),
 }
+_CASSETTE_TOOLS = ("verify", "lint", "to-har", "schema", "rerecord")
 COMMAND_EXITS["cassette"] = tuple(
-    sorted(
-        {name for tool in ("verify", "lint", "to-har", "schema", "rerecord") for name in COMMAND_EXITS[tool]}
-    )
+    sorted({name for tool in _CASSETTE_TOOLS for name in COMMAND_EXITS[tool]})
 )
 
 

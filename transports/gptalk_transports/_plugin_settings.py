@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 from typing import Any
 
+from gptalk_proto import LocalProtocolError, check_secrets
+
 from ._episodes import Matching
 
 __all__ = ["MODES", "SETTINGS", "Settings", "cassette_name_problem", "settings_problems"]
@@ -83,6 +85,13 @@ def settings_problems(settings: object, where: str) -> list[str]:
             value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
         ):
             problems.append(f"{where}: max_events must be a positive int or None")
+        elif key == "secrets":
+            # A list of strings, each long enough to redact (check_secrets):
+            # secrets="ab" would otherwise redact every "a" and "b".
+            try:
+                check_secrets(value)
+            except LocalProtocolError as error:
+                problems.append(f"{where}: {error}")
         elif key in ("faults", "ignore_headers", "ignore_fields") and (
             isinstance(value, (str, bytes))
             or not hasattr(value, "__iter__")
