@@ -18,7 +18,7 @@ from typing import IO
 import pytest
 
 import gptalk_proto as g
-from gptalk_transports._cli_exits import COMMAND_EXITS, EXIT_CODES
+from gptalk_transports._cli_exits import _CASSETTE_TOOLS, COMMAND_EXITS, EXIT_CODES
 
 from .console import ENV, GPTALK, TIMEOUT, gptalk
 
@@ -203,7 +203,7 @@ def test_bad_server_limits_are_usage_errors(flag: str, value: str) -> None:
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if "error" in line]
     assert errors == [errors[0]]
-    assert errors[0].startswith(f"gptalk serve: error: argument {flag}: expected a ")
+    assert errors[0].startswith(f"gptalk: error: argument {flag}: expected a ")
     assert repr(value) in errors[0]
 
 
@@ -349,9 +349,7 @@ def test_the_top_level_help_lists_every_exit_code() -> None:
 
 @pytest.mark.parametrize("command", sorted(COMMAND_EXITS))
 def test_each_command_lists_its_own_exit_codes(command: str) -> None:
-    args = (
-        ["cassette", command] if command in ("verify", "lint", "to-har", "rerecord") else [command]
-    )
+    args = ["cassette", command] if command in _CASSETTE_TOOLS else [command]
     result = gptalk(*args, "--help")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"usage: gptalk {' '.join(args)}")
