@@ -168,6 +168,9 @@ class Scanner:
             if (
                 len(piece) < leads[text[mark - CUT_CONTEXT : mark]]
                 and not _PLACEHOLDER_PIECE.fullmatch(piece)
+                # A piece that begins with a whole placeholder was redacted:
+                # text after it (a closing quote, a line end) is not a secret.
+                and not PLACEHOLDER.match(piece)
                 and not _SPACE.search(piece)
             ):
                 found = max(found, len(piece))

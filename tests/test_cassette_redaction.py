@@ -147,6 +147,17 @@ def test_user_secrets_are_redacted_in_requests_and_replies() -> None:
     assert_absent({plain, tricky}, [replayed[0].text])
 
 
+def test_a_placeholder_before_a_closing_quote_is_no_cut_secret() -> None:
+    # The reply quotes the prompt, so a redacted secret ends up just before
+    # the closing quote: the value ends with the whole placeholder and the
+    # quote, which lint must not take for a piece of a secret.
+    secret = "hunter2-secret"
+    cassette, results = record([f"my pw is {secret}"], secrets=(secret,))
+    assert f"{secret}\u201d" in results[0].text
+    assert_absent({secret}, texts_of(cassette))
+    assert g.lint(cassette) == []
+
+
 # -- cookies, set-cookies, proxy credentials (built by hand) ----------------------------------
 
 SESSION = "9f8e7d6c5b4a39281716a5b4c3d2e1f0"

@@ -159,7 +159,7 @@ def test_a_secret_spelled_like_syntax_records_and_verifies(secret: str, tmp_path
     replayed = gptalk("replay", "--speed", "0", str(out))
     assert replayed.returncode == 0, replayed.stderr
     assert secret not in replayed.stdout
-    assert replayed.stdout.startswith("You said: ")
+    assert replayed.stdout.startswith("Hello! You said: ")
 
 
 API_KEY = "Zk3Jq9sLm2PwXv7R"
