@@ -150,8 +150,9 @@ def test_user_secrets_are_redacted_in_requests_and_replies() -> None:
 def test_a_placeholder_before_a_closing_quote_is_no_cut_secret() -> None:
     # The reply quotes the prompt, so a redacted secret ends up just before
     # the closing quote: the value ends with the whole placeholder and the
-    # quote, which lint must not take for a piece of a secret.
-    secret = "hunter2-secret"
+    # quote, which lint must not take for a piece of a secret.  (JSON escapes
+    # this secret in the request, where its placeholder is longer.)
+    secret = 'pässwörd"42'
     cassette, results = record([f"my pw is {secret}"], secrets=(secret,))
     assert f"{secret}\u201d" in results[0].text
     assert_absent({secret}, texts_of(cassette))
