@@ -17,15 +17,15 @@ import pytest
 import gptalk_proto as g
 from gptalk_proto._cassette import parse_response
 from gptalk_transports import AsyncClient, Client, Origin, ReadTimeout, RetryPolicy, Timeout
-from gptalk_transports._anyio_backend import AnyioBackend
+from gptalk_transports._async.connector import AsyncConnector, SyncConnector
+from gptalk_transports._backends.anyio import AnyioBackend
 from gptalk_transports._cassettes import (
     AsyncRecordingConnector,
     Recording,
     SyncRecordingConnector,
     load_cassette,
 )
-from gptalk_transports._connector import AsyncConnector, SyncConnector
-from gptalk_transports._refserver import serve_in_thread
+from gptalk_transports._server.refserver import serve_in_thread
 from gptalk_transports._session import record_session, replay_session
 
 from . import console

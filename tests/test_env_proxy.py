@@ -15,8 +15,8 @@ import pytest
 
 import gptalk_proto as g
 from gptalk_transports import Client, Origin, ProxyError, ProxyURL, RetryPolicy
+from gptalk_transports._async.connector import SyncConnector
 from gptalk_transports._cli import main
-from gptalk_transports._connector import SyncConnector
 from gptalk_transports._env_proxy import environment_proxy
 
 from . import clients

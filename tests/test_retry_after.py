@@ -23,9 +23,9 @@ import pytest
 
 import gptalk_proto as g
 from gptalk_transports import AsyncClient, Client, RetryPolicy, Timeout
-from gptalk_transports._async_client import make_async_backend
+from gptalk_transports._async.client import make_async_backend
+from gptalk_transports._backends.base import AsyncBackend
 from gptalk_transports._retry import MAX_RETRY_AFTER, RetryState, retry_after_seconds
-from gptalk_transports._streams import AsyncBackend
 
 from . import clients
 from .hostile_peer import chunked, hostile_peer

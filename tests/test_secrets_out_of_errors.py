@@ -15,14 +15,14 @@ import gptalk_proto as g
 from gptalk_proto._scrub import scrub_error, scrub_text
 from gptalk_proto.testing import play_responses
 from gptalk_transports import AsyncClient, Client, Origin, ProxyError, RetryPolicy
-from gptalk_transports._anyio_backend import AnyioBackend
+from gptalk_transports._async.connector import AsyncConnector, SyncConnector
+from gptalk_transports._backends.anyio import AnyioBackend
 from gptalk_transports._cassettes import (
     AsyncRecordingConnector,
     Recording,
     SyncRecordingConnector,
 )
-from gptalk_transports._connector import AsyncConnector, SyncConnector
-from gptalk_transports._refserver import serve_in_background, serve_in_thread
+from gptalk_transports._server.refserver import serve_in_background, serve_in_thread
 
 from . import clients
 from .client_hostile_cases import ECHOES, NO_RETRY, NOW, echo_proxy_credentials, login, shown, text

@@ -6,7 +6,7 @@ replay (cassettes, sessions, the pytest plugin), a bounded load runner and the
 ``gptalk`` command.
 """
 
-from ._async_client import AsyncChatStream, AsyncClient
+from ._async.client import AsyncChatStream, AsyncClient
 from ._cassettes import (
     AsyncRecordingConnector,
     AsyncReplayConnector,
@@ -35,11 +35,17 @@ from ._exceptions import (
 )
 from ._g4f import GPTalk
 from ._load import LoadReport, run_load
-from ._refserver import ServerStats, make_service, serve, serve_in_background, serve_in_thread
 from ._retry import RetryPolicy
 from ._schema import cassette_schema
+from ._server.refserver import (
+    ServerStats,
+    make_service,
+    serve,
+    serve_in_background,
+    serve_in_thread,
+)
 from ._session import ChatResult, record_session, replay_session
-from ._sync_client import ChatStream, Client
+from ._sync.client import ChatStream, Client
 
 __all__ = [
     "DEFAULT_URL",

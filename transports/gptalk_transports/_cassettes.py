@@ -36,9 +36,9 @@ from gptalk_proto import (
     Replayer,
 )
 
+from ._async.connector import AsyncConnectorProtocol, RequestOptions, SyncConnectorProtocol
+from ._backends.base import AsyncByteStream, SyncByteStream
 from ._config import Origin
-from ._connector import AsyncConnectorProtocol, RequestOptions, SyncConnectorProtocol
-from ._streams import AsyncByteStream, SyncByteStream
 
 __all__ = [
     "AsyncRecordingConnector",

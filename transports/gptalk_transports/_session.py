@@ -27,8 +27,9 @@ from gptalk_proto import (
     default_reply,
 )
 
-from ._anyio_backend import AnyioBackend
-from ._async_client import AsyncClient
+from ._async.client import AsyncClient
+from ._async.connector import AsyncConnector
+from ._backends.anyio import AnyioBackend
 from ._cassettes import (
     AsyncRecordingConnector,
     AsyncReplayConnector,
@@ -37,10 +38,9 @@ from ._cassettes import (
     ReplayTiming,
 )
 from ._config import Origin, Timeout, make_ssl_context
-from ._connector import AsyncConnector
 from ._env_proxy import choose_proxy
-from ._refserver import make_service, serve_in_background
 from ._retry import RetryPolicy
+from ._server.refserver import make_service, serve_in_background
 
 __all__ = ["ChatResult", "record_session", "recorded_clock", "replay_session", "text_steps"]
 

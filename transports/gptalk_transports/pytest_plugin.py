@@ -52,8 +52,16 @@ import pytest
 import gptalk_proto
 from gptalk_proto import Cassette, CassetteError, redact
 
-from ._anyio_backend import AnyioBackend
-from ._async_client import AsyncClient
+from ._async.client import AsyncClient
+from ._async.connector import AsyncConnector, SyncConnector
+from ._async.episodes import (
+    AsyncEpisodeConnector,
+    AsyncEpisodeReplayConnector,
+    EpisodeReplayer,
+    SyncEpisodeConnector,
+    SyncEpisodeReplayConnector,
+)
+from ._backends.anyio import AnyioBackend
 from ._cassettes import (
     AsyncRecordingConnector,
     Recording,
@@ -62,24 +70,16 @@ from ._cassettes import (
     save_cassette,
 )
 from ._config import Origin, make_ssl_context
-from ._connector import AsyncConnector, SyncConnector
-from ._episodes import (
-    AsyncEpisodeConnector,
-    AsyncEpisodeReplayConnector,
-    EpisodeReplayer,
-    SyncEpisodeConnector,
-    SyncEpisodeReplayConnector,
-)
-from ._plugin_settings import (
+from ._plugin.settings import (
     MODES,
     Settings,
     cassette_name_problem,
     inside,
     settings_problems,
 )
-from ._refserver import serve_in_thread
+from ._server.refserver import serve_in_thread
 from ._session import recorded_clock
-from ._sync_client import Client
+from ._sync.client import Client
 
 __all__ = ["CassetteSession", "Settings"]
 

@@ -24,12 +24,12 @@ from gptalk_proto import (
 )
 from gptalk_proto._util import check_header_name, check_header_value, check_text_value
 
-from ._config import DEFAULT_URL, Origin, Timeout, make_ssl_context
-from ._connector import SyncConnector, SyncConnectorProtocol
-from ._env_proxy import choose_proxy
-from ._progress import SKIP, Messages, Progress, RewritePolicy
-from ._retry import RetryPolicy, RetryState, translate
-from ._sync_driver import SyncPool, drive_sync
+from .._async.connector import SyncConnector, SyncConnectorProtocol
+from .._config import DEFAULT_URL, Origin, Timeout, make_ssl_context
+from .._env_proxy import choose_proxy
+from .._progress import SKIP, Messages, Progress, RewritePolicy
+from .._retry import RetryPolicy, RetryState, translate
+from .driver import SyncPool, drive_sync
 
 __all__ = ["ChatStream", "Client"]
 

@@ -19,8 +19,8 @@ from contextlib import AbstractContextManager, nullcontext
 
 import anyio
 
-from ._exceptions import ConnectError, ReadError, WriteError
-from ._streams import AsyncByteStream, AsyncLock, socket_is_readable, tls_error
+from .._exceptions import ConnectError, ReadError, WriteError
+from .base import AsyncByteStream, AsyncLock, socket_is_readable, tls_error
 
 __all__ = ["AsyncioBackend", "AsyncioStream"]
 

@@ -16,7 +16,7 @@ import ssl
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from ._exceptions import ReadError, TLSError, TLSVerificationError
+from .._exceptions import ReadError, TLSError, TLSVerificationError
 
 __all__ = [
     "AsyncBackend",

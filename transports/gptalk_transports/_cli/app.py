@@ -36,20 +36,10 @@ from gptalk_proto import (
 )
 from gptalk_proto._util import check_text_value
 
-from ._async_client import AsyncClient
-from ._cli_exits import (
-    EPILOG,
-    EXIT_CODES,
-    UsageError,
-    _add_command,
-    _fail,
-    _Output,
-    _Parser,
-    end_line,
-)
-from ._config import MAX_TIMEOUT, Origin, ProxyURL, Timeout, check_timeout, make_ssl_context
-from ._load import DEFAULT_DURATION, LoadReport, run_load
-from ._refserver import (
+from .._async.client import AsyncClient
+from .._config import MAX_TIMEOUT, Origin, ProxyURL, Timeout, check_timeout, make_ssl_context
+from .._load import DEFAULT_DURATION, LoadReport, run_load
+from .._server.refserver import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
@@ -60,6 +50,16 @@ from ._refserver import (
     make_service,
     serve,
     serve_in_background,
+)
+from .exits import (
+    EPILOG,
+    EXIT_CODES,
+    UsageError,
+    _add_command,
+    _fail,
+    _Output,
+    _Parser,
+    end_line,
 )
 
 __all__ = ["EXIT_CODES", "main"]
@@ -639,4 +639,4 @@ def run() -> NoReturn:
 
 
 # The cassette commands register themselves on import (they use this module).
-from . import _cli_cassette  # noqa: E402, F401
+from . import cassette  # noqa: E402, F401

@@ -24,14 +24,17 @@ from gptalk_proto import (
     to_har,
 )
 
-from ._cassettes import (
+from .._cassettes import (
     CassetteFileError,
     ReplayTiming,
     load_cassette,
     save_cassette,
     write_atomically,
 )
-from ._cli import (
+from .._scenarios import SCENARIOS, record_scenario
+from .._schema import cassette_schema
+from .._session import ChatResult, record_session, replay_session
+from .app import (
     _EXTRA_COMMANDS,
     NO_ENV_PROXY_HELP,
     _count,
@@ -40,10 +43,7 @@ from ._cli import (
     _proxy_url,
     _url,
 )
-from ._cli_exits import EXIT_CODES, UsageError, _add_command, end_line
-from ._scenarios import SCENARIOS, record_scenario
-from ._schema import cassette_schema
-from ._session import ChatResult, record_session, replay_session
+from .exits import EXIT_CODES, UsageError, _add_command, end_line
 
 __all__ = ["CHECK_FAILED", "verify_cassette"]
 

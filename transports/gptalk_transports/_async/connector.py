@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
-from ._config import Origin, ProxyURL
-from ._exceptions import ConnectError, ConnectTimeout, ProxyError, TransportError
-from ._handshake import Handshake, http_connect, proxy_authorization, socks5_connect
-from ._streams import AsyncBackend, AsyncByteStream, SyncByteStream
-from ._sync_backend import connect_tcp, resolve
+from .._backends.base import AsyncBackend, AsyncByteStream, SyncByteStream
+from .._backends.sync import connect_tcp, resolve
+from .._config import Origin, ProxyURL
+from .._exceptions import ConnectError, ConnectTimeout, ProxyError, TransportError
+from .._handshake import Handshake, http_connect, proxy_authorization, socks5_connect
 
 __all__ = [
     "AsyncConnector",

@@ -11,9 +11,9 @@ from contextlib import AbstractContextManager
 
 import sniffio
 
-from ._anyio_backend import AnyioBackend
-from ._asyncio_backend import AsyncioBackend
-from ._streams import AsyncBackend, AsyncByteStream, AsyncLock
+from .anyio import AnyioBackend
+from .asyncio import AsyncioBackend
+from .base import AsyncBackend, AsyncByteStream, AsyncLock
 
 __all__ = ["AutoBackend", "concrete"]
 

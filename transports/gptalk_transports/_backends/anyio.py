@@ -10,8 +10,8 @@ import anyio
 from anyio.abc import ByteStream, SocketAttribute
 from anyio.streams.tls import TLSStream
 
-from ._exceptions import ConnectError, ReadError, WriteError
-from ._streams import AsyncByteStream, AsyncLock, socket_is_readable, tls_error
+from .._exceptions import ConnectError, ReadError, WriteError
+from .base import AsyncByteStream, AsyncLock, socket_is_readable, tls_error
 
 __all__ = ["AnyioBackend", "AnyioStream"]
 

@@ -19,10 +19,11 @@ from gptalk_proto import (
     ReconnectNeeded,
 )
 
-from ._async_driver import DRAIN_TIMEOUT, READ_SIZE
-from ._config import Timeout
-from ._connector import SyncConnectorProtocol
-from ._exceptions import (
+from .._async.connector import SyncConnectorProtocol
+from .._async.driver import DRAIN_TIMEOUT, READ_SIZE
+from .._backends.base import SyncByteStream
+from .._config import Timeout
+from .._exceptions import (
     ConnectTimeout,
     DeadlineExceeded,
     ReadError,
@@ -30,7 +31,6 @@ from ._exceptions import (
     WriteError,
     WriteTimeout,
 )
-from ._streams import SyncByteStream
 
 __all__ = ["SyncPool", "drive_sync"]
 

@@ -46,7 +46,8 @@ from gptalk_proto import (
     Replayer,
 )
 
-from ._cassettes import (
+from .._backends.base import AsyncByteStream, SyncByteStream
+from .._cassettes import (
     AsyncRecordingConnector,
     AsyncReplayConnector,
     Recording,
@@ -56,8 +57,7 @@ from ._cassettes import (
     _cutter,
     _ReplayState,
 )
-from ._connector import AsyncConnectorProtocol, RequestOptions, SyncConnectorProtocol
-from ._streams import AsyncByteStream, SyncByteStream
+from .connector import AsyncConnectorProtocol, RequestOptions, SyncConnectorProtocol
 
 __all__ = [
     "AsyncEpisodeConnector",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import socket
 import ssl
 
-from ._exceptions import ConnectError, ReadError, WriteError
-from ._streams import SyncByteStream, socket_is_readable, tls_error
+from .._exceptions import ConnectError, ReadError, WriteError
+from .base import SyncByteStream, socket_is_readable, tls_error
 
 __all__ = ["SyncStream", "connect_tcp", "resolve"]
 

@@ -25,17 +25,17 @@ from gptalk_proto import (
 )
 from gptalk_proto._util import check_header_name, check_header_value, check_text_value
 
-from ._anyio_backend import AnyioBackend
-from ._async_driver import AsyncPool, drive
-from ._asyncio_backend import AsyncioBackend
-from ._auto_backend import AutoBackend
-from ._config import DEFAULT_URL, Origin, Timeout, make_ssl_context
-from ._connector import AsyncConnector, AsyncConnectorProtocol
-from ._env_proxy import choose_proxy
-from ._progress import SKIP, Messages, Progress, RewritePolicy
-from ._retry import RetryPolicy, RetryState, translate
-from ._streams import AsyncBackend, AsyncLock
-from ._trio_backend import TrioBackend
+from .._backends.anyio import AnyioBackend
+from .._backends.asyncio import AsyncioBackend
+from .._backends.auto import AutoBackend
+from .._backends.base import AsyncBackend, AsyncLock
+from .._backends.trio import TrioBackend
+from .._config import DEFAULT_URL, Origin, Timeout, make_ssl_context
+from .._env_proxy import choose_proxy
+from .._progress import SKIP, Messages, Progress, RewritePolicy
+from .._retry import RetryPolicy, RetryState, translate
+from .connector import AsyncConnector, AsyncConnectorProtocol
+from .driver import AsyncPool, drive
 
 __all__ = ["AsyncChatStream", "AsyncClient", "make_async_backend"]
 

@@ -22,10 +22,10 @@ from gptalk_proto import (
     ReconnectNeeded,
 )
 
-from ._auto_backend import concrete
-from ._config import Timeout
-from ._connector import AsyncConnectorProtocol
-from ._exceptions import (
+from .._backends.auto import concrete
+from .._backends.base import AsyncBackend, AsyncByteStream, AsyncLock
+from .._config import Timeout
+from .._exceptions import (
     ConnectTimeout,
     DeadlineExceeded,
     ReadError,
@@ -33,7 +33,7 @@ from ._exceptions import (
     WriteError,
     WriteTimeout,
 )
-from ._streams import AsyncBackend, AsyncByteStream, AsyncLock
+from .connector import AsyncConnectorProtocol
 
 __all__ = ["READ_SIZE", "AsyncPool", "drive"]
 

@@ -9,8 +9,8 @@ from contextlib import AbstractContextManager, contextmanager
 
 import trio
 
-from ._exceptions import ConnectError, ReadError, WriteError
-from ._streams import AsyncByteStream, AsyncLock, HasFileno, socket_is_readable, tls_error
+from .._exceptions import ConnectError, ReadError, WriteError
+from .base import AsyncByteStream, AsyncLock, HasFileno, socket_is_readable, tls_error
 
 __all__ = ["TrioBackend", "TrioStream"]
 
