@@ -36,9 +36,11 @@ from gptalk_proto import (
     Replayer,
 )
 
-from ._async.connector import AsyncConnectorProtocol, RequestOptions, SyncConnectorProtocol
+from ._async.connector import AsyncConnectorProtocol
 from ._backends.base import AsyncByteStream, SyncByteStream
 from ._config import Origin
+from ._handshake import RequestOptions
+from ._sync.connector import SyncConnectorProtocol
 
 __all__ = [
     "AsyncRecordingConnector",

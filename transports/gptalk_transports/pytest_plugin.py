@@ -53,7 +53,7 @@ import gptalk_proto
 from gptalk_proto import Cassette, CassetteError, redact
 
 from ._async.client import AsyncClient
-from ._async.connector import AsyncConnector, SyncConnector
+from ._async.connector import AsyncConnector
 from ._async.episodes import (
     AsyncEpisodeConnector,
     AsyncEpisodeReplayConnector,
@@ -62,6 +62,7 @@ from ._async.episodes import (
     SyncEpisodeReplayConnector,
 )
 from ._backends.anyio import AnyioBackend
+from ._backends.sync import BlockingBackend
 from ._cassettes import (
     AsyncRecordingConnector,
     Recording,
@@ -80,6 +81,7 @@ from ._plugin.settings import (
 from ._server.refserver import serve_in_thread
 from ._session import recorded_clock
 from ._sync.client import Client
+from ._sync.connector import SyncConnector
 
 __all__ = ["CassetteSession", "Settings"]
 
@@ -262,7 +264,9 @@ class CassetteSession:
             return Client(self.existing.origin, connector=replay, **kwargs)
         recording = self._new_recording()
         origin = Origin.parse(recording.recorder.origin)
-        inner = SyncConnector(origin, ssl_context=make_ssl_context(True) if origin.tls else None)
+        inner = SyncConnector(
+            BlockingBackend(), origin, ssl_context=make_ssl_context(True) if origin.tls else None
+        )
         if self.mode == "new_episodes" and self.existing is not None:
             episodes = SyncEpisodeConnector(self.existing, inner, recording, matching)
             self.replayer = episodes.replayer

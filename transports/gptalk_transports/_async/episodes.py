@@ -57,7 +57,9 @@ from .._cassettes import (
     _cutter,
     _ReplayState,
 )
-from .connector import AsyncConnectorProtocol, RequestOptions, SyncConnectorProtocol
+from .._handshake import RequestOptions
+from .._sync.connector import SyncConnectorProtocol
+from .connector import AsyncConnectorProtocol
 
 __all__ = [
     "AsyncEpisodeConnector",

@@ -81,7 +81,9 @@ class AnyioBackend:
 
     name = "anyio"
 
-    async def connect_tcp(self, host: str, port: int) -> AsyncByteStream:
+    async def connect_tcp(
+        self, host: str, port: int, timeout: float | None = None
+    ) -> AsyncByteStream:
         try:
             stream = await anyio.connect_tcp(host, port)
         except OSError as exc:

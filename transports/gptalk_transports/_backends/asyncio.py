@@ -198,7 +198,9 @@ class AsyncioBackend:
 
     name = "asyncio"
 
-    async def connect_tcp(self, host: str, port: int) -> AsyncByteStream:
+    async def connect_tcp(
+        self, host: str, port: int, timeout: float | None = None
+    ) -> AsyncByteStream:
         loop = asyncio.get_running_loop()
         try:
             transport, protocol = await loop.create_connection(lambda: _Protocol(loop), host, port)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import select
 import ssl
+import threading
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -22,8 +23,12 @@ __all__ = [
     "AsyncBackend",
     "AsyncByteStream",
     "AsyncLock",
+    "AsyncThreadLock",
     "HasFileno",
+    "SyncBackend",
     "SyncByteStream",
+    "SyncLock",
+    "ThreadLock",
     "socket_is_readable",
     "tls_error",
 ]
@@ -62,7 +67,12 @@ class AsyncBackend(Protocol):
 
     name: str
 
-    async def connect_tcp(self, host: str, port: int) -> AsyncByteStream: ...
+    async def connect_tcp(
+        self, host: str, port: int, timeout: float | None = None
+    ) -> AsyncByteStream:
+        """A TCP connection.  ``timeout`` bounds it on the blocking side only:
+        an async caller bounds the whole setup with :meth:`fail_after`."""
+        ...
 
     async def resolve(self, host: str, port: int) -> str: ...
 
@@ -81,6 +91,24 @@ class AsyncBackend(Protocol):
     def create_lock(self) -> AsyncLock: ...
 
 
+class AsyncThreadLock:
+    """Guards state shared by threads: nothing to guard on the async side.
+
+    The blocking twin (:class:`threading.Lock`) is what ``_sync`` gets in its
+    place, as httpcore does: one source guards for both.
+    """
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+#: What guards state shared by threads on the blocking side.
+ThreadLock = threading.Lock
+
+
 class SyncByteStream(Protocol):
     """A connected byte stream (blocking side); ``timeout`` None blocks forever."""
 
@@ -95,6 +123,35 @@ class SyncByteStream(Protocol):
     def is_readable(self) -> bool: ...
 
     def close(self) -> None: ...
+
+
+class SyncLock(Protocol):
+    def acquire(self) -> object: ...
+
+    def release(self) -> None: ...
+
+
+class SyncBackend(Protocol):
+    """The async backend's surface over blocking calls (what ``_sync`` needs)."""
+
+    name: str
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None) -> SyncByteStream: ...
+
+    def resolve(self, host: str, port: int) -> str: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+    def fail_after(self, seconds: float | None) -> AbstractContextManager[object]:
+        """A blocking call cannot be interrupted: each one takes its own timeout,
+        so this scope only marks where the async side has one."""
+        ...
+
+    def shield(self) -> AbstractContextManager[object]: ...
+
+    def current_time(self) -> float: ...
+
+    def create_lock(self) -> SyncLock: ...
 
 
 class HasFileno(Protocol):

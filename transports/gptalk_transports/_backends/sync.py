@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import socket
 import ssl
+import threading
+import time
+from contextlib import AbstractContextManager, nullcontext
+
+from gptalk_proto import LocalProtocolError
 
 from .._exceptions import ConnectError, ReadError, WriteError
-from .base import SyncByteStream, socket_is_readable, tls_error
+from .base import SyncBackend, SyncByteStream, SyncLock, socket_is_readable, tls_error
 
-__all__ = ["SyncStream", "connect_tcp", "resolve"]
+__all__ = [
+    "BlockingBackend",
+    "SyncStream",
+    "concrete",
+    "connect_tcp",
+    "make_sync_backend",
+    "resolve",
+]
 
 
 class SyncStream:
@@ -81,3 +93,50 @@ def resolve(host: str, port: int) -> str:
     except OSError as exc:
         raise ConnectError(f"cannot resolve {host}: {exc}") from None
     return str(infos[0][4][0])
+
+
+class BlockingBackend:
+    """Blocking sockets behind the async backends' surface.
+
+    Timeouts: a blocking call cannot be interrupted from outside, so every
+    socket call takes its own timeout and :meth:`fail_after` is a plain scope;
+    there is no cancellation to shield from either.
+    """
+
+    name = "sync"
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None) -> SyncByteStream:
+        return connect_tcp(host, port, timeout)
+
+    def resolve(self, host: str, port: int) -> str:
+        return resolve(host, port)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def fail_after(self, seconds: float | None) -> AbstractContextManager[object]:
+        return nullcontext()
+
+    def shield(self) -> AbstractContextManager[object]:
+        return nullcontext()
+
+    def current_time(self) -> float:
+        return time.monotonic()
+
+    def create_lock(self) -> SyncLock:
+        return threading.Lock()
+
+
+def make_sync_backend(backend: str | SyncBackend) -> SyncBackend:
+    """The blocking backend: ``"auto"`` or ``"sync"`` name blocking sockets
+    (the only kind there is), or pass a backend object."""
+    if backend in ("auto", "sync"):
+        return BlockingBackend()
+    if isinstance(backend, str):
+        raise LocalProtocolError(f"unknown backend {backend!r}: expected 'sync'")
+    return backend
+
+
+def concrete(backend: SyncBackend) -> SyncBackend:
+    """The backend itself: the blocking side picks nothing per call."""
+    return backend

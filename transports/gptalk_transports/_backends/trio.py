@@ -85,7 +85,9 @@ class TrioBackend:
 
     name = "trio"
 
-    async def connect_tcp(self, host: str, port: int) -> AsyncByteStream:
+    async def connect_tcp(
+        self, host: str, port: int, timeout: float | None = None
+    ) -> AsyncByteStream:
         try:
             stream = await trio.open_tcp_stream(host, port)
         except OSError as exc:
