@@ -18,17 +18,14 @@ import gptalk_proto as g
 from gptalk_proto._cassette import parse_response
 from gptalk_transports import AsyncClient, Client, Origin, ReadTimeout, RetryPolicy, Timeout
 from gptalk_transports._async.connector import AsyncConnector
+from gptalk_transports._async.recording import AsyncRecordingConnector
 from gptalk_transports._backends.anyio import AnyioBackend
 from gptalk_transports._backends.sync import BlockingBackend
-from gptalk_transports._cassettes import (
-    AsyncRecordingConnector,
-    Recording,
-    SyncRecordingConnector,
-    load_cassette,
-)
+from gptalk_transports._cassettes import Recording, load_cassette
 from gptalk_transports._server.refserver import serve_in_thread
 from gptalk_transports._session import record_session, replay_session
 from gptalk_transports._sync.connector import SyncConnector
+from gptalk_transports._sync.recording import SyncRecordingConnector
 
 from . import console
 from .replay_cases import CASSETTES, SHIPPED, cassette_at, shipped

@@ -18,7 +18,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "transports" / "gptalk_transports"
 
 #: The modules written once, in ``_async/``, with a blocking twin in ``_sync/``.
-MODULES = ("client.py", "connector.py", "driver.py")
+MODULES = ("client.py", "connector.py", "driver.py", "episodes.py", "recording.py", "replay.py")
 
 #: Whole phrases first (docstrings and the one type whose arity differs), then
 #: names, then the keywords.  Names are matched as whole words.
@@ -32,6 +32,7 @@ PHRASES = (
     ("The async driver loop", "The blocking driver loop"),
     ("await self._batches.__anext__()", "next(self._batches)"),
     ("``async with``", "``with``"),
+    ("from anyio import current_time, sleep", "from time import monotonic as current_time, sleep"),
     ("Awaitable[T]", "T"),
     ("_backends.auto", "_backends.sync"),
 )
@@ -47,6 +48,14 @@ NAMES = {
     "AsyncConnectorProtocol": "SyncConnectorProtocol",
     "AsyncConnector": "SyncConnector",
     "AsyncChatStream": "ChatStream",
+    "AsyncRecordingConnector": "SyncRecordingConnector",
+    "_AsyncRecordingStream": "_SyncRecordingStream",
+    "AsyncReplayConnector": "SyncReplayConnector",
+    "_AsyncReplayStream": "_SyncReplayStream",
+    "AsyncReplayClock": "SyncReplayClock",
+    "AsyncEpisodeReplayConnector": "SyncEpisodeReplayConnector",
+    "AsyncEpisodeConnector": "SyncEpisodeConnector",
+    "_AsyncEpisodeStream": "_SyncEpisodeStream",
     "AsyncClient": "Client",
     "make_async_backend": "make_sync_backend",
     "__aenter__": "__enter__",

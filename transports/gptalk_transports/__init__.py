@@ -7,16 +7,9 @@ replay (cassettes, sessions, the pytest plugin), a bounded load runner and the
 """
 
 from ._async.client import AsyncChatStream, AsyncClient
-from ._cassettes import (
-    AsyncRecordingConnector,
-    AsyncReplayConnector,
-    Recording,
-    ReplayTiming,
-    SyncRecordingConnector,
-    SyncReplayConnector,
-    load_cassette,
-    save_cassette,
-)
+from ._async.recording import AsyncRecordingConnector
+from ._async.replay import AsyncReplayConnector
+from ._cassettes import Recording, ReplayTiming, load_cassette, save_cassette
 from ._config import DEFAULT_URL, Origin, ProxyURL, Timeout, make_ssl_context
 from ._exceptions import (
     ConnectError,
@@ -46,6 +39,8 @@ from ._server.refserver import (
 )
 from ._session import ChatResult, record_session, replay_session
 from ._sync.client import ChatStream, Client
+from ._sync.recording import SyncRecordingConnector
+from ._sync.replay import SyncReplayConnector
 
 __all__ = [
     "DEFAULT_URL",

@@ -29,14 +29,10 @@ from gptalk_proto import (
 
 from ._async.client import AsyncClient
 from ._async.connector import AsyncConnector
+from ._async.recording import AsyncRecordingConnector
+from ._async.replay import AsyncReplayClock, AsyncReplayConnector
 from ._backends.anyio import AnyioBackend
-from ._cassettes import (
-    AsyncRecordingConnector,
-    AsyncReplayConnector,
-    Recording,
-    ReplayClock,
-    ReplayTiming,
-)
+from ._cassettes import Recording, ReplayTiming
 from ._config import Origin, Timeout, make_ssl_context
 from ._env_proxy import choose_proxy
 from ._retry import RetryPolicy
@@ -114,7 +110,7 @@ async def replay_session(
     backend: str = "anyio",
     timing: ReplayTiming | None = None,
     rechunk: str | int = "recorded",
-    clock: ReplayClock | None = None,
+    clock: AsyncReplayClock | None = None,
     on_event: EventSink | None = None,
 ) -> list[ChatResult]:
     """Replay every chat of ``cassette`` through the full client, offline.

@@ -54,23 +54,13 @@ from gptalk_proto import Cassette, CassetteError, redact
 
 from ._async.client import AsyncClient
 from ._async.connector import AsyncConnector
-from ._async.episodes import (
-    AsyncEpisodeConnector,
-    AsyncEpisodeReplayConnector,
-    EpisodeReplayer,
-    SyncEpisodeConnector,
-    SyncEpisodeReplayConnector,
-)
+from ._async.episodes import AsyncEpisodeConnector, AsyncEpisodeReplayConnector
+from ._async.recording import AsyncRecordingConnector
 from ._backends.anyio import AnyioBackend
 from ._backends.sync import BlockingBackend
-from ._cassettes import (
-    AsyncRecordingConnector,
-    Recording,
-    SyncRecordingConnector,
-    load_cassette,
-    save_cassette,
-)
+from ._cassettes import Recording, load_cassette, save_cassette
 from ._config import Origin, make_ssl_context
+from ._episodes import EpisodeReplayer
 from ._plugin.settings import (
     MODES,
     Settings,
@@ -82,6 +72,8 @@ from ._server.refserver import serve_in_thread
 from ._session import recorded_clock
 from ._sync.client import Client
 from ._sync.connector import SyncConnector
+from ._sync.episodes import SyncEpisodeConnector, SyncEpisodeReplayConnector
+from ._sync.recording import SyncRecordingConnector
 
 __all__ = ["CassetteSession", "Settings"]
 

@@ -17,11 +17,7 @@ from gptalk_proto import (
     to_har,
 )
 
-from .._cassettes import (
-    CassetteFileError,
-    load_cassette,
-    write_atomically,
-)
+from .._cassettes import CassetteFileError, load_cassette, write_atomically
 from .._scenarios import SCENARIOS, record_scenario
 from .._schema import cassette_schema
 from .._session import ChatResult, replay_session

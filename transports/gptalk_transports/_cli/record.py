@@ -14,9 +14,7 @@ from gptalk_proto import (
     parse_fault,
 )
 
-from .._cassettes import (
-    save_cassette,
-)
+from .._cassettes import save_cassette
 from .._session import record_session
 from .common import (
     NO_ENV_PROXY_HELP,

@@ -12,10 +12,7 @@ from gptalk_proto import (
     ChatEvent,
 )
 
-from .._cassettes import (
-    ReplayTiming,
-    load_cassette,
-)
+from .._cassettes import ReplayTiming, load_cassette
 from .._session import replay_session
 from .common import (
     _positive,
