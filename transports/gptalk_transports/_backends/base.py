@@ -14,10 +14,12 @@ from __future__ import annotations
 import select
 import ssl
 import threading
+from collections.abc import Callable
 from contextlib import AbstractContextManager
+from types import TracebackType
 from typing import Protocol
 
-from .._exceptions import ReadError, TLSError, TLSVerificationError
+from .._exceptions import ConnectError, ReadError, TLSError, TLSVerificationError, WriteError
 
 __all__ = [
     "AsyncBackend",
@@ -29,6 +31,10 @@ __all__ = [
     "SyncByteStream",
     "SyncLock",
     "ThreadLock",
+    "broke_while",
+    "cannot_connect",
+    "cannot_resolve",
+    "map_exceptions",
     "socket_is_readable",
     "tls_error",
 ]
@@ -183,3 +189,57 @@ def tls_error(exc: BaseException, host: str) -> Exception:
     if isinstance(exc, ssl.SSLError):
         return TLSError(f"TLS handshake with {host} failed: {exc.reason or exc}")
     return ReadError(f"the connection to {host} broke during the TLS handshake: {exc}")
+
+
+class map_exceptions:
+    """Re-raise a backend's own errors as this package's, in one place.
+
+    Inside the block, an exception that is one of ``errors`` becomes
+    ``make(exc)``, raised without the chain (the backend's traceback says
+    nothing a user can act on).  The builtin ``TimeoutError`` always passes
+    through: it is an ``OSError`` too, but a timeout, not a broken connection.
+    Every backend's try/except mappings are this one helper (httpcore's way).
+    """
+
+    __slots__ = ("_errors", "_make")
+
+    def __init__(
+        self,
+        errors: type[BaseException] | tuple[type[BaseException], ...],
+        make: Callable[[BaseException], Exception],
+    ) -> None:
+        self._errors = errors
+        self._make = make
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Returns None: an exception not mapped goes on as it was.
+        if exc is None or isinstance(exc, TimeoutError) or not isinstance(exc, self._errors):
+            return
+        raise self._make(exc) from None
+
+
+def broke_while(peer: str, writing: bool) -> Callable[[BaseException], Exception]:
+    """The error for a connection that broke while reading or writing."""
+    if writing:
+        return lambda exc: WriteError(f"the connection to {peer} broke while writing: {exc}")
+    return lambda exc: ReadError(f"the connection to {peer} broke while reading: {exc}")
+
+
+def cannot_connect(host: str, port: int) -> Callable[[BaseException], Exception]:
+    """The error for a TCP connection that could not be opened."""
+    return lambda exc: ConnectError(
+        f"cannot connect to {host}:{port}: {getattr(exc, 'strerror', None) or exc}"
+    )
+
+
+def cannot_resolve(host: str) -> Callable[[BaseException], Exception]:
+    """The error for a name that could not be resolved."""
+    return lambda exc: ConnectError(f"cannot resolve {host}: {exc}")

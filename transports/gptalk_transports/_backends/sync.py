@@ -10,8 +10,17 @@ from contextlib import AbstractContextManager, nullcontext
 
 from gptalk_proto import LocalProtocolError
 
-from .._exceptions import ConnectError, ReadError, WriteError
-from .base import SyncBackend, SyncByteStream, SyncLock, socket_is_readable, tls_error
+from .base import (
+    SyncBackend,
+    SyncByteStream,
+    SyncLock,
+    broke_while,
+    cannot_connect,
+    cannot_resolve,
+    map_exceptions,
+    socket_is_readable,
+    tls_error,
+)
 
 __all__ = [
     "BlockingBackend",
@@ -38,34 +47,24 @@ class SyncStream:
 
     def send_all(self, data: bytes, timeout: float | None) -> None:
         self._sock.settimeout(timeout)
-        try:
+        with map_exceptions(OSError, broke_while(self._peer, True)):
             self._sock.sendall(data)
-        except TimeoutError:
-            raise
-        except OSError as exc:
-            raise WriteError(f"the connection to {self._peer} broke while writing: {exc}") from None
 
     def receive_some(self, max_bytes: int, timeout: float | None) -> bytes:
         self._sock.settimeout(timeout)
-        try:
-            return self._sock.recv(max_bytes)
-        except TimeoutError:
-            raise
-        except ssl.SSLZeroReturnError:
-            return b""
-        except OSError as exc:
-            raise ReadError(f"the connection to {self._peer} broke while reading: {exc}") from None
+        with map_exceptions(OSError, broke_while(self._peer, False)):
+            try:
+                return self._sock.recv(max_bytes)
+            except ssl.SSLZeroReturnError:
+                return b""
 
     def start_tls(
         self, context: ssl.SSLContext, server_hostname: str, timeout: float | None
     ) -> SyncByteStream:
         self._sock.settimeout(timeout)
-        try:
+        # ssl.SSLError is an OSError.
+        with map_exceptions(OSError, lambda exc: tls_error(exc, server_hostname)):
             tls = context.wrap_socket(self._sock, server_hostname=server_hostname)
-        except TimeoutError:
-            raise
-        except OSError as exc:  # ssl.SSLError is an OSError
-            raise tls_error(exc, server_hostname) from None
         return SyncStream(tls, self._peer)
 
     def is_readable(self) -> bool:
@@ -77,21 +76,15 @@ class SyncStream:
 
 def connect_tcp(host: str, port: int, timeout: float | None) -> SyncStream:
     """Open a TCP connection (Nagle off: requests go out whole, at once)."""
-    try:
+    with map_exceptions(OSError, cannot_connect(host, port)):
         sock = socket.create_connection((host, port), timeout=timeout)
-    except TimeoutError:
-        raise
-    except OSError as exc:
-        raise ConnectError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return SyncStream(sock, f"{host}:{port}")
 
 
 def resolve(host: str, port: int) -> str:
-    try:
+    with map_exceptions(OSError, cannot_resolve(host)):
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise ConnectError(f"cannot resolve {host}: {exc}") from None
     return str(infos[0][4][0])
 
 
