@@ -25,6 +25,7 @@ from gptalk_proto import (
     GPTalkError,
     ReplyGenerator,
     default_reply,
+    text_request_fields,
 )
 
 from ._async.client import AsyncClient
@@ -62,9 +63,10 @@ def text_steps(cassette: Cassette) -> list[tuple[int, str, str]]:
     """``(step, prompt, model)`` of every text request in the cassette."""
     steps = []
     for index, item in enumerate(cassette.interactions):
-        body = item.request.json()
-        if item.kind == "text" and isinstance(body, dict) and isinstance(body.get("content"), str):
-            steps.append((index, body["content"], str(body.get("model") or DEFAULT_MODEL)))
+        fields = text_request_fields(item.request.body) if item.kind == "text" else None
+        if fields is not None:
+            prompt, model = fields
+            steps.append((index, prompt, model or DEFAULT_MODEL))
     return steps
 
 
