@@ -18,7 +18,15 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "transports" / "gptalk_transports"
 
 #: The modules written once, in ``_async/``, with a blocking twin in ``_sync/``.
-MODULES = ("client.py", "connector.py", "driver.py", "episodes.py", "recording.py", "replay.py")
+MODULES = (
+    "cassette_client.py",
+    "client.py",
+    "connector.py",
+    "driver.py",
+    "episodes.py",
+    "recording.py",
+    "replay.py",
+)
 
 #: Whole phrases first (docstrings and the one type whose arity differs), then
 #: names, then the keywords.  Names are matched as whole words.
