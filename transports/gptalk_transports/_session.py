@@ -32,7 +32,6 @@ from ._async.client import AsyncClient
 from ._async.connector import AsyncConnector
 from ._async.recording import AsyncRecordingConnector
 from ._async.replay import AsyncReplayClock, AsyncReplayConnector
-from ._backends.anyio import AnyioBackend
 from ._cassettes import Recording, ReplayTiming
 from ._config import Origin, Timeout, make_ssl_context
 from ._env_proxy import choose_proxy
@@ -176,10 +175,9 @@ async def record_session(
             service = make_service(faults=faults, reply=reply)
             url = await stack.enter_async_context(serve_in_background(service))
         origin = Origin.parse(url)
-        backend = AnyioBackend()
         recording = Recording(url, max_events=max_events, idle_timeout=idle_timeout)
         inner = AsyncConnector(
-            backend,
+            "anyio",
             origin,
             proxy=choose_proxy(origin, proxy, trust_env),
             ssl_context=make_ssl_context(verify) if origin.tls else None,

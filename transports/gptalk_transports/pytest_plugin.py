@@ -54,8 +54,6 @@ from gptalk_proto import Cassette, CassetteError, redact
 
 from ._async.cassette_client import cassette_client as async_cassette_client
 from ._async.client import AsyncClient
-from ._backends.anyio import AnyioBackend
-from ._backends.sync import BlockingBackend
 from ._cassettes import Recording, load_cassette, save_cassette
 from ._episodes import EpisodeReplayer
 from ._plugin.settings import (
@@ -234,7 +232,7 @@ class CassetteSession:
             # its chat ends.
             kwargs.setdefault("max_idle_connections", 0)
         client, replayer = async_cassette_client(
-            self.existing, backend=AnyioBackend(), **self._wired(kwargs)
+            self.existing, backend="anyio", **self._wired(kwargs)
         )
         self.replayer = replayer or self.replayer
         return client
@@ -242,7 +240,7 @@ class CassetteSession:
     def client(self, **kwargs: Any) -> Client:
         """A blocking Client playing (or recording) this cassette."""
         client, replayer = sync_cassette_client(
-            self.existing, backend=BlockingBackend(), **self._wired(kwargs)
+            self.existing, backend="sync", **self._wired(kwargs)
         )
         self.replayer = replayer or self.replayer
         return client

@@ -31,7 +31,7 @@ def cassette_client(
     new_episodes: bool,
     matching: Matching,
     new_recording: Callable[[], Recording],
-    backend: AsyncBackend,
+    backend: str | AsyncBackend,
     **kwargs: Any,
 ) -> tuple[AsyncClient, EpisodeReplayer | None]:
     """The client, and the replayer whose unplayed episodes the test must check

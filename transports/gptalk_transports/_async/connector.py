@@ -13,6 +13,7 @@ from __future__ import annotations
 import ssl
 from typing import Protocol
 
+from .._backends.auto import make_async_backend
 from .._backends.base import AsyncBackend, AsyncByteStream
 from .._config import Origin, ProxyURL
 from .._exceptions import ConnectTimeout, TransportError
@@ -31,17 +32,18 @@ class AsyncConnectorProtocol(Protocol):
 
 
 class AsyncConnector:
-    """Opens streams to the service over a backend."""
+    """Opens streams to the service over a backend (an object, or a name as
+    the client takes)."""
 
     def __init__(
         self,
-        backend: AsyncBackend,
+        backend: str | AsyncBackend,
         origin: Origin,
         *,
         proxy: ProxyURL | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self.backend = backend
+        self.backend = make_async_backend(backend)
         self._plan = ConnectPlan(origin, proxy, ssl_context)
 
     @property

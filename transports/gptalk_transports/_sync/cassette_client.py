@@ -32,7 +32,7 @@ def cassette_client(
     new_episodes: bool,
     matching: Matching,
     new_recording: Callable[[], Recording],
-    backend: SyncBackend,
+    backend: str | SyncBackend,
     **kwargs: Any,
 ) -> tuple[Client, EpisodeReplayer | None]:
     """The client, and the replayer whose unplayed episodes the test must check

@@ -15,6 +15,7 @@ import ssl
 from typing import Protocol
 
 from .._backends.base import SyncBackend, SyncByteStream
+from .._backends.sync import make_sync_backend
 from .._config import Origin, ProxyURL
 from .._exceptions import ConnectTimeout, TransportError
 from .._handshake import HANDSHAKE_READ, ConnectBudget, ConnectPlan, Handshake, RequestOptions
@@ -32,17 +33,18 @@ class SyncConnectorProtocol(Protocol):
 
 
 class SyncConnector:
-    """Opens streams to the service over a backend."""
+    """Opens streams to the service over a backend (an object, or a name as
+    the client takes)."""
 
     def __init__(
         self,
-        backend: SyncBackend,
+        backend: str | SyncBackend,
         origin: Origin,
         *,
         proxy: ProxyURL | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self.backend = backend
+        self.backend = make_sync_backend(backend)
         self._plan = ConnectPlan(origin, proxy, ssl_context)
 
     @property
