@@ -101,6 +101,7 @@ from ._wire import (
     TEXT_PATH,
     ErrorCode,
     format_prompt,
+    text_request_fields,
 )
 
 __all__ = [
@@ -209,6 +210,7 @@ __all__ = [
     "sized_reply",
     "state_diagram",
     "text_reply",
+    "text_request_fields",
     "to_har",
 ]
 

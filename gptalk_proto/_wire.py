@@ -48,6 +48,7 @@ __all__ = [
     "raise_for_envelope",
     "stream_request",
     "text_request",
+    "text_request_fields",
 ]
 
 LOGIN_PATH = "/api/chatgpt/user/login"
@@ -149,6 +150,23 @@ def login_request(
     body = _json({"fingerprint": check_fingerprint(fingerprint), "platform": "fingerprint"})
     headers = _base_headers(now, user_agent, origin, extra_headers)
     return Request("login", "POST", LOGIN_PATH, tuple(headers), body)
+
+
+def text_request_fields(body: bytes) -> tuple[str, str] | None:
+    """``(prompt, model)`` of a text request's body, as :func:`text_request`
+    writes it (``model`` is ``""`` when absent); None if it is not one.
+
+    Replay asks it which chat a recorded request was, so that what a text
+    request's JSON means stays here, beside the code that writes it.
+    """
+    try:
+        fields = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(fields, dict) or not isinstance(fields.get("content"), str):
+        return None
+    model = fields.get("model")
+    return fields["content"], model if isinstance(model, str) else ""
 
 
 def text_request(

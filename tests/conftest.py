@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import gptalk_proto as g
-from gptalk_transports._refserver import serve_in_thread
+from gptalk_transports._server.refserver import serve_in_thread
 
 from . import clients
 

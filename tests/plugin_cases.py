@@ -13,7 +13,7 @@ import pytest
 
 import gptalk_proto as g
 from gptalk_transports._cassettes import load_cassette
-from gptalk_transports._cli_cassette import verify_cassette
+from gptalk_transports._cli.cassette import verify_cassette
 
 CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
 #: Nothing listens here: a run given this URL proves it needed no server.

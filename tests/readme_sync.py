@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import gptalk_proto as g
 from gptalk_transports._cli import build_parser
-from gptalk_transports._cli_exits import COMMAND_EXITS, EPILOG, EXIT_CODES
+from gptalk_transports._cli.exits import COMMAND_EXITS, EPILOG, EXIT_CODES
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 import gptalk_proto as g
-from gptalk_transports._cassettes import AsyncReplayConnector, load_cassette
-from gptalk_transports._connector import RequestOptions
-from gptalk_transports._streams import AsyncByteStream
+from gptalk_transports._async.replay import AsyncReplayConnector
+from gptalk_transports._backends.base import AsyncByteStream
+from gptalk_transports._cassettes import load_cassette
+from gptalk_transports._handshake import RequestOptions
 
 CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
 SHIPPED = sorted(p for p in CASSETTES.glob("*.json") if p.name != "cassette.schema.json")

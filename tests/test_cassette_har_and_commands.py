@@ -17,16 +17,15 @@ import pytest
 import gptalk_proto as g
 from gptalk_proto._cassette import parse_response
 from gptalk_transports import AsyncClient, Client, Origin, ReadTimeout, RetryPolicy, Timeout
-from gptalk_transports._anyio_backend import AnyioBackend
-from gptalk_transports._cassettes import (
-    AsyncRecordingConnector,
-    Recording,
-    SyncRecordingConnector,
-    load_cassette,
-)
-from gptalk_transports._connector import AsyncConnector, SyncConnector
-from gptalk_transports._refserver import serve_in_thread
+from gptalk_transports._async.connector import AsyncConnector
+from gptalk_transports._async.recording import AsyncRecordingConnector
+from gptalk_transports._backends.anyio import AnyioBackend
+from gptalk_transports._backends.sync import BlockingBackend
+from gptalk_transports._cassettes import Recording, load_cassette
+from gptalk_transports._server.refserver import serve_in_thread
 from gptalk_transports._session import record_session, replay_session
+from gptalk_transports._sync.connector import SyncConnector
+from gptalk_transports._sync.recording import SyncRecordingConnector
 
 from . import console
 from .replay_cases import CASSETTES, SHIPPED, cassette_at, shipped
@@ -198,7 +197,9 @@ def test_an_idle_timeout_ends_a_silent_stream_blocking() -> None:
     started = time.monotonic()
     with serve_in_thread(faults=["delay=60"]) as url:
         recording = Recording(url, idle_timeout=2)
-        connector = SyncRecordingConnector(SyncConnector(Origin.parse(url)), recording)
+        connector = SyncRecordingConnector(
+            SyncConnector(BlockingBackend(), Origin.parse(url)), recording
+        )
         client = Client(url, connector=connector, retry=RetryPolicy(backoff=0.0))
         with client, pytest.raises(g.StreamInterrupted) as caught:
             client.chat("hi")
@@ -216,7 +217,9 @@ def test_the_clients_own_read_timeout_stays_its_own(blocking: bool) -> None:
         timeout = Timeout(connect=5, read=0.3)
         retry = RetryPolicy(retries=0)
         if blocking:
-            connector = SyncRecordingConnector(SyncConnector(Origin.parse(url)), recording)
+            connector = SyncRecordingConnector(
+                SyncConnector(BlockingBackend(), Origin.parse(url)), recording
+            )
             client = Client(url, connector=connector, timeout=timeout, retry=retry)
             with client, pytest.raises(ReadTimeout):
                 client.chat("hi")

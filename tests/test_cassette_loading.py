@@ -16,7 +16,7 @@ import gptalk_proto as g
 from gptalk_proto import _cassette_checks
 from gptalk_proto._har import _when
 from gptalk_transports._cassettes import CassetteFileError, load_cassette
-from gptalk_transports._cli_exits import EXIT_CODES
+from gptalk_transports._cli.exits import EXIT_CODES
 
 from .console import gptalk
 from .replay_cases import CASSETTES

@@ -18,7 +18,7 @@ from typing import IO
 import pytest
 
 import gptalk_proto as g
-from gptalk_transports._cli_exits import _CASSETTE_TOOLS, COMMAND_EXITS, EXIT_CODES
+from gptalk_transports._cli.exits import _CASSETTE_TOOLS, COMMAND_EXITS, EXIT_CODES
 
 from .console import ENV, GPTALK, TIMEOUT, gptalk
 

@@ -17,9 +17,9 @@ import pytest
 
 from gptalk_transports._cassettes import write_atomically
 from gptalk_transports._cli import main
-from gptalk_transports._cli_exits import COMMAND_EXITS, EXIT_CODES
+from gptalk_transports._cli.exits import COMMAND_EXITS, EXIT_CODES
 from gptalk_transports._load import LoadReport, run_load
-from gptalk_transports._refserver import serve_in_thread
+from gptalk_transports._server.refserver import serve_in_thread
 
 from .console import ENV, GPTALK, gptalk
 from .replay_cases import CASSETTES

@@ -12,7 +12,7 @@ import pytest
 import gptalk_proto as g
 from gptalk_transports import GPTalk, Timeout
 from gptalk_transports._config import MAX_TIMEOUT, check_timeout
-from gptalk_transports._refserver import make_service, serve_in_thread
+from gptalk_transports._server.refserver import make_service, serve_in_thread
 
 from .console import gptalk
 

@@ -15,9 +15,10 @@ import pytest
 
 import gptalk_proto as g
 from gptalk_transports import Client, Origin, ProxyError, ProxyURL, RetryPolicy
+from gptalk_transports._backends.sync import BlockingBackend
 from gptalk_transports._cli import main
-from gptalk_transports._connector import SyncConnector
 from gptalk_transports._env_proxy import environment_proxy
+from gptalk_transports._sync.connector import SyncConnector
 
 from . import clients
 from .test_proxies import PASSWORD, USER, assert_no_secrets, proxy_py, recording_proxy
@@ -214,7 +215,7 @@ def test_a_bad_value_is_named_without_its_credentials(monkeypatch: pytest.Monkey
 def test_a_given_connector_ignores_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Replay brings its own connector: a bad variable must not break it."""
     monkeypatch.setenv("HTTP_PROXY", "ftp://nonsense")
-    connector = SyncConnector(Origin.parse("http://127.0.0.1:1"))
+    connector = SyncConnector(BlockingBackend(), Origin.parse("http://127.0.0.1:1"))
     with Client("http://127.0.0.1:1", connector=connector) as client:
         assert client.proxy is None
     with pytest.raises(g.LocalProtocolError, match="HTTP_PROXY"):

@@ -11,13 +11,9 @@ import pytest
 import gptalk_proto as g
 from gptalk_transports import Client, RetryPolicy
 from gptalk_transports._cassettes import load_cassette
-from gptalk_transports._episodes import (
-    EpisodeReplayer,
-    Matching,
-    SyncEpisodeReplayConnector,
-    split_episodes,
-)
+from gptalk_transports._episodes import EpisodeReplayer, Matching, split_episodes
 from gptalk_transports._session import recorded_clock
+from gptalk_transports._sync.episodes import SyncEpisodeReplayConnector
 
 from .plugin_cases import CASSETTES
 

@@ -22,7 +22,7 @@ from gptalk_transports import (
     RetryPolicy,
     Timeout,
 )
-from gptalk_transports._refserver import make_service, serve_in_thread
+from gptalk_transports._server.refserver import make_service, serve_in_thread
 
 from . import clients
 

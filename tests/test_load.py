@@ -17,10 +17,10 @@ import anyio
 import pytest
 
 import gptalk_proto as g
-from gptalk_transports import _cli
+from gptalk_transports._cli import load as _cli
 from gptalk_transports._cli import main
 from gptalk_transports._load import DEFAULT_DURATION, LoadReport, check_loopback, run_load
-from gptalk_transports._refserver import serve_in_background, serve_in_thread
+from gptalk_transports._server.refserver import serve_in_background, serve_in_thread
 
 from .clients import ASYNC_KINDS
 

@@ -22,7 +22,7 @@ import pytest
 import gptalk_proto as g
 from gptalk_transports import ConnectError, ProxyError, ProxyURL, RetryPolicy
 from gptalk_transports._handshake import Handshake, http_connect, socks5_connect
-from gptalk_transports._refserver import serve_in_thread
+from gptalk_transports._server.refserver import serve_in_thread
 
 from . import clients
 

@@ -7,7 +7,7 @@ import pytest
 
 import gptalk_proto as g
 from gptalk_transports._cassettes import load_cassette
-from gptalk_transports._plugin_settings import (
+from gptalk_transports._plugin.settings import (
     SETTINGS,
     Settings,
     cassette_name_problem,

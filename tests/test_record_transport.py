@@ -21,8 +21,8 @@ import pytest
 import gptalk_proto as g
 from gptalk_proto._recorder import origin_form
 from gptalk_transports._cassettes import load_cassette, save_cassette
-from gptalk_transports._cli import EXIT_CODES
-from gptalk_transports._cli_cassette import verify_cassette
+from gptalk_transports._cli.cassette import verify_cassette
+from gptalk_transports._cli.exits import EXIT_CODES
 from gptalk_transports._session import record_session, replay_session
 
 from .console import gptalk

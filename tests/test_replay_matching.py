@@ -9,8 +9,9 @@ import pytest
 
 import gptalk_proto as g
 from gptalk_transports import AsyncClient, Client, RetryPolicy
-from gptalk_transports._cassettes import AsyncReplayConnector, SyncReplayConnector
+from gptalk_transports._async.replay import AsyncReplayConnector
 from gptalk_transports._session import recorded_clock, text_steps
+from gptalk_transports._sync.replay import SyncReplayConnector
 
 from .replay_cases import (
     CASSETTES,

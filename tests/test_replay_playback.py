@@ -16,12 +16,10 @@ from hypothesis import strategies as st
 
 import gptalk_proto as g
 from gptalk_transports import AsyncClient, Client, RetryPolicy, Timeout
-from gptalk_transports._cassettes import (
-    AsyncReplayConnector,
-    ReplayTiming,
-    SyncReplayConnector,
-)
+from gptalk_transports._async.replay import AsyncReplayConnector
+from gptalk_transports._cassettes import ReplayTiming
 from gptalk_transports._session import next_chat, recorded_clock, replay_session, text_steps
+from gptalk_transports._sync.replay import SyncReplayConnector
 
 from .clients import open_fds
 from .replay_cases import (

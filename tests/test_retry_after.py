@@ -23,9 +23,10 @@ import pytest
 
 import gptalk_proto as g
 from gptalk_transports import AsyncClient, Client, RetryPolicy, Timeout
-from gptalk_transports._async_client import make_async_backend
+from gptalk_transports._backends.auto import make_async_backend
+from gptalk_transports._backends.base import AsyncBackend
+from gptalk_transports._backends.sync import BlockingBackend
 from gptalk_transports._retry import MAX_RETRY_AFTER, RetryState, retry_after_seconds
-from gptalk_transports._streams import AsyncBackend
 
 from . import clients
 from .hostile_peer import chunked, hostile_peer
@@ -157,7 +158,12 @@ def busy_peer(answers: Sequence[bytes]) -> Iterator[tuple[str, list[int]]]:
 def recorded_sleeps(kind: str, delays: list[float]) -> dict[str, Any]:
     """Client arguments whose waits between attempts only record the delay."""
     if kind == "blocking":
-        return {"sleep": delays.append}
+
+        class RecordedBlocking(BlockingBackend):
+            def sleep(self, seconds: float) -> None:
+                delays.append(seconds)
+
+        return {"backend": RecordedBlocking()}
     backend = make_async_backend(clients.ASYNC_KINDS[kind][0])
 
     class Recorded(type(backend)):  # type: ignore[misc]
@@ -243,4 +249,7 @@ def test_a_long_value_is_dropped_by_the_core() -> None:
 
 def test_the_blocking_client_sleeps_for_real_by_default() -> None:
     with Client("http://127.0.0.1:1") as client:
-        assert client.sleep is time.sleep
+        assert type(client.backend) is BlockingBackend
+    slept = time.monotonic()
+    BlockingBackend().sleep(0.01)
+    assert time.monotonic() - slept >= 0.01

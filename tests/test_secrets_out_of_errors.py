@@ -15,14 +15,14 @@ import gptalk_proto as g
 from gptalk_proto._scrub import scrub_error, scrub_text
 from gptalk_proto.testing import play_responses
 from gptalk_transports import AsyncClient, Client, Origin, ProxyError, RetryPolicy
-from gptalk_transports._anyio_backend import AnyioBackend
-from gptalk_transports._cassettes import (
-    AsyncRecordingConnector,
-    Recording,
-    SyncRecordingConnector,
-)
-from gptalk_transports._connector import AsyncConnector, SyncConnector
-from gptalk_transports._refserver import serve_in_background, serve_in_thread
+from gptalk_transports._async.connector import AsyncConnector
+from gptalk_transports._async.recording import AsyncRecordingConnector
+from gptalk_transports._backends.anyio import AnyioBackend
+from gptalk_transports._backends.sync import BlockingBackend
+from gptalk_transports._cassettes import Recording
+from gptalk_transports._server.refserver import serve_in_background, serve_in_thread
+from gptalk_transports._sync.connector import SyncConnector
+from gptalk_transports._sync.recording import SyncRecordingConnector
 
 from . import clients
 from .client_hostile_cases import ECHOES, NO_RETRY, NOW, echo_proxy_credentials, login, shown, text
@@ -84,7 +84,9 @@ def _faulted_blocking(faults: tuple[str, ...]) -> tuple[g.Cassette, list[str], l
     errors: list[Any] = []
     with serve_in_thread(faults=faults) as url:
         recording = Recording(url)
-        connector = SyncRecordingConnector(SyncConnector(Origin.parse(url)), recording)
+        connector = SyncRecordingConnector(
+            SyncConnector(BlockingBackend(), Origin.parse(url)), recording
+        )
         with Client(url, connector=connector, retry=RetryPolicy(backoff=0.0)) as client:
             for prompt in ("First prompt", "Second prompt"):
                 try:

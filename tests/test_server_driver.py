@@ -29,11 +29,11 @@ from gptalk_transports import (
     AsyncClient,
     Client,
     ServerStats,
-    _server_driver,
     serve_in_background,
     serve_in_thread,
 )
-from gptalk_transports._refserver import LOGGER_NAME
+from gptalk_transports._server import driver as _server_driver
+from gptalk_transports._server.refserver import LOGGER_NAME
 
 from .replay_cases import anyio_backend  # noqa: F401 (a fixture: asyncio and trio)
 

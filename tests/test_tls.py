@@ -18,7 +18,7 @@ from gptalk_transports import (
     TLSError,
     TLSVerificationError,
 )
-from gptalk_transports._refserver import serve_in_thread
+from gptalk_transports._server.refserver import serve_in_thread
 
 from . import clients
 

@@ -7,7 +7,7 @@ import pytest
 
 import gptalk_proto as g
 from gptalk_transports import AsyncClient, Client, GPTalk
-from gptalk_transports._refserver import make_service, serve_in_thread
+from gptalk_transports._server.refserver import make_service, serve_in_thread
 
 from . import clients
 

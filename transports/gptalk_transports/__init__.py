@@ -6,17 +6,10 @@ replay (cassettes, sessions, the pytest plugin), a bounded load runner and the
 ``gptalk`` command.
 """
 
-from ._async_client import AsyncChatStream, AsyncClient
-from ._cassettes import (
-    AsyncRecordingConnector,
-    AsyncReplayConnector,
-    Recording,
-    ReplayTiming,
-    SyncRecordingConnector,
-    SyncReplayConnector,
-    load_cassette,
-    save_cassette,
-)
+from ._async.client import AsyncChatStream, AsyncClient
+from ._async.recording import AsyncRecordingConnector
+from ._async.replay import AsyncReplayConnector
+from ._cassettes import Recording, ReplayTiming, load_cassette, save_cassette
 from ._config import DEFAULT_URL, Origin, ProxyURL, Timeout, make_ssl_context
 from ._exceptions import (
     ConnectError,
@@ -35,11 +28,19 @@ from ._exceptions import (
 )
 from ._g4f import GPTalk
 from ._load import LoadReport, run_load
-from ._refserver import ServerStats, make_service, serve, serve_in_background, serve_in_thread
 from ._retry import RetryPolicy
 from ._schema import cassette_schema
+from ._server.refserver import (
+    ServerStats,
+    make_service,
+    serve,
+    serve_in_background,
+    serve_in_thread,
+)
 from ._session import ChatResult, record_session, replay_session
-from ._sync_client import ChatStream, Client
+from ._sync.client import ChatStream, Client
+from ._sync.recording import SyncRecordingConnector
+from ._sync.replay import SyncReplayConnector
 
 __all__ = [
     "DEFAULT_URL",

@@ -1,4 +1,8 @@
-"""Record and replay transports: connectors that tee, and connectors that play.
+"""Record and replay: cassette files, the recording's state, replay timing.
+
+The connectors that tee and play are in ``_async/recording.py`` and
+``_async/replay.py`` (and their generated blocking twins); what they share,
+and need no IO for, is here:
 
 * Recording wraps any connector.  Every byte the client writes or reads goes
   through a :class:`~gptalk_proto.Recorder` as it passes, so a recorded chat
@@ -18,12 +22,9 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Protocol
-
-import anyio
 
 from gptalk_proto import (
     EOF,
@@ -33,21 +34,14 @@ from gptalk_proto import (
     RecordedChunk,
     Recorder,
     ReplayConnection,
-    Replayer,
 )
 
 from ._config import Origin
-from ._connector import AsyncConnectorProtocol, RequestOptions, SyncConnectorProtocol
-from ._streams import AsyncByteStream, SyncByteStream
 
 __all__ = [
-    "AsyncRecordingConnector",
-    "AsyncReplayConnector",
     "CassetteFileError",
     "Recording",
     "ReplayTiming",
-    "SyncRecordingConnector",
-    "SyncReplayConnector",
     "load_cassette",
     "save_cassette",
     "write_atomically",
@@ -160,137 +154,7 @@ class Recording:
         return self.recorder.cassette(recorded_at=self.recorded_at, redact=redact, secrets=secrets)
 
 
-class _AsyncRecordingStream:
-    def __init__(self, inner: AsyncByteStream, recording: Recording, number: int) -> None:
-        self._inner = inner
-        self._recording = recording
-        self._number = number
-        self._ended = False
-
-    async def send_all(self, data: bytes, timeout: float | None) -> None:
-        self._recording.recorder.sent(self._number, data, self._recording.t())
-        await self._inner.send_all(data, timeout)
-
-    async def receive_some(self, max_bytes: int, timeout: float | None) -> bytes:
-        recording = self._recording
-        if self._ended:
-            return b""
-        try:
-            data = await self._inner.receive_some(max_bytes, recording.read_limit(timeout))
-        except TimeoutError:
-            if not recording.idle_ended(timeout):
-                raise  # the client's own read timeout
-            return await self._stop()
-        keep, stop = recording.received(self._number, data)
-        if stop:
-            await self._stop()
-        return data[:keep]
-
-    async def _stop(self) -> bytes:
-        self._ended = True
-        self._recording.recorder.stopped(self._number)
-        await self._inner.aclose()
-        return b""
-
-    async def start_tls(
-        self, context: object, server_hostname: str, timeout: float | None
-    ) -> AsyncByteStream:
-        raise CassetteError("recording wraps connections that are already set up")
-
-    def is_readable(self) -> bool:
-        return self._ended or self._inner.is_readable()
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-class AsyncRecordingConnector:
-    """Wraps a connector; every connection it opens is recorded."""
-
-    def __init__(self, inner: AsyncConnectorProtocol, recording: Recording) -> None:
-        self.inner = inner
-        self.recording = recording
-
-    @property
-    def request_options(self) -> RequestOptions:
-        return self.inner.request_options
-
-    async def connect(self, timeout: float | None) -> AsyncByteStream:
-        stream = await self.inner.connect(timeout)
-        number = self.recording.recorder.open_connection()
-        return _AsyncRecordingStream(stream, self.recording, number)
-
-
-class _SyncRecordingStream:
-    def __init__(self, inner: SyncByteStream, recording: Recording, number: int) -> None:
-        self._inner = inner
-        self._recording = recording
-        self._number = number
-        self._ended = False
-
-    def send_all(self, data: bytes, timeout: float | None) -> None:
-        self._recording.recorder.sent(self._number, data, self._recording.t())
-        self._inner.send_all(data, timeout)
-
-    def receive_some(self, max_bytes: int, timeout: float | None) -> bytes:
-        recording = self._recording
-        if self._ended:
-            return b""
-        try:
-            data = self._inner.receive_some(max_bytes, recording.read_limit(timeout))
-        except TimeoutError:
-            if not recording.idle_ended(timeout):
-                raise  # the client's own read timeout
-            return self._stop()
-        keep, stop = recording.received(self._number, data)
-        if stop:
-            self._stop()
-        return data[:keep]
-
-    def _stop(self) -> bytes:
-        self._ended = True
-        self._recording.recorder.stopped(self._number)
-        self._inner.close()
-        return b""
-
-    def start_tls(
-        self, context: object, server_hostname: str, timeout: float | None
-    ) -> SyncByteStream:
-        raise CassetteError("recording wraps connections that are already set up")
-
-    def is_readable(self) -> bool:
-        return self._ended or self._inner.is_readable()
-
-    def close(self) -> None:
-        self._inner.close()
-
-
-class SyncRecordingConnector:
-    """The blocking twin of :class:`AsyncRecordingConnector`."""
-
-    def __init__(self, inner: SyncConnectorProtocol, recording: Recording) -> None:
-        self.inner = inner
-        self.recording = recording
-
-    @property
-    def request_options(self) -> RequestOptions:
-        return self.inner.request_options
-
-    def connect(self, timeout: float | None) -> SyncByteStream:
-        stream = self.inner.connect(timeout)
-        number = self.recording.recorder.open_connection()
-        return _SyncRecordingStream(stream, self.recording, number)
-
-
 # -- replay --------------------------------------------------------------------------
-
-
-class ReplayClock(Protocol):
-    """Where replay time comes from (a fake one makes timing tests instant)."""
-
-    def now(self) -> float: ...
-
-    def sleep(self, seconds: float) -> Awaitable[None] | None: ...
 
 
 class ReplayTiming:
@@ -387,150 +251,3 @@ class _ReplayState:
             self.pieces.appendleft(piece[max_bytes:])
             piece = piece[:max_bytes]
         return piece
-
-
-class _AnyioClock:
-    def now(self) -> float:
-        return anyio.current_time()
-
-    async def sleep(self, seconds: float) -> None:
-        await anyio.sleep(seconds)
-
-
-class _AsyncReplayStream:
-    def __init__(self, state: _ReplayState, clock: ReplayClock) -> None:
-        self._state = state
-        self._clock = clock
-        self._eof = False
-
-    async def send_all(self, data: bytes, timeout: float | None) -> None:
-        # Instant replay needs no clock at all.
-        self._state.sent(data, 0.0 if self._state.timing.speed is None else self._clock.now())
-
-    async def receive_some(self, max_bytes: int, timeout: float | None) -> bytes:
-        if self._eof:
-            return b""
-        due, data = self._state.next(max_bytes)
-        wait = due - self._clock.now() if due else 0.0
-        if wait > 0:
-            # A recorded gap longer than the client's read timeout times out,
-            # as it would have live.
-            await self._clock.sleep(wait if timeout is None else min(wait, timeout))  # type: ignore[misc]
-            if timeout is not None and wait > timeout:
-                raise TimeoutError
-        if data is None:
-            self._eof = True
-            return b""
-        return data
-
-    async def start_tls(
-        self, context: object, server_hostname: str, timeout: float | None
-    ) -> AsyncByteStream:
-        raise CassetteError("replayed connections carry no TLS")
-
-    def is_readable(self) -> bool:
-        return self._eof or self._state.connection.at_eof
-
-    async def aclose(self) -> None:
-        self._eof = True
-
-
-class _ReplayConnector:
-    """What the two replay connectors share: the replayer, timing, cutting."""
-
-    #: The clock when none is given: the event loop's, or the system's.
-    _default_clock: Callable[[], ReplayClock]
-
-    def __init__(
-        self,
-        cassette: Cassette,
-        *,
-        timing: ReplayTiming | None = None,
-        rechunk: str | int = "recorded",
-        clock: ReplayClock | None = None,
-    ) -> None:
-        self.replayer = Replayer(cassette)
-        self.timing = timing or ReplayTiming()
-        self._cut = _cutter(rechunk)
-        self.clock: ReplayClock = clock or self._default_clock()
-        self._options = RequestOptions(Origin.parse(cassette.origin).host_header)
-
-    @property
-    def request_options(self) -> RequestOptions:
-        return self._options
-
-    def _state(self) -> _ReplayState:
-        # One connection's worth of replay: the server side of the next steps.
-        return _ReplayState(self.replayer.connection(), self.timing, self._cut)
-
-    def assert_played(self) -> None:
-        """Fail if any recorded step was never reached."""
-        self.replayer.assert_played()
-
-
-class AsyncReplayConnector(_ReplayConnector):
-    """Serves an AsyncClient from a cassette, offline.
-
-    Args:
-        cassette: what to play.
-        timing: when chunks arrive (default: at once).
-        rechunk: ``"recorded"``, ``"bytes"`` or an int seed for random pieces.
-        clock: replaces the event loop's clock and sleep.
-    """
-
-    _default_clock = _AnyioClock
-
-    async def connect(self, timeout: float | None) -> AsyncByteStream:
-        return _AsyncReplayStream(self._state(), self.clock)
-
-
-class _SystemClock:
-    def now(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
-
-
-class _SyncReplayStream:
-    def __init__(self, state: _ReplayState, clock: ReplayClock) -> None:
-        self._state = state
-        self._clock = clock
-        self._eof = False
-
-    def send_all(self, data: bytes, timeout: float | None) -> None:
-        self._state.sent(data, 0.0 if self._state.timing.speed is None else self._clock.now())
-
-    def receive_some(self, max_bytes: int, timeout: float | None) -> bytes:
-        if self._eof:
-            return b""
-        due, data = self._state.next(max_bytes)
-        wait = due - self._clock.now() if due else 0.0
-        if wait > 0:
-            self._clock.sleep(wait if timeout is None else min(wait, timeout))
-            if timeout is not None and wait > timeout:
-                raise TimeoutError
-        if data is None:
-            self._eof = True
-            return b""
-        return data
-
-    def start_tls(
-        self, context: object, server_hostname: str, timeout: float | None
-    ) -> SyncByteStream:
-        raise CassetteError("replayed connections carry no TLS")
-
-    def is_readable(self) -> bool:
-        return self._eof or self._state.connection.at_eof
-
-    def close(self) -> None:
-        self._eof = True
-
-
-class SyncReplayConnector(_ReplayConnector):
-    """The blocking twin of :class:`AsyncReplayConnector`."""
-
-    _default_clock = _SystemClock
-
-    def connect(self, timeout: float | None) -> SyncByteStream:
-        return _SyncReplayStream(self._state(), self.clock)

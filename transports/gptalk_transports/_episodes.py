@@ -1,5 +1,8 @@
 """Episodes: a cassette replayed in any subset of its chats, and ``new_episodes``.
 
+This is the sans-IO half; the connectors are in ``_async/episodes.py`` and
+its generated twin.
+
 A cassette is cut into *episodes*, the units a test may use or leave:
 
 * a login is an episode of its own (the chats after it use its token);
@@ -32,11 +35,8 @@ sends again when it replays them.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-
-import anyio
 
 from gptalk_proto import (
     Cassette,
@@ -46,28 +46,9 @@ from gptalk_proto import (
     Replayer,
 )
 
-from ._cassettes import (
-    AsyncRecordingConnector,
-    AsyncReplayConnector,
-    Recording,
-    ReplayTiming,
-    SyncRecordingConnector,
-    SyncReplayConnector,
-    _cutter,
-    _ReplayState,
-)
-from ._connector import AsyncConnectorProtocol, RequestOptions, SyncConnectorProtocol
-from ._streams import AsyncByteStream, SyncByteStream
+from ._cassettes import ReplayTiming, _cutter, _ReplayState
 
-__all__ = [
-    "AsyncEpisodeConnector",
-    "AsyncEpisodeReplayConnector",
-    "EpisodeReplayer",
-    "Matching",
-    "SyncEpisodeConnector",
-    "SyncEpisodeReplayConnector",
-    "split_episodes",
-]
+__all__ = ["MAX_PENDING_REQUEST", "EpisodeReplayer", "Matching", "split_episodes"]
 
 #: Cap on the bytes of one request held while it is matched against the
 #: cassette (``new_episodes`` sends them live if it does not match): the
@@ -218,26 +199,6 @@ class EpisodeReplayer(Replayer):
         raise best
 
 
-class AsyncEpisodeReplayConnector(AsyncReplayConnector):
-    """An :class:`AsyncReplayConnector` that plays episodes in any subset."""
-
-    replayer: EpisodeReplayer
-
-    def __init__(self, cassette: Cassette, matching: Matching | None = None) -> None:
-        super().__init__(cassette)
-        self.replayer = EpisodeReplayer(cassette, matching)
-
-
-class SyncEpisodeReplayConnector(SyncReplayConnector):
-    """The blocking twin of :class:`AsyncEpisodeReplayConnector`."""
-
-    replayer: EpisodeReplayer
-
-    def __init__(self, cassette: Cassette, matching: Matching | None = None) -> None:
-        super().__init__(cassette)
-        self.replayer = EpisodeReplayer(cassette, matching)
-
-
 # -- new_episodes ---------------------------------------------------------------------
 
 
@@ -286,141 +247,3 @@ class _Pending:
         if state.connection.current is not before:
             self.data = b""
         return True
-
-
-class _AsyncEpisodeStream:
-    def __init__(self, connector: AsyncEpisodeConnector, timeout: float | None) -> None:
-        self._connector = connector
-        self._timeout = timeout
-        self._state: _ReplayState | None = connector.episodes.state()
-        self._pending = _Pending()
-        self._live: AsyncByteStream | None = None
-
-    async def send_all(self, data: bytes, timeout: float | None) -> None:
-        if self._state is not None:
-            if self._pending.sent(self._state, data, anyio.current_time()):
-                return
-            self._state = None
-            self._live = await self._connector.live.connect(self._timeout)
-            data = self._pending.data
-        assert self._live is not None
-        await self._live.send_all(data, timeout)
-
-    async def receive_some(self, max_bytes: int, timeout: float | None) -> bytes:
-        if self._state is not None:
-            _, data = self._state.next(max_bytes)
-            return b"" if data is None else data
-        assert self._live is not None
-        return await self._live.receive_some(max_bytes, timeout)
-
-    async def start_tls(
-        self, context: object, server_hostname: str, timeout: float | None
-    ) -> AsyncByteStream:
-        raise CassetteError("episode connections carry no TLS of their own")
-
-    def is_readable(self) -> bool:
-        if self._live is not None:
-            return self._live.is_readable()
-        return self._state is not None and self._state.connection.at_eof
-
-    async def aclose(self) -> None:
-        if self._live is not None:
-            await self._live.aclose()
-
-
-class AsyncEpisodeConnector:
-    """Replays ``existing``'s episodes while they match, else records through
-    ``live``; :meth:`cassette` keeps every recorded episode."""
-
-    def __init__(
-        self,
-        existing: Cassette,
-        live: AsyncConnectorProtocol,
-        recording: Recording,
-        matching: Matching | None = None,
-    ) -> None:
-        self.episodes = _Episodes(existing, matching)
-        self.replayer = self.episodes.replayer
-        self.live = AsyncRecordingConnector(live, recording)
-        self.recording = recording
-
-    @property
-    def request_options(self) -> RequestOptions:
-        return self.live.request_options
-
-    async def connect(self, timeout: float | None) -> AsyncByteStream:
-        if self.episodes.replaying():
-            return _AsyncEpisodeStream(self, timeout)
-        return await self.live.connect(timeout)
-
-    def cassette(self) -> Cassette:
-        """The recorded cassette, then the new steps (not yet redacted)."""
-        return self.episodes.cassette(self.recording.cassette(redact=False))
-
-
-class _SyncEpisodeStream:
-    def __init__(self, connector: SyncEpisodeConnector, timeout: float | None) -> None:
-        self._connector = connector
-        self._timeout = timeout
-        self._state: _ReplayState | None = connector.episodes.state()
-        self._pending = _Pending()
-        self._live: SyncByteStream | None = None
-
-    def send_all(self, data: bytes, timeout: float | None) -> None:
-        if self._state is not None:
-            if self._pending.sent(self._state, data, time.monotonic()):
-                return
-            self._state = None
-            self._live = self._connector.live.connect(self._timeout)
-            data = self._pending.data
-        assert self._live is not None
-        self._live.send_all(data, timeout)
-
-    def receive_some(self, max_bytes: int, timeout: float | None) -> bytes:
-        if self._state is not None:
-            _, data = self._state.next(max_bytes)
-            return b"" if data is None else data
-        assert self._live is not None
-        return self._live.receive_some(max_bytes, timeout)
-
-    def start_tls(
-        self, context: object, server_hostname: str, timeout: float | None
-    ) -> SyncByteStream:
-        raise CassetteError("episode connections carry no TLS of their own")
-
-    def is_readable(self) -> bool:
-        if self._live is not None:
-            return self._live.is_readable()
-        return self._state is not None and self._state.connection.at_eof
-
-    def close(self) -> None:
-        if self._live is not None:
-            self._live.close()
-
-
-class SyncEpisodeConnector:
-    """The blocking twin of :class:`AsyncEpisodeConnector`."""
-
-    def __init__(
-        self,
-        existing: Cassette,
-        live: SyncConnectorProtocol,
-        recording: Recording,
-        matching: Matching | None = None,
-    ) -> None:
-        self.episodes = _Episodes(existing, matching)
-        self.replayer = self.episodes.replayer
-        self.live = SyncRecordingConnector(live, recording)
-        self.recording = recording
-
-    @property
-    def request_options(self) -> RequestOptions:
-        return self.live.request_options
-
-    def connect(self, timeout: float | None) -> SyncByteStream:
-        if self.episodes.replaying():
-            return _SyncEpisodeStream(self, timeout)
-        return self.live.connect(timeout)
-
-    def cassette(self) -> Cassette:
-        return self.episodes.cassette(self.recording.cassette(redact=False))

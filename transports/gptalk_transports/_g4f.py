@@ -27,7 +27,7 @@ import trio
 
 from gptalk_proto import DEFAULT_MODEL, Credentials, LocalProtocolError
 
-from ._async_client import AsyncClient
+from ._async.client import AsyncClient
 from ._config import DEFAULT_URL, Timeout
 from ._progress import Messages
 

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import ssl
+import time
 from collections.abc import Generator
+from typing import NamedTuple
 
 import h11
 from socksio import socks5
@@ -24,10 +27,19 @@ from socksio.exceptions import ProtocolError as SOCKSProtocolError
 
 from gptalk_proto import excerpt
 
-from ._config import ProxyURL
-from ._exceptions import ProxyError
+from ._config import Origin, ProxyURL
+from ._exceptions import ConnectError, ProxyError, TransportError
 
-__all__ = ["Handshake", "http_connect", "proxy_authorization", "socks5_connect"]
+__all__ = [
+    "HANDSHAKE_READ",
+    "ConnectBudget",
+    "ConnectPlan",
+    "Handshake",
+    "RequestOptions",
+    "http_connect",
+    "proxy_authorization",
+    "socks5_connect",
+]
 
 Handshake = Generator[bytes | None, bytes, bytes]
 
@@ -162,3 +174,96 @@ def socks5_connect(proxy: ProxyURL, host: str, port: int) -> Handshake:
         raise ProxyError(f"the proxy {proxy} sent a malformed SOCKS5 reply") from None
     leftover, buffer = buffer, b""
     return leftover
+
+
+#: Bytes read at a time during a proxy handshake (replies are tiny).
+HANDSHAKE_READ = 4096
+
+
+class RequestOptions(NamedTuple):
+    """How ClientConnection frames requests on this connector's streams."""
+
+    host: str
+    #: Before every target: the service's base path, or for a plain-HTTP
+    #: service behind an HTTP proxy, the absolute-form's scheme and authority too.
+    target_prefix: str = ""
+    proxy_headers: tuple[tuple[str, str], ...] = ()
+
+    def __repr__(self) -> str:
+        # The proxy headers carry credentials: named, never shown.
+        hidden = tuple((name, "<redacted>") for name, _ in self.proxy_headers)
+        return (
+            f"RequestOptions(host={self.host!r}, target_prefix={self.target_prefix!r}, "
+            f"proxy_headers={hidden!r})"
+        )
+
+
+class ConnectPlan:
+    """What connecting to ``origin`` through ``proxy`` takes: the sans-IO half of a
+    connector, shared by the async and blocking ones."""
+
+    def __init__(
+        self, origin: Origin, proxy: ProxyURL | None, ssl_context: ssl.SSLContext | None
+    ) -> None:
+        if origin.tls and ssl_context is None:
+            raise ValueError("an https origin needs an SSL context")
+        self.origin = origin
+        self.proxy = proxy
+        self.ssl_context = ssl_context
+        if proxy is None:
+            self.tcp = (origin.host, origin.port)
+        else:
+            self.tcp = (proxy.host, proxy.port)
+        tunnel = proxy is not None and (proxy.scheme != "http" or origin.tls)
+        self.tunnel = tunnel
+        if proxy is not None and not tunnel:
+            # A plain-HTTP service behind an HTTP proxy: no tunnel, requests in
+            # absolute-form (RFC 9112 section 3.2.2) with the proxy's credentials.
+            self.options = RequestOptions(
+                origin.host_header,
+                f"http://{origin.host_header}{origin.path}",
+                tuple(proxy_authorization(proxy)),
+            )
+        else:
+            # Origin-form under the service's base path, if it has one.
+            self.options = RequestOptions(origin.host_header, origin.path)
+
+    def handshake(self, resolved_host: str) -> Handshake:
+        assert self.proxy is not None
+        if self.proxy.scheme == "http":
+            return http_connect(self.proxy, self.origin.host, self.origin.port)
+        return socks5_connect(self.proxy, resolved_host, self.origin.port)
+
+    def connect_error(self, exc: TransportError) -> TransportError:
+        # A failure to reach the proxy is the proxy's failure; say so, by host
+        # and port only (its credentials stay out of the message).
+        if self.proxy is not None and isinstance(exc, ConnectError):
+            return ProxyError(f"cannot reach the proxy {self.proxy}: {exc}")
+        return exc
+
+    def leftover(self, data: bytes) -> None:
+        """The bytes a proxy sent after its handshake reply: there must be none."""
+        if data:
+            raise ProxyError(f"the proxy {self.proxy} sent data before the tunnel was used")
+
+
+class ConnectBudget:
+    """What is left of a connect timeout, for each step of the setup.
+
+    The async side also bounds the whole setup with one ``fail_after`` scope;
+    a blocking call cannot be interrupted, so there each step takes its share.
+    """
+
+    __slots__ = ("_deadline",)
+
+    def __init__(self, timeout: float | None) -> None:
+        self._deadline = None if timeout is None else time.monotonic() + timeout
+
+    def __call__(self) -> float | None:
+        """Seconds left; the builtin ``TimeoutError`` once there are none."""
+        if self._deadline is None:
+            return None
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        return remaining

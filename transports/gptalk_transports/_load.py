@@ -29,10 +29,10 @@ from gptalk_proto import (
     TextRewritten,
 )
 
-from ._async_client import AsyncClient
+from ._async.client import AsyncClient
 from ._config import Origin, Timeout
 from ._exceptions import TransportError
-from ._refserver import serve_in_background
+from ._server.refserver import serve_in_background
 
 __all__ = ["DEFAULT_DURATION", "LoadReport", "run_load"]
 

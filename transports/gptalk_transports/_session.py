@@ -25,22 +25,18 @@ from gptalk_proto import (
     GPTalkError,
     ReplyGenerator,
     default_reply,
+    text_request_fields,
 )
 
-from ._anyio_backend import AnyioBackend
-from ._async_client import AsyncClient
-from ._cassettes import (
-    AsyncRecordingConnector,
-    AsyncReplayConnector,
-    Recording,
-    ReplayClock,
-    ReplayTiming,
-)
+from ._async.client import AsyncClient
+from ._async.connector import AsyncConnector
+from ._async.recording import AsyncRecordingConnector
+from ._async.replay import AsyncReplayClock, AsyncReplayConnector
+from ._cassettes import Recording, ReplayTiming
 from ._config import Origin, Timeout, make_ssl_context
-from ._connector import AsyncConnector
 from ._env_proxy import choose_proxy
-from ._refserver import make_service, serve_in_background
 from ._retry import RetryPolicy
+from ._server.refserver import make_service, serve_in_background
 
 __all__ = ["ChatResult", "record_session", "recorded_clock", "replay_session", "text_steps"]
 
@@ -66,9 +62,10 @@ def text_steps(cassette: Cassette) -> list[tuple[int, str, str]]:
     """``(step, prompt, model)`` of every text request in the cassette."""
     steps = []
     for index, item in enumerate(cassette.interactions):
-        body = item.request.json()
-        if item.kind == "text" and isinstance(body, dict) and isinstance(body.get("content"), str):
-            steps.append((index, body["content"], str(body.get("model") or DEFAULT_MODEL)))
+        fields = text_request_fields(item.request.body) if item.kind == "text" else None
+        if fields is not None:
+            prompt, model = fields
+            steps.append((index, prompt, model or DEFAULT_MODEL))
     return steps
 
 
@@ -114,7 +111,7 @@ async def replay_session(
     backend: str = "anyio",
     timing: ReplayTiming | None = None,
     rechunk: str | int = "recorded",
-    clock: ReplayClock | None = None,
+    clock: AsyncReplayClock | None = None,
     on_event: EventSink | None = None,
 ) -> list[ChatResult]:
     """Replay every chat of ``cassette`` through the full client, offline.
@@ -178,10 +175,9 @@ async def record_session(
             service = make_service(faults=faults, reply=reply)
             url = await stack.enter_async_context(serve_in_background(service))
         origin = Origin.parse(url)
-        backend = AnyioBackend()
         recording = Recording(url, max_events=max_events, idle_timeout=idle_timeout)
         inner = AsyncConnector(
-            backend,
+            "anyio",
             origin,
             proxy=choose_proxy(origin, proxy, trust_env),
             ssl_context=make_ssl_context(verify) if origin.tls else None,

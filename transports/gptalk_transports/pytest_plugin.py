@@ -52,34 +52,21 @@ import pytest
 import gptalk_proto
 from gptalk_proto import Cassette, CassetteError, redact
 
-from ._anyio_backend import AnyioBackend
-from ._async_client import AsyncClient
-from ._cassettes import (
-    AsyncRecordingConnector,
-    Recording,
-    SyncRecordingConnector,
-    load_cassette,
-    save_cassette,
-)
-from ._config import Origin, make_ssl_context
-from ._connector import AsyncConnector, SyncConnector
-from ._episodes import (
-    AsyncEpisodeConnector,
-    AsyncEpisodeReplayConnector,
-    EpisodeReplayer,
-    SyncEpisodeConnector,
-    SyncEpisodeReplayConnector,
-)
-from ._plugin_settings import (
+from ._async.cassette_client import cassette_client as async_cassette_client
+from ._async.client import AsyncClient
+from ._cassettes import Recording, load_cassette, save_cassette
+from ._episodes import EpisodeReplayer
+from ._plugin.settings import (
     MODES,
     Settings,
     cassette_name_problem,
     inside,
     settings_problems,
 )
-from ._refserver import serve_in_thread
+from ._server.refserver import serve_in_thread
 from ._session import recorded_clock
-from ._sync_client import Client
+from ._sync.cassette_client import cassette_client as sync_cassette_client
+from ._sync.client import Client
 
 __all__ = ["CassetteSession", "Settings"]
 
@@ -225,50 +212,38 @@ class CassetteSession:
         self.recording = Recording(self._live_url(), max_events=self.settings.max_events)
         return self.recording
 
+    def _wired(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        # Replayed requests carry the time of the recording (token expiry).
+        if self.existing is not None and (self.replaying or self.mode == "new_episodes"):
+            kwargs.setdefault("clock", recorded_clock(self.existing))
+        return {
+            "replaying": self.replaying,
+            "new_episodes": self.mode == "new_episodes",
+            "matching": self.settings.matching,
+            "new_recording": self._new_recording,
+            **kwargs,
+        }
+
     def async_client(self, **kwargs: Any) -> AsyncClient:
         """An AsyncClient playing (or recording) this cassette."""
-        matching = self.settings.matching
-        if self.replaying:
-            assert self.existing is not None
-            replay = AsyncEpisodeReplayConnector(self.existing, matching)
-            self.replayer = replay.replayer
-            kwargs.setdefault("clock", recorded_clock(self.existing))
-            return AsyncClient(self.existing.origin, connector=replay, **kwargs)
-        recording = self._new_recording()
-        origin = Origin.parse(recording.recorder.origin)
-        backend = AnyioBackend()
-        inner = AsyncConnector(
-            backend, origin, ssl_context=make_ssl_context(True) if origin.tls else None
+        if not self.replaying:
+            # No idle connections are kept: the fixture's client needs no
+            # closing, each connection closes in the test's own event loop as
+            # its chat ends.
+            kwargs.setdefault("max_idle_connections", 0)
+        client, replayer = async_cassette_client(
+            self.existing, backend="anyio", **self._wired(kwargs)
         )
-        # No idle connections are kept: the fixture's client needs no closing,
-        # each connection closes in the test's own event loop as its chat ends.
-        kwargs.setdefault("max_idle_connections", 0)
-        if self.mode == "new_episodes" and self.existing is not None:
-            episodes = AsyncEpisodeConnector(self.existing, inner, recording, matching)
-            self.replayer = episodes.replayer
-            kwargs.setdefault("clock", recorded_clock(self.existing))
-            return AsyncClient(str(origin), connector=episodes, **kwargs)
-        connector = AsyncRecordingConnector(inner, recording)
-        return AsyncClient(str(origin), connector=connector, **kwargs)
+        self.replayer = replayer or self.replayer
+        return client
 
     def client(self, **kwargs: Any) -> Client:
         """A blocking Client playing (or recording) this cassette."""
-        matching = self.settings.matching
-        if self.replaying:
-            assert self.existing is not None
-            replay = SyncEpisodeReplayConnector(self.existing, matching)
-            self.replayer = replay.replayer
-            kwargs.setdefault("clock", recorded_clock(self.existing))
-            return Client(self.existing.origin, connector=replay, **kwargs)
-        recording = self._new_recording()
-        origin = Origin.parse(recording.recorder.origin)
-        inner = SyncConnector(origin, ssl_context=make_ssl_context(True) if origin.tls else None)
-        if self.mode == "new_episodes" and self.existing is not None:
-            episodes = SyncEpisodeConnector(self.existing, inner, recording, matching)
-            self.replayer = episodes.replayer
-            kwargs.setdefault("clock", recorded_clock(self.existing))
-            return Client(str(origin), connector=episodes, **kwargs)
-        return Client(str(origin), connector=SyncRecordingConnector(inner, recording), **kwargs)
+        client, replayer = sync_cassette_client(
+            self.existing, backend="sync", **self._wired(kwargs)
+        )
+        self.replayer = replayer or self.replayer
+        return client
 
     def _to_save(self) -> Cassette | None:
         if self.recording is None:

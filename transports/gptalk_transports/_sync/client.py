@@ -1,3 +1,4 @@
+# GENERATED from _async/client.py by `python -m tests.unasync`; do not edit.
 """Client: GPTalk chats over blocking sockets (thread-safe)."""
 
 from __future__ import annotations
@@ -5,9 +6,9 @@ from __future__ import annotations
 import random
 import secrets
 import ssl
-import threading
 import time
 from collections.abc import Callable, Generator, Mapping
+from contextlib import closing
 from types import TracebackType
 from typing import Any
 
@@ -24,12 +25,14 @@ from gptalk_proto import (
 )
 from gptalk_proto._util import check_header_name, check_header_value, check_text_value
 
-from ._config import DEFAULT_URL, Origin, Timeout, make_ssl_context
-from ._connector import SyncConnector, SyncConnectorProtocol
-from ._env_proxy import choose_proxy
-from ._progress import SKIP, Messages, Progress, RewritePolicy
-from ._retry import RetryPolicy, RetryState, translate
-from ._sync_driver import SyncPool, drive_sync
+from .._backends.base import SyncBackend, SyncLock, ThreadLock
+from .._backends.sync import make_sync_backend
+from .._config import DEFAULT_URL, Origin, Timeout, make_ssl_context
+from .._env_proxy import choose_proxy
+from .._progress import SKIP, Messages, Progress, RewritePolicy
+from .._retry import RetryPolicy, RetryState, translate
+from .connector import SyncConnector, SyncConnectorProtocol
+from .driver import SyncPool, drive
 
 __all__ = ["ChatStream", "Client"]
 
@@ -37,8 +40,9 @@ __all__ = ["ChatStream", "Client"]
 class ChatStream:
     """One chat's text deltas (or, from ``events()``, its typed events).
 
-    An iterator and a context manager: ``with`` closes the connection even
-    when the loop stops early.
+    Iterate over it, and use it as a context manager: ``with`` closes
+    the connection even when the loop stops early.  ``text`` is the reply so
+    far, ``retries`` the attempts that were made again.
     """
 
     def __init__(self, batches: Generator[list[ChatEvent], None, None], progress: Progress) -> None:
@@ -57,6 +61,7 @@ class ChatStream:
 
     @property
     def done(self) -> bool:
+        """Whether the reply is complete ([DONE] arrived)."""
         return self._progress.done
 
     def __iter__(self) -> ChatStream:
@@ -96,12 +101,38 @@ class ChatStream:
 
 
 class Client:
-    """A blocking GPTalk client; safe to share among threads.
+    """A blocking GPTalk client, safe to share among threads.
 
-    The arguments are :class:`~gptalk_transports.AsyncClient`'s, without
-    ``backend``: this one uses blocking sockets; and ``sleep`` (default
-    ``time.sleep``) waits between attempts (the async client sleeps through
-    its backend).
+    (Its blocking twin, ``Client``, is generated from this source: it is safe
+    to share among threads, and its one backend is blocking sockets.)
+
+    Args:
+        base_url: the service (default: the original's URL; the live service is
+            gone, so point it at a reference server).
+        proxy: ``http://[user:pass@]host:port``, ``socks5://...`` or ``socks5h://...``.
+            It wins over the environment's.
+        timeout: a :class:`Timeout`, a number (connect and read), or None.
+        credentials: login state to share with other clients (default: new).
+        backend: ``"auto"`` (default: native asyncio on asyncio, anyio on trio),
+            ``"asyncio"``, ``"anyio"`` (asyncio or trio) or ``"trio"`` (trio's own
+            streams), or a backend object; the blocking client's ``"auto"`` is
+            blocking sockets (its backend object also does its waits between
+            attempts).
+        verify: TLS verification: True (system trust store), a CA bundle path,
+            an ``ssl.SSLContext``, or False (warns).
+        retry: the :class:`RetryPolicy`.
+        model, user_agent, headers: what every chat sends.
+        connector: replaces how connections are made (record/replay use it).
+        max_idle_connections: kept-alive connections kept for reuse.
+        clock: the unix time (default ``time.time``): it stamps requests and
+            judges token expiry.  Replay passes the recorded time.
+        trust_env: with no ``proxy``, use the one ``HTTPS_PROXY``,
+            ``HTTP_PROXY`` or ``ALL_PROXY`` names unless ``NO_PROXY`` covers the
+            host (lower-case names too, and they win), as httpx does; False
+            ignores the environment.
+
+    Use it with ``with``; every value that goes into a header is
+    checked here, before anything is sent.
     """
 
     def __init__(
@@ -111,6 +142,7 @@ class Client:
         proxy: str | None = None,
         timeout: Timeout | float | None = Timeout(),  # noqa: B008 - immutable
         credentials: Credentials | None = None,
+        backend: str | SyncBackend = "auto",
         verify: bool | str | ssl.SSLContext = True,
         retry: RetryPolicy = RetryPolicy(),  # noqa: B008 - immutable
         model: str = DEFAULT_MODEL,
@@ -120,7 +152,6 @@ class Client:
         max_idle_connections: int = 16,
         clock: Callable[[], float] = time.time,
         trust_env: bool = True,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.origin = Origin.parse(base_url)
         # A given connector makes the connections: no proxy of the environment's
@@ -128,6 +159,7 @@ class Client:
         self.proxy = choose_proxy(self.origin, proxy, trust_env and connector is None)
         self.timeout = Timeout.coerce(timeout)
         self.credentials = credentials if credentials is not None else Credentials()
+        self.backend = make_sync_backend(backend)
         self.retry = retry
         self.model = check_text_value("model", model)
         self.user_agent = check_header_value("user_agent", user_agent)
@@ -137,17 +169,22 @@ class Client:
         )
         if connector is None:
             ssl_context = make_ssl_context(verify) if self.origin.tls else None
-            connector = SyncConnector(self.origin, proxy=self.proxy, ssl_context=ssl_context)
+            connector = SyncConnector(
+                self.backend, self.origin, proxy=self.proxy, ssl_context=ssl_context
+            )
         self.connector = connector
-        self._pool = SyncPool(connector, max_idle=max_idle_connections)
-        # Single-flight logins, and the credentials' counters, across threads.
-        self._login_lock = threading.Lock()
+        self._pool = SyncPool(connector, self.backend, max_idle=max_idle_connections)
+        # Single-flight logins (and so the credentials' counters).  The lock
+        # is made on first use, inside the event loop that will use it; the
+        # guard makes that once across threads on the blocking side.
+        self._login_lock: SyncLock | None = None
+        self._guard = ThreadLock()
         self._rng = random.Random()
         self.clock = clock
-        self.sleep = sleep
 
     @property
     def connections_opened(self) -> int:
+        """Connections opened so far (kept-alive ones are reused)."""
         return self._pool.opened
 
     def __enter__(self) -> Client:
@@ -163,7 +200,8 @@ class Client:
 
     def close(self) -> None:
         """Close the kept-alive connections."""
-        self._pool.close()
+        with self.backend.shield():
+            self._pool.close()
 
     def stream(
         self,
@@ -172,13 +210,18 @@ class Client:
         model: str | None = None,
         on_rewrite: RewritePolicy = "raise",
     ) -> ChatStream:
-        """The reply's text deltas, as they arrive (see ``AsyncClient.stream``)."""
+        """The reply's text deltas, as they arrive.
+
+        When the service rewrites text already delivered, ``on_rewrite="raise"``
+        raises :class:`~gptalk_proto.ContentRewritten`; ``"ignore"`` carries on
+        with deltas of the new text (``stream.text`` is always right).
+        """
         state = RetryState()
         progress = Progress(state, deltas=True, on_rewrite=on_rewrite)
         return ChatStream(self._run(messages, model, state), progress)
 
     def events(self, messages: Messages, *, model: str | None = None) -> ChatStream:
-        """The chat's typed events."""
+        """The chat's typed events: LoggedIn, TextDelta, TextRewritten, ChatDone."""
         state = RetryState()
         progress = Progress(state, deltas=False, on_rewrite="ignore")
         return ChatStream(self._run(messages, model, state), progress)
@@ -190,44 +233,54 @@ class Client:
                 pass
             return events.text
 
+    def _new_connection(self, messages: Messages, model: str | None) -> ClientConnection:
+        chat = Chat(
+            messages,
+            credentials=self.credentials,
+            # Entropy comes from here, not from the core.
+            fingerprint=secrets.token_hex(16),
+            model=model or self.model,
+            user_agent=self.user_agent,
+            extra_headers=self.headers,
+            base_url=str(self.origin),
+        )
+        options = self.connector.request_options
+        return ClientConnection(
+            chat,
+            host=options.host,
+            target_prefix=options.target_prefix,
+            proxy_headers=options.proxy_headers,
+        )
+
     def _run(
         self, messages: Messages, model: str | None, state: RetryState
     ) -> Generator[list[ChatEvent], None, None]:
+        backend = self.backend
         total = self.timeout.total
         deadline = None if total is None else time.monotonic() + total
+        with self._guard:
+            if self._login_lock is None:
+                self._login_lock = backend.create_lock()
         while True:
             state.attempts += 1
-            chat = Chat(
-                messages,
-                credentials=self.credentials,
-                fingerprint=secrets.token_hex(16),
-                model=model or self.model,
-                user_agent=self.user_agent,
-                extra_headers=self.headers,
-                base_url=str(self.origin),
-            )
-            options = self.connector.request_options
-            conn = ClientConnection(
-                chat,
-                host=options.host,
-                target_prefix=options.target_prefix,
-                proxy_headers=options.proxy_headers,
-            )
-            events = drive_sync(
-                conn,
-                self._pool,
-                self.timeout,
-                deadline,
-                login_lock=self._login_lock,
-                wall_clock=self.clock,
-            )
+            conn = self._new_connection(messages, model)
             try:
-                for batch in events:
-                    if not state.text_yielded:
-                        state.text_yielded = any(
-                            type(e) is TextDelta or type(e) is TextRewritten for e in batch
-                        )
-                    yield batch
+                with closing(
+                    drive(
+                        conn,
+                        self._pool,
+                        self.timeout,
+                        deadline,
+                        login_lock=self._login_lock,
+                        wall_clock=self.clock,
+                    )
+                ) as events:
+                    for batch in events:
+                        if not state.text_yielded:
+                            state.text_yielded = any(
+                                type(e) is TextDelta or type(e) is TextRewritten for e in batch
+                            )
+                        yield batch
                 return
             except GPTalkError as caught:
                 error = translate(caught, self.proxy)
@@ -239,6 +292,4 @@ class Client:
                 if deadline is not None and time.monotonic() + delay >= deadline:
                     raise
                 if delay:
-                    self.sleep(delay)
-            finally:
-                events.close()
+                    backend.sleep(delay)

@@ -19,59 +19,29 @@ from gptalk_proto import (
     ClientConnection,
     Credentials,
     GPTalkError,
-    LocalProtocolError,
     TextDelta,
     TextRewritten,
 )
 from gptalk_proto._util import check_header_name, check_header_value, check_text_value
 
-from ._anyio_backend import AnyioBackend
-from ._async_driver import AsyncPool, drive
-from ._asyncio_backend import AsyncioBackend
-from ._auto_backend import AutoBackend
-from ._config import DEFAULT_URL, Origin, Timeout, make_ssl_context
-from ._connector import AsyncConnector, AsyncConnectorProtocol
-from ._env_proxy import choose_proxy
-from ._progress import SKIP, Messages, Progress, RewritePolicy
-from ._retry import RetryPolicy, RetryState, translate
-from ._streams import AsyncBackend, AsyncLock
-from ._trio_backend import TrioBackend
+from .._backends.auto import make_async_backend
+from .._backends.base import AsyncBackend, AsyncLock, AsyncThreadLock
+from .._config import DEFAULT_URL, Origin, Timeout, make_ssl_context
+from .._env_proxy import choose_proxy
+from .._progress import SKIP, Messages, Progress, RewritePolicy
+from .._retry import RetryPolicy, RetryState, translate
+from .connector import AsyncConnector, AsyncConnectorProtocol
+from .driver import AsyncPool, drive
 
-__all__ = ["AsyncChatStream", "AsyncClient", "make_async_backend"]
-
-
-BACKENDS = ("auto", "asyncio", "anyio", "trio")
-
-
-def make_async_backend(backend: str | AsyncBackend) -> AsyncBackend:
-    """A backend by name.
-
-    * ``"auto"`` (the default): native asyncio on asyncio, anyio elsewhere;
-    * ``"asyncio"``: asyncio's own transports (the fast path on asyncio);
-    * ``"anyio"``: anyio's streams, on asyncio or trio alike;
-    * ``"trio"``: trio's own streams.
-    """
-    if backend == "auto":
-        return AutoBackend()
-    if backend == "asyncio":
-        return AsyncioBackend()
-    if backend == "anyio":
-        return AnyioBackend()
-    if backend == "trio":
-        return TrioBackend()
-    if isinstance(backend, str):
-        raise LocalProtocolError(
-            f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}"
-        )
-    return backend
+__all__ = ["AsyncChatStream", "AsyncClient"]
 
 
 class AsyncChatStream:
     """One chat's text deltas (or, from ``events()``, its typed events).
 
-    An async iterator and an async context manager: ``async with`` closes the
-    connection even when the loop stops early.  ``text`` is the reply so far,
-    ``retries`` the attempts that were made again.
+    Iterate over it, and use it as a context manager: ``async with`` closes
+    the connection even when the loop stops early.  ``text`` is the reply so
+    far, ``retries`` the attempts that were made again.
     """
 
     def __init__(self, batches: AsyncGenerator[list[ChatEvent], None], progress: Progress) -> None:
@@ -132,6 +102,9 @@ class AsyncChatStream:
 class AsyncClient:
     """A GPTalk client for asyncio and trio.
 
+    (Its blocking twin, ``Client``, is generated from this source: it is safe
+    to share among threads, and its one backend is blocking sockets.)
+
     Args:
         base_url: the service (default: the original's URL; the live service is
             gone, so point it at a reference server).
@@ -141,7 +114,9 @@ class AsyncClient:
         credentials: login state to share with other clients (default: new).
         backend: ``"auto"`` (default: native asyncio on asyncio, anyio on trio),
             ``"asyncio"``, ``"anyio"`` (asyncio or trio) or ``"trio"`` (trio's own
-            streams), or a backend object.
+            streams), or a backend object; the blocking client's ``"auto"`` is
+            blocking sockets (its backend object also does its waits between
+            attempts).
         verify: TLS verification: True (system trust store), a CA bundle path,
             an ``ssl.SSLContext``, or False (warns).
         retry: the :class:`RetryPolicy`.
@@ -198,7 +173,11 @@ class AsyncClient:
             )
         self.connector = connector
         self._pool = AsyncPool(connector, self.backend, max_idle=max_idle_connections)
+        # Single-flight logins (and so the credentials' counters).  The lock
+        # is made on first use, inside the event loop that will use it; the
+        # guard makes that once across threads on the blocking side.
         self._login_lock: AsyncLock | None = None
+        self._guard = AsyncThreadLock()
         self._rng = random.Random()
         self.clock = clock
 
@@ -278,8 +257,9 @@ class AsyncClient:
         backend = self.backend
         total = self.timeout.total
         deadline = None if total is None else time.monotonic() + total
-        if self._login_lock is None:
-            self._login_lock = backend.create_lock()
+        with self._guard:
+            if self._login_lock is None:
+                self._login_lock = backend.create_lock()
         while True:
             state.attempts += 1
             conn = self._new_connection(messages, model)

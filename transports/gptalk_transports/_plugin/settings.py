@@ -16,7 +16,7 @@ from typing import Any
 
 from gptalk_proto import LocalProtocolError, check_secrets
 
-from ._episodes import Matching
+from .._episodes import Matching
 
 __all__ = ["MODES", "SETTINGS", "Settings", "cassette_name_problem", "settings_problems"]
 

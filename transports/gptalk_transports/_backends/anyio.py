@@ -10,8 +10,16 @@ import anyio
 from anyio.abc import ByteStream, SocketAttribute
 from anyio.streams.tls import TLSStream
 
-from ._exceptions import ConnectError, ReadError, WriteError
-from ._streams import AsyncByteStream, AsyncLock, socket_is_readable, tls_error
+from .base import (
+    AsyncByteStream,
+    AsyncLock,
+    broke_while,
+    cannot_connect,
+    cannot_resolve,
+    map_exceptions,
+    socket_is_readable,
+    tls_error,
+)
 
 __all__ = ["AnyioBackend", "AnyioStream"]
 
@@ -30,42 +38,29 @@ class AnyioStream:
         self._sock = sock
 
     async def send_all(self, data: bytes, timeout: float | None) -> None:
-        try:
-            with anyio.fail_after(timeout):
-                await self._stream.send(data)
-        except TimeoutError:
-            raise  # an OSError too, but not a broken connection
-        except _BROKEN as exc:
-            raise WriteError(f"the connection to {self._peer} broke while writing: {exc}") from None
+        with map_exceptions(_BROKEN, broke_while(self._peer, True)), anyio.fail_after(timeout):
+            await self._stream.send(data)
 
     async def receive_some(self, max_bytes: int, timeout: float | None) -> bytes:
-        try:
-            with anyio.fail_after(timeout):
+        with map_exceptions(_BROKEN, broke_while(self._peer, False)), anyio.fail_after(timeout):
+            try:
                 return await self._stream.receive(max_bytes)
-        except anyio.EndOfStream:
-            return b""
-        except TimeoutError:
-            raise  # an OSError too, but not a broken connection
-        except _BROKEN as exc:
-            raise ReadError(f"the connection to {self._peer} broke while reading: {exc}") from None
+            except anyio.EndOfStream:
+                return b""
 
     async def start_tls(
         self, context: ssl.SSLContext, server_hostname: str, timeout: float | None
     ) -> AsyncByteStream:
-        try:
-            with anyio.fail_after(timeout):
-                tls = await TLSStream.wrap(
-                    self._stream,
-                    hostname=server_hostname,
-                    ssl_context=context,
-                    # GPTalk frames every body itself; a missing close_notify
-                    # cannot truncate anything unnoticed.
-                    standard_compatible=False,
-                )
-        except TimeoutError:
-            raise
-        except (ssl.SSLError, *_BROKEN) as exc:
-            raise tls_error(exc, server_hostname) from None
+        failed = map_exceptions(_BROKEN, lambda exc: tls_error(exc, server_hostname))
+        with failed, anyio.fail_after(timeout):
+            tls = await TLSStream.wrap(
+                self._stream,
+                hostname=server_hostname,
+                ssl_context=context,
+                # GPTalk frames every body itself; a missing close_notify
+                # cannot truncate anything unnoticed.
+                standard_compatible=False,
+            )
         return AnyioStream(tls, self._peer, self._sock)
 
     def is_readable(self) -> bool:
@@ -81,20 +76,18 @@ class AnyioBackend:
 
     name = "anyio"
 
-    async def connect_tcp(self, host: str, port: int) -> AsyncByteStream:
-        try:
+    async def connect_tcp(
+        self, host: str, port: int, timeout: float | None = None
+    ) -> AsyncByteStream:
+        with map_exceptions(OSError, cannot_connect(host, port)):
             stream = await anyio.connect_tcp(host, port)
-        except OSError as exc:
-            raise ConnectError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
         sock = stream.extra(SocketAttribute.raw_socket)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return AnyioStream(stream, f"{host}:{port}", sock)
 
     async def resolve(self, host: str, port: int) -> str:
-        try:
+        with map_exceptions(OSError, cannot_resolve(host)):
             infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise ConnectError(f"cannot resolve {host}: {exc}") from None
         return str(infos[0][4][0])
 
     async def sleep(self, seconds: float) -> None:

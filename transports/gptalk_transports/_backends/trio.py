@@ -9,8 +9,17 @@ from contextlib import AbstractContextManager, contextmanager
 
 import trio
 
-from ._exceptions import ConnectError, ReadError, WriteError
-from ._streams import AsyncByteStream, AsyncLock, HasFileno, socket_is_readable, tls_error
+from .base import (
+    AsyncByteStream,
+    AsyncLock,
+    HasFileno,
+    broke_while,
+    cannot_connect,
+    cannot_resolve,
+    map_exceptions,
+    socket_is_readable,
+    tls_error,
+)
 
 __all__ = ["TrioBackend", "TrioStream"]
 
@@ -28,22 +37,12 @@ class TrioStream:
         self._peer = peer
 
     async def send_all(self, data: bytes, timeout: float | None) -> None:
-        try:
-            with _fail_after(timeout):
-                await self._stream.send_all(data)
-        except TimeoutError:
-            raise  # an OSError too, but not a broken connection
-        except _BROKEN as exc:
-            raise WriteError(f"the connection to {self._peer} broke while writing: {exc}") from None
+        with map_exceptions(_BROKEN, broke_while(self._peer, True)), _fail_after(timeout):
+            await self._stream.send_all(data)
 
     async def receive_some(self, max_bytes: int, timeout: float | None) -> bytes:
-        try:
-            with _fail_after(timeout):
-                return bytes(await self._stream.receive_some(max_bytes))
-        except TimeoutError:
-            raise  # an OSError too, but not a broken connection
-        except _BROKEN as exc:
-            raise ReadError(f"the connection to {self._peer} broke while reading: {exc}") from None
+        with map_exceptions(_BROKEN, broke_while(self._peer, False)), _fail_after(timeout):
+            return bytes(await self._stream.receive_some(max_bytes))
 
     async def start_tls(
         self, context: ssl.SSLContext, server_hostname: str, timeout: float | None
@@ -51,14 +50,9 @@ class TrioStream:
         tls = trio.SSLStream(
             self._stream, context, server_hostname=server_hostname, https_compatible=True
         )
-        try:
-            with _fail_after(timeout):
-                await tls.do_handshake()
-        except TimeoutError:
-            raise
-        except _BROKEN as exc:
-            cause = exc.__cause__ if isinstance(exc, trio.BrokenResourceError) else exc
-            raise tls_error(cause or exc, server_hostname) from None
+        failed = map_exceptions(_BROKEN, lambda exc: tls_error(_cause(exc), server_hostname))
+        with failed, _fail_after(timeout):
+            await tls.do_handshake()
         return TrioStream(tls, self._sock, self._peer)
 
     def is_readable(self) -> bool:
@@ -66,6 +60,13 @@ class TrioStream:
 
     async def aclose(self) -> None:
         await trio.aclose_forcefully(self._stream)
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """What broke a trio stream: its BrokenResourceError wraps the ssl error."""
+    if isinstance(exc, trio.BrokenResourceError) and exc.__cause__ is not None:
+        return exc.__cause__
+    return exc
 
 
 @contextmanager
@@ -85,19 +86,17 @@ class TrioBackend:
 
     name = "trio"
 
-    async def connect_tcp(self, host: str, port: int) -> AsyncByteStream:
-        try:
+    async def connect_tcp(
+        self, host: str, port: int, timeout: float | None = None
+    ) -> AsyncByteStream:
+        with map_exceptions(OSError, cannot_connect(host, port)):
             stream = await trio.open_tcp_stream(host, port)
-        except OSError as exc:
-            raise ConnectError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
         # trio's SocketStream sets TCP_NODELAY itself.
         return TrioStream(stream, stream.socket, f"{host}:{port}")
 
     async def resolve(self, host: str, port: int) -> str:
-        try:
+        with map_exceptions(OSError, cannot_resolve(host)):
             infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise ConnectError(f"cannot resolve {host}: {exc}") from None
         return str(infos[0][4][0])
 
     async def sleep(self, seconds: float) -> None:

@@ -1,7 +1,8 @@
 """The async driver loop: it pumps a ClientConnection, and only moves bytes.
 
 Every decision (what to send, what a byte means, whether the connection may
-be reused) is the core's; this loop reads, writes, waits and cleans up.
+be reused, when a login starts) is the core's; this loop reads, writes, waits,
+holds the login lock and cleans up.
 """
 
 from __future__ import annotations
@@ -17,15 +18,14 @@ from gptalk_proto import (
     ChatDone,
     ChatEvent,
     ClientConnection,
-    ClientState,
     GPTalkError,
     ReconnectNeeded,
 )
 
-from ._auto_backend import concrete
-from ._config import Timeout
-from ._connector import AsyncConnectorProtocol
-from ._exceptions import (
+from .._backends.auto import concrete
+from .._backends.base import AsyncBackend, AsyncByteStream, AsyncLock, AsyncThreadLock
+from .._config import Timeout
+from .._exceptions import (
     ConnectTimeout,
     DeadlineExceeded,
     ReadError,
@@ -33,9 +33,9 @@ from ._exceptions import (
     WriteError,
     WriteTimeout,
 )
-from ._streams import AsyncBackend, AsyncByteStream, AsyncLock
+from .connector import AsyncConnectorProtocol
 
-__all__ = ["READ_SIZE", "AsyncPool", "drive"]
+__all__ = ["DRAIN_TIMEOUT", "READ_SIZE", "AsyncPool", "drive"]
 
 #: Bytes asked for per read: what asyncio's transports hand over at most in
 #: one go, so a burst of events costs one read.  Nothing is allocated ahead:
@@ -50,7 +50,11 @@ T = TypeVar("T")
 
 
 class AsyncPool:
-    """Idle kept-alive connections for later chats (at most ``max_idle``)."""
+    """Idle kept-alive connections for later chats (at most ``max_idle``).
+
+    The blocking twin is shared by threads: ``_guard`` keeps the list whole
+    there (it is a no-op here, where no await falls inside it).
+    """
 
     def __init__(
         self, connector: AsyncConnectorProtocol, backend: AsyncBackend, *, max_idle: int = 16
@@ -59,34 +63,40 @@ class AsyncPool:
         self.backend = backend
         self.max_idle = max_idle
         self._idle: list[AsyncByteStream] = []
+        self._guard = AsyncThreadLock()
         self._closed = False
         #: Connections opened over the pool's life.
         self.opened = 0
 
     async def connect(self, timeout: float | None) -> AsyncByteStream:
         stream = await self.connector.connect(timeout)
-        self.opened += 1
+        with self._guard:
+            self.opened += 1
         return stream
 
     async def acquire(self, timeout: float | None) -> tuple[AsyncByteStream, bool]:
         """An idle connection still good for a request, else a new one; and
         whether it was reused."""
-        while self._idle:
-            stream = self._idle.pop()
+        while True:
+            with self._guard:
+                stream = self._idle.pop() if self._idle else None
+            if stream is None:
+                return await self.connect(timeout), False
             if not stream.is_readable():
                 return stream, True
             await stream.aclose()  # the server closed it, or sent what nobody asked
-        return await self.connect(timeout), False
 
     async def release(self, stream: AsyncByteStream, reusable: bool) -> None:
-        if reusable and not self._closed and len(self._idle) < self.max_idle:
-            self._idle.append(stream)
-        else:
-            await stream.aclose()
+        with self._guard:
+            if reusable and not self._closed and len(self._idle) < self.max_idle:
+                self._idle.append(stream)
+                return
+        await stream.aclose()
 
     async def aclose(self) -> None:
-        self._closed = True
-        idle, self._idle = self._idle, []
+        with self._guard:
+            self._closed = True
+            idle, self._idle = self._idle, []
         for stream in idle:
             await stream.aclose()
 
@@ -98,21 +108,22 @@ class _Limits:
     backend, so no event loop's own clock is needed (trio's is offset).
     """
 
-    __slots__ = ("backend", "deadline", "timeout")
+    __slots__ = ("deadline", "timeout")
 
-    def __init__(self, backend: AsyncBackend, timeout: Timeout, deadline: float | None) -> None:
-        self.backend = backend
+    def __init__(self, timeout: Timeout, deadline: float | None) -> None:
         self.timeout = timeout
         self.deadline = deadline
+
+    def exceeded(self) -> DeadlineExceeded:
+        """The one error for a call that ran out of its total time."""
+        return DeadlineExceeded(f"the call ran past its total deadline of {self.timeout.total} s")
 
     def bound(self, base: float | None) -> tuple[float | None, bool]:
         if self.deadline is None:
             return base, False
         left = self.deadline - time.monotonic()
         if left <= 0:
-            raise DeadlineExceeded(
-                f"the call ran past its total deadline of {self.timeout.total} s"
-            )
+            raise self.exceeded()
         if base is None or left < base:
             return left, True
         return base, False
@@ -130,21 +141,28 @@ class _Limits:
             return await operation(*args, seconds)
         except TimeoutError:
             if by_deadline:
-                raise DeadlineExceeded(
-                    f"the call ran past its total deadline of {self.timeout.total} s"
-                ) from None
+                raise self.exceeded() from None
             error = ReadTimeout if what == "read" else WriteTimeout
             raise error(f"no progress on the {what} for {base} s") from None
 
+    async def acquire(self, pool: AsyncPool) -> tuple[AsyncByteStream, bool]:
+        """A kept-alive connection or a new one, within the connect timeout."""
+        seconds, by_deadline = self.bound(self.timeout.connect)
+        try:
+            return await pool.acquire(seconds)
+        except ConnectTimeout:
+            if by_deadline:
+                raise self.exceeded() from None
+            raise
+
     async def connect(self, pool: AsyncPool) -> AsyncByteStream:
+        """A new connection, within the connect timeout."""
         seconds, by_deadline = self.bound(self.timeout.connect)
         try:
             return await pool.connect(seconds)
         except ConnectTimeout:
             if by_deadline:
-                raise DeadlineExceeded(
-                    f"the call ran past its total deadline of {self.timeout.total} s"
-                ) from None
+                raise self.exceeded() from None
             raise
 
 
@@ -160,31 +178,24 @@ async def drive(
     """Run one chat over ``pool``'s connections; yield its events in batches.
 
     A batch is every event the bytes of one read produced, yielded before the
-    next read: a burst of events costs one trip through the async layers
-    above, not one per event, and no event waits for more IO.
+    next read: a burst of events costs one trip through the layers above, not
+    one per event, and no event waits for more IO.
 
-    ``login_lock`` makes logins single-flight: it is held from the chat's
-    first request until the chat has its token use, so concurrent chats that
-    need a login wait for one login instead of each making their own.
-    ``wall_clock`` gives the unix time the core stamps requests with and judges
-    token expiry by (replay passes the recorded time).
+    ``login_lock`` makes logins single-flight.  The core says when a request
+    will be a login (``Chat.needs_login``); the lock is taken before it and
+    held until the chat's next request, the one that uses the token, so
+    concurrent chats that need a login wait for one login instead of each
+    making their own.  ``wall_clock`` gives the unix time the core stamps
+    requests with and judges token expiry by (replay passes the recorded time).
     """
     backend = concrete(pool.backend)
-    limits = _Limits(backend, timeout, deadline)
+    limits = _Limits(timeout, deadline)
     stream: AsyncByteStream | None = None
     reusable = False
     locked = False
     batch: list[ChatEvent] = []
     try:
-        seconds, by_deadline = limits.bound(timeout.connect)
-        try:
-            stream, reused = await pool.acquire(seconds)
-        except ConnectTimeout:
-            if by_deadline:
-                raise DeadlineExceeded(
-                    f"the call ran past its total deadline of {timeout.total} s"
-                ) from None
-            raise
+        stream, reused = await limits.acquire(pool)
         while True:
             try:
                 event = conn.next_event()
@@ -219,12 +230,17 @@ async def drive(
                     stream = await limits.connect(pool)
                     reused = False
                     conn.new_connection()
-                if login_lock is not None and conn.state is ClientState.START:
+                now = wall_clock()
+                if login_lock is not None and not locked and conn.chat.needs_login(now):
                     await login_lock.acquire()
                     locked = True
-                data = conn.send(now=wall_clock())
-                if locked and conn.state is not ClientState.LOGIN_SENT:
-                    login_lock.release()  # type: ignore[union-attr]
+                    now = wall_clock()  # after the wait: another chat may have logged in
+                # Asked under the lock with the same time: what send() will send.
+                logging_in = conn.chat.needs_login(now)
+                data = conn.send(now=now)
+                if locked and not logging_in:
+                    assert login_lock is not None
+                    login_lock.release()  # this request uses the token
                     locked = False
                 try:
                     await limits.run(stream.send_all, (data,), timeout.read, "write")
@@ -249,7 +265,7 @@ async def drive(
                 reusable = conn.reusable
                 return
             elif type(event) is ChatDone:
-                reusable = await _drain(conn, stream, backend)
+                reusable = await _drain(conn, stream)
                 with backend.shield():
                     await pool.release(stream, reusable)
                 stream = None
@@ -260,13 +276,14 @@ async def drive(
                 batch.append(event)  # type: ignore[arg-type]
     finally:
         if locked:
-            login_lock.release()  # type: ignore[union-attr]
+            assert login_lock is not None
+            login_lock.release()
         if stream is not None:
             with backend.shield():
                 await pool.release(stream, reusable)
 
 
-async def _drain(conn: ClientConnection, stream: AsyncByteStream, backend: AsyncBackend) -> bool:
+async def _drain(conn: ClientConnection, stream: AsyncByteStream) -> bool:
     """Read to the body's end after [DONE]; whether the connection is reusable."""
     while True:
         event = conn.next_event()

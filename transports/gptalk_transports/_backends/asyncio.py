@@ -19,8 +19,17 @@ from contextlib import AbstractContextManager, nullcontext
 
 import anyio
 
-from ._exceptions import ConnectError, ReadError, WriteError
-from ._streams import AsyncByteStream, AsyncLock, socket_is_readable, tls_error
+from .._exceptions import ReadError, WriteError
+from .base import (
+    AsyncByteStream,
+    AsyncLock,
+    broke_while,
+    cannot_connect,
+    cannot_resolve,
+    map_exceptions,
+    socket_is_readable,
+    tls_error,
+)
 
 __all__ = ["AsyncioBackend", "AsyncioStream"]
 
@@ -120,10 +129,8 @@ class AsyncioStream:
         protocol = self._protocol
         if protocol.eof or self._transport.is_closing():
             raise WriteError(f"the connection to {self._peer} is closed")
-        try:
+        with map_exceptions((OSError, RuntimeError), broke_while(self._peer, True)):
             self._transport.write(data)
-        except (OSError, RuntimeError) as exc:
-            raise WriteError(f"the connection to {self._peer} broke while writing: {exc}") from None
         writer = protocol.writer
         if writer is not None and not writer.done():
             # Over the transport's high-water mark: wait until it drains.
@@ -170,17 +177,16 @@ class AsyncioStream:
     async def start_tls(
         self, context: ssl.SSLContext, server_hostname: str, timeout: float | None
     ) -> AsyncByteStream:
-        try:
+        # asyncio.TimeoutError is the builtin one from Python 3.11 on.
+        timed_out = map_exceptions(asyncio.TimeoutError, lambda exc: TimeoutError())
+        failed = map_exceptions(OSError, lambda exc: tls_error(exc, server_hostname))
+        with timed_out, failed:
             transport = await asyncio.wait_for(
                 self._loop.start_tls(
                     self._transport, self._protocol, context, server_hostname=server_hostname
                 ),
                 timeout,
             )
-        except asyncio.TimeoutError:
-            raise TimeoutError from None
-        except (ssl.SSLError, OSError, ConnectionError) as exc:
-            raise tls_error(exc, server_hostname) from None
         if transport is None:  # pragma: no cover - only for server-side TLS
             raise ReadError(f"the connection to {server_hostname} closed during the TLS handshake")
         return AsyncioStream(transport, self._protocol, self._peer, self._sock)
@@ -198,23 +204,21 @@ class AsyncioBackend:
 
     name = "asyncio"
 
-    async def connect_tcp(self, host: str, port: int) -> AsyncByteStream:
+    async def connect_tcp(
+        self, host: str, port: int, timeout: float | None = None
+    ) -> AsyncByteStream:
         loop = asyncio.get_running_loop()
-        try:
+        with map_exceptions(OSError, cannot_connect(host, port)):
             transport, protocol = await loop.create_connection(lambda: _Protocol(loop), host, port)
-        except OSError as exc:
-            raise ConnectError(f"cannot connect to {host}:{port}: {exc.strerror or exc}") from None
         sock = transport.get_extra_info("socket")
         # asyncio sets TCP_NODELAY on its TCP transports already.
         return AsyncioStream(transport, protocol, f"{host}:{port}", sock)
 
     async def resolve(self, host: str, port: int) -> str:
-        try:
+        with map_exceptions(OSError, cannot_resolve(host)):
             infos = await asyncio.get_running_loop().getaddrinfo(
                 host, port, type=socket.SOCK_STREAM
             )
-        except OSError as exc:
-            raise ConnectError(f"cannot resolve {host}: {exc}") from None
         return str(infos[0][4][0])
 
     async def sleep(self, seconds: float) -> None:

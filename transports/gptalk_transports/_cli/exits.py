@@ -18,7 +18,7 @@ from gptalk_proto import (
     ServiceError,
 )
 
-from ._exceptions import TransportError
+from .._exceptions import TransportError
 
 __all__ = [
     "COMMAND_EXITS",

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import ssl
-import sys
 import time
 from contextlib import suppress
 from dataclasses import dataclass
@@ -53,10 +52,11 @@ LOG_FIELD_LIMIT = 100
 
 _logger = logging.getLogger(LOGGER_NAME)
 
-# The core's and the transports' directories: a log line names the last frame
-# of ours an error went through.
-_OUR_DIRS = frozenset(
-    os.path.dirname(module.__file__ or "") for module in (gptalk_proto, sys.modules[__name__])
+# The core's and the transports' package directories (their subpackages
+# included): a log line names the last frame of ours an error went through.
+_OUR_DIRS = (
+    os.path.dirname(gptalk_proto.__file__ or "") + os.sep,
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,
 )
 
 # What a peer that went away looks like; anything else raised is a bug.
@@ -144,7 +144,7 @@ def _where(error: BaseException) -> str:
     tb = error.__traceback__
     while tb is not None:
         last = tb
-        if os.path.dirname(tb.tb_frame.f_code.co_filename) in _OUR_DIRS:
+        if tb.tb_frame.f_code.co_filename.startswith(_OUR_DIRS):
             ours = tb
         tb = tb.tb_next
     if last is None:

@@ -30,7 +30,7 @@ from gptalk_proto import (
     default_reply,
 )
 
-from ._server_driver import LOGGER_NAME, Limits, ServerStats, serve_connection
+from .driver import LOGGER_NAME, Limits, ServerStats, serve_connection
 
 __all__ = [
     "DEFAULT_HEADER_TIMEOUT",

@@ -11,11 +11,16 @@ from contextlib import AbstractContextManager
 
 import sniffio
 
-from ._anyio_backend import AnyioBackend
-from ._asyncio_backend import AsyncioBackend
-from ._streams import AsyncBackend, AsyncByteStream, AsyncLock
+from gptalk_proto import LocalProtocolError
 
-__all__ = ["AutoBackend", "concrete"]
+from .anyio import AnyioBackend
+from .asyncio import AsyncioBackend
+from .base import AsyncBackend, AsyncByteStream, AsyncLock
+from .trio import TrioBackend
+
+__all__ = ["BACKENDS", "AutoBackend", "concrete", "make_async_backend"]
+
+BACKENDS = ("auto", "asyncio", "anyio", "trio")
 
 _ASYNCIO = AsyncioBackend()
 _ANYIO = AnyioBackend()
@@ -40,8 +45,10 @@ class AutoBackend:
 
     name = "auto"
 
-    async def connect_tcp(self, host: str, port: int) -> AsyncByteStream:
-        return await _current().connect_tcp(host, port)
+    async def connect_tcp(
+        self, host: str, port: int, timeout: float | None = None
+    ) -> AsyncByteStream:
+        return await _current().connect_tcp(host, port, timeout)
 
     async def resolve(self, host: str, port: int) -> str:
         return await _current().resolve(host, port)
@@ -60,3 +67,26 @@ class AutoBackend:
 
     def create_lock(self) -> AsyncLock:
         return _current().create_lock()
+
+
+def make_async_backend(backend: str | AsyncBackend) -> AsyncBackend:
+    """A backend by name.
+
+    * ``"auto"`` (the default): native asyncio on asyncio, anyio elsewhere;
+    * ``"asyncio"``: asyncio's own transports (the fast path on asyncio);
+    * ``"anyio"``: anyio's streams, on asyncio or trio alike;
+    * ``"trio"``: trio's own streams.
+    """
+    if backend == "auto":
+        return AutoBackend()
+    if backend == "asyncio":
+        return AsyncioBackend()
+    if backend == "anyio":
+        return AnyioBackend()
+    if backend == "trio":
+        return TrioBackend()
+    if isinstance(backend, str):
+        raise LocalProtocolError(
+            f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}"
+        )
+    return backend

@@ -1,0 +1,38 @@
+"""The core reads a text request's fields back (replay asks it which chat a
+recorded request was): the inverse of the body ``text_request`` writes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import gptalk_proto as g
+from gptalk_proto._wire import text_request
+
+
+@pytest.mark.parametrize("prompt", ["hi", "", "\ud800 lone", '"quoted"\n日本語'])
+def test_the_fields_text_request_writes_come_back(prompt: str) -> None:
+    request = text_request("tok", prompt, model="gpt-4", now=1_700_000_000.0)
+    assert g.text_request_fields(request.body) == (prompt, "gpt-4")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"not json",
+        b"[1, 2]",
+        b'{"model": "m"}',
+        b'{"content": 3}',
+        b"[" * 100_000,  # deep: no RecursionError escapes
+        b"\xff\xfe",
+    ],
+)
+def test_what_is_not_a_text_request_is_none(body: bytes) -> None:
+    assert g.text_request_fields(body) is None
+
+
+def test_a_missing_or_odd_model_is_empty() -> None:
+    assert g.text_request_fields(json.dumps({"content": "x"}).encode()) == ("x", "")
+    assert g.text_request_fields(json.dumps({"content": "x", "model": 5}).encode()) == ("x", "")

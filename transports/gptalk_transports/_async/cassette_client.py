@@ -1,0 +1,51 @@
+"""A client wired to one cassette: replay it, record into it, or both.
+
+The pytest plugin's fixtures use it: with ``replaying`` the client plays the
+cassette's episodes offline; otherwise it records through a live connector,
+and with ``new_episodes`` it replays the episodes that match first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from gptalk_proto import Cassette
+
+from .._backends.base import AsyncBackend
+from .._cassettes import Recording
+from .._config import Origin, make_ssl_context
+from .._episodes import EpisodeReplayer, Matching
+from .client import AsyncClient
+from .connector import AsyncConnector
+from .episodes import AsyncEpisodeConnector, AsyncEpisodeReplayConnector
+from .recording import AsyncRecordingConnector
+
+__all__ = ["cassette_client"]
+
+
+def cassette_client(
+    existing: Cassette | None,
+    *,
+    replaying: bool,
+    new_episodes: bool,
+    matching: Matching,
+    new_recording: Callable[[], Recording],
+    backend: str | AsyncBackend,
+    **kwargs: Any,
+) -> tuple[AsyncClient, EpisodeReplayer | None]:
+    """The client, and the replayer whose unplayed episodes the test must check
+    (None when nothing replays).  ``kwargs`` go to the client."""
+    if replaying:
+        assert existing is not None
+        replay = AsyncEpisodeReplayConnector(existing, matching)
+        return AsyncClient(existing.origin, connector=replay, **kwargs), replay.replayer
+    recording = new_recording()
+    origin = Origin.parse(recording.recorder.origin)
+    ssl_context = make_ssl_context(True) if origin.tls else None
+    inner = AsyncConnector(backend, origin, ssl_context=ssl_context)
+    if new_episodes and existing is not None:
+        episodes = AsyncEpisodeConnector(existing, inner, recording, matching)
+        return AsyncClient(str(origin), connector=episodes, **kwargs), episodes.replayer
+    connector = AsyncRecordingConnector(inner, recording)
+    return AsyncClient(str(origin), connector=connector, **kwargs), None

@@ -1,0 +1,1 @@
+"""The backends: the stream interface (``base``) and its implementations."""

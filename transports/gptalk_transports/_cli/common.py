@@ -1,0 +1,193 @@
+"""What the commands share: argument types, TLS and timeout options, the event printer."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from gptalk_proto import (
+    ChatDone,
+    LocalProtocolError,
+    TextDelta,
+    TextRewritten,
+)
+
+from .._config import MAX_TIMEOUT, Origin, ProxyURL, Timeout, check_timeout, make_ssl_context
+from .exits import (
+    UsageError,
+)
+
+#: The help of --no-env-proxy (chat and record).
+NO_ENV_PROXY_HELP = (
+    "ignore HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY (used by default when "
+    "--url is given and --proxy is not)"
+)
+
+
+def _read_prompt(prompt: str, stdin: TextIO) -> str:
+    # From stdin, the line end that ends the input is not part of the prompt.
+    text = stdin.read().rstrip("\r\n") if prompt == "-" else prompt
+    if not text.strip():
+        raise UsageError("the prompt is empty")
+    return text
+
+
+def _timeout(args: argparse.Namespace) -> Timeout:
+    return Timeout(connect=args.connect_timeout, read=args.read_timeout, total=args.total_timeout)
+
+
+def _verify(args: argparse.Namespace) -> bool | ssl.SSLContext:
+    if args.insecure:
+        return False
+    if args.cacert:
+        if not Path(args.cacert).is_file():
+            raise UsageError(f"--cacert {args.cacert}: no such file")
+        # Loaded now: a file that holds no certificate is the user's mistake,
+        # found before anything starts.
+        try:
+            return make_ssl_context(str(args.cacert))
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            reason = (
+                getattr(exc, "reason", None)
+                or getattr(exc, "strerror", None)
+                or "no certificate in it"
+            )
+            raise UsageError(f"--cacert {args.cacert}: not a CA bundle ({reason})") from None
+    return True
+
+
+class _Printer:
+    """Writes a chat's events to stdout as text or JSON lines."""
+
+    def __init__(self, out: TextIO, err: TextIO, as_json: bool) -> None:
+        self.out = out
+        self.err = err
+        self.as_json = as_json
+        # JSON lines stay exact on a terminal that is not UTF-8: escape instead.
+        encoding = (getattr(out, "encoding", None) or "utf-8").lower().replace("_", "-")
+        self.ascii_only = encoding not in ("utf-8", "utf8")
+
+    def __call__(self, event: object) -> None:
+        if self.as_json:
+            record: dict[str, Any] | None = None
+            if isinstance(event, TextDelta):
+                record = {"event": "delta", "text": event.text}
+            elif isinstance(event, TextRewritten):
+                record = {"event": "rewrite", "text": event.text, "previous": event.previous}
+            elif isinstance(event, ChatDone):
+                record = {"event": "done", "text": event.text}
+            if record is not None:
+                self.out.write(json.dumps(record, ensure_ascii=self.ascii_only) + "\n")
+                self.out.flush()
+            return
+        if isinstance(event, TextDelta):
+            self.out.write(event.text)
+        elif isinstance(event, TextRewritten):
+            self.err.write("\ngptalk: the service rewrote its reply; the whole new text follows\n")
+            self.out.write("\n" + event.text)
+        elif isinstance(event, ChatDone):
+            self.out.write("\n")
+        self.out.flush()
+
+
+def _positive(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    # nan compares false with everything: it would pass "<= 0" and then turn
+    # every deadline off; inf would too.
+    if not math.isfinite(number) or number <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite positive number, got {value!r}")
+    return number
+
+
+def _timeout_seconds(value: str) -> float:
+    # The rule Timeout(...) applies (check_timeout): finite, above 0.
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    try:
+        checked = check_timeout("", number)
+    except LocalProtocolError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds greater than 0 and at most {MAX_TIMEOUT:g}, "
+            f"got {value!r}"
+        ) from None
+    assert checked is not None
+    return checked
+
+
+def _count(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {value!r}")
+    return number
+
+
+def _url(value: str) -> str:
+    """A service URL the client can use (checked before anything starts)."""
+    try:
+        Origin.parse(value)
+    except LocalProtocolError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    except ValueError as exc:
+        # urlsplit's own refusal, for a bracket left open: http://[::1
+        raise argparse.ArgumentTypeError(f"not a URL ({exc}): {value!r}") from None
+    return value
+
+
+def _proxy_url(value: str) -> str:
+    """A proxy URL (checked before anything starts; the message hides credentials)."""
+    try:
+        ProxyURL.parse(value)
+    except (LocalProtocolError, ValueError):
+        raise argparse.ArgumentTypeError(
+            "expected a proxy URL like http://host:port or socks5://user:pass@host:port"
+        ) from None
+    return value
+
+
+def _port(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {value!r}") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError("expected a port from 0 to 65535")
+    return number
+
+
+def _output(name: str) -> Path:
+    """Where ``-o`` says to write: refused before any work if it cannot be.
+
+    The folder must exist (no folder is created behind the user's back) and
+    the name must not be a folder.
+    """
+    path = Path(name)
+    if path.is_dir():
+        raise UsageError(f"-o {name}: is a directory; give a file name")
+    folder = path.parent
+    if not folder.is_dir():
+        raise UsageError(f"-o {name}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"-o {name}: cannot write in the folder {folder}")
+    return path
+
+
+def _write(path: Path, write: Callable[[Path], None]) -> None:
+    # A failure at the very end (a full disk, a race) is still about -o.
+    try:
+        write(path)
+    except OSError as exc:
+        raise UsageError(f"-o {path}: cannot write it: {exc.strerror or exc}") from None

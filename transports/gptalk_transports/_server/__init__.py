@@ -1,0 +1,1 @@
+"""The server side: the driver (accept loop, caps, timeouts) and the reference server."""
