@@ -59,6 +59,15 @@ from ._lint import lint
 from ._recorder import Recorder
 from ._redact import MIN_SECRET_LENGTH, check_secrets, redact
 from ._replay import EOF, CassetteMismatch, CassetteUnplayed, ReplayConnection, Replayer
+from ._replay_server import (
+    MAX_REPLAY_SESSIONS,
+    MISMATCH_STATUS,
+    ReplayClose,
+    ReplayMismatch,
+    ReplayServer,
+    ReplayServerConnection,
+    ReplayWrite,
+)
 from ._replies import ReplyGenerator, default_reply, expected_reply, sized_reply, text_reply
 from ._server import (
     DEFAULT_MAX_REQUEST_BODY,
@@ -128,9 +137,11 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_EXPIRES_AT",
     "MAX_JSON_DEPTH",
+    "MAX_REPLAY_SESSIONS",
     "MAX_TIME",
     "MAX_TOKEN_LENGTH",
     "MIN_SECRET_LENGTH",
+    "MISMATCH_STATUS",
     "NEED_DATA",
     "PAUSED",
     "SEND_REQUEST",
@@ -175,7 +186,12 @@ __all__ = [
     "RecordedResponse",
     "Recorder",
     "RemoteProtocolError",
+    "ReplayClose",
     "ReplayConnection",
+    "ReplayMismatch",
+    "ReplayServer",
+    "ReplayServerConnection",
+    "ReplayWrite",
     "Replayer",
     "ReplyGenerator",
     "Request",
