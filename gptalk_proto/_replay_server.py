@@ -219,7 +219,7 @@ class ReplayServer:
         wait = max(recorded, 0.0) / self.speed
         return wait if self.max_gap is None else min(wait, self.max_gap)
 
-    def _by_token(self, data: bytes) -> _Session | None | bool:
+    def _by_token(self, data: bytes) -> _Session | bool | None:
         """The session whose token ``data`` carries; None if no token; False
         for a token of ours whose session is gone."""
         for found in _ISSUED.finditer(data):

@@ -35,12 +35,14 @@ from ._cli import (
     _EXTRA_COMMANDS,
     NO_ENV_PROXY_HELP,
     _count,
+    _port,
     _positive,
     _Printer,
     _proxy_url,
     _url,
 )
 from ._cli_exits import EXIT_CODES, UsageError, _add_command, end_line
+from ._cli_replay_serve import add_serve_arguments, replay_serve
 from ._scenarios import SCENARIOS, record_scenario
 from ._schema import cassette_schema
 from ._session import ChatResult, record_session, replay_session
@@ -133,6 +135,11 @@ def _record(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -
 
 
 def _replay(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
+    if args.serve:
+        return replay_serve(args, out, err)
+    if len(args.file) > 1:
+        raise UsageError("several cassettes are replayed with --serve only")
+    args.file = args.file[0]
     try:
         timing = ReplayTiming(speed=args.speed or None, max_gap=args.max_gap)
     except ValueError as exc:
@@ -294,7 +301,7 @@ def _register(commands: Any) -> None:
         "replay a cassette offline",
         "Replay the chats of a cassette offline, printing the text as it streams.",
     )
-    replay.add_argument("file", metavar="FILE", help="the cassette")
+    replay.add_argument("file", metavar="FILE", nargs="+", help="the cassette (several: --serve)")
     replay.add_argument(
         "--speed",
         type=_speed,
@@ -304,6 +311,7 @@ def _register(commands: Any) -> None:
     )
     replay.add_argument("--max-gap", type=_positive, metavar="S", help="cap any wait at S seconds")
     replay.add_argument("--json", action="store_true", help="print events as JSON lines")
+    add_serve_arguments(replay, _port)
     replay.set_defaults(handler=_replay)
 
     cassette = _add_command(
