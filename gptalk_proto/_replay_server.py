@@ -286,10 +286,10 @@ class ReplayServer:
             except CassetteMismatch as exc:
                 first_error = first_error or exc
                 continue
-            session = self._new_session(number)
-            if session is None:
+            fresh = self._new_session(number)
+            if fresh is None:
                 raise CassetteMismatch(0, "new session", ["too many sessions held at once"])
-            return session, self._match(session, method, target, headers, body)
+            return fresh, self._match(fresh, method, target, headers, body)
         assert first_error is not None
         raise first_error
 
