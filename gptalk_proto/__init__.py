@@ -56,6 +56,13 @@ from ._faults import FAULT_KINDS, Fault, FaultKind, parse_fault
 from ._har import to_har
 from ._json_depth import MAX_JSON_DEPTH
 from ._lint import lint
+from ._proxy_recorder import (
+    MAX_PROXIED_REQUEST,
+    ProxyConnection,
+    ProxyRecorder,
+    ToClient,
+    ToUpstream,
+)
 from ._recorder import Recorder
 from ._redact import MIN_SECRET_LENGTH, check_secrets, redact
 from ._replay import EOF, CassetteMismatch, CassetteUnplayed, ReplayConnection, Replayer
@@ -137,6 +144,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_EXPIRES_AT",
     "MAX_JSON_DEPTH",
+    "MAX_PROXIED_REQUEST",
     "MAX_REPLAY_SESSIONS",
     "MAX_TIME",
     "MAX_TOKEN_LENGTH",
@@ -179,6 +187,8 @@ __all__ = [
     "LoggedIn",
     "Pause",
     "ProtocolError",
+    "ProxyConnection",
+    "ProxyRecorder",
     "QuotaExhausted",
     "ReconnectNeeded",
     "RecordedChunk",
@@ -210,6 +220,8 @@ __all__ = [
     "StreamInterrupted",
     "TextDelta",
     "TextRewritten",
+    "ToClient",
+    "ToUpstream",
     "__version__",
     "check_secrets",
     "decode_content",
