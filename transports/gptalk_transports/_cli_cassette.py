@@ -42,6 +42,7 @@ from ._cli import (
     _url,
 )
 from ._cli_exits import EXIT_CODES, UsageError, _add_command, end_line
+from ._cli_record_proxy import add_listen_arguments, record_listen
 from ._cli_replay_serve import add_serve_arguments, replay_serve
 from ._scenarios import SCENARIOS, record_scenario
 from ._schema import cassette_schema
@@ -94,6 +95,10 @@ def _write(path: Path, write: Callable[[Path], None]) -> None:
 
 def _record(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
     output = _output(args.output)
+    if args.listen:
+        return record_listen(args, out, err, output, _write)
+    if not args.prompt:
+        raise UsageError("give a PROMPT to record (or --listen for a recording proxy)")
     check_secrets(args.secret)  # before anything is recorded: a usage error
     faults = [parse_fault(spec) for spec in args.fault]
     if faults and args.url:
@@ -255,7 +260,9 @@ def _register(commands: Any) -> None:
         "Record one chat per PROMPT into a cassette file, redacting secrets. With no "
         "--url, record against the built-in reference server (with --fault specs).",
     )
-    record.add_argument("prompt", metavar="PROMPT", nargs="+", help="a prompt; - reads stdin")
+    record.add_argument(
+        "prompt", metavar="PROMPT", nargs="*", help="a prompt; - reads stdin (none with --listen)"
+    )
     record.add_argument(
         "-o",
         "--output",
@@ -293,6 +300,7 @@ def _register(commands: Any) -> None:
         "--idle-timeout", type=_positive, metavar="S", help="end a stream silent for S seconds"
     )
     record.add_argument("--json", action="store_true", help="print events as JSON lines")
+    add_listen_arguments(record, _port, _count)
     record.set_defaults(handler=_record)
 
     replay = _add_command(
