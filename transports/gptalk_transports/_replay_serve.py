@@ -187,10 +187,11 @@ def serve_cassettes_in_thread(
     check_played: bool = True,
     on_mismatch: OnMismatch | None = _stderr,
     backend: str = "asyncio",
+    server: ReplayServer | None = None,
 ) -> Iterator[str]:
     """The blocking twin of :func:`serve_cassettes`: the server runs in a
     thread of its own until the block ends (``backend``: asyncio or trio)."""
-    replay = replay_server(paths, speed=speed, max_gap=max_gap)
+    replay = server if server is not None else replay_server(paths, speed=speed, max_gap=max_gap)
     with anyio.from_thread.start_blocking_portal(backend) as portal:
         manager = serve_cassettes(
             paths,
