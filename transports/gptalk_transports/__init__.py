@@ -35,7 +35,9 @@ from ._exceptions import (
 )
 from ._g4f import GPTalk
 from ._load import LoadReport, run_load
+from ._record_proxy import ProxyRun, record_through_proxy, record_through_proxy_in_thread
 from ._refserver import ServerStats, make_service, serve, serve_in_background, serve_in_thread
+from ._replay_serve import serve_cassettes, serve_cassettes_in_thread
 from ._retry import RetryPolicy
 from ._schema import cassette_schema
 from ._session import ChatResult, record_session, replay_session
@@ -58,6 +60,7 @@ __all__ = [
     "LoadReport",
     "Origin",
     "ProxyError",
+    "ProxyRun",
     "ProxyURL",
     "ReadError",
     "ReadTimeout",
@@ -79,10 +82,14 @@ __all__ = [
     "make_service",
     "make_ssl_context",
     "record_session",
+    "record_through_proxy",
+    "record_through_proxy_in_thread",
     "replay_session",
     "run_load",
     "save_cassette",
     "serve",
+    "serve_cassettes",
+    "serve_cassettes_in_thread",
     "serve_in_background",
     "serve_in_thread",
 ]
