@@ -342,23 +342,28 @@ class ReplayServer:
             actions.append(ReplayClose())
         return actions
 
-    def _refuse(self, error: CassetteError) -> list[ReplayAction]:
+    def _refuse(self, error: CassetteError, status: int = MISMATCH_STATUS) -> list[ReplayAction]:
         text = str(error)
         if len(self._mismatches) >= MAX_KEPT_MISMATCHES:
             del self._mismatches[0]
         self._mismatches.append(text)
         step = getattr(error, "step", None)
         document = {
-            "code": MISMATCH_STATUS,
-            "msg": "the request does not match the cassette",
+            "code": status,
+            "msg": (
+                "the request does not match the cassette"
+                if status == MISMATCH_STATUS
+                else "the request is not valid HTTP"
+            ),
             "step": None if step is None else step + 1,
             "differences": list(getattr(error, "differences", [])),
             "detail": text,
         }
         body = json.dumps(document, ensure_ascii=False).encode()
+        # RFC 9112 section 4: the reason phrase may be empty.
         head = (
-            b"HTTP/1.1 %d Conflict\r\ncontent-type: application/json\r\n"
-            b"content-length: %d\r\nconnection: close\r\n\r\n" % (MISMATCH_STATUS, len(body))
+            b"HTTP/1.1 %d \r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n" % (status, len(body))
         )
         return [ReplayMismatch(text), ReplayWrite(head + body, 0.0), ReplayClose()]
 
@@ -382,7 +387,8 @@ class ReplayServerConnection:
         except h11.RemoteProtocolError as exc:
             self._done = True
             return self._server._refuse(
-                CassetteError(f"the client sent invalid HTTP during replay: {exc}")
+                CassetteError(f"the client sent invalid HTTP during replay: {exc}"),
+                status=exc.error_status_hint,
             )
         actions: list[ReplayAction] = []
         for head, body, _ in requests:
