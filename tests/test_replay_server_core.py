@@ -36,7 +36,8 @@ def answer(actions: list[g.ReplayWrite | g.ReplayClose | g.ReplayMismatch]) -> b
 
 
 def token_of(response: bytes) -> bytes:
-    return json.loads(response.split(b"\r\n\r\n", 1)[1])["data"]["token"].encode()
+    token: str = json.loads(response.split(b"\r\n\r\n", 1)[1])["data"]["token"]
+    return token.encode()
 
 
 def recorded_token(item: g.Interaction) -> bytes:
