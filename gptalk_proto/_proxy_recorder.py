@@ -95,6 +95,9 @@ class ProxyRecorder:
             HTTP proxy).
         proxy_headers: headers for that upstream proxy (not recorded).
         url: the proxy's own URL, for the 501 that refuses ``CONNECT``.
+        count_chats: count the chats as they end (:attr:`chats`), which
+            parses every response a second time; off, nothing is parsed on
+            the way (the cassette is parsed once, at the end).
     """
 
     def __init__(
@@ -105,6 +108,7 @@ class ProxyRecorder:
         target_prefix: str = "",
         proxy_headers: Sequence[tuple[str, str]] = (),
         url: str = "",
+        count_chats: bool = True,
     ) -> None:
         self.recorder = Recorder(upstream)
         self.upstream = upstream
@@ -114,6 +118,7 @@ class ProxyRecorder:
             (n.encode("latin-1"), v.encode("latin-1")) for n, v in proxy_headers
         )
         self.url = url
+        self.count_chats = count_chats
         #: Chats recorded: stream responses that ended (whole or cut).
         self.chats = 0
 
@@ -136,14 +141,17 @@ class ProxyConnection:
         self._requests = RequestReader(MAX_PROXIED_REQUEST)
         self._number: int | None = None  # the recorder's, once a request went up
         # The responses being counted: h11's client side mirrors the exchange.
-        self._mirror: h11.Connection | None = h11.Connection(h11.CLIENT)
+        self._mirror: h11.Connection | None = (
+            h11.Connection(h11.CLIENT) if proxy.count_chats else None
+        )
         self._waiting: deque[tuple[bytes, bytes]] = deque()  # (method, path) not answered
         self._closed = False
 
     @property
     def pending(self) -> bool:
-        """A forwarded request has not had its whole response yet."""
-        return bool(self._waiting)
+        """A forwarded request has not had its whole response yet (False
+        when responses are not followed: see ``count_chats``)."""
+        return self._mirror is not None and bool(self._waiting)
 
     def client_data(self, data: bytes, t: float) -> list[ProxyAction]:
         """Bytes the client wrote at ``t``; what to write where, in order."""
@@ -175,8 +183,9 @@ class ProxyConnection:
             if self._number is None:
                 self._number = self._proxy.recorder.open_connection()
             self._proxy.recorder.sent(self._number, wire, t)
-            self._waiting.append((head.method, origin_form(head.target).split(b"?", 1)[0]))
-            self._mirror_next()
+            if self._mirror is not None:
+                self._waiting.append((head.method, origin_form(head.target).split(b"?", 1)[0]))
+                self._mirror_next()
             actions.append(ToUpstream(wire))
         return actions
 
@@ -209,7 +218,7 @@ class ProxyConnection:
         number = self._number
         if number is None:
             return data  # nothing was asked: not part of any exchange
-        if data or self._waiting:
+        if data or self._waiting or self._mirror is None:
             # An idle keep-alive connection closed is no exchange's end.
             self._proxy.recorder.received(number, data, t)
         self._count(data)

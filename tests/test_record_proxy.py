@@ -109,7 +109,7 @@ def test_http_client_through_the_proxy_to_the_reference_server(absolute: bool) -
             else:
                 got, tokens = by_hand(run.url, prompt)
         assert got == direct
-        assert run.recorder.chats == 1
+        assert run.recorder.chats == 0  # counted only when a count is asked for
     assert run.cassette is not None
     check_cassette(run.cassette, prompt, direct, tokens)
 

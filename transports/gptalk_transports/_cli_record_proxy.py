@@ -81,7 +81,8 @@ async def _listen(
         raise CassetteError("nothing was recorded: no request went through the proxy")
     write(cassette)
     err.write(
-        f"gptalk: recorded {run.recorder.chats} chats, {len(cassette.interactions)} "
+        f"gptalk: recorded {sum(i.kind == 'stream' for i in cassette.interactions)} chats, "
+        f"{len(cassette.interactions)} "
         f"exchanges to {args.output}\n"
     )
     return 0

@@ -140,7 +140,11 @@ class ProxyRun:
 
 
 def _recorder_for(
-    upstream: str, proxy: str | None, trust_env: bool, verify: bool | str | ssl.SSLContext
+    upstream: str,
+    proxy: str | None,
+    trust_env: bool,
+    verify: bool | str | ssl.SSLContext,
+    count_chats: bool,
 ) -> tuple[ProxyRecorder, AsyncConnector]:
     origin = Origin.parse(upstream)
     if origin.path:
@@ -159,6 +163,7 @@ def _recorder_for(
         host=options.host,
         target_prefix=options.target_prefix,
         proxy_headers=options.proxy_headers,
+        count_chats=count_chats,
     )
     return recorder, connector
 
@@ -223,7 +228,7 @@ async def record_through_proxy(
     ...     ...  # point any client at run.url
     >>> run.cassette  # doctest: +SKIP
     """
-    recorder, connector = _recorder_for(upstream, proxy, trust_env, verify)
+    recorder, connector = _recorder_for(upstream, proxy, trust_env, verify, chats is not None)
     recorded_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     run: ProxyRun | None = None
 
