@@ -28,7 +28,9 @@ from gptalk_transports import (
     replay_session,
 )
 from gptalk_transports._config import Timeout
-from gptalk_transports._replay_serve import serve_cassettes, serve_cassettes_in_thread
+from gptalk_transports._record_proxy import _recorder_for, serve_proxy
+from gptalk_transports._replay_serve import serve_cassettes, serve_cassettes_in_thread, serve_replay
+from gptalk_transports._server_driver import Limits
 from gptalk_transports._session import REPLAY_RETRY, next_chat, recorded_clock, text_steps
 
 from .console import ENV, GPTALK
@@ -374,3 +376,43 @@ def test_raw_socket_reads_have_the_recorded_lengths_and_pace() -> None:
             sock.close()
     assert reads == recorded
     assert abs(took - lasting) <= 0.3 * lasting, (took, lasting)
+
+
+@pytest.mark.parametrize("server_kind", ["replay", "proxy"])
+def test_a_trickled_request_is_dropped_not_waited_for(server_kind: str) -> None:
+    """A client that sends half a request head and stops loses its
+    connection at the head deadline (not the idle timeout of 60 s)."""
+    limits = Limits(
+        header_timeout=0.5,
+        request_timeout=1.0,
+        min_rate=None,
+        min_rate_grace=0.0,
+        idle_timeout=60.0,
+    )
+
+    async def main() -> bytes:
+        async with anyio.create_task_group() as group:
+            if server_kind == "replay":
+                server = g.ReplayServer([load_cassette(PLAIN)])
+                url = await group.start(
+                    lambda task_status: serve_replay(server, limits=limits, task_status=task_status)
+                )
+            else:
+                recorder, connector = _recorder_for("http://127.0.0.1:1", None, False, True, False)
+                url = await group.start(
+                    lambda task_status: serve_proxy(
+                        recorder, connector, limits=limits, task_status=task_status
+                    )
+                )
+            parts = urlsplit(url)
+            with anyio.fail_after(20):  # a safety net far past the 0.5 s deadline
+                async with await anyio.connect_tcp(parts.hostname or "", parts.port or 0) as s:
+                    await s.send(b"POST /api/chatgpt/user/login HTTP/1.1\r\nhost: x\r\n")
+                    try:
+                        rest = await s.receive()
+                    except anyio.EndOfStream:
+                        rest = b""
+            group.cancel_scope.cancel()
+        return rest
+
+    assert anyio.run(main) == b""

@@ -28,9 +28,9 @@ from ._config import Origin, make_ssl_context
 from ._connector import AsyncConnector
 from ._env_proxy import choose_proxy
 from ._exceptions import TransportError
-from ._refserver import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS
-from ._replay_serve import _no_delay
-from ._server_driver import READ_SIZE, ServerStats, serve_listener
+from ._refserver import DEFAULT_MAX_CONNECTIONS
+from ._replay_serve import DEFAULT_LIMITS, RequestClock, _no_delay, read_within
+from ._server_driver import READ_SIZE, Limits, ServerStats, serve_listener
 from ._streams import AsyncByteStream
 
 __all__ = ["ProxyRun", "record_through_proxy", "record_through_proxy_in_thread", "serve_proxy"]
@@ -55,7 +55,7 @@ async def _proxy_one(
     proxy: ProxyRecorder,
     connector: AsyncConnector,
     clock: Callable[[], float],
-    idle_timeout: float,
+    limits: Limits,
     on_chat: Callable[[], None],
 ) -> None:
     _no_delay(client)
@@ -86,21 +86,20 @@ async def _proxy_one(
 
     try:
         async with anyio.create_task_group() as group:
+            deadlines = RequestClock(limits)
             while True:
-                data = b""
-                with anyio.move_on_after(idle_timeout):
-                    try:
-                        data = await client.receive(READ_SIZE)
-                    except anyio.EndOfStream:
-                        data = b""
+                data = await read_within(client, deadlines)
                 if not data:
                     # The client is done (or idle): let a response in flight finish.
                     if upstream is not None and conn.pending:
-                        with anyio.move_on_after(idle_timeout):
+                        with anyio.move_on_after(limits.idle_timeout):
                             await pump_done.wait()
                     group.cancel_scope.cancel()
                     return
-                for action in conn.client_data(data, clock()):
+                actions = conn.client_data(data, clock())
+                if actions:
+                    deadlines.answered()  # a whole request went on
+                for action in actions:
                     if isinstance(action, ToUpstream):
                         if upstream is None:
                             try:
@@ -174,7 +173,7 @@ async def serve_proxy(
     *,
     host: str = "127.0.0.1",
     port: int = 0,
-    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    limits: Limits = DEFAULT_LIMITS,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     on_chat: Callable[[], None] = lambda: None,
     task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
@@ -193,7 +192,7 @@ async def serve_proxy(
             proxy=recorder,
             connector=connector,
             clock=clock,
-            idle_timeout=idle_timeout,
+            limits=limits,
             on_chat=on_chat,
         ),
         host=host,

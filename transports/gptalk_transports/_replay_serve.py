@@ -30,8 +30,15 @@ from gptalk_proto import (
 )
 
 from ._cassettes import load_cassette
-from ._refserver import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS
-from ._server_driver import READ_SIZE, ServerStats, serve_listener
+from ._refserver import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MIN_RATE,
+    DEFAULT_MIN_RATE_GRACE,
+    DEFAULT_REQUEST_TIMEOUT,
+)
+from ._server_driver import READ_SIZE, Limits, ServerStats, serve_listener
 
 __all__ = ["replay_server", "serve_cassettes", "serve_cassettes_in_thread", "serve_replay"]
 
@@ -50,26 +57,78 @@ def _no_delay(stream: ByteStream) -> None:
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+class RequestClock:
+    """The reference server's request deadlines (``Limits``) for a driver
+    that sees only bytes in and answers out: a request's first byte starts
+    its clock, an answer stops it."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.started: float | None = None
+        self.received = 0
+
+    def timeout(self) -> float:
+        """Seconds the next read may wait."""
+        now = anyio.current_time()
+        if self.started is None:
+            return self.limits.idle_timeout
+        deadline = self.limits.request_deadline(self.started, self.received, in_head=True)
+        return max(deadline - now, 0.0)
+
+    def got(self, data: bytes) -> None:
+        if self.started is None:
+            self.started = anyio.current_time()
+        self.received += len(data)
+
+    def answered(self) -> None:
+        self.started, self.received = None, 0
+
+
+#: The replay server's and the recording proxy's deadlines: the reference
+#: server's defaults (a request head within 10 s of its first byte, at 500
+#: bytes/s after 5 s; 60 s idle), so a client that trickles a request cannot
+#: hold a connection slot.
+DEFAULT_LIMITS = Limits(
+    header_timeout=DEFAULT_HEADER_TIMEOUT,
+    request_timeout=DEFAULT_REQUEST_TIMEOUT,
+    min_rate=DEFAULT_MIN_RATE,
+    min_rate_grace=DEFAULT_MIN_RATE_GRACE,
+    idle_timeout=DEFAULT_IDLE_TIMEOUT,
+)
+
+
+async def read_within(stream: ByteStream, clock: RequestClock) -> bytes:
+    """The next bytes from a client; ``b""`` at its end, or when it is idle
+    or too slow with a request (RFC 9112 section 9.5 lets a server close)."""
+    data = b""
+    with anyio.move_on_after(clock.timeout()):
+        try:
+            data = await stream.receive(READ_SIZE)
+        except anyio.EndOfStream:
+            return b""
+    if data:
+        clock.got(data)
+    return data
+
+
 async def _serve_one(
     stream: ByteStream,
     server: ReplayServer,
-    idle_timeout: float,
+    limits: Limits,
     on_mismatch: OnMismatch | None,
     on_response: Callable[[], None] | None,
 ) -> None:
     _no_delay(stream)
     conn = server.connection()
+    clock = RequestClock(limits)
     try:
         while True:
-            data = b""
-            with anyio.move_on_after(idle_timeout):
-                try:
-                    data = await stream.receive(READ_SIZE)
-                except anyio.EndOfStream:
-                    return
+            data = await read_within(stream, clock)
             if not data:
-                return  # idle past the deadline (RFC 9112 section 9.5)
+                return
             actions = conn.receive_data(data)
+            if actions:
+                clock.answered()
             for action in actions:
                 if isinstance(action, ReplayWrite):
                     if action.delay > 0:
@@ -103,7 +162,7 @@ async def serve_replay(
     *,
     host: str = "127.0.0.1",
     port: int = 0,
-    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    limits: Limits = DEFAULT_LIMITS,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     stats: ServerStats | None = None,
     on_mismatch: OnMismatch | None = None,
@@ -117,7 +176,7 @@ async def serve_replay(
     after each answered read of requests (``--once`` checks there).
     """
     await serve_listener(
-        lambda stream: _serve_one(stream, server, idle_timeout, on_mismatch, on_response),
+        lambda stream: _serve_one(stream, server, limits, on_mismatch, on_response),
         host=host,
         port=port,
         max_connections=max_connections,
