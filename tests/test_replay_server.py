@@ -3,8 +3,8 @@ client, over loopback, gets the recorded bytes, chunk boundaries and pace."""
 
 from __future__ import annotations
 
-import dataclasses
 import http.client
+import itertools
 import json
 import signal
 import socket
@@ -319,26 +319,49 @@ def test_cli_played_then_signal_exits_0() -> None:
     assert code == 0, errors
 
 
-def _paced(cassette: g.Cassette, gap: float) -> g.Cassette:
-    """The cassette with its stream's reads ``gap`` seconds apart."""
-    items = list(cassette.interactions)
-    stream = items[2]
-    start = stream.request.t
-    chunks = tuple(
-        dataclasses.replace(c, t=start + gap * (n + 1))
-        for n, c in enumerate(stream.response.chunks)
-    )
-    items[2] = dataclasses.replace(
-        stream, response=dataclasses.replace(stream.response, chunks=chunks)
-    )
-    return dataclasses.replace(cassette, interactions=tuple(items))
+#: The gap the paced recording asks of the reference server between events.
+PACE = 0.05
 
 
-def test_raw_socket_reads_have_the_recorded_lengths_and_pace() -> None:
-    gap = 0.05
-    cassette = _paced(load_cassette(PLAIN), gap)
+#: Recorded reads closer than this may reach a reader as one read or as two
+#: (it may wake once for both); reads farther apart must stay apart.
+BURST = 0.02
+
+
+def _boundaries(item: g.Interaction) -> tuple[set[int], set[int]]:
+    """(every recorded read's end offset, those followed by a gap >= BURST)."""
+    every, apart = set(), set()
+    at = 0
+    chunks = item.response.chunks
+    for number, chunk in enumerate(chunks):
+        at += len(chunk.data)
+        every.add(at)
+        following = chunks[number + 1].t if number + 1 < len(chunks) else None
+        if following is None or following - chunk.t >= BURST:
+            apart.add(at)
+    return every, apart
+
+
+@pytest.fixture(scope="module")
+def paced() -> g.Cassette:
+    """A chat recorded with ``PACE`` s between events (``delay`` fault).  A
+    busy machine may make the recording client read two events at once and
+    the next one soon after: such a recording is made again (three tries)."""
+    for _ in range(3):
+        cassette, _ = anyio.run(
+            lambda: record_session(["Hello, how are you?"], faults=[f"delay={PACE}"])
+        )
+        # Every event apart (the chunked body's last, empty chunk follows
+        # [DONE] at once and joins it).
+        if len(_boundaries(cassette.interactions[2])[1]) >= 20:
+            return cassette
+    pytest.fail(f"three recordings had events closer than {BURST} s")
+
+
+def test_raw_socket_reads_have_the_recorded_lengths_and_pace(paced: g.Cassette) -> None:
+    cassette = paced
     stream = cassette.interactions[2]
-    recorded = [len(c.data) for c in stream.response.chunks]
+    every, apart = _boundaries(stream)
     lasting = stream.response.chunks[-1].t - stream.request.t
     with serve_cassettes_in_thread([cassette], speed=1.0) as url:
         parts = urlsplit(url)
@@ -374,7 +397,12 @@ def test_raw_socket_reads_have_the_recorded_lengths_and_pace() -> None:
                     reads = sizes
         finally:
             sock.close()
-    assert reads == recorded
+    # Each read ends where a recorded read ended, and every recorded read
+    # that had a gap >= 20 ms after it ends a read: the recorded boundaries.
+    ends = set(itertools.accumulate(reads))
+    assert ends <= every
+    assert apart <= ends
+    assert len(apart) >= 20
     assert abs(took - lasting) <= 0.3 * lasting, (took, lasting)
 
 
