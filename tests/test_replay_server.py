@@ -30,7 +30,7 @@ from gptalk_transports import (
 from gptalk_transports._config import Timeout
 from gptalk_transports._record_proxy import _recorder_for, serve_proxy
 from gptalk_transports._replay_serve import serve_cassettes, serve_cassettes_in_thread, serve_replay
-from gptalk_transports._server_driver import Limits
+from gptalk_transports._server_driver import LOGGER_NAME, Limits, ServerStats, serve_listener
 from gptalk_transports._session import REPLAY_RETRY, next_chat, recorded_clock, text_steps
 
 from .console import ENV, GPTALK
@@ -446,3 +446,47 @@ def test_a_trickled_request_is_dropped_not_waited_for(server_kind: str) -> None:
         return rest
 
     assert anyio.run(main) == b""
+
+
+def test_the_shared_accept_loop_contains_a_connections_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """serve_listener, under the replay server and the proxy: what one
+    connection raises is logged and counted; the next is served."""
+    stats = ServerStats()
+
+    async def handler(stream: anyio.abc.ByteStream) -> None:
+        if stats.accepted == 1:
+            raise RuntimeError("a bug, with a secret: sk-123")
+        await stream.send(b"served")
+
+    async def main() -> bytes:
+        async with anyio.create_task_group() as group:
+            url = await group.start(
+                lambda task_status: serve_listener(
+                    handler,
+                    host="127.0.0.1",
+                    port=0,
+                    max_connections=10,
+                    stats=stats,
+                    task_status=task_status,
+                )
+            )
+            parts = urlsplit(url)
+            answers = []
+            for _ in range(2):
+                async with await anyio.connect_tcp(parts.hostname or "", parts.port or 0) as s:
+                    try:
+                        answers.append(await s.receive())
+                    except anyio.EndOfStream:
+                        answers.append(b"")
+            group.cancel_scope.cancel()
+        return b"|".join(answers)
+
+    with caplog.at_level("ERROR", logger=LOGGER_NAME):
+        assert anyio.run(main) == b"|served"
+    assert stats.internal_errors == 1
+    assert stats.accepted == 2
+    [line] = [r.getMessage() for r in caplog.records]
+    assert "RuntimeError" in line
+    assert "sk-123" not in line
