@@ -56,9 +56,25 @@ from ._faults import FAULT_KINDS, Fault, FaultKind, parse_fault
 from ._har import to_har
 from ._json_depth import MAX_JSON_DEPTH
 from ._lint import lint
+from ._proxy_recorder import (
+    MAX_PROXIED_REQUEST,
+    ProxyConnection,
+    ProxyRecorder,
+    ToClient,
+    ToUpstream,
+)
 from ._recorder import Recorder
 from ._redact import MIN_SECRET_LENGTH, check_secrets, redact
 from ._replay import EOF, CassetteMismatch, CassetteUnplayed, ReplayConnection, Replayer
+from ._replay_server import (
+    MAX_REPLAY_SESSIONS,
+    MISMATCH_STATUS,
+    ReplayClose,
+    ReplayMismatch,
+    ReplayServer,
+    ReplayServerConnection,
+    ReplayWrite,
+)
 from ._replies import ReplyGenerator, default_reply, expected_reply, sized_reply, text_reply
 from ._server import (
     DEFAULT_MAX_REQUEST_BODY,
@@ -129,9 +145,12 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_EXPIRES_AT",
     "MAX_JSON_DEPTH",
+    "MAX_PROXIED_REQUEST",
+    "MAX_REPLAY_SESSIONS",
     "MAX_TIME",
     "MAX_TOKEN_LENGTH",
     "MIN_SECRET_LENGTH",
+    "MISMATCH_STATUS",
     "NEED_DATA",
     "PAUSED",
     "SEND_REQUEST",
@@ -169,6 +188,8 @@ __all__ = [
     "LoggedIn",
     "Pause",
     "ProtocolError",
+    "ProxyConnection",
+    "ProxyRecorder",
     "QuotaExhausted",
     "ReconnectNeeded",
     "RecordedChunk",
@@ -176,7 +197,12 @@ __all__ = [
     "RecordedResponse",
     "Recorder",
     "RemoteProtocolError",
+    "ReplayClose",
     "ReplayConnection",
+    "ReplayMismatch",
+    "ReplayServer",
+    "ReplayServerConnection",
+    "ReplayWrite",
     "Replayer",
     "ReplyGenerator",
     "Request",
@@ -195,6 +221,8 @@ __all__ = [
     "StreamInterrupted",
     "TextDelta",
     "TextRewritten",
+    "ToClient",
+    "ToUpstream",
     "__version__",
     "check_secrets",
     "decode_content",

@@ -426,13 +426,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="rounds per figure (>= 5)")
     parser.add_argument("--quick", action="store_true", help="smaller workloads (a smoke run)")
     parser.add_argument(
-        "--only", choices=["parse", "e2e", "replay"], action="append", help="just these parts"
+        "--only",
+        choices=["parse", "e2e", "replay", "any-client"],
+        action="append",
+        help="just these parts",
     )
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     args = parser.parse_args(argv)
     pin(0)
     rounds = max(args.rounds, 5) if not args.quick else max(args.rounds, 2)
-    parts = args.only or ["parse", "e2e", "replay"]
+    parts = args.only or ["parse", "e2e", "replay", "any-client"]
     rows: list[Row] = []
     if "parse" in parts:
         rows += parse_rows(rounds, args.quick)
@@ -440,6 +443,10 @@ def main(argv: list[str] | None = None) -> int:
         rows += e2e_rows(rounds, args.quick)
     if "replay" in parts:
         rows.append(replay_row(rounds))
+    if "any-client" in parts:
+        from .any_client import any_client_rows
+
+        rows += any_client_rows(rounds, args.quick)
     print(render_markdown(rows) if args.markdown else render(rows))
     failed = [row for row in rows if row.passed is False]
     print(f"\n{len(rows)} rows, {sum(r.passed is True for r in rows)} pass, {len(failed)} fail")

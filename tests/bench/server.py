@@ -87,9 +87,12 @@ class BenchProtocol(asyncio.Protocol):
             )
         elif path.endswith(b"/chatapi/text"):
             workload = json.loads(self.body)["content"]
-            self.transport.write(_json_response({"code": 0, "data": {"token": workload}}))
+            # The stream token names the workload, in b64token characters
+            # (RFC 6750): clients check the tokens they are handed.
+            token = workload.replace(":", ".")
+            self.transport.write(_json_response({"code": 0, "data": {"token": token}}))
         else:
-            workload = self.target.split(b"token=")[1].decode().replace("%3A", ":")
+            workload = self.target.split(b"token=")[1].decode().replace(".", ":")
             self.task = asyncio.ensure_future(self.stream(workload))
 
     async def stream(self, workload: str) -> None:

@@ -30,6 +30,7 @@ from ._g4f import GPTalk
 from ._load import LoadReport, run_load
 from ._retry import RetryPolicy
 from ._schema import cassette_schema
+from ._server.proxy import ProxyRun, record_through_proxy, record_through_proxy_in_thread
 from ._server.refserver import (
     ServerStats,
     make_service,
@@ -37,6 +38,7 @@ from ._server.refserver import (
     serve_in_background,
     serve_in_thread,
 )
+from ._server.replay import serve_cassettes, serve_cassettes_in_thread
 from ._session import ChatResult, record_session, replay_session
 from ._sync.client import ChatStream, Client
 from ._sync.recording import SyncRecordingConnector
@@ -59,6 +61,7 @@ __all__ = [
     "LoadReport",
     "Origin",
     "ProxyError",
+    "ProxyRun",
     "ProxyURL",
     "ReadError",
     "ReadTimeout",
@@ -80,10 +83,14 @@ __all__ = [
     "make_service",
     "make_ssl_context",
     "record_session",
+    "record_through_proxy",
+    "record_through_proxy_in_thread",
     "replay_session",
     "run_load",
     "save_cassette",
     "serve",
+    "serve_cassettes",
+    "serve_cassettes_in_thread",
     "serve_in_background",
     "serve_in_thread",
 ]

@@ -339,3 +339,8 @@ def gptalk_async_client(gptalk_cassette: CassetteSession) -> AsyncClient:
     """An AsyncClient wired to the test's cassette (asyncio, or trio under
     anyio's pytest plugin or pytest-trio)."""
     return gptalk_cassette.async_client()
+
+
+# The fixture for clients that are not ours (its own module: it needs the
+# replay server and the recording proxy).
+from ._plugin.replay_server import gptalk_replay_server  # noqa: E402, F401

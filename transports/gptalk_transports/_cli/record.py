@@ -20,6 +20,7 @@ from .common import (
     NO_ENV_PROXY_HELP,
     _count,
     _output,
+    _port,
     _positive,
     _Printer,
     _proxy_url,
@@ -27,12 +28,17 @@ from .common import (
     _write,
 )
 from .exits import UsageError, _add_command, end_line
+from .record_proxy import add_listen_arguments, record_listen
 
 __all__ = ["add_command"]
 
 
 def _record(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
     output = _output(args.output)
+    if args.listen:
+        return record_listen(args, out, err, output, _write)
+    if not args.prompt:
+        raise UsageError("give a PROMPT to record (or --listen for a recording proxy)")
     check_secrets(args.secret)  # before anything is recorded: a usage error
     faults = [parse_fault(spec) for spec in args.fault]
     if faults and args.url:
@@ -82,7 +88,9 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
         "Record one chat per PROMPT into a cassette file, redacting secrets. With no "
         "--url, record against the built-in reference server (with --fault specs).",
     )
-    record.add_argument("prompt", metavar="PROMPT", nargs="+", help="a prompt; - reads stdin")
+    record.add_argument(
+        "prompt", metavar="PROMPT", nargs="*", help="a prompt; - reads stdin (none with --listen)"
+    )
     record.add_argument(
         "-o",
         "--output",
@@ -120,4 +128,5 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
         "--idle-timeout", type=_positive, metavar="S", help="end a stream silent for S seconds"
     )
     record.add_argument("--json", action="store_true", help="print events as JSON lines")
+    add_listen_arguments(record, _port, _count)
     record.set_defaults(handler=_record)

@@ -14,11 +14,9 @@ from gptalk_proto import (
 
 from .._cassettes import ReplayTiming, load_cassette
 from .._session import replay_session
-from .common import (
-    _positive,
-    _Printer,
-)
+from .common import _port, _positive, _Printer
 from .exits import UsageError, _add_command, end_line
+from .replay_serve import add_serve_arguments, replay_serve
 
 __all__ = ["add_command"]
 
@@ -39,6 +37,11 @@ def _speed(value: str) -> float:
 
 
 def _replay(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
+    if args.serve:
+        return replay_serve(args, out, err)
+    if len(args.file) > 1:
+        raise UsageError("several cassettes are replayed with --serve only")
+    args.file = args.file[0]
     try:
         timing = ReplayTiming(speed=args.speed or None, max_gap=args.max_gap)
     except ValueError as exc:
@@ -65,7 +68,7 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
         "replay a cassette offline",
         "Replay the chats of a cassette offline, printing the text as it streams.",
     )
-    replay.add_argument("file", metavar="FILE", help="the cassette")
+    replay.add_argument("file", metavar="FILE", nargs="+", help="the cassette (several: --serve)")
     replay.add_argument(
         "--speed",
         type=_speed,
@@ -75,4 +78,5 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
     )
     replay.add_argument("--max-gap", type=_positive, metavar="S", help="cap any wait at S seconds")
     replay.add_argument("--json", action="store_true", help="print events as JSON lines")
+    add_serve_arguments(replay, _port)
     replay.set_defaults(handler=_replay)

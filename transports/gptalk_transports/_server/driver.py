@@ -22,18 +22,19 @@ import logging
 import os
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import anyio
-from anyio.abc import ByteStream, SocketAttribute
+from anyio.abc import ByteStream, SocketAttribute, TaskStatus
 from anyio.streams.tls import TLSStream
 
 import gptalk_proto
 from gptalk_proto import NEED_DATA, PAUSED, BadRequest, Pause, Send, ServerConnection, Service
 
-__all__ = ["LOGGER_NAME", "Limits", "ServerStats", "serve_connection"]
+__all__ = ["LOGGER_NAME", "Limits", "ServerStats", "serve_connection", "serve_listener"]
 
 #: The logger of the reference server: one line per internal error (level
 #: ERROR), never a traceback, never request data.
@@ -309,3 +310,59 @@ async def serve_connection(
             _field(_where(error)),
             outcome,
         )
+
+
+async def serve_listener(
+    handler: Callable[[ByteStream], Awaitable[None]],
+    *,
+    host: str,
+    port: int,
+    max_connections: int,
+    stats: ServerStats,
+    scheme: str = "http",
+    task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """The accept loop every server here shares: listen, hand each connection
+    to ``handler`` within the connection cap, contain what it raises.
+
+    Past ``max_connections`` connections, a new one is closed unanswered.
+    ``handler`` need not contain errors itself: a disconnect ends its
+    connection quietly, any other exception (a bug) ends it with one log line
+    and a count in ``stats.internal_errors``, never the listener.
+    ``task_status.started`` gets the URL once connections are accepted.
+    """
+    listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+
+    async def handle(stream: ByteStream) -> None:
+        try:
+            if stats.active >= max_connections:
+                stats.refused += 1
+                return
+            stats.active += 1
+            stats.accepted += 1
+            try:
+                await handler(stream)
+            except _GONE:
+                pass
+            except Exception as error:
+                stats.internal_errors += 1
+                _logger.error(
+                    "internal error #%d on a connection from %s: %s at %s; closed it",
+                    stats.internal_errors,
+                    _field(_peer_name(stream)),
+                    _field(type(error).__qualname__),
+                    _field(_where(error)),
+                )
+            finally:
+                # The slot is free before the client can see the close.
+                stats.active -= 1
+        finally:
+            # Closing cannot stop the listener either.
+            with suppress(Exception):
+                await anyio.aclose_forcefully(stream)
+
+    async with listener:
+        bound = listener.extra(SocketAttribute.local_port)
+        shown = f"[{host}]" if ":" in host else host
+        task_status.started(f"{scheme}://{shown}:{bound}")
+        await listener.serve(handle)

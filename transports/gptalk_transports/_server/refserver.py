@@ -13,11 +13,11 @@ import math
 import os
 import ssl
 from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import asynccontextmanager, contextmanager, suppress
+from contextlib import asynccontextmanager, contextmanager
 
 import anyio
 import anyio.from_thread
-from anyio.abc import ByteStream, SocketAttribute, TaskStatus
+from anyio.abc import TaskStatus
 
 from gptalk_proto import (
     DEFAULT_MAX_PENDING_BYTES,
@@ -30,7 +30,7 @@ from gptalk_proto import (
     default_reply,
 )
 
-from .driver import LOGGER_NAME, Limits, ServerStats, serve_connection
+from .driver import LOGGER_NAME, Limits, ServerStats, serve_connection, serve_listener
 
 __all__ = [
     "DEFAULT_HEADER_TIMEOUT",
@@ -168,30 +168,15 @@ async def serve(
         max_connections=max_connections,
     )
     counts = ServerStats() if stats is None else stats
-    listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
-
-    async def handle(stream: ByteStream) -> None:
-        try:
-            if counts.active >= max_connections:
-                counts.refused += 1
-                return
-            counts.active += 1
-            counts.accepted += 1
-            try:
-                await serve_connection(stream, service, ssl_context, limits, counts)
-            finally:
-                # The slot is free before the client can see the close.
-                counts.active -= 1
-        finally:
-            # Closing cannot stop the listener either.
-            with suppress(Exception):
-                await anyio.aclose_forcefully(stream)
-
-    async with listener:
-        bound = listener.extra(SocketAttribute.local_port)
-        shown = f"[{host}]" if ":" in host else host
-        task_status.started(f"{'https' if ssl_context else 'http'}://{shown}:{bound}")
-        await listener.serve(handle)
+    await serve_listener(
+        lambda stream: serve_connection(stream, service, ssl_context, limits, counts),
+        host=host,
+        port=port,
+        max_connections=max_connections,
+        stats=counts,
+        scheme="https" if ssl_context else "http",
+        task_status=task_status,
+    )
 
 
 @asynccontextmanager

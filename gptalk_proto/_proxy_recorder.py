@@ -1,0 +1,256 @@
+"""The recording proxy, sans IO: any client's chats, teed and recorded.
+
+A client that is not ours (curl, a browser, another language's client)
+talks to the proxy as if it were the service; the proxy forwards each of its
+requests to the upstream service and each upstream read back to the client,
+recording both through the same :class:`Recorder` as our own recording
+transports.  The driver moves the bytes and says when they moved.
+
+* **Tee, never buffer.**  :meth:`ProxyConnection.upstream_data` returns the
+  read it was given, whole, for the driver to write to the client before it
+  reads upstream again: the client sees each event when the upstream sent it.
+  Requests, small JSON, are read whole (capped) and forwarded whole.
+* **Origin-form.**  A client that uses the proxy as its HTTP proxy
+  (``HTTP_PROXY=http://H:P``) sends absolute-form targets (RFC 9112 section
+  3.2.2); the proxy forwards, and the cassette keeps, the origin-form the
+  service sees.  ``Host`` becomes the upstream's.
+* **No tunnels.**  ``CONNECT`` (HTTPS through a proxy, RFC 9110 section
+  9.3.6) would hide the bytes to record: it gets a 501 saying to point the
+  client at the proxy's URL instead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import h11
+
+from ._cassette import Cassette
+from ._recorder import Recorder, origin_form
+from ._request_reader import RequestReader
+
+__all__ = [
+    "MAX_PROXIED_REQUEST",
+    "ProxyConnection",
+    "ProxyRecorder",
+    "ToClient",
+    "ToUpstream",
+]
+
+#: Cap on one request the proxy reads before forwarding it, head and body
+#: apart, in bytes: GPTalk requests are small JSON, and a request is held
+#: until it is whole (the recorder holds it too).
+MAX_PROXIED_REQUEST = 2 * 1024 * 1024
+
+#: Requests a client may send ahead of their responses (HTTP/1.1
+#: pipelining) on one connection: their methods wait here for the response
+#: counter.  GPTalk clients send one at a time.
+MAX_PIPELINED = 16
+
+# Hop-by-hop and framing headers the proxy sets itself (RFC 9110 section
+# 7.6.1; the body is forwarded whole, with its length).
+_DROPPED = frozenset(
+    {b"host", b"content-length", b"transfer-encoding", b"proxy-connection", b"proxy-authorization"}
+)
+_STREAM_PATH = b"/api/chatgpt/chatapi/stream"
+
+
+@dataclass(frozen=True)
+class ToUpstream:
+    """Write ``data`` to the upstream connection (open it first if needed)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ToClient:
+    """Write ``data`` to the client; ``close`` afterwards if set."""
+
+    data: bytes
+    close: bool = False
+
+
+ProxyAction = ToUpstream | ToClient
+
+
+def _refusal(status: int, reason: bytes, text: str) -> bytes:
+    body = json.dumps({"code": status, "msg": text}).encode()
+    return (
+        b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+        b"connection: close\r\n\r\n%s" % (status, reason, len(body), body)
+    )
+
+
+class ProxyRecorder:
+    """Records every chat any client makes through the proxy.
+
+    Args:
+        upstream: the service URL (kept in the cassette).
+        host: the ``Host`` header for the upstream.
+        target_prefix: before every forwarded target (the absolute-form's
+            scheme and authority when the upstream is reached through an
+            HTTP proxy).
+        proxy_headers: headers for that upstream proxy (not recorded).
+        url: the proxy's own URL, for the 501 that refuses ``CONNECT``.
+        count_chats: count the chats as they end (:attr:`chats`), which
+            parses every response a second time; off, nothing is parsed on
+            the way (the cassette is parsed once, at the end).
+    """
+
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        host: str,
+        target_prefix: str = "",
+        proxy_headers: Sequence[tuple[str, str]] = (),
+        url: str = "",
+        count_chats: bool = True,
+    ) -> None:
+        self.recorder = Recorder(upstream)
+        self.upstream = upstream
+        self.host = host.encode("ascii")
+        self.target_prefix = target_prefix.encode("ascii")
+        self.proxy_headers = tuple(
+            (n.encode("latin-1"), v.encode("latin-1")) for n, v in proxy_headers
+        )
+        self.url = url
+        self.count_chats = count_chats
+        #: Chats recorded: stream responses that ended (whole or cut).
+        self.chats = 0
+
+    def connection(self) -> ProxyConnection:
+        """The proxy side of one new client connection."""
+        return ProxyConnection(self)
+
+    def cassette(
+        self, *, recorded_at: str, redact: bool = True, secrets: Iterable[str] = ()
+    ) -> Cassette:
+        """What was recorded so far; redacted unless ``redact`` is False."""
+        return self.recorder.cassette(recorded_at=recorded_at, redact=redact, secrets=secrets)
+
+
+class ProxyConnection:
+    """One client connection and the upstream connection it is forwarded on."""
+
+    def __init__(self, proxy: ProxyRecorder) -> None:
+        self._proxy = proxy
+        self._requests = RequestReader(MAX_PROXIED_REQUEST)
+        self._number: int | None = None  # the recorder's, once a request went up
+        # The responses being counted: h11's client side mirrors the exchange.
+        self._mirror: h11.Connection | None = (
+            h11.Connection(h11.CLIENT) if proxy.count_chats else None
+        )
+        self._waiting: deque[tuple[bytes, bytes]] = deque()  # (method, path) not answered
+        self._closed = False
+
+    @property
+    def pending(self) -> bool:
+        """A forwarded request has not had its whole response yet (False
+        when responses are not followed: see ``count_chats``)."""
+        return self._mirror is not None and bool(self._waiting)
+
+    def client_data(self, data: bytes, t: float) -> list[ProxyAction]:
+        """Bytes the client wrote at ``t``; what to write where, in order."""
+        if self._closed:
+            return []
+        try:
+            requests = self._requests.feed(data, t)
+        except h11.RemoteProtocolError as exc:
+            self._closed = True
+            status = exc.error_status_hint
+            return [ToClient(_refusal(status, b"Bad Request", f"invalid request: {exc}"), True)]
+        actions: list[ProxyAction] = []
+        for head, body, _ in requests:
+            if head.method == b"CONNECT":
+                self._closed = True
+                text = (
+                    "this is a recording proxy for plain HTTP: CONNECT (HTTPS through a proxy) "
+                    f"cannot be recorded; point the client at {self._proxy.url or 'the proxy URL'} "
+                    "as its service URL instead"
+                )
+                actions.append(ToClient(_refusal(501, b"Not Implemented", text), True))
+                return actions
+            if len(self._waiting) >= MAX_PIPELINED:
+                self._closed = True
+                text = f"more than {MAX_PIPELINED} requests sent ahead of their responses"
+                actions.append(ToClient(_refusal(429, b"Too Many Requests", text), True))
+                return actions
+            wire = self._forwarded(head, body)
+            if self._number is None:
+                self._number = self._proxy.recorder.open_connection()
+            self._proxy.recorder.sent(self._number, wire, t)
+            if self._mirror is not None:
+                self._waiting.append((head.method, origin_form(head.target).split(b"?", 1)[0]))
+                self._mirror_next()
+            actions.append(ToUpstream(wire))
+        return actions
+
+    def _forwarded(self, head: h11.Request, body: bytes) -> bytes:
+        proxy = self._proxy
+        target = proxy.target_prefix + origin_form(head.target)
+        lines = [b"%s %s HTTP/1.1" % (head.method, target), b"host: " + proxy.host]
+        for name, value in head.headers.raw_items():
+            if name.lower() not in _DROPPED:
+                lines.append(name + b": " + value)
+        if body or head.method in (b"POST", b"PUT", b"PATCH"):
+            lines.append(b"content-length: %d" % len(body))
+        lines.extend(name + b": " + value for name, value in proxy.proxy_headers)
+        return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+    def _mirror_next(self) -> None:
+        mirror = self._mirror
+        if mirror is None or mirror.our_state is not h11.IDLE or not self._waiting:
+            return
+        method, _ = self._waiting[0]
+        mirror.send(h11.Request(method=method, target=b"/", headers=[(b"host", b"x")]))
+        mirror.send(h11.EndOfMessage())
+
+    def upstream_data(self, data: bytes, t: float) -> bytes:
+        """The upstream wrote ``data`` at ``t`` (``b""``: it closed).
+
+        Returns the bytes for the client: the same read, whole, to be written
+        before the next upstream read.
+        """
+        number = self._number
+        if number is None:
+            return data  # nothing was asked: not part of any exchange
+        if data or self._waiting or self._mirror is None:
+            # An idle keep-alive connection closed is no exchange's end.
+            self._proxy.recorder.received(number, data, t)
+        self._count(data)
+        return data
+
+    def _count(self, data: bytes) -> None:
+        mirror = self._mirror
+        if mirror is None:
+            return
+        mirror.receive_data(data)
+        while self._waiting:
+            try:
+                event = mirror.next_event()
+            except h11.RemoteProtocolError:
+                # Cut mid-response (a stream cut is still a chat), or not
+                # countable HTTP: the recorder records it all the same.
+                if not data and self._waiting[0][1] == _STREAM_PATH:
+                    self._proxy.chats += 1
+                self._mirror = None
+                self._waiting.clear()
+                return
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return
+            if isinstance(event, h11.InformationalResponse):
+                continue
+            if isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                _, path = self._waiting.popleft()
+                if path == _STREAM_PATH:
+                    self._proxy.chats += 1
+                if isinstance(event, h11.ConnectionClosed) or mirror.our_state is h11.MUST_CLOSE:
+                    self._mirror = None
+                    self._waiting.clear()
+                    return
+                mirror.start_next_cycle()
+                self._mirror_next()

@@ -1,0 +1,406 @@
+"""The replay server, sans IO: cassettes played to any HTTP client, many at once.
+
+The client-side replayer (:mod:`._replay`) answers one client, ours, inside
+its transport.  This is the server side of the same replay, for clients that
+are not ours (curl, a browser, another language's client, the g4f class):
+bytes in from a socket, and out the recorded reads, each one write, each
+with the wait the recording had before it.  The driver only moves bytes and
+sleeps the waits given here.
+
+Sessions
+    Each client plays a cassette from its first step in a *session* of its
+    own, with a :class:`Replayer` of its own, so the matching (field by
+    field, redaction placeholders, bindings) is the client-side replayer's,
+    not a copy.  A request finds its session by, in order:
+
+    1. a token this server handed out (``authorization: Bearer ...`` or
+       ``?token=``): tokens are unique per session;
+    2. the connection it came on, while that session has steps left;
+    3. for a login on a new connection: a session parked before a login
+       (it played steps, nothing is connected to it, its next step is a
+       login the request matches; the oldest first) -- a client that logs
+       in again on a new connection, after a quota error, goes on;
+    4. else a new session, in the first cassette whose first step matches.
+
+Tokens
+    The recorded tokens are placeholders (``<login-token-1>.....``); each
+    session hands out its own, of the placeholder's length, so every framing
+    length (``content-length``, chunk sizes) stays true.  A request's tokens
+    are turned back into the placeholders before matching.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import h11
+
+from ._cassette import Cassette, CassetteError, Interaction
+from ._errors import LocalProtocolError
+from ._replay import MAX_REPLAY_REQUEST, CassetteMismatch, Replayer
+from ._request_reader import RequestReader
+
+__all__ = [
+    "MAX_REPLAY_SESSIONS",
+    "MISMATCH_STATUS",
+    "ReplayClose",
+    "ReplayMismatch",
+    "ReplayServer",
+    "ReplayServerConnection",
+    "ReplayWrite",
+]
+
+#: Sessions held at once.  A session is a few hundred bytes plus its token
+#: maps; past the cap, the oldest session that played every step is dropped
+#: to make room, and when none has, a new client gets a 503: a bounded
+#: server, not one that grows with every login.
+MAX_REPLAY_SESSIONS = 100_000
+
+#: Mismatches kept for :meth:`ReplayServer.mismatches` (each is also handed
+#: to the driver as it happens): a client that loops on a wrong request must
+#: not grow the server without bound.
+MAX_KEPT_MISMATCHES = 100
+
+#: The status of a request that matches nothing: RFC 9110 section 15.5.10,
+#: "the request could not be completed due to a conflict with the current
+#: state of the target resource" -- the cassette's next step.  Not a 5xx, so
+#: a client's retry policy does not hide the divergence behind retries.
+MISMATCH_STATUS = 409
+
+# Placeholders of the tokens a server hands out (long and short forms).
+_TOKEN_PLACEHOLDER = re.compile(rb"<(?:login-token|stream-token)-\d+>\.*|<[ts]\d+>\.*")
+# The tokens this server hands out: session and serial in hex, "_" padding.
+_ISSUED = re.compile(rb"gtR([0-9a-f]{1,12})T([0-9a-f]{1,8})_*")
+
+
+@dataclass(frozen=True)
+class ReplayWrite:
+    """Write ``data`` after waiting ``delay`` seconds: one recorded read."""
+
+    data: bytes
+    delay: float
+
+
+@dataclass(frozen=True)
+class ReplayClose:
+    """Close the connection (the recorded server closed, or after an error)."""
+
+
+@dataclass(frozen=True)
+class ReplayMismatch:
+    """A request matched nothing; ``text`` says where and how (for stderr).
+    The 409 answering it is among the actions too."""
+
+    text: str
+
+
+ReplayAction = ReplayWrite | ReplayClose | ReplayMismatch
+
+
+class _Session:
+    __slots__ = ("attached", "cassette", "issued", "number", "placeholders", "replayer")
+
+    def __init__(self, number: int, cassette: int, replayer: Replayer) -> None:
+        self.number = number
+        self.cassette = cassette
+        self.replayer = replayer
+        self.attached = 0  # connections whose last request was of this session
+        self.issued: dict[bytes, bytes] = {}  # placeholder -> token handed out
+        self.placeholders: dict[bytes, bytes] = {}  # token -> placeholder
+
+    @property
+    def finished(self) -> bool:
+        return self.replayer.played >= len(self.replayer.cassette.interactions)
+
+    def token(self, placeholder: bytes) -> bytes:
+        """This session's token for ``placeholder``, of the same length."""
+        token = self.issued.get(placeholder)
+        if token is None:
+            stem = b"gtR%xT%x" % (self.number, len(self.issued) + 1)
+            if len(stem) > len(placeholder):
+                # Too short a placeholder to be unique: hand it out as recorded.
+                return placeholder
+            token = stem + b"_" * (len(placeholder) - len(stem))
+            self.issued[placeholder] = token
+            self.placeholders[token] = placeholder
+        return token
+
+    def recorded(self, data: bytes) -> bytes:
+        """``data`` with this session's tokens turned back into placeholders."""
+        return _ISSUED.sub(lambda m: self.placeholders.get(m.group(0), m.group(0)), data)
+
+    def handed_out(self, data: bytes) -> bytes:
+        """``data`` with token placeholders turned into this session's tokens."""
+        return _TOKEN_PLACEHOLDER.sub(lambda m: self.token(m.group(0)), data)
+
+
+class ReplayServer:
+    """The cassettes' steps, played to many clients, each in its own session.
+
+    Args:
+        cassettes: what to play; a new session starts in the first whose
+            first step the request matches.
+        speed: 1.0 plays at the recorded pace, 2.0 twice as fast, 0 at once.
+        max_gap: cap on any one wait, in seconds, after scaling (None: none).
+        names: how to name each cassette in messages (default: its number).
+    """
+
+    def __init__(
+        self,
+        cassettes: Sequence[Cassette],
+        *,
+        speed: float = 1.0,
+        max_gap: float | None = None,
+        names: Sequence[str] | None = None,
+    ) -> None:
+        if not cassettes:
+            raise LocalProtocolError("a replay server needs at least one cassette")
+        if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not speed >= 0:
+            raise LocalProtocolError(f"speed must be a number >= 0, not {speed!r}")
+        if max_gap is not None and not max_gap >= 0:
+            raise LocalProtocolError(f"max_gap must be a number >= 0, not {max_gap!r}")
+        if names is not None and len(names) != len(cassettes):
+            raise LocalProtocolError("one name per cassette")
+        self.cassettes = tuple(cassettes)
+        self.names = (
+            tuple(names)
+            if names is not None
+            else tuple(f"cassette {n + 1}" for n in range(len(cassettes)))
+        )
+        self.speed = float(speed)
+        self.max_gap = max_gap
+        self._sessions: OrderedDict[int, _Session] = OrderedDict()
+        self._numbers = 0
+        self._played = [set[int]() for _ in cassettes]
+        self._mismatches: list[str] = []
+
+    # -- what was played ---------------------------------------------------------
+
+    @property
+    def sessions(self) -> int:
+        """Sessions held now."""
+        return len(self._sessions)
+
+    @property
+    def all_played(self) -> bool:
+        """Every step of every cassette was played by some session."""
+        return not self.unplayed()
+
+    def played(self, cassette: int = 0) -> int:
+        """How many of that cassette's steps some session played."""
+        return len(self._played[cassette])
+
+    def unplayed(self) -> list[tuple[str, int, str]]:
+        """(cassette name, step number from 1, kind) of each step no session played."""
+        return [
+            (self.names[c], n + 1, item.kind)
+            for c, cassette in enumerate(self.cassettes)
+            for n, item in enumerate(cassette.interactions)
+            if n not in self._played[c]
+        ]
+
+    def mismatches(self) -> list[str]:
+        """The texts of the last mismatches (at most ``MAX_KEPT_MISMATCHES``)."""
+        return list(self._mismatches)
+
+    def connection(self) -> ReplayServerConnection:
+        """The server side of one new connection."""
+        return ReplayServerConnection(self)
+
+    # -- routing -------------------------------------------------------------------
+
+    def _gap(self, recorded: float) -> float:
+        if self.speed == 0:
+            return 0.0
+        wait = max(recorded, 0.0) / self.speed
+        return wait if self.max_gap is None else min(wait, self.max_gap)
+
+    def _by_token(self, data: bytes) -> _Session | bool | None:
+        """The session whose token ``data`` carries; None if no token; False
+        for a token of ours whose session is gone."""
+        for found in _ISSUED.finditer(data):
+            session = self._sessions.get(int(found.group(1), 16))
+            if session is not None and found.group(0) in session.placeholders:
+                return session
+            return False
+        return None
+
+    def _new_session(self, cassette: int) -> _Session | None:
+        if len(self._sessions) >= MAX_REPLAY_SESSIONS:
+            done = next((n for n, s in self._sessions.items() if s.finished), None)
+            if done is None:
+                return None
+            del self._sessions[done]
+        self._numbers += 1
+        session = _Session(self._numbers, cassette, Replayer(self.cassettes[cassette]))
+        self._sessions[session.number] = session
+        return session
+
+    def _route(
+        self,
+        conn: ReplayServerConnection,
+        method: str,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+    ) -> tuple[_Session, Interaction]:
+        raw = b"\n".join([target, *(v for _, v in headers), body])
+        found = self._by_token(raw)
+        if found is False:
+            raise CassetteMismatch(
+                0,
+                f"{method} {target.split(b'?')[0].decode('ascii', 'replace')}",
+                ["the token sent was handed out by a session this server no longer holds"],
+            )
+        candidates: list[_Session] = []
+        if isinstance(found, _Session):
+            candidates = [found]
+        elif conn.session is not None and not conn.session.finished:
+            candidates = [conn.session]
+        else:
+            candidates = [
+                s
+                for s in self._sessions.values()
+                if not s.attached
+                and not s.finished
+                and s.replayer.played > 0
+                and s.replayer.cassette.interactions[s.replayer.played].kind == "login"
+            ]
+        first_error: CassetteMismatch | None = None
+        for session in candidates:
+            try:
+                return session, self._match(session, method, target, headers, body)
+            except CassetteMismatch as exc:
+                first_error = first_error or exc
+        if isinstance(found, _Session) or (conn.session is not None and not conn.session.finished):
+            assert first_error is not None
+            raise first_error
+        for number in range(len(self.cassettes)):
+            trial = _Session(0, number, Replayer(self.cassettes[number]))
+            try:
+                self._match(trial, method, target, headers, body)
+            except CassetteMismatch as exc:
+                first_error = first_error or exc
+                continue
+            fresh = self._new_session(number)
+            if fresh is None:
+                raise CassetteMismatch(0, "new session", ["too many sessions held at once"])
+            return fresh, self._match(fresh, method, target, headers, body)
+        assert first_error is not None
+        raise first_error
+
+    def _match(
+        self,
+        session: _Session,
+        method: str,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+    ) -> Interaction:
+        return session.replayer.match(
+            method,
+            session.recorded(target).decode("ascii", "replace"),
+            [(n.decode("latin-1"), session.recorded(v).decode("latin-1")) for n, v in headers],
+            session.recorded(body),
+        )
+
+    def _answer(
+        self, conn: ReplayServerConnection, head: h11.Request, body: bytes
+    ) -> list[ReplayAction]:
+        method = head.method.decode("ascii", "replace")
+        headers = list(head.headers)
+        try:
+            session, item = self._route(conn, method, head.target, headers, body)
+        except CassetteMismatch as exc:
+            return self._refuse(exc)
+        step = session.replayer.played - 1
+        self._played[session.cassette].add(step)
+        if conn.session is not session:
+            if conn.session is not None:
+                conn.session.attached -= 1
+            session.attached += 1
+            conn.session = session
+        actions: list[ReplayAction] = []
+        response = item.response
+        wire = session.handed_out(response.wire)
+        at, before = 0, item.request.t
+        for chunk in response.chunks:
+            size = len(chunk.data)
+            actions.append(ReplayWrite(wire[at : at + size], self._gap(chunk.t - before)))
+            at += size
+            before = chunk.t
+        closes = (
+            response.end != "complete"
+            or any(n.lower() == "connection" and "close" in v.lower() for n, v in response.headers)
+            or any(n == b"connection" and b"close" in v.lower() for n, v in headers)
+        )
+        if closes:
+            actions.append(ReplayClose())
+        return actions
+
+    def _refuse(self, error: CassetteError, status: int = MISMATCH_STATUS) -> list[ReplayAction]:
+        text = str(error)
+        if len(self._mismatches) >= MAX_KEPT_MISMATCHES:
+            del self._mismatches[0]
+        self._mismatches.append(text)
+        step = getattr(error, "step", None)
+        document = {
+            "code": status,
+            "msg": (
+                "the request does not match the cassette"
+                if status == MISMATCH_STATUS
+                else "the request is not valid HTTP"
+            ),
+            "step": None if step is None else step + 1,
+            "differences": list(getattr(error, "differences", [])),
+            "detail": text,
+        }
+        body = json.dumps(document, ensure_ascii=False).encode()
+        # RFC 9112 section 4: the reason phrase may be empty.
+        head = (
+            b"HTTP/1.1 %d \r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n" % (status, len(body))
+        )
+        return [ReplayMismatch(text), ReplayWrite(head + body, 0.0), ReplayClose()]
+
+
+class ReplayServerConnection:
+    """One connection to a :class:`ReplayServer`: requests in, actions out."""
+
+    def __init__(self, server: ReplayServer) -> None:
+        self._server = server
+        self._requests = RequestReader(MAX_REPLAY_REQUEST)
+        self.session: _Session | None = None
+        self._done = False
+
+    def receive_data(self, data: bytes) -> list[ReplayAction]:
+        """Bytes the client wrote; the actions that answer the requests they
+        completed, in order.  After a :class:`ReplayClose`, nothing more."""
+        if self._done:
+            return []
+        try:
+            requests = self._requests.feed(data)
+        except h11.RemoteProtocolError as exc:
+            self._done = True
+            return self._server._refuse(
+                CassetteError(f"the client sent invalid HTTP during replay: {exc}"),
+                status=exc.error_status_hint,
+            )
+        actions: list[ReplayAction] = []
+        for head, body, _ in requests:
+            actions.extend(self._server._answer(self, head, body))
+            if isinstance(actions[-1], ReplayClose):
+                self._done = True
+                break
+        return actions
+
+    def close(self) -> None:
+        """The connection is gone: its session may be resumed elsewhere."""
+        if self.session is not None:
+            self.session.attached -= 1
+            self.session = None
+        self._done = True

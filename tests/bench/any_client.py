@@ -1,0 +1,197 @@
+"""Replay for any client, measured: the recording proxy against a direct
+connection, and the replay server holding many sessions (``--only any-client``)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+from . import e2e
+
+
+def _proxy_rows(rounds: int, quick: bool) -> list[Any]:
+    from .run import Row, Server, _median_first_delta, sample, timed_chats
+
+    single = "events:16:1"
+    # A 64 KB reply in 2,000 cumulative events (64 MB of stream): the proxy
+    # records all of it, so the e2e part's 16,000 events would hold GBs.
+    large = "events:16384:1000" if quick else "events:65536:2000"
+    server = Server([single, large])
+    rows: list[Row] = []
+    # The proxy runs as users run it: `gptalk record --listen`, a process of
+    # its own (not sharing the client's pinned CPU).
+    folder = tempfile.mkdtemp(prefix="gptalk-bench-")
+    proxy = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("gptalk")),
+            "record",
+            "--listen",
+            "--no-env-proxy",
+            "--url",
+            server.url,
+            "-o",
+            str(Path(folder) / "proxied.json"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proxy.stdout is not None
+        line = proxy.stdout.readline()
+        match = re.fullmatch(r"listening on (http://\S+)\n", line)
+        if match is None:
+            raise RuntimeError(f"the recording proxy did not start: {line!r}")
+        proxy_url = match.group(1)
+
+        async def measure() -> dict[str, dict[str, list[float]]]:
+            direct, through = e2e.Ours(server.url), e2e.Ours(proxy_url)
+            values: dict[str, dict[str, list[float]]] = {"first": {}, "large": {}}
+            try:
+                for client in (direct, through):  # warm up: logins, connections
+                    await timed_chats(client, single, 1)
+                for _ in range(rounds):
+                    # Rounds alternate, so the machine's drift falls on both.
+                    for name, client in (("direct", direct), ("proxy", through)):
+                        gc.collect()
+                        first = await _median_first_delta(client, single)
+                        values["first"].setdefault(name, []).append(first)
+                        gc.collect()
+                        took = await timed_chats(client, large, 1)
+                        values["large"].setdefault(name, []).append(took)
+            finally:
+                await direct.aclose()
+                await through.aclose()
+            return values
+
+        values = asyncio.run(measure())
+    finally:
+        # Killed, not stopped: writing and redacting its cassette (each large
+        # reply's cumulative events are tens of MB) is not what is measured.
+        proxy.kill()
+        proxy.wait(timeout=60)
+        if proxy.stdout:
+            proxy.stdout.close()
+        shutil.rmtree(folder, ignore_errors=True)
+        server.close()
+    first = {name: sample(found) for name, found in values["first"].items()}
+    large_t = {name: sample(found) for name, found in values["large"].items()}
+    ratio = first["proxy"].median / first["direct"].median
+    rows.append(
+        Row(
+            "time to first delta through the recording proxy",
+            "1 event, kept-alive connections, vs direct",
+            first["proxy"].show("ms", 1e3),
+            first["direct"].show("ms", 1e3),
+            ratio,
+            "<= 1.5",
+            ratio <= 1.5,
+        )
+    )
+    size = int(large.split(":")[1]) // 1024
+    ratio = large_t["direct"].median / large_t["proxy"].median
+    rows.append(
+        Row(
+            "throughput through the recording proxy",
+            f"GPTalk reply of {size} KB, vs direct",
+            large_t["proxy"].show("ms", 1e3),
+            large_t["direct"].show("ms", 1e3),
+            ratio,
+            ">= 0.7",
+            ratio >= 0.7,
+        )
+    )
+    return rows
+
+
+def _replay_rows(quick: bool) -> list[Any]:
+    import gptalk_proto as g
+    from gptalk_transports import AsyncClient, load_cassette, serve_cassettes_in_thread
+    from gptalk_transports._config import Timeout
+    from gptalk_transports._session import REPLAY_RETRY, recorded_clock, replay_session
+
+    from .run import ROOT, Row
+
+    sessions = 200 if quick else 1000
+    cassette = load_cassette(ROOT / "cassettes" / "plain-chat.json")
+    prompt = next(
+        item.request.json()["content"] for item in cassette.interactions if item.kind == "text"
+    )
+    [want] = asyncio.run(replay_session(cassette))
+
+    async def one(url: str) -> str:
+        async with AsyncClient(
+            url,
+            retry=REPLAY_RETRY,
+            timeout=Timeout(60, 60, 300),
+            clock=recorded_clock(cassette),
+            trust_env=False,
+        ) as client:
+            return await client.chat(prompt)
+
+    async def many(url: str) -> list[str]:
+        return await asyncio.gather(*(one(url) for _ in range(sessions)))
+
+    server = g.ReplayServer([cassette], speed=0)
+    with serve_cassettes_in_thread([cassette], server=server, check_played=False) as url:
+        started = time.perf_counter()
+        texts = asyncio.run(many(url))
+        took = time.perf_counter() - started
+    exact = sum(text == want.text for text in texts)
+    rows = [
+        Row(
+            "replay server, --speed 0, concurrent sessions",
+            f"{sessions:,} clients of plain-chat.json at once ({took:.1f} s)",
+            f"{exact:,} exact replies",
+            "-",
+            exact / sessions,
+            "every reply exact",
+            exact == sessions and server.sessions == sessions,
+        )
+    ]
+    # Memory per idle session: sessions that logged in and wait for their
+    # next request, measured in the core that holds them.
+    login = cassette.interactions[0].request
+    request = (
+        f"{login.method} {login.target} HTTP/1.1\r\n".encode()
+        + b"".join(f"{n}: {v}\r\n".encode() for n, v in login.headers)
+        + b"\r\n"
+        + login.body
+    )
+    idle = g.ReplayServer([cassette], speed=0)
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for _ in range(sessions):
+        connection = idle.connection()
+        connection.receive_data(request)
+        connection.close()
+    gc.collect()
+    per_session = (tracemalloc.get_traced_memory()[0] - before) / sessions
+    tracemalloc.stop()
+    rows.append(
+        Row(
+            "replay server, memory per idle session",
+            f"{sessions:,} sessions after their login",
+            f"{per_session / 1024:.1f} KiB",
+            "-",
+            per_session / 1024,
+            "<= 64 KiB",
+            per_session <= 64 * 1024,
+        )
+    )
+    return rows
+
+
+def any_client_rows(rounds: int, quick: bool) -> list[Any]:
+    """The proxy's rows, then the replay server's."""
+    return _proxy_rows(rounds, quick) + _replay_rows(quick)

@@ -1,0 +1,111 @@
+"""The plugin's ``gptalk_replay_server`` fixture, as its users run it (inner
+pytest runs in subprocesses): replay for any client, unplayed steps failing
+the test, and recording through the proxy in the recording modes."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+import gptalk_proto as g
+from gptalk_transports._cassettes import load_cassette
+
+from .plugin_cases import folder, make_inner, plain_chat_recorded_at, run
+
+pytest_plugins = ("pytester",)
+
+TESTS = """
+import http.client
+import json
+from urllib.parse import urlsplit
+
+import pytest
+
+from gptalk_transports import Client
+
+PROMPT = "Hello, how are you?"
+
+
+@pytest.mark.gptalk_cassette("chat.json")
+def test_any_client(gptalk_replay_server):
+    with Client(gptalk_replay_server, trust_env=False) as client:
+        assert client.chat(PROMPT).startswith("Hello! You said")
+
+
+@pytest.mark.gptalk_cassette("chat.json", allow_unplayed=True)
+def test_a_wrong_request_is_named(gptalk_replay_server):
+    parts = urlsplit(gptalk_replay_server)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    conn.request("POST", "/api/chatgpt/user/login", body=b"{}")
+    response = conn.getresponse()
+    body = json.loads(response.read())
+    conn.close()
+    assert response.status == 409
+    assert body["step"] == 1
+    assert any(d.startswith("body.fingerprint") for d in body["differences"])
+
+
+@pytest.mark.gptalk_cassette("chat.json", allow_unplayed=True)
+def test_unplayed_allowed(gptalk_replay_server):
+    pass
+"""
+
+UNPLAYED = """
+import pytest
+
+
+@pytest.mark.gptalk_cassette("chat.json")
+def test_plays_nothing(gptalk_replay_server):
+    pass
+"""
+
+
+@pytest.fixture
+def inner(pytester: pytest.Pytester) -> pytest.Pytester:
+    return make_inner(pytester)
+
+
+def test_replay_for_any_client(inner: pytest.Pytester) -> None:
+    inner.makepyfile(test_any=TESTS)
+    cassette = folder(inner, "test_any") / "chat.json"
+    cassette.write_text(json.dumps(plain_chat_recorded_at(time.time())), encoding="utf-8")
+    result = run(inner, None)
+    result.assert_outcomes(passed=3)
+
+
+def test_unplayed_steps_fail_the_test(inner: pytest.Pytester) -> None:
+    inner.makepyfile(test_unplayed=UNPLAYED)
+    cassette = folder(inner, "test_unplayed") / "chat.json"
+    cassette.write_text(json.dumps(plain_chat_recorded_at(time.time())), encoding="utf-8")
+    result = run(inner, None)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*steps 1 (login), 2 (text), 3 (stream) were never reached*"])
+
+
+RECORD = """
+import pytest
+
+from gptalk_transports import Client
+
+
+@pytest.mark.gptalk_cassette("recorded.json")
+def test_records_through_the_proxy(gptalk_replay_server):
+    with Client(gptalk_replay_server, trust_env=False) as client:
+        assert client.chat("Recorded by any client").startswith("Hello! You said")
+"""
+
+
+def test_recording_modes_record_through_the_proxy(inner: pytest.Pytester) -> None:
+    inner.makepyfile(test_record=RECORD)
+    result = run(inner, "once")
+    result.assert_outcomes(passed=1)
+    path = folder(inner, "test_record") / "recorded.json"
+    cassette = load_cassette(path)
+    assert [i.kind for i in cassette.interactions] == ["login", "text", "stream"]
+    assert cassette.redacted
+    assert g.lint(cassette) == []
+    # Then it replays, through the replay server, with no server to record from.
+    result = run(inner, "none")
+    result.assert_outcomes(passed=1)

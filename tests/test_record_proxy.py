@@ -1,0 +1,268 @@
+"""The recording proxy (``record_through_proxy``, ``gptalk record --listen``):
+clients that are not ours, recorded against the reference server and a
+foreign app, then replayed by ``gptalk replay`` and by the replay server."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import anyio
+import pytest
+
+import gptalk_proto as g
+from gptalk_transports import load_cassette, replay_session, serve_in_thread
+from gptalk_transports._server.proxy import record_through_proxy, record_through_proxy_in_thread
+from gptalk_transports._server.replay import serve_cassettes_in_thread
+
+from .console import ENV, GPTALK, gptalk
+from .foreign_app import AppState, reply_pieces, run_in_thread
+from .test_cli import LISTENING, read_line
+
+PLAIN = Path(__file__).resolve().parent.parent / "cassettes" / "plain-chat.json"
+#: The headers our client sends, from a shipped cassette: a hand-driven
+#: client sends the same, so its recording replays through ours too.
+HEADERS = {
+    item.request.target.split("?")[0]: [
+        (n, v)
+        for n, v in item.request.headers
+        if n not in ("host", "content-length", "authorization")
+    ]
+    for item in load_cassette(PLAIN).interactions
+}
+TEXT_BODY = load_cassette(PLAIN).interactions[1].request.json()
+
+
+def by_hand(url: str, prompt: str, *, via_proxy: str | None = None) -> tuple[str, list[str]]:
+    """One GPTalk chat driven with http.client: (the reply, the tokens the
+    service handed out).  ``via_proxy``: use it as an HTTP proxy
+    (absolute-form targets), as ``HTTP_PROXY`` makes clients do."""
+    parts = urlsplit(via_proxy or url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+    prefix = url if via_proxy else ""
+    tokens: list[str] = []
+
+    def call(method: str, path: str, body: object, auth: str | None = None) -> bytes:
+        data = b"" if body is None else json.dumps(body).encode()
+        conn.putrequest(method, prefix + path, skip_accept_encoding=True)
+        for name, value in HEADERS[path.split("?", maxsplit=1)[0]]:
+            conn.putheader(name, value)
+        if auth is not None:
+            conn.putheader("authorization", f"Bearer {auth}")
+        if method == "POST":
+            conn.putheader("content-length", str(len(data)))
+        conn.endheaders(data if method == "POST" else None)
+        response = conn.getresponse()
+        answer = response.read()
+        assert response.status == 200, answer
+        return answer
+
+    try:
+        login = json.loads(
+            call(
+                "POST",
+                g.LOGIN_PATH,
+                {"fingerprint": os.urandom(16).hex(), "platform": "fingerprint"},
+            )
+        )
+        tokens.append(login["data"]["token"])
+        text = json.loads(call("POST", g.TEXT_PATH, {**TEXT_BODY, "content": prompt}, tokens[0]))
+        tokens.append(text["data"]["token"])
+        stream = call("GET", f"{g.STREAM_PATH}?token={tokens[1]}", None)
+    finally:
+        conn.close()
+    reply = ""
+    for line in stream.decode().replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if line.startswith("data: {"):
+            reply = json.loads(line[6:]).get("content", reply)  # the reply so far
+    return reply, tokens
+
+
+def check_cassette(cassette: g.Cassette, prompt: str, want: str, tokens: list[str]) -> None:
+    """Redacted, origin-form, and replayed to the exact text by ``replay``
+    (our client, offline) and by the replay server (a hand-driven client)."""
+    text = cassette.dumps()
+    assert all(token not in text for token in tokens)
+    assert all(item.request.target.startswith("/") for item in cassette.interactions)
+    [result] = anyio.run(replay_session, cassette)
+    assert result.text == want
+    assert result.error is None
+    with serve_cassettes_in_thread([cassette], speed=0) as url:
+        assert by_hand(url, prompt)[0] == want
+
+
+@pytest.mark.parametrize("absolute", [False, True], ids=["service-url", "http-proxy"])
+def test_http_client_through_the_proxy_to_the_reference_server(absolute: bool) -> None:
+    prompt = "Hello through the proxy"
+    with serve_in_thread() as upstream:
+        direct, _ = by_hand(upstream, prompt)
+        with record_through_proxy_in_thread(upstream, trust_env=False) as run:
+            if absolute:
+                got, tokens = by_hand("http://gptalk.example", prompt, via_proxy=run.url)
+            else:
+                got, tokens = by_hand(run.url, prompt)
+        assert got == direct
+        assert run.recorder.chats == 0  # counted only when a count is asked for
+    assert run.cassette is not None
+    check_cassette(run.cassette, prompt, direct, tokens)
+
+
+@pytest.mark.parametrize("variant", ["sse", "raw"])
+def test_http_client_through_the_proxy_to_the_foreign_app(variant: str) -> None:
+    prompt = "Hello from elsewhere"
+    state = AppState(variant=variant)
+    with run_in_thread(state) as upstream:
+        with record_through_proxy_in_thread(upstream, trust_env=False, backend="trio") as run:
+            got, tokens = by_hand(run.url, prompt)
+        assert state.problems == []
+    assert got == "".join(reply_pieces(prompt))
+    assert run.cassette is not None
+    check_cassette(run.cassette, prompt, got, tokens)
+    # The cassette file loads, and gptalk replay prints the same text.
+    assert run.cassette.interactions[2].response.events
+
+
+def test_connect_is_refused_with_501_naming_the_proxy_url() -> None:
+    with serve_in_thread() as upstream, record_through_proxy_in_thread(upstream) as run:
+        parts = urlsplit(run.url)
+        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+        conn.request("CONNECT", "gptalk.net:443")
+        response = conn.getresponse()
+        message = json.loads(response.read())["msg"]
+        conn.close()
+    assert response.status == 501
+    assert "CONNECT" in message
+    assert run.url in message
+    assert run.cassette is not None
+    assert run.cassette.interactions == ()
+
+
+def test_tee_the_client_holds_event_1_before_the_upstream_sends_event_2() -> None:
+    """A gated upstream sends event 2 only once the client, through the
+    proxy, holds event 1: a proxy that buffered would never get there."""
+    gate = anyio.Event()
+    head = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+    )
+
+    def chunk(data: bytes) -> bytes:
+        return b"%x\r\n%s\r\n" % (len(data), data)
+
+    async def upstream(stream: anyio.abc.ByteStream) -> None:
+        async with stream:
+            while b"\r\n\r\n" not in (await stream.receive()):
+                pass
+            await stream.send(head + chunk(b'data: {"content": "one"}\n\n'))
+            await gate.wait()
+            await stream.send(chunk(b'data: {"content": "one two"}\n\n') + b"0\r\n\r\n")
+
+    async def main() -> g.Cassette | None:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        with anyio.fail_after(30):  # a safety net: the gate is what is tested
+            async with listener, anyio.create_task_group() as group:
+                group.start_soon(listener.serve, upstream)
+                async with record_through_proxy(f"http://127.0.0.1:{port}") as run:
+                    parts = urlsplit(run.url)
+                    client = await anyio.connect_tcp(parts.hostname or "", parts.port or 0)
+                    async with client:
+                        await client.send(
+                            f"GET {g.STREAM_PATH}?token=x HTTP/1.1\r\nhost: h\r\n\r\n".encode()
+                        )
+                        seen = b""
+                        while b'"one"' not in seen:
+                            seen += await client.receive()
+                        assert b"one two" not in seen
+                        gate.set()  # only now may event 2 be sent
+                        while not seen.endswith(b"0\r\n\r\n"):
+                            seen += await client.receive()
+                group.cancel_scope.cancel()
+        return run.cassette
+
+    cassette = anyio.run(main)
+    assert cassette is not None
+    [item] = cassette.interactions
+    assert [e.data for e in item.response.events] == [
+        '{"content": "one"}',
+        '{"content": "one two"}',
+    ]
+    assert len(item.response.chunks) >= 2  # the reads as they came
+
+
+@contextmanager
+def listening(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    process = subprocess.Popen(
+        [str(GPTALK), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        env=ENV,
+    )
+    try:
+        assert process.stdout is not None
+        line = read_line(process.stdout, timeout=15)
+        match = LISTENING.fullmatch(line)
+        assert match is not None, f"first stdout line: {line!r}"
+        yield process, match["url"]
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_cli_record_listen_writes_the_cassette_on_a_signal(signum: int, tmp_path: Path) -> None:
+    output = tmp_path / "proxied.json"
+    prompt = "Hello, recorded by the CLI"
+    command = ("record", "--listen", "--url")
+    with serve_in_thread() as upstream, listening(*command, upstream, "-o", str(output)) as running:
+        proc, url = running
+        got, tokens = by_hand(url, prompt)
+        proc.send_signal(signum)
+        code = proc.wait(timeout=15)
+        assert proc.stderr is not None
+        errors = proc.stderr.read()
+    assert code == 0, errors
+    assert "recorded 1 chats, 3 exchanges" in errors
+    text = output.read_text(encoding="utf-8")
+    assert all(token not in text for token in tokens)
+    replayed = gptalk("replay", "--speed", "0", str(output))
+    assert replayed.returncode == 0, replayed.stderr
+    assert replayed.stdout.rstrip("\n") == got
+
+
+def test_cli_record_listen_stops_after_n_chats(tmp_path: Path) -> None:
+    output = tmp_path / "two.json"
+    with (
+        serve_in_thread() as upstream,
+        listening("record", "--listen", "--url", upstream, "-o", str(output), "--chats", "2") as (
+            proc,
+            url,
+        ),
+    ):
+        by_hand(url, "one")
+        by_hand(url, "two")
+        code = proc.wait(timeout=15)
+    assert code == 0
+    assert [i.kind for i in load_cassette(output).interactions] == ["login", "text", "stream"] * 2
+
+
+def test_cli_record_listen_usage() -> None:
+    result = gptalk("record", "--listen", "-o", "x.json")
+    assert result.returncode == 2
+    assert "--url" in result.stderr
+    result = gptalk("record", "-o", "x.json")
+    assert result.returncode == 2
+    assert "PROMPT" in result.stderr

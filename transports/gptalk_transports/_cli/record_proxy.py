@@ -1,0 +1,108 @@
+"""``gptalk record --listen``: the recording proxy on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+import anyio
+
+from gptalk_proto import CassetteError, check_secrets
+
+from .._cassettes import save_cassette
+from .._server.proxy import record_through_proxy
+from .exits import UsageError
+
+__all__ = ["add_listen_arguments", "record_listen"]
+
+
+def add_listen_arguments(record: Any, port_type: Any, count_type: Any) -> None:
+    """The flags of ``record --listen`` on the ``record`` command's parser."""
+    record.add_argument(
+        "--listen",
+        action="store_true",
+        help="instead of chatting, run a recording proxy to --url that any HTTP client "
+        "can use (as its service URL, or as HTTP_PROXY); prints 'listening on "
+        "http://HOST:PORT'; on SIGINT, SIGTERM or after --chats N writes the cassette "
+        "and exits 0",
+    )
+    record.add_argument(
+        "--host", default="127.0.0.1", help="with --listen: the address (default: %(default)s)"
+    )
+    record.add_argument(
+        "--port", type=port_type, default=0, help="with --listen: the port (default: 0, any free)"
+    )
+    record.add_argument(
+        "--chats", type=count_type, metavar="N", help="with --listen: stop after N chats"
+    )
+
+
+async def _listen(
+    args: argparse.Namespace,
+    out: TextIO,
+    err: TextIO,
+    write: Callable[[Any], None],
+) -> int:
+    failure: UsageError | None = None
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        try:
+            manager = record_through_proxy(
+                args.url,
+                host=args.host,
+                port=args.port,
+                proxy=args.proxy,
+                trust_env=not args.no_env_proxy,
+                chats=args.chats,
+                redact=not args.no_redact,
+                secrets=tuple(args.secret),
+            )
+            async with manager as run, anyio.create_task_group() as group:
+                out.write(f"listening on {run.url}\n")
+                out.flush()
+
+                async def on_signal() -> None:
+                    async for _ in signals:
+                        break
+                    run.done.set()
+
+                group.start_soon(on_signal)
+                await run.done.wait()
+                group.cancel_scope.cancel()
+        except OSError as exc:
+            failure = UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}")
+    if failure is not None:
+        raise failure
+    cassette = run.cassette
+    assert cassette is not None
+    if not cassette.interactions:
+        raise CassetteError("nothing was recorded: no request went through the proxy")
+    write(cassette)
+    err.write(
+        f"gptalk: recorded {sum(i.kind == 'stream' for i in cassette.interactions)} chats, "
+        f"{len(cassette.interactions)} "
+        f"exchanges to {args.output}\n"
+    )
+    return 0
+
+
+def record_listen(
+    args: argparse.Namespace, out: TextIO, err: TextIO, output: Path, write: Callable[..., None]
+) -> int:
+    """Run the recording proxy; write the cassette to ``output`` at the end."""
+    if args.url is None:
+        raise UsageError("--listen records against a service: give its --url")
+    if args.prompt:
+        raise UsageError("--listen takes no PROMPT: the proxy's clients chat")
+    if args.fault:
+        raise UsageError("--fault is for the built-in server; drop it or --listen")
+    check_secrets(args.secret)  # before anything is recorded: a usage error
+    return anyio.run(
+        _listen,
+        args,
+        out,
+        err,
+        lambda cassette: write(output, lambda p: save_cassette(p, cassette)),
+    )

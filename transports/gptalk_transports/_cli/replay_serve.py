@@ -1,0 +1,93 @@
+"""``gptalk replay --serve``: the replay server on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from typing import Any, TextIO
+
+import anyio
+
+from .._server.replay import replay_server, report_unplayed, serve_replay
+from .exits import UsageError
+
+__all__ = ["add_serve_arguments", "replay_serve"]
+
+
+def add_serve_arguments(replay: Any, port_type: Any) -> None:
+    """The flags of ``replay --serve`` on the ``replay`` command's parser."""
+    replay.add_argument(
+        "--serve",
+        action="store_true",
+        help="serve the cassettes' chats to any HTTP client instead; prints "
+        "'listening on http://HOST:PORT'; on SIGINT or SIGTERM exits 0 if every step "
+        "was played, else 1 listing the unplayed steps",
+    )
+    replay.add_argument(
+        "--host", default="127.0.0.1", help="with --serve: the address (default: %(default)s)"
+    )
+    replay.add_argument(
+        "--port", type=port_type, default=0, help="with --serve: the port (default: 0, any free)"
+    )
+    replay.add_argument(
+        "--allow-unplayed", action="store_true", help="with --serve: exit 0 even if steps remain"
+    )
+    replay.add_argument(
+        "--once", action="store_true", help="with --serve: exit once every step was played"
+    )
+
+
+async def _serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    server = replay_server(args.file, speed=args.speed, max_gap=args.max_gap)
+    failure: UsageError | None = None
+    done = anyio.Event()
+
+    def mismatch(text: str) -> None:
+        err.write(f"gptalk: {text}\n")
+        err.flush()
+
+    def answered() -> None:
+        if args.once and server.all_played:
+            done.set()
+
+    # Signals are caught from before the ready line: a supervisor may stop
+    # the server the moment it reads it.
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with anyio.create_task_group() as group:
+            try:
+                url = await group.start(
+                    lambda task_status: serve_replay(
+                        server,
+                        host=args.host,
+                        port=args.port,
+                        on_mismatch=mismatch,
+                        on_response=answered,
+                        task_status=task_status,
+                    )
+                )
+            except OSError as exc:
+                failure = UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}")
+                group.cancel_scope.cancel()
+            else:
+                out.write(f"listening on {url}\n")
+                out.flush()
+
+                async def on_signal() -> None:
+                    async for _ in signals:
+                        break
+                    done.set()
+
+                group.start_soon(on_signal)
+                await done.wait()
+                group.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    err.write("gptalk: replay server stopped\n")
+    if report_unplayed(server, err) and not args.allow_unplayed:
+        return 1
+    return 0
+
+
+def replay_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Run the replay server until a signal (or, with --once, every step played)."""
+    return anyio.run(_serve, args, out, err)

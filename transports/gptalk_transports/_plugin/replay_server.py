@@ -1,0 +1,63 @@
+"""The pytest plugin's ``gptalk_replay_server`` fixture: a cassette for any
+client, through the replay server or, in the recording modes, through the
+recording proxy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from gptalk_proto import Cassette, CassetteUnplayed, redact
+
+from .._cassettes import save_cassette
+from .._server.proxy import record_through_proxy_in_thread
+from .._server.replay import replay_server, serve_cassettes_in_thread
+
+__all__ = ["gptalk_replay_server"]
+
+
+def _passed(request: pytest.FixtureRequest, key: Any) -> bool:
+    report = request.node.stash.get(key, None)
+    return report is not None and bool(report.passed)
+
+
+@pytest.fixture
+def gptalk_replay_server(request: pytest.FixtureRequest, gptalk_cassette: Any) -> Iterator[str]:
+    """The URL of a server for the test's cassette, for any HTTP client (the
+    test's own IO stack, the g4f class, ``http.client``, a subprocess).
+
+    Replaying (record mode ``none``, or ``once`` with the cassette there), a
+    replay server plays the cassette at once (``--speed 0``); after a test
+    that passed, steps no client played fail it (unless ``allow_unplayed``).
+    In the recording modes, a recording proxy to the live service (or the
+    built-in reference server) records what the clients do; ``all`` and
+    ``new_episodes`` add it after the recorded steps, ``rewrite`` and ``once``
+    write it anew.
+    """
+    from ..pytest_plugin import _OUTCOME  # noqa: PLC0415 - the plugin imports this module
+
+    session = gptalk_cassette
+    if session.replaying:
+        server = replay_server([session.existing], speed=0)
+        with serve_cassettes_in_thread(
+            [session.existing], check_played=False, server=server
+        ) as url:
+            yield url
+        if _passed(request, _OUTCOME) and not session.settings.allow_unplayed:
+            missing = server.unplayed()
+            if missing:
+                raise CassetteUnplayed([(step - 1, kind) for _, step, kind in missing])
+        return
+    with record_through_proxy_in_thread(session._live_url(), redact=False) as run:
+        yield run.url
+    recorded = run.cassette
+    assert recorded is not None
+    cassette: Cassette = recorded
+    existing = session.existing
+    if existing is not None and session.mode in ("all", "new_episodes"):
+        if not recorded.interactions:
+            return
+        cassette = existing.extend(recorded)
+    save_cassette(session.path, redact(cassette, session.settings.secrets))

@@ -1,0 +1,272 @@
+"""The replay server's IO: the core's :class:`gptalk_proto.ReplayServer`
+behind the shared accept loop (``_server_driver.serve_listener``).
+
+This module only moves bytes: it reads a client's requests within the idle
+deadline, hands them to the core, and writes each recorded read as one
+``send`` on a ``TCP_NODELAY`` socket after the wait the core gives, so a
+client sees the recorded chunk boundaries and pace.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager, suppress
+from pathlib import Path
+from typing import TextIO
+
+import anyio
+import anyio.from_thread
+from anyio.abc import ByteStream, SocketAttribute, TaskStatus
+
+from gptalk_proto import (
+    Cassette,
+    CassetteUnplayed,
+    ReplayClose,
+    ReplayMismatch,
+    ReplayServer,
+    ReplayWrite,
+)
+
+from .._cassettes import load_cassette
+from .driver import READ_SIZE, Limits, ServerStats, serve_listener
+from .refserver import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MIN_RATE,
+    DEFAULT_MIN_RATE_GRACE,
+    DEFAULT_REQUEST_TIMEOUT,
+)
+
+__all__ = ["replay_server", "serve_cassettes", "serve_cassettes_in_thread", "serve_replay"]
+
+#: A client that does not take a recorded read within this many seconds has
+#: stopped reading: its connection is dropped, not waited for.
+SEND_TIMEOUT = 60.0
+
+OnMismatch = Callable[[str], None]
+
+
+def _no_delay(stream: ByteStream) -> None:
+    """``TCP_NODELAY``: each write leaves at once, as its own segment, so a
+    small recorded read is not held back to be merged with the next one."""
+    with suppress(Exception):
+        raw = stream.extra(SocketAttribute.raw_socket)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class RequestClock:
+    """The reference server's request deadlines (``Limits``) for a driver
+    that sees only bytes in and answers out: a request's first byte starts
+    its clock, an answer stops it."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.started: float | None = None
+        self.received = 0
+
+    def timeout(self) -> float:
+        """Seconds the next read may wait."""
+        now = anyio.current_time()
+        if self.started is None:
+            return self.limits.idle_timeout
+        deadline = self.limits.request_deadline(self.started, self.received, in_head=True)
+        return max(deadline - now, 0.0)
+
+    def got(self, data: bytes) -> None:
+        if self.started is None:
+            self.started = anyio.current_time()
+        self.received += len(data)
+
+    def answered(self) -> None:
+        self.started, self.received = None, 0
+
+
+#: The replay server's and the recording proxy's deadlines: the reference
+#: server's defaults (a request head within 10 s of its first byte, at 500
+#: bytes/s after 5 s; 60 s idle), so a client that trickles a request cannot
+#: hold a connection slot.
+DEFAULT_LIMITS = Limits(
+    header_timeout=DEFAULT_HEADER_TIMEOUT,
+    request_timeout=DEFAULT_REQUEST_TIMEOUT,
+    min_rate=DEFAULT_MIN_RATE,
+    min_rate_grace=DEFAULT_MIN_RATE_GRACE,
+    idle_timeout=DEFAULT_IDLE_TIMEOUT,
+)
+
+
+async def read_within(stream: ByteStream, clock: RequestClock) -> bytes:
+    """The next bytes from a client; ``b""`` at its end, or when it is idle
+    or too slow with a request (RFC 9112 section 9.5 lets a server close)."""
+    data = b""
+    with anyio.move_on_after(clock.timeout()):
+        try:
+            data = await stream.receive(READ_SIZE)
+        except anyio.EndOfStream:
+            return b""
+    if data:
+        clock.got(data)
+    return data
+
+
+async def _serve_one(
+    stream: ByteStream,
+    server: ReplayServer,
+    limits: Limits,
+    on_mismatch: OnMismatch | None,
+    on_response: Callable[[], None] | None,
+) -> None:
+    _no_delay(stream)
+    conn = server.connection()
+    clock = RequestClock(limits)
+    try:
+        while True:
+            data = await read_within(stream, clock)
+            if not data:
+                return
+            actions = conn.receive_data(data)
+            if actions:
+                clock.answered()
+            for action in actions:
+                if isinstance(action, ReplayWrite):
+                    if action.delay > 0:
+                        await anyio.sleep(action.delay)
+                    with anyio.fail_after(SEND_TIMEOUT):
+                        await stream.send(action.data)
+                elif isinstance(action, ReplayMismatch):
+                    if on_mismatch is not None:
+                        on_mismatch(action.text)
+                elif isinstance(action, ReplayClose):
+                    return
+            if actions and on_response is not None:
+                on_response()
+    finally:
+        conn.close()
+
+
+def replay_server(
+    paths: Sequence[str | Path | Cassette], *, speed: float = 1.0, max_gap: float | None = None
+) -> ReplayServer:
+    """A :class:`gptalk_proto.ReplayServer` for cassette files (or cassettes)."""
+    cassettes = [p if isinstance(p, Cassette) else load_cassette(p) for p in paths]
+    names = [
+        f"cassette {n + 1}" if isinstance(p, Cassette) else str(p) for n, p in enumerate(paths)
+    ]
+    return ReplayServer(cassettes, speed=speed, max_gap=max_gap, names=names)
+
+
+async def serve_replay(
+    server: ReplayServer,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    limits: Limits = DEFAULT_LIMITS,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    stats: ServerStats | None = None,
+    on_mismatch: OnMismatch | None = None,
+    on_response: Callable[[], None] | None = None,
+    task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``server`` until cancelled; ``task_status.started`` gets the URL.
+
+    ``on_mismatch`` gets the text of each request that matched nothing (the
+    client got a 409 with the same text in JSON); ``on_response`` is called
+    after each answered read of requests (``--once`` checks there).
+    """
+    await serve_listener(
+        lambda stream: _serve_one(stream, server, limits, on_mismatch, on_response),
+        host=host,
+        port=port,
+        max_connections=max_connections,
+        stats=ServerStats() if stats is None else stats,
+        task_status=task_status,
+    )
+
+
+def _stderr(text: str) -> None:
+    sys.stderr.write(f"gptalk replay server: {text}\n")
+
+
+@asynccontextmanager
+async def serve_cassettes(
+    paths: Sequence[str | Path | Cassette],
+    *,
+    speed: float = 1.0,
+    max_gap: float | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    check_played: bool = True,
+    on_mismatch: OnMismatch | None = _stderr,
+    server: ReplayServer | None = None,
+) -> AsyncIterator[str]:
+    """Serve the cassettes' chats to any HTTP client in this event loop;
+    yield the URL.
+
+    At the end of the block, with ``check_played``, a step that no client
+    played raises :class:`gptalk_proto.CassetteUnplayed` (unless the block
+    raised).  Mismatches go to ``on_mismatch`` (stderr by default).
+
+    >>> async with serve_cassettes(["cassettes/plain-chat.json"]) as url:  # doctest: +SKIP
+    ...     ...  # point any client at url
+    """
+    replay = server if server is not None else replay_server(paths, speed=speed, max_gap=max_gap)
+    failure: BaseException | None = None
+    async with anyio.create_task_group() as group:
+        url = await group.start(
+            lambda task_status: serve_replay(
+                replay, host=host, port=port, on_mismatch=on_mismatch, task_status=task_status
+            )
+        )
+        try:
+            yield url
+        except BaseException as exc:
+            failure = exc
+        finally:
+            group.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+    if check_played:
+        missing = replay.unplayed()
+        if missing:
+            raise CassetteUnplayed(
+                [(step - 1, f"{kind} of {name}") for name, step, kind in missing]
+            )
+
+
+@contextmanager
+def serve_cassettes_in_thread(
+    paths: Sequence[str | Path | Cassette],
+    *,
+    speed: float = 1.0,
+    max_gap: float | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    check_played: bool = True,
+    on_mismatch: OnMismatch | None = _stderr,
+    backend: str = "asyncio",
+    server: ReplayServer | None = None,
+) -> Iterator[str]:
+    """The blocking twin of :func:`serve_cassettes`: the server runs in a
+    thread of its own until the block ends (``backend``: asyncio or trio)."""
+    replay = server if server is not None else replay_server(paths, speed=speed, max_gap=max_gap)
+    with anyio.from_thread.start_blocking_portal(backend) as portal:
+        manager = serve_cassettes(
+            paths,
+            host=host,
+            port=port,
+            check_played=check_played,
+            on_mismatch=on_mismatch,
+            server=replay,
+        )
+        with portal.wrap_async_context_manager(manager) as url:
+            yield url
+
+
+def report_unplayed(server: ReplayServer, err: TextIO) -> bool:
+    """Write one line per unplayed step to ``err``; True if there was any."""
+    missing = server.unplayed()
+    for name, step, kind in missing:
+        err.write(f"gptalk: unplayed: {name} step {step} ({kind})\n")
+    return bool(missing)
