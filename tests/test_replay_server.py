@@ -28,13 +28,13 @@ from gptalk_transports import (
     replay_session,
 )
 from gptalk_transports._config import Timeout
+from gptalk_transports._server.driver import LOGGER_NAME, Limits, ServerStats, serve_listener
 from gptalk_transports._server.proxy import _recorder_for, serve_proxy
 from gptalk_transports._server.replay import (
     serve_cassettes,
     serve_cassettes_in_thread,
     serve_replay,
 )
-from gptalk_transports._server_driver import LOGGER_NAME, Limits, ServerStats, serve_listener
 from gptalk_transports._session import REPLAY_RETRY, next_chat, recorded_clock, text_steps
 
 from .console import ENV, GPTALK

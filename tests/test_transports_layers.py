@@ -33,6 +33,8 @@ LAYERS = (
     ("_load", APPS),
     ("_g4f", APPS),
     ("_server.refserver", APPS),
+    ("_server.replay", APPS),
+    ("_server.proxy", APPS),
     ("_async", DRIVERS),
     ("_sync", DRIVERS),
     ("_server", DRIVERS),

@@ -56,6 +56,7 @@ from ._async.cassette_client import cassette_client as async_cassette_client
 from ._async.client import AsyncClient
 from ._cassettes import Recording, load_cassette, save_cassette
 from ._episodes import EpisodeReplayer
+from ._plugin.outcome import OUTCOME
 from ._plugin.settings import (
     MODES,
     Settings,
@@ -70,7 +71,6 @@ from ._sync.client import Client
 
 __all__ = ["CassetteSession", "Settings"]
 
-_OUTCOME = pytest.StashKey[pytest.TestReport]()
 #: Where the library's own frames live: hidden from cassette failures.
 _OURS = (
     str(Path(gptalk_proto.__file__ or "").resolve().parent),
@@ -133,7 +133,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
     if report.when == "call":
-        item.stash[_OUTCOME] = report
+        item.stash[OUTCOME] = report
     excinfo = call.excinfo
     if (
         report.failed
@@ -323,7 +323,7 @@ def gptalk_cassette(
     path = _cassette_path(request, Path(gptalk_cassette_dir), args[0] if args else None)
     session = CassetteSession(path, settings, url=request.config.getoption("--gptalk-url"))
     yield session
-    report = request.node.stash.get(_OUTCOME, None)
+    report = request.node.stash.get(OUTCOME, None)
     session.finish(passed=report is not None and report.passed)
 
 

@@ -14,6 +14,7 @@ from gptalk_proto import Cassette, CassetteUnplayed, redact
 from .._cassettes import save_cassette
 from .._server.proxy import record_through_proxy_in_thread
 from .._server.replay import replay_server, serve_cassettes_in_thread
+from .outcome import OUTCOME
 
 __all__ = ["gptalk_replay_server"]
 
@@ -36,8 +37,6 @@ def gptalk_replay_server(request: pytest.FixtureRequest, gptalk_cassette: Any) -
     ``new_episodes`` add it after the recorded steps, ``rewrite`` and ``once``
     write it anew.
     """
-    from ..pytest_plugin import _OUTCOME  # noqa: PLC0415 - the plugin imports this module
-
     session = gptalk_cassette
     if session.replaying:
         server = replay_server([session.existing], speed=0)
@@ -45,7 +44,7 @@ def gptalk_replay_server(request: pytest.FixtureRequest, gptalk_cassette: Any) -
             [session.existing], check_played=False, server=server
         ) as url:
             yield url
-        if _passed(request, _OUTCOME) and not session.settings.allow_unplayed:
+        if _passed(request, OUTCOME) and not session.settings.allow_unplayed:
             missing = server.unplayed()
             if missing:
                 raise CassetteUnplayed([(step - 1, kind) for _, step, kind in missing])
