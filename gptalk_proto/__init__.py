@@ -11,17 +11,6 @@ randomness: time and entropy come in as arguments.
   reference server runs.
 """
 
-from ._cassette import (
-    FORMAT_VERSION,
-    MAX_DEPTH,
-    MAX_TIME,
-    Cassette,
-    CassetteError,
-    Interaction,
-    RecordedChunk,
-    RecordedRequest,
-    RecordedResponse,
-)
 from ._chat import DEFAULT_MAX_BODY_SIZE, Chat
 from ._connection import DEFAULT_MAX_HEAD_SIZE, ClientConnection
 from ._content import ContentDecoder, decode_content
@@ -52,39 +41,6 @@ from ._events import (
     TextDelta,
     TextRewritten,
 )
-from ._faults import FAULT_KINDS, Fault, FaultKind, parse_fault
-from ._har import to_har
-from ._json_depth import MAX_JSON_DEPTH
-from ._lint import lint
-from ._recorder import Recorder
-from ._redact import MIN_SECRET_LENGTH, check_secrets, redact
-from ._replay import EOF, CassetteMismatch, CassetteUnplayed, ReplayConnection, Replayer
-from ._replies import ReplyGenerator, default_reply, expected_reply, sized_reply, text_reply
-from ._server import (
-    DEFAULT_MAX_REQUEST_BODY,
-    DEFAULT_MAX_REQUEST_HEAD,
-    BadRequest,
-    Close,
-    RequestReceived,
-    Send,
-    ServerConnection,
-)
-from ._service import (
-    DEFAULT_MAX_PENDING_BYTES,
-    DEFAULT_MAX_PENDING_STREAMS,
-    DEFAULT_STREAM_TTL,
-    Abort,
-    Chunk,
-    Drip,
-    End,
-    Head,
-    Pause,
-    Service,
-    Step,
-)
-from ._sse import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_SIZE, SSEParser
-from ._sse_encoder import encode_comment, encode_event
-from ._sse_event import SSEEvent
 from ._state import CLIENT_TRANSITIONS, ClientInput, ClientState, state_diagram
 from ._util import NEED_DATA, PAUSED, SEND_REQUEST, Sentinel
 from ._version import __version__
@@ -102,6 +58,50 @@ from ._wire import (
     ErrorCode,
     format_prompt,
 )
+from .cassette._format import (
+    FORMAT_VERSION,
+    MAX_DEPTH,
+    MAX_TIME,
+    Cassette,
+    CassetteError,
+    Interaction,
+    RecordedChunk,
+    RecordedRequest,
+    RecordedResponse,
+)
+from .cassette._har import to_har
+from .cassette._lint import lint
+from .cassette._recorder import Recorder
+from .cassette._redact import MIN_SECRET_LENGTH, check_secrets, redact
+from .cassette._replay import EOF, CassetteMismatch, CassetteUnplayed, ReplayConnection, Replayer
+from .server._connection import (
+    DEFAULT_MAX_REQUEST_BODY,
+    DEFAULT_MAX_REQUEST_HEAD,
+    BadRequest,
+    Close,
+    RequestReceived,
+    Send,
+    ServerConnection,
+)
+from .server._faults import FAULT_KINDS, Fault, FaultKind, parse_fault
+from .server._json_depth import MAX_JSON_DEPTH
+from .server._replies import ReplyGenerator, default_reply, expected_reply, sized_reply, text_reply
+from .server._service import (
+    DEFAULT_MAX_PENDING_BYTES,
+    DEFAULT_MAX_PENDING_STREAMS,
+    DEFAULT_STREAM_TTL,
+    Abort,
+    Chunk,
+    Drip,
+    End,
+    Head,
+    Pause,
+    Service,
+    Step,
+)
+from .sse._encoder import encode_comment, encode_event
+from .sse._event import SSEEvent
+from .sse._parser import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_SIZE, SSEParser
 
 __all__ = [
     "APP_ID",

@@ -43,8 +43,6 @@ from ._errors import (
 )
 from ._events import ChatDone, ChatEvent, LoggedIn, Request
 from ._scrub import scrub_error
-from ._sse import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_SIZE, SSEParser
-from ._sse_event import SSEEvent
 from ._state import SEND_STATES, ClientInput, ClientState, StateMachine
 from ._util import (
     NEED_DATA,
@@ -71,6 +69,8 @@ from ._wire import (
     stream_request,
     text_request,
 )
+from .sse._event import SSEEvent
+from .sse._parser import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_SIZE, SSEParser
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "Chat"]
 

@@ -31,9 +31,9 @@ from collections.abc import Iterable
 import h11
 
 from ._chat import Chat
-from ._chunked import ChunkedDecoder
 from ._errors import LocalProtocolError, RemoteProtocolError, excerpt
 from ._events import ChatEvent, ReconnectNeeded, Request
+from ._http11 import ChunkedDecoder
 from ._state import SEND_STATES, ClientState
 from ._util import NEED_DATA, SEND_REQUEST, Sentinel, check_header_name, check_header_value
 

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._sse_event import SSEEvent
+    from .sse._event import SSEEvent
 
 __all__ = [
     "AuthExpired",

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable
 
 from ._errors import GPTalkError
-from ._redact import secret_spellings
+from .cassette._redact import secret_spellings
 
 __all__ = ["scrub_error", "scrub_text"]
 

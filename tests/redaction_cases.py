@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import gptalk_proto as g
-from gptalk_proto._cassette import parse_response
+from gptalk_proto.cassette._format import parse_response
 
 Secrets = dict[str, set[str]]
 

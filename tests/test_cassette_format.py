@@ -13,7 +13,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 import gptalk_proto as g
-from gptalk_proto._cassette import parse_response
+from gptalk_proto.cassette._format import parse_response
 from gptalk_transports import cassette_schema
 from gptalk_transports._cassettes import load_cassette
 

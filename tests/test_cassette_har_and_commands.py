@@ -15,7 +15,7 @@ import anyio
 import pytest
 
 import gptalk_proto as g
-from gptalk_proto._cassette import parse_response
+from gptalk_proto.cassette._format import parse_response
 from gptalk_transports import AsyncClient, Client, Origin, ReadTimeout, RetryPolicy, Timeout
 from gptalk_transports._anyio_backend import AnyioBackend
 from gptalk_transports._cassettes import (

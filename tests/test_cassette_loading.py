@@ -14,7 +14,7 @@ import pytest
 
 import gptalk_proto as g
 from gptalk_proto import _cassette_checks
-from gptalk_proto._har import _when
+from gptalk_proto.cassette._har import _when
 from gptalk_transports._cassettes import CassetteFileError, load_cassette
 from gptalk_transports._cli_exits import EXIT_CODES
 

@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 import gptalk_proto as g
-from gptalk_proto._redact import PLACEHOLDER
+from gptalk_proto.cassette._redact import PLACEHOLDER
 from gptalk_transports._session import record_session, replay_session
 
 from .redaction_cases import (

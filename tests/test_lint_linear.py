@@ -18,7 +18,7 @@ from collections.abc import Callable
 import pytest
 
 import gptalk_proto as g
-from gptalk_proto._lint import MAX_FINDINGS, Scanner
+from gptalk_proto.cassette._lint import MAX_FINDINGS, Scanner
 
 from .redaction_cases import json_response, response_from
 

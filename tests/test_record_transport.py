@@ -19,7 +19,7 @@ import anyio
 import pytest
 
 import gptalk_proto as g
-from gptalk_proto._recorder import origin_form
+from gptalk_proto.cassette._recorder import origin_form
 from gptalk_transports._cassettes import load_cassette, save_cassette
 from gptalk_transports._cli import EXIT_CODES
 from gptalk_transports._cli_cassette import verify_cassette

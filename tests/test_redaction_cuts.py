@@ -21,7 +21,7 @@ import anyio
 import pytest
 
 import gptalk_proto as g
-from gptalk_proto._redact import MIN_REDACTED_PREFIX
+from gptalk_proto.cassette._redact import MIN_REDACTED_PREFIX
 from gptalk_transports._cassettes import save_cassette
 from gptalk_transports._cli_cassette import verify_cassette
 from gptalk_transports._session import ChatResult, record_session, replay_session

@@ -8,7 +8,7 @@ import random
 import h11
 import pytest
 
-from gptalk_proto._request_reader import RequestReader
+from gptalk_proto.cassette._request_reader import RequestReader
 
 LOGIN = (
     b'POST /api/chatgpt/user/login HTTP/1.1\r\nhost: x\r\ncontent-length: 13\r\n\r\n{"a": "b c"}\n'

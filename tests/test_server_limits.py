@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gptalk_proto as g
-from gptalk_proto._json_depth import json_depth, json_too_deep
+from gptalk_proto.server._json_depth import json_depth, json_too_deep
 from gptalk_proto.testing import Served, play_requests
 from gptalk_transports._cli import main
 

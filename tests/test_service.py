@@ -8,7 +8,7 @@ import random
 import pytest
 
 import gptalk_proto as g
-from gptalk_proto._faults import parse_faults
+from gptalk_proto.server._faults import parse_faults
 
 NOW = 1_700_000_000.0
 
@@ -123,7 +123,7 @@ def test_chunked_request_body_over_cap_is_413(service: g.Service) -> None:
 
 
 def test_the_token_tables_are_bounded(monkeypatch: pytest.MonkeyPatch, service: g.Service) -> None:
-    monkeypatch.setattr("gptalk_proto._service.MAX_TOKENS", 3)
+    monkeypatch.setattr("gptalk_proto.server._service.MAX_TOKENS", 3)
     tokens = [login(service) for _ in range(5)]
     assert text(service, tokens[0])["code"] == g.ErrorCode.AUTH_INVALID  # forgotten
     assert "data" in text(service, tokens[-1])

@@ -14,9 +14,9 @@ from .._chat import Chat
 from .._connection import ClientConnection
 from .._errors import LocalProtocolError
 from .._events import ChatDone, ChatEvent, ReconnectNeeded
-from .._server import BadRequest, Close, RequestReceived, Send, ServerConnection
-from .._service import Pause, Service
 from .._util import NEED_DATA, PAUSED, SEND_REQUEST
+from ..server._connection import BadRequest, Close, RequestReceived, Send, ServerConnection
+from ..server._service import Pause, Service
 
 __all__ = ["MemoryPair", "run_chat"]
 

@@ -13,9 +13,9 @@ import re
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from .._server import Close, Send, ServerConnection
-from .._service import Pause
 from .._util import NEED_DATA, PAUSED
+from ..server._connection import Close, Send, ServerConnection
+from ..server._service import Pause
 
 __all__ = ["Served", "play_requests"]
 

@@ -28,9 +28,9 @@ from typing import NamedTuple
 
 import h11
 
-from ._errors import LocalProtocolError
+from .._errors import LocalProtocolError
+from .._util import NEED_DATA, PAUSED, Sentinel
 from ._service import Abort, Chunk, Drip, End, Head, Pause, Service
-from ._util import NEED_DATA, PAUSED, Sentinel
 
 __all__ = [
     "DEFAULT_MAX_REQUEST_BODY",

@@ -27,7 +27,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from urllib.parse import parse_qs, quote, urlsplit
 
-from ._cassette import (
+from .._errors import LocalProtocolError, RemoteProtocolError
+from ._format import (
     Cassette,
     Interaction,
     RecordedChunk,
@@ -35,7 +36,6 @@ from ._cassette import (
     RecordedResponse,
     parse_response,
 )
-from ._errors import LocalProtocolError, RemoteProtocolError
 from ._value_spans import (
     FRAMING_HEADERS,
     Span,

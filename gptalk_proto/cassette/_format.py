@@ -28,10 +28,10 @@ from typing import Any
 
 import h11
 
-from ._cassette_checks import is_method, is_request_target, nesting_problem, origin_problem
-from ._errors import GPTalkError, RemoteProtocolError
-from ._sse import SSEParser
-from ._sse_event import SSEEvent
+from .._errors import GPTalkError, RemoteProtocolError
+from ..sse._event import SSEEvent
+from ..sse._parser import SSEParser
+from ._checks import is_method, is_request_target, nesting_problem, origin_problem
 
 __all__ = [
     "FORMAT_VERSION",

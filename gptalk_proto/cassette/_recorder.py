@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 
 import h11
 
-from ._cassette import (
+from .._errors import LocalProtocolError, RemoteProtocolError
+from .._version import __version__
+from ..sse._parser import SSEParser
+from ._format import (
     Cassette,
     Interaction,
     RecordedChunk,
@@ -23,11 +26,8 @@ from ._cassette import (
     RecordedResponse,
     parse_response,
 )
-from ._errors import LocalProtocolError, RemoteProtocolError
 from ._redact import redact as apply_redaction
 from ._request_reader import ReadRequest, RequestReader
-from ._sse import SSEParser
-from ._version import __version__
 
 __all__ = ["Recorder"]
 

@@ -33,11 +33,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import h11
 
-from ._cassette import Cassette, CassetteError, Interaction, RecordedChunk, RecordedRequest
-from ._errors import excerpt
+from .._errors import excerpt
+from .._util import Sentinel
+from ._format import Cassette, CassetteError, Interaction, RecordedChunk, RecordedRequest
 from ._redact import PLACEHOLDER
 from ._request_reader import RequestReader
-from ._util import Sentinel
 
 __all__ = ["EOF", "CassetteMismatch", "CassetteUnplayed", "ReplayConnection", "Replayer"]
 

@@ -1,0 +1,1 @@
+"""The cassette room of the sans-IO core."""

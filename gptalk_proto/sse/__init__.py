@@ -1,0 +1,1 @@
+"""The sse room of the sans-IO core."""
