@@ -1,1 +1,69 @@
-"""The cassette room of the sans-IO core."""
+"""Record and replay, sans IO.
+
+* The format: :class:`Cassette` of :class:`Interaction` s, each a
+  :class:`RecordedRequest` and a :class:`RecordedResponse` of
+  :class:`RecordedChunk` s; loading checks raise :class:`CassetteError`.
+* :class:`Recorder`: bytes seen on a connection in, a cassette out.
+* :class:`Replayer` / :class:`ReplayConnection`: a cassette in, the recorded
+  bytes back to a client; :class:`CassetteMismatch` when the client asks
+  something else, :class:`CassetteUnplayed` when it asks less.
+* :func:`redact`, :func:`check_secrets`: secrets out of a cassette;
+  :func:`lint` finds what looks like one; :func:`to_har` exports to HAR.
+
+The schema of the format ships next to this module (``cassette.schema.json``).
+"""
+
+from ._format import (
+    FORMAT_VERSION,
+    MAX_DEPTH,
+    MAX_TIME,
+    Cassette,
+    CassetteError,
+    Interaction,
+    RecordedChunk,
+    RecordedRequest,
+    RecordedResponse,
+)
+from ._har import to_har
+from ._lint import lint
+from ._recorder import Recorder
+from ._redact import MIN_SECRET_LENGTH, check_secrets, redact
+from ._replay import (
+    EOF,
+    CassetteMismatch,
+    CassetteUnplayed,
+    EndOfRecording,
+    ReplayConnection,
+    Replayer,
+)
+
+__all__ = [
+    "EOF",
+    "FORMAT_VERSION",
+    "MAX_DEPTH",
+    "MAX_TIME",
+    "MIN_SECRET_LENGTH",
+    "Cassette",
+    "CassetteError",
+    "CassetteMismatch",
+    "CassetteUnplayed",
+    "EndOfRecording",
+    "Interaction",
+    "RecordedChunk",
+    "RecordedRequest",
+    "RecordedResponse",
+    "Recorder",
+    "ReplayConnection",
+    "Replayer",
+    "check_secrets",
+    "lint",
+    "redact",
+    "to_har",
+]
+
+# Shown as gptalk_proto.cassette.X, not gptalk_proto.cassette._module.X.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) and _obj.__module__.startswith(__name__ + "._"):
+        _obj.__module__ = __name__
+del _name, _obj

@@ -5,7 +5,7 @@ use counts and expiry, pending stream tokens) and answers one request at a
 time with a sequence of :data:`Step` values: a response head, body chunks,
 pauses, an abrupt close.  It does no IO and reads no clock: the time comes in
 with each request and the entropy for tokens from an injected callable.
-:class:`~gptalk_proto.ServerConnection` frames the steps as HTTP/1.1.
+:class:`~gptalk_proto.server.ServerConnection` frames the steps as HTTP/1.1.
 """
 
 from __future__ import annotations

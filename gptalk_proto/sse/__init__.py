@@ -1,1 +1,32 @@
-"""The sse room of the sans-IO core."""
+"""``text/event-stream``, exact to the WHATWG HTML standard, and nothing else.
+
+This room knows no GPTalk: the parser (:class:`SSEParser`), the event it
+dispatches (:class:`SSEEvent`) and the encoder (:func:`encode_event`,
+:func:`encode_comment`).  Its size errors are the core's
+(:class:`~gptalk_proto.SSESizeError` and its two kinds), re-exported here so
+that an SSE-only user needs this one import.
+"""
+
+from .._errors import SSEEventTooLarge, SSELineTooLong, SSESizeError
+from ._encoder import encode_comment, encode_event
+from ._event import SSEEvent
+from ._parser import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_SIZE, SSEParser
+
+__all__ = [
+    "DEFAULT_MAX_EVENT_SIZE",
+    "DEFAULT_MAX_LINE_SIZE",
+    "SSEEvent",
+    "SSEEventTooLarge",
+    "SSELineTooLong",
+    "SSEParser",
+    "SSESizeError",
+    "encode_comment",
+    "encode_event",
+]
+
+# Shown as gptalk_proto.sse.X, not gptalk_proto.sse._module.X.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) and _obj.__module__.startswith(__name__ + "._"):
+        _obj.__module__ = __name__
+del _name, _obj

@@ -75,7 +75,7 @@ class MemoryPair:
                 # After ChatDone, keep reading to the body's end so the
                 # connection is left reusable, as a real driver does.
                 done = done or isinstance(event, ChatDone)
-                yield event  # type: ignore[misc]
+                yield event
 
     def _exchange(self, request: bytes) -> None:
         server = self.server

@@ -2,7 +2,7 @@
 
 The mirror of :func:`~gptalk_proto.testing.play_responses`: whatever bytes a
 client sends (valid, hostile, arbitrary) go to a
-:class:`~gptalk_proto.ServerConnection` read by read, then the client's end
+:class:`~gptalk_proto.server.ServerConnection` read by read, then the client's end
 of stream, and every request is answered as a driver would.  The fuzz
 harness and the server properties use it.
 """

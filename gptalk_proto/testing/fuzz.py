@@ -34,8 +34,8 @@ ones, when broken):
 ``server``
     The first byte picks the caps (request body, pending prompts) and a
     chunking; the rest is what one client connection sends.  The
-    :class:`~gptalk_proto.ServerConnection` and its
-    :class:`~gptalk_proto.Service` answer every request with a response that
+    :class:`~gptalk_proto.server.ServerConnection` and its
+    :class:`~gptalk_proto.server.Service` answer every request with a response that
     starts with a status line, or close; never another exception, an endless
     response or a wait for bytes after EOF
     (:func:`~gptalk_proto.testing.play_requests`); the held prompts stay

@@ -22,8 +22,10 @@ from gptalk_proto import (
     LocalProtocolError,
     TextDelta,
     TextRewritten,
+    check_header_name,
+    check_header_value,
+    check_text_value,
 )
-from gptalk_proto._util import check_header_name, check_header_value, check_text_value
 
 from ._anyio_backend import AnyioBackend
 from ._async_driver import AsyncPool, drive

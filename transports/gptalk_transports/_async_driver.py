@@ -257,7 +257,7 @@ async def drive(
                 yield batch
                 return
             else:
-                batch.append(event)  # type: ignore[arg-type]
+                batch.append(event)
     finally:
         if locked:
             login_lock.release()  # type: ignore[union-attr]

@@ -1,7 +1,7 @@
 """Record and replay transports: connectors that tee, and connectors that play.
 
 * Recording wraps any connector.  Every byte the client writes or reads goes
-  through a :class:`~gptalk_proto.Recorder` as it passes, so a recorded chat
+  through a :class:`~gptalk_proto.cassette.Recorder` as it passes, so a recorded chat
   behaves exactly like a live one.  An endless stream stops cleanly at
   ``[DONE]`` (the client stops), at an event limit, or after an idle timeout:
   the recording then ends the stream as the server closing it.
@@ -25,11 +25,11 @@ from typing import Protocol
 
 import anyio
 
-from gptalk_proto import (
+from gptalk_proto import LocalProtocolError
+from gptalk_proto.cassette import (
     EOF,
     Cassette,
     CassetteError,
-    LocalProtocolError,
     RecordedChunk,
     Recorder,
     ReplayConnection,

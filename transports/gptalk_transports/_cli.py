@@ -22,19 +22,21 @@ from typing import Any, NoReturn, TextIO, cast
 import anyio
 
 from gptalk_proto import (
-    DEFAULT_MAX_PENDING_BYTES,
-    DEFAULT_MAX_PENDING_STREAMS,
-    DEFAULT_STREAM_TTL,
-    FAULT_KINDS,
     ChatDone,
     LocalProtocolError,
     TextDelta,
     TextRewritten,
     __version__,
+    check_text_value,
+)
+from gptalk_proto.server import (
+    DEFAULT_MAX_PENDING_BYTES,
+    DEFAULT_MAX_PENDING_STREAMS,
+    DEFAULT_STREAM_TTL,
+    FAULT_KINDS,
     parse_fault,
     text_reply,
 )
-from gptalk_proto._util import check_text_value
 
 from ._async_client import AsyncClient
 from ._cli_exits import (

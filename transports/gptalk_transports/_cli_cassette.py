@@ -13,16 +13,16 @@ from typing import Any, TextIO
 
 import anyio
 
-from gptalk_proto import (
+from gptalk_proto import ChatEvent
+from gptalk_proto.cassette import (
     MIN_SECRET_LENGTH,
     Cassette,
     CassetteError,
-    ChatEvent,
     check_secrets,
     lint,
-    parse_fault,
     to_har,
 )
+from gptalk_proto.server import parse_fault
 
 from ._cassettes import (
     CassetteFileError,

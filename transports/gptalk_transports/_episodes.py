@@ -38,13 +38,7 @@ from dataclasses import dataclass, replace
 
 import anyio
 
-from gptalk_proto import (
-    Cassette,
-    CassetteError,
-    CassetteMismatch,
-    Interaction,
-    Replayer,
-)
+from gptalk_proto.cassette import Cassette, CassetteError, CassetteMismatch, Interaction, Replayer
 
 from ._cassettes import (
     AsyncRecordingConnector,

@@ -1,5 +1,5 @@
 """One connection of the reference server: bytes between a stream and the
-core's :class:`gptalk_proto.ServerConnection`, within deadlines.
+core's :class:`gptalk_proto.server.ServerConnection`, within deadlines.
 
 Two rules live here.
 
@@ -32,7 +32,8 @@ from anyio.abc import ByteStream, SocketAttribute
 from anyio.streams.tls import TLSStream
 
 import gptalk_proto
-from gptalk_proto import NEED_DATA, PAUSED, BadRequest, Pause, Send, ServerConnection, Service
+from gptalk_proto import NEED_DATA, PAUSED
+from gptalk_proto.server import BadRequest, Pause, Send, ServerConnection, Service
 
 __all__ = ["LOGGER_NAME", "Limits", "ServerStats", "serve_connection"]
 

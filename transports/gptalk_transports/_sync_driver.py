@@ -211,7 +211,7 @@ def drive_sync(
                 yield batch
                 return
             else:
-                batch.append(event)  # type: ignore[arg-type]
+                batch.append(event)
     finally:
         if locked:
             login_lock.release()  # type: ignore[union-attr]

@@ -50,7 +50,7 @@ from typing import Any
 import pytest
 
 import gptalk_proto
-from gptalk_proto import Cassette, CassetteError, redact
+from gptalk_proto.cassette import Cassette, CassetteError, redact
 
 from ._anyio_backend import AnyioBackend
 from ._async_client import AsyncClient
