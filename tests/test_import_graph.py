@@ -247,8 +247,9 @@ def test_the_walk_sees_a_cycle_and_skips_type_checking() -> None:
 
 def test_the_walk_resolves_relative_and_private_names() -> None:
     module = "gptalk_proto.cassette._replay"
-    node = ast.parse("from .._util import NEED_DATA\nfrom . import _format").body
-    assert [list(_imported(module, n)) for n in node] == [
+    body = ast.parse("from .._util import NEED_DATA\nfrom . import _format").body
+    nodes = [node for node in body if isinstance(node, ast.ImportFrom)]
+    assert [list(_imported(module, node)) for node in nodes] == [
         ["gptalk_proto._util"],
         ["gptalk_proto.cassette._format"],
     ]
