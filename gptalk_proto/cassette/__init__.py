@@ -7,6 +7,9 @@
 * :class:`Replayer` / :class:`ReplayConnection`: a cassette in, the recorded
   bytes back to a client; :class:`CassetteMismatch` when the client asks
   something else, :class:`CassetteUnplayed` when it asks less.
+* :class:`ReplayState`, :class:`ReplayTiming`, :func:`rechunker`: when and
+  in what pieces a replayed connection delivers the recorded bytes (the
+  drivers own the clock).
 * :func:`redact`, :func:`check_secrets`: secrets out of a cassette;
   :func:`lint` finds what looks like one; :func:`to_har` exports to HAR.
 
@@ -26,6 +29,7 @@ from ._format import (
 )
 from ._har import to_har
 from ._lint import lint
+from ._playback import MAX_RANDOM_PIECE, ReplayState, ReplayTiming, rechunker
 from ._recorder import Recorder
 from ._redact import MIN_SECRET_LENGTH, check_secrets, redact
 from ._replay import (
@@ -41,6 +45,7 @@ __all__ = [
     "EOF",
     "FORMAT_VERSION",
     "MAX_DEPTH",
+    "MAX_RANDOM_PIECE",
     "MAX_TIME",
     "MIN_SECRET_LENGTH",
     "Cassette",
@@ -54,9 +59,12 @@ __all__ = [
     "RecordedResponse",
     "Recorder",
     "ReplayConnection",
+    "ReplayState",
+    "ReplayTiming",
     "Replayer",
     "check_secrets",
     "lint",
+    "rechunker",
     "redact",
     "to_har",
 ]

@@ -14,10 +14,8 @@
 
 from __future__ import annotations
 
-import math
 import random
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,13 +25,13 @@ import anyio
 
 from gptalk_proto import LocalProtocolError
 from gptalk_proto.cassette import (
-    EOF,
     Cassette,
     CassetteError,
-    RecordedChunk,
     Recorder,
-    ReplayConnection,
     Replayer,
+    ReplayState,
+    ReplayTiming,
+    rechunker,
 )
 
 from ._config import Origin
@@ -293,100 +291,14 @@ class ReplayClock(Protocol):
     def sleep(self, seconds: float) -> Awaitable[None] | None: ...
 
 
-class ReplayTiming:
-    """When each recorded chunk is delivered.
-
-    ``speed`` None (the default) delivers at once; 1.0 as recorded; 2.0 twice
-    as fast.  ``max_gap`` caps any one wait (seconds, after scaling).
-    """
-
-    def __init__(self, speed: float | None = None, max_gap: float | None = None) -> None:
-        # NaN compares false both ways: "not > 0" catches it, where "<= 0" does not.
-        if speed is not None and not (math.isfinite(speed) and speed > 0):
-            raise ValueError("speed must be a finite positive number (None means instant)")
-        if max_gap is not None and not (math.isfinite(max_gap) and max_gap > 0):
-            raise ValueError("max_gap must be a finite positive number of seconds")
-        self.speed = speed
-        self.max_gap = max_gap
-
-    def gap(self, recorded: float) -> float:
-        if self.speed is None:
-            return 0.0
-        wait = max(recorded, 0.0) / self.speed
-        return wait if self.max_gap is None else min(wait, self.max_gap)
-
-
 def _cutter(rechunk: str | int) -> Callable[[bytes], list[bytes]]:
     """``"recorded"`` keeps the reads as they were; ``"bytes"`` gives single
     bytes; an int seeds random pieces of 1 to 64 bytes."""
-    if rechunk == "recorded":
-        return lambda data: [data]
-    if rechunk == "bytes":
-        return lambda data: [data[i : i + 1] for i in range(len(data))]
     if isinstance(rechunk, int) and not isinstance(rechunk, bool):
-        rng = random.Random(rechunk)
-
-        def cut(data: bytes) -> list[bytes]:
-            pieces, start = [], 0
-            while start < len(data):
-                end = start + rng.randint(1, 64)
-                pieces.append(data[start:end])
-                start = end
-            return pieces
-
-        return cut
+        return rechunker(random.Random(rechunk).randint)
+    if rechunk in ("recorded", "bytes"):
+        return rechunker(rechunk)
     raise ValueError(f"rechunk must be 'recorded', 'bytes' or an int seed, not {rechunk!r}")
-
-
-class _ReplayState:
-    """What a replay stream shares between its async and blocking forms."""
-
-    def __init__(
-        self,
-        connection: ReplayConnection,
-        timing: ReplayTiming,
-        cut: Callable[[bytes], list[bytes]],
-    ) -> None:
-        self.connection = connection
-        self.timing = timing
-        self.cut = cut
-        self.pieces: deque[bytes] = deque()
-        self.last_t = 0.0
-        self.due = 0.0
-
-    def sent(self, data: bytes, now: float) -> None:
-        self.connection.receive(data)
-        current = self.connection.current
-        if current is not None:
-            self.last_t = current.request.t
-        self.due = now
-
-    def next(self, max_bytes: int) -> tuple[float, bytes | None]:
-        """(seconds to wait, bytes) -- bytes None means EOF."""
-        if self.pieces:
-            return 0.0, self._take(max_bytes)
-        item = self.connection.next_chunk()
-        if item is None:
-            step = self.connection.current
-            where = f"after step {step.kind!r}" if step is not None else "before any request"
-            raise CassetteError(
-                f"the client waits for bytes the cassette does not have ({where} on this "
-                "connection)"
-            )
-        if item is EOF:
-            return 0.0, None
-        assert isinstance(item, RecordedChunk)
-        self.due += self.timing.gap(item.t - self.last_t)
-        self.last_t = item.t
-        self.pieces.extend(self.cut(item.data))
-        return self.due, self._take(max_bytes)
-
-    def _take(self, max_bytes: int) -> bytes:
-        piece = self.pieces.popleft()
-        if len(piece) > max_bytes:
-            self.pieces.appendleft(piece[max_bytes:])
-            piece = piece[:max_bytes]
-        return piece
 
 
 class _AnyioClock:
@@ -398,7 +310,7 @@ class _AnyioClock:
 
 
 class _AsyncReplayStream:
-    def __init__(self, state: _ReplayState, clock: ReplayClock) -> None:
+    def __init__(self, state: ReplayState, clock: ReplayClock) -> None:
         self._state = state
         self._clock = clock
         self._eof = False
@@ -459,9 +371,9 @@ class _ReplayConnector:
     def request_options(self) -> RequestOptions:
         return self._options
 
-    def _state(self) -> _ReplayState:
+    def _state(self) -> ReplayState:
         # One connection's worth of replay: the server side of the next steps.
-        return _ReplayState(self.replayer.connection(), self.timing, self._cut)
+        return ReplayState(self.replayer.connection(), self.timing, self._cut)
 
     def assert_played(self) -> None:
         """Fail if any recorded step was never reached."""
@@ -493,7 +405,7 @@ class _SystemClock:
 
 
 class _SyncReplayStream:
-    def __init__(self, state: _ReplayState, clock: ReplayClock) -> None:
+    def __init__(self, state: ReplayState, clock: ReplayClock) -> None:
         self._state = state
         self._clock = clock
         self._eof = False

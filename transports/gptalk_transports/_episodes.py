@@ -38,17 +38,23 @@ from dataclasses import dataclass, replace
 
 import anyio
 
-from gptalk_proto.cassette import Cassette, CassetteError, CassetteMismatch, Interaction, Replayer
+from gptalk_proto.cassette import (
+    Cassette,
+    CassetteError,
+    CassetteMismatch,
+    Interaction,
+    Replayer,
+    ReplayState,
+    ReplayTiming,
+    rechunker,
+)
 
 from ._cassettes import (
     AsyncRecordingConnector,
     AsyncReplayConnector,
     Recording,
-    ReplayTiming,
     SyncRecordingConnector,
     SyncReplayConnector,
-    _cutter,
-    _ReplayState,
 )
 from ._connector import AsyncConnectorProtocol, RequestOptions, SyncConnectorProtocol
 from ._streams import AsyncByteStream, SyncByteStream
@@ -241,14 +247,14 @@ class _Episodes:
     def __init__(self, existing: Cassette, matching: Matching | None) -> None:
         self.existing = existing
         self.replayer = EpisodeReplayer(existing, matching)
-        self._cut = _cutter("recorded")
+        self._cut = rechunker("recorded")
         self._timing = ReplayTiming()
 
     def replaying(self) -> bool:
         return not self.replayer.exhausted
 
-    def state(self) -> _ReplayState:
-        return _ReplayState(self.replayer.connection(), self._timing, self._cut)
+    def state(self) -> ReplayState:
+        return ReplayState(self.replayer.connection(), self._timing, self._cut)
 
     def cassette(self, recorded: Cassette) -> Cassette:
         # Every recorded episode is kept, played or not; the new ones follow.
@@ -269,7 +275,7 @@ class _Pending:
             )
         self.data += data
 
-    def sent(self, state: _ReplayState, data: bytes, now: float) -> bool:
+    def sent(self, state: ReplayState, data: bytes, now: float) -> bool:
         """Feed ``data`` to the replay; False if the request matched nothing."""
         before = state.connection.current
         self.add(data)
@@ -286,7 +292,7 @@ class _AsyncEpisodeStream:
     def __init__(self, connector: AsyncEpisodeConnector, timeout: float | None) -> None:
         self._connector = connector
         self._timeout = timeout
-        self._state: _ReplayState | None = connector.episodes.state()
+        self._state: ReplayState | None = connector.episodes.state()
         self._pending = _Pending()
         self._live: AsyncByteStream | None = None
 
@@ -356,7 +362,7 @@ class _SyncEpisodeStream:
     def __init__(self, connector: SyncEpisodeConnector, timeout: float | None) -> None:
         self._connector = connector
         self._timeout = timeout
-        self._state: _ReplayState | None = connector.episodes.state()
+        self._state: ReplayState | None = connector.episodes.state()
         self._pending = _Pending()
         self._live: SyncByteStream | None = None
 
