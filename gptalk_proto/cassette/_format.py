@@ -28,8 +28,10 @@ from typing import Any
 
 import h11
 
-from .._errors import GPTalkError, RemoteProtocolError
+from .._errors import GPTalkError, InvalidHTTP, RemoteProtocolError
+from .._http11 import next_h11_event, response_parser
 from ..sse._event import SSEEvent
+from ..sse._media import is_event_stream
 from ..sse._parser import SSEParser
 from ._checks import is_method, is_request_target, nesting_problem, origin_problem
 
@@ -309,9 +311,7 @@ def parse_response(
 
     A response cut short (no complete body) gives what arrived.
     """
-    conn = h11.Connection(h11.CLIENT)
-    conn.send(h11.Request(method=method, target="/", headers=[("host", "x")]))
-    conn.send(h11.EndOfMessage())
+    conn = response_parser(method)
     conn.receive_data(wire)
     conn.receive_data(b"")
     status = 0
@@ -321,8 +321,8 @@ def parse_response(
     events: list[SSEEvent] = []
     while True:
         try:
-            event = conn.next_event()
-        except h11.RemoteProtocolError as exc:
+            event = next_h11_event(conn)
+        except InvalidHTTP as exc:
             if status:
                 break  # cut short: keep what came
             if b"\r\n\r\n" not in wire and b"\n\n" not in wire:
@@ -333,8 +333,7 @@ def parse_response(
         if isinstance(event, h11.Response):
             status = event.status_code
             headers = tuple((n.decode("latin-1"), v.decode("latin-1")) for n, v in event.headers)
-            ctype = next((v for n, v in headers if n == "content-type"), "")
-            if ctype.split(";")[0].strip().lower() == "text/event-stream":
+            if is_event_stream(next((v for n, v in headers if n == "content-type"), "")):
                 parser = SSEParser()
         elif isinstance(event, h11.Data):
             body.append(bytes(event.data))

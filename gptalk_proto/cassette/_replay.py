@@ -32,9 +32,7 @@ from enum import Enum
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
-import h11
-
-from .._errors import excerpt
+from .._errors import InvalidHTTP, excerpt
 from ._format import Cassette, CassetteError, Interaction, RecordedChunk, RecordedRequest
 from ._redact import PLACEHOLDER
 from ._request_reader import RequestReader
@@ -259,7 +257,7 @@ class ReplayConnection:
         """Bytes the client wrote; a complete request queues its response."""
         try:
             requests = self._requests.feed(data)
-        except h11.RemoteProtocolError as exc:
+        except InvalidHTTP as exc:
             raise CassetteError(f"the client sent invalid HTTP during replay: {exc}") from None
         for head, body, _ in requests:
             item = self._replayer.match(
