@@ -1,4 +1,4 @@
-"""HTTP/1.1 for the core, over h11: the only module that imports h11.
+"""HTTP/1.1 for the core, over h11: the one boundary where h11's errors are caught.
 
 * :func:`next_h11_event` / :func:`send_h11`: h11's errors re-typed, once.
 * :func:`response_parser`: an h11 connection ready to parse the response to a

@@ -257,3 +257,41 @@ def test_the_walk_resolves_relative_and_private_names() -> None:
     assert _is_private("gptalk_proto._util")
     assert not _is_private("gptalk_proto.cassette")
     assert "gptalk_proto._chat" in GRAPH["gptalk_proto"]
+
+
+#: h11's exceptions, caught and re-typed in gptalk_proto._http11 only.
+H11_ERRORS = frozenset({"LocalProtocolError", "RemoteProtocolError", "ProtocolError"})
+
+
+def _h11_names(source: str) -> Iterator[tuple[str, int]]:
+    """Every ``h11.name`` and every keyword of an ``h11.X(...)`` call in source."""
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "h11"
+        ):
+            yield node.attr, node.lineno
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            base = node.func.value
+            if isinstance(base, ast.Name) and base.id == "h11":
+                yield from ((k.arg, node.lineno) for k in node.keywords if k.arg)
+
+
+@pytest.mark.parametrize("module", CORE)
+def test_the_core_uses_no_private_h11_name_and_retypes_h11_errors_once(module: str) -> None:
+    names = list(_h11_names(MODULES[module].read_text(encoding="utf-8")))
+    private = [(name, line) for name, line in names if name.startswith("_")]
+    assert not private, f"{module} uses private h11 names: {private}"
+    if module != "gptalk_proto._http11":
+        caught = [(name, line) for name, line in names if name in H11_ERRORS]
+        assert not caught, f"{module} handles h11's errors itself (use _http11): {caught}"
+
+
+def test_the_h11_check_sees_private_names_and_errors() -> None:
+    source = (
+        "conn.send(h11.Request(method=b'GET', target=b'/', headers=[], _parsed=True))\n"
+        "try:\n    conn.next_event()\nexcept h11.RemoteProtocolError:\n    pass\n"
+    )
+    seen = {name for name, _ in _h11_names(source)}
+    assert {"_parsed", "RemoteProtocolError", "Request", "method"} <= seen
