@@ -25,8 +25,8 @@ from ._errors import (
     excerpt,
 )
 from ._events import Request
+from ._scrub import PLACEHOLDER
 from ._util import check_header_value
-from .cassette._redact import PLACEHOLDER
 
 __all__ = [
     "APP_ID",

@@ -295,3 +295,24 @@ def test_the_h11_check_sees_private_names_and_errors() -> None:
     )
     seen = {name for name, _ in _h11_names(source)}
     assert {"_parsed", "RemoteProtocolError", "Request", "method"} <= seen
+
+
+#: What each room of the core may import from the core: the client (the top
+#: level) and the generic SSE room stand below the server and cassette rooms.
+ROOM_MAY_IMPORT = {
+    "gptalk_proto.sse": ("gptalk_proto._errors", "gptalk_proto.sse"),
+    "client": ("gptalk_proto._", "gptalk_proto.sse"),
+}
+
+
+@pytest.mark.parametrize("module", CORE)
+def test_the_rooms_stand_in_layers(module: str) -> None:
+    if module.startswith("gptalk_proto.sse"):
+        allowed = ROOM_MAY_IMPORT["gptalk_proto.sse"]
+    elif module.startswith("gptalk_proto._"):
+        allowed = ROOM_MAY_IMPORT["client"]
+    else:
+        return
+    core = {name for name in _all_imports(module) if name.split(".")[0] == "gptalk_proto"}
+    beyond = sorted(name for name in core if not name.startswith(allowed))
+    assert not beyond, f"{module} reaches above its layer: {beyond}"
