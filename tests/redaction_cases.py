@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import gptalk_proto as g
 import gptalk_proto.cassette
-from gptalk_proto.cassette._format import parse_response
+from gptalk_proto.cassette._response import parse_response
 
 Secrets = dict[str, set[str]]
 

@@ -14,7 +14,7 @@ from jsonschema import Draft202012Validator
 
 import gptalk_proto as g
 import gptalk_proto.cassette
-from gptalk_proto.cassette._format import parse_response
+from gptalk_proto.cassette._response import parse_response
 from gptalk_transports import cassette_schema
 from gptalk_transports._cassettes import load_cassette
 

@@ -17,7 +17,7 @@ import pytest
 import gptalk_proto as g
 import gptalk_proto.cassette
 import gptalk_proto.server
-from gptalk_proto.cassette._format import parse_response
+from gptalk_proto.cassette._response import parse_response
 from gptalk_transports import AsyncClient, Client, Origin, ReadTimeout, RetryPolicy, Timeout
 from gptalk_transports._anyio_backend import AnyioBackend
 from gptalk_transports._cassettes import (

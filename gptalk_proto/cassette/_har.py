@@ -14,7 +14,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .._errors import RemoteProtocolError
 from .._version import __version__
-from ._format import Cassette, parse_response
+from ._format import Cassette
+from ._response import parse_response
 
 __all__ = ["to_har"]
 

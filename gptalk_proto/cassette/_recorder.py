@@ -26,10 +26,10 @@ from ._format import (
     RecordedChunk,
     RecordedRequest,
     RecordedResponse,
-    parse_response,
 )
 from ._redact import redact as apply_redaction
 from ._request_reader import ReadRequest, RequestReader
+from ._response import parse_response
 
 __all__ = ["Recorder"]
 

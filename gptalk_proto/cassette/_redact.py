@@ -35,8 +35,8 @@ from ._format import (
     RecordedChunk,
     RecordedRequest,
     RecordedResponse,
-    parse_response,
 )
+from ._response import parse_response
 from ._value_spans import (
     FRAMING_HEADERS,
     Span,
