@@ -22,7 +22,7 @@ def exchange(service: g.server.Service, raw: bytes, now: float = NOW) -> tuple[b
     event = conn.next_event()
     if event is g.NEED_DATA or event is g.PAUSED:
         return out, event is g.PAUSED
-    for action in conn.respond(event, now=now):  # type: ignore[arg-type]
+    for action in conn.respond(event, now=now):
         if isinstance(action, g.server.Send):
             out += action.data
         elif isinstance(action, g.server.Close):

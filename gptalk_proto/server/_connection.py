@@ -30,7 +30,7 @@ import h11
 
 from .._errors import InvalidHTTP, LocalProtocolError
 from .._http11 import next_h11_event, send_h11
-from .._util import NEED_DATA, PAUSED, Sentinel
+from .._util import NEED_DATA, PAUSED, NeedData, Paused
 from ._service import Abort, Chunk, Drip, End, Head, Pause, Service
 
 __all__ = [
@@ -134,7 +134,7 @@ class ServerConnection:
         with suppress(RuntimeError):
             self._h11.receive_data(data)
 
-    def next_event(self) -> RequestReceived | BadRequest | Sentinel:
+    def next_event(self) -> RequestReceived | BadRequest | NeedData | Paused:
         """A complete request, a bad one, ``NEED_DATA``, or ``PAUSED`` (close)."""
         conn = self._h11
         while True:

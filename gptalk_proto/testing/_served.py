@@ -68,7 +68,7 @@ def play_requests(
             if event is PAUSED:
                 return True
             out = bytearray()
-            actions = conn.respond(event, now=now)  # type: ignore[arg-type]
+            actions = conn.respond(event, now=now)
             for writes, action in enumerate(actions, 1):
                 if writes > MAX_WRITES_PER_RESPONSE:
                     raise AssertionError("a response that never ends")

@@ -258,7 +258,7 @@ class _Connection:
                 return
             started = None
             received = 0
-            for action in conn.respond(event, now=time.time()):  # type: ignore[arg-type]
+            for action in conn.respond(event, now=time.time()):
                 if isinstance(action, Send):
                     self.answering = True
                     # A client that stops reading is dropped, not waited for.
