@@ -76,7 +76,7 @@ def test_the_sdist_ships_the_license_and_the_schema(dist: tuple[Path, Path]) -> 
 
 def test_the_schema_has_one_copy_and_the_command_prints_it() -> None:
     copies = [p for p in ROOT.rglob("cassette.schema.json") if ".venv" not in p.parts]
-    assert copies == [ROOT / "gptalk_proto" / "cassette.schema.json"]
+    assert copies == [ROOT / "gptalk_proto" / "cassette" / "cassette.schema.json"]
     done = gptalk("cassette", "schema")
     assert done.returncode == 0, done.stderr
     assert done.stdout == cassette_schema()
