@@ -13,9 +13,9 @@ Why not h11 for this part: GPTalk servers flush every event, so the stream
 body is one HTTP chunk per event, and h11 costs about 5 microseconds per chunk
 in pure Python -- more than parsing the event itself.  This decoder turns all
 the chunks of one read into one run of body bytes with a few ``find`` calls
-and slices.  h11 still reads every response head and owns the connection's
-life; :class:`~gptalk_proto.ClientConnection` hands a chunked stream body
-here and starts a fresh ``h11.Connection`` after it.
+and slices.  h11 still reads every response head; :class:`ResponseReader`
+hands a chunked body to the decoder and gives each response a fresh h11
+parser, so h11 is never cycled by hand.
 
 It accepts and refuses what h11 0.16 does (a differential property test holds
 it to that): chunk-size lines end at the first CRLF and are 1 to 20 hex digits,

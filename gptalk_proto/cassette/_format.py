@@ -301,7 +301,7 @@ def _bytes_json(data: bytes, **first: Any) -> dict[str, Any]:
 
 # -- validation -------------------------------------------------------------------
 #
-# As strict as gptalk_proto/cassette.schema.json, field for field (a test holds
+# As strict as gptalk_proto/cassette/cassette.schema.json, field for field (a test holds
 # the two to each other), and every refusal names the field.
 
 
