@@ -115,7 +115,7 @@ def test_mode_none_replays_and_checks_the_episodes_begun(inner: pytest.Pytester)
     result.stdout.fnmatch_lines(
         [
             "ERROR test_none.py::test_missing - gptalk_proto.cassette.CassetteError*",
-            "ERROR test_none.py::test_leaves_a_chat_unfinished - gptalk_proto.cassette.Cassette*",
+            "ERROR test_none.py::test_leaves_a_chat_unfinished - gptalk_proto.cassette.Cas*",
             "FAILED test_none.py::test_leaves_a_chat_unfinished_and_fails_by_itself - *",
         ]
     )
