@@ -7,21 +7,16 @@ randomness: time and entropy come in as arguments.
   WHATWG HTML standard.
 * :class:`Chat` (exchange level) and :class:`ClientConnection` (bytes level):
   one chat as a client state machine; :class:`Credentials` shared by chats.
-* :class:`Service` and :class:`ServerConnection`: the server role, which the
-  reference server runs.
+* :func:`check_header_name`, :func:`check_header_value`,
+  :func:`check_text_value`: the checks user-supplied values pass before they
+  go on the wire.
+
+The rest lives in rooms: :mod:`gptalk_proto.sse` (the generic SSE parser and
+encoder), :mod:`gptalk_proto.server` (the server role, which the reference
+server runs), :mod:`gptalk_proto.cassette` (record and replay) and
+:mod:`gptalk_proto.testing` (test helpers).
 """
 
-from ._cassette import (
-    FORMAT_VERSION,
-    MAX_DEPTH,
-    MAX_TIME,
-    Cassette,
-    CassetteError,
-    Interaction,
-    RecordedChunk,
-    RecordedRequest,
-    RecordedResponse,
-)
 from ._chat import DEFAULT_MAX_BODY_SIZE, Chat
 from ._connection import DEFAULT_MAX_HEAD_SIZE, ClientConnection
 from ._content import ContentDecoder, decode_content
@@ -52,57 +47,16 @@ from ._events import (
     TextDelta,
     TextRewritten,
 )
-from ._faults import FAULT_KINDS, Fault, FaultKind, parse_fault
-from ._har import to_har
-from ._json_depth import MAX_JSON_DEPTH
-from ._lint import lint
-from ._proxy_recorder import (
-    MAX_PROXIED_REQUEST,
-    ProxyConnection,
-    ProxyRecorder,
-    ToClient,
-    ToUpstream,
-)
-from ._recorder import Recorder
-from ._redact import MIN_SECRET_LENGTH, check_secrets, redact
-from ._replay import EOF, CassetteMismatch, CassetteUnplayed, ReplayConnection, Replayer
-from ._replay_server import (
-    MAX_REPLAY_SESSIONS,
-    MISMATCH_STATUS,
-    ReplayClose,
-    ReplayMismatch,
-    ReplayServer,
-    ReplayServerConnection,
-    ReplayWrite,
-)
-from ._replies import ReplyGenerator, default_reply, expected_reply, sized_reply, text_reply
-from ._server import (
-    DEFAULT_MAX_REQUEST_BODY,
-    DEFAULT_MAX_REQUEST_HEAD,
-    BadRequest,
-    Close,
-    RequestReceived,
-    Send,
-    ServerConnection,
-)
-from ._service import (
-    DEFAULT_MAX_PENDING_BYTES,
-    DEFAULT_MAX_PENDING_STREAMS,
-    DEFAULT_STREAM_TTL,
-    Abort,
-    Chunk,
-    Drip,
-    End,
-    Head,
-    Pause,
-    Service,
-    Step,
-)
-from ._sse import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_SIZE, SSEParser
-from ._sse_encoder import encode_comment, encode_event
-from ._sse_event import SSEEvent
 from ._state import CLIENT_TRANSITIONS, ClientInput, ClientState, state_diagram
-from ._util import NEED_DATA, PAUSED, SEND_REQUEST, Sentinel
+from ._util import (
+    NEED_DATA,
+    PAUSED,
+    SEND_REQUEST,
+    Sentinel,
+    check_header_name,
+    check_header_value,
+    check_text_value,
+)
 from ._version import __version__
 from ._wire import (
     APP_ID,
@@ -117,8 +71,8 @@ from ._wire import (
     TEXT_PATH,
     ErrorCode,
     format_prompt,
-    text_request_fields,
 )
+from .sse import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_SIZE, SSEEvent, SSEParser, encode_event
 
 __all__ = [
     "APP_ID",
@@ -128,118 +82,59 @@ __all__ = [
     "DEFAULT_MAX_EVENT_SIZE",
     "DEFAULT_MAX_HEAD_SIZE",
     "DEFAULT_MAX_LINE_SIZE",
-    "DEFAULT_MAX_PENDING_BYTES",
-    "DEFAULT_MAX_PENDING_STREAMS",
-    "DEFAULT_MAX_REQUEST_BODY",
-    "DEFAULT_MAX_REQUEST_HEAD",
     "DEFAULT_MAX_USES",
     "DEFAULT_MODEL",
     "DEFAULT_ORIGIN",
-    "DEFAULT_STREAM_TTL",
     "DEFAULT_USER_AGENT",
     "DONE_MARKER",
-    "EOF",
-    "FAULT_KINDS",
-    "FORMAT_VERSION",
     "LOGIN_PATH",
-    "MAX_DEPTH",
     "MAX_EXPIRES_AT",
-    "MAX_JSON_DEPTH",
-    "MAX_PROXIED_REQUEST",
-    "MAX_REPLAY_SESSIONS",
-    "MAX_TIME",
     "MAX_TOKEN_LENGTH",
-    "MIN_SECRET_LENGTH",
-    "MISMATCH_STATUS",
     "NEED_DATA",
     "PAUSED",
     "SEND_REQUEST",
     "STREAM_PATH",
     "TEXT_PATH",
-    "Abort",
     "AuthExpired",
     "AuthInvalid",
-    "BadRequest",
-    "Cassette",
-    "CassetteError",
-    "CassetteMismatch",
-    "CassetteUnplayed",
     "Chat",
     "ChatDone",
     "ChatEvent",
-    "Chunk",
     "ClientConnection",
     "ClientInput",
     "ClientState",
-    "Close",
     "ContentDecoder",
     "ContentRewritten",
     "Credentials",
-    "Drip",
-    "End",
     "ErrorCode",
-    "Fault",
-    "FaultKind",
     "GPTalkError",
     "HTTPStatusError",
-    "Head",
-    "Interaction",
     "LocalProtocolError",
     "LoggedIn",
-    "Pause",
     "ProtocolError",
-    "ProxyConnection",
-    "ProxyRecorder",
     "QuotaExhausted",
     "ReconnectNeeded",
-    "RecordedChunk",
-    "RecordedRequest",
-    "RecordedResponse",
-    "Recorder",
     "RemoteProtocolError",
-    "ReplayClose",
-    "ReplayConnection",
-    "ReplayMismatch",
-    "ReplayServer",
-    "ReplayServerConnection",
-    "ReplayWrite",
-    "Replayer",
-    "ReplyGenerator",
     "Request",
-    "RequestReceived",
     "SSEEvent",
     "SSEEventTooLarge",
     "SSELineTooLong",
     "SSEParser",
     "SSESizeError",
-    "Send",
     "Sentinel",
-    "ServerConnection",
-    "Service",
     "ServiceError",
-    "Step",
     "StreamInterrupted",
     "TextDelta",
     "TextRewritten",
-    "ToClient",
-    "ToUpstream",
     "__version__",
-    "check_secrets",
+    "check_header_name",
+    "check_header_value",
+    "check_text_value",
     "decode_content",
-    "default_reply",
-    "encode_comment",
     "encode_event",
     "excerpt",
-    "expected_reply",
     "format_prompt",
-    "lint",
-    "parse_fault",
-    "redact",
-    "sized_reply",
     "state_diagram",
-    "text_reply",
-    "text_request_fields",
-    "to_har",
 ]
 
 # Errors and events are shown as gptalk_proto.X, not gptalk_proto._module.X.

@@ -43,8 +43,6 @@ from ._errors import (
 )
 from ._events import ChatDone, ChatEvent, LoggedIn, Request
 from ._scrub import scrub_error
-from ._sse import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_SIZE, SSEParser
-from ._sse_event import SSEEvent
 from ._state import SEND_STATES, ClientInput, ClientState, StateMachine
 from ._util import (
     NEED_DATA,
@@ -71,6 +69,9 @@ from ._wire import (
     stream_request,
     text_request,
 )
+from .sse._event import SSEEvent
+from .sse._media import is_event_stream, media_type
+from .sse._parser import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_SIZE, SSEParser
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "Chat"]
 
@@ -284,7 +285,7 @@ class Chat:
             if name == b"content-type" or (
                 len(name) == 12 and _header_text(name).lower() == "content-type"
             ):
-                content_type = _header_text(value).split(";", 1)[0].strip().lower()
+                content_type = media_type(_header_text(value))
             elif status in RETRY_AFTER_STATUSES and (
                 name == b"retry-after"
                 or (len(name) == 11 and _header_text(name).lower() == "retry-after")
@@ -299,7 +300,7 @@ class Chat:
         self._body = []
         self._body_size = 0
         (target,) = targets
-        if target is _S.STREAMING and 200 <= status < 300 and content_type == "text/event-stream":
+        if target is _S.STREAMING and 200 <= status < 300 and is_event_stream(content_type):
             max_line, max_event = self._sse_caps
             self._parser = SSEParser(max_line_size=max_line, max_event_size=max_event)
         self._machine.move(_RESPONSE, target)

@@ -6,6 +6,7 @@ Everything this toolkit raises on purpose derives from :class:`GPTalkError`::
     ├── ProtocolError
     │   ├── LocalProtocolError        the caller misused the API
     │   └── RemoteProtocolError       the peer broke the protocol
+    │       ├── InvalidHTTP           the peer's bytes are not HTTP/1.1 (h11 said so)
     │       ├── SSESizeError          an SSE line or event over its cap
     │       │   ├── SSELineTooLong
     │       │   └── SSEEventTooLarge
@@ -33,7 +34,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._sse_event import SSEEvent
+    from .sse._event import SSEEvent
 
 __all__ = [
     "AuthExpired",
@@ -41,6 +42,7 @@ __all__ = [
     "ContentRewritten",
     "GPTalkError",
     "HTTPStatusError",
+    "InvalidHTTP",
     "LocalProtocolError",
     "ProtocolError",
     "QuotaExhausted",
@@ -97,6 +99,20 @@ class RemoteProtocolError(ProtocolError):
     The message names what was expected and quotes a bounded excerpt of what
     came.
     """
+
+
+class InvalidHTTP(RemoteProtocolError):
+    """The peer's bytes are not valid HTTP/1.1.
+
+    h11's own ``RemoteProtocolError`` is re-typed as this in one place
+    (``gptalk_proto._http11``), so no other module catches h11's errors.
+    ``status_hint`` is the 4xx a server answers it with (h11's hint, or 413
+    for a body over its cap).
+    """
+
+    def __init__(self, message: str, *, status_hint: int = 400) -> None:
+        super().__init__(message)
+        self.status_hint = status_hint
 
 
 class SSESizeError(RemoteProtocolError):

@@ -13,13 +13,29 @@ kind, in the message, the attributes and the whole ``__cause__`` /
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from urllib.parse import quote
 
 from ._errors import GPTalkError
-from ._redact import secret_spellings
 
-__all__ = ["scrub_error", "scrub_text"]
+__all__ = ["PLACEHOLDER", "scrub_error", "scrub_text", "secret_spellings"]
+
+#: What a placeholder looks like: ``<kind-N>`` or ``<kN>`` as a cassette's
+#: redaction writes them (lint leaves these alone, and the chat accepts one
+#: where a token goes, so a redacted cassette replays).
+PLACEHOLDER = re.compile(r"<[a-z-]+-\d+>\.*|<[a-z]\d+>\.*")
+
+
+def secret_spellings(secret: str) -> Iterator[str]:
+    """How a secret may be spelled on the wire: as is, JSON-escaped (both with
+    and without \\u escapes), and percent-encoded in a URL."""
+    yield secret
+    yield json.dumps(secret)[1:-1]
+    yield json.dumps(secret, ensure_ascii=False)[1:-1]
+    yield quote(secret, safe="")
+
 
 #: Exceptions followed down a ``__cause__`` / ``__context__`` chain; a chain
 #: is a few links long, the cap only guards against a pathological one.

@@ -25,7 +25,7 @@ from ._errors import (
     excerpt,
 )
 from ._events import Request
-from ._redact import PLACEHOLDER
+from ._scrub import PLACEHOLDER
 from ._util import check_header_value
 
 __all__ = [

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.server
 from gptalk_transports._server.refserver import serve_in_thread
 
 from . import clients
@@ -21,9 +22,9 @@ NOW = 1_700_000_000.0
 
 
 @pytest.fixture
-def service() -> g.Service:
+def service() -> g.server.Service:
     """A reference service with seeded entropy (deterministic tokens)."""
-    return g.Service(entropy=random.Random(1234).randbytes)
+    return g.server.Service(entropy=random.Random(1234).randbytes)
 
 
 @pytest.fixture

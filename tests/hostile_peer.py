@@ -16,6 +16,7 @@ from contextlib import contextmanager, suppress
 from urllib.parse import urlsplit
 
 import gptalk_proto as g
+import gptalk_proto.server
 
 from .threaded_server import StreamWriter, listening, serve_connection
 
@@ -53,7 +54,7 @@ def endless_line(total: int, piece: int = 64 * 1024) -> StreamWriter:
 
 @contextmanager
 def hostile_peer(stream_body: StreamWriter) -> Iterator[str]:
-    service = g.Service(entropy=random.Random(3).randbytes)
+    service = g.server.Service(entropy=random.Random(3).randbytes)
     with listening(
         lambda sock: serve_connection(sock, service, stream_body), timeout=30, join_timeout=60
     ) as (host, port):
@@ -77,10 +78,10 @@ def scripted_peer(answers: Mapping[str, Answer]) -> Iterator[str]:
     ``answers`` (``login``, ``text``, ``stream``, or ``any``) are the raw bytes
     the answer returns, written whole before the connection closes; the other
     requests go to the reference service."""
-    service = g.Service(entropy=random.Random(5).randbytes)
+    service = g.server.Service(entropy=random.Random(5).randbytes)
 
     def handle(sock: socket.socket) -> None:
-        conn = g.ServerConnection(service)
+        conn = g.server.ServerConnection(service)
         with sock:
             while True:
                 event = conn.next_event()
@@ -92,18 +93,18 @@ def scripted_peer(answers: Mapping[str, Answer]) -> Iterator[str]:
                     continue
                 if event is g.PAUSED:
                     return
-                if isinstance(event, g.RequestReceived):
+                if isinstance(event, g.server.RequestReceived):
                     answer = answers.get("any") or answers.get(request_kind(event.target))
                     if answer is not None:
                         with suppress(OSError):
                             sock.sendall(answer(event.target, event.headers, event.body))
                             sock.shutdown(socket.SHUT_RDWR)
                         return
-                assert isinstance(event, (g.RequestReceived, g.BadRequest))
+                assert isinstance(event, (g.server.RequestReceived, g.server.BadRequest))
                 for action in conn.respond(event, now=time.time()):
-                    if isinstance(action, g.Send):
+                    if isinstance(action, g.server.Send):
                         sock.sendall(action.data)
-                    elif not isinstance(action, g.Pause):
+                    elif not isinstance(action, g.server.Pause):
                         return
 
     with listening(handle, timeout=30, join_timeout=60) as (host, port):

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.cassette
 from gptalk_transports._cassettes import load_cassette
 from gptalk_transports._cli.cassette import verify_cassette
 
@@ -77,19 +78,19 @@ def plain_chat_recorded_at(moment: float) -> dict[str, Any]:
     raw["recorded_at"] = datetime.fromtimestamp(int(moment), timezone.utc).strftime(
         "%Y-%m-%dT%H:%M:%SZ"
     )
-    g.Cassette.loads(json.dumps(raw))  # still a valid cassette
+    g.cassette.Cassette.loads(json.dumps(raw))  # still a valid cassette
     return raw
 
 
-def assert_good_cassette(path: Path) -> g.Cassette:
+def assert_good_cassette(path: Path) -> g.cassette.Cassette:
     """It loads, verifies (re-parse and replays) and lints clean."""
     cassette, _ = verify_cassette(path)
     assert cassette.redacted
-    assert g.lint(cassette) == []
+    assert g.cassette.lint(cassette) == []
     return cassette
 
 
-def prompts(cassette: g.Cassette) -> list[str]:
+def prompts(cassette: g.cassette.Cassette) -> list[str]:
     """The prompt of every text request, in order."""
     return [item.request.json()["content"] for item in cassette.interactions if item.kind == "text"]
 

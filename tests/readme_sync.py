@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import gptalk_proto as g
+import gptalk_proto.server
 from gptalk_transports._cli import build_parser
 from gptalk_transports._cli.exits import COMMAND_EXITS, EPILOG, EXIT_CODES
 
@@ -131,9 +132,9 @@ def cli_section() -> str:
 
 
 def fault_section() -> str:
-    """The fault table, from the core's :data:`~gptalk_proto.FAULT_KINDS`."""
+    """The fault table, from the core's :data:`~gptalk_proto.server.FAULT_KINDS`."""
     rows = ["| kind | default endpoint | effect |", "|---|---|---|"]
-    rows += [f"| `{k.spec}` | {k.endpoint} | {_cell(k.effect)} |" for k in g.FAULT_KINDS]
+    rows += [f"| `{k.spec}` | {k.endpoint} | {_cell(k.effect)} |" for k in g.server.FAULT_KINDS]
     return "\n".join(rows) + "\n"
 
 

@@ -9,12 +9,13 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import gptalk_proto as g
-from gptalk_proto._cassette import parse_response
+import gptalk_proto.cassette
+from gptalk_proto.cassette._response import parse_response
 
 Secrets = dict[str, set[str]]
 
 
-def _response_data(item: g.Interaction) -> dict[str, Any] | None:
+def _response_data(item: g.cassette.Interaction) -> dict[str, Any] | None:
     try:
         _, _, body, _ = parse_response(item.request.method, item.response.wire)
         envelope = json.loads(body)
@@ -24,7 +25,7 @@ def _response_data(item: g.Interaction) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def secrets_in(cassette: g.Cassette) -> Secrets:
+def secrets_in(cassette: g.cassette.Cassette) -> Secrets:
     """Every secret an unredacted GPTalk cassette holds, by kind (found here
     independently of the library's own search)."""
     found: Secrets = {
@@ -70,10 +71,10 @@ def spellings(secret: str) -> set[str]:
     return once | twice
 
 
-def texts_of(cassette: g.Cassette) -> list[str]:
+def texts_of(cassette: g.cassette.Cassette) -> list[str]:
     """Everything a cassette says, in every form it is shown."""
-    out = [cassette.dumps(), json.dumps(g.to_har(cassette), ensure_ascii=False)]
-    out.append(json.dumps(g.to_har(cassette)))
+    out = [cassette.dumps(), json.dumps(g.cassette.to_har(cassette), ensure_ascii=False)]
+    out.append(json.dumps(g.cassette.to_har(cassette)))
     for item in cassette.interactions:
         out.append(item.request.target)
         out += [value for _, value in item.request.headers]
@@ -94,9 +95,9 @@ def assert_absent(secrets: set[str], texts: list[str]) -> None:
 
 def response_from(method: str, chunks: list[tuple[float, bytes]], end: str = "complete") -> Any:
     """A RecordedResponse whose head and events are what its chunks say."""
-    recorded = tuple(g.RecordedChunk(t, data) for t, data in chunks)
+    recorded = tuple(g.cassette.RecordedChunk(t, data) for t, data in chunks)
     status, headers, _, events = parse_response(method, b"".join(data for _, data in chunks))
-    return g.RecordedResponse(status, headers, recorded, tuple(events), end)
+    return g.cassette.RecordedResponse(status, headers, recorded, tuple(events), end)
 
 
 def json_response(payload: dict[str, Any], *extra_headers: str) -> bytes:

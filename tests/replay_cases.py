@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.cassette
 from gptalk_transports._async.replay import AsyncReplayConnector
 from gptalk_transports._backends.base import AsyncByteStream
 from gptalk_transports._cassettes import load_cassette
@@ -28,7 +29,7 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 
 @functools.cache
-def cassette_at(path: Path) -> g.Cassette:
+def cassette_at(path: Path) -> g.cassette.Cassette:
     return load_cassette(path)
 
 

@@ -13,7 +13,8 @@ import pytest
 from jsonschema import Draft202012Validator
 
 import gptalk_proto as g
-from gptalk_proto._cassette import parse_response
+import gptalk_proto.cassette
+from gptalk_proto.cassette._response import parse_response
 from gptalk_transports import cassette_schema
 from gptalk_transports._cassettes import load_cassette
 
@@ -32,9 +33,9 @@ def test_nine_cassettes_ship() -> None:
 
 def response_from(method: str, chunks: list[tuple[float, bytes]], end: str = "complete") -> Any:
     """A RecordedResponse whose head and events are what its chunks say."""
-    recorded = tuple(g.RecordedChunk(t, data) for t, data in chunks)
+    recorded = tuple(g.cassette.RecordedChunk(t, data) for t, data in chunks)
     status, headers, _, events = parse_response(method, b"".join(data for _, data in chunks))
-    return g.RecordedResponse(status, headers, recorded, tuple(events), end)
+    return g.cassette.RecordedResponse(status, headers, recorded, tuple(events), end)
 
 
 # -- round trips and determinism ----------------------------------------------------
@@ -43,17 +44,17 @@ def response_from(method: str, chunks: list[tuple[float, bytes]], end: str = "co
 @shipped
 def test_shipped_cassette_round_trips(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
-    cassette = g.Cassette.loads(text)
+    cassette = g.cassette.Cassette.loads(text)
     # Loading and dumping gives the file's exact text back ...
     assert cassette.dumps() == text
     # ... dumping is deterministic ...
     assert cassette.dumps() == cassette.dumps()
     # ... and dumps -> loads gives the same object.
-    again = g.Cassette.loads(cassette.dumps())
+    again = g.cassette.Cassette.loads(cassette.dumps())
     assert again == cassette
     assert again.interactions == cassette.interactions
     assert again.meta == cassette.meta
-    assert g.Cassette.loads(text.encode("utf-8")) == cassette
+    assert g.cassette.Cassette.loads(text.encode("utf-8")) == cassette
 
 
 @shipped
@@ -100,15 +101,15 @@ def test_non_utf8_bytes_are_stored_as_base64() -> None:
     assert len(body) == 8
     # The second read ends in the middle of the "é"; the third is binary.
     chunks = [(0.5, head), (0.75, body[:4]), (1.0, body[4:])]
-    request = g.RecordedRequest(
+    request = g.cassette.RecordedRequest(
         t=0.25,
         method="POST",
         target="/upload?x=1",
         headers=(("host", "example"), ("content-length", "5")),
         body=b"\x80\x81bin",
     )
-    cassette = g.Cassette(
-        interactions=(g.Interaction(1, request, response_from("POST", chunks)),),
+    cassette = g.cassette.Cassette(
+        interactions=(g.cassette.Interaction(1, request, response_from("POST", chunks)),),
         recorded_at="2024-01-02T03:04:05Z",
         origin="http://example",
     )
@@ -127,7 +128,7 @@ def test_non_utf8_bytes_are_stored_as_base64() -> None:
         "encoding": "base64",
         "data": base64.b64encode(b"\x80\x81bin").decode(),
     }
-    loaded = g.Cassette.loads(text)
+    loaded = g.cassette.Cassette.loads(text)
     assert loaded == cassette
     assert loaded.interactions[0].response.chunks[1].data == b"caf\xc3"
     assert loaded.interactions[0].request.body == b"\x80\x81bin"
@@ -141,7 +142,7 @@ def test_base64_is_accepted_for_text_bytes_too() -> None:
     chunk["data"] = base64.b64encode(chunk["data"].encode()).decode()
     chunk["encoding"] = "base64"
     VALIDATOR.validate(raw)
-    loaded = g.Cassette.loads(json.dumps(raw))
+    loaded = g.cassette.Cassette.loads(json.dumps(raw))
     assert loaded == load_cassette(CASSETTES / "plain-chat.json")
 
 
@@ -157,7 +158,7 @@ def test_the_schema_is_a_valid_draft_2020_12_schema() -> None:
 def test_shipped_cassette_validates_against_the_schema(path: Path) -> None:
     VALIDATOR.validate(json.loads(path.read_text(encoding="utf-8")))
     cassette = load_cassette(path)
-    assert cassette.format_version == g.FORMAT_VERSION == 1
+    assert cassette.format_version == g.cassette.FORMAT_VERSION == 1
     assert cassette.redacted
 
 
@@ -497,8 +498,8 @@ def test_malformed_cassette_is_refused_naming_the_field(mutation: Mutation) -> N
     raw = _plain_chat()
     mutation.mutate(raw)
     text = json.dumps(raw, ensure_ascii=False)
-    with pytest.raises(g.CassetteError) as info:
-        g.Cassette.loads(text)
+    with pytest.raises(g.cassette.CassetteError) as info:
+        g.cassette.Cassette.loads(text)
     message = str(info.value)
     for part in mutation.says:
         assert part in message, message
@@ -518,22 +519,22 @@ def test_malformed_cassette_is_refused_naming_the_field(mutation: Mutation) -> N
 
 def test_non_json_text_is_refused() -> None:
     for text in ('{"format_version": 1,', b"\xff\xfe", "", "[1, 2"):
-        with pytest.raises(g.CassetteError, match="invalid JSON"):
-            g.Cassette.loads(text)
-    with pytest.raises(g.CassetteError, match=r"^cassette: expected dict, got list"):
-        g.Cassette.loads("[]")
+        with pytest.raises(g.cassette.CassetteError, match="invalid JSON"):
+            g.cassette.Cassette.loads(text)
+    with pytest.raises(g.cassette.CassetteError, match=r"^cassette: expected dict, got list"):
+        g.cassette.Cassette.loads("[]")
 
 
 def test_check_false_skips_only_the_reparse() -> None:
     raw = _plain_chat()
     _edit_event_data(raw)
-    cassette = g.Cassette.loads(json.dumps(raw), check=False)
-    with pytest.raises(g.CassetteError, match=r"interactions\[2\]\.events"):
+    cassette = g.cassette.Cassette.loads(json.dumps(raw), check=False)
+    with pytest.raises(g.cassette.CassetteError, match=r"interactions\[2\]\.events"):
         cassette.check()
 
 
 def test_load_cassette_names_a_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(g.CassetteError, match="cannot read the cassette"):
+    with pytest.raises(g.cassette.CassetteError, match="cannot read the cassette"):
         load_cassette(tmp_path / "nope.json")
 
 
@@ -600,15 +601,15 @@ def test_loader_refuses_what_the_schema_refuses(mutation: Mutation) -> None:
     raw = _plain_chat()
     mutation.mutate(raw)
     assert list(VALIDATOR.iter_errors(raw)), "precondition: the schema refuses it"
-    with pytest.raises(g.CassetteError) as info:
-        g.Cassette.loads(json.dumps(raw, ensure_ascii=False))
+    with pytest.raises(g.cassette.CassetteError) as info:
+        g.cassette.Cassette.loads(json.dumps(raw, ensure_ascii=False))
     assert mutation.says[0] in str(info.value)
 
 
 # -- extend ------------------------------------------------------------------------------
 
 
-def _times(cassette: g.Cassette) -> list[float]:
+def _times(cassette: g.cassette.Cassette) -> list[float]:
     out = []
     for item in cassette.interactions:
         out.append(item.request.t)
@@ -625,7 +626,7 @@ def test_extend_moves_the_new_steps_after_the_kept_ones(keep: int | None) -> Non
     assert joined.interactions[: len(kept)] == kept
     moved = joined.interactions[len(kept) :]
     assert len(moved) == len(second.interactions)
-    kept_cassette = g.Cassette(kept, first.recorded_at, first.origin)
+    kept_cassette = g.cassette.Cassette(kept, first.recorded_at, first.origin)
     offset = round(max(_times(kept_cassette)) + 0.001, 6)
     last_connection = max(item.connection for item in kept)
     for old, new in zip(second.interactions, moved, strict=True):
@@ -645,20 +646,22 @@ def test_extend_moves_the_new_steps_after_the_kept_ones(keep: int | None) -> Non
             old.response.headers,
         )
     # Everything new comes after everything kept, in time and connection numbers.
-    assert min(_times(g.Cassette(moved, "", ""))) > max(_times(kept_cassette))
+    assert min(_times(g.cassette.Cassette(moved, "", ""))) > max(_times(kept_cassette))
     assert min(item.connection for item in moved) > last_connection
     assert joined.recorded_at == first.recorded_at
     assert joined.origin == first.origin
     assert joined.redacted
     # The result is a valid cassette.
-    assert g.Cassette.loads(joined.dumps()) == joined
+    assert g.cassette.Cassette.loads(joined.dumps()) == joined
     VALIDATOR.validate(json.loads(joined.dumps()))
 
 
 def test_extend_with_an_unredacted_cassette_is_unredacted() -> None:
     first = load_cassette(CASSETTES / "plain-chat.json")
     second = load_cassette(CASSETTES / "rewrite.json")
-    raw = g.Cassette(second.interactions, second.recorded_at, second.origin, redacted=False)
+    raw = g.cassette.Cassette(
+        second.interactions, second.recorded_at, second.origin, redacted=False
+    )
     assert not first.extend(raw).redacted
     assert first.extend(second).redacted
     # keep=0 keeps nothing: the other's steps start at offset 0.001.

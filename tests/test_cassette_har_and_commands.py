@@ -15,7 +15,9 @@ import anyio
 import pytest
 
 import gptalk_proto as g
-from gptalk_proto._cassette import parse_response
+import gptalk_proto.cassette
+import gptalk_proto.server
+from gptalk_proto.cassette._response import parse_response
 from gptalk_transports import AsyncClient, Client, Origin, ReadTimeout, RetryPolicy, Timeout
 from gptalk_transports._async.connector import AsyncConnector
 from gptalk_transports._async.recording import AsyncRecordingConnector
@@ -46,7 +48,7 @@ def _chunk_bytes(entry: dict[str, Any]) -> bytes:
 @shipped
 def test_har_export_has_the_har_1_2_shape(path: Path) -> None:
     cassette = cassette_at(path)
-    har = g.to_har(cassette)
+    har = g.cassette.to_har(cassette)
     json.dumps(har)  # JSON-ready
     log = har["log"]
     assert log["version"] == "1.2"
@@ -101,10 +103,10 @@ def test_to_har_command_writes_the_same_json(tmp_path: Path) -> None:
     out = tmp_path / "out.har"
     done = gptalk("cassette", "to-har", str(path), "-o", str(out))
     assert done.returncode == 0, done.stderr
-    assert json.loads(out.read_text(encoding="utf-8")) == g.to_har(load_cassette(path))
+    assert json.loads(out.read_text(encoding="utf-8")) == g.cassette.to_har(load_cassette(path))
     printed = gptalk("cassette", "to-har", str(path))
     assert printed.returncode == 0
-    assert json.loads(printed.stdout) == g.to_har(load_cassette(path))
+    assert json.loads(printed.stdout) == g.cassette.to_har(load_cassette(path))
 
 
 # -- the cassette commands ------------------------------------------------------------------------
@@ -135,14 +137,14 @@ def test_verify_command_fails_a_tampered_cassette(tmp_path: Path) -> None:
 def test_replay_command_prints_the_recorded_reply() -> None:
     done = gptalk("replay", str(CASSETTES / "plain-chat.json"), "--speed", "0")
     assert done.returncode == 0, done.stderr
-    assert done.stdout == g.expected_reply("Hello, how are you?") + "\n"
+    assert done.stdout == g.server.expected_reply("Hello, how are you?") + "\n"
 
 
 def test_record_command_then_verify_and_lint(tmp_path: Path) -> None:
     out = tmp_path / "hi.json"
     done = gptalk("record", "-o", str(out), "hi")
     assert done.returncode == 0, done.stderr
-    assert done.stdout == g.expected_reply("hi") + "\n"
+    assert done.stdout == g.server.expected_reply("hi") + "\n"
     assert "recorded 3 exchanges" in done.stderr
     verified = gptalk("cassette", "verify", str(out))
     assert verified.returncode == 0, verified.stdout
@@ -170,11 +172,11 @@ def test_record_command_stops_a_stream_at_max_events(tmp_path: Path) -> None:
     assert [type(r.error) for r in results] == [g.StreamInterrupted]
 
 
-def _stopped_after_one_event(cassette: g.Cassette) -> None:
+def _stopped_after_one_event(cassette: g.cassette.Cassette) -> None:
     stream = cassette.interactions[-1]
     assert stream.kind == "stream"
     assert stream.response.end == "stopped"
-    first = json.dumps({"content": g.default_reply("hi")[0]})
+    first = json.dumps({"content": g.server.default_reply("hi")[0]})
     assert [e.data for e in stream.response.events] == [first]
 
 
@@ -189,7 +191,7 @@ def test_an_idle_timeout_ends_a_silent_stream() -> None:
     )
     assert time.monotonic() - started < 50, "did not wait for the server's next event"
     _stopped_after_one_event(cassette)
-    first = g.default_reply("hi")[0]
+    first = g.server.default_reply("hi")[0]
     assert [(r.text, type(r.error)) for r in results] == [(first, g.StreamInterrupted)]
 
 
@@ -203,7 +205,7 @@ def test_an_idle_timeout_ends_a_silent_stream_blocking() -> None:
         client = Client(url, connector=connector, retry=RetryPolicy(backoff=0.0))
         with client, pytest.raises(g.StreamInterrupted) as caught:
             client.chat("hi")
-    assert caught.value.text == g.default_reply("hi")[0]
+    assert caught.value.text == g.server.default_reply("hi")[0]
     assert time.monotonic() - started < 50, "did not wait for the server's next event"
     _stopped_after_one_event(recording.cassette())
 
@@ -242,7 +244,7 @@ def test_the_clients_own_read_timeout_stays_its_own(blocking: bool) -> None:
 def test_max_events_cuts_exactly_inside_one_read() -> None:
     """Ten events in one read, a limit of three: the session keeps exactly the
     bytes up to the third event's end, and they parse to three events."""
-    recorder = g.Recorder("http://x", max_events=3)
+    recorder = g.cassette.Recorder("http://x", max_events=3)
     number = recorder.open_connection()
     recorder.sent(
         number, b"GET /api/chatgpt/chatapi/stream?token=a HTTP/1.1\r\nhost: x\r\n\r\n", 0.0
@@ -255,5 +257,5 @@ def test_max_events_cuts_exactly_inside_one_read() -> None:
     keep = recorder.received(number, data, 0.1)
     assert recorder.should_stop(number)
     assert 0 < keep < len(data)
-    _, _, _, parsed = g._cassette.parse_response("GET", data[:keep])
+    _, _, _, parsed = parse_response("GET", data[:keep])
     assert [e.data for e in parsed] == ['{"content": "0"}', '{"content": "1"}', '{"content": "2"}']

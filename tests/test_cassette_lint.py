@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.cassette
 from gptalk_transports._cassettes import load_cassette, save_cassette
 
 from .console import gptalk
@@ -35,7 +36,9 @@ JWT = (
 )
 
 
-def _plant_header(cassette: g.Cassette, step: int, name: str, value: str) -> g.Cassette:
+def _plant_header(
+    cassette: g.cassette.Cassette, step: int, name: str, value: str
+) -> g.cassette.Cassette:
     items = list(cassette.interactions)
     request = items[step].request
     items[step] = replace(
@@ -44,13 +47,13 @@ def _plant_header(cassette: g.Cassette, step: int, name: str, value: str) -> g.C
     return replace(cassette, interactions=tuple(items))
 
 
-def _plant_target(cassette: g.Cassette, step: int, target: str) -> g.Cassette:
+def _plant_target(cassette: g.cassette.Cassette, step: int, target: str) -> g.cassette.Cassette:
     items = list(cassette.interactions)
     items[step] = replace(items[step], request=replace(items[step].request, target=target))
     return replace(cassette, interactions=tuple(items))
 
 
-def _plant_body(cassette: g.Cassette, step: int, content: str) -> g.Cassette:
+def _plant_body(cassette: g.cassette.Cassette, step: int, content: str) -> g.cassette.Cassette:
     items = list(cassette.interactions)
     request = items[step].request
     body = {**request.json(), "content": content}
@@ -58,7 +61,7 @@ def _plant_body(cassette: g.Cassette, step: int, content: str) -> g.Cassette:
     return replace(cassette, interactions=tuple(items))
 
 
-def _plant_stream(cassette: g.Cassette, step: int, content: str) -> g.Cassette:
+def _plant_stream(cassette: g.cassette.Cassette, step: int, content: str) -> g.cassette.Cassette:
     items = list(cassette.interactions)
     data = json.dumps({"content": content})
     wire = sse_response(json.dumps({"content": "Hi "}), data, "[DONE]")
@@ -66,14 +69,16 @@ def _plant_stream(cassette: g.Cassette, step: int, content: str) -> g.Cassette:
     return replace(cassette, interactions=tuple(items))
 
 
-def _plant_response_header(cassette: g.Cassette, step: int, line: str) -> g.Cassette:
+def _plant_response_header(
+    cassette: g.cassette.Cassette, step: int, line: str
+) -> g.cassette.Cassette:
     items = list(cassette.interactions)
     wire = json_response({"code": 0, "msg": "ok", "data": {"token": "x"}}, line)
     items[step] = replace(items[step], response=response_from("POST", [(1.0, wire)]))
     return replace(cassette, interactions=tuple(items))
 
 
-PLANTS: dict[str, tuple[Callable[[g.Cassette], g.Cassette], str]] = {
+PLANTS: dict[str, tuple[Callable[[g.cassette.Cassette], g.cassette.Cassette], str]] = {
     "hex-in-header": (
         lambda c: _plant_header(c, 0, "x-trace", HEX),
         "interactions[0].request.headers[10] (x-trace): a hex run of 32 characters",
@@ -132,15 +137,15 @@ PLANTS: dict[str, tuple[Callable[[g.Cassette], g.Cassette], str]] = {
 @pytest.mark.parametrize("plant", list(PLANTS))
 def test_lint_flags_what_looks_like_a_secret(plant: str) -> None:
     base = load_cassette(CASSETTES / "plain-chat.json")
-    assert g.lint(base) == []
+    assert g.cassette.lint(base) == []
     make, expected = PLANTS[plant]
-    findings = g.lint(make(base))
+    findings = g.cassette.lint(make(base))
     assert any(finding.startswith(expected) for finding in findings), findings
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
 def test_lint_is_clean_on_every_shipped_cassette(path: Path) -> None:
-    assert g.lint(load_cassette(path)) == []
+    assert g.cassette.lint(load_cassette(path)) == []
 
 
 def test_lint_command(tmp_path: Path) -> None:

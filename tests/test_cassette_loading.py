@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 import gptalk_proto as g
-from gptalk_proto import _cassette_checks
-from gptalk_proto._har import _when
+import gptalk_proto.cassette
+from gptalk_proto.cassette import _checks as _cassette_checks
+from gptalk_proto.cassette._har import _when
 from gptalk_transports._cassettes import CassetteFileError, load_cassette
 from gptalk_transports._cli.exits import EXIT_CODES
 
@@ -143,21 +144,23 @@ def test_json_nested_100000_deep_is_refused(tmp_path: Path, command: list[str]) 
     result = gptalk(*command, str(path))
     assert result.returncode in (EXIT_CODES["cassette"], EXIT_CODES["check"]), result.stderr
     assert "Traceback" not in result.stderr
-    assert f"JSON nested deeper than {g.MAX_DEPTH} levels" in result.stderr + result.stdout
+    assert f"JSON nested deeper than {g.cassette.MAX_DEPTH} levels" in result.stderr + result.stdout
     assert str(path) in result.stderr + result.stdout
 
 
 @pytest.mark.parametrize("text", ["[" * 100_000, "{" + '"a":{' * 100_000, "[" * 65 + "]" * 65])
 def test_deep_json_text_is_a_cassette_error(text: str) -> None:
     for form in (text, text.encode()):
-        with pytest.raises(g.CassetteError, match=r"^cassette: JSON nested deeper than 64"):
-            g.Cassette.loads(form)
+        with pytest.raises(
+            g.cassette.CassetteError, match=r"^cassette: JSON nested deeper than 64"
+        ):
+            g.cassette.Cassette.loads(form)
 
 
 def test_the_depth_limit_lets_brackets_inside_strings_pass() -> None:
     raw = _plain_chat()
     raw["meta"] = {"note": "[" * 1000 + '\\"{' * 1000}
-    loaded = g.Cassette.loads(json.dumps(raw))
+    loaded = g.cassette.Cassette.loads(json.dumps(raw))
     assert loaded.meta["note"].startswith("[[[")
 
 
@@ -203,15 +206,19 @@ def test_the_depth_scan_reads_each_character_about_once(
 
 
 def test_a_deep_json_request_body_is_written_as_text_so_it_loads() -> None:
-    cassette = g.Cassette.loads((CASSETTES / "plain-chat.json").read_text(encoding="utf-8"))
+    cassette = g.cassette.Cassette.loads(
+        (CASSETTES / "plain-chat.json").read_text(encoding="utf-8")
+    )
     item = cassette.interactions[1]
     body = ("[" * 80 + "]" * 80).encode()
-    deep = g.Interaction(
+    deep = g.cassette.Interaction(
         item.connection,
-        g.RecordedRequest(item.request.t, "POST", "/x", item.request.headers, body),
+        g.cassette.RecordedRequest(item.request.t, "POST", "/x", item.request.headers, body),
         item.response,
     )
-    again = g.Cassette.loads(g.Cassette((deep,), cassette.recorded_at, cassette.origin).dumps())
+    again = g.cassette.Cassette.loads(
+        g.cassette.Cassette((deep,), cassette.recorded_at, cassette.origin).dumps()
+    )
     assert again.interactions[0].request.body == body
 
 
@@ -220,18 +227,18 @@ def test_a_deep_json_request_body_is_written_as_text_so_it_loads() -> None:
 
 def test_the_time_limit_keeps_har_dates_in_range() -> None:
     # The loader bounds the offsets; HAR adds them to a free-form date.
-    assert _when("9999-12-31T23:59:59Z", g.MAX_TIME).startswith("9999-12-31T23:59:59")
-    assert _when("2024-01-01T00:00:00Z", g.MAX_TIME) == "2024-01-08T00:00:00.000Z"
+    assert _when("9999-12-31T23:59:59Z", g.cassette.MAX_TIME).startswith("9999-12-31T23:59:59")
+    assert _when("2024-01-01T00:00:00Z", g.cassette.MAX_TIME) == "2024-01-08T00:00:00.000Z"
 
 
 def test_a_week_long_gap_loads(tmp_path: Path) -> None:
     raw = _plain_chat()
     for chunk in raw["interactions"][2]["chunks"][3:]:
-        chunk["t"] = g.MAX_TIME
-    cassette = g.Cassette.loads(json.dumps(raw))
-    assert cassette.interactions[2].response.chunks[-1].t == g.MAX_TIME
-    entries = g.to_har(cassette)["log"]["entries"]
-    assert entries[2]["_chunks"][-1]["offset_ms"] > (g.MAX_TIME - 1) * 1000
+        chunk["t"] = g.cassette.MAX_TIME
+    cassette = g.cassette.Cassette.loads(json.dumps(raw))
+    assert cassette.interactions[2].response.chunks[-1].t == g.cassette.MAX_TIME
+    entries = g.cassette.to_har(cassette)["log"]["entries"]
+    assert entries[2]["_chunks"][-1]["offset_ms"] > (g.cassette.MAX_TIME - 1) * 1000
 
 
 def test_a_chunk_cut_inside_the_head_is_described_as_the_file() -> None:
@@ -239,8 +246,8 @@ def test_a_chunk_cut_inside_the_head_is_described_as_the_file() -> None:
     raw["interactions"][0]["chunks"] = [
         {"t": 0.1, "encoding": "utf-8", "data": "HTTP/1.1 200 OK\r\ncontent-"}
     ]
-    with pytest.raises(g.CassetteError) as info:
-        g.Cassette.loads(json.dumps(raw))
+    with pytest.raises(g.cassette.CassetteError) as info:
+        g.cassette.Cassette.loads(json.dumps(raw))
     message = str(info.value)
     assert message.startswith("interactions[0].chunks: the recorded bytes do not parse")
     assert "end before the response head does" in message

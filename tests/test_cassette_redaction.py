@@ -10,7 +10,9 @@ import anyio
 import pytest
 
 import gptalk_proto as g
-from gptalk_proto._redact import PLACEHOLDER
+import gptalk_proto.cassette
+import gptalk_proto.server
+from gptalk_proto.cassette._redact import PLACEHOLDER
 from gptalk_transports._session import record_session, replay_session
 
 from .redaction_cases import (
@@ -25,11 +27,11 @@ from .redaction_cases import (
 # -- helpers ------------------------------------------------------------------------------
 
 
-def record(prompts: list[str], **kwargs: Any) -> tuple[g.Cassette, list[Any]]:
+def record(prompts: list[str], **kwargs: Any) -> tuple[g.cassette.Cassette, list[Any]]:
     return anyio.run(functools.partial(record_session, prompts, **kwargs))
 
 
-def placeholder_map(raw: g.Cassette, redacted: g.Cassette) -> dict[str, set[str]]:
+def placeholder_map(raw: g.cassette.Cassette, redacted: g.cassette.Cassette) -> dict[str, set[str]]:
     """secret -> the placeholders standing where it stood (the two cassettes
     have the same shape: redaction keeps every length)."""
     found = secrets_in(raw)
@@ -67,12 +69,12 @@ def test_recorded_session_is_redacted_everywhere() -> None:
     assert found["bearer"] == found["login-token"]
     secrets = every(found)
     assert len(secrets) == 10
-    assert g.lint(raw), "lint finds the secrets of an unredacted cassette"
+    assert g.cassette.lint(raw), "lint finds the secrets of an unredacted cassette"
 
-    redacted = g.redact(raw)
+    redacted = g.cassette.redact(raw)
     assert redacted.redacted
     assert_absent(secrets, texts_of(redacted))
-    assert g.lint(redacted) == []
+    assert g.cassette.lint(redacted) == []
 
     # The same secret always gets the same placeholder, of the secret's length;
     # different secrets get different ones.
@@ -102,20 +104,20 @@ def test_recorded_session_is_redacted_everywhere() -> None:
         assert len(old.response.events) == len(new.response.events)
 
     # It is a valid cassette and replays to the same texts.
-    assert g.Cassette.loads(redacted.dumps()) == redacted
+    assert g.cassette.Cassette.loads(redacted.dumps()) == redacted
     replayed = anyio.run(replay_session, redacted)
     assert [(r.prompt, r.text, r.error) for r in replayed] == [
         (r.prompt, r.text, r.error) for r in results
     ]
     # Redacting again changes nothing.
-    assert g.redact(redacted) == redacted
+    assert g.cassette.redact(redacted) == redacted
 
 
 def test_record_session_redacts_by_default() -> None:
     cassette, results = record(["Hello there"])
     assert cassette.redacted
-    assert g.lint(cassette) == []
-    assert results[0].text == g.expected_reply("Hello there")
+    assert g.cassette.lint(cassette) == []
+    assert results[0].text == g.server.expected_reply("Hello there")
 
 
 def test_user_secrets_are_redacted_in_requests_and_replies() -> None:
@@ -128,7 +130,7 @@ def test_user_secrets_are_redacted_in_requests_and_replies() -> None:
     assert tricky in results[0].text
     assert cassette.redacted
     assert_absent({plain, tricky}, texts_of(cassette))
-    assert g.lint(cassette) == []
+    assert g.cassette.lint(cassette) == []
     (text_step,) = [item for item in cassette.interactions if item.kind == "text"]
     content = text_step.request.json()["content"]
     assert content.startswith("my pw <secret-")
@@ -156,7 +158,7 @@ def test_a_placeholder_before_a_closing_quote_is_no_cut_secret() -> None:
     cassette, results = record([f"my pw is {secret}"], secrets=(secret,))
     assert f"{secret}\u201d" in results[0].text
     assert_absent({secret}, texts_of(cassette))
-    assert g.lint(cassette) == []
+    assert g.cassette.lint(cassette) == []
 
 
 # -- cookies, set-cookies, proxy credentials (built by hand) ----------------------------------
@@ -167,9 +169,9 @@ LOGIN_TOKEN = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 FINGERPRINT = "00112233445566778899aabbccddeeff"
 
 
-def cookie_cassette() -> g.Cassette:
+def cookie_cassette() -> g.cassette.Cassette:
     login_body = json.dumps({"fingerprint": FINGERPRINT, "platform": "fingerprint"}).encode()
-    login = g.RecordedRequest(
+    login = g.cassette.RecordedRequest(
         t=0.0,
         method="POST",
         target="/api/chatgpt/user/login",
@@ -185,7 +187,7 @@ def cookie_cassette() -> g.Cassette:
         {"code": 0, "msg": "ok", "data": {"token": LOGIN_TOKEN, "expires_at": 2000000000}},
         f"set-cookie: sid={SESSION}; Path=/; HttpOnly",
     )
-    text = g.RecordedRequest(
+    text = g.cassette.RecordedRequest(
         t=0.2,
         method="GET",
         target="/api/other",
@@ -197,10 +199,12 @@ def cookie_cassette() -> g.Cassette:
         ),
         body=b"",
     )
-    return g.Cassette(
+    return g.cassette.Cassette(
         interactions=(
-            g.Interaction(1, login, response_from("POST", [(0.1, login_reply)])),
-            g.Interaction(1, text, response_from("GET", [(0.3, json_response({"code": 0}))])),
+            g.cassette.Interaction(1, login, response_from("POST", [(0.1, login_reply)])),
+            g.cassette.Interaction(
+                1, text, response_from("GET", [(0.3, json_response({"code": 0}))])
+            ),
         ),
         recorded_at="2024-01-02T03:04:05Z",
         origin="http://example",
@@ -210,8 +214,8 @@ def cookie_cassette() -> g.Cassette:
 
 def test_cookies_and_proxy_credentials_are_redacted() -> None:
     raw = cookie_cassette()
-    assert g.Cassette.loads(raw.dumps()) == raw
-    findings = g.lint(raw)
+    assert g.cassette.Cassette.loads(raw.dumps()) == raw
+    findings = g.cassette.lint(raw)
     joined = "\n".join(findings)
     assert "interactions[0].request.headers[2] (proxy-authorization): an unredacted credential" in (
         joined
@@ -221,8 +225,8 @@ def test_cookies_and_proxy_credentials_are_redacted() -> None:
     assert "interactions[0].chunks: a hex run of 32 characters" in joined  # the set-cookie
     assert "interactions[1].request.headers[3] (authorization): a bearer" in joined
 
-    redacted = g.redact(raw)
-    assert g.lint(redacted) == []
+    redacted = g.cassette.redact(raw)
+    assert g.cassette.lint(redacted) == []
     assert_absent(
         {SESSION, PROXY_CREDENTIALS, LOGIN_TOKEN, FINGERPRINT, f"sid={SESSION}; theme=dark"},
         texts_of(redacted),
@@ -243,7 +247,7 @@ def test_cookies_and_proxy_credentials_are_redacted() -> None:
     assert [len(c.data) for c in login.response.chunks] == [
         len(c.data) for c in raw.interactions[0].response.chunks
     ]
-    assert g.Cassette.loads(redacted.dumps()) == redacted
+    assert g.cassette.Cassette.loads(redacted.dumps()) == redacted
 
 
 def test_a_secret_straddling_two_reads_is_redacted() -> None:
@@ -252,12 +256,12 @@ def test_a_secret_straddling_two_reads_is_redacted() -> None:
     )
     cut = reply.index(LOGIN_TOKEN.encode()) + 13
     body = json.dumps({"fingerprint": FINGERPRINT, "platform": "fingerprint"}).encode()
-    request = g.RecordedRequest(
+    request = g.cassette.RecordedRequest(
         0.0, "POST", "/api/chatgpt/user/login", (("host", "example"),), body
     )
-    raw = g.Cassette(
+    raw = g.cassette.Cassette(
         interactions=(
-            g.Interaction(
+            g.cassette.Interaction(
                 1, request, response_from("POST", [(0.1, reply[:cut]), (0.2, reply[cut:])])
             ),
         ),
@@ -265,8 +269,8 @@ def test_a_secret_straddling_two_reads_is_redacted() -> None:
         origin="http://example",
         redacted=False,
     )
-    assert any("chunks: a hex run" in finding for finding in g.lint(raw))
-    redacted = g.redact(raw)
+    assert any("chunks: a hex run" in finding for finding in g.cassette.lint(raw))
+    redacted = g.cassette.redact(raw)
     first, second = redacted.interactions[0].response.chunks
     assert (len(first.data), len(second.data)) == (cut, len(reply) - cut)
     assert (first.t, second.t) == (0.1, 0.2)
@@ -276,16 +280,18 @@ def test_a_secret_straddling_two_reads_is_redacted() -> None:
     assert b'"token": "<login-token-1>' in wire
     assert len(wire) == len(reply)
     assert_absent({LOGIN_TOKEN, FINGERPRINT}, texts_of(redacted))
-    assert g.lint(redacted) == []
-    assert g.Cassette.loads(redacted.dumps()) == redacted
+    assert g.cassette.lint(redacted) == []
+    assert g.cassette.Cassette.loads(redacted.dumps()) == redacted
 
 
-def _echo_cassette(secret: str, t: float) -> g.Cassette:
+def _echo_cassette(secret: str, t: float) -> g.cassette.Cassette:
     body = json.dumps({"content": f"say {secret}"}).encode()
-    request = g.RecordedRequest(t, "POST", "/api/echo", (("host", "example"),), body)
+    request = g.cassette.RecordedRequest(t, "POST", "/api/echo", (("host", "example"),), body)
     reply = json_response({"code": 0, "echo": secret})
-    return g.Cassette(
-        interactions=(g.Interaction(1, request, response_from("POST", [(t + 0.1, reply)])),),
+    return g.cassette.Cassette(
+        interactions=(
+            g.cassette.Interaction(1, request, response_from("POST", [(t + 0.1, reply)])),
+        ),
         recorded_at="2024-01-02T03:04:05Z",
         origin="http://example",
         redacted=False,
@@ -300,8 +306,8 @@ def _echo_cassette(secret: str, t: float) -> g.Cassette:
 def test_an_extended_cassette_keeps_secrets_apart(old: str, new: str) -> None:
     # new_episodes: a redacted cassette, extended by a new recording, is
     # redacted again; the new secret must not take the old one's placeholder.
-    kept = g.redact(_echo_cassette(old, 0.0), [old])
-    joined = g.redact(kept.extend(_echo_cassette(new, 0.0)), [new])
+    kept = g.cassette.redact(_echo_cassette(old, 0.0), [old])
+    joined = g.cassette.redact(kept.extend(_echo_cassette(new, 0.0)), [new])
     first, second = (item.request.json()["content"] for item in joined.interactions)
     assert_absent({old, new}, texts_of(joined))
     assert first == kept.interactions[0].request.json()["content"]

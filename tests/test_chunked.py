@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gptalk_proto import RemoteProtocolError
-from gptalk_proto._chunked import ChunkedDecoder
+from gptalk_proto._http11 import ChunkedDecoder
 
 LIMIT = 512  # a small incomplete-event cap, so the cap is exercised too
 HEAD = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"

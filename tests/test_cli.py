@@ -18,6 +18,7 @@ from typing import IO
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.server
 from gptalk_transports._cli.exits import _CASSETTE_TOOLS, COMMAND_EXITS, EXIT_CODES
 
 from .console import ENV, GPTALK, TIMEOUT, gptalk
@@ -117,7 +118,7 @@ def test_serve_chat_and_stop_on_a_signal(signum: int) -> None:
     with serving() as running:
         result = gptalk("chat", "--url", running.url, prompt)
         assert result.returncode == 0, result.stderr
-        assert result.stdout == g.expected_reply(prompt) + "\n"
+        assert result.stdout == g.server.expected_reply(prompt) + "\n"
         assert "Traceback" not in result.stderr
         code, rest, errors = running.stop(signum)
     assert code == 0, errors
@@ -138,9 +139,9 @@ def test_a_signal_right_after_the_ready_line_stops_the_server_cleanly(signum: in
 # A stand-in for the next bug: imported at start-up through PYTHONPATH, it makes
 # the reference service raise on GET /boom in the real console script.
 BUGGY_SERVICE = """\
-import gptalk_proto
+import gptalk_proto.server
 
-_handle = gptalk_proto.Service.handle
+_handle = gptalk_proto.server.Service.handle
 
 
 def handle(self, method, target, headers, body, *, now):
@@ -149,7 +150,7 @@ def handle(self, method, target, headers, body, *, now):
     return _handle(self, method, target, headers, body, now=now)
 
 
-gptalk_proto.Service.handle = handle
+gptalk_proto.server.Service.handle = handle
 """
 
 INTERNAL_ERROR_LINE = re.compile(
@@ -169,7 +170,7 @@ def test_serve_keeps_serving_after_an_exception_in_a_connection(tmp_path: Path) 
         prompt = "Still there after the bug?"
         result = gptalk("chat", "--url", running.url, prompt)
         assert result.returncode == 0, result.stderr
-        assert result.stdout == g.expected_reply(prompt) + "\n"
+        assert result.stdout == g.server.expected_reply(prompt) + "\n"
         assert running.process.poll() is None
         code, rest, errors = running.stop(signal.SIGTERM)
     assert code == 0, errors
@@ -221,7 +222,7 @@ def test_crlf_line_ends_and_keepalive_comments() -> None:
         result = gptalk("chat", "--url", running.url, prompt)
         running.stop(signal.SIGTERM)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == g.expected_reply(prompt) + "\n"
+    assert result.stdout == g.server.expected_reply(prompt) + "\n"
 
 
 def test_json_lines(server: Server) -> None:
@@ -232,14 +233,14 @@ def test_json_lines(server: Server) -> None:
     records = [json.loads(line) for line in result.stdout.splitlines()]
     *deltas, done = records
     assert all(set(r) == {"event", "text"} and r["event"] == "delta" for r in deltas)
-    assert [r["text"] for r in deltas] == g.default_reply(prompt)
-    assert done == {"event": "done", "text": g.expected_reply(prompt)}
+    assert [r["text"] for r in deltas] == g.server.default_reply(prompt)
+    assert done == {"event": "done", "text": g.server.expected_reply(prompt)}
 
 
 def test_no_url_uses_the_built_in_reference_server() -> None:
     result = gptalk("chat", "hi")
     assert result.returncode == 0, result.stderr
-    assert result.stdout == g.expected_reply("hi") + "\n"
+    assert result.stdout == g.server.expected_reply("hi") + "\n"
     assert "built-in reference server" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -248,13 +249,13 @@ def test_prompt_dash_reads_stdin(server: Server) -> None:
     prompt = "a prompt\nover two lines, from stdin"
     result = gptalk("chat", "--url", server.url, "-", stdin=prompt)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == g.expected_reply(prompt) + "\n"
+    assert result.stdout == g.server.expected_reply(prompt) + "\n"
 
 
 def test_the_line_end_closing_stdin_is_not_part_of_the_prompt(server: Server) -> None:
     result = gptalk("chat", "--url", server.url, "-", stdin="hi\n")
     assert result.returncode == 0, result.stderr
-    assert result.stdout == g.expected_reply("hi") + "\n"
+    assert result.stdout == g.server.expected_reply("hi") + "\n"
 
 
 @pytest.mark.parametrize("json_lines", [False, True])
@@ -274,10 +275,10 @@ def test_a_terminal_that_is_not_utf8_gets_escapes_not_a_crash(
     result.stdout.decode("ascii")  # nothing but ASCII went out
     if json_lines:
         last = json.loads(result.stdout.decode().splitlines()[-1])
-        assert last == {"event": "done", "text": g.expected_reply("hi")}
+        assert last == {"event": "done", "text": g.server.expected_reply("hi")}
     else:
         assert result.stdout.decode() == (
-            g.expected_reply("hi").encode("ascii", "backslashreplace").decode() + "\n"
+            g.server.expected_reply("hi").encode("ascii", "backslashreplace").decode() + "\n"
         )
 
 

@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.server
 from gptalk_transports import GPTalk, Timeout
 from gptalk_transports._config import MAX_TIMEOUT, check_timeout
 from gptalk_transports._server.refserver import make_service, serve_in_thread
@@ -95,7 +96,7 @@ def test_fifty_concurrent_g4f_calls_log_in_ten_times(library: str, no_leaks: Non
     with serve_in_thread(service) as url, warnings.catch_warnings():
         warnings.simplefilter("error")  # no ResourceWarning for an unclosed socket
         results, (credentials,) = _g4f_calls(url, 50, library)
-    assert results == [g.expected_reply(f"g4f {i}") for i in range(50)]
+    assert results == [g.server.expected_reply(f"g4f {i}") for i in range(50)]
     assert service.counts["text"] == 50
     assert service.counts["login"] == 10  # 5 chats per token, single-flight logins
     assert credentials.logins == 10

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.server
 
 from .threaded_server import threaded_server
 
@@ -86,10 +87,10 @@ DRIVERS = [chat_over_socket, chat_over_http_client]
 def test_full_chat_over_loopback(
     drive: Callable[..., list[g.ChatEvent]], make_chat: Callable[..., g.Chat]
 ) -> None:
-    service = g.Service(entropy=random.Random(7).randbytes)
+    service = g.server.Service(entropy=random.Random(7).randbytes)
     with threaded_server(service) as address:
         events = drive(address, make_chat(PROMPT))
-    assert events[-1] == g.ChatDone(g.expected_reply(PROMPT))
+    assert events[-1] == g.ChatDone(g.server.expected_reply(PROMPT))
     assert "".join(e.text for e in events if isinstance(e, g.TextDelta)) == events[-1].text
 
 
@@ -97,11 +98,11 @@ def test_full_chat_over_loopback(
 def test_seven_chats_over_loopback(
     drive: Callable[..., list[g.ChatEvent]], make_chat: Callable[..., g.Chat]
 ) -> None:
-    service = g.Service(entropy=random.Random(7).randbytes)
+    service = g.server.Service(entropy=random.Random(7).randbytes)
     with threaded_server(service) as address:
         for number in range(7):
             events = drive(address, make_chat(f"{PROMPT} {number}"))
-            assert events[-1] == g.ChatDone(g.expected_reply(f"{PROMPT} {number}"))
+            assert events[-1] == g.ChatDone(g.server.expected_reply(f"{PROMPT} {number}"))
     assert service.counts["login"] == 2
 
 
@@ -121,7 +122,7 @@ def test_faults_over_loopback(
     error: type[Exception],
     make_chat: Callable[..., g.Chat],
 ) -> None:
-    service = g.Service(entropy=random.Random(7).randbytes, faults=[fault])
+    service = g.server.Service(entropy=random.Random(7).randbytes, faults=[fault])
     with threaded_server(service) as address:
         if drive is chat_over_http_client and fault.startswith("cut"):
             # http.client reports the cut itself; the chat is told by abort().
@@ -137,7 +138,7 @@ def test_faults_over_loopback(
 
 
 def test_connection_close_gives_reconnect_needed(make_chat: Callable[..., g.Chat]) -> None:
-    service = g.Service(entropy=random.Random(7).randbytes)
+    service = g.server.Service(entropy=random.Random(7).randbytes)
     with threaded_server(service) as address:
         conn = g.ClientConnection(
             make_chat(PROMPT), host="x", proxy_headers=[("connection", "close")]

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.server
 from gptalk_transports import Client, Origin, ProxyError, ProxyURL, RetryPolicy
 from gptalk_transports._backends.sync import BlockingBackend
 from gptalk_transports._cli import main
@@ -68,7 +69,7 @@ def test_the_environment_s_proxy_is_used(
         clients.stream(kind, reference_url, PROMPT, retry=NO_RETRY, timeout=10)
     assert_no_secrets(caught.value)
     monkeypatch.setenv("http_proxy", good(guarded_proxy))  # lower case wins
-    assert clients.stream(kind, reference_url, PROMPT).text == g.expected_reply(PROMPT)
+    assert clients.stream(kind, reference_url, PROMPT).text == g.server.expected_reply(PROMPT)
 
 
 @pytest.mark.parametrize("kind", clients.KINDS)
@@ -83,7 +84,7 @@ def test_https_goes_through_https_proxy_or_all_proxy(
     monkeypatch.setenv("ALL_PROXY", good(guarded_proxy))
     kwargs: dict[str, Any] = {"verify": tls_client_context}
     outcome = clients.stream(kind, tls_reference_url, PROMPT, **kwargs)
-    assert outcome.text == g.expected_reply(PROMPT)
+    assert outcome.text == g.server.expected_reply(PROMPT)
     monkeypatch.setenv("HTTPS_PROXY", bad(guarded_proxy))  # before ALL_PROXY
     with pytest.raises(ProxyError):
         clients.stream(kind, tls_reference_url, PROMPT, retry=NO_RETRY, timeout=10, **kwargs)
@@ -94,7 +95,7 @@ def test_no_proxy_trust_env_and_an_explicit_proxy_go_around_it(
     kind: str, reference_url: str, guarded_proxy: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ALL_PROXY", bad(guarded_proxy))
-    expected = g.expected_reply(PROMPT)
+    expected = g.server.expected_reply(PROMPT)
     assert clients.stream(kind, reference_url, PROMPT, trust_env=False).text == expected
     proxy = good(guarded_proxy)
     assert clients.stream(kind, reference_url, PROMPT, proxy=proxy).text == expected
@@ -133,10 +134,10 @@ def test_the_cli_uses_it_unless_told_not_to(
     assert f"127.0.0.1:{guarded_proxy}" in err
     assert PASSWORD not in err
     code, out, err = run_cli("chat", "--url", reference_url, "--no-env-proxy", "hi")
-    assert (code, out) == (0, g.expected_reply("hi") + "\n"), err
+    assert (code, out) == (0, g.server.expected_reply("hi") + "\n"), err
     # The built-in server runs in-process: no proxy between.
     code, out, err = run_cli("chat", "hi")
-    assert (code, out) == (0, g.expected_reply("hi") + "\n"), err
+    assert (code, out) == (0, g.server.expected_reply("hi") + "\n"), err
 
 
 # -- what the variables mean ------------------------------------------------------------------

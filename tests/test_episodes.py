@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.cassette
+import gptalk_proto.server
 from gptalk_transports import Client, RetryPolicy
 from gptalk_transports._cassettes import load_cassette
 from gptalk_transports._episodes import EpisodeReplayer, Matching, split_episodes
@@ -36,12 +38,14 @@ def test_a_login_is_an_episode_and_a_chat_runs_to_its_stream() -> None:
         ["login"],
         *[["text", "stream"]] * 2,
     ]
-    empty = g.Cassette(interactions=(), recorded_at="2026-01-01T00:00:00Z", origin="http://a")
+    empty = g.cassette.Cassette(
+        interactions=(), recorded_at="2026-01-01T00:00:00Z", origin="http://a"
+    )
     assert split_episodes(empty) == []
 
 
 def _client(
-    cassette: g.Cassette, matching: Matching | None = None, **kwargs: Any
+    cassette: g.cassette.Cassette, matching: Matching | None = None, **kwargs: Any
 ) -> tuple[Client, EpisodeReplayer]:
     connector = SyncEpisodeReplayConnector(cassette, matching)
     client = Client(cassette.origin, connector=connector, clock=recorded_clock(cassette), **kwargs)
@@ -64,7 +68,7 @@ def test_any_subset_of_whole_episodes_replays(chats: tuple[int, ...], order: str
     with client:
         for number in chats if order == "recorded" else chats[::-1]:
             prompt = f"Question number {number}"
-            assert client.chat(prompt) == g.expected_reply(prompt)
+            assert client.chat(prompt) == g.server.expected_reply(prompt)
     replayer.assert_played()  # every episode begun was played out
     assert replayer.played == 1 + 2 * len(chats)
     assert len(replayer.unplayed()) == 0
@@ -76,7 +80,9 @@ def test_the_unplayed_steps_are_those_of_the_episodes_begun() -> None:
     with client, pytest.raises(g.GPTalkError):
         client.chat("Are you there?")
     assert replayer.unplayed() == [(2, "text"), (3, "stream")]
-    with pytest.raises(g.CassetteUnplayed, match=r"steps 3 \(text\), 4 \(stream\) were never"):
+    with pytest.raises(
+        g.cassette.CassetteUnplayed, match=r"steps 3 \(text\), 4 \(stream\) were never"
+    ):
         replayer.assert_played()
 
 
@@ -85,7 +91,7 @@ def test_a_mismatch_names_the_closest_step_and_its_fields() -> None:
     client, _ = _client(cassette)
     with client:
         client.chat("Question number 2")
-        with pytest.raises(g.CassetteMismatch) as caught:
+        with pytest.raises(g.cassette.CassetteMismatch) as caught:
             client.chat("Question number 20")
     # Chat 1 (step 2) is the first of the closest candidates: one field differs.
     assert caught.value.step == 1
@@ -99,7 +105,9 @@ def test_a_request_after_every_episode_was_played() -> None:
     client, _ = _client(cassette)
     with client:
         client.chat("Hello, how are you?")
-        with pytest.raises(g.CassetteMismatch, match="every episode of the cassette was played"):
+        with pytest.raises(
+            g.cassette.CassetteMismatch, match="every episode of the cassette was played"
+        ):
             client.chat("Hello, how are you?")
 
 
@@ -107,11 +115,11 @@ def test_ignored_headers_and_fields_are_not_compared() -> None:
     cassette = load_cassette(CASSETTES / "plain-chat.json")
     prompt = "Hello, how are you?"
     client, _ = _client(cassette, headers={"X-Trace": "abc"})
-    with client, pytest.raises(g.CassetteMismatch) as caught:
+    with client, pytest.raises(g.cassette.CassetteMismatch) as caught:
         client.chat(prompt)
     assert caught.value.differences == ["header x-trace: not recorded, sent 'abc'"]
     client, _ = _client(cassette, model="gpt-4")
-    with client, pytest.raises(g.CassetteMismatch) as caught:
+    with client, pytest.raises(g.cassette.CassetteMismatch) as caught:
         client.chat(prompt)
     assert caught.value.differences == [
         "body.model: recorded '\"gpt-3.5-turbo\"', sent '\"gpt-4\"'"
@@ -121,5 +129,5 @@ def test_ignored_headers_and_fields_are_not_compared() -> None:
         cassette, headers={"X-Trace": "abc"}, model="gpt-4", matching=matching
     )
     with client:
-        assert client.chat(prompt) == g.expected_reply(prompt)
+        assert client.chat(prompt) == g.server.expected_reply(prompt)
     replayer.assert_played()

@@ -13,6 +13,7 @@ import anyio
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.server
 from gptalk_transports import (
     AsyncClient,
     Client,
@@ -27,13 +28,13 @@ from gptalk_transports._server.refserver import make_service, serve_in_thread
 from . import clients
 
 PROMPT = "Hello, how are you?"
-PIECES = g.default_reply(PROMPT)
+PIECES = g.server.default_reply(PROMPT)
 FAST = RetryPolicy(retries=3, backoff=0.01, max_backoff=0.05)
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.parametrize("kind", clients.KINDS)]
 
 
-def run(kind: str, faults: list[str], **kwargs: Any) -> tuple[g.Service, clients.Outcome]:
+def run(kind: str, faults: list[str], **kwargs: Any) -> tuple[g.server.Service, clients.Outcome]:
     kwargs.setdefault("retry", FAST)
     service = make_service(faults=faults)
     with serve_in_thread(service) as url:
@@ -42,7 +43,7 @@ def run(kind: str, faults: list[str], **kwargs: Any) -> tuple[g.Service, clients
 
 def fail(
     kind: str, faults: list[str], error: type[BaseException], **kwargs: Any
-) -> tuple[g.Service, BaseException, list[str]]:
+) -> tuple[g.server.Service, BaseException, list[str]]:
     kwargs.setdefault("retry", FAST)
     service = make_service(faults=faults)
     seen: list[str] = []
@@ -56,7 +57,7 @@ def test_5xx_before_the_stream_then_healthy_is_retried(
     kind: str, fault: str, no_leaks: None
 ) -> None:
     service, outcome = run(kind, [fault])
-    assert outcome.text == g.expected_reply(PROMPT)
+    assert outcome.text == g.server.expected_reply(PROMPT)
     assert outcome.retries == 1
     assert service.counts["text"] == 2  # a new chat: the stream token is single-use
 
@@ -73,14 +74,14 @@ def test_503_forever_raises_after_the_retries(kind: str, no_leaks: None) -> None
 
 def test_quota_envelope_relogins_once(kind: str, no_leaks: None) -> None:
     service, outcome = run(kind, ["envelope=quota@text#1"])
-    assert outcome.text == g.expected_reply(PROMPT)
+    assert outcome.text == g.server.expected_reply(PROMPT)
     assert service.counts["login"] == 2
 
 
 @pytest.mark.parametrize("which", ["expired", "invalid"])
 def test_token_refused_relogins_once(kind: str, which: str, no_leaks: None) -> None:
     service, outcome = run(kind, [f"envelope={which}@text#1"])
-    assert outcome.text == g.expected_reply(PROMPT)
+    assert outcome.text == g.server.expected_reply(PROMPT)
     assert service.counts["login"] == 2
 
 
@@ -112,7 +113,7 @@ def test_stream_cut_after_text_raises_stream_interrupted_with_the_text(
 
 def test_stream_cut_before_any_text_is_retried(kind: str, no_leaks: None) -> None:
     service, outcome = run(kind, ["cut=0@stream#1"])
-    assert outcome.text == g.expected_reply(PROMPT)
+    assert outcome.text == g.server.expected_reply(PROMPT)
     assert outcome.retries == 1
     assert service.counts["stream"] == 2
 
@@ -142,7 +143,7 @@ def test_rewrite_is_a_typed_event_never_garbage(kind: str, no_leaks: None) -> No
     assert seen == PIECES[:2]
     # Or carry on: the reader's text is the rewritten one, never a slice.
     _, outcome = run(kind, ["rewrite=3"], on_rewrite="ignore")
-    assert outcome.text == "(edited) " + g.expected_reply(PROMPT)
+    assert outcome.text == "(edited) " + g.server.expected_reply(PROMPT)
 
 
 def test_silence_longer_than_the_read_timeout_is_read_timeout(kind: str, no_leaks: None) -> None:
@@ -204,7 +205,7 @@ def test_cancellation_at_every_step(kind: str, step: str, no_leaks: None) -> Non
                     return await client.chat("after")
 
             after = clients.run_async(kind, main)
-    assert after == g.expected_reply("after")
+    assert after == g.server.expected_reply("after")
     # Uses never exceed the rule, and a token is stored only by a login that
     # finished: cancelled during login, the next chat logged in again.
     assert credentials.uses <= credentials.max_uses

@@ -28,12 +28,11 @@ from gptalk_proto import (
     ClientConnection,
     Credentials,
     GPTalkError,
-    ServerConnection,
-    Service,
     SSEParser,
     TextDelta,
     TextRewritten,
 )
+from gptalk_proto.server import ServerConnection, Service
 from gptalk_proto.testing import check_reply, fuzz, http_response, play_responses
 from gptalk_proto.testing._reference_sse import reference_parse
 from gptalk_proto.testing.strategies import (

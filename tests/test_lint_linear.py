@@ -18,7 +18,8 @@ from collections.abc import Callable
 import pytest
 
 import gptalk_proto as g
-from gptalk_proto._lint import MAX_FINDINGS, Scanner
+import gptalk_proto.cassette
+from gptalk_proto.cassette._lint import MAX_FINDINGS, Scanner
 
 from .redaction_cases import json_response, response_from
 
@@ -72,12 +73,12 @@ def test_every_rule_is_linear_on_adversarial_input(case: str) -> None:
     assert work <= 2 * half_work * length / (2 * half_len) + 64
 
 
-def hostile_cassette(text: str) -> g.Cassette:
+def hostile_cassette(text: str) -> g.cassette.Cassette:
     """``text`` everywhere lint looks: origin, target, headers, body, events,
     and values a cut-secret search compares."""
     placeholders = " ".join(f"lead{n:04d}<secret-{n}>......" for n in range(2000))
     body = json.dumps({"content": text, "more": placeholders}).encode()
-    request = g.RecordedRequest(
+    request = g.cassette.RecordedRequest(
         0.0,
         "POST",
         "/api/chatgpt/chatapi/text?q=" + text.replace(" ", "+")[: SIZE // 4],
@@ -91,10 +92,10 @@ def hostile_cassette(text: str) -> g.Cassette:
     head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
     stream = (head + f"content-length: {len(payload.encode())}\r\n\r\n" + payload).encode()
     reply = json_response({"code": 0, "data": {"token": text[:1000]}})
-    return g.Cassette(
+    return g.cassette.Cassette(
         interactions=(
-            g.Interaction(1, request, response_from("POST", [(0.1, reply)])),
-            g.Interaction(1, request, response_from("POST", [(0.2, stream)])),
+            g.cassette.Interaction(1, request, response_from("POST", [(0.1, reply)])),
+            g.cassette.Interaction(1, request, response_from("POST", [(0.2, stream)])),
         ),
         recorded_at="2024-01-02T03:04:05Z",
         origin="http://h/?k=" + text[:1000].replace(" ", "+"),
@@ -108,22 +109,22 @@ def test_lint_of_a_hostile_cassette_counts_linear_work(case: str) -> None:
     cassette = hostile_cassette(text)
     size = len(cassette.dumps())
     scanner = Scanner()
-    findings = g.lint(cassette, scanner)
+    findings = g.cassette.lint(cassette, scanner)
     assert scanner.work <= WORK_PER_CHAR * size, (scanner.work, size)
     assert len(findings) <= MAX_FINDINGS + 1
 
 
 def test_findings_are_capped_and_counted() -> None:
     body = json.dumps({"content": "Bearer abc " * 500}).encode()
-    request = g.RecordedRequest(0.0, "POST", "/x", (("host", "h"),), body)
+    request = g.cassette.RecordedRequest(0.0, "POST", "/x", (("host", "h"),), body)
     reply = json_response({"code": 0})
-    cassette = g.Cassette(
-        interactions=(g.Interaction(1, request, response_from("POST", [(0.1, reply)])),),
+    cassette = g.cassette.Cassette(
+        interactions=(g.cassette.Interaction(1, request, response_from("POST", [(0.1, reply)])),),
         recorded_at="2024-01-02T03:04:05Z",
         origin="http://h",
         redacted=True,
     )
-    findings = g.lint(cassette)
+    findings = g.cassette.lint(cassette)
     assert len(findings) == MAX_FINDINGS + 1
     assert findings[:2] == ["interactions[0].request.body: a bearer or basic credential"] * 2
     assert findings[-1] == f"... and {500 - MAX_FINDINGS} more findings"

@@ -17,6 +17,7 @@ import anyio
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.server
 from gptalk_transports._cli import load as _cli
 from gptalk_transports._cli import main
 from gptalk_transports._load import DEFAULT_DURATION, LoadReport, check_loopback, run_load
@@ -26,7 +27,9 @@ from .clients import ASYNC_KINDS
 
 PROMPT = "Hello, how are you?"
 # Events per chat: one per non-empty reply piece, and ChatDone.
-EVENTS_PER_CHAT = len([piece for piece in g.default_reply(PROMPT, g.DEFAULT_MODEL) if piece]) + 1
+EVENTS_PER_CHAT = (
+    len([piece for piece in g.server.default_reply(PROMPT, g.DEFAULT_MODEL) if piece]) + 1
+)
 ASYNC = ["asyncio", "anyio-asyncio", "anyio-trio", "trio"]
 
 

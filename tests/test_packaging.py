@@ -49,7 +49,7 @@ def test_the_wheel_ships_the_license_the_schema_and_the_metadata(dist: tuple[Pat
         metadata = Parser().parsestr(archive.read(metadata_name).decode())
         (license_name,) = (n for n in names if n.endswith(".dist-info/licenses/LICENSE"))
         license_text = archive.read(license_name).decode()
-        schema = archive.read("gptalk_proto/cassette.schema.json").decode()
+        schema = archive.read("gptalk_proto/cassette/cassette.schema.json").decode()
     assert license_text.startswith("MIT License\n")
     assert "Copyright (c) 2026 gptalk-proto developers" in license_text
     assert license_text == (ROOT / "LICENSE").read_text(encoding="utf-8")
@@ -70,13 +70,13 @@ def test_the_sdist_ships_the_license_and_the_schema(dist: tuple[Path, Path]) -> 
     _, sdist = dist
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
-    assert {"LICENSE", "gptalk_proto/cassette.schema.json", "pyproject.toml"} <= names
+    assert {"LICENSE", "gptalk_proto/cassette/cassette.schema.json", "pyproject.toml"} <= names
     assert "cassettes/plain-chat.json" in names
 
 
 def test_the_schema_has_one_copy_and_the_command_prints_it() -> None:
     copies = [p for p in ROOT.rglob("cassette.schema.json") if ".venv" not in p.parts]
-    assert copies == [ROOT / "gptalk_proto" / "cassette.schema.json"]
+    assert copies == [ROOT / "gptalk_proto" / "cassette" / "cassette.schema.json"]
     done = gptalk("cassette", "schema")
     assert done.returncode == 0, done.stderr
     assert done.stdout == cassette_schema()

@@ -10,6 +10,7 @@ import time
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.cassette
 from gptalk_transports._cassettes import load_cassette
 
 from .plugin_cases import folder, make_inner, plain_chat_recorded_at, run
@@ -105,7 +106,7 @@ def test_recording_modes_record_through_the_proxy(inner: pytest.Pytester) -> Non
     cassette = load_cassette(path)
     assert [i.kind for i in cassette.interactions] == ["login", "text", "stream"]
     assert cassette.redacted
-    assert g.lint(cassette) == []
+    assert g.cassette.lint(cassette) == []
     # Then it replays, through the replay server, with no server to record from.
     result = run(inner, "none")
     result.assert_outcomes(passed=1)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.server
 from gptalk_proto.testing import MemoryPair, random_splitter, run_chat
 
 NOW = 1_700_000_000.0
@@ -20,17 +21,19 @@ def deltas(events: list[g.ChatEvent]) -> str:
 
 
 @pytest.mark.parametrize("split", [None, 1, 2, 3], ids=["whole", "seed1", "seed2", "seed3"])
-def test_full_chat(split: int | None, service: g.Service, make_chat: Callable[..., g.Chat]) -> None:
+def test_full_chat(
+    split: int | None, service: g.server.Service, make_chat: Callable[..., g.Chat]
+) -> None:
     splitter = None if split is None else random_splitter(split, max_piece=5)
     events = run_chat(make_chat(PROMPT), service, now=NOW, splitter=splitter)
     assert isinstance(events[0], g.LoggedIn)
-    assert events[-1] == g.ChatDone(g.expected_reply(PROMPT))
-    assert deltas(events) == g.expected_reply(PROMPT)
+    assert events[-1] == g.ChatDone(g.server.expected_reply(PROMPT))
+    assert deltas(events) == g.server.expected_reply(PROMPT)
     assert service.counts["login"] == 1
 
 
 def test_one_connection_serves_login_text_and_stream(
-    service: g.Service, make_chat: Callable[..., g.Chat]
+    service: g.server.Service, make_chat: Callable[..., g.Chat]
 ) -> None:
     pair = MemoryPair(make_chat(), service, now=NOW)
     events = list(pair.events())
@@ -41,12 +44,12 @@ def test_one_connection_serves_login_text_and_stream(
 
 
 def test_seven_chats_relogin_after_the_fifth(
-    service: g.Service, credentials: g.Credentials, make_chat: Callable[..., g.Chat]
+    service: g.server.Service, credentials: g.Credentials, make_chat: Callable[..., g.Chat]
 ) -> None:
     logins = []
     for number in range(7):
         events = run_chat(make_chat(f"chat {number}"), service, now=NOW)
-        assert events[-1] == g.ChatDone(g.expected_reply(f"chat {number}"))
+        assert events[-1] == g.ChatDone(g.server.expected_reply(f"chat {number}"))
         logins.append(isinstance(events[0], g.LoggedIn))
     assert logins == [True, False, False, False, False, True, False]
     assert service.counts["login"] == 2
@@ -55,7 +58,7 @@ def test_seven_chats_relogin_after_the_fifth(
 
 
 def test_expired_token_relogins_before_use(
-    service: g.Service, make_chat: Callable[..., g.Chat]
+    service: g.server.Service, make_chat: Callable[..., g.Chat]
 ) -> None:
     run_chat(make_chat(), service, now=NOW)
     # Past expiry less the margin: the client logs in again on its own.
@@ -66,7 +69,7 @@ def test_expired_token_relogins_before_use(
 
 
 def test_server_side_expiry_raises_auth_expired_and_next_chat_relogins(
-    service: g.Service, make_chat: Callable[..., g.Chat]
+    service: g.server.Service, make_chat: Callable[..., g.Chat]
 ) -> None:
     creds = g.Credentials(margin=0)
     run_chat(make_chat(credentials=creds), service, now=NOW)
@@ -93,7 +96,9 @@ def test_server_side_expiry_raises_auth_expired_and_next_chat_relogins(
 def test_every_error_envelope_is_typed(
     which: str, error: type[Exception], endpoint: str, make_chat: Callable[..., g.Chat]
 ) -> None:
-    service = g.Service(entropy=random.Random(1).randbytes, faults=[f"envelope={which}@{endpoint}"])
+    service = g.server.Service(
+        entropy=random.Random(1).randbytes, faults=[f"envelope={which}@{endpoint}"]
+    )
     creds = g.Credentials()
     with pytest.raises(error) as info:
         run_chat(make_chat(credentials=creds), service, now=NOW)
@@ -108,7 +113,9 @@ def test_every_error_envelope_is_typed(
 def test_every_status_is_typed(
     status: int, endpoint: str, make_chat: Callable[..., g.Chat]
 ) -> None:
-    service = g.Service(entropy=random.Random(1).randbytes, faults=[f"status={status}@{endpoint}"])
+    service = g.server.Service(
+        entropy=random.Random(1).randbytes, faults=[f"status={status}@{endpoint}"]
+    )
     with pytest.raises(g.HTTPStatusError) as info:
         run_chat(make_chat(), service, now=NOW)
     assert info.value.status == status
@@ -119,39 +126,39 @@ def test_every_status_is_typed(
 
 
 def test_status_then_healthy(make_chat: Callable[..., g.Chat]) -> None:
-    service = g.Service(entropy=random.Random(1).randbytes, faults=["status=503@text#1"])
+    service = g.server.Service(entropy=random.Random(1).randbytes, faults=["status=503@text#1"])
     creds = g.Credentials()
     with pytest.raises(g.HTTPStatusError):
         run_chat(make_chat(credentials=creds), service, now=NOW)
     events = run_chat(make_chat(credentials=creds), service, now=NOW)
-    assert events[-1] == g.ChatDone(g.expected_reply(PROMPT))
+    assert events[-1] == g.ChatDone(g.server.expected_reply(PROMPT))
 
 
 @pytest.mark.parametrize("cut", [0, 1, 5])
 def test_stream_cut_mid_event(cut: int, make_chat: Callable[..., g.Chat]) -> None:
-    service = g.Service(entropy=random.Random(1).randbytes, faults=[f"cut={cut}"])
+    service = g.server.Service(entropy=random.Random(1).randbytes, faults=[f"cut={cut}"])
     seen: list[g.ChatEvent] = []
     with pytest.raises(g.StreamInterrupted) as info:
         seen.extend(MemoryPair(make_chat(), service, now=NOW).events())
-    pieces = g.default_reply(PROMPT)
+    pieces = g.server.default_reply(PROMPT)
     assert info.value.text == "".join(pieces[:cut])
     assert deltas(seen) == info.value.text
 
 
 def test_rewrite_is_an_event_not_garbage(make_chat: Callable[..., g.Chat]) -> None:
-    service = g.Service(entropy=random.Random(1).randbytes, faults=["rewrite=4"])
+    service = g.server.Service(entropy=random.Random(1).randbytes, faults=["rewrite=4"])
     events = run_chat(make_chat(), service, now=NOW)
     rewrites = [e for e in events if isinstance(e, g.TextRewritten)]
-    pieces = g.default_reply(PROMPT)
+    pieces = g.server.default_reply(PROMPT)
     assert rewrites == [g.TextRewritten("(edited) " + "".join(pieces[:4]), "".join(pieces[:3]))]
-    assert events[-1] == g.ChatDone("(edited) " + g.expected_reply(PROMPT))
+    assert events[-1] == g.ChatDone("(edited) " + g.server.expected_reply(PROMPT))
 
 
 @pytest.mark.parametrize("fault", ["malformed=3", "nocontent=2"])
 def test_bad_event_is_a_remote_error_quoting_it(
     fault: str, make_chat: Callable[..., g.Chat]
 ) -> None:
-    service = g.Service(entropy=random.Random(1).randbytes, faults=[fault])
+    service = g.server.Service(entropy=random.Random(1).randbytes, faults=[fault])
     with pytest.raises(g.RemoteProtocolError, match=r"stream event, got '\{") as info:
         run_chat(make_chat(), service, now=NOW)
     assert not isinstance(info.value, g.StreamInterrupted)
@@ -163,33 +170,35 @@ def test_bad_event_is_a_remote_error_quoting_it(
 def test_line_ends_and_keepalives(
     newline: str, split: int | None, make_chat: Callable[..., g.Chat]
 ) -> None:
-    service = g.Service(
+    service = g.server.Service(
         entropy=random.Random(1).randbytes, faults=[f"newline={newline}", "keepalive=2"]
     )
     splitter = None if split is None else random_splitter(split, max_piece=3)
     events = run_chat(make_chat(), service, now=NOW, splitter=splitter)
-    assert events[-1] == g.ChatDone(g.expected_reply(PROMPT))
+    assert events[-1] == g.ChatDone(g.server.expected_reply(PROMPT))
 
 
 def test_server_closes_before_answering(make_chat: Callable[..., g.Chat]) -> None:
-    service = g.Service(entropy=random.Random(1).randbytes, faults=["close@text"])
+    service = g.server.Service(entropy=random.Random(1).randbytes, faults=["close@text"])
     with pytest.raises(g.RemoteProtocolError, match="expected a response to the text request"):
         run_chat(make_chat(), service, now=NOW)
 
 
 def test_coalesced_stream(make_chat: Callable[..., g.Chat]) -> None:
-    service = g.Service(entropy=random.Random(1).randbytes, faults=["coalesce"])
-    assert run_chat(make_chat(), service, now=NOW)[-1] == g.ChatDone(g.expected_reply(PROMPT))
+    service = g.server.Service(entropy=random.Random(1).randbytes, faults=["coalesce"])
+    assert run_chat(make_chat(), service, now=NOW)[-1] == g.ChatDone(
+        g.server.expected_reply(PROMPT)
+    )
 
 
 def test_drip_never_ends(make_chat: Callable[..., g.Chat]) -> None:
-    service = g.Service(entropy=random.Random(1).randbytes, faults=["drip=0.1"])
+    service = g.server.Service(entropy=random.Random(1).randbytes, faults=["drip=0.1"])
     with pytest.raises(TimeoutError):
         run_chat(make_chat(), service, now=NOW, max_pause=5.0)
 
 
 def test_several_messages_become_one_prompt(
-    service: g.Service, make_chat: Callable[..., g.Chat]
+    service: g.server.Service, make_chat: Callable[..., g.Chat]
 ) -> None:
     messages = [
         {"role": "system", "content": "Be brief."},
@@ -198,7 +207,7 @@ def test_several_messages_become_one_prompt(
     prompt = "System: Be brief.\nUser: Hi\nAssistant:"
     assert g.format_prompt(messages) == prompt
     events = run_chat(make_chat(messages), service, now=NOW)
-    assert events[-1] == g.ChatDone(g.expected_reply(prompt))
+    assert events[-1] == g.ChatDone(g.server.expected_reply(prompt))
 
 
 def test_text_request_carries_exactly_the_original_fields(make_chat: Callable[..., g.Chat]) -> None:

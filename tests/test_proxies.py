@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.server
 from gptalk_transports import ConnectError, ProxyError, ProxyURL, RetryPolicy
 from gptalk_transports._handshake import Handshake, http_connect, socks5_connect
 from gptalk_transports._server.refserver import serve_in_thread
@@ -215,7 +216,7 @@ def chat(kind: str, target: Target, proxy: str, **kwargs: Any) -> clients.Outcom
 
 
 def check_chat(outcome: clients.Outcome) -> None:
-    assert outcome.text == g.expected_reply(PROMPT)
+    assert outcome.text == g.server.expected_reply(PROMPT)
     assert "".join(outcome.deltas) == outcome.text
     assert outcome.retries == 0
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.cassette
+import gptalk_proto.server
 from gptalk_transports._cassettes import load_cassette
 
 from .plugin_cases import (
@@ -38,6 +40,8 @@ NONE_TESTS = """
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.cassette
+import gptalk_proto.server
 from gptalk_transports import RetryPolicy
 
 PROMPT = "Hello, how are you?"
@@ -45,14 +49,14 @@ PROMPT = "Hello, how are you?"
 
 @pytest.mark.gptalk_cassette("plain-chat.json")
 def test_blocking(gptalk_client):
-    assert gptalk_client.chat(PROMPT) == g.expected_reply(PROMPT)
+    assert gptalk_client.chat(PROMPT) == g.server.expected_reply(PROMPT)
 
 
 @pytest.mark.anyio
 @pytest.mark.gptalk_cassette("plain-chat.json")
 async def test_async(gptalk_async_client):
     async with gptalk_async_client as client:
-        assert await client.chat(PROMPT) == g.expected_reply(PROMPT)
+        assert await client.chat(PROMPT) == g.server.expected_reply(PROMPT)
 
 
 @pytest.mark.gptalk_cassette("missing.json")
@@ -110,8 +114,8 @@ def test_mode_none_replays_and_checks_the_episodes_begun(inner: pytest.Pytester)
     assert unplayed == ["the cassette's steps 3 (text), 4 (stream) were never reached"]
     result.stdout.fnmatch_lines(
         [
-            "ERROR test_none.py::test_missing - gptalk_proto.CassetteError*",
-            "ERROR test_none.py::test_leaves_a_chat_unfinished - gptalk_proto.Cassette*",
+            "ERROR test_none.py::test_missing - gptalk_proto.cassette.CassetteError*",
+            "ERROR test_none.py::test_leaves_a_chat_unfinished - gptalk_proto.cassette.Cas*",
             "FAILED test_none.py::test_leaves_a_chat_unfinished_and_fails_by_itself - *",
         ]
     )
@@ -128,18 +132,20 @@ ONCE_TESTS = """
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.cassette
+import gptalk_proto.server
 
 
 @pytest.mark.gptalk_cassette("recorded.json")
 def test_blocking(gptalk_client):
     for prompt in ("Record me", "And me"):
-        assert gptalk_client.chat(prompt) == g.expected_reply(prompt)
+        assert gptalk_client.chat(prompt) == g.server.expected_reply(prompt)
 
 
 @pytest.mark.anyio
 async def test_async(gptalk_async_client):
     async with gptalk_async_client as client:
-        assert await client.chat("Async me") == g.expected_reply("Async me")
+        assert await client.chat("Async me") == g.server.expected_reply("Async me")
 """
 
 
@@ -201,11 +207,13 @@ RECORD_OVER_TESTS = """
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.cassette
+import gptalk_proto.server
 
 
 @pytest.mark.gptalk_cassette("plain-chat.json")
 def test_blocking(gptalk_client):
-    assert gptalk_client.chat("Something new") == g.expected_reply("Something new")
+    assert gptalk_client.chat("Something new") == g.server.expected_reply("Something new")
 """
 
 
@@ -235,7 +243,7 @@ def test_mode_all_records_every_chat_and_keeps_the_recorded_ones(inner: pytest.P
     # replay as ``cassette verify`` does; the plugin plays its episodes.)
     cassette = load_cassette(target)
     assert cassette.redacted
-    assert g.lint(cassette) == []
+    assert g.cassette.lint(cassette) == []
     assert cassette.interactions[:3] == shipped.interactions
     assert [item.kind for item in cassette.interactions[3:]] == ["login", "text", "stream"]
     assert prompts(cassette) == ["Hello, how are you?", "Hello, how are you?"]
@@ -250,27 +258,29 @@ EPISODE_TESTS = """
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.cassette
+import gptalk_proto.server
 
 PROMPTS = ("Hello, how are you?", "And one more")
 
 
 def test_blocking(gptalk_client):
     for prompt in PROMPTS:
-        assert gptalk_client.chat(prompt) == g.expected_reply(prompt)
+        assert gptalk_client.chat(prompt) == g.server.expected_reply(prompt)
 
 
 @pytest.mark.anyio
 async def test_async(gptalk_async_client):
     async with gptalk_async_client as client:
         for prompt in PROMPTS:
-            assert await client.chat(prompt) == g.expected_reply(prompt)
+            assert await client.chat(prompt) == g.server.expected_reply(prompt)
 """
 
 
-def _check_extended(path: Path, original: g.Cassette) -> g.Cassette:
+def _check_extended(path: Path, original: g.cassette.Cassette) -> g.cassette.Cassette:
     cassette = load_cassette(path)
     assert cassette.redacted
-    assert g.lint(cassette) == []
+    assert g.cassette.lint(cassette) == []
     kept = len(original.interactions)
     # The recorded steps, then the new chat's (after a login: see the
     # placeholder-token caveat in _episodes.py).
@@ -297,7 +307,7 @@ def test_mode_new_episodes_adds_the_new_chats(inner: pytest.Pytester) -> None:
     names = ["test_blocking.json", "test_async_asyncio_.json", "test_async_trio_.json"]
     for name in names:
         (where / name).write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
-    original = g.Cassette.loads(json.dumps(raw))
+    original = g.cassette.Cassette.loads(json.dumps(raw))
     inner.makepyfile(test_episodes=EPISODE_TESTS)
     result = run(inner, "new_episodes")
     result.assert_outcomes(passed=3)
@@ -314,7 +324,7 @@ def test_mode_new_episodes_on_a_cassette_recorded_days_ago(inner: pytest.Pyteste
     raw = plain_chat_recorded_at(time.time() - 3 * 86400)
     path = folder(inner, "test_episodes") / "test_blocking.json"
     path.write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
-    original = g.Cassette.loads(json.dumps(raw))
+    original = g.cassette.Cassette.loads(json.dumps(raw))
     inner.makepyfile(test_episodes=EPISODE_TESTS.split("@pytest.mark.anyio", maxsplit=1)[0])
     result = run(inner, "new_episodes")
     result.assert_outcomes(passed=1)
@@ -327,11 +337,13 @@ CHANGING_TEST = """
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.cassette
+import gptalk_proto.server
 
 
 @pytest.mark.gptalk_cassette("chats.json")
 def test_chat(gptalk_client):
-    assert gptalk_client.chat("PROMPT") == g.expected_reply("PROMPT")
+    assert gptalk_client.chat("PROMPT") == g.server.expected_reply("PROMPT")
 
 
 @pytest.mark.anyio
@@ -340,7 +352,7 @@ async def test_chat_async(gptalk_async_client, anyio_backend):
     if anyio_backend == "trio":
         pytest.skip("one backend records the shared cassette")
     async with gptalk_async_client as client:
-        assert await client.chat("PROMPT") == g.expected_reply("PROMPT")
+        assert await client.chat("PROMPT") == g.server.expected_reply("PROMPT")
 """
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.cassette
+import gptalk_proto.server
 from gptalk_transports._cassettes import load_cassette
 from gptalk_transports._plugin.settings import (
     SETTINGS,
@@ -90,10 +92,12 @@ def test_paths_that_leave_the_cassette_folder_are_refused_at_collection(
 
 SAME_NAME = """
 import gptalk_proto as g
+import gptalk_proto.cassette
+import gptalk_proto.server
 
 
 def test_same(gptalk_client):
-    assert gptalk_client.chat("PROMPT") == g.expected_reply("PROMPT")
+    assert gptalk_client.chat("PROMPT") == g.server.expected_reply("PROMPT")
 """
 
 
@@ -130,6 +134,8 @@ SHARED_FOLDER = """
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.cassette
+import gptalk_proto.server
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +146,7 @@ def gptalk_cassette_dir(request):
 @pytest.mark.gptalk_cassette("plain-chat.json")
 def test_shared(gptalk_client):
     prompt = "Hello, how are you?"
-    assert gptalk_client.chat(prompt) == g.expected_reply(prompt)
+    assert gptalk_client.chat(prompt) == g.server.expected_reply(prompt)
 """
 
 
@@ -177,14 +183,16 @@ CONFIG_TESTS = """
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.cassette
+import gptalk_proto.server
 
 
 def test_secret(gptalk_client):
-    assert gptalk_client.chat("Open Sesame") == g.expected_reply("Open Sesame")
+    assert gptalk_client.chat("Open Sesame") == g.server.expected_reply("Open Sesame")
 
 
 def test_plain(gptalk_client):
-    assert gptalk_client.chat("Hello") == g.expected_reply("Hello")
+    assert gptalk_client.chat("Hello") == g.server.expected_reply("Hello")
 
 
 @pytest.mark.gptalk_cassette("never-recorded.json", record_mode="none")
@@ -308,7 +316,7 @@ def test_failures_are_the_message_and_the_differences(inner: pytest.Pytester) ->
     # --full-trace still shows everything.
     full = run(inner, "none", "--gptalk-url", NOWHERE, "--full-trace", "-k", "test_mismatch")
     assert len(report_section(full, "test_mismatch")) > 40
-    assert g.CassetteMismatch.__name__ in full.stdout.str()
+    assert g.cassette.CassetteMismatch.__name__ in full.stdout.str()
 
 
 @pytest.mark.parametrize(

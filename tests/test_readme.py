@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from gptalk_proto._faults import _KINDS
+from gptalk_proto.server._faults import _KINDS
 from gptalk_transports._cli import main
 
 from .bench.run import HEADER

@@ -18,6 +18,7 @@ import anyio
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.cassette
 from gptalk_transports import load_cassette, replay_session, serve_in_thread
 from gptalk_transports._server.proxy import record_through_proxy, record_through_proxy_in_thread
 from gptalk_transports._server.replay import serve_cassettes_in_thread
@@ -85,7 +86,9 @@ def by_hand(url: str, prompt: str, *, via_proxy: str | None = None) -> tuple[str
     return reply, tokens
 
 
-def check_cassette(cassette: g.Cassette, prompt: str, want: str, tokens: list[str]) -> None:
+def check_cassette(
+    cassette: g.cassette.Cassette, prompt: str, want: str, tokens: list[str]
+) -> None:
     """Redacted, origin-form, and replayed to the exact text by ``replay``
     (our client, offline) and by the replay server (a hand-driven client)."""
     text = cassette.dumps()
@@ -163,7 +166,7 @@ def test_tee_the_client_holds_event_1_before_the_upstream_sends_event_2() -> Non
             await gate.wait()
             await stream.send(chunk(b'data: {"content": "one two"}\n\n') + b"0\r\n\r\n")
 
-    async def main() -> g.Cassette | None:
+    async def main() -> g.cassette.Cassette | None:
         listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
         port = listener.extra(anyio.abc.SocketAttribute.local_port)
         with anyio.fail_after(30):  # a safety net: the gate is what is tested

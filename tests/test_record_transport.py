@@ -19,7 +19,9 @@ import anyio
 import pytest
 
 import gptalk_proto as g
-from gptalk_proto._recorder import origin_form
+import gptalk_proto.cassette
+import gptalk_proto.server
+from gptalk_proto.cassette._recorder import origin_form
 from gptalk_transports._cassettes import load_cassette, save_cassette
 from gptalk_transports._cli.cassette import verify_cassette
 from gptalk_transports._cli.exits import EXIT_CODES
@@ -77,7 +79,7 @@ def proxies(anonymous_proxy: int, guarded_proxy: int) -> dict[str, str]:
     }
 
 
-def record(prompts: list[str], **kwargs: Any) -> tuple[g.Cassette, list[Any]]:
+def record(prompts: list[str], **kwargs: Any) -> tuple[g.cassette.Cassette, list[Any]]:
     return anyio.run(functools.partial(record_session, prompts, **kwargs))
 
 
@@ -88,7 +90,7 @@ def test_a_recording_through_an_http_proxy_replays(
     out = tmp_path / "proxied.json"
     done = gptalk("record", "-o", str(out), "--url", reference_url, "--proxy", proxies[which], "hi")
     assert done.returncode == 0, done.stderr
-    assert done.stdout == g.expected_reply("hi") + "\n"
+    assert done.stdout == g.server.expected_reply("hi") + "\n"
     cassette = load_cassette(out)
     # Origin-form targets, as the service saw them: the steps have their kinds.
     assert [item.kind for item in cassette.interactions] == ["login", "text", "stream"]
@@ -102,7 +104,7 @@ def test_a_recording_through_an_http_proxy_replays(
         assert secret not in text
     replayed = gptalk("replay", "--speed", "0", str(out))
     assert replayed.returncode == 0, replayed.stderr
-    assert replayed.stdout == g.expected_reply("hi") + "\n"
+    assert replayed.stdout == g.server.expected_reply("hi") + "\n"
     verified = gptalk("cassette", "verify", str(out))
     assert verified.returncode == 0, verified.stdout
 
@@ -192,7 +194,7 @@ def test_query_values_of_the_url_are_redacted(reference_url: str, tmp_path: Path
     assert API_KEY not in linted.stdout
 
 
-def check_har_urls(har: dict[str, Any], cassette: g.Cassette) -> None:
+def check_har_urls(har: dict[str, Any], cassette: g.cassette.Cassette) -> None:
     site = urlsplit(cassette.origin)
     entries = har["log"]["entries"]
     assert len(entries) == len(cassette.interactions)
@@ -220,13 +222,13 @@ def check_har_urls(har: dict[str, Any], cassette: g.Cassette) -> None:
 )
 def test_har_urls_are_well_formed(origin: str) -> None:
     cassette = load_cassette(SHIPPED)
-    cassette = g.Cassette(
+    cassette = g.cassette.Cassette(
         interactions=cassette.interactions,
         recorded_at=cassette.recorded_at,
         origin=origin,
         redacted=cassette.redacted,
     )
-    har = g.to_har(cassette)
+    har = g.cassette.to_har(cassette)
     check_har_urls(har, cassette)
     for entry in har["log"]["entries"]:
         assert "user@" not in entry["request"]["url"]

@@ -21,7 +21,9 @@ import anyio
 import pytest
 
 import gptalk_proto as g
-from gptalk_proto._redact import MIN_REDACTED_PREFIX
+import gptalk_proto.cassette
+import gptalk_proto.server
+from gptalk_proto.cassette._redact import MIN_REDACTED_PREFIX
 from gptalk_transports._cassettes import save_cassette
 from gptalk_transports._cli.cassette import verify_cassette
 from gptalk_transports._session import ChatResult, record_session, replay_session
@@ -32,7 +34,7 @@ SECRET = "sk-Zq8wP3xLm9TfR2vN7bYcQ"  # 24 characters, mixed like an API key
 PREFIXES = [SECRET[:k] for k in range(MIN_REDACTED_PREFIX, len(SECRET))]
 
 
-def record(prompts: list[str], **kwargs: Any) -> tuple[g.Cassette, list[ChatResult]]:
+def record(prompts: list[str], **kwargs: Any) -> tuple[g.cassette.Cassette, list[ChatResult]]:
     return anyio.run(functools.partial(record_session, prompts, **kwargs))
 
 
@@ -45,7 +47,7 @@ def longest_piece_left(secret: str, texts: Sequence[str]) -> int:
     return longest
 
 
-def streamed(text: str, size: int) -> g.ReplyGenerator:
+def streamed(text: str, size: int) -> g.server.ReplyGenerator:
     return lambda prompt, model: [text[i : i + size] for i in range(0, len(text), size)]
 
 
@@ -60,10 +62,10 @@ def test_a_secret_streamed_piece_by_piece_leaves_no_piece(size: int, tmp_path: P
     # Every prefix of the secret is on the wire, once per event that ends there.
     assert longest_piece_left(SECRET, texts_of(raw)) == len(SECRET)
 
-    cassette = g.redact(raw, [SECRET])
+    cassette = g.cassette.redact(raw, [SECRET])
     left = longest_piece_left(SECRET, texts_of(cassette))
     assert left < MIN_REDACTED_PREFIX, f"{left} characters of the secret stayed"
-    assert g.lint(cassette) == []
+    assert g.cassette.lint(cassette) == []
     # The events still extend one another: the replay streams as recorded,
     # the placeholder (and its pieces) standing in for the secret.
     replayed = anyio.run(replay_session, cassette)
@@ -79,14 +81,14 @@ def test_lint_flags_the_pieces_an_older_redaction_left() -> None:
     # Only the whole secret replaced, as before this fix: lint must notice.
     raw, _ = record(["key?"], reply=streamed(f"Your key is {SECRET}, ok", 3), redact=False)
     placeholder = "<secret-1>" + "." * (len(SECRET) - 10)
-    old = g.redact(g.Cassette.loads(raw.dumps().replace(SECRET, placeholder)))
+    old = g.cassette.redact(g.cassette.Cassette.loads(raw.dumps().replace(SECRET, placeholder)))
     assert longest_piece_left(SECRET, texts_of(old)) == len(SECRET) - 3
-    findings = [f for f in g.lint(old) if "cut secret" in f]
-    assert findings, g.lint(old)
+    findings = [f for f in g.cassette.lint(old) if "cut secret" in f]
+    assert findings, g.cassette.lint(old)
     assert all(f.startswith("interactions[2].chunks: a cut secret (") for f in findings)
     assert f"a cut secret ({len(SECRET) - 3} characters" in "\n".join(findings)
     assert SECRET[:4] not in "\n".join(findings)  # lint names no secret
-    assert [f for f in g.lint(g.redact(old, [SECRET])) if "cut secret" in f] == []
+    assert [f for f in g.cassette.lint(g.cassette.redact(old, [SECRET])) if "cut secret" in f] == []
 
 
 def test_a_shortened_quote_is_redacted() -> None:
@@ -101,7 +103,7 @@ def test_a_shortened_quote_is_redacted() -> None:
         assert SECRET[: 57 - offset] in results[0].text
         left = longest_piece_left(SECRET, texts_of(cassette))
         assert left < MIN_REDACTED_PREFIX, (offset, left)
-        assert g.lint(cassette) == []
+        assert g.cassette.lint(cassette) == []
 
 
 # -- cut anywhere, chunked anyhow (built by hand) ------------------------------------------
@@ -141,7 +143,9 @@ CUTTINGS: dict[str, Callable[[bytes], list[bytes]]] = {
 }
 
 
-def stream_cassette(payload: bytes, framing: str, reads: str, *, complete: bool) -> g.Cassette:
+def stream_cassette(
+    payload: bytes, framing: str, reads: str, *, complete: bool
+) -> g.cassette.Cassette:
     """One SSE response carrying ``payload``, chunk-framed and read as cut."""
     body = chunked(payload, CUTTINGS[framing])
     if not complete:
@@ -151,12 +155,12 @@ def stream_cassette(payload: bytes, framing: str, reads: str, *, complete: bool)
     )
     wire = head + body
     chunks = [(0.1 + i / 1000, piece) for i, piece in enumerate(CUTTINGS[reads](wire))]
-    request = g.RecordedRequest(
+    request = g.cassette.RecordedRequest(
         0.0, "GET", "/api/chatgpt/chatapi/stream?token=abcd1234", (("host", "h"),), b""
     )
     end = "complete" if complete else "closed"
-    return g.Cassette(
-        interactions=(g.Interaction(1, request, response_from("GET", chunks, end)),),
+    return g.cassette.Cassette(
+        interactions=(g.cassette.Interaction(1, request, response_from("GET", chunks, end)),),
         recorded_at="2024-01-02T03:04:05Z",
         origin="http://example",
         redacted=False,
@@ -167,13 +171,13 @@ def event(text: str) -> bytes:
     return b"data: " + json.dumps({"content": text}).encode() + b"\n\n"
 
 
-def check_no_piece(raw: g.Cassette, cassette: g.Cassette) -> None:
+def check_no_piece(raw: g.cassette.Cassette, cassette: g.cassette.Cassette) -> None:
     assert longest_piece_left(SECRET, texts_of(cassette)) < MIN_REDACTED_PREFIX
     # Framing untouched: same lengths read by read, it loads, its events parse.
     assert [len(c.data) for c in cassette.interactions[0].response.chunks] == [
         len(c.data) for c in raw.interactions[0].response.chunks
     ]
-    assert g.Cassette.loads(cassette.dumps()) == cassette
+    assert g.cassette.Cassette.loads(cassette.dumps()) == cassette
     assert len(cassette.interactions[0].response.events) == len(raw.interactions[0].response.events)
 
 
@@ -184,7 +188,7 @@ def test_a_secret_cut_at_every_position_by_a_broken_stream(framing: str, reads: 
     for piece in PREFIXES:
         payload = event("Key: ") + b'data: {"content": "Key: ' + piece.encode()
         raw = stream_cassette(payload, framing, reads, complete=False)
-        check_no_piece(raw, g.redact(raw, [SECRET]))
+        check_no_piece(raw, g.cassette.redact(raw, [SECRET]))
 
 
 @pytest.mark.parametrize("reads", list(CUTTINGS))
@@ -194,7 +198,7 @@ def test_cumulative_events_cut_at_every_position(framing: str, reads: str) -> No
     payload = b"".join(event(text[:end]) for end in range(1, len(text) + 1))
     payload += b"data: [DONE]\n\n"
     raw = stream_cassette(payload, framing, reads, complete=True)
-    cassette = g.redact(raw, [SECRET])
+    cassette = g.cassette.redact(raw, [SECRET])
     check_no_piece(raw, cassette)
     # Each event still extends the one before, but once: where the piece
     # grows long enough to be redacted, its first characters turn into the
@@ -214,7 +218,7 @@ def test_cumulative_events_cut_at_every_position(framing: str, reads: str) -> No
 def test_a_secret_split_by_chunk_framing_is_redacted(framing: str) -> None:
     payload = event(f"the key {SECRET} is here") + b"data: [DONE]\n\n"
     raw = stream_cassette(payload, framing, "whole", complete=True)
-    cassette = g.redact(raw, [SECRET])
+    cassette = g.cassette.redact(raw, [SECRET])
     check_no_piece(raw, cassette)
     (first, _) = cassette.interactions[0].response.events
     assert json.loads(first.data)["content"].startswith("the key <secret-1>")
@@ -248,7 +252,7 @@ PROMPT = "hi: content data chunked event stream token 1234 code msg \u00e9t\u00e
 )
 def test_a_secret_spelled_like_syntax_keeps_the_cassette_whole(secret: str, tmp_path: Path) -> None:
     raw, results = record([PROMPT], redact=False)
-    cassette = g.redact(raw, [secret])
+    cassette = g.cassette.redact(raw, [secret])
     # Same bytes where the syntax is: every read keeps its length, the head
     # and events parse the same, and it loads, replays and verifies.
     for old, new in zip(raw.interactions, cassette.interactions, strict=True):
@@ -258,7 +262,7 @@ def test_a_secret_spelled_like_syntax_keeps_the_cassette_whole(secret: str, tmp_
         assert [n for n, _ in old.response.headers] == [n for n, _ in new.response.headers]
         assert len(old.response.events) == len(new.response.events)
         assert new.kind == old.kind
-    assert g.Cassette.loads(cassette.dumps()) == cassette
+    assert g.cassette.Cassette.loads(cassette.dumps()) == cassette
     replayed = anyio.run(replay_session, cassette)
     assert [r.error for r in replayed] == [None]
     assert secret not in replayed[0].text
@@ -271,18 +275,20 @@ def test_a_secret_spelled_like_syntax_keeps_the_cassette_whole(secret: str, tmp_
 @pytest.mark.parametrize("secrets", ["ab", "long-enough-string", b"bytes"])
 def test_one_string_is_not_a_list_of_secrets(secrets: Any) -> None:
     with pytest.raises(g.LocalProtocolError, match="not one string"):
-        g.check_secrets(secrets)
+        g.cassette.check_secrets(secrets)
     raw, _ = record(["hi"], redact=False)
     with pytest.raises(g.LocalProtocolError):
-        g.redact(raw, secrets)
+        g.cassette.redact(raw, secrets)
 
 
 @pytest.mark.parametrize("short", ["", "a", "1", "abc"])
 def test_a_too_short_secret_is_refused(short: str) -> None:
     with pytest.raises(g.LocalProtocolError, match="too short") as caught:
-        g.check_secrets(["long-enough", short])
+        g.cassette.check_secrets(["long-enough", short])
     assert "secret 2" in str(caught.value)
-    assert g.check_secrets(["x" * g.MIN_SECRET_LENGTH]) == ("x" * g.MIN_SECRET_LENGTH,)
+    assert g.cassette.check_secrets(["x" * g.cassette.MIN_SECRET_LENGTH]) == (
+        "x" * g.cassette.MIN_SECRET_LENGTH,
+    )
 
 
 # -- replay: a placeholder in a recorded request stands for what the client sends ---------
@@ -290,7 +296,7 @@ def test_a_too_short_secret_is_refused(short: str) -> None:
 
 def test_a_placeholder_in_a_recorded_request_matches_the_sent_value() -> None:
     body = {"content": "say <secret-1>....", "accept": "<x2>..", "model": "m"}
-    request = g.RecordedRequest(
+    request = g.cassette.RecordedRequest(
         0.0,
         "POST",
         "/api/chatgpt/chatapi/text?token=<stream-token-1>....",
@@ -298,8 +304,8 @@ def test_a_placeholder_in_a_recorded_request_matches_the_sent_value() -> None:
         json.dumps(body).encode(),
     )
     reply = response_from("POST", [(0.1, b"HTTP/1.1 204 No Content\r\n\r\n")])
-    cassette = g.Cassette(
-        interactions=(g.Interaction(1, request, reply),),
+    cassette = g.cassette.Cassette(
+        interactions=(g.cassette.Interaction(1, request, reply),),
         recorded_at="2024-01-02T03:04:05Z",
         origin="http://h",
         redacted=True,
@@ -307,7 +313,7 @@ def test_a_placeholder_in_a_recorded_request_matches_the_sent_value() -> None:
 
     def match(target: str, accept: str, content: str, accept_field: str) -> None:
         sent = {"content": content, "accept": accept_field, "model": "m"}
-        g.Replayer(cassette).match(
+        g.cassette.Replayer(cassette).match(
             "POST",
             target,
             [("host", "h"), ("accept", accept), ("content-type", "application/json")],
@@ -318,10 +324,10 @@ def test_a_placeholder_in_a_recorded_request_matches_the_sent_value() -> None:
     # The client's own values, where the recording redacted a user's secret.
     match(token, "text/event-stream", "say hunter2-secret", "stream")
     # Around the placeholder, the text must agree.
-    with pytest.raises(g.CassetteMismatch, match=r"body\.content"):
+    with pytest.raises(g.cassette.CassetteMismatch, match=r"body\.content"):
         match(token, "text/event-stream", "tell hunter2-secret", "stream")
-    with pytest.raises(g.CassetteMismatch, match="header accept"):
+    with pytest.raises(g.cassette.CassetteMismatch, match="header accept"):
         match(token, "application/json", "say x", "stream")
     # A placeholder the replay handed the client must come back exactly.
-    with pytest.raises(g.CassetteMismatch, match="query token"):
+    with pytest.raises(g.cassette.CassetteMismatch, match="query token"):
         match(token.replace("-1>", "-2>"), "text/event-stream", "say x", "stream")

@@ -8,6 +8,8 @@ import re
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.cassette
+import gptalk_proto.server
 from gptalk_transports import AsyncClient, Client, RetryPolicy
 from gptalk_transports._async.replay import AsyncReplayConnector
 from gptalk_transports._session import recorded_clock, text_steps
@@ -24,7 +26,7 @@ from .replay_cases import (
 # -- mismatches ---------------------------------------------------------------------------------
 
 
-def replay_client(cassette: g.Cassette) -> tuple[Client, SyncReplayConnector]:
+def replay_client(cassette: g.cassette.Cassette) -> tuple[Client, SyncReplayConnector]:
     connector = SyncReplayConnector(cassette)
     client = Client(
         cassette.origin,
@@ -42,7 +44,7 @@ async def test_a_different_prompt_is_a_mismatch_at_step_2() -> None:
     async with AsyncClient(
         cassette.origin, connector=connector, clock=recorded_clock(cassette)
     ) as client:
-        with pytest.raises(g.CassetteMismatch) as info:
+        with pytest.raises(g.cassette.CassetteMismatch) as info:
             await client.chat("Goodbye, how were you?")
     error = info.value
     assert error.step == 1
@@ -56,7 +58,7 @@ async def test_a_different_prompt_is_a_mismatch_at_step_2() -> None:
 
 def test_a_different_model_is_a_mismatch_naming_body_model() -> None:
     client, _ = replay_client(cassette_at(CASSETTES / "plain-chat.json"))
-    with client, pytest.raises(g.CassetteMismatch) as info:
+    with client, pytest.raises(g.cassette.CassetteMismatch) as info:
         client.chat("Hello, how are you?", model="gpt-4")
     assert info.value.step == 1
     assert "request 2" in str(info.value)
@@ -68,7 +70,7 @@ def test_more_chats_than_recorded_is_a_mismatch() -> None:
     with client:
         client.chat("Hello, how are you?")
         connector.assert_played()
-        with pytest.raises(g.CassetteMismatch, match="no more steps") as info:
+        with pytest.raises(g.cassette.CassetteMismatch, match="no more steps") as info:
             client.chat("Hello, how are you?")
     assert info.value.step == 3
     assert "request 4" in str(info.value)
@@ -78,8 +80,8 @@ def test_stopping_early_leaves_steps_unplayed() -> None:
     cassette = cassette_at(CASSETTES / "seven-chats.json")
     client, connector = replay_client(cassette)
     with client:
-        assert client.chat("Question number 1") == g.expected_reply("Question number 1")
-    with pytest.raises(g.CassetteUnplayed) as info:
+        assert client.chat("Question number 1") == g.server.expected_reply("Question number 1")
+    with pytest.raises(g.cassette.CassetteUnplayed) as info:
         connector.assert_played()
     kinds = [item.kind for item in cassette.interactions]
     assert info.value.steps == [(n, kinds[n]) for n in range(3, len(kinds))]
@@ -99,7 +101,7 @@ def test_a_request_header_difference_is_named() -> None:
             clock=recorded_clock(cassette),
             headers={"x-extra": "1"},
         ) as client,
-        pytest.raises(g.CassetteMismatch) as info,
+        pytest.raises(g.cassette.CassetteMismatch) as info,
     ):
         client.chat("Hello, how are you?")
     assert info.value.step == 0
@@ -146,12 +148,12 @@ def test_a_binding_holds_for_the_whole_replay() -> None:
     plain = cassette_at(CASSETTES / "plain-chat.json")
     login = plain.interactions[0]
     # A cassette in which one recorded fingerprint logs in twice.
-    twice = g.Cassette((login, login), plain.recorded_at, plain.origin)
+    twice = g.cassette.Cassette((login, login), plain.recorded_at, plain.origin)
     headers = list(login.request.headers)
-    replayer = g.Replayer(twice)
+    replayer = g.cassette.Replayer(twice)
     path = login.request.target
     replayer.match("POST", path, headers, _login_body("a" * 32))
-    with pytest.raises(g.CassetteMismatch) as info:
+    with pytest.raises(g.cassette.CassetteMismatch) as info:
         replayer.match("POST", path, headers, _login_body("b" * 32))
     assert info.value.step == 1
     assert info.value.differences == ["body.fingerprint: bound to an earlier value, sent another"]

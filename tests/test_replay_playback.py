@@ -15,6 +15,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import gptalk_proto as g
+import gptalk_proto.cassette
+import gptalk_proto.server
 from gptalk_transports import AsyncClient, Client, RetryPolicy, Timeout
 from gptalk_transports._async.replay import AsyncReplayConnector
 from gptalk_transports._cassettes import ReplayTiming
@@ -37,7 +39,7 @@ SMALL = [p for p in SHIPPED if p.stem != "long-reply"]
 Outcome = tuple[str, str, type | None]
 
 
-def expected_outcomes(cassette: g.Cassette) -> list[Outcome]:
+def expected_outcomes(cassette: g.cassette.Cassette) -> list[Outcome]:
     """What the cassette's own events say each chat ended with: per event
     stream, the prompt of the text request before it, the last ``content``
     before ``[DONE]``, and StreamInterrupted when ``[DONE]`` never came."""
@@ -66,7 +68,7 @@ def outcomes(results: list[Any]) -> list[Outcome]:
     return [(r.prompt, r.text, None if r.error is None else type(r.error)) for r in results]
 
 
-def blocking_replay(cassette: g.Cassette, **options: Any) -> list[Outcome]:
+def blocking_replay(cassette: g.cassette.Cassette, **options: Any) -> list[Outcome]:
     """The cassette's chats through the blocking Client, one per prompt of its
     text requests (a retried request is the same chat)."""
     connector = SyncReplayConnector(cassette, **options)
@@ -88,7 +90,7 @@ def blocking_replay(cassette: g.Cassette, **options: Any) -> list[Outcome]:
                     for _ in events:
                         pass
                 out.append((prompt, events.text, None))
-            except g.CassetteError:
+            except g.cassette.CassetteError:
                 raise
             except g.GPTalkError as error:
                 out.append((prompt, getattr(error, "text", ""), type(error)))
@@ -105,11 +107,11 @@ def test_expected_outcomes_cover_the_scenarios() -> None:
         # cut=3: the text of the first three events, then the cut.
         ("Tell me a long story", "Hello! You said: ", g.StreamInterrupted)
     ]
-    assert "".join(g.default_reply("Tell me a long story")[:3]) == "Hello! You said: "
+    assert "".join(g.server.default_reply("Tell me a long story")[:3]) == "Hello! You said: "
     assert len(expected_outcomes(cassette_at(CASSETTES / "seven-chats.json"))) == 7
     assert len(expected_outcomes(cassette_at(CASSETTES / "expired-token.json"))) == 2
     plain = expected_outcomes(cassette_at(CASSETTES / "plain-chat.json"))
-    assert plain == [("Hello, how are you?", g.expected_reply("Hello, how are you?"), None)]
+    assert plain == [("Hello, how are you?", g.server.expected_reply("Hello, how are you?"), None)]
 
 
 @pytest.mark.anyio
@@ -228,7 +230,9 @@ def test_rechunk_must_be_recorded_bytes_or_a_seed() -> None:
 # -- timing ------------------------------------------------------------------------------------
 
 
-async def timed_replay(cassette: g.Cassette, timing: ReplayTiming | None) -> WatchedConnector:
+async def timed_replay(
+    cassette: g.cassette.Cassette, timing: ReplayTiming | None
+) -> WatchedConnector:
     clock = FakeClock()
     watch = WatchedConnector(AsyncReplayConnector(cassette, timing=timing, clock=clock), clock)
     async with AsyncClient(
@@ -246,7 +250,9 @@ async def timed_replay(cassette: g.Cassette, timing: ReplayTiming | None) -> Wat
     return watch
 
 
-def deliveries(cassette: g.Cassette, watch: WatchedConnector) -> list[tuple[int, float, float]]:
+def deliveries(
+    cassette: g.cassette.Cassette, watch: WatchedConnector
+) -> list[tuple[int, float, float]]:
     """(step, delivered at, recorded at) of every chunk's first byte."""
     wire = b"".join(item.response.wire for item in cassette.interactions)
     assert b"".join(data for _, data in watch.received) == wire

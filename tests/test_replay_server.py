@@ -19,6 +19,7 @@ import anyio
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.cassette
 from gptalk_transports import (
     AsyncClient,
     Client,
@@ -47,7 +48,11 @@ SEVEN = CASSETTES / "seven-chats.json"
 
 
 async def play(
-    url: str, cassette: g.Cassette, server: g.ReplayServer, *, backend: str = "anyio"
+    url: str,
+    cassette: g.cassette.Cassette,
+    server: g.cassette.ReplayServer,
+    *,
+    backend: str = "anyio",
 ) -> list[str]:
     """Every chat of ``cassette`` through our client against ``url``, as
     ``replay_session`` plays them (a retried request belongs to its chat)."""
@@ -76,7 +81,7 @@ async def play(
     return texts
 
 
-async def expected(cassette: g.Cassette) -> list[str]:
+async def expected(cassette: g.cassette.Cassette) -> list[str]:
     return [
         r.text if r.error is None else f"{type(r.error).__name__}: {getattr(r.error, 'text', '')}"
         for r in await replay_session(cassette)
@@ -86,7 +91,7 @@ async def expected(cassette: g.Cassette) -> list[str]:
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
 def test_every_shipped_cassette_replays_through_the_server(path: Path) -> None:
     cassette = load_cassette(path)
-    server = g.ReplayServer([cassette], speed=0)
+    server = g.cassette.ReplayServer([cassette], speed=0)
 
     async def main() -> list[str]:
         async with serve_cassettes([cassette], server=server) as url:
@@ -100,7 +105,7 @@ def test_every_shipped_cassette_replays_through_the_server(path: Path) -> None:
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_seven_chats_two_logins_in_order_on_each_backend(backend: str) -> None:
     cassette = load_cassette(SEVEN)
-    server = g.ReplayServer([cassette], speed=0)
+    server = g.cassette.ReplayServer([cassette], speed=0)
 
     async def main() -> list[str]:
         async with serve_cassettes([cassette], server=server) as url:
@@ -117,7 +122,7 @@ def test_two_hundred_concurrent_sessions_never_cross() -> None:
     want = anyio.run(expected, cassette)
     steps = text_steps(cassette)
     clients = 200
-    server = g.ReplayServer([cassette], speed=0)
+    server = g.cassette.ReplayServer([cassette], speed=0)
     results: list[list[str]] = []
 
     async def one(url: str) -> None:
@@ -175,7 +180,7 @@ def test_the_blocking_client_and_the_g4f_class(fresh: Path) -> None:
         assert anyio.run(g4f, url) == want
 
 
-def _by_hand(url: str, cassette: g.Cassette) -> str:
+def _by_hand(url: str, cassette: g.cassette.Cassette) -> str:
     """The exchange driven with http.client, sending the recorded headers and
     bodies but the tokens the server handed out."""
     parts = urlsplit(url)
@@ -224,7 +229,7 @@ def test_http_client_by_hand() -> None:
 def test_tokens_keep_the_placeholder_length_and_differ_per_session() -> None:
     cassette = load_cassette(PLAIN)
     login = cassette.interactions[0]
-    server = g.ReplayServer([cassette], speed=0)
+    server = g.cassette.ReplayServer([cassette], speed=0)
     request = (
         f"POST {login.request.target} HTTP/1.1\r\n".encode()
         + b"".join(f"{n}: {v}\r\n".encode() for n, v in login.request.headers)
@@ -234,7 +239,7 @@ def test_tokens_keep_the_placeholder_length_and_differ_per_session() -> None:
     answers = []
     for _ in range(2):
         actions = server.connection().receive_data(request)
-        writes = [a for a in actions if isinstance(a, g.ReplayWrite)]
+        writes = [a for a in actions if isinstance(a, g.cassette.ReplayWrite)]
         assert [len(w.data) for w in writes] == [len(c.data) for c in login.response.chunks]
         answers.append(b"".join(w.data for w in writes))
     assert answers[0] != answers[1]
@@ -289,7 +294,7 @@ def test_cli_exits_1_listing_unplayed_steps_and_shows_mismatches(signum: int) ->
         response = conn.getresponse()
         document = json.loads(response.read())
         conn.close()
-        assert response.status == g.MISMATCH_STATUS
+        assert response.status == g.cassette.MISMATCH_STATUS
         assert document["step"] == 1
         assert any(d.startswith("header user-agent") for d in document["differences"])
         assert any(d.startswith("body.fingerprint") for d in document["differences"])
@@ -332,7 +337,7 @@ PACE = 0.05
 BURST = 0.02
 
 
-def _boundaries(item: g.Interaction) -> tuple[set[int], set[int]]:
+def _boundaries(item: g.cassette.Interaction) -> tuple[set[int], set[int]]:
     """(every recorded read's end offset, those followed by a gap >= BURST)."""
     every, apart = set(), set()
     at = 0
@@ -347,7 +352,7 @@ def _boundaries(item: g.Interaction) -> tuple[set[int], set[int]]:
 
 
 @pytest.fixture(scope="module")
-def paced() -> g.Cassette:
+def paced() -> g.cassette.Cassette:
     """A chat recorded with ``PACE`` s between events (``delay`` fault).  A
     busy machine may make the recording client read two events at once and
     the next one soon after: such a recording is made again (three tries)."""
@@ -362,7 +367,7 @@ def paced() -> g.Cassette:
     pytest.fail(f"three recordings had events closer than {BURST} s")
 
 
-def test_raw_socket_reads_have_the_recorded_lengths_and_pace(paced: g.Cassette) -> None:
+def test_raw_socket_reads_have_the_recorded_lengths_and_pace(paced: g.cassette.Cassette) -> None:
     cassette = paced
     stream = cassette.interactions[2]
     every, apart = _boundaries(stream)
@@ -427,7 +432,7 @@ def test_a_trickled_request_is_dropped_not_waited_for(server_kind: str) -> None:
     async def main() -> bytes:
         async with anyio.create_task_group() as group:
             if server_kind == "replay":
-                server = g.ReplayServer([load_cassette(PLAIN)])
+                server = g.cassette.ReplayServer([load_cassette(PLAIN)])
                 url = await group.start(
                     lambda task_status: serve_replay(server, limits=limits, task_status=task_status)
                 )

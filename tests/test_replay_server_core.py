@@ -10,14 +10,15 @@ from pathlib import Path
 import pytest
 
 import gptalk_proto as g
-from gptalk_proto import _replay_server
-from gptalk_proto._replay import MAX_REPLAY_REQUEST
+import gptalk_proto.cassette
+from gptalk_proto.cassette import _replay_server
+from gptalk_proto.cassette._replay import MAX_REPLAY_REQUEST
 from gptalk_transports import load_cassette
 
 PLAIN = load_cassette(Path(__file__).resolve().parent.parent / "cassettes" / "plain-chat.json")
 
 
-def wire(item: g.Interaction, swap: dict[bytes, bytes] | None = None) -> bytes:
+def wire(item: g.cassette.Interaction, swap: dict[bytes, bytes] | None = None) -> bytes:
     """The recorded request as bytes, with handed-out tokens swapped in."""
     request = item.request
     data = (
@@ -31,8 +32,10 @@ def wire(item: g.Interaction, swap: dict[bytes, bytes] | None = None) -> bytes:
     return data
 
 
-def answer(actions: list[g.ReplayWrite | g.ReplayClose | g.ReplayMismatch]) -> bytes:
-    return b"".join(a.data for a in actions if isinstance(a, g.ReplayWrite))
+def answer(
+    actions: list[g.cassette.ReplayWrite | g.cassette.ReplayClose | g.cassette.ReplayMismatch],
+) -> bytes:
+    return b"".join(a.data for a in actions if isinstance(a, g.cassette.ReplayWrite))
 
 
 def token_of(response: bytes) -> bytes:
@@ -40,26 +43,26 @@ def token_of(response: bytes) -> bytes:
     return token.encode()
 
 
-def recorded_token(item: g.Interaction) -> bytes:
+def recorded_token(item: g.cassette.Interaction) -> bytes:
     return token_of(item.response.wire)
 
 
 def refusal(
-    actions: list[g.ReplayWrite | g.ReplayClose | g.ReplayMismatch],
+    actions: list[g.cassette.ReplayWrite | g.cassette.ReplayClose | g.cassette.ReplayMismatch],
 ) -> tuple[int, dict[str, object]]:
     data = answer(actions)
     head, _, body = data.partition(b"\r\n\r\n")
-    assert isinstance(actions[-1], g.ReplayClose)
+    assert isinstance(actions[-1], g.cassette.ReplayClose)
     return int(head.split(b" ")[1]), json.loads(body)
 
 
-def login(server: g.ReplayServer) -> tuple[g.ReplayServerConnection, bytes]:
+def login(server: g.cassette.ReplayServer) -> tuple[g.cassette.ReplayServerConnection, bytes]:
     conn = server.connection()
     return conn, token_of(answer(conn.receive_data(wire(PLAIN.interactions[0]))))
 
 
 def test_a_whole_chat_in_one_pipelined_read() -> None:
-    server = g.ReplayServer([PLAIN], speed=0)
+    server = g.cassette.ReplayServer([PLAIN], speed=0)
     conn, token = login(server)
     text = conn.receive_data(
         wire(PLAIN.interactions[1], {recorded_token(PLAIN.interactions[0]): token})
@@ -72,7 +75,7 @@ def test_a_whole_chat_in_one_pipelined_read() -> None:
 
 
 def test_invalid_http_gets_400_and_a_close() -> None:
-    server = g.ReplayServer([PLAIN])
+    server = g.cassette.ReplayServer([PLAIN])
     status, body = refusal(
         server.connection().receive_data(b"GET / HTTP/1.1\r\nbad header\r\n\r\n")
     )
@@ -81,7 +84,7 @@ def test_invalid_http_gets_400_and_a_close() -> None:
 
 
 def test_a_request_over_the_cap_is_refused_not_held() -> None:
-    server = g.ReplayServer([PLAIN])
+    server = g.cassette.ReplayServer([PLAIN])
     conn = server.connection()
     head = b"POST /api/chatgpt/user/login HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n"
     size = MAX_REPLAY_REQUEST + 1
@@ -96,7 +99,7 @@ def test_a_request_over_the_cap_is_refused_not_held() -> None:
 
 
 def test_a_forged_token_is_a_mismatch_naming_it() -> None:
-    server = g.ReplayServer([PLAIN])
+    server = g.cassette.ReplayServer([PLAIN])
     forged = b"gtR99T1" + b"_" * 25
     item = PLAIN.interactions[1]
     status, body = refusal(
@@ -104,7 +107,7 @@ def test_a_forged_token_is_a_mismatch_naming_it() -> None:
             wire(item, {recorded_token(PLAIN.interactions[0]): forged})
         )
     )
-    assert status == g.MISMATCH_STATUS
+    assert status == g.cassette.MISMATCH_STATUS
     assert body["differences"] == [
         "the token sent was handed out by a session this server no longer holds"
     ]
@@ -112,7 +115,7 @@ def test_a_forged_token_is_a_mismatch_naming_it() -> None:
 
 
 def test_a_token_leads_to_its_own_session_from_any_connection() -> None:
-    server = g.ReplayServer([PLAIN], speed=0)
+    server = g.cassette.ReplayServer([PLAIN], speed=0)
     _, first = login(server)
     _, second = login(server)
     assert first != second
@@ -125,28 +128,28 @@ def test_a_token_leads_to_its_own_session_from_any_connection() -> None:
 
 
 def test_a_sent_placeholder_of_another_session_does_not_match() -> None:
-    server = g.ReplayServer([PLAIN], speed=0)
+    server = g.cassette.ReplayServer([PLAIN], speed=0)
     login(server)
     # Sending the recorded placeholder itself (no token of ours): a new
     # connection with no session, and no login: nothing matches.
     status, body = refusal(server.connection().receive_data(wire(PLAIN.interactions[1])))
-    assert status == g.MISMATCH_STATUS
+    assert status == g.cassette.MISMATCH_STATUS
     assert body["step"] == 1
 
 
 def test_sessions_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_replay_server, "MAX_REPLAY_SESSIONS", 3)
-    server = g.ReplayServer([PLAIN], speed=0)
+    server = g.cassette.ReplayServer([PLAIN], speed=0)
     for _ in range(3):
         login(server)
     status, body = refusal(server.connection().receive_data(wire(PLAIN.interactions[0])))
-    assert status == g.MISMATCH_STATUS
+    assert status == g.cassette.MISMATCH_STATUS
     assert body["differences"] == ["too many sessions held at once"]
     assert server.sessions == 3
 
 
 def test_mismatches_kept_are_bounded() -> None:
-    server = g.ReplayServer([PLAIN])
+    server = g.cassette.ReplayServer([PLAIN])
     for _ in range(_replay_server.MAX_KEPT_MISMATCHES + 50):
         server.connection().receive_data(b"GET /nothing HTTP/1.1\r\nhost: x\r\n\r\n")
     assert len(server.mismatches()) == _replay_server.MAX_KEPT_MISMATCHES
@@ -155,7 +158,7 @@ def test_mismatches_kept_are_bounded() -> None:
 @pytest.mark.parametrize("speed", [-1, float("nan"), True])
 def test_bad_speeds_are_the_callers_mistake(speed: float) -> None:
     with pytest.raises(g.LocalProtocolError):
-        g.ReplayServer([PLAIN], speed=speed)
+        g.cassette.ReplayServer([PLAIN], speed=speed)
 
 
 def test_the_pace_is_the_recorded_one_scaled_and_capped() -> None:
@@ -166,14 +169,14 @@ def test_the_pace_is_the_recorded_one_scaled_and_capped() -> None:
         gaps.append(chunk.t - before)
         before = chunk.t
     for speed, cap in [(1.0, None), (2.0, None), (1.0, 0.0001)]:
-        server = g.ReplayServer([PLAIN], speed=speed, max_gap=cap)
+        server = g.cassette.ReplayServer([PLAIN], speed=speed, max_gap=cap)
         conn, token = login(server)
         swap = {recorded_token(PLAIN.interactions[0]): token}
         stream_token = token_of(answer(conn.receive_data(wire(PLAIN.interactions[1], swap))))
         actions = conn.receive_data(
             wire(stream, {recorded_token(PLAIN.interactions[1]): stream_token})
         )
-        delays = [a.delay for a in actions if isinstance(a, g.ReplayWrite)]
+        delays = [a.delay for a in actions if isinstance(a, g.cassette.ReplayWrite)]
         want = [max(gap, 0) / speed for gap in gaps]
         if cap is not None:
             want = [min(w, cap) for w in want]
@@ -183,8 +186,10 @@ def test_the_pace_is_the_recorded_one_scaled_and_capped() -> None:
 # -- the recording proxy's core ---------------------------------------------------------------
 
 
-def proxy() -> g.ProxyRecorder:
-    return g.ProxyRecorder("https://up.example", host="up.example", url="http://127.0.0.1:9")
+def proxy() -> g.cassette.ProxyRecorder:
+    return g.cassette.ProxyRecorder(
+        "https://up.example", host="up.example", url="http://127.0.0.1:9"
+    )
 
 
 def test_connect_is_refused_with_501() -> None:
@@ -193,7 +198,7 @@ def test_connect_is_refused_with_501() -> None:
         .connection()
         .client_data(b"CONNECT up.example:443 HTTP/1.1\r\nhost: up.example:443\r\n\r\n", 0.0)
     )
-    assert isinstance(action, g.ToClient)
+    assert isinstance(action, g.cassette.ToClient)
     assert action.close
     assert action.data.startswith(b"HTTP/1.1 501 ")
     assert b"http://127.0.0.1:9" in action.data
@@ -209,7 +214,7 @@ def test_absolute_form_is_forwarded_and_recorded_origin_form() -> None:
         b"2\r\n{}\r\n0\r\n\r\n"
     )
     [action] = conn.client_data(request, 0.5)
-    assert isinstance(action, g.ToUpstream)
+    assert isinstance(action, g.cassette.ToUpstream)
     assert action.data == (
         b"POST /api/chatgpt/user/login?x=1 HTTP/1.1\r\nhost: up.example\r\n"
         b"content-length: 2\r\n\r\n{}"
@@ -228,15 +233,15 @@ def test_pipelined_requests_past_the_cap_are_refused() -> None:
     conn = proxy().connection()
     one = b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n"
     actions = conn.client_data(one * 17, 0.0)
-    assert [type(a) for a in actions] == [g.ToUpstream] * 16 + [g.ToClient]
+    assert [type(a) for a in actions] == [g.cassette.ToUpstream] * 16 + [g.cassette.ToClient]
     last = actions[-1]
-    assert isinstance(last, g.ToClient)
+    assert isinstance(last, g.cassette.ToClient)
     assert last.data.startswith(b"HTTP/1.1 429 ")
 
 
 def test_invalid_http_from_the_client_is_a_400() -> None:
     [action] = proxy().connection().client_data(b"GARBAGE\r\n\r\n", 0.0)
-    assert isinstance(action, g.ToClient)
+    assert isinstance(action, g.cassette.ToClient)
     assert action.data.startswith(b"HTTP/1.1 400 ")
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import random
 
-import h11
 import pytest
 
-from gptalk_proto._request_reader import RequestReader
+from gptalk_proto._errors import InvalidHTTP
+from gptalk_proto.cassette._request_reader import RequestReader
 
 LOGIN = (
     b'POST /api/chatgpt/user/login HTTP/1.1\r\nhost: x\r\ncontent-length: 13\r\n\r\n{"a": "b c"}\n'
@@ -52,10 +52,10 @@ def test_byte_by_byte_stamps_each_request_when_its_head_is_complete() -> None:
 
 def test_a_body_over_the_cap_is_refused() -> None:
     reader = RequestReader(16)
-    with pytest.raises(h11.RemoteProtocolError, match="over 16 bytes"):
+    with pytest.raises(InvalidHTTP, match="over 16 bytes"):
         reader.feed(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 17\r\n\r\n" + b"x" * 17)
 
 
 def test_invalid_http_is_refused() -> None:
-    with pytest.raises(h11.RemoteProtocolError):
+    with pytest.raises(InvalidHTTP):
         RequestReader(1024).feed(b"NOT HTTP\r\n\r\n")

@@ -12,6 +12,7 @@ import anyio
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.cassette
 from gptalk_proto._scrub import scrub_error, scrub_text
 from gptalk_proto.testing import play_responses
 from gptalk_transports import AsyncClient, Client, Origin, ProxyError, RetryPolicy
@@ -59,7 +60,9 @@ def _error_texts(error: BaseException) -> list[str]:
     return texts
 
 
-async def _faulted_async(faults: tuple[str, ...]) -> tuple[g.Cassette, list[str], list[Any]]:
+async def _faulted_async(
+    faults: tuple[str, ...],
+) -> tuple[g.cassette.Cassette, list[str], list[Any]]:
     texts: list[str] = []
     errors: list[Any] = []
     async with serve_in_background(faults=faults) as url:
@@ -79,7 +82,7 @@ async def _faulted_async(faults: tuple[str, ...]) -> tuple[g.Cassette, list[str]
     return recording.cassette(redact=False), texts, errors
 
 
-def _faulted_blocking(faults: tuple[str, ...]) -> tuple[g.Cassette, list[str], list[Any]]:
+def _faulted_blocking(faults: tuple[str, ...]) -> tuple[g.cassette.Cassette, list[str], list[Any]]:
     texts: list[str] = []
     errors: list[Any] = []
     with serve_in_thread(faults=faults) as url:
@@ -134,13 +137,13 @@ def test_secrets_stay_out_of_errors_reprs_and_reports(
     assert found["fingerprint"]
     if fault == "cut-stream":
         assert found["stream-token"]
-    redacted = g.redact(raw)
-    findings = g.lint(raw)
+    redacted = g.cassette.redact(raw)
+    findings = g.cassette.lint(raw)
     assert findings, "lint sees the unredacted secrets"
     texts += findings
     texts += texts_of(redacted)
-    texts.append(json.dumps(g.to_har(redacted), indent=1))
-    assert g.lint(redacted) == []
+    texts.append(json.dumps(g.cassette.to_har(redacted), indent=1))
+    assert g.cassette.lint(redacted) == []
     assert_absent(secrets, texts)
 
 

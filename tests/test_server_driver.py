@@ -25,6 +25,7 @@ import anyio
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.server
 from gptalk_transports import (
     AsyncClient,
     Client,
@@ -58,7 +59,7 @@ def deep_json() -> None:
 BUGS = {"RuntimeError": runtime_error, "RecursionError": deep_json}
 
 
-class BrokenService(g.Service):
+class BrokenService(g.server.Service):
     """The reference service with a bug on two paths.
 
     ``/boom`` fails before any response begins; ``/late-boom`` fails after the
@@ -77,14 +78,14 @@ class BrokenService(g.Service):
         body: bytes,
         *,
         now: float,
-    ) -> Iterator[g.Step]:
+    ) -> Iterator[g.server.Step]:
         if target == "/boom":
             self.bug()
         if target == "/late-boom":
             return self._late(now)
         return super().handle(method, target, headers, body, now=now)
 
-    def _late(self, now: float) -> Iterator[g.Step]:
+    def _late(self, now: float) -> Iterator[g.server.Step]:
         steps = super().handle("GET", "/nowhere", (), b"", now=now)
         yield next(steps)  # the head of a 404
         self.bug()
@@ -141,7 +142,7 @@ async def test_an_exception_gets_a_500_and_stays_in_its_connection(
             deltas = [await chat.__anext__()]
             answer = await exchange(url, request("/boom"))
             deltas.extend([delta async for delta in chat])
-        assert "".join(deltas) == g.expected_reply("Hello, how are you?")
+        assert "".join(deltas) == g.server.expected_reply("Hello, how are you?")
         head, _, body = answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 500 ")
         assert b"connection: close" in head.lower()
@@ -149,7 +150,7 @@ async def test_an_exception_gets_a_500_and_stays_in_its_connection(
         assert stats.internal_errors == 1
         check_log(caplog.records, error, "answered 500 and closed it")
         # The listener goes on: a new chat completes.
-        assert await client.chat("And now?") == g.expected_reply("And now?")
+        assert await client.chat("And now?") == g.server.expected_reply("And now?")
 
 
 @pytest.mark.anyio
@@ -167,7 +168,7 @@ async def test_an_exception_after_the_head_closes_the_connection_without_a_500(
         assert stats.internal_errors == 1
         check_log(caplog.records, "RuntimeError", "closed it mid-response")
         async with AsyncClient(url) as client:
-            assert await client.chat("still there?") == g.expected_reply("still there?")
+            assert await client.chat("still there?") == g.server.expected_reply("still there?")
 
 
 def _headers(head: bytes) -> Iterator[tuple[str, str]]:
@@ -176,7 +177,7 @@ def _headers(head: bytes) -> Iterator[tuple[str, str]]:
         yield name.strip().lower(), value.strip()
 
 
-class ExplodingConnection(g.ServerConnection):
+class ExplodingConnection(g.server.ServerConnection):
     """The core's server machine with a bug: it fails on a header it reads."""
 
     def receive_data(self, data: bytes) -> None:
@@ -209,7 +210,7 @@ async def test_an_exception_in_the_core_machine_or_the_driver_stays_in_its_conne
         if where == "driver":
             monkeypatch.undo()  # every request has a deadline: mend it to chat
         async with AsyncClient(url) as client:
-            assert await client.chat("still there?") == g.expected_reply("still there?")
+            assert await client.chat("still there?") == g.server.expected_reply("still there?")
 
 
 @pytest.mark.anyio
@@ -228,7 +229,7 @@ async def test_many_failing_connections_leave_the_server_serving() -> None:
         assert stats.internal_errors == 50
         assert stats.active == 0
         async with AsyncClient(url) as client:
-            assert await client.chat("after fifty") == g.expected_reply("after fifty")
+            assert await client.chat("after fifty") == g.server.expected_reply("after fifty")
 
 
 # -- in a thread (the blocking use), on asyncio and trio ------------------------------
@@ -262,7 +263,9 @@ def test_in_a_thread_an_exception_stays_in_its_connection(
         assert stats.internal_errors == 1
         check_log(caplog.records, error, "answered 500 and closed it")
         with Client(url) as client:
-            assert client.chat("Hello, how are you?") == g.expected_reply("Hello, how are you?")
+            assert client.chat("Hello, how are you?") == g.server.expected_reply(
+                "Hello, how are you?"
+            )
 
 
 # -- slow requests ----------------------------------------------------------------------
@@ -324,7 +327,7 @@ async def test_a_trickled_body_is_dropped_at_the_request_deadline() -> None:
             group.start_soon(slow)
             # Meanwhile a normal client chats with the same server.
             async with AsyncClient(url) as client:
-                assert await client.chat("meanwhile") == g.expected_reply("meanwhile")
+                assert await client.chat("meanwhile") == g.server.expected_reply("meanwhile")
         answer, sent = answers[0]
         assert dropped_with_408(answer), answer[:80]
         assert sent > 0  # bytes kept coming; the deadline held all the same
@@ -345,7 +348,7 @@ async def test_a_body_under_the_minimum_rate_is_dropped() -> None:
         assert dropped_with_408(answer), answer[:80]
         assert stats.timed_out == 1
         async with AsyncClient(url) as client:
-            assert await client.chat("after it") == g.expected_reply("after it")
+            assert await client.chat("after it") == g.server.expected_reply("after it")
 
 
 @pytest.mark.anyio
@@ -369,7 +372,7 @@ async def test_slow_clients_at_the_connection_cap_are_dropped_and_others_served(
         # Each slot was free before its client saw the close.
         assert stats.active == 0
         async with AsyncClient(url) as client:
-            assert await client.chat("served after") == g.expected_reply("served after")
+            assert await client.chat("served after") == g.server.expected_reply("served after")
 
 
 @pytest.mark.anyio
@@ -455,4 +458,4 @@ async def test_over_tls_a_silent_handshake_and_a_stalled_body_are_dropped(
         assert dropped_with_408(b"".join(chunks))
         assert stats.timed_out == 1
         async with AsyncClient(url, verify=tls_client_context) as client:
-            assert await client.chat("over TLS") == g.expected_reply("over TLS")
+            assert await client.chat("over TLS") == g.server.expected_reply("over TLS")

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.server
 from gptalk_transports import Client
 
 from .console import GPTALK
@@ -100,7 +101,7 @@ def post(path: str, body: bytes, extra: str = "") -> bytes:
 
 def healthy(server: Server, prompt: str = "still there?") -> None:
     with Client(server.url) as client:
-        assert client.chat(prompt) == g.expected_reply(prompt)
+        assert client.chat(prompt) == g.server.expected_reply(prompt)
 
 
 @pytest.mark.parametrize(
@@ -113,7 +114,7 @@ def healthy(server: Server, prompt: str = "still there?") -> None:
             b"GET " + g.LOGIN_PATH.encode() + b" HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
             405,
         ),
-        (post(g.LOGIN_PATH, b"x" * (g.DEFAULT_MAX_REQUEST_BODY + 1)), 413),
+        (post(g.LOGIN_PATH, b"x" * (g.server.DEFAULT_MAX_REQUEST_BODY + 1)), 413),
         (b"GET / HTTP/1.1\r\nhost: x\r\nx-big: " + b"a" * 20_000 + b"\r\n\r\n", 431),
     ],
     ids=["garbage", "bad-header", "404", "405", "413", "431"],

@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gptalk_proto as g
-from gptalk_proto._json_depth import json_depth, json_too_deep
+import gptalk_proto.server
+from gptalk_proto.server._json_depth import json_depth, json_too_deep
 from gptalk_proto.testing import Served, play_requests
 from gptalk_transports._cli import main
 
@@ -40,8 +41,8 @@ def text_body(prompt: str) -> bytes:
     return json.dumps(value).encode()
 
 
-def serve(service: g.Service, raw: bytes, now: float = NOW) -> Served:
-    return play_requests(g.ServerConnection(service), [raw], now=now)
+def serve(service: g.server.Service, raw: bytes, now: float = NOW) -> Served:
+    return play_requests(g.server.ServerConnection(service), [raw], now=now)
 
 
 def split(response: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -52,12 +53,12 @@ def split(response: bytes) -> tuple[int, dict[str, str], bytes]:
     return int(lines[0].split()[1]), headers, body
 
 
-def login(service: g.Service, now: float = NOW) -> str:
+def login(service: g.server.Service, now: float = NOW) -> str:
     served = serve(service, request("POST", g.LOGIN_PATH, login_body()), now)
     return str(json.loads(split(served.responses[0])[2])["data"]["token"])
 
 
-def text(service: g.Service, token: str, prompt: str, now: float = NOW) -> tuple[int, bytes]:
+def text(service: g.server.Service, token: str, prompt: str, now: float = NOW) -> tuple[int, bytes]:
     auth = f"authorization: Bearer {token}\r\n"
     served = serve(service, request("POST", g.TEXT_PATH, text_body(prompt), auth), now)
     status, headers, body = split(served.responses[0])
@@ -70,20 +71,20 @@ def stream_token(body: bytes) -> str:
     return str(json.loads(body)["data"]["token"])
 
 
-def stream(service: g.Service, token: str, now: float = NOW, method: str = "GET") -> bytes:
+def stream(service: g.server.Service, token: str, now: float = NOW, method: str = "GET") -> bytes:
     return serve(service, request(method, f"{g.STREAM_PATH}?token={token}"), now).responses[0]
 
 
 @pytest.fixture
-def service() -> g.Service:
-    return g.Service(entropy=random.Random(7).randbytes)
+def service() -> g.server.Service:
+    return g.server.Service(entropy=random.Random(7).randbytes)
 
 
 # -- HEAD --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("target", ["/", "/nowhere?x=1", g.LOGIN_PATH, g.TEXT_PATH])
-def test_head_gets_the_head_get_would_get(service: g.Service, target: str) -> None:
+def test_head_gets_the_head_get_would_get(service: g.server.Service, target: str) -> None:
     # Pipelined after the HEAD, a GET: the HEAD's response framed no body,
     # or the GET's answer would be read as part of it.
     served = serve(service, request("HEAD", target) + request("GET", target))
@@ -98,7 +99,7 @@ def test_head_gets_the_head_get_would_get(service: g.Service, target: str) -> No
         assert head_headers["allow"] == "POST"  # RFC 9110 15.5.6: a 405 names what is allowed
 
 
-def test_head_of_a_stream_leaves_the_token_for_get(service: g.Service) -> None:
+def test_head_of_a_stream_leaves_the_token_for_get(service: g.server.Service) -> None:
     token = stream_token(text(service, login(service), "hi")[1])
     head = stream(service, token, method="HEAD")
     status, headers, body = split(head)
@@ -112,7 +113,7 @@ def test_head_of_a_stream_leaves_the_token_for_get(service: g.Service) -> None:
     assert int(headers["content-length"]) == len(split(stream(service, token))[2])
 
 
-def test_a_refused_head_request_gets_its_status_without_a_body(service: g.Service) -> None:
+def test_a_refused_head_request_gets_its_status_without_a_body(service: g.server.Service) -> None:
     raw = b"HEAD / HTTP/1.1\r\nhost: x\r\ncontent-length: 99999999\r\n\r\n"
     served = serve(service, raw)
     assert served.statuses == [413]
@@ -126,22 +127,24 @@ def test_a_refused_head_request_gets_its_status_without_a_body(service: g.Servic
 @pytest.mark.parametrize(
     "target", ["//[x", "http://[oops/api", "http://[::1/api/chatgpt/user/login"]
 )
-def test_a_target_urlsplit_rejects_is_400(service: g.Service, target: str) -> None:
+def test_a_target_urlsplit_rejects_is_400(service: g.server.Service, target: str) -> None:
     served = serve(service, request("GET", target) + request("GET", "/"))
     assert served.statuses == [400, 404]  # and the connection goes on
 
 
 @pytest.mark.parametrize("path", [g.LOGIN_PATH, g.TEXT_PATH])
 @pytest.mark.parametrize("body", DEEP, ids=["list", "object", "closed-list", "object-33"])
-def test_json_nested_past_the_cap_is_400(service: g.Service, path: str, body: bytes) -> None:
+def test_json_nested_past_the_cap_is_400(service: g.server.Service, path: str, body: bytes) -> None:
     served = serve(service, request("POST", path, body))
     assert served.statuses == [400]
-    assert f"deeper than {g.MAX_JSON_DEPTH}" in json.loads(split(served.responses[0])[2])["msg"]
+    assert (
+        f"deeper than {g.server.MAX_JSON_DEPTH}" in json.loads(split(served.responses[0])[2])["msg"]
+    )
     assert service.counts["any"] == 0  # refused before it counts for faults
 
 
-def test_json_at_the_cap_is_parsed(service: g.Service) -> None:
-    body = b"[" * g.MAX_JSON_DEPTH + b"]" * g.MAX_JSON_DEPTH
+def test_json_at_the_cap_is_parsed(service: g.server.Service) -> None:
+    body = b"[" * g.server.MAX_JSON_DEPTH + b"]" * g.server.MAX_JSON_DEPTH
     served = serve(service, request("POST", g.LOGIN_PATH, body))
     assert json.loads(split(served.responses[0])[2])["code"] == g.ErrorCode.BAD_REQUEST
 
@@ -189,8 +192,8 @@ def test_json_depth_takes_a_megabyte_of_adversarial_input(data: bytes) -> None:
 # -- pending prompts ----------------------------------------------------------------------
 
 
-def capped(**caps: float) -> g.Service:
-    return g.Service(entropy=random.Random(3).randbytes, **caps)  # type: ignore[arg-type]
+def capped(**caps: float) -> g.server.Service:
+    return g.server.Service(entropy=random.Random(3).randbytes, **caps)  # type: ignore[arg-type]
 
 
 def test_pending_prompt_bytes_never_pass_their_cap() -> None:
@@ -248,7 +251,7 @@ def test_a_prompt_comes_back_from_being_held_as_it_came() -> None:
         prompts.append((prompt, model))
         return ["ok"]
 
-    service = g.Service(entropy=bytes, reply=reply)
+    service = g.server.Service(entropy=bytes, reply=reply)
     body = (
         b'{"content": "a\\ud800b\xc3\xa9\xf0\x9f\x98\x80", "accept": "stream", "model": "\\udfff"}'
     )
@@ -262,11 +265,11 @@ def test_a_prompt_comes_back_from_being_held_as_it_came() -> None:
     assert prompts == [("a\ud800b\u00e9\U0001f600", "\udfff")]
 
 
-def test_stream_tokens_expire(service: g.Service) -> None:
+def test_stream_tokens_expire(service: g.server.Service) -> None:
     token = login(service)
     old = stream_token(text(service, token, "old")[1])
     young = stream_token(text(service, token, "young", now=NOW + 30)[1])
-    later = NOW + g.DEFAULT_STREAM_TTL
+    later = NOW + g.server.DEFAULT_STREAM_TTL
     # At its expiry the old one is gone, before any request comes to free it;
     # the young one is still there.
     assert json.loads(split(stream(service, old, now=later))[2])["code"] == g.ErrorCode.AUTH_INVALID
@@ -275,7 +278,7 @@ def test_stream_tokens_expire(service: g.Service) -> None:
     assert service.pending_bytes == 0
 
 
-def test_a_clock_stepping_back_still_expires_each_token(service: g.Service) -> None:
+def test_a_clock_stepping_back_still_expires_each_token(service: g.server.Service) -> None:
     token = login(service)
     first = stream_token(text(service, token, "first", now=NOW)[1])
     second = stream_token(text(service, token, "second", now=NOW - 50)[1])  # the clock stepped back
@@ -287,7 +290,7 @@ def test_a_clock_stepping_back_still_expires_each_token(service: g.Service) -> N
 
 
 def test_the_same_token_twice_is_held_once() -> None:
-    service = g.Service(entropy=bytes, max_pending_bytes=100)  # every token is zeros
+    service = g.server.Service(entropy=bytes, max_pending_bytes=100)  # every token is zeros
     token = login(service)
     assert [text(service, token, "x" * 40)[0] for _ in range(5)] == [200] * 5
     assert (service.pending_bytes, service.pending_streams) == (41, 1)
@@ -304,7 +307,7 @@ def test_the_same_token_twice_is_held_once() -> None:
 )
 def test_bad_caps_are_refused(caps: dict[str, float]) -> None:
     with pytest.raises(g.LocalProtocolError):
-        g.Service(entropy=bytes, **caps)  # type: ignore[arg-type]
+        g.server.Service(entropy=bytes, **caps)  # type: ignore[arg-type]
 
 
 # -- faults -------------------------------------------------------------------------------
@@ -316,7 +319,7 @@ def test_bad_caps_are_refused(caps: dict[str, float]) -> None:
      (429, "Too Many Requests", "too many requests"), (599, "", "error 599")],
 )  # fmt: skip
 def test_a_status_fault_says_its_own_status(status: int, reason: str, message: str) -> None:
-    service = g.Service(entropy=bytes, faults=[f"status={status}@login"])
+    service = g.server.Service(entropy=bytes, faults=[f"status={status}@login"])
     response = serve(service, request("POST", g.LOGIN_PATH, login_body())).responses[0]
     assert response.startswith(f"HTTP/1.1 {status} {reason}\r\n".encode())
     assert json.loads(split(response)[2]) == {"code": status, "msg": message}
@@ -326,6 +329,6 @@ def test_serve_help_lists_every_fault_kind(capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     shown = capsys.readouterr().out
-    for kind in g.FAULT_KINDS:
+    for kind in g.server.FAULT_KINDS:
         assert f"  {kind.spec}  " in shown
         assert f"[{kind.endpoint}]" in shown

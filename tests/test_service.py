@@ -8,23 +8,24 @@ import random
 import pytest
 
 import gptalk_proto as g
-from gptalk_proto._faults import parse_faults
+import gptalk_proto.server
+from gptalk_proto.server._faults import parse_faults
 
 NOW = 1_700_000_000.0
 
 
-def exchange(service: g.Service, raw: bytes, now: float = NOW) -> tuple[bytes, bool]:
+def exchange(service: g.server.Service, raw: bytes, now: float = NOW) -> tuple[bytes, bool]:
     """Feed raw request bytes; return (response bytes, closed?)."""
-    conn = g.ServerConnection(service)
+    conn = g.server.ServerConnection(service)
     conn.receive_data(raw)
     out = b""
     event = conn.next_event()
     if event is g.NEED_DATA or event is g.PAUSED:
         return out, event is g.PAUSED
-    for action in conn.respond(event, now=now):  # type: ignore[arg-type]
-        if isinstance(action, g.Send):
+    for action in conn.respond(event, now=now):
+        if isinstance(action, g.server.Send):
             out += action.data
-        elif isinstance(action, g.Close):
+        elif isinstance(action, g.server.Close):
             return out, True
     return out, False
 
@@ -39,7 +40,7 @@ def body_of(response: bytes) -> dict[str, object]:
     return json.loads(response.split(b"\r\n\r\n", 1)[1])  # type: ignore[no-any-return]
 
 
-def login(service: g.Service, now: float = NOW) -> str:
+def login(service: g.server.Service, now: float = NOW) -> str:
     body = json.dumps({"fingerprint": "ab" * 16, "platform": "fingerprint"}).encode()
     response, _ = exchange(service, post(g.LOGIN_PATH, body), now)
     data = body_of(response)["data"]
@@ -47,7 +48,7 @@ def login(service: g.Service, now: float = NOW) -> str:
     return str(data["token"])
 
 
-def text(service: g.Service, token: str, now: float = NOW) -> dict[str, object]:
+def text(service: g.server.Service, token: str, now: float = NOW) -> dict[str, object]:
     body = json.dumps({"content": "hi", "accept": "stream", "model": "m"}).encode()
     response, _ = exchange(
         service, post(g.TEXT_PATH, body, f"authorization: Bearer {token}\r\n"), now
@@ -56,13 +57,13 @@ def text(service: g.Service, token: str, now: float = NOW) -> dict[str, object]:
 
 
 def test_tokens_come_from_the_injected_entropy() -> None:
-    one = g.Service(entropy=random.Random(5).randbytes)
-    two = g.Service(entropy=random.Random(5).randbytes)
+    one = g.server.Service(entropy=random.Random(5).randbytes)
+    two = g.server.Service(entropy=random.Random(5).randbytes)
     assert login(one) == login(two)
     assert len(login(one)) == 32
 
 
-def test_a_token_serves_five_texts_then_quota(service: g.Service) -> None:
+def test_a_token_serves_five_texts_then_quota(service: g.server.Service) -> None:
     token = login(service)
     for _ in range(5):
         assert "token" in text(service, token)["data"]  # type: ignore[operator]
@@ -70,13 +71,13 @@ def test_a_token_serves_five_texts_then_quota(service: g.Service) -> None:
     assert "data" not in text(service, token)
 
 
-def test_expiry_and_unknown_tokens(service: g.Service) -> None:
+def test_expiry_and_unknown_tokens(service: g.server.Service) -> None:
     token = login(service)
     assert text(service, token, now=NOW + service.token_ttl)["code"] == g.ErrorCode.AUTH_EXPIRED
     assert text(service, "nope")["code"] == g.ErrorCode.AUTH_INVALID
 
 
-def test_stream_tokens_are_single_use(service: g.Service) -> None:
+def test_stream_tokens_are_single_use(service: g.server.Service) -> None:
     token = login(service)
     stream_token = text(service, token)["data"]["token"]  # type: ignore[index]
     raw = f"GET {g.STREAM_PATH}?token={stream_token} HTTP/1.1\r\nhost: x\r\n\r\n".encode()
@@ -94,11 +95,13 @@ def test_stream_tokens_are_single_use(service: g.Service) -> None:
         (b"GET /api/chatgpt/user/login HTTP/1.1\r\nhost: x\r\n\r\n", 405),
         (b"BLAH\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nhost: x\r\nbad header\r\n\r\n", 400),
-        (post(g.LOGIN_PATH, b"x" * (g.DEFAULT_MAX_REQUEST_BODY + 1)), 413),
+        (post(g.LOGIN_PATH, b"x" * (g.server.DEFAULT_MAX_REQUEST_BODY + 1)), 413),
         (b"GET / HTTP/1.1\r\nhost: x\r\nx: " + b"a" * 20000 + b"\r\n\r\n", 431),
     ],
 )
-def test_hostile_requests_get_a_clear_status(service: g.Service, raw: bytes, status: int) -> None:
+def test_hostile_requests_get_a_clear_status(
+    service: g.server.Service, raw: bytes, status: int
+) -> None:
     response, _closed = exchange(service, raw)
     assert response.startswith(f"HTTP/1.1 {status} ".encode())
 
@@ -107,23 +110,25 @@ def test_hostile_requests_get_a_clear_status(service: g.Service, raw: bytes, sta
     "body",
     [b"not json", b"[]", b'{"fingerprint": "short", "platform": "fingerprint"}', b"{}"],
 )
-def test_bad_login_bodies_get_bad_request_envelope(service: g.Service, body: bytes) -> None:
+def test_bad_login_bodies_get_bad_request_envelope(service: g.server.Service, body: bytes) -> None:
     response, _ = exchange(service, post(g.LOGIN_PATH, body))
     assert body_of(response)["code"] == g.ErrorCode.BAD_REQUEST
 
 
-def test_chunked_request_body_over_cap_is_413(service: g.Service) -> None:
-    conn = g.ServerConnection(service, max_body_size=10)
+def test_chunked_request_body_over_cap_is_413(service: g.server.Service) -> None:
+    conn = g.server.ServerConnection(service, max_body_size=10)
     conn.receive_data(
         b"POST /api/chatgpt/user/login HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n"
         b"8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n"
     )
     event = conn.next_event()
-    assert event == g.BadRequest(413, "request body over 10 bytes")
+    assert event == g.server.BadRequest(413, "request body over 10 bytes")
 
 
-def test_the_token_tables_are_bounded(monkeypatch: pytest.MonkeyPatch, service: g.Service) -> None:
-    monkeypatch.setattr("gptalk_proto._service.MAX_TOKENS", 3)
+def test_the_token_tables_are_bounded(
+    monkeypatch: pytest.MonkeyPatch, service: g.server.Service
+) -> None:
+    monkeypatch.setattr("gptalk_proto.server._service.MAX_TOKENS", 3)
     tokens = [login(service) for _ in range(5)]
     assert text(service, tokens[0])["code"] == g.ErrorCode.AUTH_INVALID  # forgotten
     assert "data" in text(service, tokens[-1])
@@ -132,20 +137,20 @@ def test_the_token_tables_are_bounded(monkeypatch: pytest.MonkeyPatch, service: 
 @pytest.mark.parametrize(
     ("spec", "fault"),
     [
-        ("status=503@text#1", g.Fault("status", 503, "text", 1, 1)),
-        ("status=500", g.Fault("status", 500, "any", 1, None)),
-        ("envelope=quota", g.Fault("envelope", "quota", "text", 1, None)),
-        ("cut=3", g.Fault("cut", 3, "stream", 1, None)),
-        ("newline=crlf", g.Fault("newline", "\r\n", "stream", 1, None)),
-        ("keepalive=2@stream#2+", g.Fault("keepalive", 2, "stream", 2, None)),
-        ("close@login#2-4", g.Fault("close", None, "login", 2, 4)),
-        ("stall=1.5@any", g.Fault("stall", 1.5, "any", 1, None)),
-        ("coalesce", g.Fault("coalesce", None, "stream", 1, None)),
+        ("status=503@text#1", g.server.Fault("status", 503, "text", 1, 1)),
+        ("status=500", g.server.Fault("status", 500, "any", 1, None)),
+        ("envelope=quota", g.server.Fault("envelope", "quota", "text", 1, None)),
+        ("cut=3", g.server.Fault("cut", 3, "stream", 1, None)),
+        ("newline=crlf", g.server.Fault("newline", "\r\n", "stream", 1, None)),
+        ("keepalive=2@stream#2+", g.server.Fault("keepalive", 2, "stream", 2, None)),
+        ("close@login#2-4", g.server.Fault("close", None, "login", 2, 4)),
+        ("stall=1.5@any", g.server.Fault("stall", 1.5, "any", 1, None)),
+        ("coalesce", g.server.Fault("coalesce", None, "stream", 1, None)),
     ],
 )
-def test_fault_specs_parse_and_print_back(spec: str, fault: g.Fault) -> None:
-    assert g.parse_fault(spec) == fault
-    assert g.parse_fault(str(fault)) == fault
+def test_fault_specs_parse_and_print_back(spec: str, fault: g.server.Fault) -> None:
+    assert g.server.parse_fault(spec) == fault
+    assert g.server.parse_fault(str(fault)) == fault
 
 
 @pytest.mark.parametrize(
@@ -176,11 +181,11 @@ def test_fault_specs_parse_and_print_back(spec: str, fault: g.Fault) -> None:
 )
 def test_bad_fault_specs_are_refused_clearly(spec: str, message: str) -> None:
     with pytest.raises(g.LocalProtocolError, match=message):
-        g.parse_fault(spec)
+        g.server.parse_fault(spec)
 
 
 def test_fault_selection_counts_requests_per_endpoint() -> None:
-    fault = g.parse_fault("status=503@text#2-3")
+    fault = g.server.parse_fault("status=503@text#2-3")
     assert [fault.applies("text", n) for n in (1, 2, 3, 4)] == [False, True, True, False]
     assert not fault.applies("login", 2)
-    assert parse_faults(["cut=1", fault]) == (g.parse_fault("cut=1"), fault)
+    assert parse_faults(["cut=1", fault]) == (g.server.parse_fault("cut=1"), fault)

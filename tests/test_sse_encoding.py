@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from gptalk_proto import LocalProtocolError, SSEEvent, SSEParser, encode_comment, encode_event
+from gptalk_proto import LocalProtocolError, SSEEvent, SSEParser, encode_event
+from gptalk_proto.sse import encode_comment
 
 from .sse_cases import check_stream, ev
 

@@ -18,13 +18,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gptalk_proto import (
-    RemoteProtocolError,
-    SSEEvent,
-    SSEParser,
-    encode_comment,
-    encode_event,
-)
+from gptalk_proto import RemoteProtocolError, SSEEvent, SSEParser, encode_event
+from gptalk_proto.sse import encode_comment
 from gptalk_proto.testing._reference_sse import reference_parse
 from gptalk_proto.testing.strategies import chunkings, sse_like_bytes
 

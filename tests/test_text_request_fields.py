@@ -7,14 +7,14 @@ import json
 
 import pytest
 
-import gptalk_proto as g
 from gptalk_proto._wire import text_request
+from gptalk_proto.cassette import text_request_fields
 
 
 @pytest.mark.parametrize("prompt", ["hi", "", "\ud800 lone", '"quoted"\n日本語'])
 def test_the_fields_text_request_writes_come_back(prompt: str) -> None:
     request = text_request("tok", prompt, model="gpt-4", now=1_700_000_000.0)
-    assert g.text_request_fields(request.body) == (prompt, "gpt-4")
+    assert text_request_fields(request.body) == (prompt, "gpt-4")
 
 
 @pytest.mark.parametrize(
@@ -30,9 +30,9 @@ def test_the_fields_text_request_writes_come_back(prompt: str) -> None:
     ],
 )
 def test_what_is_not_a_text_request_is_none(body: bytes) -> None:
-    assert g.text_request_fields(body) is None
+    assert text_request_fields(body) is None
 
 
 def test_a_missing_or_odd_model_is_empty() -> None:
-    assert g.text_request_fields(json.dumps({"content": "x"}).encode()) == ("x", "")
-    assert g.text_request_fields(json.dumps({"content": "x", "model": 5}).encode()) == ("x", "")
+    assert text_request_fields(json.dumps({"content": "x"}).encode()) == ("x", "")
+    assert text_request_fields(json.dumps({"content": "x", "model": 5}).encode()) == ("x", "")

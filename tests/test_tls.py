@@ -10,6 +10,7 @@ import pytest
 import trustme
 
 import gptalk_proto as g
+import gptalk_proto.server
 from gptalk_transports import (
     AsyncClient,
     Client,
@@ -27,7 +28,7 @@ NO_RETRY = RetryPolicy(retries=0)
 
 
 def _check_chat(outcome: clients.Outcome, prompt: str = PROMPT) -> None:
-    assert outcome.text == g.expected_reply(prompt)
+    assert outcome.text == g.server.expected_reply(prompt)
     assert "".join(outcome.deltas) == outcome.text
     assert outcome.retries == 0
     assert outcome.connections == 1  # login, text and stream on one TLS connection
@@ -107,7 +108,7 @@ def test_verify_false_warns_at_construction_and_works(
                 return await client.chat(PROMPT), client.connections_opened
 
         text, opened = clients.run_async(kind, main)
-    assert text == g.expected_reply(PROMPT)
+    assert text == g.server.expected_reply(PROMPT)
     assert opened == 1
     # The warning points at the line that built the client, not into the library.
     assert warned_at == [__file__]

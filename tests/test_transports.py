@@ -6,6 +6,7 @@ import anyio
 import pytest
 
 import gptalk_proto as g
+import gptalk_proto.server
 from gptalk_transports import AsyncClient, Client, GPTalk
 from gptalk_transports._server.refserver import make_service, serve_in_thread
 
@@ -18,9 +19,9 @@ PROMPT = "Hello, how are you?"
 def test_full_chat(kind: str, no_leaks: None) -> None:
     with serve_in_thread() as url:
         outcome = clients.stream(kind, url, PROMPT)
-    assert outcome.text == g.expected_reply(PROMPT)
+    assert outcome.text == g.server.expected_reply(PROMPT)
     assert "".join(outcome.deltas) == outcome.text
-    assert len(outcome.deltas) == len(g.default_reply(PROMPT))
+    assert len(outcome.deltas) == len(g.server.default_reply(PROMPT))
     assert outcome.retries == 0
     assert outcome.connections == 1  # login, text and stream on one connection
 
@@ -29,7 +30,7 @@ def test_full_chat(kind: str, no_leaks: None) -> None:
 def test_messages_and_system_prompt(kind: str, reference_url: str) -> None:
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
     outcome = clients.stream(kind, reference_url, messages)
-    assert outcome.text == g.expected_reply("System: Be brief.\nUser: Hi\nAssistant:")
+    assert outcome.text == g.server.expected_reply("System: Be brief.\nUser: Hi\nAssistant:")
 
 
 @pytest.mark.parametrize("kind", clients.KINDS)
@@ -51,7 +52,7 @@ def test_seven_chats_relogin_after_the_fifth_and_reuse_one_connection(
                     return [await client.chat(p) for p in prompts], client.connections_opened
 
             replies, opened = clients.run_async(kind, main)
-    assert replies == [g.expected_reply(p) for p in prompts]
+    assert replies == [g.server.expected_reply(p) for p in prompts]
     assert service.counts["login"] == 2
     assert credentials.logins == 2
     assert opened == 1
@@ -63,7 +64,7 @@ def test_twenty_concurrent_chats_make_exactly_four_logins(kind: str, no_leaks: N
     with serve_in_thread(service) as url:
         prompts = [f"concurrent {n}" for n in range(20)]
         replies, _ = clients.many(kind, url, prompts)
-    assert replies == [g.expected_reply(p) for p in prompts]
+    assert replies == [g.server.expected_reply(p) for p in prompts]
     assert service.counts["login"] == 4
     assert service.counts["text"] == 20
 
@@ -75,7 +76,7 @@ def test_fifty_concurrent_chats_over_one_client(kind: str, no_leaks: None) -> No
     with serve_in_thread(service) as url:
         prompts = [f"fifty {n}" for n in range(50)]
         replies, opened = clients.many(kind, url, prompts, credentials=credentials)
-    assert replies == [g.expected_reply(p) for p in prompts]
+    assert replies == [g.server.expected_reply(p) for p in prompts]
     assert service.counts["login"] == 10
     assert credentials.logins == 10
     assert opened <= 50
@@ -99,11 +100,11 @@ def test_cancellation_mid_stream_leaves_no_socket_or_task(kind: str, no_leaks: N
                             scope.cancel()  # delivered while the next event is awaited
                 assert scope.cancelled_caught
                 # The client still works after a cancelled chat.
-                assert await client.chat("after") == g.expected_reply("after")
+                assert await client.chat("after") == g.server.expected_reply("after")
             return seen
 
         seen = clients.run_async(kind, main)
-    assert seen == g.default_reply(PROMPT)[:1]
+    assert seen == g.server.default_reply(PROMPT)[:1]
     assert credentials.uses <= credentials.max_uses
 
 
@@ -111,8 +112,8 @@ def test_blocking_stream_closed_early_leaves_no_socket(no_leaks: None) -> None:
     with serve_in_thread() as url, Client(url) as client:
         with client.stream(PROMPT) as chat:
             first = next(chat)
-        assert first == g.default_reply(PROMPT)[0]
-        assert client.chat("after") == g.expected_reply("after")
+        assert first == g.server.default_reply(PROMPT)[0]
+        assert client.chat("after") == g.server.expected_reply("after")
 
 
 def test_g4f_create_async_generator(no_leaks: None) -> None:
@@ -127,7 +128,7 @@ def test_g4f_create_async_generator(no_leaks: None) -> None:
             return [piece async for piece in generator]
 
         pieces = anyio.run(main)
-    assert "".join(pieces) == g.expected_reply(PROMPT)
+    assert "".join(pieces) == g.server.expected_reply(PROMPT)
     assert GPTalk.supports_gpt_35_turbo
     assert GPTalk.url == "https://gptalk.net"
     assert GPTalk.working is False
@@ -150,7 +151,7 @@ def test_g4f_concurrent_generators_share_credentials_without_overuse(no_leaks: N
             return results, GPTalk.credentials_for(url)
 
         results, credentials = anyio.run(main)
-    assert results == [g.expected_reply(f"g4f {i}") for i in range(12)]
+    assert results == [g.server.expected_reply(f"g4f {i}") for i in range(12)]
     # Never more than 5 uses of a token: the service refused nothing.
     assert service.counts["text"] == 12
     assert credentials.uses <= 5
@@ -197,6 +198,6 @@ def test_header_values_refuse_every_control_character(
 
 def test_a_model_name_only_goes_in_the_body_so_unicode_is_fine(reference_url: str) -> None:
     with Client(reference_url, model="\u6a21\u578b-\u00e9") as client:
-        assert client.chat("hi") == g.expected_reply("hi")
+        assert client.chat("hi") == g.server.expected_reply("hi")
     with pytest.raises(g.LocalProtocolError, match="model"):
         Client(reference_url, model="a\nb")

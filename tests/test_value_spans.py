@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gptalk_proto._value_spans import (
+from gptalk_proto.cassette._value_spans import (
     header_value_spans,
     json_string_spans,
     parse_message,

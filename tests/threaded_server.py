@@ -13,17 +13,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 
 import gptalk_proto as g
+import gptalk_proto.server
 
 #: Writes a whole stream answer, head included, on the raw socket.
 StreamWriter = Callable[[socket.socket], None]
 
 
 def serve_connection(
-    sock: socket.socket, service: g.Service, stream_body: StreamWriter | None = None
+    sock: socket.socket, service: g.server.Service, stream_body: StreamWriter | None = None
 ) -> None:
     """Serve one connection; with ``stream_body``, the stream request gets
     what it writes instead of the service's answer."""
-    conn = g.ServerConnection(service)
+    conn = g.server.ServerConnection(service)
     with sock:
         while True:
             event = conn.next_event()
@@ -37,17 +38,17 @@ def serve_connection(
                 return
             if (
                 stream_body is not None
-                and isinstance(event, g.RequestReceived)
+                and isinstance(event, g.server.RequestReceived)
                 and event.target.startswith(g.STREAM_PATH)
             ):
                 with suppress(OSError):
                     stream_body(sock)
                 return
-            assert isinstance(event, (g.RequestReceived, g.BadRequest))
+            assert isinstance(event, (g.server.RequestReceived, g.server.BadRequest))
             for action in conn.respond(event, now=time.time()):
-                if isinstance(action, g.Send):
+                if isinstance(action, g.server.Send):
                     sock.sendall(action.data)
-                elif isinstance(action, g.Pause):
+                elif isinstance(action, g.server.Pause):
                     time.sleep(action.seconds)
                 else:
                     with suppress(OSError):
@@ -92,7 +93,7 @@ def listening(
 
 
 @contextmanager
-def threaded_server(service: g.Service) -> Iterator[tuple[str, int]]:
+def threaded_server(service: g.server.Service) -> Iterator[tuple[str, int]]:
     """Serve ``service`` on 127.0.0.1 until the block ends; yield (host, port)."""
     with listening(
         lambda sock: serve_connection(sock, service), timeout=10, join_timeout=15

@@ -25,8 +25,8 @@ from .._errors import (
     ServiceError,
     StreamInterrupted,
 )
-from .._sse_encoder import encode_comment, encode_event
 from .._wire import DONE_MARKER, ErrorCode
+from ..sse._encoder import encode_comment, encode_event
 from ._scripted import JSON_TYPE, SSE_TYPE, http_response
 
 __all__ = [

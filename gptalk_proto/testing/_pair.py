@@ -14,9 +14,9 @@ from .._chat import Chat
 from .._connection import ClientConnection
 from .._errors import LocalProtocolError
 from .._events import ChatDone, ChatEvent, ReconnectNeeded
-from .._server import BadRequest, Close, RequestReceived, Send, ServerConnection
-from .._service import Pause, Service
 from .._util import NEED_DATA, PAUSED, SEND_REQUEST
+from ..server._connection import BadRequest, Close, RequestReceived, Send, ServerConnection
+from ..server._service import Pause, Service
 
 __all__ = ["MemoryPair", "run_chat"]
 
@@ -75,7 +75,7 @@ class MemoryPair:
                 # After ChatDone, keep reading to the body's end so the
                 # connection is left reusable, as a real driver does.
                 done = done or isinstance(event, ChatDone)
-                yield event  # type: ignore[misc]
+                yield event
 
     def _exchange(self, request: bytes) -> None:
         server = self.server

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from .._sse_event import SSEEvent
+from ..sse._event import SSEEvent
 
 __all__ = ["reference_parse"]
 

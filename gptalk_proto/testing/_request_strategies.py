@@ -9,7 +9,7 @@ TLS hello, bad UTF-8, wrong JSON types), grammar-aware mutations of both
 (header lines dropped, doubled or swapped, line ends changed, spaces around
 colons) and byte-level ones, or arbitrary bytes.  A correct server answers
 each with a response or closes; :func:`~gptalk_proto.testing.play_requests`
-feeds them to a :class:`~gptalk_proto.ServerConnection`.
+feeds them to a :class:`~gptalk_proto.server.ServerConnection`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from .._wire import LOGIN_PATH, STREAM_PATH, TEXT_PATH
 __all__ = ["ZERO_TOKEN", "gptalk_requests"]
 
 #: The token drawn requests carry by default: the login and stream token a
-#: :class:`~gptalk_proto.Service` issues when its entropy gives zero bytes
+#: :class:`~gptalk_proto.server.Service` issues when its entropy gives zero bytes
 #: (``Service(entropy=bytes)``), so that drawn chats reach the stream.
 ZERO_TOKEN = "00" * 16
 

@@ -134,7 +134,7 @@ def play_responses(
             if isinstance(event, ReconnectNeeded):
                 pending.clear()  # what was left belonged to the old connection
                 closed = False
-            events.append(event)  # type: ignore[arg-type]
+            events.append(event)
 
 
 def check_reply(events: Sequence[ChatEvent]) -> str:

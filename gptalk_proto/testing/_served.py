@@ -2,7 +2,7 @@
 
 The mirror of :func:`~gptalk_proto.testing.play_responses`: whatever bytes a
 client sends (valid, hostile, arbitrary) go to a
-:class:`~gptalk_proto.ServerConnection` read by read, then the client's end
+:class:`~gptalk_proto.server.ServerConnection` read by read, then the client's end
 of stream, and every request is answered as a driver would.  The fuzz
 harness and the server properties use it.
 """
@@ -13,9 +13,9 @@ import re
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from .._server import Close, Send, ServerConnection
-from .._service import Pause
 from .._util import NEED_DATA, PAUSED
+from ..server._connection import Close, Send, ServerConnection
+from ..server._service import Pause
 
 __all__ = ["Served", "play_requests"]
 
@@ -68,7 +68,7 @@ def play_requests(
             if event is PAUSED:
                 return True
             out = bytearray()
-            actions = conn.respond(event, now=now)  # type: ignore[arg-type]
+            actions = conn.respond(event, now=now)
             for writes, action in enumerate(actions, 1):
                 if writes > MAX_WRITES_PER_RESPONSE:
                     raise AssertionError("a response that never ends")

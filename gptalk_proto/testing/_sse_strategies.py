@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from hypothesis import strategies as st
 
-from .._sse_event import SSEEvent
+from ..sse._event import SSEEvent
 
 __all__ = [
     "EncodedStream",

@@ -34,8 +34,8 @@ ones, when broken):
 ``server``
     The first byte picks the caps (request body, pending prompts) and a
     chunking; the rest is what one client connection sends.  The
-    :class:`~gptalk_proto.ServerConnection` and its
-    :class:`~gptalk_proto.Service` answer every request with a response that
+    :class:`~gptalk_proto.server.ServerConnection` and its
+    :class:`~gptalk_proto.server.Service` answer every request with a response that
     starts with a status line, or close; never another exception, an endless
     response or a wait for bytes after EOF
     (:func:`~gptalk_proto.testing.play_requests`); the held prompts stay
@@ -56,12 +56,16 @@ from .._chat import Chat
 from .._connection import ClientConnection
 from .._credentials import Credentials
 from .._errors import RemoteProtocolError, SSESizeError
-from .._server import DEFAULT_MAX_REQUEST_BODY, DEFAULT_MAX_REQUEST_HEAD, ServerConnection
-from .._service import DEFAULT_MAX_PENDING_BYTES, DEFAULT_MAX_PENDING_STREAMS, Service
-from .._sse import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_SIZE, SSEParser
-from .._sse_encoder import encode_comment, encode_event
-from .._sse_event import SSEEvent
 from .._wire import DONE_MARKER, LOGIN_PATH, STREAM_PATH, TEXT_PATH
+from ..server._connection import (
+    DEFAULT_MAX_REQUEST_BODY,
+    DEFAULT_MAX_REQUEST_HEAD,
+    ServerConnection,
+)
+from ..server._service import DEFAULT_MAX_PENDING_BYTES, DEFAULT_MAX_PENDING_STREAMS, Service
+from ..sse._encoder import encode_comment, encode_event
+from ..sse._event import SSEEvent
+from ..sse._parser import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_SIZE, SSEParser
 from ._reference_sse import reference_parse
 from ._scripted import SSE_TYPE, check_reply, http_response, play_responses
 from ._served import Served, play_requests

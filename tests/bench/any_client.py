@@ -115,6 +115,7 @@ def _proxy_rows(rounds: int, quick: bool) -> list[Any]:
 
 def _replay_rows(quick: bool) -> list[Any]:
     import gptalk_proto as g
+    import gptalk_proto.cassette
     from gptalk_transports import AsyncClient, load_cassette, serve_cassettes_in_thread
     from gptalk_transports._config import Timeout
     from gptalk_transports._session import REPLAY_RETRY, recorded_clock, replay_session
@@ -141,7 +142,7 @@ def _replay_rows(quick: bool) -> list[Any]:
     async def many(url: str) -> list[str]:
         return await asyncio.gather(*(one(url) for _ in range(sessions)))
 
-    server = g.ReplayServer([cassette], speed=0)
+    server = g.cassette.ReplayServer([cassette], speed=0)
     with serve_cassettes_in_thread([cassette], server=server, check_played=False) as url:
         started = time.perf_counter()
         texts = asyncio.run(many(url))
@@ -167,7 +168,7 @@ def _replay_rows(quick: bool) -> list[Any]:
         + b"\r\n"
         + login.body
     )
-    idle = g.ReplayServer([cassette], speed=0)
+    idle = g.cassette.ReplayServer([cassette], speed=0)
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]

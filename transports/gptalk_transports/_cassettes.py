@@ -5,7 +5,7 @@ The connectors that tee and play are in ``_async/recording.py`` and
 and need no IO for, is here:
 
 * Recording wraps any connector.  Every byte the client writes or reads goes
-  through a :class:`~gptalk_proto.Recorder` as it passes, so a recorded chat
+  through a :class:`~gptalk_proto.cassette.Recorder` as it passes, so a recorded chat
   behaves exactly like a live one.  An endless stream stops cleanly at
   ``[DONE]`` (the client stops), at an event limit, or after an idle timeout:
   the recording then ends the stream as the server closing it.
@@ -18,22 +18,19 @@ and need no IO for, is here:
 
 from __future__ import annotations
 
-import math
 import random
 import time
-from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from gptalk_proto import (
-    EOF,
+from gptalk_proto import LocalProtocolError
+from gptalk_proto.cassette import (
     Cassette,
     CassetteError,
-    LocalProtocolError,
-    RecordedChunk,
     Recorder,
-    ReplayConnection,
+    ReplayTiming,
+    rechunker,
 )
 
 from ._config import Origin
@@ -157,97 +154,11 @@ class Recording:
 # -- replay --------------------------------------------------------------------------
 
 
-class ReplayTiming:
-    """When each recorded chunk is delivered.
-
-    ``speed`` None (the default) delivers at once; 1.0 as recorded; 2.0 twice
-    as fast.  ``max_gap`` caps any one wait (seconds, after scaling).
-    """
-
-    def __init__(self, speed: float | None = None, max_gap: float | None = None) -> None:
-        # NaN compares false both ways: "not > 0" catches it, where "<= 0" does not.
-        if speed is not None and not (math.isfinite(speed) and speed > 0):
-            raise ValueError("speed must be a finite positive number (None means instant)")
-        if max_gap is not None and not (math.isfinite(max_gap) and max_gap > 0):
-            raise ValueError("max_gap must be a finite positive number of seconds")
-        self.speed = speed
-        self.max_gap = max_gap
-
-    def gap(self, recorded: float) -> float:
-        if self.speed is None:
-            return 0.0
-        wait = max(recorded, 0.0) / self.speed
-        return wait if self.max_gap is None else min(wait, self.max_gap)
-
-
 def _cutter(rechunk: str | int) -> Callable[[bytes], list[bytes]]:
     """``"recorded"`` keeps the reads as they were; ``"bytes"`` gives single
     bytes; an int seeds random pieces of 1 to 64 bytes."""
-    if rechunk == "recorded":
-        return lambda data: [data]
-    if rechunk == "bytes":
-        return lambda data: [data[i : i + 1] for i in range(len(data))]
     if isinstance(rechunk, int) and not isinstance(rechunk, bool):
-        rng = random.Random(rechunk)
-
-        def cut(data: bytes) -> list[bytes]:
-            pieces, start = [], 0
-            while start < len(data):
-                end = start + rng.randint(1, 64)
-                pieces.append(data[start:end])
-                start = end
-            return pieces
-
-        return cut
+        return rechunker(random.Random(rechunk).randint)
+    if rechunk in ("recorded", "bytes"):
+        return rechunker(rechunk)
     raise ValueError(f"rechunk must be 'recorded', 'bytes' or an int seed, not {rechunk!r}")
-
-
-class _ReplayState:
-    """What a replay stream shares between its async and blocking forms."""
-
-    def __init__(
-        self,
-        connection: ReplayConnection,
-        timing: ReplayTiming,
-        cut: Callable[[bytes], list[bytes]],
-    ) -> None:
-        self.connection = connection
-        self.timing = timing
-        self.cut = cut
-        self.pieces: deque[bytes] = deque()
-        self.last_t = 0.0
-        self.due = 0.0
-
-    def sent(self, data: bytes, now: float) -> None:
-        self.connection.receive(data)
-        current = self.connection.current
-        if current is not None:
-            self.last_t = current.request.t
-        self.due = now
-
-    def next(self, max_bytes: int) -> tuple[float, bytes | None]:
-        """(seconds to wait, bytes) -- bytes None means EOF."""
-        if self.pieces:
-            return 0.0, self._take(max_bytes)
-        item = self.connection.next_chunk()
-        if item is None:
-            step = self.connection.current
-            where = f"after step {step.kind!r}" if step is not None else "before any request"
-            raise CassetteError(
-                f"the client waits for bytes the cassette does not have ({where} on this "
-                "connection)"
-            )
-        if item is EOF:
-            return 0.0, None
-        assert isinstance(item, RecordedChunk)
-        self.due += self.timing.gap(item.t - self.last_t)
-        self.last_t = item.t
-        self.pieces.extend(self.cut(item.data))
-        return self.due, self._take(max_bytes)
-
-    def _take(self, max_bytes: int) -> bytes:
-        piece = self.pieces.popleft()
-        if len(piece) > max_bytes:
-            self.pieces.appendleft(piece[max_bytes:])
-            piece = piece[:max_bytes]
-        return piece

@@ -38,15 +38,16 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from gptalk_proto import (
+from gptalk_proto.cassette import (
     Cassette,
     CassetteError,
     CassetteMismatch,
     Interaction,
     Replayer,
+    ReplayState,
+    ReplayTiming,
+    rechunker,
 )
-
-from ._cassettes import ReplayTiming, _cutter, _ReplayState
 
 __all__ = ["MAX_PENDING_REQUEST", "EpisodeReplayer", "Matching", "split_episodes"]
 
@@ -208,14 +209,14 @@ class _Episodes:
     def __init__(self, existing: Cassette, matching: Matching | None) -> None:
         self.existing = existing
         self.replayer = EpisodeReplayer(existing, matching)
-        self._cut = _cutter("recorded")
+        self._cut = rechunker("recorded")
         self._timing = ReplayTiming()
 
     def replaying(self) -> bool:
         return not self.replayer.exhausted
 
-    def state(self) -> _ReplayState:
-        return _ReplayState(self.replayer.connection(), self._timing, self._cut)
+    def state(self) -> ReplayState:
+        return ReplayState(self.replayer.connection(), self._timing, self._cut)
 
     def cassette(self, recorded: Cassette) -> Cassette:
         # Every recorded episode is kept, played or not; the new ones follow.
@@ -236,7 +237,7 @@ class _Pending:
             )
         self.data += data
 
-    def sent(self, state: _ReplayState, data: bytes, now: float) -> bool:
+    def sent(self, state: ReplayState, data: bytes, now: float) -> bool:
         """Feed ``data`` to the replay; False if the request matched nothing."""
         before = state.connection.current
         self.add(data)

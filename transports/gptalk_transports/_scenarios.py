@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
-from gptalk_proto import ReplyGenerator, default_reply, sized_reply
+from gptalk_proto.server import ReplyGenerator, default_reply, sized_reply
 
 from ._cassettes import save_cassette
 from ._session import ChatResult, record_session

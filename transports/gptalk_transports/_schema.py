@@ -1,6 +1,6 @@
 """The cassette format's JSON Schema, as shipped inside the package.
 
-The schema is data of the core (``gptalk_proto/cassette.schema.json``, next to
+The schema is data of the core (``gptalk_proto/cassette/cassette.schema.json``, next to
 the loader it describes); reading a file is IO, so the reader lives here.
 One copy only: ``gptalk cassette schema`` prints it, and the tests hold the
 loader to it.
@@ -12,7 +12,7 @@ from importlib.resources import files
 
 __all__ = ["cassette_schema"]
 
-#: The schema's file name inside the ``gptalk_proto`` package.
+#: The schema's file name inside the ``gptalk_proto.cassette`` package.
 SCHEMA_RESOURCE = "cassette.schema.json"
 
 
@@ -22,4 +22,4 @@ def cassette_schema() -> str:
     Read through :mod:`importlib.resources`, so it works from a wheel, a zip
     or a source checkout alike.
     """
-    return (files("gptalk_proto") / SCHEMA_RESOURCE).read_text(encoding="utf-8")
+    return (files("gptalk_proto.cassette") / SCHEMA_RESOURCE).read_text(encoding="utf-8")

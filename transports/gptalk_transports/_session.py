@@ -16,17 +16,9 @@ from contextlib import AsyncExitStack
 from datetime import datetime, timezone
 from typing import NamedTuple
 
-from gptalk_proto import (
-    DEFAULT_MODEL,
-    Cassette,
-    CassetteError,
-    ChatEvent,
-    Fault,
-    GPTalkError,
-    ReplyGenerator,
-    default_reply,
-    text_request_fields,
-)
+from gptalk_proto import DEFAULT_MODEL, ChatEvent, GPTalkError
+from gptalk_proto.cassette import Cassette, CassetteError, text_request_fields
+from gptalk_proto.server import Fault, ReplyGenerator, default_reply
 
 from ._async.client import AsyncClient
 from ._async.connector import AsyncConnector
@@ -116,8 +108,8 @@ async def replay_session(
 ) -> list[ChatResult]:
     """Replay every chat of ``cassette`` through the full client, offline.
 
-    Raises :class:`~gptalk_proto.CassetteMismatch` if the client's requests
-    leave the recorded path and :class:`~gptalk_proto.CassetteUnplayed` if
+    Raises :class:`~gptalk_proto.cassette.CassetteMismatch` if the client's requests
+    leave the recorded path and :class:`~gptalk_proto.cassette.CassetteUnplayed` if
     steps remain at the end.
     """
     connector = AsyncReplayConnector(cassette, timing=timing, rechunk=rechunk, clock=clock)

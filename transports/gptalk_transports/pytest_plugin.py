@@ -50,7 +50,7 @@ from typing import Any
 import pytest
 
 import gptalk_proto
-from gptalk_proto import Cassette, CassetteError, redact
+from gptalk_proto.cassette import Cassette, CassetteError, redact
 
 from ._async.cassette_client import cassette_client as async_cassette_client
 from ._async.client import AsyncClient

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gptalk_proto import Cassette
+from gptalk_proto.cassette import Cassette
 
 from .._backends.base import AsyncBackend
 from .._cassettes import Recording

@@ -21,8 +21,10 @@ from gptalk_proto import (
     GPTalkError,
     TextDelta,
     TextRewritten,
+    check_header_name,
+    check_header_value,
+    check_text_value,
 )
-from gptalk_proto._util import check_header_name, check_header_value, check_text_value
 
 from .._backends.auto import make_async_backend
 from .._backends.base import AsyncBackend, AsyncLock, AsyncThreadLock

@@ -273,7 +273,7 @@ async def drive(
                 yield batch
                 return
             else:
-                batch.append(event)  # type: ignore[arg-type]
+                batch.append(event)
     finally:
         if locked:
             assert login_lock is not None

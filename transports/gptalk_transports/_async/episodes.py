@@ -7,10 +7,10 @@ What an episode is, and how requests are matched to them, is
 
 from __future__ import annotations
 
-from gptalk_proto import Cassette, CassetteError
+from gptalk_proto.cassette import Cassette, CassetteError, ReplayState
 
 from .._backends.base import AsyncByteStream
-from .._cassettes import Recording, _ReplayState
+from .._cassettes import Recording
 from .._episodes import EpisodeReplayer, Matching, _Episodes, _Pending
 from .._handshake import RequestOptions
 from .connector import AsyncConnectorProtocol
@@ -34,7 +34,7 @@ class _AsyncEpisodeStream:
     def __init__(self, connector: AsyncEpisodeConnector, timeout: float | None) -> None:
         self._connector = connector
         self._timeout = timeout
-        self._state: _ReplayState | None = connector.episodes.state()
+        self._state: ReplayState | None = connector.episodes.state()
         self._pending = _Pending()
         self._live: AsyncByteStream | None = None
 

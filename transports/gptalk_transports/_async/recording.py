@@ -9,7 +9,7 @@ ends the stream as the server closing it.
 
 from __future__ import annotations
 
-from gptalk_proto import CassetteError
+from gptalk_proto.cassette import CassetteError
 
 from .._backends.base import AsyncByteStream
 from .._cassettes import Recording

@@ -13,10 +13,10 @@ from typing import Protocol
 
 from anyio import current_time, sleep
 
-from gptalk_proto import Cassette, CassetteError, Replayer
+from gptalk_proto.cassette import Cassette, CassetteError, Replayer, ReplayState, ReplayTiming
 
 from .._backends.base import AsyncByteStream
-from .._cassettes import ReplayTiming, _cutter, _ReplayState
+from .._cassettes import _cutter
 from .._config import Origin
 from .._handshake import RequestOptions
 
@@ -42,7 +42,7 @@ class _DefaultClock:
 
 
 class _AsyncReplayStream:
-    def __init__(self, state: _ReplayState, clock: AsyncReplayClock) -> None:
+    def __init__(self, state: ReplayState, clock: AsyncReplayClock) -> None:
         self._state = state
         self._clock = clock
         self._eof = False
@@ -108,9 +108,9 @@ class AsyncReplayConnector:
     def request_options(self) -> RequestOptions:
         return self._options
 
-    def _state(self) -> _ReplayState:
+    def _state(self) -> ReplayState:
         # One connection's worth of replay: the server side of the next steps.
-        return _ReplayState(self.replayer.connection(), self.timing, self._cut)
+        return ReplayState(self.replayer.connection(), self.timing, self._cut)
 
     def assert_played(self) -> None:
         """Fail if any recorded step was never reached."""

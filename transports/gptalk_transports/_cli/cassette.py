@@ -10,12 +10,7 @@ from typing import Any, TextIO
 
 import anyio
 
-from gptalk_proto import (
-    Cassette,
-    CassetteError,
-    lint,
-    to_har,
-)
+from gptalk_proto.cassette import Cassette, CassetteError, lint, to_har
 
 from .._cassettes import CassetteFileError, load_cassette, write_atomically
 from .._scenarios import SCENARIOS, record_scenario

@@ -10,13 +10,8 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any, NoReturn, TextIO
 
-from gptalk_proto import (
-    CassetteError,
-    GPTalkError,
-    LocalProtocolError,
-    ProtocolError,
-    ServiceError,
-)
+from gptalk_proto import GPTalkError, LocalProtocolError, ProtocolError, ServiceError
+from gptalk_proto.cassette import CassetteError
 
 from .._exceptions import TransportError
 

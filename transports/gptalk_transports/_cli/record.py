@@ -7,12 +7,8 @@ from typing import Any, TextIO
 
 import anyio
 
-from gptalk_proto import (
-    MIN_SECRET_LENGTH,
-    CassetteError,
-    check_secrets,
-    parse_fault,
-)
+from gptalk_proto.cassette import MIN_SECRET_LENGTH, CassetteError, check_secrets
+from gptalk_proto.server import parse_fault
 
 from .._cassettes import save_cassette
 from .._session import record_session

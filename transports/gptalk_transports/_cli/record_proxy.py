@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 import anyio
 
-from gptalk_proto import CassetteError, check_secrets
+from gptalk_proto.cassette import CassetteError, check_secrets
 
 from .._cassettes import save_cassette
 from .._server.proxy import record_through_proxy

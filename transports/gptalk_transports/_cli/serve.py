@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 import anyio
 
-from gptalk_proto import (
+from gptalk_proto.server import (
     DEFAULT_MAX_PENDING_BYTES,
     DEFAULT_MAX_PENDING_STREAMS,
     DEFAULT_STREAM_TTL,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gptalk_proto import Cassette, CassetteUnplayed, redact
+from gptalk_proto.cassette import Cassette, CassetteUnplayed, redact
 
 from .._cassettes import save_cassette
 from .._server.proxy import record_through_proxy_in_thread

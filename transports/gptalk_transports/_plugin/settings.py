@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from gptalk_proto import LocalProtocolError, check_secrets
+from gptalk_proto import LocalProtocolError
+from gptalk_proto.cassette import check_secrets
 
 from .._episodes import Matching
 

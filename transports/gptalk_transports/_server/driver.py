@@ -1,5 +1,5 @@
 """One connection of the reference server: bytes between a stream and the
-core's :class:`gptalk_proto.ServerConnection`, within deadlines.
+core's :class:`gptalk_proto.server.ServerConnection`, within deadlines.
 
 Two rules live here.
 
@@ -32,7 +32,8 @@ from anyio.abc import ByteStream, SocketAttribute, TaskStatus
 from anyio.streams.tls import TLSStream
 
 import gptalk_proto
-from gptalk_proto import NEED_DATA, PAUSED, BadRequest, Pause, Send, ServerConnection, Service
+from gptalk_proto import NEED_DATA, PAUSED
+from gptalk_proto.server import BadRequest, Pause, Send, ServerConnection, Service
 
 __all__ = ["LOGGER_NAME", "Limits", "ServerStats", "serve_connection", "serve_listener"]
 
@@ -258,7 +259,7 @@ class _Connection:
                 return
             started = None
             received = 0
-            for action in conn.respond(event, now=time.time()):  # type: ignore[arg-type]
+            for action in conn.respond(event, now=time.time()):
                 if isinstance(action, Send):
                     self.answering = True
                     # A client that stops reading is dropped, not waited for.

@@ -21,7 +21,8 @@ import anyio
 import anyio.from_thread
 from anyio.abc import ByteStream, TaskStatus
 
-from gptalk_proto import Cassette, LocalProtocolError, ProxyRecorder, ToClient, ToUpstream
+from gptalk_proto import LocalProtocolError
+from gptalk_proto.cassette import Cassette, ProxyRecorder, ToClient, ToUpstream
 
 from .._async.connector import AsyncConnector
 from .._backends.base import AsyncByteStream

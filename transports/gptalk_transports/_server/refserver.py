@@ -3,7 +3,7 @@
 The live service is gone; this one behaves as it did (tokens, 5 uses, expiry,
 error envelopes, cumulative event streams) and commits faults on request.
 The listener is here; the driver of each connection (``_server_driver``) only
-moves bytes within deadlines: :class:`gptalk_proto.ServerConnection` decides
+moves bytes within deadlines: :class:`gptalk_proto.server.ServerConnection` decides
 everything else.
 """
 
@@ -19,12 +19,12 @@ import anyio
 import anyio.from_thread
 from anyio.abc import TaskStatus
 
-from gptalk_proto import (
+from gptalk_proto import LocalProtocolError
+from gptalk_proto.server import (
     DEFAULT_MAX_PENDING_BYTES,
     DEFAULT_MAX_PENDING_STREAMS,
     DEFAULT_STREAM_TTL,
     Fault,
-    LocalProtocolError,
     ReplyGenerator,
     Service,
     default_reply,
@@ -82,7 +82,7 @@ def make_service(
     stream_ttl: float = DEFAULT_STREAM_TTL,
 ) -> Service:
     """A service whose tokens come from the operating system's entropy (the
-    caps are :class:`~gptalk_proto.Service`'s)."""
+    caps are :class:`~gptalk_proto.server.Service`'s)."""
     return Service(
         entropy=os.urandom,
         reply=reply,

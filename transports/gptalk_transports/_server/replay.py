@@ -20,7 +20,7 @@ import anyio
 import anyio.from_thread
 from anyio.abc import ByteStream, SocketAttribute, TaskStatus
 
-from gptalk_proto import (
+from gptalk_proto.cassette import (
     Cassette,
     CassetteUnplayed,
     ReplayClose,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gptalk_proto import Cassette
+from gptalk_proto.cassette import Cassette
 
 from .._backends.base import SyncBackend
 from .._cassettes import Recording

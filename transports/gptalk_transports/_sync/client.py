@@ -22,8 +22,10 @@ from gptalk_proto import (
     GPTalkError,
     TextDelta,
     TextRewritten,
+    check_header_name,
+    check_header_value,
+    check_text_value,
 )
-from gptalk_proto._util import check_header_name, check_header_value, check_text_value
 
 from .._backends.base import SyncBackend, SyncLock, ThreadLock
 from .._backends.sync import make_sync_backend

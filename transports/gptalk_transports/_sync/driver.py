@@ -272,7 +272,7 @@ def drive(
                 yield batch
                 return
             else:
-                batch.append(event)  # type: ignore[arg-type]
+                batch.append(event)
     finally:
         if locked:
             assert login_lock is not None

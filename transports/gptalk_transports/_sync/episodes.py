@@ -8,10 +8,10 @@ What an episode is, and how requests are matched to them, is
 
 from __future__ import annotations
 
-from gptalk_proto import Cassette, CassetteError
+from gptalk_proto.cassette import Cassette, CassetteError, ReplayState
 
 from .._backends.base import SyncByteStream
-from .._cassettes import Recording, _ReplayState
+from .._cassettes import Recording
 from .._episodes import EpisodeReplayer, Matching, _Episodes, _Pending
 from .._handshake import RequestOptions
 from .connector import SyncConnectorProtocol
@@ -35,7 +35,7 @@ class _SyncEpisodeStream:
     def __init__(self, connector: SyncEpisodeConnector, timeout: float | None) -> None:
         self._connector = connector
         self._timeout = timeout
-        self._state: _ReplayState | None = connector.episodes.state()
+        self._state: ReplayState | None = connector.episodes.state()
         self._pending = _Pending()
         self._live: SyncByteStream | None = None
 

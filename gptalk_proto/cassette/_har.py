@@ -12,9 +12,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from ._cassette import Cassette, parse_response
-from ._errors import RemoteProtocolError
-from ._version import __version__
+from .._errors import RemoteProtocolError
+from .._version import __version__
+from ._format import Cassette
+from ._response import parse_response
 
 __all__ = ["to_har"]
 

@@ -28,9 +28,10 @@ from typing import NamedTuple
 
 import h11
 
-from ._errors import LocalProtocolError
+from .._errors import InvalidHTTP, LocalProtocolError
+from .._http11 import next_h11_event, send_h11
+from .._util import NEED_DATA, PAUSED, NeedData, Paused
 from ._service import Abort, Chunk, Drip, End, Head, Pause, Service
-from ._util import NEED_DATA, PAUSED, Sentinel
 
 __all__ = [
     "DEFAULT_MAX_REQUEST_BODY",
@@ -133,14 +134,14 @@ class ServerConnection:
         with suppress(RuntimeError):
             self._h11.receive_data(data)
 
-    def next_event(self) -> RequestReceived | BadRequest | Sentinel:
+    def next_event(self) -> RequestReceived | BadRequest | NeedData | Paused:
         """A complete request, a bad one, ``NEED_DATA``, or ``PAUSED`` (close)."""
         conn = self._h11
         while True:
             try:
-                event = conn.next_event()
-            except h11.RemoteProtocolError as exc:
-                return BadRequest(exc.error_status_hint, str(exc))
+                event = next_h11_event(conn)
+            except InvalidHTTP as exc:
+                return BadRequest(exc.status_hint, str(exc))
             if event is h11.NEED_DATA:
                 return NEED_DATA
             if isinstance(event, h11.Request):
@@ -204,11 +205,11 @@ class ServerConnection:
             )
             out = b""
             try:
-                out += conn.send(response) or b""
+                out += send_h11(conn, response)
                 if not self._head_only:
-                    out += conn.send(h11.Data(data=body)) or b""
-                out += conn.send(h11.EndOfMessage()) or b""
-            except h11.LocalProtocolError:
+                    out += send_h11(conn, h11.Data(data=body))
+                out += send_h11(conn, h11.EndOfMessage())
+            except LocalProtocolError:
                 pass  # what was framed so far still goes; then the close
             if out:
                 yield Send(out)
@@ -219,11 +220,11 @@ class ServerConnection:
         drip: float | None = None
         head_only = self._head_only
         for step in steps:
-            out: bytes | None
+            out: bytes
             if isinstance(step, Chunk):
                 if head_only:
                     continue
-                out = conn.send(h11.Data(data=step.data))
+                out = send_h11(conn, h11.Data(data=step.data))
             elif isinstance(step, Head):
                 headers = [SERVER_HEADER, *step.headers]
                 if step.length is not None:
@@ -232,9 +233,9 @@ class ServerConnection:
                 response = h11.Response(
                     status_code=step.status, headers=headers, reason=_reason(step.status)
                 )
-                out = conn.send(response)
+                out = send_h11(conn, response)
             elif isinstance(step, End):
-                out = conn.send(h11.EndOfMessage())
+                out = send_h11(conn, h11.EndOfMessage())
             elif isinstance(step, Pause):
                 yield step
                 continue

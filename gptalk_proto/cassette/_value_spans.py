@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from ..sse._media import is_event_stream
+
 __all__ = [
     "FRAMING_HEADERS",
     "Message",
@@ -175,8 +177,7 @@ def sse_data_spans(payload: bytes) -> list[Span]:
 
 def body_spans(payload: bytes, content_type: bytes) -> list[Span]:
     """The values in a message's content, by its media type."""
-    media = content_type.split(b";", 1)[0].strip().lower()
-    if media == b"text/event-stream":
+    if is_event_stream(content_type):
         return sse_data_spans(payload)
     return text_value_spans(payload)
 

@@ -5,7 +5,7 @@ use counts and expiry, pending stream tokens) and answers one request at a
 time with a sequence of :data:`Step` values: a response head, body chunks,
 pauses, an abrupt close.  It does no IO and reads no clock: the time comes in
 with each request and the entropy for tokens from an injected callable.
-:class:`~gptalk_proto.ServerConnection` frames the steps as HTTP/1.1.
+:class:`~gptalk_proto.server.ServerConnection` frames the steps as HTTP/1.1.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from http import HTTPStatus
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
-from ._errors import LocalProtocolError
+from .._errors import LocalProtocolError
+from .._wire import DONE_MARKER, LOGIN_PATH, STREAM_PATH, TEXT_PATH, ErrorCode
+from ..sse._encoder import encode_comment, encode_event
 from ._faults import Fault, parse_faults
 from ._json_depth import MAX_JSON_DEPTH, json_too_deep
 from ._replies import ReplyGenerator, default_reply
-from ._sse_encoder import encode_comment, encode_event
-from ._wire import DONE_MARKER, LOGIN_PATH, STREAM_PATH, TEXT_PATH, ErrorCode
 
 __all__ = [
     "DEFAULT_MAX_PENDING_BYTES",

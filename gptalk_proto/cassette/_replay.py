@@ -28,21 +28,36 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from typing import Any
+from enum import Enum
+from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
-import h11
-
-from ._cassette import Cassette, CassetteError, Interaction, RecordedChunk, RecordedRequest
-from ._errors import excerpt
+from .._errors import InvalidHTTP, excerpt
+from ._format import Cassette, CassetteError, Interaction, RecordedChunk, RecordedRequest
 from ._redact import PLACEHOLDER
 from ._request_reader import RequestReader
-from ._util import Sentinel
 
-__all__ = ["EOF", "CassetteMismatch", "CassetteUnplayed", "ReplayConnection", "Replayer"]
+__all__ = [
+    "EOF",
+    "CassetteMismatch",
+    "CassetteUnplayed",
+    "EndOfRecording",
+    "ReplayConnection",
+    "Replayer",
+]
+
+
+class EndOfRecording(Enum):
+    """The type of :data:`EOF` (an Enum of one, so ``is EOF`` narrows)."""
+
+    EOF = "EOF"
+
+    def __repr__(self) -> str:
+        return self.name
+
 
 #: Returned by :meth:`ReplayConnection.next_chunk` where the server closed.
-EOF = Sentinel("EOF")
+EOF: Final = EndOfRecording.EOF
 
 IGNORED_HEADERS = frozenset({"host", "content-length", "x-auth-timestamp"})
 IGNORED_FIELDS = frozenset({"created_at"})
@@ -234,7 +249,7 @@ class ReplayConnection:
     def __init__(self, replayer: Replayer) -> None:
         self._replayer = replayer
         self._requests = RequestReader(MAX_REPLAY_REQUEST)
-        self._queue: deque[RecordedChunk | Sentinel] = deque()
+        self._queue: deque[RecordedChunk | EndOfRecording] = deque()
         #: The step being answered and when its request was recorded.
         self.current: Interaction | None = None
 
@@ -242,7 +257,7 @@ class ReplayConnection:
         """Bytes the client wrote; a complete request queues its response."""
         try:
             requests = self._requests.feed(data)
-        except h11.RemoteProtocolError as exc:
+        except InvalidHTTP as exc:
             raise CassetteError(f"the client sent invalid HTTP during replay: {exc}") from None
         for head, body, _ in requests:
             item = self._replayer.match(
@@ -256,7 +271,7 @@ class ReplayConnection:
             if item.response.end != "complete":
                 self._queue.append(EOF)
 
-    def next_chunk(self) -> RecordedChunk | Sentinel | None:
+    def next_chunk(self) -> RecordedChunk | EndOfRecording | None:
         """The next recorded chunk, ``EOF`` where the server closed, or None
         when nothing is due until the client sends another request."""
         return self._queue.popleft() if self._queue else None

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import h11
 
-from ._cassette import Cassette
+from ._format import Cassette
 from ._recorder import Recorder, origin_form
 from ._request_reader import RequestReader
 

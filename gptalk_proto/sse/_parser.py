@@ -27,14 +27,14 @@ import sys
 from collections.abc import Iterable
 from typing import NoReturn
 
-from ._errors import (
+from .._errors import (
     LocalProtocolError,
     RemoteProtocolError,
     SSEEventTooLarge,
     SSELineTooLong,
     SSESizeError,
 )
-from ._sse_event import SSEEvent, _new_event
+from ._event import SSEEvent, _new_event
 
 __all__ = [
     "DEFAULT_MAX_EVENT_SIZE",

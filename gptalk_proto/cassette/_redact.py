@@ -23,19 +23,20 @@ from __future__ import annotations
 import json
 import re
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import replace
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
-from ._cassette import (
+from .._errors import LocalProtocolError, RemoteProtocolError
+from .._scrub import PLACEHOLDER, secret_spellings
+from ._format import (
     Cassette,
     Interaction,
     RecordedChunk,
     RecordedRequest,
     RecordedResponse,
-    parse_response,
 )
-from ._errors import LocalProtocolError, RemoteProtocolError
+from ._response import parse_response
 from ._value_spans import (
     FRAMING_HEADERS,
     Span,
@@ -54,8 +55,6 @@ __all__ = [
     "redact",
 ]
 
-#: What a placeholder looks like (lint leaves these alone).
-PLACEHOLDER = re.compile(r"<[a-z-]+-\d+>\.*|<[a-z]\d+>\.*")
 
 _SECRET_HEADERS = {
     "cookie": "cookie",
@@ -145,15 +144,6 @@ def _credential(header: str, value: str) -> str:
     if header == "proxy-authorization":
         return value.partition(" ")[2].strip() or value
     return value
-
-
-def secret_spellings(secret: str) -> Iterator[str]:
-    """How a secret may be spelled on the wire: as is, JSON-escaped (both with
-    and without \\u escapes), and percent-encoded in a URL."""
-    yield secret
-    yield json.dumps(secret)[1:-1]
-    yield json.dumps(secret, ensure_ascii=False)[1:-1]
-    yield quote(secret, safe="")
 
 
 _NUMBERED = re.compile(r"<([a-z-]+)-(\d+)>|<([a-z])(\d+)>")

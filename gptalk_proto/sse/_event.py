@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ._errors import LocalProtocolError
+from .._errors import LocalProtocolError
 
 __all__ = ["SSEEvent"]
 

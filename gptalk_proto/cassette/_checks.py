@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from ._util import _TOKEN
+from .._util import _TOKEN
 
 __all__ = ["is_method", "is_request_target", "nesting_problem", "origin_problem"]
 

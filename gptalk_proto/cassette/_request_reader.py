@@ -13,6 +13,9 @@ from typing import NamedTuple
 
 import h11
 
+from .._errors import InvalidHTTP
+from .._http11 import next_h11_event
+
 __all__ = ["ReadRequest", "RequestReader"]
 
 
@@ -47,13 +50,13 @@ class RequestReader:
     def feed(self, data: bytes, t: float = 0.0) -> list[ReadRequest]:
         """Bytes the client wrote (at ``t``); the requests they completed.
 
-        Raises ``h11.RemoteProtocolError`` on invalid HTTP; the caller says
-        what that means in its own terms.
+        Raises :class:`~gptalk_proto._errors.InvalidHTTP` on invalid HTTP; the
+        caller says what that means in its own terms.
         """
         done: list[ReadRequest] = []
         self._h11.receive_data(data)
         while True:
-            event = self._h11.next_event()
+            event = next_h11_event(self._h11)
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return done
             if isinstance(event, h11.Request):
@@ -61,8 +64,8 @@ class RequestReader:
             elif isinstance(event, h11.Data):
                 self._body_size += len(event.data)
                 if self._body_size > self._max_size:
-                    raise h11.RemoteProtocolError(
-                        f"a request body over {self._max_size} bytes", 413
+                    raise InvalidHTTP(
+                        f"a request body over {self._max_size} bytes", status_hint=413
                     )
                 self._body.append(bytes(event.data))
             elif isinstance(event, h11.EndOfMessage):

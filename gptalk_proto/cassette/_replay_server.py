@@ -39,8 +39,8 @@ from dataclasses import dataclass
 
 import h11
 
-from ._cassette import Cassette, CassetteError, Interaction
-from ._errors import LocalProtocolError
+from .._errors import LocalProtocolError
+from ._format import Cassette, CassetteError, Interaction
 from ._replay import MAX_REPLAY_REQUEST, CassetteMismatch, Replayer
 from ._request_reader import RequestReader
 

@@ -9,7 +9,7 @@ silently altered.
 
 from __future__ import annotations
 
-from ._errors import LocalProtocolError
+from .._errors import LocalProtocolError
 
 __all__ = ["encode_comment", "encode_event"]
 

@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
-from ._errors import LocalProtocolError
+from .._errors import LocalProtocolError
 
 __all__ = [
     "BODILESS_STATUSES",

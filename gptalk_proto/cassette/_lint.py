@@ -19,7 +19,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterator
 
-from ._cassette import Cassette
+from ._format import Cassette
 from ._redact import MIN_REDACTED_PREFIX, PLACEHOLDER, origin_secrets
 from ._value_spans import Span, parse_message, query_value_spans, text_value_spans
 

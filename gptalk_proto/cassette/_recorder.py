@@ -15,19 +15,21 @@ from dataclasses import dataclass, field
 
 import h11
 
-from ._cassette import (
+from .._errors import InvalidHTTP, LocalProtocolError, RemoteProtocolError
+from .._http11 import next_h11_event, response_parser
+from .._version import __version__
+from ..sse._media import is_event_stream
+from ..sse._parser import SSEParser
+from ._format import (
     Cassette,
     Interaction,
     RecordedChunk,
     RecordedRequest,
     RecordedResponse,
-    parse_response,
 )
-from ._errors import LocalProtocolError, RemoteProtocolError
 from ._redact import redact as apply_redaction
 from ._request_reader import ReadRequest, RequestReader
-from ._sse import SSEParser
-from ._version import __version__
+from ._response import parse_response
 
 __all__ = ["Recorder"]
 
@@ -107,7 +109,7 @@ class Recorder:
         conn = self._connections[connection]
         try:
             requests = conn.requests.feed(data, t)
-        except h11.RemoteProtocolError as exc:
+        except InvalidHTTP as exc:
             raise LocalProtocolError(f"the recorded client sent invalid HTTP: {exc}") from None
         for request in requests:
             self._request_done(conn, request)
@@ -128,11 +130,7 @@ class Recorder:
         conn.current = _Exchange(conn.number, request)
         self._exchanges.append(conn.current)
         if self.max_events is not None:
-            conn.responses = h11.Connection(h11.CLIENT)
-            conn.responses.send(
-                h11.Request(method=head.method, target=b"/", headers=[("host", "x")])
-            )
-            conn.responses.send(h11.EndOfMessage())
+            conn.responses = response_parser(head.method)
             conn.events = 0
             conn.parser = None
 
@@ -178,8 +176,8 @@ class Recorder:
         responses.receive_data(data)
         while True:
             try:
-                event = responses.next_event()
-            except h11.RemoteProtocolError:
+                event = next_h11_event(responses)
+            except InvalidHTTP:
                 conn.responses = None
                 return
             if event is h11.NEED_DATA or isinstance(
@@ -187,8 +185,7 @@ class Recorder:
             ):
                 return
             if isinstance(event, h11.Response):
-                ctype = dict(event.headers).get(b"content-type", b"").split(b";")[0]
-                if ctype.strip().lower() == b"text/event-stream":
+                if is_event_stream(dict(event.headers).get(b"content-type", b"")):
                     conn.parser = SSEParser()
             elif isinstance(event, h11.Data) and conn.parser is not None:
                 try:

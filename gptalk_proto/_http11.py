@@ -1,0 +1,510 @@
+"""HTTP/1.1 for the core, over h11: the one boundary where h11's errors are caught.
+
+* :func:`next_h11_event` / :func:`send_h11`: h11's errors re-typed, once.
+* :func:`response_parser`: an h11 connection ready to parse the response to a
+  request (the recorder, the cassette reader and the client use it).
+* :func:`write_request`: a request's bytes, as h11 writes them.
+* :class:`ResponseReader`: a client connection's responses, with its own
+  small state enum (:class:`ReaderState`) and no private h11 name.
+* :class:`ChunkedDecoder`, below: a chunked-body decoder (RFC 9112 section
+  7.1) for the event stream's body.
+
+Why not h11 for this part: GPTalk servers flush every event, so the stream
+body is one HTTP chunk per event, and h11 costs about 5 microseconds per chunk
+in pure Python -- more than parsing the event itself.  This decoder turns all
+the chunks of one read into one run of body bytes with a few ``find`` calls
+and slices.  h11 still reads every response head; :class:`ResponseReader`
+hands a chunked body to the decoder and gives each response a fresh h11
+parser, so h11 is never cycled by hand.
+
+It accepts and refuses what h11 0.16 does (a differential property test holds
+it to that): chunk-size lines end at the first CRLF and are 1 to 20 hex digits,
+optionally ``;`` and extensions (ignored), optionally spaces or tabs; the data
+of a chunk must be followed by exactly CRLF; the last chunk (size 0) is
+followed by trailer fields, each checked as a header field, then a blank line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from enum import Enum
+from typing import NamedTuple, Union
+
+import h11
+
+from ._errors import InvalidHTTP, LocalProtocolError, RemoteProtocolError
+from ._util import NEED_DATA, NeedData
+
+__all__ = [
+    "DEFAULT_MAX_CHUNK_LINE",
+    "SERVER_CLOSED",
+    "ChunkedDecoder",
+    "H11Event",
+    "ReaderState",
+    "ResponseHead",
+    "ResponseReader",
+    "next_h11_event",
+    "response_parser",
+    "send_h11",
+    "write_request",
+]
+
+#: Cap on a chunk-size line or the trailer section, in bytes (what h11
+#: allows an incomplete event by default in ClientConnection).
+DEFAULT_MAX_CHUNK_LINE = 64 * 1024
+
+# RFC 9112 section 7.1: chunk = chunk-size [ chunk-ext ] CRLF chunk-data CRLF;
+# chunk-size = 1*HEXDIG (at most 20 here: 2**64 has 20 decimal digits);
+# extensions are not interpreted; trailing spaces and tabs are tolerated.
+_CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;.*)?[ \t]*")
+# RFC 9110 section 5: field-name = token; field-value = *field-content, with
+# visible characters (and obs-text) separated by spaces or tabs; OWS around.
+_FIELD = re.compile(
+    rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+:[ \t]*(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?[ \t]*"
+)
+# The end of the trailer section: a line end, then an empty line.
+_BLANK_LINE = re.compile(rb"\n\r?\n")
+
+_SIZE, _DATA, _CRLF, _TRAILER, _DONE = range(5)
+
+
+class ChunkedDecoder:
+    """Chunked transfer coding in, body bytes out.
+
+    :meth:`feed` returns the body bytes a read completed; ``done`` turns true
+    after the last chunk and its trailers, and ``leftover`` holds bytes past
+    the end (the next response's).  Errors raise
+    :class:`~gptalk_proto.RemoteProtocolError` whose ``partial`` attribute
+    holds the body bytes decoded before the error in that call.
+    """
+
+    __slots__ = ("_crlf", "_left", "_max_line", "_pending", "_state", "leftover")
+
+    def __init__(self, *, max_line: int = DEFAULT_MAX_CHUNK_LINE) -> None:
+        self._max_line = max_line
+        self._state = _SIZE
+        self._left = 0  # data bytes left in the current chunk
+        self._crlf = 0  # bytes of the CRLF after a chunk's data seen so far
+        self._pending = b""  # an unfinished size line or trailer section
+        self.leftover = b""
+
+    @property
+    def done(self) -> bool:
+        return self._state == _DONE
+
+    def feed(self, data: bytes) -> bytes:
+        """Decode one read; return the body bytes it completed."""
+        if self._state == _DONE:
+            self.leftover += data
+            return b""
+        buf = self._pending + data if self._pending else data
+        self._pending = b""
+        out: list[bytes | memoryview] = []
+        view = memoryview(buf)
+        pos, size = 0, len(buf)
+        find = buf.find
+        chunk_line = _CHUNK_LINE.fullmatch
+        try:
+            while pos < size:
+                state = self._state
+                if state == _SIZE:
+                    end = find(b"\r\n", pos)
+                    if end < 0:
+                        self._keep(buf, pos)
+                        break
+                    match = chunk_line(buf, pos, end)
+                    if match is None:
+                        raise RemoteProtocolError(f"illegal chunk header: {buf[pos:end][:60]!r}")
+                    left = int(match[1], 16)
+                    pos = end + 2
+                    if not left:
+                        self._state = _TRAILER
+                        continue
+                    # The fast path, one step per chunk: what a server that
+                    # flushes every event sends is many whole chunks per read.
+                    stop = pos + left
+                    if stop + 2 <= size and buf[stop] == 13 and buf[stop + 1] == 10:
+                        out.append(view[pos:stop])
+                        pos = stop + 2
+                        continue
+                    self._left = left
+                    self._state = _DATA
+                elif state == _DATA:
+                    take = min(self._left, size - pos)
+                    out.append(view[pos : pos + take])
+                    pos += take
+                    self._left -= take
+                    if not self._left:
+                        self._state = _CRLF
+                elif state == _CRLF:
+                    # The CRLF after the data, compared byte by byte as it comes.
+                    if buf[pos] != b"\r\n"[self._crlf]:
+                        raise RemoteProtocolError(
+                            f"malformed chunk footer: expected CRLF after the chunk data, "
+                            f"got {buf[pos : pos + 2]!r}"
+                        )
+                    pos += 1
+                    self._crlf += 1
+                    if self._crlf == 2:
+                        self._crlf = 0
+                        self._state = _SIZE
+                else:  # _TRAILER
+                    pos = self._trailers(buf, pos)
+                    if self._state != _DONE:
+                        break
+                    self.leftover = buf[pos:]
+                    break
+        except RemoteProtocolError as exc:
+            exc.partial = b"".join(out)  # type: ignore[attr-defined]
+            self._state = _DONE
+            raise
+        return b"".join(out)
+
+    def _keep(self, buf: bytes, pos: int) -> None:
+        rest = buf[pos:]
+        if len(rest) > self._max_line:
+            raise RemoteProtocolError(
+                f"chunk-size line or trailers over {self._max_line} bytes without a line end"
+            )
+        self._pending = rest
+
+    def _trailers(self, buf: bytes, pos: int) -> int:
+        # No trailers: the blank line right away (LF alone is accepted too).
+        if buf.startswith(b"\r\n", pos):
+            self._state = _DONE
+            return pos + 2
+        if buf.startswith(b"\n", pos):
+            self._state = _DONE
+            return pos + 1
+        match = _BLANK_LINE.search(buf, pos)
+        if match is None:
+            self._keep(buf, pos)
+            return len(buf)
+        lines = buf[pos : match.start() + 1].split(b"\n")[:-1]
+        self._check_fields([line[:-1] if line.endswith(b"\r") else line for line in lines])
+        self._state = _DONE
+        return match.end()
+
+    @staticmethod
+    def _check_fields(lines: list[bytes]) -> None:
+        joined: list[bytes] = []
+        for line in lines:
+            if line[:1] in (b" ", b"\t"):
+                # obs-fold (RFC 9112 section 5.2): continues the previous field.
+                if not joined:
+                    raise RemoteProtocolError("continuation line at the start of the trailers")
+                joined[-1] += b" " + line.lstrip(b" \t")
+            else:
+                joined.append(line)
+        for field in joined:
+            if not _FIELD.fullmatch(field):
+                raise RemoteProtocolError(f"illegal trailer line: {field[:60]!r}")
+
+    def eof(self) -> None:
+        """The connection closed: an error unless the body was complete."""
+        if self._state != _DONE:
+            raise RemoteProtocolError(
+                "peer closed connection without sending complete message body "
+                "(incomplete chunked read)"
+            )
+
+
+# -- h11, at one boundary ----------------------------------------------------------
+#
+# Everything else of the core that speaks HTTP/1.1 goes through these: h11's
+# errors are re-typed here and nowhere else, and only public h11 names are used.
+
+#: What h11's ``next_event()`` gives.
+H11Event = Union[h11.Event, type[h11.NEED_DATA], type[h11.PAUSED]]  # noqa: UP007 - runtime alias
+
+
+def next_h11_event(conn: h11.Connection) -> H11Event:
+    """``conn.next_event()``, with h11's error re-typed as :class:`InvalidHTTP`."""
+    try:
+        return conn.next_event()
+    except h11.RemoteProtocolError as exc:
+        raise InvalidHTTP(str(exc), status_hint=exc.error_status_hint) from None
+
+
+def send_h11(conn: h11.Connection, event: h11.Response | h11.Data | h11.EndOfMessage) -> bytes:
+    """``conn.send(event)``, with h11's error re-typed as :class:`LocalProtocolError`."""
+    try:
+        return conn.send(event) or b""
+    except h11.LocalProtocolError as exc:
+        raise LocalProtocolError(str(exc)) from None
+
+
+def response_parser(
+    method: str | bytes, *, close: bool = False, max_head_size: int = DEFAULT_MAX_CHUNK_LINE
+) -> h11.Connection:
+    """An h11 client connection that has "sent" a ``method`` request (with
+    ``Connection: close`` if ``close``), ready to parse the response to it.
+
+    What a response's framing depends on is the request's method (a HEAD
+    answer has no body) and whether the connection closes after it; the rest
+    of the request is written elsewhere (:func:`write_request`), so h11 is
+    shown a minimal one through its public API.
+    """
+    conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_head_size)
+    headers = [(b"host", b"x"), (b"connection", b"close")] if close else [(b"host", b"x")]
+    conn.send(h11.Request(method=method, target=b"/", headers=headers))
+    conn.send(h11.EndOfMessage())
+    return conn
+
+
+def write_request(method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
+    """A request's bytes, byte for byte as h11 writes them (a differential
+    test holds this to h11).
+
+    Every header value must have passed :func:`~gptalk_proto.check_header_value`
+    (no control characters, latin-1 only) and every name
+    :func:`~gptalk_proto.check_header_name`: the values are not checked again
+    here, which is why this is cheaper than h11's writer.
+    """
+    lines = [f"{method} {target} HTTP/1.1\r\n"]
+    lines.extend(f"{name}: {value}\r\n" for name, value in headers)
+    lines.append("\r\n")
+    return "".join(lines).encode("latin-1") + body
+
+
+# -- the client's response reader -----------------------------------------------------
+
+
+#: The message of the :class:`InvalidHTTP` a reader raises when the peer's EOF
+#: cut a response short (any other is the peer's HTTP being invalid).
+SERVER_CLOSED = "the server closed the connection"
+
+
+class ReaderState(Enum):
+    """Where a client connection's response reader is."""
+
+    #: No request out: bytes that arrive now are kept for the next response.
+    IDLE = "IDLE"
+    #: A request is out; h11 reads the response's head, and its body unless
+    #: the body is chunked.
+    H11 = "H11"
+    #: A chunked body, read by :class:`ChunkedDecoder`.
+    CHUNKED = "CHUNKED"
+    #: The connection carries no more responses (closed, or will close).
+    DONE = "DONE"
+
+
+class ResponseHead(NamedTuple):
+    """A final response's status and headers (lowercase bytes names)."""
+
+    status: int
+    headers: Sequence[tuple[bytes, bytes]]
+
+
+class ResponseReader:
+    """One client connection's responses, from bytes: heads, body bytes, ends.
+
+    :meth:`expect` says a request went out; :meth:`next_event` then gives a
+    :class:`ResponseHead`, body bytes, ``b""`` when the body ended, or
+    ``NEED_DATA``; it raises :class:`InvalidHTTP` (``closed`` tells whether
+    the peer's EOF is why).  After a response, the reader is ``IDLE`` again if
+    both sides keep the connection, ``DONE`` otherwise.
+
+    Each response gets a fresh h11 parser (:func:`response_parser`), so h11 is
+    never cycled nor told of a request through private names; a chunked body
+    is decoded by :class:`ChunkedDecoder` (h11 costs more per chunk than the
+    rest of an event).
+    """
+
+    def __init__(self, *, max_head_size: int) -> None:
+        self._max_head_size = max_head_size
+        self.state = ReaderState.IDLE
+        #: The peer closed its side (``receive_data(b"")``).
+        self.closed = False
+        self._parser: h11.Connection | None = None
+        # A request out, not yet shown to h11: (method, connection-close).
+        self._expected: tuple[bytes, bool] | None = None
+        self._close_requested = False
+        # Bytes not yet handed to a parser or decoder: between responses, or
+        # before the deferred parser exists, or for the chunked decoder.  At
+        # most what one read brings, or the tail of one response (the peer
+        # cannot grow it: it is handed over at the next next_event()).
+        self._unread: list[bytes] = []
+        self._decoder: ChunkedDecoder | None = None
+        # The chunked body ended in the read whose bytes went out last.
+        self._body_ended = False
+        self._keep_alive = True
+        # An error found after some body bytes, raised at the next call.
+        self._error: InvalidHTTP | None = None
+        #: Whether any byte of the current response arrived.
+        self.answered = False
+
+    @property
+    def reusable(self) -> bool:
+        """Idle, open, and no stray bytes from the peer."""
+        return self.state is ReaderState.IDLE and not self.closed and not self._unread
+
+    def expect(self, method: str, *, close: bool) -> None:
+        """A ``method`` request went out (``close``: it said ``Connection: close``).
+
+        The h11 parser is built on first use (:meth:`request_sent` or the
+        first bytes), so the request goes on the wire first.
+        """
+        if self.state is not ReaderState.IDLE:
+            raise LocalProtocolError("a request is already out on this connection")
+        self._expected = (method.encode("ascii"), close)
+        self._close_requested = close
+        self.answered = bool(self._unread)
+        self.state = ReaderState.H11
+
+    def request_sent(self) -> None:
+        """Build the parser now (while the server works) rather than later."""
+        if self._expected is not None:
+            self._start_parser()
+
+    def _start_parser(self) -> None:
+        assert self._expected is not None
+        method, close = self._expected
+        self._expected = None
+        self._parser = parser = response_parser(
+            method, close=close, max_head_size=self._max_head_size
+        )
+        if self._unread:
+            parser.receive_data(b"".join(self._unread))
+            self._unread = []
+        if self.closed:
+            parser.receive_data(b"")
+
+    def receive_data(self, data: bytes) -> None:
+        """Bytes from the peer; ``b""`` means it closed the connection."""
+        if self.closed:
+            if data:
+                raise LocalProtocolError("receive_data() after EOF")
+            return
+        if data:
+            self.answered = self.answered or self.state is not ReaderState.IDLE
+        else:
+            self.closed = True
+        if self._parser is not None:
+            self._parser.receive_data(data)
+        elif data:
+            self._unread.append(data)
+
+    def next_event(self) -> ResponseHead | bytes | NeedData:
+        """The next head, body bytes (``b""``: the body ended), or ``NEED_DATA``."""
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        if self.state is ReaderState.CHUNKED:
+            return self._next_chunked()
+        if self.state is not ReaderState.H11:
+            return NEED_DATA
+        if self._parser is None:
+            self._start_parser()
+        parser = self._parser
+        assert parser is not None
+        while True:
+            try:
+                event = next_h11_event(parser)
+            except InvalidHTTP:
+                self._finish(keep_alive=False)
+                if self.closed:
+                    raise InvalidHTTP(SERVER_CLOSED) from None
+                raise
+            event_type = type(event)
+            if event_type is h11.Data:
+                assert isinstance(event, h11.Data)
+                return bytes(event.data)
+            if event_type is h11.Response:
+                assert isinstance(event, h11.Response)
+                if _is_chunked(event):
+                    self._start_chunked(event, parser)
+                return ResponseHead(event.status_code, event.headers)
+            if event_type is h11.EndOfMessage:
+                # Both sides keep the connection (h11 decided from the heads).
+                keep = parser.our_state is h11.DONE and parser.their_state is h11.DONE
+                self._finish(keep_alive=keep, leftover=parser.trailing_data[0])
+                return b""
+            if event_type is h11.ConnectionClosed:
+                self._finish(keep_alive=False)
+                raise InvalidHTTP(SERVER_CLOSED)
+            if event is h11.NEED_DATA:
+                return NEED_DATA
+            # InformationalResponse (1xx): not final, read on.
+
+    def _start_chunked(self, response: h11.Response, parser: h11.Connection) -> None:
+        # From here the body is ours: h11 has read the head; what it buffered
+        # past it is the body's first bytes.
+        self.state = ReaderState.CHUNKED
+        self._decoder = ChunkedDecoder(max_line=self._max_head_size)
+        leftover = parser.trailing_data[0]
+        self._unread = [leftover] if leftover else []
+        self._parser = None
+        # h11's rule: the connection is kept unless either side said
+        # "Connection: close" or the response is HTTP/1.0.
+        tokens = b",".join(v for n, v in response.headers if n == b"connection").lower()
+        self._keep_alive = (
+            response.http_version >= b"1.1" and b"close" not in tokens and not self._close_requested
+        )
+
+    def _next_chunked(self) -> bytes | NeedData:
+        decoder = self._decoder
+        assert decoder is not None
+        if self._body_ended:
+            # The last body bytes went out at the previous call: now the end.
+            self._body_ended = False
+            self._end_chunked(decoder)
+            return b""
+        while True:
+            if not self._unread:
+                if not self.closed:
+                    return NEED_DATA
+                self._finish(keep_alive=False)
+                try:
+                    decoder.eof()
+                except RemoteProtocolError:
+                    raise InvalidHTTP(SERVER_CLOSED) from None
+                return b""  # pragma: no cover - not done (see above), so eof() raised
+            data = self._unread[0] if len(self._unread) == 1 else b"".join(self._unread)
+            self._unread = []
+            try:
+                body = decoder.feed(data)
+            except RemoteProtocolError as exc:
+                self._finish(keep_alive=False)
+                error = InvalidHTTP(str(exc))
+                # The body bytes before the error still count (the decoder
+                # hands them over on the exception): first them, then it.
+                partial: bytes = getattr(exc, "partial", b"")
+                if partial:
+                    self._error = error
+                    return partial
+                raise error from None
+            if decoder.done:
+                if body:
+                    self._body_ended = True
+                    return body
+                self._end_chunked(decoder)
+                return b""
+            if body:
+                return body
+
+    def _end_chunked(self, decoder: ChunkedDecoder) -> None:
+        # h11 would not keep a connection the peer closed; the decoder's rule
+        # is the same (see _start_chunked).
+        keep = self._keep_alive and not self.closed
+        self._finish(keep_alive=keep, leftover=bytes(decoder.leftover))
+
+    def _finish(self, *, keep_alive: bool, leftover: bytes = b"") -> None:
+        self._parser = None
+        self._decoder = None
+        self._expected = None
+        self._body_ended = False
+        if keep_alive and not self.closed:
+            self.state = ReaderState.IDLE
+            self._unread = [leftover] if leftover else []
+        else:
+            self.state = ReaderState.DONE
+            self._unread = []
+
+
+def _is_chunked(response: h11.Response) -> bool:
+    return any(
+        name == b"transfer-encoding" and value.lower().endswith(b"chunked")
+        for name, value in response.headers
+    )

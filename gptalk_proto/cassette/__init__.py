@@ -1,0 +1,111 @@
+"""Record and replay, sans IO.
+
+* The format: :class:`Cassette` of :class:`Interaction` s, each a
+  :class:`RecordedRequest` and a :class:`RecordedResponse` of
+  :class:`RecordedChunk` s; loading checks raise :class:`CassetteError`.
+* :class:`Recorder`: bytes seen on a connection in, a cassette out.
+* :class:`Replayer` / :class:`ReplayConnection`: a cassette in, the recorded
+  bytes back to a client; :class:`CassetteMismatch` when the client asks
+  something else, :class:`CassetteUnplayed` when it asks less.
+* :class:`ReplayState`, :class:`ReplayTiming`, :func:`rechunker`: when and
+  in what pieces a replayed connection delivers the recorded bytes (the
+  drivers own the clock).
+* :class:`ReplayServer` / :class:`ReplayServerConnection`: the server side
+  of replay for many clients at once (sessions keyed by the tokens it hands
+  out); :class:`ProxyRecorder` / :class:`ProxyConnection`: a recording
+  proxy's tee, request by request.
+* :func:`redact`, :func:`check_secrets`: secrets out of a cassette;
+  :func:`lint` finds what looks like one; :func:`to_har` exports to HAR.
+
+The schema of the format ships next to this module (``cassette.schema.json``).
+"""
+
+from .._wire import text_request_fields
+from ._format import (
+    FORMAT_VERSION,
+    MAX_DEPTH,
+    MAX_TIME,
+    Cassette,
+    CassetteError,
+    Interaction,
+    RecordedChunk,
+    RecordedRequest,
+    RecordedResponse,
+)
+from ._har import to_har
+from ._lint import lint
+from ._playback import MAX_RANDOM_PIECE, ReplayState, ReplayTiming, rechunker
+from ._proxy_recorder import (
+    MAX_PROXIED_REQUEST,
+    ProxyConnection,
+    ProxyRecorder,
+    ToClient,
+    ToUpstream,
+)
+from ._recorder import Recorder
+from ._redact import MIN_SECRET_LENGTH, check_secrets, redact
+from ._replay import (
+    EOF,
+    CassetteMismatch,
+    CassetteUnplayed,
+    EndOfRecording,
+    ReplayConnection,
+    Replayer,
+)
+from ._replay_server import (
+    MAX_REPLAY_SESSIONS,
+    MISMATCH_STATUS,
+    ReplayClose,
+    ReplayMismatch,
+    ReplayServer,
+    ReplayServerConnection,
+    ReplayWrite,
+)
+
+__all__ = [
+    "EOF",
+    "FORMAT_VERSION",
+    "MAX_DEPTH",
+    "MAX_PROXIED_REQUEST",
+    "MAX_RANDOM_PIECE",
+    "MAX_REPLAY_SESSIONS",
+    "MAX_TIME",
+    "MIN_SECRET_LENGTH",
+    "MISMATCH_STATUS",
+    "Cassette",
+    "CassetteError",
+    "CassetteMismatch",
+    "CassetteUnplayed",
+    "EndOfRecording",
+    "Interaction",
+    "ProxyConnection",
+    "ProxyRecorder",
+    "RecordedChunk",
+    "RecordedRequest",
+    "RecordedResponse",
+    "Recorder",
+    "ReplayClose",
+    "ReplayConnection",
+    "ReplayMismatch",
+    "ReplayServer",
+    "ReplayServerConnection",
+    "ReplayState",
+    "ReplayTiming",
+    "ReplayWrite",
+    "Replayer",
+    "ToClient",
+    "ToUpstream",
+    "check_secrets",
+    "lint",
+    "rechunker",
+    "redact",
+    "text_request_fields",
+    "to_har",
+]
+
+# Shown as gptalk_proto.cassette.X, not gptalk_proto.cassette._module.X.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) and _obj.__module__.startswith(__name__ + "._"):
+        _obj.__module__ = __name__
+del _name, _obj

@@ -1,0 +1,103 @@
+"""The sans-IO half of replay, without a driver: timing and re-chunking are
+pure computations over a cassette (the drivers only sleep until the due time
+this machine gives)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from gptalk_proto.cassette import (
+    MAX_RANDOM_PIECE,
+    Cassette,
+    CassetteError,
+    RecordedRequest,
+    Replayer,
+    ReplayState,
+    ReplayTiming,
+    rechunker,
+)
+
+PLAIN = Path(__file__).resolve().parent.parent / "cassettes" / "plain-chat.json"
+
+
+def request_bytes(request: RecordedRequest) -> bytes:
+    """The recorded request back on the wire, as the client sent it."""
+    head = f"{request.method} {request.target} HTTP/1.1\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in request.headers)
+    return (head + "\r\n").encode("latin-1") + request.body
+
+
+def replay_first(cassette: Cassette, timing: ReplayTiming, cut: str) -> list[tuple[float, bytes]]:
+    """Send the first recorded request at t=10 and take the answer."""
+    state = ReplayState(Replayer(cassette).connection(), timing, rechunker(cut))
+    first = cassette.interactions[0]
+    state.sent(request_bytes(first.request), now=10.0)
+    got = []
+    while True:
+        due, data = state.next(1 << 20)
+        if data is None or state.connection.current is not first:
+            break
+        got.append((due, data))
+        if not state.pieces and state.connection.at_eof:
+            break
+        if sum(len(d) for _, d in got) == len(first.response.wire):
+            break
+    return got
+
+
+def test_instant_timing_is_due_at_the_send_time_and_keeps_the_bytes() -> None:
+    cassette = Cassette.loads(PLAIN.read_text())
+    got = replay_first(cassette, ReplayTiming(), "recorded")
+    assert got, "the first interaction has a response"
+    assert b"".join(data for _, data in got) == cassette.interactions[0].response.wire
+    assert {due for due, _ in got} <= {0.0, 10.0}
+
+
+def test_recorded_timing_adds_the_recorded_gaps_scaled() -> None:
+    cassette = Cassette.loads(PLAIN.read_text())
+    first = cassette.interactions[0]
+    got = replay_first(cassette, ReplayTiming(speed=2.0), "recorded")
+    expected = [10.0 + max(chunk.t - first.request.t, 0.0) / 2.0 for chunk in first.response.chunks]
+    assert [due for due, _ in got] == pytest.approx(expected[: len(got)])
+
+
+def test_bytes_rechunking_cuts_single_bytes() -> None:
+    cassette = Cassette.loads(PLAIN.read_text())
+    got = replay_first(cassette, ReplayTiming(), "bytes")
+    assert all(len(data) == 1 for _, data in got)
+    assert b"".join(data for _, data in got) == cassette.interactions[0].response.wire
+
+
+def test_random_rechunking_takes_its_entropy_from_the_caller() -> None:
+    data = bytes(range(256)) * 8
+    draws: list[tuple[int, int]] = []
+
+    def randint(a: int, b: int) -> int:
+        draws.append((a, b))
+        return random.Random(len(draws)).randint(a, b)
+
+    pieces = rechunker(randint)(data)
+    assert b"".join(pieces) == data
+    assert len(pieces) == len(draws)
+    assert set(draws) == {(1, MAX_RANDOM_PIECE)}
+    assert all(1 <= len(piece) <= MAX_RANDOM_PIECE for piece in pieces)
+
+
+def test_a_bad_rechunk_and_bad_timings_are_refused() -> None:
+    with pytest.raises(ValueError, match="rechunk"):
+        rechunker("lines")
+    for speed in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="speed"):
+            ReplayTiming(speed=speed)
+    with pytest.raises(ValueError, match="max_gap"):
+        ReplayTiming(speed=1.0, max_gap=float("nan"))
+
+
+def test_waiting_for_bytes_the_cassette_lacks_is_a_cassette_error() -> None:
+    cassette = Cassette.loads(PLAIN.read_text())
+    state = ReplayState(Replayer(cassette).connection(), ReplayTiming(), rechunker("recorded"))
+    with pytest.raises(CassetteError, match="before any request"):
+        state.next(100)
