@@ -15,11 +15,12 @@ from pathlib import Path
 import anyio
 import pytest
 
+from gptalk_proto.server import text_reply
 from gptalk_transports._cassettes import write_atomically
 from gptalk_transports._cli import main
 from gptalk_transports._cli.exits import COMMAND_EXITS, EXIT_CODES
 from gptalk_transports._load import LoadReport, run_load
-from gptalk_transports._server.refserver import serve_in_thread
+from gptalk_transports._server.refserver import make_service, serve_in_thread
 
 from .console import ENV, GPTALK, gptalk
 from .replay_cases import CASSETTES
@@ -307,3 +308,34 @@ def test_the_report_format_is_unchanged_for_a_clean_run() -> None:
     report = EMPTY._replace(chats=1, chat_times=(0.002,))
     assert "chat time p50 2.0 ms, p99 2.0 ms" in report.format()
     assert report.as_dict()["chat_p50_ms"] == 2.0
+
+
+# -- the reply on a terminal ----------------------------------------------------------------
+
+#: What a hostile service might stream: an ANSI colour, a carriage return
+#: that would overwrite the line, a C1 CSI, a bidi override, a tag character
+#: (format, outside the BMP), DEL and NUL; line feeds and tabs are layout.
+HOSTILE_REPLY = (
+    "red \x1b[31mtext\x1b[0m over\rwritten \x9b2J rev\u202eersed \U000e0041 \x7f\x00 end\n\tok"
+)
+STEERING = ("\x1b", "\r", "\x9b", "\u202e", "\U000e0041", "\x7f", "\x00")
+
+
+def test_a_reply_reaches_the_terminal_escaped() -> None:
+    with serve_in_thread(make_service(reply=text_reply(HOSTILE_REPLY, words_per_event=2))) as url:
+        result = gptalk("chat", "--url", url, "--no-env-proxy", "hi")
+    assert result.returncode == 0, result.stderr
+    assert not any(char in result.stdout for char in STEERING), repr(result.stdout)
+    # Escaped, not dropped: the text stays readable, its layout kept.
+    assert "red \\x1b[31mtext\\x1b[0m over\\rwritten \\x9b2J rev\\u202eersed" in result.stdout
+    assert "\\U000e0041 \\x7f\\x00 end\n\tok" in result.stdout
+
+
+def test_a_reply_in_json_lines_is_escaped_and_still_exact() -> None:
+    with serve_in_thread(make_service(reply=text_reply(HOSTILE_REPLY, words_per_event=2))) as url:
+        result = gptalk("chat", "--url", url, "--no-env-proxy", "--json", "hi")
+    assert result.returncode == 0, result.stderr
+    assert not any(char in result.stdout for char in STEERING), repr(result.stdout)
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines[-1] == {"event": "done", "text": HOSTILE_REPLY}
+    assert "".join(line["text"] for line in lines if line["event"] == "delta") == HOSTILE_REPLY

@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import os
+import re
 import ssl
 from collections.abc import Callable
 from pathlib import Path
@@ -62,6 +63,43 @@ def _verify(args: argparse.Namespace) -> bool | ssl.SSLContext:
     return True
 
 
+# A reply's line structure is kept; everything else a terminal would act on
+# is shown escaped (see terminal_text).
+_LAYOUT = re.compile(r"([\n\t])")
+
+
+def terminal_text(text: str, *, json_form: bool = False) -> str:
+    """``text`` with every character that could steer a terminal escaped.
+
+    What the server streams is shown as it is, but for the characters that
+    ``str.isprintable`` refuses: C0 and C1 controls (ESC starts ANSI
+    sequences, CR overwrites a line), DEL, and format characters such as the
+    bidi overrides (U+202E reverses what follows).  Line feeds and tabs stay.
+    Escapes are Python's (``\\x1b``), or JSON's (``\\u001b``) for a line that
+    ``json_form`` says is JSON, so the line still parses to the same text.
+    """
+    if text.isprintable():
+        return text
+    parts = _LAYOUT.split(text)
+    for index, part in enumerate(parts):
+        if index % 2 or part.isprintable():
+            continue  # a line feed or a tab, or nothing to escape
+        parts[index] = "".join(
+            char if char.isprintable() else _escape(char, json_form) for char in part
+        )
+    return "".join(parts)
+
+
+def _escape(char: str, json_form: bool) -> str:
+    if not json_form:
+        return char.encode("unicode_escape").decode("ascii")
+    code = ord(char)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # RFC 8259 section 7: a UTF-16 surrogate pair
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
 class _Printer:
     """Writes a chat's events to stdout as text or JSON lines."""
 
@@ -83,14 +121,17 @@ class _Printer:
             elif isinstance(event, ChatDone):
                 record = {"event": "done", "text": event.text}
             if record is not None:
-                self.out.write(json.dumps(record, ensure_ascii=self.ascii_only) + "\n")
+                line = json.dumps(record, ensure_ascii=self.ascii_only)
+                # json.dumps escapes C0 controls only; C1 controls and bidi
+                # overrides would reach the terminal raw.
+                self.out.write(terminal_text(line, json_form=True) + "\n")
                 self.out.flush()
             return
         if isinstance(event, TextDelta):
-            self.out.write(event.text)
+            self.out.write(terminal_text(event.text))
         elif isinstance(event, TextRewritten):
             self.err.write("\ngptalk: the service rewrote its reply; the whole new text follows\n")
-            self.out.write("\n" + event.text)
+            self.out.write("\n" + terminal_text(event.text))
         elif isinstance(event, ChatDone):
             self.out.write("\n")
         self.out.flush()
