@@ -64,6 +64,11 @@ class ContentDecoder:
 
     __slots__ = ("_pieces", "_raw", "_text")
 
+    #: What the event stream's parser is told (``SSEParser(growing_tail=...)``):
+    #: each event is the previous one with text inserted before its last two
+    #: bytes, the closing ``"}``, so the parser need decode only the new text.
+    growing_tail = len(_TAIL)
+
     def __init__(self) -> None:
         # When set, the previous event's data without its closing '"}' -- and
         # that data was exactly PREFIX + string body + '"}' of a one-key object,

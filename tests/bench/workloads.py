@@ -66,7 +66,7 @@ def gptalk_events(
         per_char = len(dumps("".join(pieces), style)) / max(size, 1)
         lengths = list(itertools.accumulate(map(len, pieces)))
         first, total = len(pieces), 0.0
-        while first > 1 and total < budget:
+        while first > 0 and total < budget:
             first -= 1
             total += lengths[first] * per_char + 20
     content = "".join(pieces[:first])
