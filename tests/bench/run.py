@@ -150,8 +150,8 @@ def _plans(quick: bool) -> list[Plan]:
     ) -> list[tuple[str, str]]:
         return [
             (
-                f"{size // 1024 if size >= 1024 else size} {'KB' if size >= 1024 else 'chars'}"
-                f", {c} ch/event, {s}, {e}",
+                (f"{size // 1024} KB" if size % 1024 == 0 else f"{size:,} chars")
+                + f", {c} ch/event, {s}, {e}",
                 name_of(size, max(size // c, 1), s, e),
             )
             for s in styles
