@@ -401,8 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = [one for one in worst if one.passed is False]
     judged = sum(one.passed is not None for one in rows)
     print(
-        f"\n{len(rows)} rows ({judged} judged cells, "
-        f"{sum(one.passed is False for one in rows)} below target); "
+        f"\n{len(rows)} rows, {judged} judged cells "
+        f"({sum(one.passed is False for one in rows)} below target); "
         f"{len(worst)} measures: {len(worst) - len(failed)} pass, "
         f"{len(failed)} fail on the worst cell"
     )
