@@ -269,6 +269,7 @@ class SSEParser:
         this raises :class:`~gptalk_proto.LocalProtocolError`.
         """
         self._closed = True
+        self._grower = None  # and the buffer its last value's view holds
         self._pending = []
         self._pending_len = 0
         self._data = []
@@ -303,7 +304,7 @@ class SSEParser:
         if self._data_size + (end - start) > self.max_event_size:
             text = str(memoryview(buf)[start:end], "utf-8", "replace")
             return self._process_checked(text.split("\n"))
-        # Long lines (GPTalk's cumulative events run to kilobytes): decode each
+        # Long lines (cumulative replies run to kilobytes a line): decode each
         # line straight from the buffer, instead of decoding everything and then
         # copying it again into the pieces of a split.  A stream's lines are
         # alike, so its first bytes decide: short lines put many line ends in

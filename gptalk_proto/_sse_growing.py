@@ -4,7 +4,7 @@ Protocol-neutral: some streams resend a value whole with more inserted near
 its end (cumulative replies, each a JSON object with the text so far), and
 decoding each of them in full costs time quadratic in the reply.  This keeps
 the previous value's text and decodes only what is new, when the bytes prove
-that exact.  What the tail is (two bytes, ``"}``, for GPTalk's JSON) is the
+that exact.  What the tail is (for a JSON object, its closing bytes) is the
 caller's knowledge, not the parser's.
 """
 
