@@ -302,7 +302,11 @@ class Chat:
         (target,) = targets
         if target is _S.STREAMING and 200 <= status < 300 and is_event_stream(content_type):
             max_line, max_event = self._sse_caps
-            self._parser = SSEParser(max_line_size=max_line, max_event_size=max_event)
+            self._parser = SSEParser(
+                max_line_size=max_line,
+                max_event_size=max_event,
+                growing_tail=ContentDecoder.growing_tail,
+            )
         self._machine.move(_RESPONSE, target)
 
     def receive_body(self, data: bytes) -> None:

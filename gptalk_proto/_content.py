@@ -13,7 +13,9 @@ reference the property tests compare it with.
 from __future__ import annotations
 
 import json
+import json.decoder
 import re
+from collections.abc import Callable
 from typing import Any
 
 from ._errors import RemoteProtocolError, excerpt
@@ -51,6 +53,10 @@ def decode_content(data: str) -> str:
     return content
 
 
+# json's C string scanner (the stubs do not list it): (text, index after the
+# opening quote) -> (the string, index after its closing quote).
+_scanstring: Callable[[str, int], tuple[str, int]] = vars(json.decoder)["scanstring"]
+
 # Built once per event: skip NamedTuple's Python-level __new__.
 _new = tuple.__new__
 
@@ -64,6 +70,11 @@ class ContentDecoder:
     """
 
     __slots__ = ("_pieces", "_raw", "_text")
+
+    #: What the event stream's parser is told (``SSEParser(growing_tail=...)``):
+    #: each event is the previous one with text inserted before its last two
+    #: bytes, the closing ``"}``, so the parser need decode only the new text.
+    growing_tail = len(_TAIL)
 
     def __init__(self) -> None:
         # When set, the previous event's data without its closing '"}' -- and
@@ -104,9 +115,15 @@ class ContentDecoder:
                 # body ended on a whole escape.  A stray quote makes it invalid, and
                 # the full decode below decides instead.
                 try:
-                    added = json.loads('"' + suffix + '"')
+                    # json.loads('"' + suffix + '"') without its Python-level
+                    # layers (5 times faster on a short piece): the C string
+                    # scanner, and the whole piece must be one string.
+                    added, stop = _scanstring(suffix + '"', 0)
                 except ValueError:
                     added = None
+                else:
+                    if stop != len(suffix) + 1:
+                        added = None
                 # A piece opening with a low surrogate escape would pair with a
                 # high surrogate ending the old text in a full decode (one
                 # character), but not when decoded alone (two).

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import h11
 
+from .._errors import InvalidHTTP
+from .._http11 import next_h11_event
 from ._format import Cassette
 from ._recorder import Recorder, origin_form
 from ._request_reader import RequestReader
@@ -159,9 +161,9 @@ class ProxyConnection:
             return []
         try:
             requests = self._requests.feed(data, t)
-        except h11.RemoteProtocolError as exc:
+        except InvalidHTTP as exc:
             self._closed = True
-            status = exc.error_status_hint
+            status = exc.status_hint
             return [ToClient(_refusal(status, b"Bad Request", f"invalid request: {exc}"), True)]
         actions: list[ProxyAction] = []
         for head, body, _ in requests:
@@ -231,8 +233,8 @@ class ProxyConnection:
         mirror.receive_data(data)
         while self._waiting:
             try:
-                event = mirror.next_event()
-            except h11.RemoteProtocolError:
+                event = next_h11_event(mirror)
+            except InvalidHTTP:
                 # Cut mid-response (a stream cut is still a chat), or not
                 # countable HTTP: the recorder records it all the same.
                 if not data and self._waiting[0][1] == _STREAM_PATH:

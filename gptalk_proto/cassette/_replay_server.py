@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import h11
 
-from .._errors import LocalProtocolError
+from .._errors import InvalidHTTP, LocalProtocolError
 from ._format import Cassette, CassetteError, Interaction
 from ._replay import MAX_REPLAY_REQUEST, CassetteMismatch, Replayer
 from ._request_reader import RequestReader
@@ -384,11 +384,11 @@ class ReplayServerConnection:
             return []
         try:
             requests = self._requests.feed(data)
-        except h11.RemoteProtocolError as exc:
+        except InvalidHTTP as exc:
             self._done = True
             return self._server._refuse(
                 CassetteError(f"the client sent invalid HTTP during replay: {exc}"),
-                status=exc.error_status_hint,
+                status=exc.status_hint,
             )
         actions: list[ReplayAction] = []
         for head, body, _ in requests:

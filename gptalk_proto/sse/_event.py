@@ -6,6 +6,8 @@ testing strategies all build or read it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from itertools import repeat
 from typing import NamedTuple
 
 from .._errors import LocalProtocolError
@@ -63,3 +65,27 @@ class SSEEvent(_SSEEventFields):
 # The hot path builds events without re-validating what the parser itself
 # produced: tuple.__new__(SSEEvent, (event, data, id, retry)).
 _new_event = tuple.__new__
+
+
+def _dispatch(event_type: str, data: list[str], last_id: str, retry: int | None) -> SSEEvent:
+    """The one place a dispatched event is built (runs of simple events are
+    built by :func:`_dispatch_values`, the same events in bulk).
+
+    spec: "3. If the data buffer's last character is a U+000A LINE FEED (LF)
+    character, then remove the last character" -- the join does: the buffer
+    is kept as its lines.  "Initialize event's type attribute to "message"
+    ... If the event type buffer has a value other than the empty string,
+    change the type of the newly created event to equal the value of the
+    event type buffer."
+    """
+    return _new_event(
+        SSEEvent,
+        (event_type or "message", data[0] if len(data) == 1 else "\n".join(data), last_id, retry),
+    )
+
+
+def _dispatch_values(values: Iterable[str], last_id: str) -> Iterable[SSEEvent]:
+    """``_dispatch("", [value], last_id, None)`` for each value, built in C."""
+    return map(
+        _new_event, repeat(SSEEvent), zip(repeat("message"), values, repeat(last_id), repeat(None))
+    )

@@ -12,9 +12,10 @@ How it is laid out, and why:
   cutting would give, replacement characters included.  Keeping the unfinished
   line as bytes lets the line cap count bytes, and lets a character split
   across chunks wait for its other half without an incremental decoder.
-* All complete lines of a chunk are decoded with one ``bytes.decode`` call and
-  split with one ``str.split``: the per-line work left in Python is the field
-  dispatch alone.
+* Runs of simple blocks (one "data: " line, a blank line), what nearly every
+  stream is, are recognised by counting, decoded at once, split once and
+  built in bulk: no Python step per line.  Long lines are decoded one by one
+  straight from the buffer; other lines go through the spec's loop.
 * An unfinished line is kept as a list of chunks and joined once, when its
   line end arrives, so a multi-megabyte line fed in small chunks costs linear
   time (no rescans of what was already searched).
@@ -22,7 +23,6 @@ How it is laid out, and why:
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Iterable
 from typing import NoReturn
@@ -34,7 +34,8 @@ from .._errors import (
     SSELineTooLong,
     SSESizeError,
 )
-from ._event import SSEEvent, _new_event
+from ._event import SSEEvent, _dispatch, _dispatch_values
+from ._growing import GrowingValues
 
 __all__ = [
     "DEFAULT_MAX_EVENT_SIZE",
@@ -63,40 +64,32 @@ _BOM = b"\xef\xbb\xbf"
 _MAX_RETRY_DIGITS = getattr(sys, "get_int_max_str_digits", lambda: 4300)() or 4300
 
 
-# One block of one "data: " line and a blank line, and a run of them (the
-# fast path in SSEParser._interpret).
-_SIMPLE_BLOCK = re.compile(r"data: ([^\n]*)\n\n")
-_SIMPLE_RUN = re.compile(r"(?:data: [^\n]*\n\n)*")
+def _to_lf(data: bytes) -> bytes:
+    """CRLF and lone CR to LF.  ``bytes.replace`` with a two-byte pattern
+    scans at well under a byte per cycle; where CRs are rare (long lines) a
+    loop over ``find`` (memchr) is several times faster."""
+    if data.count(b"\r", 0, 2 * _SHORT_LINES) > 4:
+        return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    parts = []
+    find = data.find
+    start = 0
+    while (cr := find(b"\r", start)) >= 0:
+        parts.append(data[start:cr])
+        start = cr + 2 if data[cr + 1 : cr + 2] == b"\n" else cr + 1
+    parts.append(data[start:])
+    return b"\n".join(parts)
 
 
-def _ends_whole(raw: memoryview, end: int, begin: int) -> bool:
-    """Whether ``raw[begin:end]`` ends with a whole UTF-8 sequence (valid or
-    not): after it, a decoder starts a new character."""
-    index, continuation = end - 1, 0
-    while index >= begin and 0x80 <= raw[index] <= 0xBF and continuation < 3:
-        index -= 1
-        continuation += 1
-    if index < begin:
-        return False
-    lead = raw[index]
-    if lead < 0x80:
-        return continuation == 0
-    if 0xC2 <= lead <= 0xDF:
-        return continuation == 1
-    if 0xE0 <= lead <= 0xEF:
-        return continuation == 2
-    if 0xF0 <= lead <= 0xF4:
-        return continuation == 3
-    return False
-
-
-#: An unfinished line up to this many bytes is joined with the next chunk;
-#: a longer one is joined alone and the chunk parsed in place.
-_JOIN_BELOW = 4096
+#: An unfinished line is joined with the next chunk when the two together
+#: are at most this many bytes; otherwise the line is completed alone and the
+#: chunk parsed in place (a client reads up to 256 KiB at once: copying each
+#: read to join a few bytes to it was a tenth of its CPU).
+_JOIN_BELOW = 8192
 
 #: Lines count as long when the first 2 x this many bytes of a chunk hold at
-#: most two line ends.
-_SHORT_LINES = 128
+#: most two line ends.  Below that, counting and splitting a whole region (a
+#: few passes in C) costs less than a Python step per line.
+_SHORT_LINES = 1024
 
 
 class SSEParser:
@@ -121,6 +114,16 @@ class SSEParser:
     ``max_event_size`` (characters in one event's data buffer).  Going over
     either raises a :class:`~gptalk_proto.SSESizeError` subclass; memory stays
     within the cap plus one chunk.  After any error the parser is unusable.
+
+    ``growing_tail``: a speed hint for streams whose data values grow, each
+    one the previous with text inserted before the previous one's last
+    ``growing_tail`` bytes (cumulative replies: a JSON object resent whole
+    with more text before its closing bytes).  A long value that starts with
+    all but those bytes of the previous one is then decoded only from where
+    it differs, when the bytes prove the result exact: the tail is ASCII and
+    the shared part ends on a whole UTF-8 sequence.  Events are the same with
+    or without it (a differential test holds it to that); 0, the default,
+    turns it off.
     """
 
     __slots__ = (
@@ -132,12 +135,13 @@ class SSEParser:
         "_error",
         "_event_retry",
         "_event_type",
+        "_grower",
         "_id_buffer",
         "_pending",
         "_pending_len",
-        "_previous",
         "_skip_lf",
         "_start",
+        "growing_tail",
         "last_event_id",
         "max_event_size",
         "max_line_size",
@@ -150,9 +154,12 @@ class SSEParser:
         max_line_size: int = DEFAULT_MAX_LINE_SIZE,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
         last_event_id: str = "",
+        growing_tail: int = 0,
     ) -> None:
         if max_line_size < 1 or max_event_size < 1:
             raise LocalProtocolError("SSE caps must be positive")
+        self.growing_tail = growing_tail
+        self._grower = GrowingValues(growing_tail) if growing_tail else None
         if "\x00" in last_event_id or "\r" in last_event_id or "\n" in last_event_id:
             raise LocalProtocolError("last_event_id must not contain CR, LF or NUL")
         self.max_line_size = max_line_size
@@ -178,9 +185,6 @@ class SSEParser:
         # The previous chunk ended in CR: an LF starting this one is the second
         # half of a CRLF, not a line end of its own.
         self._skip_lf = False
-        # What the next long data value may share with the last one: its bytes
-        # without the two trailing ASCII ones, and their text (_decode_value).
-        self._previous: tuple[bytes, str] | None = None
         # Bytes held at the very start while they could still be a split BOM.
         self._start: bytes | None = b""
         self._closed = False
@@ -220,7 +224,7 @@ class SSEParser:
         if b"\r" in data:
             if data[-1] == 0x0D:
                 self._skip_lf = True
-            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            data = _to_lf(data)
         end = data.rfind(b"\n")
         if end < 0:
             if data:
@@ -232,16 +236,16 @@ class SSEParser:
         events: list[SSEEvent] = []
         start = 0
         rest = data[end + 1 :]
-        if self._pending and self._pending_len <= _JOIN_BELOW:
-            # A short unfinished line: join it with the chunk's complete lines
-            # (a small copy), so the chunk is parsed as one piece.
+        if self._pending and self._pending_len + end <= _JOIN_BELOW:
+            # A short unfinished line and a short chunk: join them (a small
+            # copy), so the chunk is parsed as one piece.
             self._pending.append(data[: end + 1])
             data = b"".join(self._pending)
             end = len(data) - 1
             self._pending = []
         elif self._pending:
-            # A long one (a GPTalk event of many KB): join it alone, and parse
-            # the chunk's other lines where they lie, without copying the chunk.
+            # Otherwise complete the line alone, and parse the chunk's other
+            # lines where they lie, without copying the chunk.
             first = data.find(b"\n")
             self._pending.append(data[:first])
             line = b"".join(self._pending)
@@ -265,6 +269,7 @@ class SSEParser:
         this raises :class:`~gptalk_proto.LocalProtocolError`.
         """
         self._closed = True
+        self._grower = None  # and the buffer its last value's view holds
         self._pending = []
         self._pending_len = 0
         self._data = []
@@ -299,34 +304,74 @@ class SSEParser:
         if self._data_size + (end - start) > self.max_event_size:
             text = str(memoryview(buf)[start:end], "utf-8", "replace")
             return self._process_checked(text.split("\n"))
-        # Long lines (GPTalk's cumulative events run to kilobytes): decode each
+        # Long lines (cumulative replies run to kilobytes a line): decode each
         # line straight from the buffer, instead of decoding everything and then
         # copying it again into the pieces of a split.  A stream's lines are
         # alike, so its first bytes decide: short lines put many line ends in
         # them, long ones at most a blank line's and a line's.
         if buf.count(b"\n", start, min(end, start + 2 * _SHORT_LINES)) <= 2:
             return self._process_long(buf, start, end)
-        text = str(memoryview(buf)[start:end], "utf-8", "replace")
-        if self._data or self._event_type or self._event_retry is not None:
-            return self._process(text.split("\n"))
-        # Short lines: blocks of one "data: " line and a blank line are what
-        # nearly every stream is.  One regex pass finds how far the text is made
-        # of such blocks; each one is an event whose type is "message", whose id
-        # is the last event ID (no id line changes it) and whose retry is None:
-        # exactly what the line-by-line rules give, since nothing is pending
-        # (checked above).  The rest, if any, starts at a line boundary and goes
-        # through the general loop.
-        blocks = text + "\n"
-        run_end = _SIMPLE_RUN.match(blocks).end()  # type: ignore[union-attr]
-        if not run_end:
-            return self._process(text.split("\n"))
-        last_id = self.last_event_id = self._id_buffer
-        events = [
-            _new_event(SSEEvent, ("message", value, last_id, None))
-            for value in _SIMPLE_BLOCK.findall(blocks, 0, run_end)
-        ]
-        if run_end < len(blocks):
-            events += self._process(text[run_end:].split("\n"))
+        if self._event_type == "" and self._event_retry is None:
+            events = self._simple_blocks(buf, start, end)
+            if events is not None:
+                return events
+        return self._process(str(memoryview(buf)[start:end], "utf-8", "replace").split("\n"))
+
+    def _simple_blocks(self, buf: bytes, start: int, end: int) -> list[SSEEvent] | None:
+        """The region ``buf[start:end]`` when it is made of simple blocks (one
+        "data: " line, then a blank line), maybe opened by the blank line of a
+        pending event and maybe closed by a data line still waiting for its
+        blank line; ``None`` (nothing changed) when it is anything else.
+
+        Nearly every stream is such blocks, short or long.  Whether a region is
+        one is decided by counting, in C, not by looking at each line: with k
+        occurrences of "\n\ndata: " (they cannot overlap), a region that
+        starts with "data: " and holds 2k line ends, or 2k + 1 of which the
+        last is its final byte, has every other line end inside one of those
+        occurrences.  So it reads "data: V1", then "\n\ndata: Vi" k times,
+        then maybe the last block's blank line, with no line end in any Vi.
+        Then one decode and one split give the values, and the events are
+        built in C: each is what the line-by-line rules give (type "message",
+        the last event ID, no retry), as no event or retry field is pending
+        (the caller checked) and no id line is in the region.
+        """
+        data = self._data
+        first = start
+        if start == end or buf[start] == 0x0A:
+            first += 1  # a blank line first: it dispatches what is pending
+        elif data:
+            return None  # a data line continues a pending event: general rules
+        blocks = 0
+        if not buf.startswith(b"data: ", first, end):
+            if first < end or start == end:
+                return None
+            # The region is one blank line (or two): dispatch, nothing more.
+            first = stop = end
+        else:
+            blocks = buf.count(b"\n\ndata: ", first, end)
+            lines = buf.count(b"\n", first, end)
+            if lines == 2 * blocks + 1 and buf[end - 1] == 0x0A:
+                stop = end - 1  # the last block is whole
+            elif lines == 2 * blocks and buf[end - 1] != 0x0A:
+                stop = end  # the last data line waits for its blank line
+            else:
+                return None
+        # spec: dispatch, step 1: "Set the last event ID string of the event
+        # source to the value of the last event ID buffer."  (No id line is in
+        # the region; only a blank line dispatches.)
+        last_id = self._id_buffer
+        if first > start or blocks or stop < end:
+            self.last_event_id = last_id
+        events: list[SSEEvent] = []
+        if first > start and data:
+            events.append(_dispatch("", data, last_id, None))
+        self._data = []
+        if first == stop:
+            return events
+        values = str(memoryview(buf)[first + 6 : stop], "utf-8", "replace").split("\n\ndata: ")
+        if stop == end:
+            self._data = [values.pop()]
+        events += _dispatch_values(values, last_id)
         return events
 
     def _feed_over_line_cap(self, head: bytes) -> list[SSEEvent]:
@@ -344,29 +389,25 @@ class SSEParser:
     def _process_long(self, head: bytes, start: int, size: int) -> list[SSEEvent]:
         """The general loop's rules, for long lines: each data value is decoded
         once, straight from the buffer without its "data: " prefix (one copy,
-        where decode-split-slice makes three); blank lines dispatch here; any
-        other line (rare in such streams) goes through :meth:`_process`."""
+        where decode-split-slice makes two); blank lines dispatch here; any
+        other line goes through :meth:`_process`."""
         view = memoryview(head)
         events: list[SSEEvent] = []
         data = self._data
+        grower = self._grower
         while True:
             end = head.find(b"\n", start, size)
             stop = size if end < 0 else end
             if head.startswith(b"data: ", start, stop):
-                data.append(self._decode_value(head, view, start + 6, stop))
+                if grower is not None:
+                    data.append(grower.decode(head, view, start + 6, stop))
+                else:
+                    data.append(str(view[start + 6 : stop], "utf-8", "replace"))
             elif stop == start and data:
                 # spec: dispatch (steps 1, 3 to 7, as in _process).
                 self.last_event_id = self._id_buffer
                 events.append(
-                    _new_event(
-                        SSEEvent,
-                        (
-                            self._event_type or "message",
-                            data[0] if len(data) == 1 else "\n".join(data),
-                            self.last_event_id,
-                            self._event_retry,
-                        ),
-                    )
+                    _dispatch(self._event_type, data, self.last_event_id, self._event_retry)
                 )
                 data = self._data = []
                 self._event_type = ""
@@ -380,53 +421,6 @@ class SSEParser:
             start = end + 1
         self._data = data
         return events
-
-    def _decode_value(self, head: bytes, view: memoryview, start: int, stop: int) -> str:
-        """Decode the long data value ``head[start:stop]``, reusing the previous
-        value's decoding when the bytes say that is exact.
-
-        Streams of cumulative text (GPTalk's) send each value as the previous
-        one with text inserted before its last two bytes (``"}``).  When a
-        value starts with all but the last two bytes of the previous value,
-        those two bytes are ASCII, and the shared part ends on a whole UTF-8
-        sequence, a decoder is at the start of a character there in both
-        values: the new text is the previous text without its last two
-        characters, plus the new bytes decoded on their own.  A reply of N
-        bytes then costs O(N) decoding instead of O(N x events).  Anything else
-        is decoded in full.
-        """
-        previous = self._previous
-        new: str | None = None
-        if previous is not None:
-            prefix, stem = previous
-            if stop - start >= len(prefix) and head.startswith(prefix, start):
-                new = str(view[start + len(prefix) : stop], "utf-8", "replace")
-                decoded = stem + new
-            else:
-                decoded = str(view[start:stop], "utf-8", "replace")
-        else:
-            decoded = str(view[start:stop], "utf-8", "replace")
-        # What the next value may share: all but two trailing ASCII bytes.
-        shared = stop - start - 2
-        if (
-            shared > 0
-            and head[stop - 2] < 0x80
-            and head[stop - 1] < 0x80
-            # An ASCII byte before the tail ends a whole sequence by itself.
-            and (head[stop - 3] < 0x80 or _ends_whole(view, start + shared, start))
-        ):
-            # The next stem is this text without its last two characters.  It
-            # is built by adding to the old stem, not by slicing this text: a
-            # slice of a large non-latin-1 str costs a scan for its widest
-            # character, an append does not.
-            if new is not None and len(new) >= 2:
-                stem = previous[1] + new[:-2]  # type: ignore[index]
-            else:
-                stem = decoded[:-2]
-            self._previous = (head[start : start + shared], stem)
-        else:
-            self._previous = None
-        return decoded
 
     def _process_checked(self, lines: list[str]) -> list[SSEEvent]:
         # The slow path: one line at a time, the event cap checked at the data
@@ -550,23 +544,8 @@ class SSEParser:
                 # buffer and the event type buffer to the empty string and return."
                 event_type = ""
                 continue
-            # spec: "3. If the data buffer's last character is a U+000A LINE FEED
-            # (LF) character, then remove the last character" -- the join does.
-            # spec: "Initialize event's type attribute to "message" ... If the
-            # event type buffer has a value other than the empty string, change
-            # the type of the newly created event to equal the value of the event
-            # type buffer."
-            events.append(
-                _new_event(
-                    SSEEvent,
-                    (
-                        event_type or "message",
-                        data[0] if len(data) == 1 else "\n".join(data),
-                        last_event_id,
-                        event_retry,
-                    ),
-                )
-            )
+            # spec: steps 3 to 6, in _dispatch.
+            events.append(_dispatch(event_type, data, last_event_id, event_retry))
             # spec: "7. Set the data buffer and the event type buffer to the empty
             # string."  (A new list, not clear(): _account tells dispatches by
             # identity.)

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import codecs
+import gc
+import time
 from collections.abc import Callable
 
-from gptalk_proto import SSEParser
+from gptalk_proto import ContentDecoder, SSEParser
+
+from . import workloads
+from .common import Row, Sample, Target, row, sample
 
 Runner = Callable[[list[bytes]], int]
 
 
 def ours(chunks: list[bytes]) -> int:
-    parser = SSEParser()
+    """Our parser as the GPTalk client makes it: told that values grow before
+    a two-byte tail (which changes no result, and costs nothing on other
+    streams: only long values go through the check)."""
+    parser = SSEParser(growing_tail=ContentDecoder.growing_tail)
     count = 0
     for chunk in chunks:
         count += len(parser.feed(chunk))
@@ -77,3 +85,100 @@ PARSERS: dict[str, Runner] = {
     "seed split": seed,
     "framing bound": framing_bound,
 }
+
+
+# -- the parse-only matrix --------------------------------------------------------------
+
+#: Parse measures: (name, the peer judged, its target).
+CUMULATIVE = "SSE parser: GPTalk cumulative events"
+SMALL = "SSE parser: small delta events"
+MULTILINE = "SSE parser: multi-line events (id, event, 3 data lines)"
+BOUND = "SSE parser: small deltas vs framing bound (split only)"
+TARGETS = {
+    CUMULATIVE: Target(1.5),
+    SMALL: Target(3.0),
+    MULTILINE: Target(2.5),
+    BOUND: Target(0.2),
+}
+
+READS = (4 * 1024, 16 * 1024, 64 * 1024)
+SIZES = (1024, 8 * 1024, 64 * 1024)
+CHARS = (1, 4, 32)
+
+
+def _rates(chunks: list[bytes], runners: dict[str, Runner], rounds: int) -> dict[str, Sample]:
+    """Events per CPU second of each runner, rounds interleaved between them.
+
+    CPU time of this thread, not wall time: the machine is shared, and time
+    spent descheduled is nobody's parsing."""
+    counts = {name: runner(chunks) for name, runner in runners.items()}  # warm-up
+    values: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, runner in runners.items():
+            gc.collect()
+            started = time.thread_time()
+            runner(chunks)
+            took = max(time.thread_time() - started, 1e-9)
+            values[name].append(counts[name] / took)
+    return {name: sample(found) for name, found in values.items()}
+
+
+def _judged(measure: str, workload: str, rates: dict[str, Sample], peer: str) -> Row:
+    ours, other = rates["gptalk-proto"], rates[peer]
+    return row(
+        measure,
+        workload,
+        ours.show("M ev/s", 1e-6),
+        other.show("M ev/s", 1e-6),
+        ours.median / other.median,
+        TARGETS[measure],
+    )
+
+
+def parse_rows(rounds: int, quick: bool) -> list[Row]:
+    """Every cell of the parse matrix: JSON style x reply size x characters per
+    event x read size x line ends for cumulative events; style x characters x
+    reads x ends for small deltas; style x reads x ends for multi-line events.
+    ``quick`` keeps 16 KiB reads, 8 KB replies and 4 characters per event."""
+    reads = (16 * 1024,) if quick else READS
+    sizes = (8 * 1024,) if quick else SIZES
+    chars = (4,) if quick else CHARS
+    budget = workloads.MAX_PARSE_STREAM // (4 if quick else 1)
+    pair: dict[str, Runner] = {"gptalk-proto": ours, "httpx-sse": httpx_sse}
+    rows: list[Row] = []
+    for style in workloads.STYLES:
+        for ends in workloads.ENDS:
+            for size in sizes:
+                for per_event in chars:
+                    events = size // per_event
+                    stream = workloads.gptalk_stream(size, events, style, ends, budget)
+                    kept = stream.count(b"data: ") - 1
+                    window = "" if kept >= events else f", last {kept} events"
+                    # A short stream is parsed several times over (one stream
+                    # after the other, as on a connection that carries many),
+                    # so that each timing is of about the budget's bytes.
+                    times = max(1, budget // len(stream))
+                    stream *= times
+                    window += f", x{times}" if times > 1 else ""
+                    for read in reads:
+                        rates = _rates(workloads.chunked(stream, read), pair, rounds)
+                        name = (
+                            f"{size // 1024} KB reply, {per_event} ch/event{window}, "
+                            f"{style}, {ends}, {read // 1024} KiB reads"
+                        )
+                        rows.append(_judged(CUMULATIVE, name, rates, "httpx-sse"))
+            for per_event in chars:
+                count = 20_000 if quick else 100_000
+                stream = workloads.small_deltas(count, per_event, style, ends)
+                for read in reads:
+                    runners = {**pair, "framing bound": framing_bound}
+                    rates = _rates(workloads.chunked(stream, read), runners, rounds)
+                    name = f"{per_event} ch/event, {style}, {ends}, {read // 1024} KiB reads"
+                    rows.append(_judged(SMALL, name, rates, "httpx-sse"))
+                    rows.append(_judged(BOUND, name, rates, "framing bound"))
+            stream = workloads.multiline(5_000 if quick else 25_000, style, ends)
+            for read in reads:
+                rates = _rates(workloads.chunked(stream, read), pair, rounds)
+                name = f"{style}, {ends}, {read // 1024} KiB reads"
+                rows.append(_judged(MULTILINE, name, rates, "httpx-sse"))
+    return rows

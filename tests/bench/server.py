@@ -2,8 +2,9 @@
 prebuilt bytes to every client, one HTTP chunk (one write) per event.
 
 Run as ``python -m tests.bench.server``; it prints ``listening on PORT``.
-The text request's prompt names the workload: ``events:SIZE:COUNT`` (a reply
-of SIZE characters in COUNT events) or ``idle`` (one event, then silence).
+The text request's prompt names the workload: ``events:SIZE:COUNT:STYLE:ENDS``
+(a reply of SIZE characters in COUNT events, JSON style ``ascii`` or ``raw``,
+line ends ``lf`` or ``crlf``) or ``idle`` (one event, then silence).
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import h11
 
 from .workloads import gptalk_events
 
+#: Workloads kept built.  A 64 KB reply in 4-character events is 650 MB of
+#: stream; the benchmark runs its cells one after the other, so a few will do.
+_CACHED = 3
 _cache: dict[str, list[bytes]] = {}
 
 
@@ -25,8 +29,10 @@ def stream_chunks(workload: str) -> list[bytes]:
         if workload == "idle":
             events = gptalk_events(8, 1)[:1]
         else:
-            _, size, count = workload.split(":")
-            events = gptalk_events(int(size), int(count))
+            _, size, count, style, ends = workload.split(":")
+            events = gptalk_events(int(size), int(count), style, ends)
+        while len(_cache) >= _CACHED:
+            del _cache[next(iter(_cache))]
         _cache[workload] = [b"%x\r\n%s\r\n" % (len(event), event) for event in events]
     return _cache[workload]
 
@@ -87,6 +93,7 @@ class BenchProtocol(asyncio.Protocol):
             )
         elif path.endswith(b"/chatapi/text"):
             workload = json.loads(self.body)["content"]
+            stream_chunks(workload)  # built here, before the stream is asked for
             # The stream token names the workload, in b64token characters
             # (RFC 6750): clients check the tokens they are handed.
             token = workload.replace(":", ".")

@@ -8,7 +8,7 @@ from typing import Any, TextIO
 
 import anyio
 
-from gptalk_proto._util import check_text_value
+from gptalk_proto import check_text_value
 
 from .._async.client import AsyncClient
 from .._server.refserver import (
