@@ -94,6 +94,7 @@ class RecordedResponse:
 
     @property
     def wire(self) -> bytes:
+        """The response's bytes as received: its chunks joined."""
         return b"".join(chunk.data for chunk in self.chunks)
 
 
