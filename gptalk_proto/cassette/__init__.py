@@ -109,7 +109,9 @@ __all__ = [
 for _name in __all__:
     _obj = globals()[_name]
     # gptalk_proto's own names are gptalk_proto.X by now (the package runs
-    # first); what is still in a private core module is this room's.
-    if isinstance(_obj, (type, FunctionType)) and _obj.__module__.startswith("gptalk_proto._"):
+    # first): what is still in a private core module is this room's.
+    if isinstance(_obj, (type, FunctionType)) and _obj.__module__.startswith(
+        (__name__ + "._", "gptalk_proto._")
+    ):
         _obj.__module__ = __name__
 del _name, _obj
