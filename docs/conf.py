@@ -17,7 +17,7 @@ import gptalk_proto  # noqa: E402
 
 project = "gptalk-proto"
 author = "gptalk-proto developers"
-copyright = "gptalk-proto developers"  # noqa: A001
+copyright = "gptalk-proto developers"
 release = gptalk_proto.__version__
 version = release
 
@@ -57,7 +57,7 @@ napoleon_numpy_docstring = False
 # failed fetch is a warning, which -W makes an error.  The test suite and CI
 # build offline, so the mapping is used only where a build says it has the
 # network: on Read the Docs (which sets READTHEDOCS=True) or with
-# GPTALK_DOCS_INTERSPHINX=1.  Offline, a reference to Python or anyio renders
+# GPTALK_DOCS_INTERSPHINX=True.  Offline, a reference to Python or anyio renders
 # as plain code instead of a link (references are not nitpicky), and the build
 # stays warning-free and fast.
 INTERSPHINX = {
@@ -68,6 +68,6 @@ INTERSPHINX = {
     "hypothesis": ("https://hypothesis.readthedocs.io/en/latest", None),
     "pytest": ("https://docs.pytest.org/en/stable", None),
 }
-_online = os.environ.get("READTHEDOCS") == "True" or os.environ.get("GPTALK_DOCS_INTERSPHINX") == "1"
+_online = "True" in (os.environ.get("READTHEDOCS"), os.environ.get("GPTALK_DOCS_INTERSPHINX"))
 intersphinx_mapping = INTERSPHINX if _online else {}
 intersphinx_timeout = 10

@@ -11,11 +11,11 @@ that every public name is documented.
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 from types import ModuleType
 from typing import Any
 
-from docutils.nodes import Node
 from sphinx.pycode import ModuleAnalyzer
 from sphinx.util.docutils import SphinxDirective
 
@@ -31,7 +31,7 @@ PUBLIC_MODULES = (
 
 
 def _is_constant(value: object) -> bool:
-    return not (isinstance(value, (type, ModuleType)) or callable(value))
+    return not (isinstance(value, (type, ModuleType)) or inspect.isroutine(value))
 
 
 def constant_doc(module: str, name: str) -> str | None:
@@ -39,17 +39,14 @@ def constant_doc(module: str, name: str) -> str | None:
     constant, from the private module of ``module``'s package that assigns it."""
     value = getattr(importlib.import_module(module), name)
     package = module.split(".", 1)[0]
-    candidates = [module] + sorted(
-        found
-        for found in list(sys.modules)
-        if found.startswith(package + ".") and "._" in found
-    )
+    private = sorted(m for m in list(sys.modules) if m.startswith(package + ".") and "._" in m)
+    candidates = [module, *private]
     for candidate in candidates:
         if getattr(sys.modules.get(candidate), name, _MISSING) is not value:
             continue
         try:
             docs = ModuleAnalyzer.for_module(candidate).find_attr_docs()
-        except Exception:  # noqa: BLE001 - a module without source has no comments
+        except Exception:  # a module without source has no comments
             continue
         lines = docs.get(("", name))
         if lines and "".join(lines).strip():
@@ -67,7 +64,7 @@ class PublicConstants(SphinxDirective):
 
     required_arguments = 1
 
-    def run(self) -> list[Node]:
+    def run(self) -> list[Any]:
         module = importlib.import_module(self.arguments[0])
         lines = []
         for name in module.__all__:
@@ -84,7 +81,9 @@ class PublicConstants(SphinxDirective):
 _MAX_VALUE_SHOWN = 80
 
 
-def _constant(app: Any, what: str, name: str, obj: object, options: Any, lines: list[str]) -> None:
+def _constant(  # noqa: PLR0917 - the autodoc-process-docstring signature
+    app: Any, what: str, name: str, obj: object, options: Any, lines: list[str]
+) -> None:
     if what != "data":
         return
     module, _, attribute = name.rpartition(".")
