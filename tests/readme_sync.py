@@ -9,13 +9,15 @@ runs every example of README.md and of ``docs/**/*.md``.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import gptalk_proto as g
 import gptalk_proto.server
+from gptalk_transports import cassette_schema
 from gptalk_transports._cli import build_parser
 from gptalk_transports._cli.exits import COMMAND_EXITS, EPILOG, EXIT_CODES
 
@@ -28,6 +30,7 @@ GENERATED = {
     "cli": DOCS / "reference" / "cli.md",
     "faults": DOCS / "reference" / "faults.md",
     "bench": DOCS / "explanation" / "performance.md",
+    "cassette-fields": DOCS / "reference" / "cassette-format.md",
 }
 
 
@@ -160,6 +163,50 @@ def fault_section() -> str:
     return "\n".join(rows) + "\n"
 
 
+def _schema_type(node: dict[str, Any]) -> str:
+    if "const" in node:
+        return f"`{json.dumps(node['const'])}`"
+    if "enum" in node:
+        return " or ".join(f"`{json.dumps(v)}`" for v in node["enum"])
+    kind = node.get("type", "")
+    if isinstance(kind, list):
+        return " or ".join(kind)
+    if kind == "array" and "items" in node:
+        return "array of " + _schema_type(node["items"])
+    if "$ref" in node:
+        return node["$ref"].rsplit("/", 1)[-1]
+    return str(kind)
+
+
+def _schema_rows(
+    node: dict[str, Any], defs: dict[str, Any], path: str, seen: tuple[str, ...]
+) -> list[str]:
+    rows = []
+    required = set(node.get("required", ()))
+    for name, field in node.get("properties", {}).items():
+        where = f"{path}.{name}" if path else name
+        ref = field.get("$ref") or field.get("items", {}).get("$ref")
+        target = defs.get(ref.rsplit("/", 1)[-1], {}) if ref else {}
+        description = field.get("description") or target.get("description", "")
+        mark = "yes" if name in required else ""
+        rows.append(f"| `{where}` | {_cell(_schema_type(field))} | {mark} | {_cell(description)} |")
+        inner = field.get("items", field) if field.get("type") == "array" else field
+        if ref and ref not in seen and "properties" in target:
+            suffix = "[]" if field.get("type") == "array" else ""
+            rows += _schema_rows(target, defs, where + suffix, (*seen, ref))
+        elif "properties" in inner:
+            rows += _schema_rows(inner, defs, where, seen)
+    return rows
+
+
+def cassette_fields_section() -> str:
+    """The cassette's fields, from the JSON Schema the package ships."""
+    schema = json.loads(cassette_schema())
+    rows = ["| field | type | required | meaning |", "|---|---|---|---|"]
+    rows += _schema_rows(schema, schema.get("$defs", {}), "", ())
+    return "\n".join(rows) + "\n"
+
+
 def fault_kinds(text: str) -> dict[str, str]:
     """Fault kinds and default endpoints, from the README's fault table."""
     table = section(text, "faults")
@@ -168,7 +215,12 @@ def fault_kinds(text: str) -> dict[str, str]:
 
 def sync() -> list[Path]:
     """Rewrite the generated sections; the pages that changed."""
-    bodies = {"state-diagram": state_diagram_section, "cli": cli_section, "faults": fault_section}
+    bodies = {
+        "state-diagram": state_diagram_section,
+        "cli": cli_section,
+        "faults": fault_section,
+        "cassette-fields": cassette_fields_section,
+    }
     changed = []
     for name, body in bodies.items():
         path = GENERATED[name]

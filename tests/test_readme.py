@@ -34,6 +34,7 @@ from .readme_sync import (
     ROOT,
     Block,
     blocks,
+    cassette_fields_section,
     cli_section,
     commands,
     fault_kinds,
@@ -85,6 +86,12 @@ def test_the_state_diagram_is_drawn_from_the_table() -> None:
 
 def test_the_cli_reference_is_generated_from_the_parser() -> None:
     assert section(generated("cli"), "cli") == cli_section(), "run: python -m tests.readme_sync"
+
+
+def test_the_cassette_fields_are_drawn_from_the_schema() -> None:
+    fields = section(generated("cassette-fields"), "cassette-fields")
+    assert fields == cassette_fields_section(), "run: python -m tests.readme_sync"
+    assert "| `interactions[].request.method` |" in fields
 
 
 def test_the_fault_table_lists_every_kind() -> None:
