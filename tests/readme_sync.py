@@ -174,7 +174,7 @@ def _schema_type(node: dict[str, Any]) -> str:
     if kind == "array" and "items" in node:
         return "array of " + _schema_type(node["items"])
     if "$ref" in node:
-        return node["$ref"].rsplit("/", 1)[-1]
+        return str(node["$ref"]).rsplit("/", 1)[-1]
     return str(kind)
 
 
