@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -125,3 +126,20 @@ def test_every_public_name_has_a_reference_entry(site: Path) -> None:
         if full not in documented:
             missing.append(full)
     assert not missing, f"no reference entry (docs/reference/api/): {missing}"
+
+
+@pytest.mark.parametrize("online", [True, False])
+def test_intersphinx_is_on_only_where_the_network_is(
+    online: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Read the Docs sets READTHEDOCS=True; offline (CI, the tests) a fetch
+    # would fail, and -W would make that failure an error.
+    monkeypatch.delenv("GPTALK_DOCS_INTERSPHINX", raising=False)
+    if online:
+        monkeypatch.setenv("READTHEDOCS", "True")
+    else:
+        monkeypatch.delenv("READTHEDOCS", raising=False)
+    conf = runpy.run_path(str(DOCS / "conf.py"))
+    projects = {"python", "anyio", "trio", "h11", "hypothesis", "pytest"}
+    assert set(conf["INTERSPHINX"]) == projects
+    assert set(conf["intersphinx_mapping"]) == (projects if online else set())
