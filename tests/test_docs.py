@@ -120,7 +120,7 @@ def test_every_public_name_has_a_reference_entry(site: Path) -> None:
             continue
         if _is_documented_object(value):
             # A re-export is documented once, in the module that owns it.
-            full = f"{value.__module__}.{value.__qualname__}"
+            full = f"{value.__module__}.{value.__name__}"
         else:
             full = f"{module}.{name}"
         if full not in documented:

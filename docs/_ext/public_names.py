@@ -26,6 +26,7 @@ PUBLIC_MODULES = (
     "gptalk_proto.server",
     "gptalk_proto.cassette",
     "gptalk_proto.testing",
+    "gptalk_proto.testing.strategies",
     "gptalk_transports",
 )
 
