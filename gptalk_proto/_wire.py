@@ -51,15 +51,21 @@ __all__ = [
     "text_request_fields",
 ]
 
+#: The login endpoint: a fingerprint in, a token out (``POST``).
 LOGIN_PATH = "/api/chatgpt/user/login"
+#: The text endpoint: a prompt in, a stream token out (``POST``).
 TEXT_PATH = "/api/chatgpt/chatapi/text"
+#: The stream endpoint: a stream token in, the ``text/event-stream`` reply out (``GET``).
 STREAM_PATH = "/api/chatgpt/chatapi/stream"
 
 #: The end-of-stream marker: ``data: [DONE]``.
 DONE_MARKER = "[DONE]"
 
+#: Where the live service was (it is gone): the ``Origin`` the web client sent.
 DEFAULT_ORIGIN = "https://gptalk.net"
+#: The model a chat asks for unless told otherwise.
 DEFAULT_MODEL = "gpt-3.5-turbo"
+#: The ``User-Agent`` a chat sends unless told otherwise: the web client's browser.
 DEFAULT_USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
     "(KHTML, like Gecko) Chrome/115.0.0.0 Safari/537.36"

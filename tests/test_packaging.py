@@ -72,6 +72,8 @@ def test_the_sdist_ships_the_license_and_the_schema(dist: tuple[Path, Path]) -> 
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     assert {"LICENSE", "gptalk_proto/cassette/cassette.schema.json", "pyproject.toml"} <= names
     assert "cassettes/plain-chat.json" in names
+    # The tests build the documentation and run its examples.
+    assert {"docs/conf.py", "docs/index.md", ".readthedocs.yaml"} <= names
 
 
 def test_the_schema_has_one_copy_and_the_command_prints_it() -> None:

@@ -1,11 +1,13 @@
-"""The README is kept true by running it.
+"""The README and the documentation's pages are kept true by running them.
 
-* Every ``python`` and ``sh`` block runs (in a scratch directory, in README
-  order), except the set-up block, which CI runs on a fresh clone.  A block
-  whose first line is ``# NAME.py`` is a file the next blocks use.
-* The generated parts (state diagram, command-line reference) equal what the
-  code generates; ``python -m tests.readme_sync`` rewrites them.
-* ``--help`` of every command is complete and says what the README says.
+* Every ``python`` and ``sh`` block of README.md and of ``docs/**/*.md`` runs
+  (in a scratch directory per page, in page order), except the README's
+  set-up block, which CI runs on a fresh clone.  A block whose first line is
+  ``# NAME.py`` is a file the next blocks of its page use.
+* The generated parts (state diagram, command-line reference, fault table)
+  equal what the code generates; ``python -m tests.readme_sync`` rewrites them.
+* ``--help`` of every command is complete and says what the reference says.
+* The README's links into ``docs/`` lead to pages that exist.
 """
 
 from __future__ import annotations
@@ -32,11 +34,14 @@ from .readme_sync import (
     ROOT,
     Block,
     blocks,
+    cassette_fields_section,
     cli_section,
     commands,
     fault_kinds,
     fault_section,
+    generated,
     help_text,
+    pages,
     section,
     state_diagram_section,
 )
@@ -45,8 +50,19 @@ TEXT = README.read_text(encoding="utf-8")
 BLOCKS = blocks(TEXT)
 SETUP = BLOCKS[0]
 FILE = re.compile(r"# (\S+\.py)\n")
-EXAMPLES = [b for b in BLOCKS[1:] if b.lang in ("python", "sh") and not FILE.match(b.code)]
-FILES = [b for b in BLOCKS if b.lang == "python" and FILE.match(b.code)]
+#: Every page's blocks but the README's set-up block, by page.
+PAGE_BLOCKS = {
+    page.relative_to(ROOT).as_posix(): [
+        b for b in blocks(page.read_text(encoding="utf-8")) if b != SETUP or page != README
+    ]
+    for page in pages()
+}
+EXAMPLES = [
+    (page, b)
+    for page, found in PAGE_BLOCKS.items()
+    for b in found
+    if b.lang in ("python", "sh") and not FILE.match(b.code)
+]
 # Long-running lines get a bounded form: the benchmark runs one quick part.
 BENCH = "python -m tests.bench"
 BENCH_SMOKE = [sys.executable, "-m", "tests.bench", "--quick", "--only", "replay"]
@@ -63,22 +79,29 @@ def test_the_setup_commands_come_first() -> None:
 
 
 def test_the_state_diagram_is_drawn_from_the_table() -> None:
-    assert section(TEXT, "state-diagram") == state_diagram_section(), (
+    assert section(generated("state-diagram"), "state-diagram") == state_diagram_section(), (
         "run: python -m tests.readme_sync"
     )
 
 
 def test_the_cli_reference_is_generated_from_the_parser() -> None:
-    assert section(TEXT, "cli") == cli_section(), "run: python -m tests.readme_sync"
+    assert section(generated("cli"), "cli") == cli_section(), "run: python -m tests.readme_sync"
+
+
+def test_the_cassette_fields_are_drawn_from_the_schema() -> None:
+    fields = section(generated("cassette-fields"), "cassette-fields")
+    assert fields == cassette_fields_section(), "run: python -m tests.readme_sync"
+    assert "| `interactions[].request.method` |" in fields
 
 
 def test_the_fault_table_lists_every_kind() -> None:
-    assert fault_kinds(TEXT) == {kind: default for kind, (default, _) in _KINDS.items()}
-    assert section(TEXT, "faults") == fault_section(), "run: python -m tests.readme_sync"
+    faults = generated("faults")
+    assert fault_kinds(faults) == {kind: default for kind, (default, _) in _KINDS.items()}
+    assert section(faults, "faults") == fault_section(), "run: python -m tests.readme_sync"
 
 
 def test_the_benchmark_table_is_one_the_benchmark_printed() -> None:
-    lines = section(TEXT, "bench").strip().splitlines()
+    lines = section(generated("bench"), "bench").strip().splitlines()
     assert lines[0] == "| " + " | ".join(HEADER) + " |", "run: python -m tests.bench --markdown"
     rows = [line for line in lines[2:] if line.startswith("| ")]
     assert rows, "the latest table is missing"
@@ -109,7 +132,7 @@ def test_help_is_complete_and_says_what_the_readme_says(
         assert _words(help_text(action)) in shown
         for option in action.option_strings:
             assert option in shown
-            assert re.search(rf"[` ]{re.escape(option)}\b", section(TEXT, "cli"))
+            assert re.search(rf"[` ]{re.escape(option)}\b", section(generated("cli"), "cli"))
 
 
 def test_the_first_chat_prints_what_the_readme_shows() -> None:
@@ -130,14 +153,21 @@ def test_the_first_chat_prints_what_the_readme_shows() -> None:
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One scratch directory for all examples, with the README's files in it."""
-    path = tmp_path_factory.mktemp("readme")
-    for block in FILES:
-        name = FILE.match(block.code)
-        assert name is not None
-        (path / name[1]).write_text(block.code, encoding="utf-8")
-    return path
+def workdirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A scratch directory per page, made when its first example runs."""
+    return {}
+
+
+def _workdir(workdirs: dict[str, Path], page: str, factory: pytest.TempPathFactory) -> Path:
+    """The page's scratch directory, with the page's files in it."""
+    if page not in workdirs:
+        path = factory.mktemp(Path(page).stem)
+        for block in PAGE_BLOCKS[page]:
+            name = FILE.match(block.code)
+            if block.lang == "python" and name is not None:
+                (path / name[1]).write_text(block.code, encoding="utf-8")
+        workdirs[page] = path
+    return workdirs[page]
 
 
 def _env() -> dict[str, str]:
@@ -163,9 +193,15 @@ def _check(result: subprocess.CompletedProcess[str], where: str) -> None:
     assert "Traceback" not in result.stderr, where
 
 
-@pytest.mark.parametrize("block", EXAMPLES, ids=[f"README.md:{b.line}" for b in EXAMPLES])
-def test_the_example_runs(block: Block, workdir: Path) -> None:
-    where = f"README.md line {block.line}"
+@pytest.mark.parametrize(("page", "block"), EXAMPLES, ids=[f"{p}:{b.line}" for p, b in EXAMPLES])
+def test_the_example_runs(
+    page: str,
+    block: Block,
+    workdirs: dict[str, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    workdir = _workdir(workdirs, page, tmp_path_factory)
+    where = f"{page} line {block.line}"
     if block.lang == "python":
         script = workdir / f"example_{block.line}.py"
         script.write_text(block.code, encoding="utf-8")
@@ -212,7 +248,19 @@ def test_the_example_runs(block: Block, workdir: Path) -> None:
 
 
 def test_every_example_is_run() -> None:
-    # Only set-up, files, examples and output samples: nothing unrun slips in.
-    others = [b for b in BLOCKS[1:] if b not in EXAMPLES and b not in FILES]
-    assert {b.lang for b in others} <= {"text", "mermaid"}
+    # Only set-up, files, examples, output samples, diagrams and MyST
+    # directives: nothing unrun slips in.
+    run = {(page, b) for page, b in EXAMPLES}
+    for page, found in PAGE_BLOCKS.items():
+        others = [b for b in found if (page, b) not in run and not FILE.match(b.code)]
+        langs = {b.lang for b in others if not b.lang.startswith("{")}
+        assert langs <= {"text", "mermaid"}, page
     assert len(EXAMPLES) >= 12
+    assert any(page == "README.md" for page, _ in EXAMPLES), "the README's tour runs"
+
+
+def test_the_readme_links_lead_to_pages() -> None:
+    links = re.findall(r"\]\((docs/[^)#]+)", TEXT)
+    assert links, "the README links into the documentation"
+    for link in links:
+        assert (ROOT / link).is_file(), link

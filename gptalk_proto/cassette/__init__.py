@@ -20,6 +20,8 @@
 The schema of the format ships next to this module (``cassette.schema.json``).
 """
 
+from types import FunctionType
+
 from .._wire import text_request_fields
 from ._format import (
     FORMAT_VERSION,
@@ -106,6 +108,10 @@ __all__ = [
 # Shown as gptalk_proto.cassette.X, not gptalk_proto.cassette._module.X.
 for _name in __all__:
     _obj = globals()[_name]
-    if isinstance(_obj, type) and _obj.__module__.startswith(__name__ + "._"):
+    # gptalk_proto's own names are gptalk_proto.X by now (the package runs
+    # first): what is still in a private core module is this room's.
+    if isinstance(_obj, (type, FunctionType)) and _obj.__module__.startswith(
+        (__name__ + "._", "gptalk_proto._")
+    ):
         _obj.__module__ = __name__
 del _name, _obj

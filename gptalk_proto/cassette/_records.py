@@ -24,6 +24,7 @@ __all__ = [
     "RecordedResponse",
 ]
 
+#: The cassette format's version (``format_version``): readers refuse newer ones.
 FORMAT_VERSION = 1
 
 #: How a recorded response ended: its body completed ("complete"), the
@@ -94,6 +95,7 @@ class RecordedResponse:
 
     @property
     def wire(self) -> bytes:
+        """The response's bytes as received: its chunks joined."""
         return b"".join(chunk.data for chunk in self.chunks)
 
 

@@ -282,4 +282,5 @@ class ReplayConnection:
 
     @property
     def at_eof(self) -> bool:
+        """Whether the recorded connection's end is next (nothing left to read)."""
         return bool(self._queue) and self._queue[0] is EOF

@@ -8,6 +8,8 @@ decides whether a response is an event stream.  Its size errors are the core's
 that an SSE-only user needs this one import.
 """
 
+from types import FunctionType
+
 from .._errors import SSEEventTooLarge, SSELineTooLong, SSESizeError
 from ._encoder import encode_comment, encode_event
 from ._event import SSEEvent
@@ -32,6 +34,6 @@ __all__ = [
 # Shown as gptalk_proto.sse.X, not gptalk_proto.sse._module.X.
 for _name in __all__:
     _obj = globals()[_name]
-    if isinstance(_obj, type) and _obj.__module__.startswith(__name__ + "._"):
+    if isinstance(_obj, (type, FunctionType)) and _obj.__module__.startswith(__name__ + "._"):
         _obj.__module__ = __name__
 del _name, _obj

@@ -16,6 +16,8 @@
   parser, for differential tests.
 """
 
+from types import FunctionType
+
 from ._pair import MemoryPair, random_splitter, run_chat
 from ._scripted import Played, check_reply, http_response, play_responses
 from ._served import Served, play_requests
@@ -31,3 +33,10 @@ __all__ = [
     "random_splitter",
     "run_chat",
 ]
+
+# Shown as gptalk_proto.testing.X, not gptalk_proto.testing._module.X (help(), the documentation).
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, (type, FunctionType)) and _obj.__module__.startswith(__name__ + "._"):
+        _obj.__module__ = __name__
+del _name, _obj

@@ -33,6 +33,8 @@ GPTalk:
   with :func:`~gptalk_proto.testing.play_requests`); :data:`ZERO_TOKEN`.
 """
 
+from types import FunctionType
+
 try:
     import hypothesis  # noqa: F401  (only to say what is missing, in one line)
 except ImportError:
@@ -76,3 +78,12 @@ __all__ = [
     "sse_like_bytes",
     "sse_streams",
 ]
+
+# Shown as gptalk_proto.testing.strategies.X (help(), the documentation).
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, (type, FunctionType)) and _obj.__module__.startswith(
+        "gptalk_proto.testing._"
+    ):
+        _obj.__module__ = __name__
+del _name, _obj

@@ -6,6 +6,8 @@ replay (cassettes, sessions, the pytest plugin), a bounded load runner and the
 ``gptalk`` command.
 """
 
+from types import FunctionType
+
 from ._async.client import AsyncChatStream, AsyncClient
 from ._async.recording import AsyncRecordingConnector
 from ._async.replay import AsyncReplayConnector
@@ -94,3 +96,10 @@ __all__ = [
     "serve_in_background",
     "serve_in_thread",
 ]
+
+# Shown as gptalk_transports.X, not gptalk_transports._module.X (help(), the documentation).
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, (type, FunctionType)) and _obj.__module__.startswith(__name__ + "._"):
+        _obj.__module__ = __name__
+del _name, _obj

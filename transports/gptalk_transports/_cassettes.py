@@ -125,6 +125,7 @@ class Recording:
         self.recorded_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def t(self) -> float:
+        """Seconds since the recording started (the cassette's time offsets)."""
         return self._clock() - self._start
 
     # What both recording streams decide, apart from their IO:
@@ -148,6 +149,8 @@ class Recording:
         return keep, self.recorder.should_stop(number)
 
     def cassette(self, *, redact: bool = True, secrets: tuple[str, ...] = ()) -> Cassette:
+        """The cassette recorded so far, redacted unless ``redact=False``
+        (``secrets``: more values to redact)."""
         return self.recorder.cassette(recorded_at=self.recorded_at, redact=redact, secrets=secrets)
 
 

@@ -138,6 +138,12 @@ class Origin(NamedTuple):
 
     @classmethod
     def parse(cls, url: str) -> Origin:
+        """An origin from an ``http://`` or ``https://`` URL (a path is a base path).
+
+        Raises:
+            LocalProtocolError: another scheme, credentials, a bad port or a
+                CR/LF in the URL.
+        """
         _reject_crlf("the URL", url)
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -155,10 +161,12 @@ class Origin(NamedTuple):
 
     @property
     def tls(self) -> bool:
+        """Whether the origin is ``https``."""
         return self.scheme == "https"
 
     @property
     def host_header(self) -> str:
+        """The ``Host`` header's value: the port only when it is not the default."""
         default = 443 if self.tls else 80
         host = f"[{self.host}]" if ":" in self.host else self.host
         return host if self.port == default else f"{host}:{self.port}"
@@ -182,6 +190,12 @@ class ProxyURL(NamedTuple):
 
     @classmethod
     def parse(cls, url: str) -> ProxyURL:
+        """A proxy from its URL (``http``, ``socks5`` or ``socks5h``).
+
+        Raises:
+            LocalProtocolError: another scheme, a bad port, credentials with
+                CR/LF or too long for SOCKS5 (RFC 1929).
+        """
         _reject_crlf("the proxy URL", url)
         parts = urlsplit(url)
         if parts.scheme not in ("http", "socks5", "socks5h") or not parts.hostname:

@@ -75,14 +75,17 @@ class LoadReport(NamedTuple):
 
     @property
     def requests_per_second(self) -> float:
+        """HTTP requests per second of the run (0.0 for an empty run)."""
         return self.requests / self.seconds if self.seconds else 0.0
 
     @property
     def events_per_second(self) -> float:
+        """Stream events per second of the run (0.0 for an empty run)."""
         return self.events / self.seconds if self.seconds else 0.0
 
     @property
     def chats_per_second(self) -> float:
+        """Completed chats per second of the run (0.0 for an empty run)."""
         return self.chats / self.seconds if self.seconds else 0.0
 
     def percentile(self, fraction: float) -> float:

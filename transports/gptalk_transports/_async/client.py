@@ -54,10 +54,12 @@ class AsyncChatStream:
 
     @property
     def retries(self) -> int:
+        """How many attempts were made again (after a reconnect or a retry)."""
         return self._progress.state.retries
 
     @property
     def text(self) -> str:
+        """The reply's text so far."""
         return self._progress.text
 
     @property
@@ -87,6 +89,7 @@ class AsyncChatStream:
                 raise
 
     async def aclose(self) -> None:
+        """Stop the chat and close its connection (idempotent)."""
         await self._batches.aclose()
 
     async def __aenter__(self) -> AsyncChatStream:

@@ -72,9 +72,11 @@ class AsyncRecordingConnector:
 
     @property
     def request_options(self) -> RequestOptions:
+        """The options a client's requests get (those of the wrapped connector)."""
         return self.inner.request_options
 
     async def connect(self, timeout: float | None) -> AsyncByteStream:
+        """Open a connection: the wrapped connector's, its bytes recorded."""
         stream = await self.inner.connect(timeout)
         number = self.recording.recorder.open_connection()
         return _AsyncRecordingStream(stream, self.recording, number)

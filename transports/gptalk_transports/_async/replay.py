@@ -106,6 +106,7 @@ class AsyncReplayConnector:
 
     @property
     def request_options(self) -> RequestOptions:
+        """The options a client's requests get (as when the cassette was recorded)."""
         return self._options
 
     def _state(self) -> ReplayState:
@@ -117,4 +118,5 @@ class AsyncReplayConnector:
         self.replayer.assert_played()
 
     async def connect(self, timeout: float | None) -> AsyncByteStream:
+        """Open a connection: one that plays the cassette's next recorded connection."""
         return _AsyncReplayStream(self._state(), self.clock)

@@ -55,10 +55,12 @@ class ChatStream:
 
     @property
     def retries(self) -> int:
+        """How many attempts were made again (after a reconnect or a retry)."""
         return self._progress.state.retries
 
     @property
     def text(self) -> str:
+        """The reply's text so far."""
         return self._progress.text
 
     @property
@@ -88,6 +90,7 @@ class ChatStream:
                 raise
 
     def close(self) -> None:
+        """Stop the chat and close its connection (idempotent)."""
         self._batches.close()
 
     def __enter__(self) -> ChatStream:

@@ -73,9 +73,11 @@ class SyncRecordingConnector:
 
     @property
     def request_options(self) -> RequestOptions:
+        """The options a client's requests get (those of the wrapped connector)."""
         return self.inner.request_options
 
     def connect(self, timeout: float | None) -> SyncByteStream:
+        """Open a connection: the wrapped connector's, its bytes recorded."""
         stream = self.inner.connect(timeout)
         number = self.recording.recorder.open_connection()
         return _SyncRecordingStream(stream, self.recording, number)

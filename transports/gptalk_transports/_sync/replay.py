@@ -107,6 +107,7 @@ class SyncReplayConnector:
 
     @property
     def request_options(self) -> RequestOptions:
+        """The options a client's requests get (as when the cassette was recorded)."""
         return self._options
 
     def _state(self) -> ReplayState:
@@ -118,4 +119,5 @@ class SyncReplayConnector:
         self.replayer.assert_played()
 
     def connect(self, timeout: float | None) -> SyncByteStream:
+        """Open a connection: one that plays the cassette's next recorded connection."""
         return _SyncReplayStream(self._state(), self.clock)
