@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import signal
 import socket
 import subprocess
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
 
 import pytest
 
@@ -21,20 +18,7 @@ import gptalk_proto as g
 import gptalk_proto.server
 from gptalk_transports._cli.exits import _CASSETTE_TOOLS, COMMAND_EXITS, EXIT_CODES
 
-from .console import ENV, GPTALK, TIMEOUT, gptalk
-
-LISTENING = re.compile(r"listening on (?P<url>http://127\.0\.0\.1:(?P<port>[1-9][0-9]{0,4}))\n")
-
-
-def read_line(stream: IO[str], timeout: float) -> str:
-    """One line from ``stream``, or fail after ``timeout`` seconds."""
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: lines.put(stream.readline()), daemon=True)
-    reader.start()
-    try:
-        return lines.get(timeout=timeout)
-    except queue.Empty:
-        raise AssertionError(f"no line within {timeout} s") from None
+from .console import GPTALK, TIMEOUT, gptalk, listening
 
 
 class Server:
@@ -57,30 +41,8 @@ class Server:
 def serving(*args: str, env: Mapping[str, str] | None = None) -> Iterator[Server]:
     """``gptalk serve ARGS`` in a subprocess, once it printed its one ready line
     (``env``: variables to add to its environment)."""
-    process = subprocess.Popen(
-        [str(GPTALK), "serve", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-        env={**ENV, **(env or {})},
-    )
-    try:
-        assert process.stdout is not None
-        # The first line must be the ready line: nothing on stdout before it.
-        line = read_line(process.stdout, timeout=10)
-        match = LISTENING.fullmatch(line)
-        assert match is not None, f"first stdout line: {line!r}"
-        assert 1 <= int(match["port"]) <= 65535
-        yield Server(process, match["url"])
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+    with listening("serve", *args, env=env, timeout=10) as (process, url):
+        yield Server(process, url)
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,9 @@ from gptalk_transports._cli.exits import COMMAND_EXITS, EXIT_CODES
 from gptalk_transports._load import LoadReport, run_load
 from gptalk_transports._server.refserver import make_service, serve_in_thread
 
-from .console import ENV, GPTALK, gptalk
+from .console import ENV, GPTALK, gptalk, read_line
 from .replay_cases import CASSETTES
-from .test_cli import assert_one_error_line, free_port, read_line
+from .test_cli import assert_one_error_line, free_port
 
 PLAIN = str(CASSETTES / "plain-chat.json")
 EMPTY = LoadReport(

@@ -8,9 +8,6 @@ import http.client
 import json
 import os
 import signal
-import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,9 +20,8 @@ from gptalk_transports import load_cassette, replay_session, serve_in_thread
 from gptalk_transports._server.proxy import record_through_proxy, record_through_proxy_in_thread
 from gptalk_transports._server.replay import serve_cassettes_in_thread
 
-from .console import ENV, GPTALK, gptalk
+from .console import gptalk, listening
 from .foreign_app import AppState, reply_pieces, run_in_thread
-from .test_cli import LISTENING, read_line
 
 PLAIN = Path(__file__).resolve().parent.parent / "cassettes" / "plain-chat.json"
 #: The headers our client sends, from a shipped cassette: a hand-driven
@@ -197,32 +193,6 @@ def test_tee_the_client_holds_event_1_before_the_upstream_sends_event_2() -> Non
         '{"content": "one two"}',
     ]
     assert len(item.response.chunks) >= 2  # the reads as they came
-
-
-@contextmanager
-def listening(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    process = subprocess.Popen(
-        [str(GPTALK), *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-        env=ENV,
-    )
-    try:
-        assert process.stdout is not None
-        line = read_line(process.stdout, timeout=15)
-        match = LISTENING.fullmatch(line)
-        assert match is not None, f"first stdout line: {line!r}"
-        yield process, match["url"]
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

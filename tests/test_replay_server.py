@@ -10,8 +10,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -38,8 +37,7 @@ from gptalk_transports._server.replay import (
 )
 from gptalk_transports._session import REPLAY_RETRY, next_chat, recorded_clock, text_steps
 
-from .console import ENV, GPTALK
-from .test_cli import LISTENING, read_line
+from .console import listening
 
 CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
 SHIPPED = sorted(CASSETTES.glob("*.json"))
@@ -247,30 +245,9 @@ def test_tokens_keep_the_placeholder_length_and_differ_per_session() -> None:
     assert server.sessions == 2
 
 
-@contextmanager
-def replay_serving(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    process = subprocess.Popen(
-        [str(GPTALK), "replay", "--serve", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-        env=ENV,
-    )
-    try:
-        assert process.stdout is not None
-        line = read_line(process.stdout, timeout=15)
-        match = LISTENING.fullmatch(line)
-        assert match is not None, f"first stdout line: {line!r}"
-        yield process, match["url"]
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+def replay_serving(*args: str) -> AbstractContextManager[tuple[subprocess.Popen[str], str]]:
+    """``gptalk replay --serve ARGS``, once it listens: ``(process, url)``."""
+    return listening("replay", "--serve", *args)
 
 
 def _stop(process: subprocess.Popen[str], signum: int) -> tuple[int, str]:
