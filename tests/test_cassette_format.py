@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 from collections.abc import Callable
@@ -568,6 +569,8 @@ AGREEMENT = [
     Mutation("unknown-top-level-field", _set("extra", 1), ("cassette",), True),
     Mutation("origin-not-http", _set("origin", "ftp://example"), ("cassette.origin",), True),
     Mutation("generator-not-str", _set("generator", 5), ("cassette.generator",), True),
+    Mutation("profile-unknown", _set("profile", "openaii"), ("cassette.profile",), True),
+    Mutation("profile-not-str", _set("profile", 1), ("cassette.profile",), True),
     Mutation(
         "json-body-without-data",
         _set("interactions[2].request.body", {"encoding": "json"}),
@@ -604,6 +607,20 @@ def test_loader_refuses_what_the_schema_refuses(mutation: Mutation) -> None:
     with pytest.raises(g.cassette.CassetteError) as info:
         g.cassette.Cassette.loads(json.dumps(raw, ensure_ascii=False))
     assert mutation.says[0] in str(info.value)
+
+
+def test_the_schema_names_every_profile_and_a_profile_round_trips() -> None:
+    assert sorted(SCHEMA["properties"]["profile"]["enum"]) == sorted(g.cassette.PROFILES)
+    raw = _plain_chat()
+    assert "profile" not in raw  # a format 1 file written before profiles: gptalk
+    cassette = g.cassette.Cassette.loads(json.dumps(raw))
+    assert cassette.profile == "gptalk"
+    assert '"profile"' not in cassette.dumps()
+    generic = dataclasses.replace(cassette, profile="generic")
+    text = generic.dumps()
+    assert '  "profile": "generic",' in text.splitlines()
+    assert not list(VALIDATOR.iter_errors(json.loads(text)))
+    assert g.cassette.Cassette.loads(text) == generic
 
 
 # -- extend ------------------------------------------------------------------------------
