@@ -25,6 +25,7 @@ from ..sse._event import SSEEvent
 from ..sse._media import is_event_stream
 from ..sse._parser import SSEParser
 from ._format import Cassette, CassetteError
+from ._profiles import Profile
 from ._replay import CassetteMismatch, Replayer
 
 __all__ = ["MAX_EVERY_SPLIT", "RechunkReport", "verify_rechunked"]
@@ -89,13 +90,14 @@ def _points(wire: bytes) -> Iterable[int]:
     )
 
 
-def verify_rechunked(cassette: Cassette) -> RechunkReport:
+def verify_rechunked(cassette: Cassette, profile: Profile | None = None) -> RechunkReport:
     """Check that every response reads the same whatever its pieces, and that
-    every recorded request replays (matched under the cassette's profile).
+    every recorded request replays (matched under ``profile``, by default
+    the cassette's own).
 
     Raises :class:`CassetteError` naming the exchange and the split point.
     """
-    replayer = Replayer(cassette)
+    replayer = Replayer(cassette, profile)
     splits = crlf = utf8 = events = 0
     for index, item in enumerate(cassette.interactions):
         where = f"interactions[{index}]"
