@@ -28,8 +28,15 @@ VALIDATOR = Draft202012Validator(SCHEMA)
 shipped = pytest.mark.parametrize("path", SHIPPED, ids=[path.stem for path in SHIPPED])
 
 
-def test_nine_cassettes_ship() -> None:
-    assert len(SHIPPED) == 9
+def test_eleven_cassettes_ship() -> None:
+    # Nine GPTalk scenarios, and one streaming call of each official SDK
+    # (openai, anthropic) under the generic profile.
+    profiles = [load_cassette(path).profile for path in SHIPPED]
+    assert profiles.count("gptalk") == 9
+    assert sorted(p.stem for p in SHIPPED if load_cassette(p).profile == "generic") == [
+        "anthropic-stream",
+        "openai-stream",
+    ]
 
 
 def response_from(method: str, chunks: list[tuple[float, bytes]], end: str = "complete") -> Any:
