@@ -195,3 +195,18 @@ def test_record_listen_then_replay_serve_with_the_openai_sdk(tmp_path: Path) -> 
     finally:
         code, err = _stop(server)
     assert code == 0, err  # every step played
+
+
+def test_a_body_nested_past_the_json_parser_is_a_mismatch_not_a_crash() -> None:
+    cassette = load_cassette(OPENAI)
+    deep = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(g.cassette.CassetteMismatch, match="body"):
+        g.cassette.Replayer(cassette).match("POST", "/v1/chat/completions", [], deep)
+    server = g.cassette.ReplayServer([cassette], speed=0)
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n"
+    actions = server.connection().receive_data(head % len(deep) + deep)
+    writes = [a for a in actions if isinstance(a, g.cassette.ReplayWrite)]
+    assert writes[0].data.startswith(b"HTTP/1.1 409 ")
+    # Recorded by the proxy, the same body is kept as bytes, and redacted.
+    recorded = _one([("x-api-key", SECRET)], "/v1/x", deep, _json_response({}))
+    assert SECRET not in redact(recorded).dumps()

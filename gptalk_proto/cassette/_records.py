@@ -78,7 +78,9 @@ class RecordedRequest:
     def _json(self) -> Any:
         try:
             return json.loads(self.body) if self.body else None
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            # Nested past the parser's recursion (a hostile client's body,
+            # recorded by the proxy): kept as bytes, not JSON.
             return None
 
 

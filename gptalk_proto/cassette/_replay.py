@@ -242,7 +242,10 @@ def _show(value: Any) -> str:
 def _json(body: bytes) -> Any:
     try:
         return json.loads(body) if body else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: a client's body nested deeper than Python's JSON
+        # parser recurses is no JSON to match key by key; compared as bytes,
+        # it is a mismatch (a 409), not a crashed connection.
         return None
 
 
