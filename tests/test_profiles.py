@@ -9,8 +9,11 @@ import signal
 import subprocess
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import gptalk_proto as g
 from gptalk_proto.cassette import GENERIC, GPTALK, Cassette, lint, profile_named, redact
@@ -210,3 +213,28 @@ def test_a_body_nested_past_the_json_parser_is_a_mismatch_not_a_crash() -> None:
     # Recorded by the proxy, the same body is kept as bytes, and redacted.
     recorded = _one([("x-api-key", SECRET)], "/v1/x", deep, _json_response({}))
     assert SECRET not in redact(recorded).dumps()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    secret=st.text(
+        st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters='"\\'),
+        min_size=8,
+        max_size=40,
+    ),
+    header=st.sampled_from(["Authorization", "x-api-key", "api-key", "X-My-Token"]),
+    field=st.sampled_from(["key", "api_key", "token", "access_token"]),
+)
+def test_any_key_is_redacted_everywhere_and_the_replay_still_matches(
+    secret: str, header: str, field: str
+) -> None:
+    value = f"Bearer {secret}" if header == "Authorization" else secret
+    body = json.dumps({"model": "m", field: secret}).encode()
+    response = _json_response({"echo": secret, "n": 1})
+    target = f"/v1/x?{field}={quote(secret, safe='')}"  # as a client sends it
+    cassette = redact(_one([(header, value)], target, body, response))
+    text = cassette.dumps()
+    assert secret not in text
+    loaded = Cassette.loads(text)  # lengths kept: the response parses the same
+    sent = json.dumps({"model": "m", field: "another"}).encode()
+    assert g.cassette.Replayer(loaded).match("POST", f"/v1/x?{field}=another", [], sent)
