@@ -22,6 +22,13 @@ SHIPPED = sorted(p for p in CASSETTES.glob("*.json") if p.name != "cassette.sche
 
 shipped = pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
 
+#: The shipped GPTalk cassettes: the ones our client replays (the generic
+#: ones, recorded from the official SDKs, replay to them in test_profiles_sdks).
+CLIENT_SHIPPED = [p for p in SHIPPED if load_cassette(p).profile == "gptalk"]
+client_shipped = pytest.mark.parametrize(
+    "path", CLIENT_SHIPPED, ids=[p.stem for p in CLIENT_SHIPPED]
+)
+
 
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 from collections.abc import Callable
@@ -27,8 +28,15 @@ VALIDATOR = Draft202012Validator(SCHEMA)
 shipped = pytest.mark.parametrize("path", SHIPPED, ids=[path.stem for path in SHIPPED])
 
 
-def test_nine_cassettes_ship() -> None:
-    assert len(SHIPPED) == 9
+def test_eleven_cassettes_ship() -> None:
+    # Nine GPTalk scenarios, and one streaming call of each official SDK
+    # (openai, anthropic) under the generic profile.
+    profiles = [load_cassette(path).profile for path in SHIPPED]
+    assert profiles.count("gptalk") == 9
+    assert sorted(p.stem for p in SHIPPED if load_cassette(p).profile == "generic") == [
+        "anthropic-stream",
+        "openai-stream",
+    ]
 
 
 def response_from(method: str, chunks: list[tuple[float, bytes]], end: str = "complete") -> Any:
@@ -568,6 +576,8 @@ AGREEMENT = [
     Mutation("unknown-top-level-field", _set("extra", 1), ("cassette",), True),
     Mutation("origin-not-http", _set("origin", "ftp://example"), ("cassette.origin",), True),
     Mutation("generator-not-str", _set("generator", 5), ("cassette.generator",), True),
+    Mutation("profile-unknown", _set("profile", "openaii"), ("cassette.profile",), True),
+    Mutation("profile-not-str", _set("profile", 1), ("cassette.profile",), True),
     Mutation(
         "json-body-without-data",
         _set("interactions[2].request.body", {"encoding": "json"}),
@@ -604,6 +614,20 @@ def test_loader_refuses_what_the_schema_refuses(mutation: Mutation) -> None:
     with pytest.raises(g.cassette.CassetteError) as info:
         g.cassette.Cassette.loads(json.dumps(raw, ensure_ascii=False))
     assert mutation.says[0] in str(info.value)
+
+
+def test_the_schema_names_every_profile_and_a_profile_round_trips() -> None:
+    assert sorted(SCHEMA["properties"]["profile"]["enum"]) == sorted(g.cassette.PROFILES)
+    raw = _plain_chat()
+    assert "profile" not in raw  # a format 1 file written before profiles: gptalk
+    cassette = g.cassette.Cassette.loads(json.dumps(raw))
+    assert cassette.profile == "gptalk"
+    assert '"profile"' not in cassette.dumps()
+    generic = dataclasses.replace(cassette, profile="generic")
+    text = generic.dumps()
+    assert '  "profile": "generic",' in text.splitlines()
+    assert not list(VALIDATOR.iter_errors(json.loads(text)))
+    assert g.cassette.Cassette.loads(text) == generic
 
 
 # -- extend ------------------------------------------------------------------------------

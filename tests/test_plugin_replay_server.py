@@ -13,6 +13,7 @@ import gptalk_proto as g
 import gptalk_proto.cassette
 from gptalk_transports._cassettes import load_cassette
 
+from . import llm_app
 from .plugin_cases import folder, make_inner, plain_chat_recorded_at, run
 
 pytest_plugins = ("pytester",)
@@ -108,5 +109,43 @@ def test_recording_modes_record_through_the_proxy(inner: pytest.Pytester) -> Non
     assert cassette.redacted
     assert g.cassette.lint(cassette) == []
     # Then it replays, through the replay server, with no server to record from.
+    result = run(inner, "none")
+    result.assert_outcomes(passed=1)
+
+
+SDK_RECORD = """
+import openai
+import pytest
+
+
+@pytest.fixture
+def gptalk_config():
+    return {"profile": "generic"}
+
+
+@pytest.mark.gptalk_cassette("sdk.json")
+def test_the_openai_sdk(gptalk_replay_server):
+    http = openai.DefaultHttpxClient(trust_env=False)
+    with openai.OpenAI(
+        base_url=gptalk_replay_server + "/v1", api_key=KEY, max_retries=0, http_client=http
+    ) as client:
+        stream = client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "Hi"}], stream=True
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in stream) == TEXT
+"""
+
+
+def test_the_profile_in_gptalk_config_records_and_replays_an_sdk(inner: pytest.Pytester) -> None:
+    text = "".join(llm_app.PIECES)
+    inner.makepyfile(test_sdk=f"KEY = {llm_app.API_KEY!r}\nTEXT = {text!r}\n" + SDK_RECORD)
+    with llm_app.run_in_thread() as upstream:
+        result = run(inner, "once", f"--gptalk-url={upstream}")
+    result.assert_outcomes(passed=1)
+    path = folder(inner, "test_sdk") / "sdk.json"
+    cassette = load_cassette(path)
+    assert cassette.profile == "generic"
+    assert llm_app.API_KEY not in path.read_text(encoding="utf-8")
+    # Then replayed, the upstream stopped, under the profile the file names.
     result = run(inner, "none")
     result.assert_outcomes(passed=1)

@@ -366,3 +366,15 @@ def test_settings_are_checked_one_line_each() -> None:
     assert merged == Settings(record_mode="rewrite", faults=("cut=3",), ignore_headers=("X-A",))
     assert merged.matching.ignore_headers == {"x-a"}
     assert set(SETTINGS) == set(Settings.__dataclass_fields__)
+
+
+def test_the_profile_setting_names_a_profile() -> None:
+    assert settings_problems({"profile": "generic"}, "w") == []
+    assert settings_problems({"profile": None}, "w") == []
+    assert settings_problems({"profile": "openaii"}, "w") == [
+        "w: profile 'openaii' is not one of generic, gptalk"
+    ]
+    assert settings_problems({"profile": ["generic"]}, "w") == [
+        "w: profile \"['generic']\" is not one of generic, gptalk"
+    ]
+    assert Settings.merge({"profile": "generic"}, {}).profile == "generic"

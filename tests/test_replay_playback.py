@@ -26,15 +26,15 @@ from gptalk_transports._sync.replay import SyncReplayConnector
 from .clients import open_fds
 from .replay_cases import (
     CASSETTES,
-    SHIPPED,
+    CLIENT_SHIPPED,
     FakeClock,
     WatchedConnector,
     anyio_backend,  # noqa: F401 (a fixture: the anyio tests run on asyncio and trio)
     cassette_at,
-    shipped,
+    client_shipped,
 )
 
-SMALL = [p for p in SHIPPED if p.stem != "long-reply"]
+SMALL = [p for p in CLIENT_SHIPPED if p.stem != "long-reply"]
 
 Outcome = tuple[str, str, type | None]
 
@@ -115,7 +115,7 @@ def test_expected_outcomes_cover_the_scenarios() -> None:
 
 
 @pytest.mark.anyio
-@shipped
+@client_shipped
 async def test_shipped_cassette_replays_async(path: Path) -> None:
     cassette = cassette_at(path)
     results = await replay_session(cassette)
@@ -128,7 +128,7 @@ def test_replay_on_trio_native_streams() -> None:
     assert outcomes(results) == expected_outcomes(cassette)
 
 
-@shipped
+@client_shipped
 def test_shipped_cassette_replays_blocking(path: Path) -> None:
     cassette = cassette_at(path)
     assert blocking_replay(cassette) == expected_outcomes(cassette)
@@ -214,7 +214,7 @@ def test_rechunked_long_reply_gives_the_same_chat(rechunk: int, backend: str) ->
     assert replay_events(path, rechunk, backend) == as_recorded(path)
 
 
-@shipped
+@client_shipped
 def test_rechunked_blocking_replay_gives_the_same_chats(path: Path) -> None:
     cassette = cassette_at(path)
     assert blocking_replay(cassette, rechunk=12345) == expected_outcomes(cassette)

@@ -14,8 +14,13 @@
   of replay for many clients at once (sessions keyed by the tokens it hands
   out); :class:`ProxyRecorder` / :class:`ProxyConnection`: a recording
   proxy's tee, request by request.
+* :class:`Profile` (:data:`GPTALK`, the default, and :data:`GENERIC` for
+  any SSE or JSON API; :data:`PROFILES`, :func:`profile_named`): what the
+  tools know about the API a cassette records.
 * :func:`redact`, :func:`check_secrets`: secrets out of a cassette;
-  :func:`lint` finds what looks like one; :func:`to_har` exports to HAR.
+  :func:`lint` finds what looks like one; :func:`to_har` exports to HAR;
+  :func:`verify_rechunked` reads every response back cut at every split
+  point.
 
 The schema of the format ships next to this module (``cassette.schema.json``).
 """
@@ -37,6 +42,7 @@ from ._format import (
 from ._har import to_har
 from ._lint import lint
 from ._playback import MAX_RANDOM_PIECE, ReplayState, ReplayTiming, rechunker
+from ._profiles import GENERIC, GPTALK, PROFILES, Profile, profile_named
 from ._proxy_recorder import (
     MAX_PROXIED_REQUEST,
     ProxyConnection,
@@ -44,6 +50,7 @@ from ._proxy_recorder import (
     ToClient,
     ToUpstream,
 )
+from ._rechunk import RechunkReport, verify_rechunked
 from ._recorder import Recorder
 from ._redact import MIN_SECRET_LENGTH, check_secrets, redact
 from ._replay import (
@@ -67,6 +74,8 @@ from ._replay_server import (
 __all__ = [
     "EOF",
     "FORMAT_VERSION",
+    "GENERIC",
+    "GPTALK",
     "MAX_DEPTH",
     "MAX_PROXIED_REQUEST",
     "MAX_RANDOM_PIECE",
@@ -74,14 +83,17 @@ __all__ = [
     "MAX_TIME",
     "MIN_SECRET_LENGTH",
     "MISMATCH_STATUS",
+    "PROFILES",
     "Cassette",
     "CassetteError",
     "CassetteMismatch",
     "CassetteUnplayed",
     "EndOfRecording",
     "Interaction",
+    "Profile",
     "ProxyConnection",
     "ProxyRecorder",
+    "RechunkReport",
     "RecordedChunk",
     "RecordedRequest",
     "RecordedResponse",
@@ -99,10 +111,12 @@ __all__ = [
     "ToUpstream",
     "check_secrets",
     "lint",
+    "profile_named",
     "rechunker",
     "redact",
     "text_request_fields",
     "to_har",
+    "verify_rechunked",
 ]
 
 # Shown as gptalk_proto.cassette.X, not gptalk_proto.cassette._module.X.

@@ -62,6 +62,9 @@ class Cassette:
     generator: str = ""
     format_version: int = FORMAT_VERSION
     meta: dict[str, Any] = field(default_factory=dict)
+    #: The protocol profile it was recorded under (see :mod:`._profiles`);
+    #: written only when not the default, so GPTalk cassettes are unchanged.
+    profile: str = "gptalk"
 
     # -- writing ------------------------------------------------------------------
 
@@ -90,6 +93,8 @@ class Cassette:
         yield f'  "generator": {line(self.generator)},'
         yield f'  "meta": {json.dumps(self.meta, ensure_ascii=False, sort_keys=True)},'
         yield f'  "origin": {line(self.origin)},'
+        if self.profile != "gptalk":
+            yield f'  "profile": {line(self.profile)},'
         yield f'  "recorded_at": {line(self.recorded_at)},'
         yield f'  "redacted": {line(self.redacted)},'
         yield '  "interactions": ['

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 from .._errors import RemoteProtocolError
 from .._version import __version__
 from ._format import Cassette
+from ._profiles import Profile, profile_named
 from ._response import parse_response
 
 __all__ = ["to_har"]
@@ -60,12 +61,15 @@ def _site(origin: str) -> str:
     return f"{scheme}://{netloc}"
 
 
-def to_har(cassette: Cassette) -> dict[str, Any]:
+def to_har(cassette: Cassette, profile: Profile | None = None) -> dict[str, Any]:
     """The cassette as a HAR 1.2 ``log`` object (a JSON-ready dict).
 
     Each request's URL is the service's scheme and authority followed by the
     request target as sent (origin-form: the path and query the service saw).
+    Each entry's ``_kind`` is its step's kind under ``profile`` (default:
+    the cassette's own), which the log's ``_profile`` names.
     """
+    profile = profile if profile is not None else profile_named(cassette.profile)
     entries = []
     site = _site(cassette.origin)
     for item in cassette.interactions:
@@ -116,6 +120,7 @@ def to_har(cassette: Cassette) -> dict[str, Any]:
                 "cache": {},
                 "timings": {"send": 0, "wait": round(wait, 3), "receive": round(receive, 3)},
                 "connection": str(item.connection),
+                "_kind": profile.kind(urlsplit(request.target).path),
                 "_end": response.end,
                 "_chunks": [
                     {
@@ -134,6 +139,7 @@ def to_har(cassette: Cassette) -> dict[str, Any]:
             "creator": {"name": "gptalk-proto", "version": __version__},
             "pages": [],
             "entries": entries,
+            "_profile": profile.name,
             "comment": f"recorded {cassette.recorded_at}"
             + (", redacted" if cassette.redacted else ""),
         }

@@ -20,6 +20,7 @@ from bisect import bisect_right
 from collections.abc import Iterator
 
 from ._format import Cassette
+from ._profiles import Profile, profile_named
 from ._redact import MIN_REDACTED_PREFIX, PLACEHOLDER, origin_secrets
 from ._value_spans import Span, parse_message, query_value_spans, text_value_spans
 
@@ -198,12 +199,16 @@ def _decoded(data: bytes, spans: list[Span]) -> list[str]:
     return [data[a:b].decode("utf-8", "replace") for a, b in spans]
 
 
-def lint(cassette: Cassette, scanner: Scanner | None = None) -> list[str]:
+def lint(
+    cassette: Cassette, scanner: Scanner | None = None, profile: Profile | None = None
+) -> list[str]:
     """Where the cassette still holds something that looks like a secret.
 
-    ``scanner`` (optional) counts the work done (see :class:`Scanner`).
+    ``scanner`` (optional) counts the work done (see :class:`Scanner`);
+    ``profile`` (default: the cassette's own) names more secret headers.
     """
     scanner = scanner or Scanner()
+    profile = profile if profile is not None else profile_named(cassette.profile)
     findings: list[str] = []
     values: list[tuple[str, str]] = []
 
@@ -223,7 +228,8 @@ def lint(cassette: Cassette, scanner: Scanner | None = None) -> list[str]:
         values += [(f"{spot}.request.target", v) for v in queries]
         for number, (name, value) in enumerate(request.headers):
             scan(f"{spot}.request.headers[{number}] ({name})", value)
-            if name.lower() in _SECRET_HEADERS and not PLACEHOLDER.search(value):
+            secret = name.lower() in _SECRET_HEADERS or profile.is_secret_header(name)
+            if secret and not PLACEHOLDER.search(value):
                 findings.append(
                     f"{spot}.request.headers[{number}] ({name}): an unredacted credential"
                 )

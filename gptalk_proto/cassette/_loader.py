@@ -14,6 +14,7 @@ from typing import Any
 
 from ..sse._event import SSEEvent
 from ._checks import is_method, is_request_target, nesting_problem, origin_problem
+from ._profiles import PROFILES
 from ._records import (
     ENDINGS,
     FORMAT_VERSION,
@@ -136,7 +137,16 @@ def _event(event: Any, where: str) -> SSEEvent:
 
 _MISSING = object()
 _TOP_FIELDS = frozenset(
-    {"format_version", "generator", "meta", "origin", "recorded_at", "redacted", "interactions"}
+    {
+        "format_version",
+        "generator",
+        "meta",
+        "origin",
+        "profile",
+        "recorded_at",
+        "redacted",
+        "interactions",
+    }
 )
 _ITEM_FIELDS = frozenset({"connection", "request", "response", "chunks", "events"})
 _REQUEST_FIELDS = frozenset({"t", "method", "target", "headers", "body"})
@@ -223,6 +233,11 @@ def from_json(raw: Any) -> dict[str, Any]:
             )
         )
     generator = top.get("generator", "")
+    # Optional (format 1 files written before profiles have none): gptalk.
+    profile = _need(top.get("profile", "gptalk"), str, "cassette.profile")
+    if profile not in PROFILES:
+        known = ", ".join(sorted(PROFILES))
+        raise CassetteError(f"cassette.profile: not a known profile (one of {known})")
     return {
         "interactions": tuple(items),
         "recorded_at": _field(top, "recorded_at", str, "cassette"),
@@ -231,4 +246,5 @@ def from_json(raw: Any) -> dict[str, Any]:
         "generator": _need(generator, str, "cassette.generator"),
         "format_version": version,
         "meta": _need(top.get("meta", {}), dict, "cassette.meta"),
+        "profile": profile,
     }

@@ -31,6 +31,7 @@ import h11
 from .._errors import InvalidHTTP
 from .._http11 import next_h11_event
 from ._format import Cassette
+from ._profiles import GPTALK, Profile
 from ._recorder import Recorder, origin_form
 from ._request_reader import RequestReader
 
@@ -57,7 +58,6 @@ MAX_PIPELINED = 16
 _DROPPED = frozenset(
     {b"host", b"content-length", b"transfer-encoding", b"proxy-connection", b"proxy-authorization"}
 )
-_STREAM_PATH = b"/api/chatgpt/chatapi/stream"
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,8 @@ class ProxyRecorder:
         count_chats: count the chats as they end (:attr:`chats`), which
             parses every response a second time; off, nothing is parsed on
             the way (the cassette is parsed once, at the end).
+        profile: the API's profile: which exchanges are chats (GPTalk's
+            streams; every exchange under ``generic``), what is redacted.
     """
 
     def __init__(
@@ -111,8 +113,10 @@ class ProxyRecorder:
         proxy_headers: Sequence[tuple[str, str]] = (),
         url: str = "",
         count_chats: bool = True,
+        profile: Profile = GPTALK,
     ) -> None:
-        self.recorder = Recorder(upstream)
+        self.profile = profile
+        self.recorder = Recorder(upstream, profile=profile)
         self.upstream = upstream
         self.host = host.encode("ascii")
         self.target_prefix = target_prefix.encode("ascii")
@@ -226,6 +230,9 @@ class ProxyConnection:
         self._count(data)
         return data
 
+    def _is_chat(self, path: bytes) -> bool:
+        return self._proxy.profile.counts_as_chat(path.decode("latin-1"))
+
     def _count(self, data: bytes) -> None:
         mirror = self._mirror
         if mirror is None:
@@ -237,7 +244,7 @@ class ProxyConnection:
             except InvalidHTTP:
                 # Cut mid-response (a stream cut is still a chat), or not
                 # countable HTTP: the recorder records it all the same.
-                if not data and self._waiting[0][1] == _STREAM_PATH:
+                if not data and self._is_chat(self._waiting[0][1]):
                     self._proxy.chats += 1
                 self._mirror = None
                 self._waiting.clear()
@@ -248,7 +255,7 @@ class ProxyConnection:
                 continue
             if isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
                 _, path = self._waiting.popleft()
-                if path == _STREAM_PATH:
+                if self._is_chat(path):
                     self._proxy.chats += 1
                 if isinstance(event, h11.ConnectionClosed) or mirror.our_state is h11.MUST_CLOSE:
                     self._mirror = None

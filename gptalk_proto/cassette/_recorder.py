@@ -27,6 +27,7 @@ from ._format import (
     RecordedRequest,
     RecordedResponse,
 )
+from ._profiles import GPTALK, Profile
 from ._redact import redact as apply_redaction
 from ._request_reader import ReadRequest, RequestReader
 from ._response import parse_response
@@ -90,10 +91,15 @@ class Recorder:
         origin: the service URL, kept in the cassette.
         max_events: stop recording a stream after this many SSE events
             (:meth:`should_stop` tells the transport), for endless streams.
+        profile: the API's profile (named in the cassette; it says what
+            redaction finds).
     """
 
-    def __init__(self, origin: str, *, max_events: int | None = None) -> None:
+    def __init__(
+        self, origin: str, *, max_events: int | None = None, profile: Profile = GPTALK
+    ) -> None:
         self.origin = origin
+        self.profile = profile
         self.max_events = max_events
         self._exchanges: list[_Exchange] = []
         self._connections: dict[int, _Connection] = {}
@@ -233,7 +239,8 @@ class Recorder:
             origin=self.origin,
             redacted=False,
             generator=f"gptalk-proto {__version__}",
+            profile=self.profile.name,
         )
         if redact:
-            cassette = apply_redaction(cassette, secrets)
+            cassette = apply_redaction(cassette, secrets, self.profile)
         return cassette

@@ -11,6 +11,7 @@ from typing import Any
 
 from .._errors import GPTalkError
 from ..sse._event import SSEEvent
+from ._profiles import GPTALK
 
 __all__ = [
     "ENDINGS",
@@ -79,7 +80,9 @@ class RecordedRequest:
     def _json(self) -> Any:
         try:
             return json.loads(self.body) if self.body else None
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            # Nested past the parser's recursion (a hostile client's body,
+            # recorded by the proxy): kept as bytes, not JSON.
             return None
 
 
@@ -109,10 +112,6 @@ class Interaction:
 
     @property
     def kind(self) -> str:
-        """``login``, ``text``, ``stream`` or ``other``, from the path."""
-        path = self.request.target.split("?", 1)[0]
-        return {
-            "/api/chatgpt/user/login": "login",
-            "/api/chatgpt/chatapi/text": "text",
-            "/api/chatgpt/chatapi/stream": "stream",
-        }.get(path, "other")
+        """``login``, ``text``, ``stream`` or ``other``, from the path (the
+        GPTalk profile's steps; other APIs' steps are all ``other``)."""
+        return GPTALK.kind(self.request.target.split("?", 1)[0])

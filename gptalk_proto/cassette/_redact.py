@@ -36,6 +36,7 @@ from ._format import (
     RecordedRequest,
     RecordedResponse,
 )
+from ._profiles import Profile, profile_named
 from ._response import parse_response
 from ._value_spans import (
     FRAMING_HEADERS,
@@ -87,7 +88,7 @@ def _response_json(item: Interaction) -> object:
         return None
 
 
-def _find(cassette: Cassette, extra: Iterable[str]) -> dict[str, str]:
+def _find(cassette: Cassette, extra: Iterable[str], profile: Profile) -> dict[str, str]:
     """Every secret in the cassette, in order of first appearance -> its kind."""
     found: dict[str, str] = {}
 
@@ -97,6 +98,12 @@ def _find(cassette: Cassette, extra: Iterable[str]) -> dict[str, str]:
 
     for value in origin_secrets(cassette.origin):
         add(value, "secret")
+    if not profile.gptalk_secrets:
+        for item in cassette.interactions:
+            _find_by_name(item, profile, add)
+        for value in extra:
+            add(value, "secret")
+        return found
     for item in cassette.interactions:
         request = item.request
         body = request.json()
@@ -123,6 +130,53 @@ def _find(cassette: Cassette, extra: Iterable[str]) -> dict[str, str]:
     for value in extra:
         add(value, "secret")
     return found
+
+
+#: The deepest a JSON body is searched for secret fields: a cassette's JSON
+#: is at most MAX_DEPTH deep anyway; this bounds the recursion on its own.
+MAX_SECRET_FIELD_DEPTH = 64
+
+
+def _find_by_name(item: Interaction, profile: Profile, add: Callable[[object, str], None]) -> None:
+    """The secrets a profile names: header names, query keys, JSON fields."""
+    request = item.request
+    for name, value in request.headers:
+        if profile.is_secret_header(name):
+            lowered = name.lower()
+            if lowered in ("authorization", "proxy-authorization"):
+                # Any scheme: the credential after it (or the whole value).
+                add(value.partition(" ")[2].strip() or value, "bearer")
+            elif lowered in ("cookie", "set-cookie"):
+                add(value, "cookie")
+            else:
+                add(value, "secret")
+    for key, values in parse_qs(urlsplit(request.target).query).items():
+        if key in profile.secret_query_keys:
+            for value in values:
+                add(value, "secret")
+    _json_fields(request.json(), profile.secret_fields, add, 0)
+    _json_fields(_response_json(item), profile.secret_fields, add, 0)
+    for name, value in item.response.headers:
+        if name.lower() == "set-cookie":
+            add(value.split(";", 1)[0].partition("=")[2], "cookie")
+        elif profile.is_secret_header(name):
+            add(value, "secret")
+
+
+def _json_fields(
+    value: object, names: frozenset[str], add: Callable[[object, str], None], depth: int
+) -> None:
+    if depth > MAX_SECRET_FIELD_DEPTH:
+        return
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key in names and isinstance(inner, str):
+                add(inner, "secret")
+            else:
+                _json_fields(inner, names, add, depth + 1)
+    elif isinstance(value, list):
+        for inner in value:
+            _json_fields(inner, names, add, depth + 1)
 
 
 def origin_secrets(url: str) -> list[str]:
@@ -376,14 +430,20 @@ def _piece_before(data: bytearray, end: int, variant: bytes) -> int:
     return 0
 
 
-def redact(cassette: Cassette, secrets: Iterable[str] = ()) -> Cassette:
+def redact(
+    cassette: Cassette, secrets: Iterable[str] = (), profile: Profile | None = None
+) -> Cassette:
     """A copy of ``cassette`` with every secret replaced by its placeholder.
 
-    ``secrets`` are the caller's own (see :func:`check_secrets`); the ones a
-    GPTalk session carries are found here, and so are the query values of the
-    cassette's origin URL (an API key there is a secret like any other).
+    ``secrets`` are the caller's own (see :func:`check_secrets`); the ones the
+    ``profile`` names (default: the cassette's own; GPTalk's tokens, or any
+    API's credentials under ``generic``) are found here, and so are the query
+    values of the cassette's origin URL (an API key there is a secret like
+    any other).
     """
-    table = _table(_find(cassette, check_secrets(secrets)), _numbers_in_use(cassette))
+    profile = profile if profile is not None else profile_named(cassette.profile)
+    found = _find(cassette, check_secrets(secrets), profile)
+    table = _table(found, _numbers_in_use(cassette))
     redactor = _Redactor(table)
     items = []
     for item in cassette.interactions:

@@ -5,11 +5,14 @@ and gives the client back the recorded response bytes, so the client parses,
 through the same core and the same h11 path, the bytes that were on the wire.
 Nothing here touches a network.
 
-Requests are matched in order against the cassette, field by field:
+Requests are matched in order against the cassette, field by field, as the
+cassette's :class:`~._profiles.Profile` says (GPTalk's here):
 
 * method, path and query (values compared percent-decoded);
-* headers, except ``host``, ``content-length`` and ``x-auth-timestamp``;
-* JSON bodies key by key, except ``created_at`` (a time);
+* headers, except ``host``, ``content-length`` and ``x-auth-timestamp``
+  (the ``generic`` profile compares no headers);
+* JSON bodies key by key, except ``created_at`` (a time) and the profile's
+  volatile fields;
 * a recorded value holding a redaction placeholder matches any sent value
   with the same text around the placeholder (the secret it stood for is not
   known, and a secret spelled like a value the client makes, such as
@@ -34,6 +37,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .._errors import InvalidHTTP, excerpt
 from ._format import Cassette, CassetteError, Interaction, RecordedChunk, RecordedRequest
+from ._profiles import Profile, profile_named
 from ._redact import PLACEHOLDER
 from ._request_reader import RequestReader
 
@@ -59,10 +63,6 @@ class EndOfRecording(Enum):
 #: Returned by :meth:`ReplayConnection.next_chunk` where the server closed.
 EOF: Final = EndOfRecording.EOF
 
-IGNORED_HEADERS = frozenset({"host", "content-length", "x-auth-timestamp"})
-IGNORED_FIELDS = frozenset({"created_at"})
-BOUND_FIELDS = frozenset({"fingerprint"})
-
 #: Cap on one request the replayer parses, in bytes.
 MAX_REPLAY_REQUEST = 2 * 1024 * 1024
 
@@ -87,10 +87,14 @@ class CassetteUnplayed(CassetteError):
 
 
 class Replayer:
-    """Plays a cassette's interactions in order, for any number of connections."""
+    """Plays a cassette's interactions in order, for any number of connections.
 
-    def __init__(self, cassette: Cassette) -> None:
+    ``profile`` says how requests match (default: the cassette's own).
+    """
+
+    def __init__(self, cassette: Cassette, profile: Profile | None = None) -> None:
         self.cassette = cassette
+        self.profile = profile if profile is not None else profile_named(cassette.profile)
         self._next = 0
         self._bindings: dict[str, str] = {}
 
@@ -131,6 +135,7 @@ class Replayer:
             headers=headers,
             body=body,
             bindings=bindings,
+            profile=self.profile,
         )
         if differences:
             raise CassetteMismatch(step, f"{item.kind} expected, {method} {path} sent", differences)
@@ -147,6 +152,7 @@ def _differences(
     headers: list[tuple[str, str]],
     body: bytes,
     bindings: dict[str, str],
+    profile: Profile,
 ) -> list[str]:
     out: list[str] = []
     if method != recorded.method:
@@ -160,8 +166,8 @@ def _differences(
             out.append(f"query {key}: recorded {old_query.get(key)!r}, sent {new_query.get(key)!r}")
     old_headers = _header_map(recorded.headers)
     new_headers = _header_map(headers)
-    for name in sorted(set(old_headers) | set(new_headers)):
-        if name in IGNORED_HEADERS:
+    for name in sorted(set(old_headers) | set(new_headers)) if profile.match_headers else ():
+        if name in profile.ignored_headers:
             continue
         before, after = old_headers.get(name), new_headers.get(name)
         if not _same(before, after):
@@ -174,15 +180,15 @@ def _differences(
     old_body, new_body = recorded.json(), _json(body)
     if isinstance(old_body, dict) and isinstance(new_body, dict):
         for key in sorted(set(old_body) | set(new_body)):
-            if key in IGNORED_FIELDS:
+            if key in profile.ignored_fields:
                 continue
             before, after = old_body.get(key, _MISSING), new_body.get(key, _MISSING)
-            if key in BOUND_FIELDS and isinstance(before, str) and isinstance(after, str):
+            if key in profile.bound_fields and isinstance(before, str) and isinstance(after, str):
                 bound = bindings.setdefault(before, after)
                 if bound != after:
                     out.append(f"body.{key}: bound to an earlier value, sent another")
                 continue
-            if not _same(before, after):
+            if not _same(before, after, profile.ignored_fields):
                 out.append(f"body.{key}: recorded {_show(before)}, sent {_show(after)}")
     elif recorded.body != body:
         out.append(f"body: recorded {excerpt(recorded.body)}, sent {excerpt(body)}")
@@ -192,16 +198,20 @@ def _differences(
 _MISSING = object()
 
 
-def _same(recorded: object, sent: object) -> bool:
+def _same(recorded: object, sent: object, ignored: frozenset[str] = frozenset()) -> bool:
     """Equal, or equal but for the redaction placeholders in ``recorded``
-    (strings, or lists of them as query values are)."""
-    if recorded == sent:
+    (strings, or lists of them as query values are) and, inside JSON
+    objects, the ``ignored`` fields."""
+    if recorded == sent and not ignored:
         return True
     if isinstance(recorded, str) and isinstance(sent, str):
-        return _fits(recorded, sent)
+        return recorded == sent or _fits(recorded, sent)
     if isinstance(recorded, list) and isinstance(sent, list) and len(recorded) == len(sent):
-        return all(_same(a, b) for a, b in zip(recorded, sent, strict=True))
-    return False
+        return all(_same(a, b, ignored) for a, b in zip(recorded, sent, strict=True))
+    if isinstance(recorded, dict) and isinstance(sent, dict):
+        keys = (set(recorded) | set(sent)) - ignored
+        return all(_same(recorded.get(k, _MISSING), sent.get(k, _MISSING), ignored) for k in keys)
+    return recorded == sent
 
 
 def _fits(recorded: str, sent: str) -> bool:
@@ -232,7 +242,10 @@ def _show(value: Any) -> str:
 def _json(body: bytes) -> Any:
     try:
         return json.loads(body) if body else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: a client's body nested deeper than Python's JSON
+        # parser recurses is no JSON to match key by key; compared as bytes,
+        # it is a mismatch (a 409), not a crashed connection.
         return None
 
 

@@ -41,6 +41,7 @@ import h11
 
 from .._errors import InvalidHTTP, LocalProtocolError
 from ._format import Cassette, CassetteError, Interaction
+from ._profiles import Profile
 from ._replay import MAX_REPLAY_REQUEST, CassetteMismatch, Replayer
 from ._request_reader import RequestReader
 
@@ -147,6 +148,8 @@ class ReplayServer:
         speed: 1.0 plays at the recorded pace, 2.0 twice as fast, 0 at once.
         max_gap: cap on any one wait, in seconds, after scaling (None: none).
         names: how to name each cassette in messages (default: its number).
+        profile: how requests match, for every cassette (default: each
+            cassette's own).
     """
 
     def __init__(
@@ -156,6 +159,7 @@ class ReplayServer:
         speed: float = 1.0,
         max_gap: float | None = None,
         names: Sequence[str] | None = None,
+        profile: Profile | None = None,
     ) -> None:
         if not cassettes:
             raise LocalProtocolError("a replay server needs at least one cassette")
@@ -172,6 +176,7 @@ class ReplayServer:
             else tuple(f"cassette {n + 1}" for n in range(len(cassettes)))
         )
         self.speed = float(speed)
+        self.profile = profile
         self.max_gap = max_gap
         self._sessions: OrderedDict[int, _Session] = OrderedDict()
         self._numbers = 0
@@ -236,7 +241,9 @@ class ReplayServer:
                 return None
             del self._sessions[done]
         self._numbers += 1
-        session = _Session(self._numbers, cassette, Replayer(self.cassettes[cassette]))
+        session = _Session(
+            self._numbers, cassette, Replayer(self.cassettes[cassette], self.profile)
+        )
         self._sessions[session.number] = session
         return session
 
@@ -280,7 +287,7 @@ class ReplayServer:
             assert first_error is not None
             raise first_error
         for number in range(len(self.cassettes)):
-            trial = _Session(0, number, Replayer(self.cassettes[number]))
+            trial = _Session(0, number, Replayer(self.cassettes[number], self.profile))
             try:
                 self._match(trial, method, target, headers, body)
             except CassetteMismatch as exc:

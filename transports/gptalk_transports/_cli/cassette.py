@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 import anyio
 
-from gptalk_proto.cassette import Cassette, CassetteError, lint, to_har
+from gptalk_proto.cassette import Cassette, CassetteError, lint, to_har, verify_rechunked
 
 from .._cassettes import CassetteFileError, load_cassette, write_atomically
 from .._scenarios import SCENARIOS, record_scenario
@@ -21,6 +21,7 @@ from .common import (
     _write,
 )
 from .exits import EXIT_CODES, UsageError, _add_command, end_line
+from .profile import add_profile_argument, chosen_profile
 
 __all__ = ["CHECK_FAILED", "add_command", "verify_cassette"]
 
@@ -61,6 +62,18 @@ def _each_file(names: list[str], out: TextIO, err: TextIO, check: Callable[[str]
 def _verify(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
     def check(name: str) -> bool:
         try:
+            cassette = load_cassette(name)
+            profile = chosen_profile(args, cassette)
+            if profile.name != "gptalk":
+                # Any API: no client of ours to replay it through; every
+                # response read back at every split point instead.
+                report = verify_rechunked(cassette, profile)
+                out.write(
+                    f"{name}: ok ({report.exchanges} exchanges, {report.events} events, "
+                    f"{report.splits} split points: {report.crlf_splits} inside a CRLF, "
+                    f"{report.utf8_splits} inside a UTF-8 character)\n"
+                )
+                return False
             cassette, results = verify_cassette(name)
         except CassetteFileError:
             raise
@@ -80,7 +93,8 @@ def _verify(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -
 
 def _lint(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
     def check(name: str) -> bool:
-        findings = lint(load_cassette(name))
+        cassette = load_cassette(name)
+        findings = lint(cassette, profile=chosen_profile(args, cassette))
         for finding in findings:
             out.write(f"{name}: {finding}\n")
         if not findings:
@@ -92,7 +106,8 @@ def _lint(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> 
 
 def _to_har(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
     output = _output(args.output) if args.output else None
-    har: dict[str, Any] = to_har(load_cassette(args.file))
+    cassette = load_cassette(args.file)
+    har: dict[str, Any] = to_har(cassette, chosen_profile(args, cassette))
     text = json.dumps(har, ensure_ascii=False, indent=1) + "\n"
     if output is not None:
         _write(output, lambda path: write_atomically(path, text))
@@ -130,9 +145,12 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
         "schema, re-parse, and replay through the client",
         "Check each cassette: its schema, its chunks parsed again against its "
         "events, and a replay of its chats through the client (as recorded, in single "
-        "bytes and in random pieces). Exit 1 if any check fails.",
+        "bytes and in random pieces); under a profile other than gptalk, every "
+        "response read back cut at every split point (CRLF and UTF-8 splits "
+        "included) and every request matched. Exit 1 if any check fails.",
     )
     verify.add_argument("file", metavar="FILE", nargs="+", help="a cassette (several allowed)")
+    add_profile_argument(verify, recording=False)
     verify.set_defaults(handler=_verify)
     lint_parser = _add_command(
         tools,
@@ -144,6 +162,7 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
         "Exit 1 if anything is found.",
     )
     lint_parser.add_argument("file", metavar="FILE", nargs="+", help="a cassette (several allowed)")
+    add_profile_argument(lint_parser, recording=False)
     lint_parser.set_defaults(handler=_lint)
     har = _add_command(
         tools,
@@ -155,6 +174,7 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
     har.add_argument(
         "-o", "--output", metavar="OUT", help="write here (default: stdout; its folder must exist)"
     )
+    add_profile_argument(har, recording=False)
     har.set_defaults(handler=_to_har)
     schema = _add_command(
         tools,

@@ -24,6 +24,7 @@ from .common import (
     _write,
 )
 from .exits import UsageError, _add_command, end_line
+from .profile import add_profile_argument
 from .record_proxy import add_listen_arguments, record_listen
 
 __all__ = ["add_command"]
@@ -35,6 +36,11 @@ def _record(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -
         return record_listen(args, out, err, output, _write)
     if not args.prompt:
         raise UsageError("give a PROMPT to record (or --listen for a recording proxy)")
+    if args.profile != "gptalk":
+        raise UsageError(
+            f"--profile {args.profile}: this command's own client speaks GPTalk; "
+            "record another API's clients with --listen"
+        )
     check_secrets(args.secret)  # before anything is recorded: a usage error
     faults = [parse_fault(spec) for spec in args.fault]
     if faults and args.url:
@@ -125,4 +131,5 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
     )
     record.add_argument("--json", action="store_true", help="print events as JSON lines")
     add_listen_arguments(record, _port, _count)
+    add_profile_argument(record, recording=True)
     record.set_defaults(handler=_record)

@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 import anyio
 
-from gptalk_proto.cassette import CassetteError, check_secrets
+from gptalk_proto.cassette import CassetteError, check_secrets, profile_named
 
 from .._cassettes import save_cassette
 from .._server.proxy import record_through_proxy
@@ -58,6 +58,7 @@ async def _listen(
                 chats=args.chats,
                 redact=not args.no_redact,
                 secrets=tuple(args.secret),
+                profile=args.profile,
             )
             async with manager as run, anyio.create_task_group() as group:
                 out.write(f"listening on {run.url}\n")
@@ -80,10 +81,12 @@ async def _listen(
     if not cassette.interactions:
         raise CassetteError("nothing was recorded: no request went through the proxy")
     write(cassette)
+    profile = profile_named(cassette.profile)
+    chats = sum(
+        profile.counts_as_chat(i.request.target.split("?")[0]) for i in cassette.interactions
+    )
     err.write(
-        f"gptalk: recorded {sum(i.kind == 'stream' for i in cassette.interactions)} chats, "
-        f"{len(cassette.interactions)} "
-        f"exchanges to {args.output}\n"
+        f"gptalk: recorded {chats} chats, {len(cassette.interactions)} exchanges to {args.output}\n"
     )
     return 0
 

@@ -16,6 +16,7 @@ from .._cassettes import ReplayTiming, load_cassette
 from .._session import replay_session
 from .common import _port, _positive, _Printer
 from .exits import UsageError, _add_command, end_line
+from .profile import add_profile_argument, add_volatile_argument, chosen_profile
 from .replay_serve import add_serve_arguments, replay_serve
 
 __all__ = ["add_command"]
@@ -47,6 +48,12 @@ def _replay(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -
     except ValueError as exc:
         raise UsageError(f"--max-gap: {exc}") from None
     cassette = load_cassette(args.file)
+    profile = chosen_profile(args, cassette)
+    if profile.name != "gptalk":
+        raise UsageError(
+            f"a cassette of profile {profile.name} is played to its own clients: "
+            "use --serve and point them at the URL"
+        )
     printer = _Printer(out, err, args.json)
 
     def show(event: ChatEvent) -> None:
@@ -79,4 +86,6 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
     replay.add_argument("--max-gap", type=_positive, metavar="S", help="cap any wait at S seconds")
     replay.add_argument("--json", action="store_true", help="print events as JSON lines")
     add_serve_arguments(replay, _port)
+    add_profile_argument(replay, recording=False)
+    add_volatile_argument(replay)
     replay.set_defaults(handler=_replay)

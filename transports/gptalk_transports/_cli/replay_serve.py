@@ -38,7 +38,13 @@ def add_serve_arguments(replay: Any, port_type: Any) -> None:
 
 
 async def _serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    server = replay_server(args.file, speed=args.speed, max_gap=args.max_gap)
+    server = replay_server(
+        args.file,
+        speed=args.speed,
+        max_gap=args.max_gap,
+        profile=args.profile,
+        volatile=args.volatile,
+    )
     failure: UsageError | None = None
     done = anyio.Event()
 

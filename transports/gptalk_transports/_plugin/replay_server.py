@@ -39,7 +39,12 @@ def gptalk_replay_server(request: pytest.FixtureRequest, gptalk_cassette: Any) -
     """
     session = gptalk_cassette
     if session.replaying:
-        server = replay_server([session.existing], speed=0)
+        server = replay_server(
+            [session.existing],
+            speed=0,
+            profile=session.settings.profile,
+            volatile=session.settings.ignore_fields,
+        )
         with serve_cassettes_in_thread(
             [session.existing], check_played=False, server=server
         ) as url:
@@ -49,7 +54,8 @@ def gptalk_replay_server(request: pytest.FixtureRequest, gptalk_cassette: Any) -
             if missing:
                 raise CassetteUnplayed([(step - 1, kind) for _, step, kind in missing])
         return
-    with record_through_proxy_in_thread(session._live_url(), redact=False) as run:
+    profile = session.settings.profile or "gptalk"
+    with record_through_proxy_in_thread(session._live_url(), redact=False, profile=profile) as run:
         yield run.url
     recorded = run.cassette
     assert recorded is not None

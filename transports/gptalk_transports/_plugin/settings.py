@@ -15,7 +15,7 @@ from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from gptalk_proto import LocalProtocolError
-from gptalk_proto.cassette import check_secrets
+from gptalk_proto.cassette import PROFILES, check_secrets
 
 from .._episodes import Matching
 
@@ -33,6 +33,7 @@ SETTINGS = (
     "allow_unplayed",
     "ignore_headers",
     "ignore_fields",
+    "profile",
 )
 
 _SEQUENCES = ("secrets", "faults", "ignore_headers", "ignore_fields")
@@ -50,6 +51,9 @@ class Settings:
     allow_unplayed: bool = False
     ignore_headers: tuple[str, ...] = ()
     ignore_fields: tuple[str, ...] = ()
+    #: The API's profile (``gptalk``, ``generic``): None records under
+    #: gptalk and replays under the cassette's own.
+    profile: str | None = None
 
     @classmethod
     def merge(cls, *layers: Mapping[str, Any], cli_mode: str | None = None) -> Settings:
@@ -80,6 +84,12 @@ def settings_problems(settings: object, where: str) -> list[str]:
             problems.append(f"{where}: unknown setting {key!r} (known: {', '.join(SETTINGS)})")
         elif key == "record_mode" and value not in MODES:
             problems.append(f"{where}: record_mode {value!r} is not one of {', '.join(MODES)}")
+        elif key == "profile" and not (
+            value is None or (isinstance(value, str) and value in PROFILES)
+        ):
+            problems.append(
+                f"{where}: profile {str(value)[:40]!r} is not one of {', '.join(sorted(PROFILES))}"
+            )
         elif key == "allow_unplayed" and not isinstance(value, bool):
             problems.append(f"{where}: allow_unplayed must be True or False")
         elif key == "max_events" and not (

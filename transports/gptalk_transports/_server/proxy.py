@@ -22,7 +22,7 @@ import anyio.from_thread
 from anyio.abc import ByteStream, TaskStatus
 
 from gptalk_proto import LocalProtocolError
-from gptalk_proto.cassette import Cassette, ProxyRecorder, ToClient, ToUpstream
+from gptalk_proto.cassette import Cassette, ProxyRecorder, ToClient, ToUpstream, profile_named
 
 from .._async.connector import AsyncConnector
 from .._backends.base import AsyncByteStream
@@ -144,6 +144,8 @@ def _recorder_for(
     trust_env: bool,
     verify: bool | str | ssl.SSLContext,
     count_chats: bool,
+    *,
+    profile: str = "gptalk",
 ) -> tuple[ProxyRecorder, AsyncConnector]:
     origin = Origin.parse(upstream)
     if origin.path:
@@ -163,6 +165,7 @@ def _recorder_for(
         target_prefix=options.target_prefix,
         proxy_headers=options.proxy_headers,
         count_chats=count_chats,
+        profile=profile_named(profile),
     )
     return recorder, connector
 
@@ -215,19 +218,24 @@ async def record_through_proxy(
     chats: int | None = None,
     redact: bool = True,
     secrets: tuple[str, ...] = (),
+    profile: str = "gptalk",
 ) -> AsyncIterator[ProxyRun]:
     """Run a recording proxy to ``upstream`` in this event loop.
 
     Yields a :class:`ProxyRun`: point any client at ``run.url``; when the
     block ends, ``run.cassette`` holds what was recorded (redacted unless
     ``redact`` is False; ``secrets`` are redacted too).  With ``chats``,
-    ``run.done`` is set once that many chats were recorded.
+    ``run.done`` is set once that many chats were recorded.  ``profile``
+    names the API (``gptalk``, or ``generic`` for any SSE or JSON API: see
+    :class:`gptalk_proto.cassette.Profile`): what is redacted, what a chat is.
 
     >>> async with record_through_proxy("https://gptalk.net") as run:  # doctest: +SKIP
     ...     ...  # point any client at run.url
     >>> run.cassette  # doctest: +SKIP
     """
-    recorder, connector = _recorder_for(upstream, proxy, trust_env, verify, chats is not None)
+    recorder, connector = _recorder_for(
+        upstream, proxy, trust_env, verify, chats is not None, profile=profile
+    )
     recorded_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     run: ProxyRun | None = None
 
@@ -273,6 +281,7 @@ def record_through_proxy_in_thread(
     redact: bool = True,
     secrets: tuple[str, ...] = (),
     backend: str = "asyncio",
+    profile: str = "gptalk",
 ) -> Iterator[ProxyRun]:
     """The blocking twin of :func:`record_through_proxy`: the proxy runs in a
     thread of its own until the block ends (``backend``: asyncio or trio)."""
@@ -286,6 +295,7 @@ def record_through_proxy_in_thread(
             verify=verify,
             redact=redact,
             secrets=secrets,
+            profile=profile,
         )
         with portal.wrap_async_context_manager(manager) as run:
             yield run

@@ -27,6 +27,7 @@ from gptalk_proto.cassette import (
     ReplayMismatch,
     ReplayServer,
     ReplayWrite,
+    profile_named,
 )
 
 from .._cassettes import load_cassette
@@ -147,14 +148,28 @@ async def _serve_one(
 
 
 def replay_server(
-    paths: Sequence[str | Path | Cassette], *, speed: float = 1.0, max_gap: float | None = None
+    paths: Sequence[str | Path | Cassette],
+    *,
+    speed: float = 1.0,
+    max_gap: float | None = None,
+    profile: str | None = None,
+    volatile: Sequence[str] = (),
 ) -> ReplayServer:
-    """A :class:`gptalk_proto.ReplayServer` for cassette files (or cassettes)."""
+    """A :class:`gptalk_proto.ReplayServer` for cassette files (or cassettes).
+
+    ``profile`` says how requests match (default: each cassette's own);
+    ``volatile`` names JSON body fields to ignore too (values that change
+    from run to run).
+    """
     cassettes = [p if isinstance(p, Cassette) else load_cassette(p) for p in paths]
     names = [
         f"cassette {n + 1}" if isinstance(p, Cassette) else str(p) for n, p in enumerate(paths)
     ]
-    return ReplayServer(cassettes, speed=speed, max_gap=max_gap, names=names)
+    chosen = None
+    if profile is not None or volatile:
+        base = profile_named(profile if profile is not None else cassettes[0].profile)
+        chosen = base.with_volatile(volatile)
+    return ReplayServer(cassettes, speed=speed, max_gap=max_gap, names=names, profile=chosen)
 
 
 async def serve_replay(
@@ -200,6 +215,8 @@ async def serve_cassettes(
     check_played: bool = True,
     on_mismatch: OnMismatch | None = _stderr,
     server: ReplayServer | None = None,
+    profile: str | None = None,
+    volatile: Sequence[str] = (),
 ) -> AsyncIterator[str]:
     """Serve the cassettes' chats to any HTTP client in this event loop;
     yield the URL.
@@ -207,11 +224,16 @@ async def serve_cassettes(
     At the end of the block, with ``check_played``, a step that no client
     played raises :class:`gptalk_proto.CassetteUnplayed` (unless the block
     raised).  Mismatches go to ``on_mismatch`` (stderr by default).
+    ``profile`` and ``volatile``: see :func:`replay_server`.
 
     >>> async with serve_cassettes(["cassettes/plain-chat.json"]) as url:  # doctest: +SKIP
     ...     ...  # point any client at url
     """
-    replay = server if server is not None else replay_server(paths, speed=speed, max_gap=max_gap)
+    replay = (
+        server
+        if server is not None
+        else replay_server(paths, speed=speed, max_gap=max_gap, profile=profile, volatile=volatile)
+    )
     failure: BaseException | None = None
     async with anyio.create_task_group() as group:
         url = await group.start(
@@ -247,10 +269,16 @@ def serve_cassettes_in_thread(
     on_mismatch: OnMismatch | None = _stderr,
     backend: str = "asyncio",
     server: ReplayServer | None = None,
+    profile: str | None = None,
+    volatile: Sequence[str] = (),
 ) -> Iterator[str]:
     """The blocking twin of :func:`serve_cassettes`: the server runs in a
     thread of its own until the block ends (``backend``: asyncio or trio)."""
-    replay = server if server is not None else replay_server(paths, speed=speed, max_gap=max_gap)
+    replay = (
+        server
+        if server is not None
+        else replay_server(paths, speed=speed, max_gap=max_gap, profile=profile, volatile=volatile)
+    )
     with anyio.from_thread.start_blocking_portal(backend) as portal:
         manager = serve_cassettes(
             paths,
