@@ -20,11 +20,9 @@ from gptalk_proto.cassette import GENERIC, GPTALK, Cassette, lint, profile_named
 from gptalk_transports import load_cassette
 
 from . import llm_app
-from .console import ENV, gptalk
-from .console import GPTALK as GPTALK_SCRIPT
+from .console import gptalk, listening
 from .sdk_cases import OTHER_KEY, stream_sdk
 from .test_cassette_format import response_from
-from .test_cli import LISTENING, read_line
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -155,21 +153,6 @@ def test_commands_that_need_our_client_refuse_another_profile(tmp_path: Path) ->
     assert not (tmp_path / "x.json").exists()
 
 
-def _start(*args: str) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [str(GPTALK_SCRIPT), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        encoding="utf-8",
-        env=ENV,
-    )
-    assert process.stdout is not None
-    found = LISTENING.fullmatch(read_line(process.stdout, 60))
-    assert found is not None
-    return process, found.group("url")
-
-
 def _stop(process: subprocess.Popen[str]) -> tuple[int, str]:
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
@@ -178,11 +161,10 @@ def _stop(process: subprocess.Popen[str]) -> tuple[int, str]:
 
 def test_record_listen_then_replay_serve_with_the_openai_sdk(tmp_path: Path) -> None:
     output = tmp_path / "openai.json"
-    with llm_app.run_in_thread() as upstream:
-        proxy, url = _start(
-            "record", "--listen", "--url", upstream, "--profile", "generic", "--no-env-proxy",
-            "-o", str(output),
-        )  # fmt: skip
+    with llm_app.run_in_thread() as upstream, listening(
+        "record", "--listen", "--url", upstream, "--profile", "generic", "--no-env-proxy",
+        "-o", str(output), timeout=60,
+    ) as (proxy, url):  # fmt: skip
         try:
             live = stream_sdk("openai", url)
         finally:
@@ -192,11 +174,11 @@ def test_record_listen_then_replay_serve_with_the_openai_sdk(tmp_path: Path) -> 
     cassette = load_cassette(output)
     assert cassette.profile == "generic"
     assert llm_app.API_KEY not in output.read_text(encoding="utf-8")
-    server, url = _start("replay", "--serve", str(output), "--speed", "0")
-    try:
-        assert stream_sdk("openai", url, key=OTHER_KEY) == live
-    finally:
-        code, err = _stop(server)
+    with listening("replay", "--serve", str(output), "--speed", "0", timeout=60) as (server, url):
+        try:
+            assert stream_sdk("openai", url, key=OTHER_KEY) == live
+        finally:
+            code, err = _stop(server)
     assert code == 0, err  # every step played
 
 
