@@ -152,7 +152,7 @@ def test_one_upstream_read_takes_all_an_asyncio_transport_read_got() -> None:
     """anyio hands a ``receive`` smaller than the asyncio transport's read
     the head of it and copies the rest back into its queue, at every read:
     a large stream cost the proxy a quadratic copy per transport read (the
-    benchmark's 64 KB reply ran at a third of a direct connection)."""
+    largest cost in its profile of the benchmark's 64 KB reply)."""
     transport_read = vars(asyncio.selector_events)["_SelectorTransport"].max_size  # private
     assert transport_read <= UPSTREAM_READ_SIZE
 

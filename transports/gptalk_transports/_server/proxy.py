@@ -43,9 +43,10 @@ SEND_TIMEOUT = 60.0
 #: (and held by the recorder, as one chunk, anyway).  As large as the most
 #: asyncio's socket transport reads at once (256 KiB): anyio hands a smaller
 #: ``receive`` the head of that read and copies the rest back into its queue,
-#: again at every read, which made a large stream's copying quadratic per
-#: transport read and cost the proxy more than half its time.  trio reads
-#: at most this, and returns what one ``recv`` got.
+#: again at every read: a large stream's copying was quadratic per
+#: transport read, the largest cost in the proxy's profile of the
+#: benchmark's 64 KB reply.  trio reads at most this, and returns what one
+#: ``recv`` got (as the client's driver does, with the same size).
 UPSTREAM_READ_SIZE = 256 * 1024
 
 
