@@ -4,6 +4,7 @@ foreign app, then replayed by ``gptalk replay`` and by the replay server."""
 
 from __future__ import annotations
 
+import asyncio.selector_events
 import http.client
 import json
 import os
@@ -17,7 +18,11 @@ import pytest
 import gptalk_proto as g
 import gptalk_proto.cassette
 from gptalk_transports import load_cassette, replay_session, serve_in_thread
-from gptalk_transports._server.proxy import record_through_proxy, record_through_proxy_in_thread
+from gptalk_transports._server.proxy import (
+    UPSTREAM_READ_SIZE,
+    record_through_proxy,
+    record_through_proxy_in_thread,
+)
 from gptalk_transports._server.replay import serve_cassettes_in_thread
 
 from .console import gptalk, listening
@@ -141,6 +146,15 @@ def test_connect_is_refused_with_501_naming_the_proxy_url() -> None:
     assert run.url in message
     assert run.cassette is not None
     assert run.cassette.interactions == ()
+
+
+def test_one_upstream_read_takes_all_an_asyncio_transport_read_got() -> None:
+    """anyio hands a ``receive`` smaller than the asyncio transport's read
+    the head of it and copies the rest back into its queue, at every read:
+    a large stream cost the proxy a quadratic copy per transport read (the
+    largest cost in its profile of the benchmark's 64 KB reply)."""
+    transport_read = vars(asyncio.selector_events)["_SelectorTransport"].max_size  # private
+    assert transport_read <= UPSTREAM_READ_SIZE
 
 
 def test_tee_the_client_holds_event_1_before_the_upstream_sends_event_2() -> None:

@@ -29,7 +29,7 @@ from .._backends.base import AsyncByteStream
 from .._config import Origin, make_ssl_context
 from .._env_proxy import choose_proxy
 from .._exceptions import TransportError
-from .driver import READ_SIZE, Limits, ServerStats, serve_listener
+from .driver import Limits, ServerStats, serve_listener
 from .refserver import DEFAULT_MAX_CONNECTIONS
 from .replay import DEFAULT_LIMITS, RequestClock, _no_delay, read_within
 
@@ -39,6 +39,15 @@ __all__ = ["ProxyRun", "record_through_proxy", "record_through_proxy_in_thread",
 CONNECT_TIMEOUT = 30.0
 #: Seconds a write to either side may take before that peer counts as gone.
 SEND_TIMEOUT = 60.0
+#: Most bytes one upstream read takes, each then written whole to the client
+#: (and held by the recorder, as one chunk, anyway).  As large as the most
+#: asyncio's socket transport reads at once (256 KiB): anyio hands a smaller
+#: ``receive`` the head of that read and copies the rest back into its queue,
+#: again at every read: a large stream's copying was quadratic per
+#: transport read, the largest cost in the proxy's profile of the
+#: benchmark's 64 KB reply.  trio reads at most this, and returns what one
+#: ``recv`` got (as the client's driver does, with the same size).
+UPSTREAM_READ_SIZE = 256 * 1024
 
 
 def _bad_gateway(text: str) -> bytes:
@@ -69,7 +78,7 @@ async def _proxy_one(
         try:
             while True:
                 try:
-                    data = await upstream.receive_some(READ_SIZE, None)
+                    data = await upstream.receive_some(UPSTREAM_READ_SIZE, None)
                 except TransportError:
                     data = b""
                 chats = proxy.chats
