@@ -34,6 +34,7 @@ from .._errors import (
     SSELineTooLong,
     SSESizeError,
 )
+from ._blocks import field_blocks
 from ._event import SSEEvent, _dispatch, _dispatch_values
 from ._growing import GrowingValues
 
@@ -69,7 +70,11 @@ def _to_lf(data: bytes) -> bytes:
     scans at well under a byte per cycle; where CRs are rare (long lines) a
     loop over ``find`` (memchr) is several times faster."""
     if data.count(b"\r", 0, 2 * _SHORT_LINES) > 4:
-        return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        # Split and join rather than replace(b"\r\n", b"\n"): the same bytes,
+        # in about half the time on short lines (replace pays a two-byte search
+        # per occurrence; split runs one search over the whole).
+        data = b"\n".join(data.split(b"\r\n"))
+        return data.replace(b"\r", b"\n") if b"\r" in data else data
     parts = []
     find = data.find
     start = 0
@@ -315,7 +320,23 @@ class SSEParser:
             events = self._simple_blocks(buf, start, end)
             if events is not None:
                 return events
-        return self._process(str(memoryview(buf)[start:end], "utf-8", "replace").split("\n"))
+        text = str(memoryview(buf)[start:end], "utf-8", "replace")
+        # Whole id/event/data blocks go by a match each (see _blocks), not a
+        # step per line: the lines up to the first blank line (a region read
+        # mid-block) and those after the run go through the general rules.
+        done: list[SSEEvent] = []
+        if not text.startswith("id: ") or self._data or self._event_type:
+            blank = text.find("\n\n") + 1 if text[:1] != "\n" else 0
+            if blank or text[:1] == "\n":
+                done = self._process(text[:blank].split("\n"))
+                text = text[blank + 1 :]
+        if not self._data and not self._event_type and self._event_retry is None:
+            run, found = field_blocks(text)
+            if run:
+                done += found
+                self.last_event_id = self._id_buffer = found[-1].id
+                text = text[run:]
+        return done + self._process(text.split("\n"))
 
     def _simple_blocks(self, buf: bytes, start: int, end: int) -> list[SSEEvent] | None:
         """The region ``buf[start:end]`` when it is made of simple blocks (one
