@@ -37,6 +37,7 @@ from .._errors import (
 from ._blocks import field_blocks
 from ._event import SSEEvent, _dispatch, _dispatch_values
 from ._growing import GrowingValues
+from ._lines import SHORT_LINES, few_line_ends, to_lf
 
 __all__ = [
     "DEFAULT_MAX_EVENT_SIZE",
@@ -65,36 +66,11 @@ _BOM = b"\xef\xbb\xbf"
 _MAX_RETRY_DIGITS = getattr(sys, "get_int_max_str_digits", lambda: 4300)() or 4300
 
 
-def _to_lf(data: bytes) -> bytes:
-    """CRLF and lone CR to LF.  ``bytes.replace`` with a two-byte pattern
-    scans at well under a byte per cycle; where CRs are rare (long lines) a
-    loop over ``find`` (memchr) is several times faster."""
-    if data.count(b"\r", 0, 2 * _SHORT_LINES) > 4:
-        # Split and join rather than replace(b"\r\n", b"\n"): the same bytes,
-        # in about half the time on short lines (replace pays a two-byte search
-        # per occurrence; split runs one search over the whole).
-        data = b"\n".join(data.split(b"\r\n"))
-        return data.replace(b"\r", b"\n") if b"\r" in data else data
-    parts = []
-    find = data.find
-    start = 0
-    while (cr := find(b"\r", start)) >= 0:
-        parts.append(data[start:cr])
-        start = cr + 2 if data[cr + 1 : cr + 2] == b"\n" else cr + 1
-    parts.append(data[start:])
-    return b"\n".join(parts)
-
-
 #: An unfinished line is joined with the next chunk when the two together
 #: are at most this many bytes; otherwise the line is completed alone and the
 #: chunk parsed in place (a client reads up to 256 KiB at once: copying each
 #: read to join a few bytes to it was a tenth of its CPU).
 _JOIN_BELOW = 8192
-
-#: Lines count as long when the first 2 x this many bytes of a chunk hold at
-#: most two line ends.  Below that, counting and splitting a whole region (a
-#: few passes in C) costs less than a Python step per line.
-_SHORT_LINES = 1024
 
 
 class SSEParser:
@@ -229,7 +205,7 @@ class SSEParser:
         if b"\r" in data:
             if data[-1] == 0x0D:
                 self._skip_lf = True
-            data = _to_lf(data)
+            data = to_lf(data)
         end = data.rfind(b"\n")
         if end < 0:
             if data:
@@ -314,7 +290,7 @@ class SSEParser:
         # copying it again into the pieces of a split.  A stream's lines are
         # alike, so its first bytes decide: short lines put many line ends in
         # them, long ones at most a blank line's and a line's.
-        if buf.count(b"\n", start, min(end, start + 2 * _SHORT_LINES)) <= 2:
+        if few_line_ends(buf, start, min(end, start + 2 * SHORT_LINES)):
             return self._process_long(buf, start, end)
         if self._event_type == "" and self._event_retry is None:
             events = self._simple_blocks(buf, start, end)
