@@ -301,6 +301,8 @@ class SSEParser:
         # step per line: the lines up to the first blank line (a region read
         # mid-block) and those after the run go through the general rules.
         done: list[SSEEvent] = []
+        if "id: " not in text:  # no block here: no copies of the text
+            return self._process(text.split("\n"))
         if not text.startswith("id: ") or self._data or self._event_type:
             blank = text.find("\n\n") + 1 if text[:1] != "\n" else 0
             if blank or text[:1] == "\n":
