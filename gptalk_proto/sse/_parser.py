@@ -34,8 +34,10 @@ from .._errors import (
     SSELineTooLong,
     SSESizeError,
 )
+from ._blocks import field_blocks
 from ._event import SSEEvent, _dispatch, _dispatch_values
 from ._growing import GrowingValues
+from ._lines import SHORT_LINES, few_line_ends, to_lf
 
 __all__ = [
     "DEFAULT_MAX_EVENT_SIZE",
@@ -64,32 +66,11 @@ _BOM = b"\xef\xbb\xbf"
 _MAX_RETRY_DIGITS = getattr(sys, "get_int_max_str_digits", lambda: 4300)() or 4300
 
 
-def _to_lf(data: bytes) -> bytes:
-    """CRLF and lone CR to LF.  ``bytes.replace`` with a two-byte pattern
-    scans at well under a byte per cycle; where CRs are rare (long lines) a
-    loop over ``find`` (memchr) is several times faster."""
-    if data.count(b"\r", 0, 2 * _SHORT_LINES) > 4:
-        return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    parts = []
-    find = data.find
-    start = 0
-    while (cr := find(b"\r", start)) >= 0:
-        parts.append(data[start:cr])
-        start = cr + 2 if data[cr + 1 : cr + 2] == b"\n" else cr + 1
-    parts.append(data[start:])
-    return b"\n".join(parts)
-
-
 #: An unfinished line is joined with the next chunk when the two together
 #: are at most this many bytes; otherwise the line is completed alone and the
 #: chunk parsed in place (a client reads up to 256 KiB at once: copying each
 #: read to join a few bytes to it was a tenth of its CPU).
 _JOIN_BELOW = 8192
-
-#: Lines count as long when the first 2 x this many bytes of a chunk hold at
-#: most two line ends.  Below that, counting and splitting a whole region (a
-#: few passes in C) costs less than a Python step per line.
-_SHORT_LINES = 1024
 
 
 class SSEParser:
@@ -224,7 +205,7 @@ class SSEParser:
         if b"\r" in data:
             if data[-1] == 0x0D:
                 self._skip_lf = True
-            data = _to_lf(data)
+            data = to_lf(data)
         end = data.rfind(b"\n")
         if end < 0:
             if data:
@@ -309,13 +290,31 @@ class SSEParser:
         # copying it again into the pieces of a split.  A stream's lines are
         # alike, so its first bytes decide: short lines put many line ends in
         # them, long ones at most a blank line's and a line's.
-        if buf.count(b"\n", start, min(end, start + 2 * _SHORT_LINES)) <= 2:
+        if few_line_ends(buf, start, min(end, start + 2 * SHORT_LINES)):
             return self._process_long(buf, start, end)
         if self._event_type == "" and self._event_retry is None:
             events = self._simple_blocks(buf, start, end)
             if events is not None:
                 return events
-        return self._process(str(memoryview(buf)[start:end], "utf-8", "replace").split("\n"))
+        text = str(memoryview(buf)[start:end], "utf-8", "replace")
+        # Whole id/event/data blocks go by a match each (see _blocks), not a
+        # step per line: the lines up to the first blank line (a region read
+        # mid-block) and those after the run go through the general rules.
+        done: list[SSEEvent] = []
+        if "id: " not in text:  # no block here: no copies of the text
+            return self._process(text.split("\n"))
+        if not text.startswith("id: ") or self._data or self._event_type:
+            blank = text.find("\n\n") + 1 if text[:1] != "\n" else 0
+            if blank or text[:1] == "\n":
+                done = self._process(text[:blank].split("\n"))
+                text = text[blank + 1 :]
+        if not self._data and not self._event_type and self._event_retry is None:
+            run, found = field_blocks(text)
+            if run:
+                done += found
+                self.last_event_id = self._id_buffer = found[-1].id
+                text = text[run:]
+        return done + self._process(text.split("\n"))
 
     def _simple_blocks(self, buf: bytes, start: int, end: int) -> list[SSEEvent] | None:
         """The region ``buf[start:end]`` when it is made of simple blocks (one
