@@ -346,17 +346,15 @@ def paced() -> g.cassette.Cassette:
     pytest.fail(f"three recordings had events closer than {BURST} s")
 
 
-def test_raw_socket_reads_have_the_recorded_lengths_and_pace(paced: g.cassette.Cassette) -> None:
-    cassette = paced
-    stream = cassette.interactions[2]
-    every, apart = _boundaries(stream)
-    lasting = stream.response.chunks[-1].t - stream.request.t
+def _raw_replay(cassette: g.cassette.Cassette) -> tuple[list[int], float]:
+    """Play the cassette's steps to a raw socket at ``--speed 1``: the sizes of
+    the stream's reads, and the seconds the stream took."""
+    reads: list[int] = []
+    lasted = 0.0
     with serve_cassettes_in_thread([cassette], speed=1.0) as url:
         parts = urlsplit(url)
         sock = socket.create_connection((parts.hostname or "", parts.port or 0), timeout=30)
         try:
-            reads: list[int] = []
-            lasted = 0.0
             handed: dict[bytes, bytes] = {}
             for item in cassette.interactions:
                 raw = (
@@ -386,14 +384,37 @@ def test_raw_socket_reads_have_the_recorded_lengths_and_pace(paced: g.cassette.C
                     reads, lasted = sizes, took
         finally:
             sock.close()
-    # Each read ends where a recorded read ended, and every recorded read
-    # that had a gap >= 20 ms after it ends a read: the recorded boundaries.
-    ends = set(itertools.accumulate(reads))
-    assert ends <= every
-    assert apart <= ends
-    assert len(apart) >= 20
-    # The recorded time, within 30 % (the one wall-clock check: >= 20 waits).
-    assert abs(lasted - lasting) <= 0.3 * lasting, (lasted, lasting)
+    return reads, lasted
+
+
+#: Replays tried for the pace check: a busy machine may stall one replay
+#: (it can only make a replay slower, never faster than recorded).
+PACE_TRIES = 3
+
+
+def test_raw_socket_reads_have_the_recorded_lengths_and_pace(paced: g.cassette.Cassette) -> None:
+    cassette = paced
+    stream = cassette.interactions[2]
+    every, apart = _boundaries(stream)
+    lasting = stream.response.chunks[-1].t - stream.request.t
+    times = []
+    for _ in range(PACE_TRIES):
+        reads, lasted = _raw_replay(cassette)
+        # Each read ends where a recorded read ended, and every recorded read
+        # that had a gap >= 20 ms after it ends a read: the recorded
+        # boundaries, on every try.
+        ends = set(itertools.accumulate(reads))
+        assert ends <= every
+        assert apart <= ends
+        assert len(apart) >= 20
+        # Never faster than recorded (beyond 30 %): the waits are the server's.
+        assert lasted >= 0.7 * lasting, (lasted, lasting)
+        times.append(lasted)
+        if lasted <= 1.3 * lasting:
+            break
+    # The recorded time, within 30 % (the one wall-clock check: >= 20 waits),
+    # on one try of PACE_TRIES: load only ever adds time.
+    assert min(times) <= 1.3 * lasting, (times, lasting)
 
 
 @pytest.mark.parametrize("server_kind", ["replay", "proxy"])
