@@ -23,7 +23,7 @@ import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
 import uvicorn
@@ -200,11 +200,11 @@ async def _raw_stream(pieces: list[str]) -> AsyncIterator[bytes]:
 
 
 @contextmanager
-def run_in_thread(state: AppState, prefix: str = "") -> Iterator[str]:
-    """Serve the app with uvicorn in a thread until the block ends; yield its
-    root URL (the app under ``prefix`` if one is given)."""
+def uvicorn_in_thread(app: Starlette, name: str) -> Iterator[str]:
+    """Serve ``app`` with uvicorn (h11) in a thread named ``name`` until the
+    block ends; yield its root URL."""
     config = uvicorn.Config(
-        make_app(state, prefix),
+        app,
         host="127.0.0.1",
         port=0,
         log_level="warning",
@@ -214,10 +214,10 @@ def run_in_thread(state: AppState, prefix: str = "") -> Iterator[str]:
         loop="asyncio",
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="foreign-uvicorn", daemon=True)
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
     thread.start()
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 10  # a safety net: started is an event
         while not server.started:
             if not thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("uvicorn did not start")
@@ -230,3 +230,9 @@ def run_in_thread(state: AppState, prefix: str = "") -> Iterator[str]:
         thread.join(timeout=10)
         if thread.is_alive():
             raise RuntimeError("uvicorn did not stop")
+
+
+def run_in_thread(state: AppState, prefix: str = "") -> AbstractContextManager[str]:
+    """Serve the app with uvicorn in a thread until the block ends; yield its
+    root URL (the app under ``prefix`` if one is given)."""
+    return uvicorn_in_thread(make_app(state, prefix), "foreign-uvicorn")

@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from .foreign_app import uvicorn_in_thread
 
 __all__ = ["API_KEY", "DELAY", "PIECES", "run_in_thread"]
 
@@ -137,33 +136,6 @@ def make_app() -> Starlette:
     )
 
 
-@contextmanager
-def run_in_thread() -> Iterator[str]:
+def run_in_thread() -> AbstractContextManager[str]:
     """Serve the app with uvicorn in a thread until the block ends; yield its URL."""
-    config = uvicorn.Config(
-        make_app(),
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-        lifespan="off",
-        http="h11",
-        ws="none",
-        loop="asyncio",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="llm-uvicorn", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10  # a safety net: started is an event
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        (listener,) = server.servers
-        port = listener.sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        if thread.is_alive():
-            raise RuntimeError("uvicorn did not stop")
+    return uvicorn_in_thread(make_app(), "llm-uvicorn")
