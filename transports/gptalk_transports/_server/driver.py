@@ -22,10 +22,10 @@ import logging
 import os
 import ssl
 import time
-from collections.abc import Awaitable, Callable
-from contextlib import suppress
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import anyio
 from anyio.abc import ByteStream, SocketAttribute, TaskStatus
@@ -35,7 +35,14 @@ import gptalk_proto
 from gptalk_proto import NEED_DATA, PAUSED
 from gptalk_proto.server import BadRequest, Pause, Send, ServerConnection, Service
 
-__all__ = ["LOGGER_NAME", "Limits", "ServerStats", "serve_connection", "serve_listener"]
+__all__ = [
+    "LOGGER_NAME",
+    "Limits",
+    "ServerStats",
+    "in_background",
+    "serve_connection",
+    "serve_listener",
+]
 
 #: The logger of the reference server: one line per internal error (level
 #: ERROR), never a traceback, never request data.
@@ -367,3 +374,27 @@ async def serve_listener(
         shown = f"[{host}]" if ":" in host else host
         task_status.started(f"{scheme}://{shown}:{bound}")
         await listener.serve(handle)
+
+
+@asynccontextmanager
+async def in_background(
+    start: Callable[[TaskStatus[str]], Coroutine[Any, Any, object]],
+) -> AsyncIterator[str]:
+    """Run a server task (``start``, which reports its URL through its task
+    status) in this event loop while the block runs; yield the URL.
+
+    The server stops when the block ends.  An error in the caller's block
+    reaches the caller as itself, not wrapped in the task group's
+    ExceptionGroup: it is held until the server task is gone, then raised.
+    """
+    failure: BaseException | None = None
+    async with anyio.create_task_group() as group:
+        url: str = await group.start(start)
+        try:
+            yield url
+        except BaseException as exc:
+            failure = exc
+        finally:
+            group.cancel_scope.cancel()
+    if failure is not None:
+        raise failure

@@ -29,7 +29,7 @@ from .._backends.base import AsyncByteStream
 from .._config import Origin, make_ssl_context
 from .._env_proxy import choose_proxy
 from .._exceptions import TransportError
-from .driver import Limits, ServerStats, serve_listener
+from .driver import Limits, ServerStats, in_background, serve_listener
 from .refserver import DEFAULT_MAX_CONNECTIONS
 from .replay import DEFAULT_LIMITS, RequestClock, _no_delay, read_within
 
@@ -252,9 +252,8 @@ async def record_through_proxy(
         if run is not None and chats is not None and recorder.chats >= chats:
             run.done.set()
 
-    failure: BaseException | None = None
-    async with anyio.create_task_group() as group:
-        url = await group.start(
+    try:
+        async with in_background(
             lambda task_status: serve_proxy(
                 recorder,
                 connector,
@@ -263,19 +262,16 @@ async def record_through_proxy(
                 on_chat=chat_done,
                 task_status=task_status,
             )
-        )
-        recorder.url = url
-        run = ProxyRun(url, recorder)
-        try:
+        ) as url:
+            recorder.url = url
+            run = ProxyRun(url, recorder)
             yield run
-        except BaseException as exc:
-            failure = exc
-        finally:
-            group.cancel_scope.cancel()
-    assert run is not None
-    run.cassette = recorder.cassette(recorded_at=recorded_at, redact=redact, secrets=secrets)
-    if failure is not None:
-        raise failure
+    finally:
+        # Once the proxy is gone, whatever the caller's block raised.
+        if run is not None:
+            run.cassette = recorder.cassette(
+                recorded_at=recorded_at, redact=redact, secrets=secrets
+            )
 
 
 @contextmanager

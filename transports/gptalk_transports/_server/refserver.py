@@ -30,7 +30,14 @@ from gptalk_proto.server import (
     default_reply,
 )
 
-from .driver import LOGGER_NAME, Limits, ServerStats, serve_connection, serve_listener
+from .driver import (
+    LOGGER_NAME,
+    Limits,
+    ServerStats,
+    in_background,
+    serve_connection,
+    serve_listener,
+)
 
 __all__ = [
     "DEFAULT_HEADER_TIMEOUT",
@@ -213,35 +220,23 @@ async def serve_in_background(
     )
     if service is None:
         service = make_service(faults=faults)
-    # An error in the caller's block must reach the caller as itself, not
-    # wrapped in the task group's ExceptionGroup: hold it until the server
-    # task is gone, then raise it.
-    failure: BaseException | None = None
-    async with anyio.create_task_group() as group:
-        url = await group.start(
-            lambda task_status: serve(
-                service,
-                host=host,
-                port=port,
-                ssl_context=ssl_context,
-                header_timeout=header_timeout,
-                request_timeout=request_timeout,
-                min_rate=min_rate,
-                min_rate_grace=min_rate_grace,
-                idle_timeout=idle_timeout,
-                max_connections=max_connections,
-                stats=stats,
-                task_status=task_status,
-            )
+    async with in_background(
+        lambda task_status: serve(
+            service,
+            host=host,
+            port=port,
+            ssl_context=ssl_context,
+            header_timeout=header_timeout,
+            request_timeout=request_timeout,
+            min_rate=min_rate,
+            min_rate_grace=min_rate_grace,
+            idle_timeout=idle_timeout,
+            max_connections=max_connections,
+            stats=stats,
+            task_status=task_status,
         )
-        try:
-            yield url
-        except BaseException as exc:
-            failure = exc
-        finally:
-            group.cancel_scope.cancel()
-    if failure is not None:
-        raise failure
+    ) as url:
+        yield url
 
 
 @contextmanager

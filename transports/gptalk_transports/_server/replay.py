@@ -31,7 +31,7 @@ from gptalk_proto.cassette import (
 )
 
 from .._cassettes import load_cassette
-from .driver import READ_SIZE, Limits, ServerStats, serve_listener
+from .driver import READ_SIZE, Limits, ServerStats, in_background, serve_listener
 from .refserver import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
@@ -234,21 +234,12 @@ async def serve_cassettes(
         if server is not None
         else replay_server(paths, speed=speed, max_gap=max_gap, profile=profile, volatile=volatile)
     )
-    failure: BaseException | None = None
-    async with anyio.create_task_group() as group:
-        url = await group.start(
-            lambda task_status: serve_replay(
-                replay, host=host, port=port, on_mismatch=on_mismatch, task_status=task_status
-            )
+    async with in_background(
+        lambda task_status: serve_replay(
+            replay, host=host, port=port, on_mismatch=on_mismatch, task_status=task_status
         )
-        try:
-            yield url
-        except BaseException as exc:
-            failure = exc
-        finally:
-            group.cancel_scope.cancel()
-    if failure is not None:
-        raise failure
+    ) as url:
+        yield url
     if check_played:
         missing = replay.unplayed()
         if missing:
