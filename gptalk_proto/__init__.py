@@ -17,8 +17,6 @@ server runs), :mod:`gptalk_proto.cassette` (record and replay) and
 :mod:`gptalk_proto.testing` (test helpers).
 """
 
-from types import FunctionType
-
 from ._chat import DEFAULT_MAX_BODY_SIZE, Chat
 from ._connection import DEFAULT_MAX_HEAD_SIZE, ClientConnection
 from ._content import ContentDecoder, decode_content
@@ -49,6 +47,7 @@ from ._events import (
     TextDelta,
     TextRewritten,
 )
+from ._public import show_as_public
 from ._state import CLIENT_TRANSITIONS, ClientInput, ClientState, state_diagram
 from ._util import (
     NEED_DATA,
@@ -140,8 +139,4 @@ __all__ = [
 ]
 
 # Errors and events are shown as gptalk_proto.X, not gptalk_proto._module.X.
-for _name in __all__:
-    _obj = globals()[_name]
-    if isinstance(_obj, (type, FunctionType)) and _obj.__module__.startswith("gptalk_proto._"):
-        _obj.__module__ = "gptalk_proto"
-del _name, _obj
+show_as_public(globals(), __name__, __name__ + "._")

@@ -25,8 +25,7 @@
 The schema of the format ships next to this module (``cassette.schema.json``).
 """
 
-from types import FunctionType
-
+from .._public import show_as_public
 from .._wire import text_request_fields
 from ._format import (
     FORMAT_VERSION,
@@ -120,12 +119,6 @@ __all__ = [
 ]
 
 # Shown as gptalk_proto.cassette.X, not gptalk_proto.cassette._module.X.
-for _name in __all__:
-    _obj = globals()[_name]
-    # gptalk_proto's own names are gptalk_proto.X by now (the package runs
-    # first): what is still in a private core module is this room's.
-    if isinstance(_obj, (type, FunctionType)) and _obj.__module__.startswith(
-        (__name__ + "._", "gptalk_proto._")
-    ):
-        _obj.__module__ = __name__
-del _name, _obj
+# gptalk_proto's own names are gptalk_proto.X by now (the package runs
+# first): what is still in a private core module is this room's.
+show_as_public(globals(), __name__, __name__ + "._", "gptalk_proto._")

@@ -9,8 +9,7 @@
   (:func:`default_reply` and friends) that shape what the service answers.
 """
 
-from types import FunctionType
-
+from .._public import show_as_public
 from ._connection import (
     DEFAULT_MAX_REQUEST_BODY,
     DEFAULT_MAX_REQUEST_HEAD,
@@ -69,8 +68,4 @@ __all__ = [
 ]
 
 # Shown as gptalk_proto.server.X, not gptalk_proto.server._module.X.
-for _name in __all__:
-    _obj = globals()[_name]
-    if isinstance(_obj, (type, FunctionType)) and _obj.__module__.startswith(__name__ + "._"):
-        _obj.__module__ = __name__
-del _name, _obj
+show_as_public(globals(), __name__, __name__ + "._")

@@ -8,9 +8,8 @@ decides whether a response is an event stream.  Its size errors are the core's
 that an SSE-only user needs this one import.
 """
 
-from types import FunctionType
-
 from .._errors import SSEEventTooLarge, SSELineTooLong, SSESizeError
+from .._public import show_as_public
 from ._encoder import encode_comment, encode_event
 from ._event import SSEEvent
 from ._media import EVENT_STREAM, is_event_stream, media_type
@@ -32,8 +31,4 @@ __all__ = [
 ]
 
 # Shown as gptalk_proto.sse.X, not gptalk_proto.sse._module.X.
-for _name in __all__:
-    _obj = globals()[_name]
-    if isinstance(_obj, (type, FunctionType)) and _obj.__module__.startswith(__name__ + "._"):
-        _obj.__module__ = __name__
-del _name, _obj
+show_as_public(globals(), __name__, __name__ + "._")

@@ -16,8 +16,7 @@
   parser, for differential tests.
 """
 
-from types import FunctionType
-
+from .._public import show_as_public
 from ._pair import MemoryPair, random_splitter, run_chat
 from ._scripted import Played, check_reply, http_response, play_responses
 from ._served import Served, play_requests
@@ -35,8 +34,4 @@ __all__ = [
 ]
 
 # Shown as gptalk_proto.testing.X, not gptalk_proto.testing._module.X (help(), the documentation).
-for _name in __all__:
-    _obj = globals()[_name]
-    if isinstance(_obj, (type, FunctionType)) and _obj.__module__.startswith(__name__ + "._"):
-        _obj.__module__ = __name__
-del _name, _obj
+show_as_public(globals(), __name__, __name__ + "._")

@@ -33,8 +33,6 @@ GPTalk:
   with :func:`~gptalk_proto.testing.play_requests`); :data:`ZERO_TOKEN`.
 """
 
-from types import FunctionType
-
 try:
     import hypothesis  # noqa: F401  (only to say what is missing, in one line)
 except ImportError:
@@ -42,6 +40,7 @@ except ImportError:
         "gptalk_proto.testing.strategies needs hypothesis: pip install 'gptalk-proto[hypothesis]'"
     ) from None
 
+from .._public import show_as_public
 from ._gptalk_strategies import (
     ScriptedExchange,
     gptalk_exchanges,
@@ -80,10 +79,4 @@ __all__ = [
 ]
 
 # Shown as gptalk_proto.testing.strategies.X (help(), the documentation).
-for _name in __all__:
-    _obj = globals()[_name]
-    if isinstance(_obj, (type, FunctionType)) and _obj.__module__.startswith(
-        "gptalk_proto.testing._"
-    ):
-        _obj.__module__ = __name__
-del _name, _obj
+show_as_public(globals(), __name__, "gptalk_proto.testing._")
