@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import gptalk_proto as g
@@ -197,6 +197,12 @@ def test_a_body_nested_past_the_json_parser_is_a_mismatch_not_a_crash() -> None:
     assert SECRET not in redact(recorded).dumps()
 
 
+#: A cassette of the same shape with no secret in it: the format's own words.
+_SKELETON = _one(
+    [("Authorization", "Bearer -")], "/v1/x?key=-", b'{"model": "m"}', _json_response({"n": 1})
+).dumps()
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     secret=st.text(
@@ -210,6 +216,10 @@ def test_a_body_nested_past_the_json_parser_is_a_mismatch_not_a_crash() -> None:
 def test_any_key_is_redacted_everywhere_and_the_replay_still_matches(
     secret: str, header: str, field: str
 ) -> None:
+    # Redaction replaces values, never the format's own words (its keys, a
+    # status line): a secret spelled like one of them ("recorded", of
+    # "recorded_at") stays in those words, by design.
+    assume(secret not in _SKELETON)
     value = f"Bearer {secret}" if header == "Authorization" else secret
     body = json.dumps({"model": "m", field: secret}).encode()
     response = _json_response({"echo": secret, "n": 1})
