@@ -29,33 +29,129 @@ text, without its last line end) when no event is pending.
 from __future__ import annotations
 
 import re
+from itertools import repeat
+from operator import contains
 
 from ._event import SSEEvent, _new_event
 
-__all__ = ["field_blocks"]
+__all__ = ["field_blocks", "simple_run"]
+
+#: Regions whose first line is at least this many bytes long are split first
+#: and then checked (see _checked_values); shorter ones are counted first.
+_COUNT_BELOW = 128
 
 # One block: the field names spelled as servers write them, each with its
-# space, values without a line end (and ids without NUL); "{}" opens a group.
-_FIELDS = "id: {}[^\n\x00]*)\nevent: {}[^\n]*)\ndata: {}[^\n]*(?:\ndata: [^\n]*)*)\n\n"
-_ONE = re.compile(_FIELDS.format("(", "(", "("))
-# The run of blocks at the start of a text: where it ends.  Each block's extent
-# is fixed (its data lines stop at the first blank line), so the blocks
-# findall() finds in the run are the run's blocks, in order.
-_RUN = re.compile("(?:" + _FIELDS.format("(?:", "(?:", "(?:") + ")*")
+# space, values without a line end (ids without NUL, event types not empty),
+# then what else is left: findall() takes the blocks one after the other from
+# the start, and the first text that is not one whole block ends the run and
+# lands, whole, in the last group.  So one pass in C finds the run and its
+# groups.
+_FIELDS = "id: ([^{e}\x00]*){n}event: ([^{e}]+){n}data: ([^{e}]*(?:{n}data: [^{e}]*)*){n}{n}|(.+)"
+_RUNS = {
+    False: re.compile(_FIELDS.format(e="\n", n="\n"), re.DOTALL),
+    True: re.compile(_FIELDS.format(e="\r\n", n="\r\n"), re.DOTALL),
+}
 
 
-def field_blocks(text: str) -> tuple[int, list[SSEEvent]]:
+def field_blocks(text: str, crlf: bool = False) -> tuple[list[SSEEvent], str]:
     """The events of the run of whole ``id``/``event``/``data`` blocks that
-    starts ``text``, and where the run ends (0: none; the caller goes on from
-    there with the general rules; the last event's ``id`` is the last event
-    ID string)."""
-    if not text.startswith("id: "):
-        return 0, []
-    match = _RUN.match(text)
-    run = match.end() if match else 0
-    if not run:
-        return 0, []
-    return run, [
-        _new_event(SSEEvent, (event or "message", data.replace("\ndata: ", "\n"), id, None))
-        for id, event, data in _ONE.findall(text, 0, run)
-    ]
+    starts ``text``, and the text after the run (the caller goes on from there
+    with the general rules; the last event's ``id`` is the last event ID
+    string).  ``crlf``: the text's lines end in CRLF (not normalised)."""
+    found = _RUNS[crlf].findall(text)
+    rest = found.pop()[3] if found and found[-1][3] else ""
+    if not found:
+        return [], rest
+    ids, types, datas, _ = zip(*found, strict=True)
+    joined = map(str.replace, datas, repeat("\r\ndata: " if crlf else "\ndata: "), repeat("\n"))
+    return list(map(_new_event, repeat(SSEEvent), zip(types, joined, ids, repeat(None)))), rest
+
+
+def simple_run(
+    buf: bytes, start: int, end: int, crlf: bool
+) -> tuple[bool, list[str], str | None] | None:
+    """The region ``buf[start:end]`` (whole lines, without the last line end)
+    when it is made of simple blocks -- one ``"data: "`` line, then a blank
+    line -- maybe opened by a blank line (which dispatches what is pending)
+    and maybe closed by a data line still waiting for its blank line.  Gives
+    (whether a blank line opens it, the values of the whole blocks, the value
+    of the waiting data line or ``None``); ``None`` when the region is
+    anything else.
+
+    Nearly every stream is such blocks, short or long.  Whether a region is
+    one is decided by counting, in C, not by looking at each line: with k
+    occurrences of ``"\\n\\ndata: "`` (they cannot overlap), a region that
+    starts with ``"data: "`` and holds 2k line ends, or 2k + 1 of which the
+    last is its final byte, has every other line end inside one of those
+    occurrences.  So it reads ``"data: V1"``, then ``"\\n\\ndata: Vi"`` k
+    times, then maybe the last block's blank line, with no line end in any
+    Vi.  One decode and one split then give the values.
+
+    With ``crlf`` the lines end in CRLF (the caller found CRLF before its last
+    line end and no CR after it): the same count with ``"\\r\\n\\r\\ndata: "``,
+    and as many CRs as LFs, proves every line end a CRLF, so the stream is
+    read as it came, without normalising it to LF first (a copy of every
+    chunk, and most of the parse of short CRLF events).  A lone CR (spec: a
+    line end of its own) leaves the counts unequal: ``None``.
+    """
+    first = start
+    if crlf:
+        if buf.startswith(b"\r\n", start, end):
+            first += 2  # a blank line first: it dispatches what is pending
+    elif start < end and buf[start] == 0x0A:
+        first += 1
+    opened = first > start
+    if start == end:
+        return None  # one blank line: the general rules
+    if not buf.startswith(b"data: ", first, end):
+        if first < end:
+            return None
+        # The region is one blank line (or two): dispatch, nothing more.
+        return (opened, [], None) if opened else None
+    if buf.find(b"\n", first, first + _COUNT_BELOW) < 0:
+        return _checked_values(buf, first, end, crlf, opened)
+    blocks = buf.count(b"\r\n\r\ndata: " if crlf else b"\n\ndata: ", first, end)
+    lines = buf.count(b"\n", first, end)
+    if crlf and buf.count(b"\r", first, end) != lines:
+        return None
+    whole = buf[end - 1] == 0x0A
+    if lines == 2 * blocks + 1 and whole:
+        stop = end - 1  # the last block is whole
+        if crlf:
+            if buf[end - 2] != 0x0D:
+                return None
+            stop -= 1
+    elif lines == 2 * blocks and not whole:
+        stop = end  # the last data line waits for its blank line
+    else:
+        return None
+    values = str(memoryview(buf)[first + 6 : stop], "utf-8", "replace").split(
+        "\r\n\r\ndata: " if crlf else "\n\ndata: "
+    )
+    return opened, values, values.pop() if stop == end else None
+
+
+def _checked_values(
+    buf: bytes, first: int, end: int, crlf: bool, opened: bool
+) -> tuple[bool, list[str], str | None] | None:
+    """:func:`simple_run` for longer lines: split first, then prove it.
+
+    Counting line ends reads every byte in a plain loop; on lines of a few
+    hundred bytes that costs more than the decode.  Splitting at the block
+    separator and finding no line end in any value (memchr, in C) proves the
+    same: every line end is then inside a separator."""
+    stop = end
+    if buf[end - 1] == 0x0A:
+        stop = end - 1  # the last block's blank line
+        if crlf:
+            if buf[end - 2] != 0x0D:
+                return None
+            stop -= 1
+    values = str(memoryview(buf)[first + 6 : stop], "utf-8", "replace").split(
+        "\r\n\r\ndata: " if crlf else "\n\ndata: "
+    )
+    if any(map(contains, values, repeat("\n"))) or (
+        crlf and any(map(contains, values, repeat("\r")))
+    ):
+        return None
+    return opened, values, values.pop() if stop == end else None

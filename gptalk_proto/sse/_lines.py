@@ -7,7 +7,7 @@ shape of line at hand.
 
 from __future__ import annotations
 
-__all__ = ["SHORT_LINES", "few_line_ends", "to_lf"]
+__all__ = ["SHORT_LINES", "crlf_lines", "few_line_ends", "lf_lines", "to_lf"]
 
 #: Lines count as long when the first 2 x this many bytes of a chunk hold at
 #: most two line ends.  Below that, counting and splitting a whole region (a
@@ -44,3 +44,16 @@ def few_line_ends(buf: bytes, start: int, end: int) -> bool:
         or (second := buf.find(b"\n", first + 1, end)) < 0
         or (buf.find(b"\n", second + 1, end) < 0)
     )
+
+
+def lf_lines(text: str) -> list[str]:
+    return text.split("\n")
+
+
+def crlf_lines(text: str) -> list[str]:
+    """The lines of a text whose line ends were not normalised: spec: CRLF,
+    a lone LF and a lone CR each end a line.  (CR and LF are ASCII, never
+    inside a UTF-8 sequence nor made by the decoder's replacement, so this on
+    the text is what normalising the bytes and then decoding gives.)"""
+    text = text.replace("\r\n", "\n")
+    return (text.replace("\r", "\n") if "\r" in text else text).split("\n")

@@ -34,10 +34,11 @@ from .._errors import (
     SSELineTooLong,
     SSESizeError,
 )
-from ._blocks import field_blocks
+from ._blocks import field_blocks, simple_run
 from ._event import SSEEvent, _dispatch, _dispatch_values
 from ._growing import GrowingValues
-from ._lines import SHORT_LINES, few_line_ends, to_lf
+from ._lines import SHORT_LINES, crlf_lines, few_line_ends, lf_lines, to_lf
+from ._long import process_long
 
 __all__ = [
     "DEFAULT_MAX_EVENT_SIZE",
@@ -202,11 +203,19 @@ class SSEParser:
         # CARRIAGE RETURN (CR) character not followed by a U+000A LINE FEED (LF)
         # character".  Normalise all three to LF; a CR that ends the chunk ends
         # its line now, and an LF opening the next chunk is then swallowed.
-        if b"\r" in data:
-            if data[-1] == 0x0D:
-                self._skip_lf = True
-            data = to_lf(data)
         end = data.rfind(b"\n")
+        crlf = False
+        if b"\r" in data:
+            # A chunk whose last line end is a CRLF, with no CR after it, is
+            # read as it came: a region of simple blocks proves its own line
+            # ends (see simple_run) and any other region is normalised on its
+            # own (see _interpret).  Any other chunk is normalised now.
+            crlf = end > 0 and data[end - 1] == 0x0D and data.find(b"\r", end + 1) < 0
+            if not crlf:
+                if data[-1] == 0x0D:
+                    self._skip_lf = True
+                data = to_lf(data)
+                end = data.rfind(b"\n")
         if end < 0:
             if data:
                 self._pending.append(data)
@@ -231,13 +240,16 @@ class SSEParser:
             self._pending.append(data[:first])
             line = b"".join(self._pending)
             self._pending = []
-            events = self._interpret(line, 0, len(line))
+            if crlf and b"\r" in line:
+                line = to_lf(line)  # its CRLF, or lone CRs: lines of their own
+            events = self._interpret(line, 0, len(line) - (line[-1:] == b"\n"))
             self._account()
             start = first + 1
         self._pending = [rest] if rest else []
         self._pending_len = len(rest)
         if start <= end:
-            events += self._interpret(data, start, end, events)
+            # In a CRLF chunk the region stops before its last line end's CR.
+            events += self._interpret(data, start, end - crlf, events, crlf)
         self._account()
         if self._pending_len > self.max_line_size:
             self._fail_line(self._pending_len, events)
@@ -261,20 +273,31 @@ class SSEParser:
     # -- internals --------------------------------------------------------------
 
     def _interpret(
-        self, buf: bytes, start: int, end: int, before: list[SSEEvent] | None = None
+        self,
+        buf: bytes,
+        start: int,
+        end: int,
+        before: list[SSEEvent] | None = None,
+        crlf: bool = False,
     ) -> list[SSEEvent]:
         """Interpret ``buf[start:end]``: complete lines, without the last line
         end.  ``before`` are the events this feed already produced (an error
-        carries them along)."""
+        carries them along).  ``crlf``: the region's line ends are not
+        normalised (see :meth:`feed`)."""
         try:
             if end - start > self.max_line_size:
+                if crlf:
+                    buf = to_lf(buf[start:end])
+                    start, end = 0, len(buf)
                 return self._feed_over_line_cap(buf[start:end])
-            return self._within_line_cap(buf, start, end)
+            return self._within_line_cap(buf, start, end, crlf)
         except SSESizeError as exc:
             exc.events[:0] = list(before or [])
             raise
 
-    def _within_line_cap(self, buf: bytes, start: int, end: int) -> list[SSEEvent]:
+    def _within_line_cap(
+        self, buf: bytes, start: int, end: int, crlf: bool = False
+    ) -> list[SSEEvent]:
         """:meth:`_interpret` for a region no line of which is over the cap."""
         # Lines can add at most len(head) + 1 characters to the data buffer
         # (each line gives at most its length plus the LF the spec appends, and
@@ -284,92 +307,72 @@ class SSEParser:
         # and the state after it are the same however the stream was cut.
         if self._data_size + (end - start) > self.max_event_size:
             text = str(memoryview(buf)[start:end], "utf-8", "replace")
-            return self._process_checked(text.split("\n"))
+            return self._process_checked((crlf_lines if crlf else lf_lines)(text))
         # Long lines (cumulative replies run to kilobytes a line): decode each
         # line straight from the buffer, instead of decoding everything and then
         # copying it again into the pieces of a split.  A stream's lines are
         # alike, so its first bytes decide: short lines put many line ends in
         # them, long ones at most a blank line's and a line's.
         if few_line_ends(buf, start, min(end, start + 2 * SHORT_LINES)):
-            return self._process_long(buf, start, end)
+            return process_long(self, buf, start, end, crlf)
         if self._event_type == "" and self._event_retry is None:
-            events = self._simple_blocks(buf, start, end)
+            events = self._simple_blocks(buf, start, end, crlf)
             if events is not None:
                 return events
-        text = str(memoryview(buf)[start:end], "utf-8", "replace")
-        # Whole id/event/data blocks go by a match each (see _blocks), not a
-        # step per line: the lines up to the first blank line (a region read
-        # mid-block) and those after the run go through the general rules.
-        done: list[SSEEvent] = []
+        return self._text_region(str(memoryview(buf)[start:end], "utf-8", "replace"), crlf)
+
+    def _text_region(self, text: str, crlf: bool) -> list[SSEEvent]:
+        """A decoded region: runs of whole id/event/data blocks go by one
+        regular expression (see :func:`field_blocks`), not a step per line;
+        the lines up to the first blank line (a region read mid-block) and
+        those after the run go through the general rules."""
+        lines = crlf_lines if crlf else lf_lines
         if "id: " not in text:  # no block here: no copies of the text
-            return self._process(text.split("\n"))
+            return self._process(lines(text))
+        done: list[SSEEvent] = []
         if not text.startswith("id: ") or self._data or self._event_type:
-            blank = text.find("\n\n") + 1 if text[:1] != "\n" else 0
-            if blank or text[:1] == "\n":
-                done = self._process(text[:blank].split("\n"))
-                text = text[blank + 1 :]
+            nl = "\r\n" if crlf else "\n"
+            if text.startswith(nl):
+                done = self._process(("",))
+                text = text[len(nl) :]
+            elif (cut := text.find(nl + nl)) >= 0:
+                done = self._process([*lines(text[:cut]), ""])
+                text = text[cut + 2 * len(nl) :]
         if not self._data and not self._event_type and self._event_retry is None:
-            run, found = field_blocks(text)
-            if run:
+            found, rest = field_blocks(text, crlf)
+            if found:
                 done += found
                 self.last_event_id = self._id_buffer = found[-1].id
-                text = text[run:]
-        return done + self._process(text.split("\n"))
+                text = rest
+        return done + self._process(lines(text))
 
-    def _simple_blocks(self, buf: bytes, start: int, end: int) -> list[SSEEvent] | None:
-        """The region ``buf[start:end]`` when it is made of simple blocks (one
-        "data: " line, then a blank line), maybe opened by the blank line of a
-        pending event and maybe closed by a data line still waiting for its
-        blank line; ``None`` (nothing changed) when it is anything else.
+    def _simple_blocks(
+        self, buf: bytes, start: int, end: int, crlf: bool = False
+    ) -> list[SSEEvent] | None:
+        """The region's events when it is a run of simple blocks (see
+        :func:`simple_run`); ``None``, with nothing changed, otherwise.
 
-        Nearly every stream is such blocks, short or long.  Whether a region is
-        one is decided by counting, in C, not by looking at each line: with k
-        occurrences of "\n\ndata: " (they cannot overlap), a region that
-        starts with "data: " and holds 2k line ends, or 2k + 1 of which the
-        last is its final byte, has every other line end inside one of those
-        occurrences.  So it reads "data: V1", then "\n\ndata: Vi" k times,
-        then maybe the last block's blank line, with no line end in any Vi.
-        Then one decode and one split give the values, and the events are
-        built in C: each is what the line-by-line rules give (type "message",
-        the last event ID, no retry), as no event or retry field is pending
-        (the caller checked) and no id line is in the region.
+        The events are built in C: each is what the line-by-line rules give
+        (type "message", the last event ID, no retry), as no event or retry
+        field is pending (the caller checked) and no id line is in the region.
         """
         data = self._data
-        first = start
-        if start == end or buf[start] == 0x0A:
-            first += 1  # a blank line first: it dispatches what is pending
-        elif data:
+        run = simple_run(buf, start, end, crlf)
+        if run is None:
+            return None
+        opened, values, waiting = run
+        if data and not opened:
             return None  # a data line continues a pending event: general rules
-        blocks = 0
-        if not buf.startswith(b"data: ", first, end):
-            if first < end or start == end:
-                return None
-            # The region is one blank line (or two): dispatch, nothing more.
-            first = stop = end
-        else:
-            blocks = buf.count(b"\n\ndata: ", first, end)
-            lines = buf.count(b"\n", first, end)
-            if lines == 2 * blocks + 1 and buf[end - 1] == 0x0A:
-                stop = end - 1  # the last block is whole
-            elif lines == 2 * blocks and buf[end - 1] != 0x0A:
-                stop = end  # the last data line waits for its blank line
-            else:
-                return None
         # spec: dispatch, step 1: "Set the last event ID string of the event
         # source to the value of the last event ID buffer."  (No id line is in
         # the region; only a blank line dispatches.)
         last_id = self._id_buffer
-        if first > start or blocks or stop < end:
+        if opened or values:
             self.last_event_id = last_id
         events: list[SSEEvent] = []
-        if first > start and data:
+        if opened and data:
             events.append(_dispatch("", data, last_id, None))
-        self._data = []
-        if first == stop:
-            return events
-        values = str(memoryview(buf)[first + 6 : stop], "utf-8", "replace").split("\n\ndata: ")
-        if stop == end:
-            self._data = [values.pop()]
+        self._data = [] if waiting is None else [waiting]
         events += _dispatch_values(values, last_id)
         return events
 
@@ -384,42 +387,6 @@ class SSEParser:
                 events = self._process_checked(before.split("\n")) if index else []
                 self._fail_line(len(line), events)
         return self._within_line_cap(head, 0, len(head))
-
-    def _process_long(self, head: bytes, start: int, size: int) -> list[SSEEvent]:
-        """The general loop's rules, for long lines: each data value is decoded
-        once, straight from the buffer without its "data: " prefix (one copy,
-        where decode-split-slice makes two); blank lines dispatch here; any
-        other line goes through :meth:`_process`."""
-        view = memoryview(head)
-        events: list[SSEEvent] = []
-        data = self._data
-        grower = self._grower
-        while True:
-            end = head.find(b"\n", start, size)
-            stop = size if end < 0 else end
-            if head.startswith(b"data: ", start, stop):
-                if grower is not None:
-                    data.append(grower.decode(head, view, start + 6, stop))
-                else:
-                    data.append(str(view[start + 6 : stop], "utf-8", "replace"))
-            elif stop == start and data:
-                # spec: dispatch (steps 1, 3 to 7, as in _process).
-                self.last_event_id = self._id_buffer
-                events.append(
-                    _dispatch(self._event_type, data, self.last_event_id, self._event_retry)
-                )
-                data = self._data = []
-                self._event_type = ""
-                self._event_retry = None
-            else:
-                self._data = data
-                events += self._process((str(view[start:stop], "utf-8", "replace"),))
-                data = self._data
-            if end < 0:
-                break
-            start = end + 1
-        self._data = data
-        return events
 
     def _process_checked(self, lines: list[str]) -> list[SSEEvent]:
         # The slow path: one line at a time, the event cap checked at the data
