@@ -35,7 +35,7 @@ from .._errors import (
     SSESizeError,
 )
 from ._blocks import field_blocks, simple_run
-from ._event import SSEEvent, _dispatch, _dispatch_values
+from ._event import SSEEvent, _dispatch, _dispatch_values, _new_event
 from ._growing import GrowingValues
 from ._lines import SHORT_LINES, crlf_lines, few_line_ends, lf_lines, to_lf
 from ._long import process_long
@@ -72,6 +72,11 @@ _MAX_RETRY_DIGITS = getattr(sys, "get_int_max_str_digits", lambda: 4300)() or 43
 #: chunk parsed in place (a client reads up to 256 KiB at once: copying each
 #: read to join a few bytes to it was a tenth of its CPU).
 _JOIN_BELOW = 8192
+
+#: Pieces of an unfinished line longer than this are kept as views of their
+#: chunk rather than copied out of it (a view costs more to make than a short
+#: copy).
+_VIEW_FROM = 2048
 
 
 class SSEParser:
@@ -162,7 +167,7 @@ class SSEParser:
         self._id_buffer = last_event_id
         self._event_retry: int | None = None
         # The unfinished last line, as raw byte chunks, and its length.
-        self._pending: list[bytes] = []
+        self._pending: list[bytes | memoryview] = []
         self._pending_len = 0
         # The previous chunk ended in CR: an LF starting this one is the second
         # half of a CRLF, not a line end of its own.
@@ -225,7 +230,10 @@ class SSEParser:
             return []
         events: list[SSEEvent] = []
         start = 0
-        rest = data[end + 1 :]
+        # A long unfinished line is kept as a view of this chunk, not a copy:
+        # it is copied once, when its line end arrives (the view holds this
+        # chunk, one chunk, in memory until then).
+        rest = data[end + 1 :] if len(data) - end <= _VIEW_FROM else memoryview(data)[end + 1 :]
         if self._pending and self._pending_len + end <= _JOIN_BELOW:
             # A short unfinished line and a short chunk: join them (a small
             # copy), so the chunk is parsed as one piece.
@@ -237,14 +245,18 @@ class SSEParser:
             # Otherwise complete the line alone, and parse the chunk's other
             # lines where they lie, without copying the chunk.
             first = data.find(b"\n")
-            self._pending.append(data[:first])
+            self._pending.append(data[:first] if first <= _VIEW_FROM else memoryview(data)[:first])
             line = b"".join(self._pending)
             self._pending = []
-            if crlf and b"\r" in line:
-                line = to_lf(line)  # its CRLF, or lone CRs: lines of their own
-            events = self._interpret(line, 0, len(line) - (line[-1:] == b"\n"))
-            self._account()
-            start = first + 1
+            whole = self._whole_event(line, data, first, crlf)
+            if whole is not None:
+                events, start = [whole[0]], whole[1]
+            else:
+                if crlf and b"\r" in line:
+                    line = to_lf(line)  # its CRLF, or lone CRs: lines of their own
+                events = self._interpret(line, 0, len(line) - (line[-1:] == b"\n"))
+                self._account()
+                start = first + 1
         self._pending = [rest] if rest else []
         self._pending_len = len(rest)
         if start <= end:
@@ -254,6 +266,47 @@ class SSEParser:
         if self._pending_len > self.max_line_size:
             self._fail_line(self._pending_len, events)
         return events
+
+    def _whole_event(
+        self, line: bytes, data: bytes, first: int, crlf: bool
+    ) -> tuple[SSEEvent, int] | None:
+        """A long line just completed (``line``, its line end at
+        ``data[first]``): when it is a data line, nothing is pending and a
+        blank line follows in ``data``, its event and where the chunk goes on
+        after the blank line; else ``None``, and nothing changed.
+
+        This is what the general rules give for those two lines (spec: append
+        the value to the empty data buffer, then dispatch it: type "message",
+        the last event ID buffer, no retry), in one step: a reply resent whole
+        in every event completes such a line in nearly every chunk.
+        """
+        stop = len(line)
+        if crlf and line.endswith(b"\r"):
+            stop -= 1
+            after = first + 3 if data.startswith(b"\r\n", first + 1) else 0
+        else:
+            after = first + 2 if data.startswith(b"\n", first + 1) else 0
+        if (
+            not after
+            or not line.startswith(b"data: ")
+            or self._data
+            or self._event_type
+            or self._event_retry is not None
+            or stop > self.max_line_size
+            or stop > self.max_event_size
+            or (crlf and line.find(b"\r", 0, stop) >= 0)
+        ):
+            return None
+        view = memoryview(line)
+        grower = self._grower
+        if grower is not None:
+            value = grower.decode(line, view, 6, stop)
+        else:
+            value = str(view[6:stop], "utf-8", "replace")
+        # spec: dispatch, step 1: the last event ID string is the buffer's.
+        self.last_event_id = last_id = self._id_buffer
+        self._data_size = 0
+        return _new_event(SSEEvent, ("message", value, last_id, None)), after
 
     def close(self) -> list[SSEEvent]:
         """End the stream.  Pending data is discarded; nothing is dispatched.
