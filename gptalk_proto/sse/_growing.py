@@ -18,30 +18,12 @@ __all__ = ["MAX_GROWING_TAIL", "GrowingValues"]
 MAX_GROWING_TAIL = 64
 
 #: Values shorter than this many bytes are decoded whole: decoding them costs
-#: less than the Python steps that prove a reuse exact (measured on 1 KB
-#: cumulative replies, reuse made the parser slower).
+#: less than the Python steps that prove a reuse exact.
 _REUSE_FROM = 2048
 
-
-def _ends_whole(raw: memoryview, end: int, begin: int) -> bool:
-    """Whether ``raw[begin:end]`` ends with a whole UTF-8 sequence (valid or
-    not): after it, a decoder starts a new character."""
-    index, continuation = end - 1, 0
-    while index >= begin and 0x80 <= raw[index] <= 0xBF and continuation < 3:
-        index -= 1
-        continuation += 1
-    if index < begin:
-        return False
-    lead = raw[index]
-    if lead < 0x80:
-        return continuation == 0
-    if 0xC2 <= lead <= 0xDF:
-        return continuation == 1
-    if 0xE0 <= lead <= 0xEF:
-        return continuation == 2
-    if 0xF0 <= lead <= 0xF4:
-        return continuation == 3
-    return False
+#: The pieces the previous text is kept in (see GrowingValues.decode) are
+#: joined into one when there are more than this many.
+_MAX_PIECES = 32
 
 
 class GrowingValues:
@@ -53,52 +35,56 @@ class GrowingValues:
         if not 0 < tail <= MAX_GROWING_TAIL:
             raise LocalProtocolError(f"growing_tail must be 0 to {MAX_GROWING_TAIL}")
         self.tail = tail
-        # The last non-ASCII value's bytes without its tail (a view of the
-        # buffer it was parsed from: no copy, and the buffer is at most a
-        # line, within the parser's cap, or one chunk), and their text.
-        self._previous: tuple[memoryview, str] | None = None
+        # The last value's bytes without its tail (a view of the buffer it was
+        # parsed from: no copy, and the buffer is at most a line, within the
+        # parser's cap, or one chunk), and their text, kept as pieces: a
+        # long text followed by the short ones each later value added.
+        self._previous: tuple[memoryview, list[str]] | None = None
 
     def decode(self, head: bytes, view: memoryview, start: int, stop: int) -> str:
         """Decode the long data value ``view[start:stop]``, reusing the previous
         value's text where the bytes prove it exact (see ``growing_tail``).
 
         When the value starts with the previous one's bytes up to its tail,
-        and those ended on a whole UTF-8 sequence before an ASCII tail, a
-        decoder is at a character boundary there in both values: the text is
-        the previous text up to its tail plus the rest decoded on its own.  A
-        reply of N bytes then costs O(N) decoding instead of O(N x events).
+        and the byte after those is not a UTF-8 continuation byte, a decoder
+        starts a new character there (a sequence the shared bytes left
+        unfinished is replaced the same way whether the data ends or another
+        character starts): the text is the previous text up to its tail
+        plus the rest decoded on its own, joined in one copy.  A reply of N
+        bytes then costs O(N) decoding instead of O(N x events).  The text up
+        to the tail is the text less ``tail`` characters when the tail's
+        bytes are ASCII (one character each); otherwise the next value is
+        decoded whole.
         """
-        if stop - start < _REUSE_FROM:
-            self._previous = None
-            return str(view[start:stop], "utf-8", "replace")
         tail = self.tail
         previous = self._previous
-        new: str | None = None
+        if previous is not None:
+            stem, pieces = previous
+            shared = len(stem)
+            if (
+                stop - start > shared
+                and head.startswith(stem, start)
+                and not 0x80 <= head[start + shared] < 0xC0
+            ):
+                new = str(view[start + shared : stop], "utf-8", "replace")
+                pieces.append(new)
+                value = "".join(pieces)
+                if stop - start - shared >= tail and head[stop - tail : stop].isascii():
+                    pieces[-1] = new[: len(new) - tail]
+                    if len(pieces) > _MAX_PIECES:
+                        pieces[:] = ["".join(pieces)]
+                    self._previous = (view[start : stop - tail], pieces)
+                else:
+                    self._previous = None
+                return value
+        value = str(view[start:stop], "utf-8", "replace")
         if (
-            previous is not None
-            and stop - start >= len(previous[0])
-            and head.startswith(previous[0], start)
-        ):
-            new = str(view[start + len(previous[0]) : stop], "utf-8", "replace")
-            value = previous[1] + new
-        else:
-            value = str(view[start:stop], "utf-8", "replace")
-        shared = stop - tail
-        if (
+            stop - start >= _REUSE_FROM
             # ASCII text decodes about as fast as it copies: nothing to save.
-            not value.isascii()
-            and shared > start
-            and head[shared:stop].isascii()
-            and _ends_whole(view, shared, start)
+            and not value.isascii()
+            and head[stop - tail : stop].isascii()
         ):
-            # This text without its tail's characters (one each, being ASCII),
-            # built by appending to the old one rather than slicing the new: a
-            # slice of a large non-latin-1 str scans for its widest character.
-            if new is not None and len(new) >= tail:
-                stem = previous[1] + new[: len(new) - tail]  # type: ignore[index]
-            else:
-                stem = value[: len(value) - tail]
-            self._previous = (view[start:shared], stem)
+            self._previous = (view[start : stop - tail], [value[: len(value) - tail]])
         else:
             self._previous = None
         return value

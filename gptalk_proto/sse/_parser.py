@@ -215,10 +215,14 @@ class SSEParser:
             # read as it came: a region of simple blocks proves its own line
             # ends (see simple_run) and any other region is normalised on its
             # own (see _interpret).  Any other chunk is normalised now.
+            if data[-1] == 0x0D:
+                # The CR ends its line now: as the CRLF it may be the first
+                # half of (an LF opening the next chunk is then swallowed).
+                self._skip_lf = True
+                data += b"\n"
+                end = len(data) - 1
             crlf = end > 0 and data[end - 1] == 0x0D and data.find(b"\r", end + 1) < 0
             if not crlf:
-                if data[-1] == 0x0D:
-                    self._skip_lf = True
                 data = to_lf(data)
                 end = data.rfind(b"\n")
         if end < 0:
