@@ -229,6 +229,42 @@ def test_absolute_form_is_forwarded_and_recorded_origin_form() -> None:
     assert [c.data for c in item.response.chunks] == [response[:10], response[10:]]
 
 
+@pytest.mark.parametrize("through_a_proxy", [False, True])
+def test_the_recorded_request_is_the_forwarded_one_read_back(through_a_proxy: bool) -> None:
+    # The proxy hands the recorder the request it built, not its bytes to
+    # parse again: what is recorded must be what a recorder reading those
+    # bytes would have recorded.
+    recorder = g.cassette.ProxyRecorder(
+        "http://up.example",
+        host="up.example:8080",
+        target_prefix="http://up.example:8080" if through_a_proxy else "",
+        proxy_headers=[("Proxy-Authorization", "Basic c2VjcmV0")] if through_a_proxy else [],
+    )
+    conn = recorder.connection()
+    requests = (
+        b"POST http://anything.example/api/chatgpt/user/login?x=1 HTTP/1.1\r\n"
+        b"Host: anything.example\r\nX-Auth-Timestamp:  17 \r\nAccept: */*\r\n"
+        b"transfer-encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+        b"GET /api/chatgpt/chatapi/stream?token=t HTTP/1.1\r\nhost: x\r\n"
+        b"Authorization: Bearer abc\r\n\r\n",
+        b"DELETE /a HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\n\r\nabc",
+    )
+    read_back = g.cassette.Recorder("http://up.example")
+    number = read_back.open_connection()
+    answer = b"HTTP/1.1 204 No Content\r\n\r\n"
+    for i, request in enumerate(requests):
+        [action] = conn.client_data(request, i + 0.25)
+        assert isinstance(action, g.cassette.ToUpstream)
+        read_back.sent(number, action.data, i + 0.25)
+        conn.upstream_data(answer, i + 0.5)
+        read_back.received(number, answer, i + 0.5)
+    stamp = "2026-01-01T00:00:00Z"
+    got = recorder.cassette(recorded_at=stamp, redact=False)
+    want = read_back.cassette(recorded_at=stamp, redact=False)
+    assert [i.request for i in got.interactions] == [i.request for i in want.interactions]
+    assert len(got.interactions) == 3
+
+
 def test_pipelined_requests_past_the_cap_are_refused() -> None:
     conn = proxy().connection()
     one = b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n"

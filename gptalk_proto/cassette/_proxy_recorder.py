@@ -185,27 +185,38 @@ class ProxyConnection:
                 text = f"more than {MAX_PIPELINED} requests sent ahead of their responses"
                 actions.append(ToClient(_refusal(429, b"Too Many Requests", text), True))
                 return actions
-            wire = self._forwarded(head, body)
+            target, headers, wire = self._forwarded(head, body)
             if self._number is None:
                 self._number = self._proxy.recorder.open_connection()
-            self._proxy.recorder.sent(self._number, wire, t)
+            # What went upstream, as the recorder would read it back from the
+            # wire (it is not parsed a second time).
+            self._proxy.recorder.sent_request(
+                self._number, method=head.method, target=target, headers=headers, body=body, t=t
+            )
             if self._mirror is not None:
                 self._waiting.append((head.method, origin_form(head.target).split(b"?", 1)[0]))
                 self._mirror_next()
             actions.append(ToUpstream(wire))
         return actions
 
-    def _forwarded(self, head: h11.Request, body: bytes) -> bytes:
+    def _forwarded(
+        self, head: h11.Request, body: bytes
+    ) -> tuple[bytes, list[tuple[bytes, bytes]], bytes]:
+        """The request for the upstream: its target, its headers, its bytes."""
         proxy = self._proxy
         target = proxy.target_prefix + origin_form(head.target)
-        lines = [b"%s %s HTTP/1.1" % (head.method, target), b"host: " + proxy.host]
-        for name, value in head.headers.raw_items():
-            if name.lower() not in _DROPPED:
-                lines.append(name + b": " + value)
+        headers = [(b"host", proxy.host)]
+        headers.extend(
+            (name, value)
+            for name, value in head.headers.raw_items()
+            if name.lower() not in _DROPPED
+        )
         if body or head.method in (b"POST", b"PUT", b"PATCH"):
-            lines.append(b"content-length: %d" % len(body))
-        lines.extend(name + b": " + value for name, value in proxy.proxy_headers)
-        return b"\r\n".join(lines) + b"\r\n\r\n" + body
+            headers.append((b"content-length", b"%d" % len(body)))
+        headers.extend(proxy.proxy_headers)
+        lines = [b"%s %s HTTP/1.1" % (head.method, target)]
+        lines.extend(name + b": " + value for name, value in headers)
+        return target, headers, b"\r\n".join(lines) + b"\r\n\r\n" + body
 
     def _mirror_next(self) -> None:
         mirror = self._mirror

@@ -29,7 +29,7 @@ from ._format import (
 )
 from ._profiles import GPTALK, Profile
 from ._redact import redact as apply_redaction
-from ._request_reader import ReadRequest, RequestReader
+from ._request_reader import RequestReader
 from ._response import parse_response
 
 __all__ = ["Recorder"]
@@ -117,26 +117,58 @@ class Recorder:
             requests = conn.requests.feed(data, t)
         except InvalidHTTP as exc:
             raise LocalProtocolError(f"the recorded client sent invalid HTTP: {exc}") from None
-        for request in requests:
-            self._request_done(conn, request)
+        for read in requests:
+            head = read.head
+            self._request_done(
+                conn,
+                method=head.method,
+                target=head.target,
+                headers=head.headers.raw_items(),
+                body=read.body,
+                t=read.t,
+            )
 
-    def _request_done(self, conn: _Connection, read: ReadRequest) -> None:
-        head = read.head
+    def sent_request(
+        self,
+        connection: int,
+        *,
+        method: bytes,
+        target: bytes,
+        headers: Iterable[tuple[bytes, bytes]],
+        body: bytes,
+        t: float,
+    ) -> None:
+        """The client wrote one whole request at ``t``, already parsed: the
+        same as :meth:`sent` with its bytes, for a caller that built them
+        itself (the recording proxy), so they are not parsed twice."""
+        conn = self._connections[connection]
+        self._request_done(conn, method=method, target=target, headers=headers, body=body, t=t)
+
+    def _request_done(
+        self,
+        conn: _Connection,
+        *,
+        method: bytes,
+        target: bytes,
+        headers: Iterable[tuple[bytes, bytes]],
+        body: bytes,
+        t: float,
+    ) -> None:
         request = RecordedRequest(
-            t=round(read.t, 6),
-            method=head.method.decode("ascii"),
-            target=origin_form(head.target).decode("ascii"),
+            t=round(t, 6),
+            method=method.decode("ascii"),
+            target=origin_form(target).decode("ascii"),
             headers=tuple(
                 (n.decode("latin-1"), v.decode("latin-1"))
-                for n, v in head.headers.raw_items()
+                for n, v in headers
                 if n.lower() not in PROXY_HEADERS
             ),
-            body=read.body,
+            body=body,
         )
         conn.current = _Exchange(conn.number, request)
         self._exchanges.append(conn.current)
         if self.max_events is not None:
-            conn.responses = response_parser(head.method)
+            conn.responses = response_parser(method)
             conn.events = 0
             conn.parser = None
 
