@@ -122,7 +122,7 @@ class ClientConnection:
         if (
             request is None
             or self.chat.state not in _SENT_STATES
-            or http.state is not ReaderState.H11
+            or http.state is not ReaderState.HEAD
             or http.answered
             or http.closed
         ):
