@@ -210,7 +210,7 @@ def test_read_head_answers_only_as_h11_would(data: bytes) -> None:
             if event is h11.NEED_DATA:
                 break
             events.append(type(event))
-            if event is h11.EndOfMessage or isinstance(event, h11.EndOfMessage):
+            if isinstance(event, h11.EndOfMessage):
                 break
         assert events[-1] is h11.EndOfMessage
         assert found.keep_alive is (conn.their_state is h11.DONE)
