@@ -265,10 +265,8 @@ def write_request(method: str, target: str, headers: list[tuple[str, str]], body
     :func:`~gptalk_proto.check_header_name`: the values are not checked again
     here, which is why this is cheaper than h11's writer.
     """
-    lines = [f"{method} {target} HTTP/1.1\r\n"]
-    lines.extend(f"{name}: {value}\r\n" for name, value in headers)
-    lines.append("\r\n")
-    return "".join(lines).encode("latin-1") + body
+    fields = "".join([f"{name}: {value}\r\n" for name, value in headers])
+    return f"{method} {target} HTTP/1.1\r\n{fields}\r\n".encode("latin-1") + body
 
 
 # -- the client's response reader -----------------------------------------------------
