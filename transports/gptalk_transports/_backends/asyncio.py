@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-import threading
 from collections import deque
 from contextlib import AbstractContextManager, nullcontext
 
@@ -40,33 +39,12 @@ __all__ = ["AsyncioBackend", "AsyncioStream"]
 MAX_BUFFERED = 1024 * 1024
 RESUME_BELOW = 256 * 1024
 
-#: Bytes one socket read may bring: the buffer every connection of a thread
-#: reads into.  asyncio's default read (``recv(256 KiB)``) allocates that much
-#: for every read and shrinks it to what came, which glibc does with an
-#: ``mmap``, an ``mremap`` and an ``munmap`` (three syscalls and fresh zeroed
-#: pages per read, however small).  Reading into one warm buffer and copying
-#: out what came costs one copy of the bytes read.
-READ_BUFFER_SIZE = 256 * 1024
 
-# One read buffer per thread (an event loop runs in one thread, and a read's
-# bytes are copied out before the transport reads again), so an idle
-# connection holds none.
-_read_buffers = threading.local()
-
-
-def _read_buffer() -> memoryview:
-    view: memoryview | None = getattr(_read_buffers, "view", None)
-    if view is None:
-        view = _read_buffers.view = memoryview(bytearray(READ_BUFFER_SIZE))
-    return view
-
-
-class _Protocol(asyncio.BufferedProtocol):
+class _Protocol(asyncio.Protocol):
     """Collects what the transport reads, and wakes whoever waits for it."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._buffer = _read_buffer()
         self.transport: asyncio.Transport | None = None
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
@@ -78,12 +56,6 @@ class _Protocol(asyncio.BufferedProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self._buffer
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(bytes(self._buffer[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
         self.chunks.append(data)
