@@ -159,7 +159,7 @@ def through_ours(pieces: list[bytes], method: str, close: bool, eof: bool) -> Ou
     return head, body, "need", False, b""
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(
     heads(),
     st.lists(st.integers(0, 400), max_size=5),
@@ -181,7 +181,7 @@ def test_the_reader_equals_h11_on_arbitrary_bytes(data: bytes, cuts: list[int], 
     assert through_ours(pieces, "GET", False, eof) == through_h11(pieces, "GET", False, eof)
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(heads())
 def test_read_head_answers_only_as_h11_would(data: bytes) -> None:
     found = read_head(data, LIMIT)
