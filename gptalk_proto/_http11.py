@@ -433,7 +433,12 @@ class ResponseReader:
                 return bytes(event.data)
             if event_type is h11.Response:
                 assert isinstance(event, h11.Response)
-                if not self._h11_framing and _is_chunked(event):
+                # HEAD/CONNECT answers, 204 and 304: h11's own framing (no body).
+                if (
+                    not self._h11_framing
+                    and event.status_code not in _BODILESS
+                    and _is_chunked(event)
+                ):
                     self._start_chunked(event, parser)
                 return ResponseHead(event.status_code, event.headers)
             if event_type is h11.EndOfMessage:
@@ -583,6 +588,9 @@ class ResponseReader:
 #: Methods whose responses h11 frames its own way (a HEAD answer has no
 #: body, a CONNECT answer starts a tunnel): their heads always go to h11.
 _H11_METHODS = frozenset({b"HEAD", b"CONNECT"})
+
+#: Statuses whose responses have no body, whatever their headers say.
+_BODILESS = frozenset({204, 304})
 
 
 def _is_chunked(response: h11.Response) -> bool:

@@ -233,3 +233,42 @@ def test_a_gptalk_servers_heads_are_read_here(head: bytes) -> None:
     reader.receive_data(head)
     assert isinstance(reader.next_event(), ResponseHead)
     assert reader._parser is None
+
+
+EDGE_HEADS = [
+    b"HTTP/1.1 200 OK\r\ncontent-length: " + b"1" * 20 + b"\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\ncontent-length: " + b"1" * 21 + b"\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\ncontent-length: 5, 5\r\n\r\nhello",
+    b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ncontent-length: 5\r\n\r\nhello",
+    b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\ntransfer-encoding: Chunked\r\n\r\n0\r\n\r\n",
+    b"HTTP/1.1 304 Not Modified\r\ncontent-length: 5\r\n\r\n",
+    b"HTTP/1.1 204 No Content\r\ncontent-length: 5\r\n\r\n",
+    b"HTTP/1.1 204 No Content\r\ntransfer-encoding: chunked\r\n\r\n",
+    b"HTTP/1.1 304 Not Modified\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhi",
+    b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\nhi",
+    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: keep-alive,  Close \r\n\r\nhi",
+    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: closer\r\n\r\nhi",
+    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-a: 1\r\n folded\r\n\r\nhi",
+    b"HTTP/1.1 200 OK\ncontent-length: 2\n\nhi",
+    b"HTTP/1.1 200 OK\r\ncontent-length: 2\n\r\nhi",
+    b"HTTP/1.1 200 OK\r\nx-a: " + b"v" * 300 + b"\r\ncontent-length: 2\r\n\r\nhi",
+    b"HTTP/1.1 200 OK\r\nx-a: " + b"v" * 300,
+    b"\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhi",
+    b"HTTP/1.1 200 OK\r\ncontent-type: a\x00b\r\ncontent-length: 2\r\n\r\nhi",
+    b"HTTP/1.1 200 OK\r\nbad name: 1\r\ncontent-length: 2\r\n\r\nhi",
+    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhiHTTP/1.1 200 OK\r\n",
+    b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhi",
+]
+
+
+@pytest.mark.parametrize("data", EDGE_HEADS)
+@pytest.mark.parametrize("eof", [False, True])
+def test_edge_heads_equal_h11_whole_and_bytewise(data: bytes, eof: bool) -> None:
+    # The corners the properties may not draw on a given run, always checked.
+    for pieces in ([data], [data[i : i + 1] for i in range(len(data))]):
+        for method in ("GET", "POST", "HEAD"):
+            ours = through_ours(pieces, method, False, eof)
+            assert ours == through_h11(pieces, method, False, eof)
