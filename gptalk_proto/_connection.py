@@ -122,7 +122,7 @@ class ClientConnection:
         if (
             request is None
             or self.chat.state not in _SENT_STATES
-            or http.state is not ReaderState.H11
+            or http.state is not ReaderState.HEAD
             or http.answered
             or http.closed
         ):
@@ -134,8 +134,10 @@ class ClientConnection:
     def _frame(self, request: Request) -> bytes:
         headers: list[tuple[str, str]] = [("host", self.host), *request.headers]
         headers.extend(self._proxy_headers)
+        # (The length test first: it spares lowering every other name.)
         close = any(
-            name.lower() == "connection" and "close" in value.lower() for name, value in headers
+            len(name) == 10 and name.lower() == "connection" and "close" in value.lower()
+            for name, value in headers
         )
         if request.method != "GET" or request.body:
             headers.append(("content-length", str(len(request.body))))

@@ -13,8 +13,10 @@ Why not h11 for this part: GPTalk servers flush every event, so the stream
 body is one HTTP chunk per event, and h11 costs about 5 microseconds per chunk
 in pure Python -- more than parsing the event itself.  This decoder turns all
 the chunks of one read into one run of body bytes with a few ``find`` calls
-and slices.  h11 still reads every response head; :class:`ResponseReader`
-hands a chunked body to the decoder and gives each response a fresh h11
+and slices.  Plain response heads are read by :mod:`._head` (exactly as h11
+would, or not at all), and their ``Content-Length`` bodies counted here; h11
+reads every other head, and the body of any response whose head it read
+unless that body is chunked.  Each response h11 reads gets a fresh h11
 parser, so h11 is never cycled by hand.
 
 It accepts and refuses what h11 0.16 does (a differential property test holds
@@ -34,6 +36,7 @@ from typing import NamedTuple, Union
 import h11
 
 from ._errors import InvalidHTTP, LocalProtocolError, RemoteProtocolError
+from ._head import CHUNKED, PlainHead, read_head, says_close
 from ._util import NEED_DATA, NeedData
 
 __all__ = [
@@ -262,10 +265,8 @@ def write_request(method: str, target: str, headers: list[tuple[str, str]], body
     :func:`~gptalk_proto.check_header_name`: the values are not checked again
     here, which is why this is cheaper than h11's writer.
     """
-    lines = [f"{method} {target} HTTP/1.1\r\n"]
-    lines.extend(f"{name}: {value}\r\n" for name, value in headers)
-    lines.append("\r\n")
-    return "".join(lines).encode("latin-1") + body
+    fields = "".join([f"{name}: {value}\r\n" for name, value in headers])
+    return f"{method} {target} HTTP/1.1\r\n{fields}\r\n".encode("latin-1") + body
 
 
 # -- the client's response reader -----------------------------------------------------
@@ -281,9 +282,12 @@ class ReaderState(Enum):
 
     #: No request out: bytes that arrive now are kept for the next response.
     IDLE = "IDLE"
-    #: A request is out; h11 reads the response's head, and its body unless
-    #: the body is chunked.
-    H11 = "H11"
+    #: A request is out and its response's head is read: by :mod:`._head`
+    #: if the head is plain, else by h11, which then reads the body too
+    #: unless the body is chunked.
+    HEAD = "HEAD"
+    #: A body of known length (``Content-Length``), counted here.
+    LENGTH = "LENGTH"
     #: A chunked body, read by :class:`ChunkedDecoder`.
     CHUNKED = "CHUNKED"
     #: The connection carries no more responses (closed, or will close).
@@ -306,10 +310,11 @@ class ResponseReader:
     the peer's EOF is why).  After a response, the reader is ``IDLE`` again if
     both sides keep the connection, ``DONE`` otherwise.
 
-    Each response gets a fresh h11 parser (:func:`response_parser`), so h11 is
-    never cycled nor told of a request through private names; a chunked body
-    is decoded by :class:`ChunkedDecoder` (h11 costs more per chunk than the
-    rest of an event).
+    A plain head is read by :func:`._head.read_head`, which answers only as
+    h11 would; any other head gets a fresh h11 parser (:func:`response_parser`),
+    so h11 is never cycled nor told of a request through private names.  A
+    chunked body is decoded by :class:`ChunkedDecoder` (h11 costs more per
+    chunk than the rest of an event).
     """
 
     def __init__(self, *, max_head_size: int) -> None:
@@ -318,15 +323,20 @@ class ResponseReader:
         #: The peer closed its side (``receive_data(b"")``).
         self.closed = False
         self._parser: h11.Connection | None = None
-        # A request out, not yet shown to h11: (method, connection-close).
+        # A request out whose response's head is not read yet, and no h11
+        # parser made for it: (method, connection-close).
         self._expected: tuple[bytes, bool] | None = None
         self._close_requested = False
+        # The request's method frames its answer its own way: h11 reads all of it.
+        self._h11_framing = False
         # Bytes not yet handed to a parser or decoder: between responses, or
         # before the deferred parser exists, or for the chunked decoder.  At
         # most what one read brings, or the tail of one response (the peer
         # cannot grow it: it is handed over at the next next_event()).
         self._unread: list[bytes] = []
         self._decoder: ChunkedDecoder | None = None
+        # Body bytes still due in the LENGTH state.
+        self._left = 0
         # The chunked body ended in the read whose bytes went out last.
         self._body_ended = False
         self._keep_alive = True
@@ -343,19 +353,23 @@ class ResponseReader:
     def expect(self, method: str, *, close: bool) -> None:
         """A ``method`` request went out (``close``: it said ``Connection: close``).
 
-        The h11 parser is built on first use (:meth:`request_sent` or the
-        first bytes), so the request goes on the wire first.
+        An h11 parser is built only for a head that is not plain (or, for
+        HEAD and CONNECT, whose answers h11 frames its own way, at
+        :meth:`request_sent`), so the request goes on the wire first.
         """
         if self.state is not ReaderState.IDLE:
             raise LocalProtocolError("a request is already out on this connection")
         self._expected = (method.encode("ascii"), close)
+        self._h11_framing = self._expected[0] in _H11_METHODS
         self._close_requested = close
         self.answered = bool(self._unread)
-        self.state = ReaderState.H11
+        self.state = ReaderState.HEAD
 
     def request_sent(self) -> None:
-        """Build the parser now (while the server works) rather than later."""
-        if self._expected is not None:
+        """Build what reading the response needs now (while the server works)
+        rather than when its bytes arrive: an h11 parser for HEAD and CONNECT,
+        nothing for the rest."""
+        if self._expected is not None and self._h11_framing:
             self._start_parser()
 
     def _start_parser(self) -> None:
@@ -391,12 +405,18 @@ class ResponseReader:
         if self._error is not None:
             error, self._error = self._error, None
             raise error
-        if self.state is ReaderState.CHUNKED:
+        state = self.state
+        if state is ReaderState.CHUNKED:
             return self._next_chunked()
-        if self.state is not ReaderState.H11:
+        if state is ReaderState.LENGTH:
+            return self._next_length()
+        if state is not ReaderState.HEAD:
             return NEED_DATA
         if self._parser is None:
-            self._start_parser()
+            plain = self._plain_head()
+            if plain is not None:
+                return plain
+            self._start_parser()  # not plain: h11 reads these same bytes
         parser = self._parser
         assert parser is not None
         while True:
@@ -413,7 +433,12 @@ class ResponseReader:
                 return bytes(event.data)
             if event_type is h11.Response:
                 assert isinstance(event, h11.Response)
-                if _is_chunked(event):
+                # HEAD/CONNECT answers, 204 and 304: h11's own framing (no body).
+                if (
+                    not self._h11_framing
+                    and event.status_code not in _BODILESS
+                    and _is_chunked(event)
+                ):
                     self._start_chunked(event, parser)
                 return ResponseHead(event.status_code, event.headers)
             if event_type is h11.EndOfMessage:
@@ -428,6 +453,61 @@ class ResponseReader:
                 return NEED_DATA
             # InformationalResponse (1xx): not final, read on.
 
+    def _plain_head(self) -> ResponseHead | NeedData | None:
+        # The head by read_head, if it answers (see _head); None: h11's turn.
+        assert self._expected is not None
+        close = self._expected[1]
+        if self.closed or self._h11_framing:
+            return None
+        unread = self._unread
+        if not unread:
+            return NEED_DATA
+        data = unread[0] if len(unread) == 1 else b"".join(unread)
+        head = read_head(data, self._max_head_size)
+        if head is None:
+            return None
+        if head is NEED_DATA:
+            self._unread = [data]
+            return NEED_DATA
+        assert isinstance(head, PlainHead)
+        self._expected = None
+        rest = data[head.end :]
+        self._unread = [rest] if rest else []
+        self._keep_alive = head.keep_alive and not close
+        if head.length == CHUNKED:
+            self.state = ReaderState.CHUNKED
+            self._decoder = ChunkedDecoder(max_line=self._max_head_size)
+        else:
+            self.state = ReaderState.LENGTH
+            self._left = head.length
+        return ResponseHead(head.status, head.headers)
+
+    def _next_length(self) -> bytes | NeedData:
+        # A Content-Length body, as h11 reads one: the bytes as they come,
+        # then the end (b"") once all arrived; bytes past it are the next
+        # response's.
+        left = self._left
+        unread = self._unread
+        if not left:
+            self._finish(
+                keep_alive=self._keep_alive and not self.closed,
+                leftover=unread[0] if len(unread) == 1 else b"".join(unread),
+            )
+            return b""
+        if not unread:
+            if self.closed:
+                self._finish(keep_alive=False)
+                raise InvalidHTTP(SERVER_CLOSED)
+            return NEED_DATA
+        data = unread[0] if len(unread) == 1 else b"".join(unread)
+        if len(data) > left:
+            self._unread = [data[left:]]
+            data = data[:left]
+        else:
+            self._unread = []
+        self._left = left - len(data)
+        return data
+
     def _start_chunked(self, response: h11.Response, parser: h11.Connection) -> None:
         # From here the body is ours: h11 has read the head; what it buffered
         # past it is the body's first bytes.
@@ -438,9 +518,10 @@ class ResponseReader:
         self._parser = None
         # h11's rule: the connection is kept unless either side said
         # "Connection: close" or the response is HTTP/1.0.
-        tokens = b",".join(v for n, v in response.headers if n == b"connection").lower()
         self._keep_alive = (
-            response.http_version >= b"1.1" and b"close" not in tokens and not self._close_requested
+            response.http_version >= b"1.1"
+            and not says_close(response.headers)
+            and not self._close_requested
         )
 
     def _next_chunked(self) -> bytes | NeedData:
@@ -495,12 +576,21 @@ class ResponseReader:
         self._decoder = None
         self._expected = None
         self._body_ended = False
+        self._left = 0
         if keep_alive and not self.closed:
             self.state = ReaderState.IDLE
             self._unread = [leftover] if leftover else []
         else:
             self.state = ReaderState.DONE
             self._unread = []
+
+
+#: Methods whose responses h11 frames its own way (a HEAD answer has no
+#: body, a CONNECT answer starts a tunnel): their heads always go to h11.
+_H11_METHODS = frozenset({b"HEAD", b"CONNECT"})
+
+#: Statuses whose responses have no body, whatever their headers say.
+_BODILESS = frozenset({204, 304})
 
 
 def _is_chunked(response: h11.Response) -> bool:

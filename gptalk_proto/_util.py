@@ -85,6 +85,10 @@ def check_header_value(name: str, value: str) -> str:
     """
     if not isinstance(value, str):
         raise LocalProtocolError(f"{name} must be a str, not {type(value).__name__}")
+    # Printable ASCII (0x20-0x7e) is the common case, and always valid: two
+    # C scans instead of the regex (this runs several times per request).
+    if value.isascii() and value.isprintable():
+        return value
     bad = _NOT_FIELD_VALUE.search(value)
     if bad is not None:
         what = "CR or LF" if bad.group() in "\r\n" else f"the character {bad.group()!r}"

@@ -159,6 +159,7 @@ class Client:
         trust_env: bool = True,
     ) -> None:
         self.origin = Origin.parse(base_url)
+        self._base_url = str(self.origin)  # named in every chat's errors
         # A given connector makes the connections: no proxy of the environment's
         # applies (a replay must not be refused for a bad HTTP_PROXY).
         self.proxy = choose_proxy(self.origin, proxy, trust_env and connector is None)
@@ -247,7 +248,7 @@ class Client:
             model=model or self.model,
             user_agent=self.user_agent,
             extra_headers=self.headers,
-            base_url=str(self.origin),
+            base_url=self._base_url,
         )
         options = self.connector.request_options
         return ClientConnection(
