@@ -193,6 +193,12 @@ class Credentials:
         """Logins in flight that chats claimed."""
         return len(self._pending)
 
+    @property
+    def seated(self) -> int:
+        """Chats holding seats on logins in flight (not counting the chats
+        making those logins)."""
+        return sum(login.seats - 1 for login in self._pending)
+
     # -- one use at a time -----------------------------------------------------------
 
     def _fresh(self, entry: _Token, now: float) -> bool:
