@@ -14,9 +14,12 @@ from collections.abc import Callable
 
 import anyio
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 import gptalk_proto as g
 import gptalk_proto.server
+from gptalk_proto._credentials import Ticket
 from gptalk_proto.testing import MemoryPair, run_chat
 from gptalk_transports import AsyncClient, Client
 from gptalk_transports._server.refserver import make_service, serve_in_thread
@@ -335,3 +338,107 @@ def test_cancelling_the_chat_that_logs_in_lets_the_seated_chats_log_in(
 async def _in_scope(scope: anyio.CancelScope, client: AsyncClient) -> None:
     with scope:
         await client.chat("the one that logs in")
+
+
+# -- the rule under any interleaving -------------------------------------------------------
+
+ACTIONS = ("claim", "login-ok", "login-fails", "cancel", "finish", "later", "refuse")
+
+#: Chats in the property test: few, so that random steps often hit the same one.
+CHATS = 8
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.integers(1, 5),
+    st.integers(1, 4),
+    st.lists(st.tuples(st.sampled_from(ACTIONS), st.integers(0, CHATS - 1)), max_size=80),
+)
+# A seat that wakes after its token expired; one cancelled after its login ended.
+@example(5, 4, [("claim", 0), ("claim", 1), ("login-ok", 0), ("later", 7), ("claim", 1)])
+@example(5, 4, [("claim", 0), ("claim", 1), ("login-ok", 0), ("cancel", 1)])
+def test_no_interleaving_over_uses_a_token_or_strands_a_chat(
+    max_uses: int, max_pending: int, steps: list[tuple[str, int]]
+) -> None:
+    """Eight chats, any order of claims, logins that end well or not,
+    cancellations, refusals and a clock that moves: no token serves more than
+    ``max_uses`` text requests, none is handed out past its expiry (but to the
+    chat that logged in for it), and once the logins end every chat gets on."""
+    creds = g.Credentials(max_uses=max_uses, margin=30, max_pending_logins=max_pending)
+    tickets = [Ticket() for _ in range(CHATS)]
+    state = ["new"] * CHATS
+    given_out: dict[str, int] = {}
+    expiry: dict[str, float] = {}
+    now = NOW
+    logins = 0
+
+    def claim(i: int) -> None:
+        ticket = tickets[i]
+        wait = creds.claim(ticket, now)
+        if wait is g.NEED_HANDLE:
+            wait = creds.claim(ticket, now, f"h{i}")
+        if ticket.token is not None:
+            assert wait is None
+            assert now < expiry[ticket.token] - 30  # a seat or a spare use: fresh
+            take(i)
+        elif ticket.own:
+            assert wait is None
+            state[i] = "logging"
+        else:
+            assert isinstance(wait, str)
+            assert wait.startswith("h")
+            state[i] = "waiting"
+
+    def take(i: int) -> None:
+        token = tickets[i].token
+        assert token is not None
+        given_out[token] = given_out.get(token, 0) + 1
+        state[i] = "token"
+
+    def login_ok(i: int) -> None:
+        nonlocal logins
+        logins += 1
+        token = f"tok{logins}"
+        expiry[token] = now + 1000
+        creds.logged_in(tickets[i], token, now + 1000)
+        take(i)
+
+    for action, i in steps:
+        if action == "later":
+            now += 150 * (i + 1)
+        elif action == "refuse" and given_out:
+            creds.invalidate(f"tok{1 + i % logins}")
+        elif action == "claim" and state[i] in {"new", "waiting"}:
+            claim(i)
+        elif action == "login-ok" and state[i] == "logging":
+            login_ok(i)
+        elif action in {"login-fails", "cancel"} and state[i] in {"logging", "waiting", "new"}:
+            creds.release(tickets[i])
+            state[i] = "gone"
+        elif action == "finish" and state[i] == "token":
+            creds.release(tickets[i])
+            state[i] = "done"
+        _check(creds, given_out, max_uses, max_pending)
+    # Every login in flight ends well; then every chat still waiting gets on.
+    for _ in range(4 * CHATS):
+        for i in range(CHATS):
+            if state[i] == "logging":
+                login_ok(i)
+            elif state[i] in {"new", "waiting"}:
+                claim(i)
+            _check(creds, given_out, max_uses, max_pending)
+    assert all(s in {"token", "done", "gone"} for s in state), state
+    assert creds.pending_logins == 0
+    assert creds.seated == 0
+    # Every seat was taken or given back: no use stays reserved for nobody.
+    assert all(entry.held == 0 for entry in creds._tokens)
+
+
+def _check(
+    creds: g.Credentials, given_out: dict[str, int], max_uses: int, max_pending: int
+) -> None:
+    assert all(count <= max_uses for count in given_out.values())
+    for entry in creds._tokens:
+        assert entry.held >= 0
+        assert entry.uses + entry.held <= max_uses
+    assert creds.pending_logins <= max_pending
