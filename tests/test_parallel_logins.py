@@ -263,6 +263,34 @@ def _blocking_outcomes(url: str, prompts: list[str], credentials: g.Credentials)
     return results
 
 
+def test_threads_of_two_blocking_clients_sharing_credentials(no_leaks: None) -> None:
+    # The counts change under one process-wide lock, so clients that share
+    # credentials stay within the rule from any number of threads.
+    service = make_service()
+    credentials = g.Credentials()
+    prompts = [f"thread {n}" for n in range(30)]
+    replies: list[str] = [""] * len(prompts)
+    with (
+        serve_in_thread(service) as url,
+        Client(url, credentials=credentials) as first,
+        Client(url, credentials=credentials) as second,
+    ):
+
+        def one(index: int) -> None:
+            client = first if index % 2 else second
+            replies[index] = client.chat(prompts[index])
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(prompts))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert replies == [g.server.expected_reply(p) for p in prompts]
+    assert service.counts["login"] == 6
+    assert service.counts["text"] == 30
+    assert credentials.pending_logins == 0
+
+
 @pytest.mark.parametrize("kind", list(clients.ASYNC_KINDS))
 def test_a_stalled_login_holds_up_only_the_chats_seated_on_it(kind: str, no_leaks: None) -> None:
     # Ten chats: two logins at once.  The one the service sees first stalls a
