@@ -20,7 +20,14 @@ server runs), :mod:`gptalk_proto.cassette` (record and replay) and
 from ._chat import DEFAULT_MAX_BODY_SIZE, Chat
 from ._connection import DEFAULT_MAX_HEAD_SIZE, ClientConnection
 from ._content import ContentDecoder, decode_content
-from ._credentials import DEFAULT_EXPIRY_MARGIN, DEFAULT_MAX_USES, Credentials
+from ._credentials import (
+    DEFAULT_EXPIRY_MARGIN,
+    DEFAULT_MAX_PENDING_LOGINS,
+    DEFAULT_MAX_USES,
+    NEED_HANDLE,
+    Credentials,
+    NeedHandle,
+)
 from ._errors import (
     AuthExpired,
     AuthInvalid,
@@ -83,6 +90,7 @@ __all__ = [
     "DEFAULT_MAX_EVENT_SIZE",
     "DEFAULT_MAX_HEAD_SIZE",
     "DEFAULT_MAX_LINE_SIZE",
+    "DEFAULT_MAX_PENDING_LOGINS",
     "DEFAULT_MAX_USES",
     "DEFAULT_MODEL",
     "DEFAULT_ORIGIN",
@@ -92,6 +100,7 @@ __all__ = [
     "MAX_EXPIRES_AT",
     "MAX_TOKEN_LENGTH",
     "NEED_DATA",
+    "NEED_HANDLE",
     "PAUSED",
     "SEND_REQUEST",
     "STREAM_PATH",
@@ -112,6 +121,7 @@ __all__ = [
     "HTTPStatusError",
     "LocalProtocolError",
     "LoggedIn",
+    "NeedHandle",
     "ProtocolError",
     "QuotaExhausted",
     "ReconnectNeeded",

@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 
 from ._content import ContentDecoder
-from ._credentials import Credentials
+from ._credentials import Credentials, Ticket
 from ._errors import (
     AuthExpired,
     AuthInvalid,
@@ -163,6 +163,11 @@ class Chat:
         self._body: list[bytes] = []
         self._body_size = 0
         self._token: str | None = None
+        # This chat's place among the chats sharing the credentials, and a
+        # token its login got that the credentials do not hold yet (stored
+        # when the text request is made: see claim()).
+        self._ticket = Ticket()
+        self._fresh_login: tuple[str, float] | None = None
         self._stream_token: str | None = None
         self._parser: SSEParser | None = None
         self._decoder = ContentDecoder()
@@ -208,13 +213,48 @@ class Chat:
             self._more_secrets.append((kind, value))
 
     def needs_login(self, now: float) -> bool:
-        """Whether the next request will be a login (only meaningful in ``START``).
+        """Whether the next request will be a login (only meaningful in ``START``)."""
+        if self._machine.state is not _S.START or self._ticket.token is not None:
+            return False
+        ticket = self._ticket
+        return ticket.own or (ticket.login is None and not self.credentials.usable(now))
 
-        Drivers that share credentials among concurrent chats use it to make
-        logins single-flight: check under a lock, log in once, let the others
-        reuse the token.
+    @property
+    def logging_in(self) -> bool:
+        """Whether this chat claimed a login of its own that has not ended
+        (other chats may be waiting on the handle it gave :meth:`claim`)."""
+        return self._ticket.own
+
+    def claim(self, now: float, handle: object = None) -> object:
+        """Before the first request, claim this chat's token among the chats
+        sharing the credentials (:meth:`Credentials.claim`).
+
+        Returns ``None`` when the first request may go: it will use a token,
+        or be a login that the chats seated on it wait for (on ``handle``)
+        until this chat makes its text request or :meth:`release_claim`.
+        Returns :data:`NEED_HANDLE` when the chat must log in and gave no
+        handle; else the handle of another chat's login to wait on before
+        claiming again.  Drivers that run many chats at once call it (under
+        their lock, if threads share the credentials); without it, the chat
+        decides alone when it makes its first request.
         """
-        return self._machine.state is _S.START and not self.credentials.usable(now)
+        if self._machine.state is not _S.START:
+            raise LocalProtocolError("claim() comes before the chat's first request")
+        return self.credentials.claim(self._ticket, now, handle)
+
+    def release_claim(self) -> None:
+        """The chat ends (well or not): give back what it claimed and did not
+        use.  Idempotent; drivers call it when they stop driving the chat.
+
+        A token its login got but no text request used yet goes to the
+        credentials; a login of its own that did not end ends (the chats
+        waiting on it claim again); a seat it waited on is given back.
+        """
+        if self._fresh_login is not None:
+            token, expires_at = self._fresh_login
+            self._fresh_login = None
+            self.credentials.logged_in(self._ticket, token, expires_at, use=False)
+        self.credentials.release(self._ticket)
 
     # -- the caller's inputs ----------------------------------------------------
 
@@ -226,7 +266,7 @@ class Chat:
         """
         self._machine.check(_SEND)
         state = self._machine.state
-        if state is _S.START and not self.credentials.usable(now):
+        if state is _S.START and self.needs_login(now):
             request = login_request(
                 self._fingerprint,
                 now=now,
@@ -245,7 +285,14 @@ class Chat:
             )
         else:
             if state is _S.START:
-                self._token = self.credentials.acquire(now)
+                self._token = self._first_token(now)
+            elif self._fresh_login is not None:
+                # The login's token goes to the credentials now, its first use
+                # to this chat, and the uses of the chats seated on the login
+                # to them: the one step where the count changes.
+                token, expires_at = self._fresh_login
+                self._fresh_login = None
+                self._token = self.credentials.logged_in(self._ticket, token, expires_at)
             assert self._token is not None
             request = text_request(
                 self._token,
@@ -260,6 +307,16 @@ class Chat:
         self._machine.move(_SEND, target[request.kind])
         self._request = request
         return request
+
+    def _first_token(self, now: float) -> str:
+        ticket = self._ticket
+        if ticket.token is not None:
+            return ticket.token
+        if ticket.login is not None:
+            raise LocalProtocolError(
+                "this chat holds a seat on another chat's login: claim() again once it ends"
+            )
+        return self.credentials.acquire(now)
 
     def receive_response(
         self, status: int, headers: Iterable[tuple[str | bytes, str | bytes]] = ()
@@ -431,10 +488,12 @@ class Chat:
             data = raise_for_envelope(load_json_object(body, what), what)
             if state is _S.LOGIN_BODY:
                 token, expires_at = check_login_data(data, what)
-                # Store and take one use in one step: the token this chat paid a
-                # login for is never used up by others before its own text request.
-                self.credentials.store(token, expires_at)
-                self._token = self.credentials.acquire_fresh()
+                # Kept here until the text request (next_request stores it and
+                # takes one use in one step): the token this chat paid a login
+                # for is never used up by others before its own text request,
+                # and shared counts change only where drivers serialise calls.
+                self._fresh_login = (token, expires_at)
+                self._token = token
                 self._events.append(LoggedIn(expires_at))
                 self._machine.move(_END, _S.LOGGED_IN)
             else:

@@ -103,7 +103,7 @@ class GPTalk:
                 g4f passes to every provider, are accepted and ignored.
 
         Concurrent calls on one event loop with the same URL and settings share
-        one client: its connections and its single-flight logins.
+        one client: its connections and its logins (one for every five chats).
         """
         base_url: str = (kwargs.get("base_url") or cls.url).rstrip("/")
         timeout: Timeout | float | None = kwargs.get("timeout", Timeout())

@@ -27,7 +27,7 @@ from gptalk_proto import (
 )
 
 from .._backends.auto import make_async_backend
-from .._backends.base import AsyncBackend, AsyncLock, AsyncThreadLock
+from .._backends.base import AsyncBackend
 from .._config import DEFAULT_URL, Origin, Timeout, make_ssl_context
 from .._env_proxy import choose_proxy
 from .._progress import SKIP, Messages, Progress, RewritePolicy
@@ -179,11 +179,6 @@ class AsyncClient:
             )
         self.connector = connector
         self._pool = AsyncPool(connector, self.backend, max_idle=max_idle_connections)
-        # Single-flight logins (and so the credentials' counters).  The lock
-        # is made on first use, inside the event loop that will use it; the
-        # guard makes that once across threads on the blocking side.
-        self._login_lock: AsyncLock | None = None
-        self._guard = AsyncThreadLock()
         self._rng = random.Random()
         self.clock = clock
 
@@ -263,9 +258,6 @@ class AsyncClient:
         backend = self.backend
         total = self.timeout.total
         deadline = None if total is None else time.monotonic() + total
-        with self._guard:
-            if self._login_lock is None:
-                self._login_lock = backend.create_lock()
         while True:
             state.attempts += 1
             conn = self._new_connection(messages, model)
@@ -276,7 +268,7 @@ class AsyncClient:
                         self._pool,
                         self.timeout,
                         deadline,
-                        login_lock=self._login_lock,
+                        shared_logins=True,
                         wall_clock=self.clock,
                     )
                 ) as events:

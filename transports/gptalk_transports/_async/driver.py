@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from gptalk_proto import (
     NEED_DATA,
+    NEED_HANDLE,
     PAUSED,
     SEND_REQUEST,
+    Chat,
     ChatDone,
     ChatEvent,
     ClientConnection,
@@ -47,6 +49,13 @@ READ_SIZE = 256 * 1024
 DRAIN_TIMEOUT = 1.0
 
 T = TypeVar("T")
+
+#: Serialises the steps that change shared credentials' counts (a chat's
+#: claim, its first request or text request, its release).  Each is one
+#: synchronous step, so on the async side it is a no-op; the blocking twin,
+#: whose clients share credentials among threads, gets one process-wide
+#: lock (the steps take microseconds; credentials may be shared by clients).
+_CREDENTIALS_GUARD = AsyncThreadLock()
 
 
 class AsyncPool:
@@ -172,7 +181,7 @@ async def drive(
     timeout: Timeout,
     deadline: float | None,
     *,
-    login_lock: AsyncLock | None = None,
+    shared_logins: bool = False,
     wall_clock: Callable[[], float] = time.time,
 ) -> AsyncGenerator[list[ChatEvent], None]:
     """Run one chat over ``pool``'s connections; yield its events in batches.
@@ -181,18 +190,21 @@ async def drive(
     next read: a burst of events costs one trip through the layers above, not
     one per event, and no event waits for more IO.
 
-    ``login_lock`` makes logins single-flight.  The core says when a request
-    will be a login (``Chat.needs_login``); the lock is taken before it and
-    held until the chat's next request, the one that uses the token, so
-    concurrent chats that need a login wait for one login instead of each
-    making their own.  ``wall_clock`` gives the unix time the core stamps
-    requests with and judges token expiry by (replay passes the recorded time).
+    ``shared_logins`` makes chats that share credentials share logins: before
+    its first request the chat claims its token (``Chat.claim``: the core
+    decides), and either uses one, or logs in while holding a lock that the
+    chats seated on its login wait on, or waits on another chat's login.  So
+    concurrent chats make one login per ``max_uses`` of them, all at once.
+    ``wall_clock`` gives the unix time the core stamps requests with and
+    judges token expiry by (replay passes the recorded time).
     """
     backend = concrete(pool.backend)
     limits = _Limits(timeout, deadline)
     stream: AsyncByteStream | None = None
     reusable = False
-    locked = False
+    claimed = not shared_logins
+    # Held while this chat's own login is in flight (the seated chats wait on it).
+    login: AsyncLock | None = None
     batch: list[ChatEvent] = []
     try:
         stream, reused = await limits.acquire(pool)
@@ -230,18 +242,15 @@ async def drive(
                     stream = await limits.connect(pool)
                     reused = False
                     conn.new_connection()
+                if not claimed:
+                    claimed = True
+                    login = await _claim(conn.chat, backend, wall_clock)
                 now = wall_clock()
-                if login_lock is not None and not locked and conn.chat.needs_login(now):
-                    await login_lock.acquire()
-                    locked = True
-                    now = wall_clock()  # after the wait: another chat may have logged in
-                # Asked under the lock with the same time: what send() will send.
-                logging_in = conn.chat.needs_login(now)
-                data = conn.send(now=now)
-                if locked and not logging_in:
-                    assert login_lock is not None
-                    login_lock.release()  # this request uses the token
-                    locked = False
+                with _CREDENTIALS_GUARD:
+                    data = conn.send(now=now)
+                if login is not None and not conn.chat.logging_in:
+                    login.release()  # the login ended: the seated chats take their uses
+                    login = None
                 try:
                     await limits.run(stream.send_all, (data,), timeout.read, "write")
                     conn.request_sent()  # bookkeeping while the server works
@@ -275,12 +284,50 @@ async def drive(
             else:
                 batch.append(event)
     finally:
-        if locked:
-            assert login_lock is not None
-            login_lock.release()
+        with _CREDENTIALS_GUARD:
+            conn.chat.release_claim()  # a seat, a login or a token it did not use
+        if login is not None:
+            login.release()
         if stream is not None:
             with backend.shield():
                 await pool.release(stream, reusable)
+
+
+async def _claim(
+    chat: Chat, backend: AsyncBackend, wall_clock: Callable[[], float]
+) -> AsyncLock | None:
+    """Wait until ``chat`` may make its first request (``Chat.claim`` decides).
+
+    Returns the lock this chat holds while its own login is in flight, which
+    the chats seated on that login wait on; None when it took a token's use.
+    """
+    held: AsyncLock | None = None  # a lock for a login of our own, if needed
+    try:
+        while True:
+            with _CREDENTIALS_GUARD:
+                wait = chat.claim(wall_clock(), held)
+            if wait is None:
+                if held is not None and not chat.logging_in:
+                    held.release()  # a token turned up meanwhile
+                    held = None
+                return held
+            if wait is NEED_HANDLE:
+                # Held before anyone can see it, so waiting on it waits for the
+                # login (a fresh lock is taken at once).
+                fresh = backend.create_lock()
+                await fresh.acquire()
+                held = fresh
+                continue
+            if held is not None:
+                held.release()  # another chat's login has a seat for us after all
+                held = None
+            other = cast(AsyncLock, wait)
+            await other.acquire()  # until that login ends
+            other.release()
+    except BaseException:
+        if held is not None:
+            held.release()
+        raise
 
 
 async def _drain(conn: ClientConnection, stream: AsyncByteStream) -> bool:

@@ -27,7 +27,7 @@ from gptalk_proto import (
     check_text_value,
 )
 
-from .._backends.base import SyncBackend, SyncLock, ThreadLock
+from .._backends.base import SyncBackend
 from .._backends.sync import make_sync_backend
 from .._config import DEFAULT_URL, Origin, Timeout, make_ssl_context
 from .._env_proxy import choose_proxy
@@ -180,11 +180,6 @@ class Client:
             )
         self.connector = connector
         self._pool = SyncPool(connector, self.backend, max_idle=max_idle_connections)
-        # Single-flight logins (and so the credentials' counters).  The lock
-        # is made on first use, inside the event loop that will use it; the
-        # guard makes that once across threads on the blocking side.
-        self._login_lock: SyncLock | None = None
-        self._guard = ThreadLock()
         self._rng = random.Random()
         self.clock = clock
 
@@ -264,9 +259,6 @@ class Client:
         backend = self.backend
         total = self.timeout.total
         deadline = None if total is None else time.monotonic() + total
-        with self._guard:
-            if self._login_lock is None:
-                self._login_lock = backend.create_lock()
         while True:
             state.attempts += 1
             conn = self._new_connection(messages, model)
@@ -277,7 +269,7 @@ class Client:
                         self._pool,
                         self.timeout,
                         deadline,
-                        login_lock=self._login_lock,
+                        shared_logins=True,
                         wall_clock=self.clock,
                     )
                 ) as events:
