@@ -33,7 +33,7 @@ from .._env_proxy import choose_proxy
 from .._progress import SKIP, Messages, Progress, RewritePolicy
 from .._retry import RetryPolicy, RetryState, translate
 from .connector import AsyncConnector, AsyncConnectorProtocol
-from .driver import AsyncPool, drive
+from .driver import DEFAULT_MAX_IDLE, AsyncPool, drive
 
 __all__ = ["AsyncChatStream", "AsyncClient"]
 
@@ -127,7 +127,8 @@ class AsyncClient:
         retry: the :class:`RetryPolicy`.
         model, user_agent, headers: what every chat sends.
         connector: replaces how connections are made (record/replay use it).
-        max_idle_connections: kept-alive connections kept for reuse.
+        max_idle_connections: kept-alive connections kept for reuse (default
+            100, as many as aiohttp's connector holds).
         clock: the unix time (default ``time.time``): it stamps requests and
             judges token expiry.  Replay passes the recorded time.
         trust_env: with no ``proxy``, use the one ``HTTPS_PROXY``,
@@ -153,7 +154,7 @@ class AsyncClient:
         user_agent: str = DEFAULT_USER_AGENT,
         headers: Mapping[str, str] | None = None,
         connector: AsyncConnectorProtocol | None = None,
-        max_idle_connections: int = 16,
+        max_idle_connections: int = DEFAULT_MAX_IDLE,
         clock: Callable[[], float] = time.time,
         trust_env: bool = True,
     ) -> None:

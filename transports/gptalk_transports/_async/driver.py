@@ -37,12 +37,19 @@ from .._exceptions import (
 )
 from .connector import AsyncConnectorProtocol
 
-__all__ = ["DRAIN_TIMEOUT", "READ_SIZE", "AsyncPool", "drive"]
+__all__ = ["DEFAULT_MAX_IDLE", "DRAIN_TIMEOUT", "READ_SIZE", "AsyncPool", "drive"]
 
 #: Bytes asked for per read: what asyncio's transports hand over at most in
 #: one go, so a burst of events costs one read.  Nothing is allocated ahead:
 #: an idle connection holds no buffer of this size.
 READ_SIZE = 256 * 1024
+
+#: Kept-alive connections a client keeps idle for later chats, at most: as
+#: many as aiohttp's connector holds by default (100), so that a hundred
+#: chats at a time reuse their connections rather than reopen most of them
+#: (with 16, 84 of 100 concurrent chats reconnected every time).  An idle
+#: connection holds a socket and no read buffer.
+DEFAULT_MAX_IDLE = 100
 
 #: After [DONE], how long to wait for the body's end before giving up on
 #: keeping the connection (the server sends both together).
@@ -66,7 +73,11 @@ class AsyncPool:
     """
 
     def __init__(
-        self, connector: AsyncConnectorProtocol, backend: AsyncBackend, *, max_idle: int = 16
+        self,
+        connector: AsyncConnectorProtocol,
+        backend: AsyncBackend,
+        *,
+        max_idle: int = DEFAULT_MAX_IDLE,
     ) -> None:
         self.connector = connector
         self.backend = backend

@@ -34,7 +34,7 @@ from .._env_proxy import choose_proxy
 from .._progress import SKIP, Messages, Progress, RewritePolicy
 from .._retry import RetryPolicy, RetryState, translate
 from .connector import SyncConnector, SyncConnectorProtocol
-from .driver import SyncPool, drive
+from .driver import DEFAULT_MAX_IDLE, SyncPool, drive
 
 __all__ = ["ChatStream", "Client"]
 
@@ -128,7 +128,8 @@ class Client:
         retry: the :class:`RetryPolicy`.
         model, user_agent, headers: what every chat sends.
         connector: replaces how connections are made (record/replay use it).
-        max_idle_connections: kept-alive connections kept for reuse.
+        max_idle_connections: kept-alive connections kept for reuse (default
+            100, as many as aiohttp's connector holds).
         clock: the unix time (default ``time.time``): it stamps requests and
             judges token expiry.  Replay passes the recorded time.
         trust_env: with no ``proxy``, use the one ``HTTPS_PROXY``,
@@ -154,7 +155,7 @@ class Client:
         user_agent: str = DEFAULT_USER_AGENT,
         headers: Mapping[str, str] | None = None,
         connector: SyncConnectorProtocol | None = None,
-        max_idle_connections: int = 16,
+        max_idle_connections: int = DEFAULT_MAX_IDLE,
         clock: Callable[[], float] = time.time,
         trust_env: bool = True,
     ) -> None:
