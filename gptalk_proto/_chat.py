@@ -364,6 +364,11 @@ class Chat:
                 max_event_size=max_event,
                 growing_tail=ContentDecoder.growing_tail,
             )
+            # The parser proves, from the bytes, which values extend the one
+            # before; the decoder then need not compare their text again.
+            grower = self._parser._grower  # the parser is the core's too
+            if grower is not None:
+                self._decoder.follow(grower)
         self._machine.move(_RESPONSE, target)
 
     def receive_body(self, data: bytes) -> None:

@@ -15,11 +15,13 @@ from __future__ import annotations
 import json
 import json.decoder
 import re
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from ._errors import RemoteProtocolError, excerpt
 from ._events import TextDelta, TextRewritten
+from .sse._growing import GrowingValues
 
 __all__ = ["ContentDecoder", "decode_content"]
 
@@ -53,6 +55,12 @@ def decode_content(data: str) -> str:
     return content
 
 
+#: Cap on the characters of new events kept apart from the old line (see
+#: ContentDecoder._gap), before they are joined to it: each event compares and
+#: extends at most this much more than its own new text, and a join (a copy of
+#: the line) comes once every _MAX_GAP characters of reply, not every event.
+_MAX_GAP = 4096
+
 # json's C string scanner (the stubs do not list it): (text, index after the
 # opening quote) -> (the string, index after its closing quote).
 _scanstring: Callable[[str, int], tuple[str, int]] = vars(json.decoder)["scanstring"]
@@ -69,7 +77,7 @@ class ContentDecoder:
     test holds it to that).
     """
 
-    __slots__ = ("_pieces", "_raw", "_text")
+    __slots__ = ("_gap", "_last", "_links", "_pieces", "_raw", "_text")
 
     #: What the event stream's parser is told (``SSEParser(growing_tail=...)``):
     #: each event is the previous one with text inserted before its last two
@@ -77,12 +85,27 @@ class ContentDecoder:
     growing_tail = len(_TAIL)
 
     def __init__(self) -> None:
-        # When set, the previous event's data without its closing '"}' -- and
-        # that data was exactly PREFIX + string body + '"}' of a one-key object,
-        # so anything appended before '"}' extends the content string.
+        # When set, the previous event's data without its closing '"}' is
+        # _raw + _gap -- and that data was exactly PREFIX + string body + '"}'
+        # of a one-key object, so anything appended before '"}' extends the
+        # content string.  It is kept in two parts so that an event costs no
+        # copy of the whole line: _gap collects the few new characters of each
+        # event and joins _raw only once it is over _MAX_GAP (see decode).
         self._raw: str | None = None
+        self._gap = ""
+        # The previous event's data, and the parser's proofs that values
+        # extend the one before (see follow()).
+        self._last: str | None = None
+        self._links: deque[tuple[str, str]] | None = None
         self._pieces: list[str] = []
         self._text = ""
+
+    def follow(self, grower: GrowingValues) -> None:
+        """Take the event stream parser's proofs that a value extends the one
+        before (``SSEParser(growing_tail=...)`` compared their bytes): such an
+        event's text is then not compared again."""
+        if grower.tail == len(_TAIL):
+            self._links = grower.keep_links()
 
     @property
     def text(self) -> str:
@@ -100,13 +123,31 @@ class ContentDecoder:
         earlier text (after which :attr:`text` is the new content).
         """
         raw = self._raw
+        gap = self._gap
+        last, self._last = self._last, data
+        proven = False
+        links = self._links
+        if links and raw is not None:
+            # The parser built data from the previous value, whose bytes it
+            # compared: data starts with last[:-2] (= raw + gap) if that
+            # previous value is this decoder's last data.
+            for index, (built, before) in enumerate(links):
+                if built is data:
+                    proven = before is last
+                    for _ in range(index + 1):
+                        links.popleft()
+                    break
         if (
             raw is not None
-            and len(data) >= len(raw) + 2
-            and data.startswith(raw)
+            and len(data) >= len(raw) + len(gap) + 2
+            and (
+                proven
+                # Compared in place (no copy of data): the old line is raw + gap.
+                or (data.startswith(raw) and data.startswith(gap, len(raw)))
+            )
             and data.endswith(_TAIL)
         ):
-            suffix = data[len(raw) : -2]
+            suffix = data[len(raw) + len(gap) : -2]
             added: str | None
             if _PLAIN.fullmatch(suffix):
                 added = suffix
@@ -130,8 +171,16 @@ class ContentDecoder:
                 if added and "\udc00" <= added[0] <= "\udfff":
                     added = None
             if added is not None:
-                # data[:-2], built by appending (slicing a large str scans it).
-                self._raw = raw + suffix
+                # The new data[:-2] is raw + gap + suffix.  Joining it at every
+                # event would copy the whole line each time (a third of the
+                # client's CPU on long replies); the gap is joined to raw once
+                # it passes _MAX_GAP, so each event copies O(gap) characters.
+                gap += suffix
+                if len(gap) > _MAX_GAP:
+                    # Built by appending (slicing a large str scans it).
+                    self._raw = raw + gap
+                    gap = ""
+                self._gap = gap
                 if not added:
                     return None
                 self._pieces.append(added)
@@ -142,6 +191,7 @@ class ContentDecoder:
         self._raw = (
             data[:-2] if one_key and data.startswith(_PREFIXES) and data.endswith(_TAIL) else None
         )
+        self._gap = ""
         old = self.text
         if content.startswith(old):
             added = content[len(old) :]

@@ -10,9 +10,11 @@ caller's knowledge, not the parser's.
 
 from __future__ import annotations
 
+from collections import deque
+
 from .._errors import LocalProtocolError
 
-__all__ = ["MAX_GROWING_TAIL", "GrowingValues"]
+__all__ = ["MAX_GROWING_TAIL", "MAX_LINKS", "GrowingValues"]
 
 #: The largest ``growing_tail``: a hint about a few closing bytes, not a cap.
 MAX_GROWING_TAIL = 64
@@ -25,11 +27,16 @@ _REUSE_FROM = 2048
 #: joined into one when there are more than this many.
 _MAX_PIECES = 32
 
+#: Cap on the proofs kept for a consumer (see GrowingValues.keep_links): about
+#: the values of one read's events; older ones are dropped (their consumer
+#: then compares the text itself), and at most this many values kept alive.
+MAX_LINKS = 16
+
 
 class GrowingValues:
     """The decoding of successive long data values of one stream."""
 
-    __slots__ = ("_previous", "tail")
+    __slots__ = ("_last", "_links", "_previous", "tail")
 
     def __init__(self, tail: int) -> None:
         if not 0 < tail <= MAX_GROWING_TAIL:
@@ -40,6 +47,21 @@ class GrowingValues:
         # parser's cap, or one chunk), and their text, kept as pieces: a
         # long text followed by the short ones each later value added.
         self._previous: tuple[memoryview, list[str]] | None = None
+        # The value _previous was taken from, and the proofs kept for a
+        # consumer (None until one asks: see keep_links).
+        self._last: str | None = None
+        self._links: deque[tuple[str, str]] | None = None
+
+    def keep_links(self) -> deque[tuple[str, str]]:
+        """From now on, keep ``(value, before)`` for each value decoded by
+        reuse: ``value`` starts with all of ``before`` but its last ``tail``
+        characters (the bytes proved it).  A consumer that compares values
+        (the GPTalk content decoder) takes these proofs, in order, instead of
+        comparing the text again.  At most MAX_LINKS are kept (the oldest go
+        first), so at most that many values are kept alive."""
+        if self._links is None:
+            self._links = deque(maxlen=MAX_LINKS)
+        return self._links
 
     def decode(self, head: bytes, view: memoryview, start: int, stop: int) -> str:
         """Decode the long data value ``view[start:stop]``, reusing the previous
@@ -69,13 +91,18 @@ class GrowingValues:
                 new = str(view[start + shared : stop], "utf-8", "replace")
                 pieces.append(new)
                 value = "".join(pieces)
+                if self._links is not None and self._last is not None:
+                    # pieces held the text of _last less its tail: value
+                    # starts with it.
+                    self._links.append((value, self._last))
                 if stop - start - shared >= tail and head[stop - tail : stop].isascii():
                     pieces[-1] = new[: len(new) - tail]
                     if len(pieces) > _MAX_PIECES:
                         pieces[:] = ["".join(pieces)]
                     self._previous = (view[start : stop - tail], pieces)
+                    self._last = value
                 else:
-                    self._previous = None
+                    self._previous = self._last = None
                 return value
         value = str(view[start:stop], "utf-8", "replace")
         if (
@@ -85,6 +112,7 @@ class GrowingValues:
             and head[stop - tail : stop].isascii()
         ):
             self._previous = (view[start : stop - tail], [value[: len(value) - tail]])
+            self._last = value
         else:
-            self._previous = None
+            self._previous = self._last = None
         return value
