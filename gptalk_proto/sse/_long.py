@@ -1,8 +1,9 @@
-"""Server-sent events: the parser's loop for long lines.
+"""Server-sent events: the parser's steps for long lines.
 
 Cumulative replies run to kilobytes a line: their values are decoded one by
-one straight from the buffer, and a data line with the blank line after it
-makes an event here, with no list to join.  Its own module to keep the
+one straight from the buffer, a data line with the blank line after it makes
+an event here, with no list to join, and so does a long line that a chunk
+completes.  Its own module to keep the
 parser's under the house's size.  It reads and writes the parser's state
 (``self`` is the parser), as a method would.
 """
@@ -16,7 +17,7 @@ from ._event import SSEEvent, _dispatch, _new_event
 if TYPE_CHECKING:
     from ._parser import SSEParser
 
-__all__ = ["process_long"]
+__all__ = ["process_long", "whole_event"]
 
 
 def process_long(
@@ -108,3 +109,45 @@ def process_long(
         start = end + 1
     self._data = data
     return events
+
+
+def whole_event(
+    self: SSEParser, line: bytes, data: bytes, first: int, crlf: bool
+) -> tuple[SSEEvent, int] | None:
+    """A long line just completed (``line``, its line end at
+    ``data[first]``): when it is a data line, nothing is pending and a
+    blank line follows in ``data``, its event and where the chunk goes on
+    after the blank line; else ``None``, and nothing changed.
+
+    This is what the general rules give for those two lines (spec: append
+    the value to the empty data buffer, then dispatch it: type "message",
+    the last event ID buffer, no retry), in one step: a reply resent whole
+    in every event completes such a line in nearly every chunk.
+    """
+    stop = len(line)
+    if crlf and line.endswith(b"\r"):
+        stop -= 1
+        after = first + 3 if data.startswith(b"\r\n", first + 1) else 0
+    else:
+        after = first + 2 if data.startswith(b"\n", first + 1) else 0
+    if (
+        not after
+        or not line.startswith(b"data: ")
+        or self._data
+        or self._event_type
+        or self._event_retry is not None
+        or stop > self.max_line_size
+        or stop > self.max_event_size
+        or (crlf and line.find(b"\r", 0, stop) >= 0)
+    ):
+        return None
+    view = memoryview(line)
+    grower = self._grower
+    if grower is not None:
+        value = grower.decode(line, view, 6, stop)
+    else:
+        value = str(view[6:stop], "utf-8", "replace")
+    # spec: dispatch, step 1: the last event ID string is the buffer's.
+    self.last_event_id = last_id = self._id_buffer
+    self._data_size = 0
+    return _new_event(SSEEvent, ("message", value, last_id, None)), after

@@ -35,10 +35,10 @@ from .._errors import (
     SSESizeError,
 )
 from ._blocks import field_blocks, simple_run
-from ._event import SSEEvent, _dispatch, _dispatch_values, _new_event
+from ._event import SSEEvent, _dispatch, _dispatch_values
 from ._growing import GrowingValues
 from ._lines import SHORT_LINES, crlf_lines, few_line_ends, lf_lines, to_lf
-from ._long import process_long
+from ._long import process_long, whole_event
 
 __all__ = [
     "DEFAULT_MAX_EVENT_SIZE",
@@ -252,7 +252,7 @@ class SSEParser:
             self._pending.append(data[:first] if first <= _VIEW_FROM else memoryview(data)[:first])
             line = b"".join(self._pending)
             self._pending = []
-            whole = self._whole_event(line, data, first, crlf)
+            whole = whole_event(self, line, data, first, crlf)
             if whole is not None:
                 events, start = [whole[0]], whole[1]
             else:
@@ -270,47 +270,6 @@ class SSEParser:
         if self._pending_len > self.max_line_size:
             self._fail_line(self._pending_len, events)
         return events
-
-    def _whole_event(
-        self, line: bytes, data: bytes, first: int, crlf: bool
-    ) -> tuple[SSEEvent, int] | None:
-        """A long line just completed (``line``, its line end at
-        ``data[first]``): when it is a data line, nothing is pending and a
-        blank line follows in ``data``, its event and where the chunk goes on
-        after the blank line; else ``None``, and nothing changed.
-
-        This is what the general rules give for those two lines (spec: append
-        the value to the empty data buffer, then dispatch it: type "message",
-        the last event ID buffer, no retry), in one step: a reply resent whole
-        in every event completes such a line in nearly every chunk.
-        """
-        stop = len(line)
-        if crlf and line.endswith(b"\r"):
-            stop -= 1
-            after = first + 3 if data.startswith(b"\r\n", first + 1) else 0
-        else:
-            after = first + 2 if data.startswith(b"\n", first + 1) else 0
-        if (
-            not after
-            or not line.startswith(b"data: ")
-            or self._data
-            or self._event_type
-            or self._event_retry is not None
-            or stop > self.max_line_size
-            or stop > self.max_event_size
-            or (crlf and line.find(b"\r", 0, stop) >= 0)
-        ):
-            return None
-        view = memoryview(line)
-        grower = self._grower
-        if grower is not None:
-            value = grower.decode(line, view, 6, stop)
-        else:
-            value = str(view[6:stop], "utf-8", "replace")
-        # spec: dispatch, step 1: the last event ID string is the buffer's.
-        self.last_event_id = last_id = self._id_buffer
-        self._data_size = 0
-        return _new_event(SSEEvent, ("message", value, last_id, None)), after
 
     def close(self) -> list[SSEEvent]:
         """End the stream.  Pending data is discarded; nothing is dispatched.
