@@ -329,6 +329,8 @@ class ResponseReader:
         self._close_requested = False
         # The request's method frames its answer its own way: h11 reads all of it.
         self._h11_framing = False
+        # How many times read_head found the head unfinished (see _plain_head).
+        self._head_waits = 0
         # Bytes not yet handed to a parser or decoder: between responses, or
         # before the deferred parser exists, or for the chunked decoder.  At
         # most what one read brings, or the tail of one response (the peer
@@ -362,6 +364,7 @@ class ResponseReader:
         self._expected = (method.encode("ascii"), close)
         self._h11_framing = self._expected[0] in _H11_METHODS
         self._close_requested = close
+        self._head_waits = 0
         self.answered = bool(self._unread)
         self.state = ReaderState.HEAD
 
@@ -467,6 +470,14 @@ class ResponseReader:
         if head is None:
             return None
         if head is NEED_DATA:
+            self._head_waits += 1
+            if self._head_waits > _MAX_HEAD_WAITS:
+                # A head in many pieces: each wait joined and searched all of
+                # it again (quadratic: a 64 KiB head sent a byte at a time
+                # cost seconds of CPU); h11 keeps its place and reads these
+                # same bytes in linear time.
+                self._unread = [data]
+                return None
             self._unread = [data]
             return NEED_DATA
         assert isinstance(head, PlainHead)
@@ -584,6 +595,11 @@ class ResponseReader:
             self.state = ReaderState.DONE
             self._unread = []
 
+
+#: Reads of one head that read_head may find unfinished before h11 takes
+#: over: a head arrives in one or two reads; read_head rescans all of it at
+#: each, so a head trickled in tiny pieces is left to h11, which does not.
+_MAX_HEAD_WAITS = 32
 
 #: Methods whose responses h11 frames its own way (a HEAD answer has no
 #: body, a CONNECT answer starts a tunnel): their heads always go to h11.
