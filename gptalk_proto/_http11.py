@@ -82,14 +82,17 @@ class ChunkedDecoder:
     holds the body bytes decoded before the error in that call.
     """
 
-    __slots__ = ("_crlf", "_left", "_max_line", "_pending", "_state", "leftover")
+    __slots__ = ("_crlf", "_left", "_max_line", "_pending", "_pending_len", "_state", "leftover")
 
     def __init__(self, *, max_line: int = DEFAULT_MAX_CHUNK_LINE) -> None:
         self._max_line = max_line
         self._state = _SIZE
         self._left = 0  # data bytes left in the current chunk
         self._crlf = 0  # bytes of the CRLF after a chunk's data seen so far
-        self._pending = b""  # an unfinished size line or trailer section
+        # An unfinished size line or trailer section, as the reads brought it,
+        # and its length (at most max_line).
+        self._pending: list[bytes] = []
+        self._pending_len = 0
         self.leftover = b""
 
     @property
@@ -101,8 +104,31 @@ class ChunkedDecoder:
         if self._state == _DONE:
             self.leftover += data
             return b""
-        buf = self._pending + data if self._pending else data
-        self._pending = b""
+        pending = self._pending
+        if pending and data:
+            pending.append(data)
+            self._pending_len += len(data)
+            if (
+                b"\n" not in data
+                if self._state == _TRAILER
+                else b"\r\n" not in data and not (data[:1] == b"\n" and pending[-2][-1:] == b"\r")
+            ):
+                # Nothing can end here (a size line ends at its first CRLF, the
+                # trailers at a blank line): kept as it came.  Joining and
+                # searching all of it at every read was quadratic in a line
+                # sent a byte at a time.
+                if self._pending_len > self._max_line:
+                    self._state = _DONE
+                    error = self._too_long()
+                    error.partial = b""  # type: ignore[attr-defined]
+                    raise error
+                return b""
+            buf = b"".join(pending)
+            self._pending = []
+        elif pending:
+            return b""  # an empty read: nothing changes
+        else:
+            buf = data
         out: list[bytes | memoryview] = []
         view = memoryview(buf)
         pos, size = 0, len(buf)
@@ -167,10 +193,14 @@ class ChunkedDecoder:
     def _keep(self, buf: bytes, pos: int) -> None:
         rest = buf[pos:]
         if len(rest) > self._max_line:
-            raise RemoteProtocolError(
-                f"chunk-size line or trailers over {self._max_line} bytes without a line end"
-            )
-        self._pending = rest
+            raise self._too_long()
+        self._pending = [rest]
+        self._pending_len = len(rest)
+
+    def _too_long(self) -> RemoteProtocolError:
+        return RemoteProtocolError(
+            f"chunk-size line or trailers over {self._max_line} bytes without a line end"
+        )
 
     def _trailers(self, buf: bytes, pos: int) -> int:
         # No trailers: the blank line right away (LF alone is accepted too).
