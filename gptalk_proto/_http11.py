@@ -108,15 +108,22 @@ class ChunkedDecoder:
         if pending and data:
             pending.append(data)
             self._pending_len += len(data)
-            if (
-                b"\n" not in data
-                if self._state == _TRAILER
-                else b"\r\n" not in data and not (data[:1] == b"\n" and pending[-2][-1:] == b"\r")
-            ):
-                # Nothing can end here (a size line ends at its first CRLF, the
-                # trailers at a blank line): kept as it came.  Joining and
-                # searching all of it at every read was quadratic in a line
-                # sent a byte at a time.
+            if self._state == _TRAILER:
+                # A blank line not in what came before ends in this read: it
+                # starts at most two bytes back.  (A section of one byte may
+                # be the CR of a CRLF that ends it at once.)
+                before = pending[-2][-2:]
+                if len(before) < 2 and len(pending) > 2:
+                    before = pending[-3][-1:] + before
+                stuck = self._pending_len - len(data) > 1 and not _BLANK_LINE.search(before + data)
+            else:  # _SIZE: the line ends at its first CRLF
+                stuck = b"\r\n" not in data and not (
+                    data[:1] == b"\n" and pending[-2][-1:] == b"\r"
+                )
+            if stuck:
+                # Nothing can end here: kept as it came.  Joining and searching
+                # all of it at every read was quadratic in a size line or a
+                # trailer section sent in tiny reads.
                 if self._pending_len > self._max_line:
                     self._state = _DONE
                     error = self._too_long()
