@@ -82,14 +82,17 @@ class ChunkedDecoder:
     holds the body bytes decoded before the error in that call.
     """
 
-    __slots__ = ("_crlf", "_left", "_max_line", "_pending", "_state", "leftover")
+    __slots__ = ("_crlf", "_left", "_max_line", "_pending", "_pending_len", "_state", "leftover")
 
     def __init__(self, *, max_line: int = DEFAULT_MAX_CHUNK_LINE) -> None:
         self._max_line = max_line
         self._state = _SIZE
         self._left = 0  # data bytes left in the current chunk
         self._crlf = 0  # bytes of the CRLF after a chunk's data seen so far
-        self._pending = b""  # an unfinished size line or trailer section
+        # An unfinished size line or trailer section, as the reads brought it,
+        # and its length (at most max_line).
+        self._pending: list[bytes] = []
+        self._pending_len = 0
         self.leftover = b""
 
     @property
@@ -101,8 +104,38 @@ class ChunkedDecoder:
         if self._state == _DONE:
             self.leftover += data
             return b""
-        buf = self._pending + data if self._pending else data
-        self._pending = b""
+        pending = self._pending
+        if pending and data:
+            pending.append(data)
+            self._pending_len += len(data)
+            if self._state == _TRAILER:
+                # A blank line not in what came before ends in this read: it
+                # starts at most two bytes back.  (A section of one byte may
+                # be the CR of a CRLF that ends it at once.)
+                before = pending[-2][-2:]
+                if len(before) < 2 and len(pending) > 2:
+                    before = pending[-3][-1:] + before
+                stuck = self._pending_len - len(data) > 1 and not _BLANK_LINE.search(before + data)
+            else:  # _SIZE: the line ends at its first CRLF
+                stuck = b"\r\n" not in data and not (
+                    data[:1] == b"\n" and pending[-2][-1:] == b"\r"
+                )
+            if stuck:
+                # Nothing can end here: kept as it came.  Joining and searching
+                # all of it at every read was quadratic in a size line or a
+                # trailer section sent in tiny reads.
+                if self._pending_len > self._max_line:
+                    self._state = _DONE
+                    error = self._too_long()
+                    error.partial = b""  # type: ignore[attr-defined]
+                    raise error
+                return b""
+            buf = b"".join(pending)
+            self._pending = []
+        elif pending:
+            return b""  # an empty read: nothing changes
+        else:
+            buf = data
         out: list[bytes | memoryview] = []
         view = memoryview(buf)
         pos, size = 0, len(buf)
@@ -167,10 +200,14 @@ class ChunkedDecoder:
     def _keep(self, buf: bytes, pos: int) -> None:
         rest = buf[pos:]
         if len(rest) > self._max_line:
-            raise RemoteProtocolError(
-                f"chunk-size line or trailers over {self._max_line} bytes without a line end"
-            )
-        self._pending = rest
+            raise self._too_long()
+        self._pending = [rest]
+        self._pending_len = len(rest)
+
+    def _too_long(self) -> RemoteProtocolError:
+        return RemoteProtocolError(
+            f"chunk-size line or trailers over {self._max_line} bytes without a line end"
+        )
 
     def _trailers(self, buf: bytes, pos: int) -> int:
         # No trailers: the blank line right away (LF alone is accepted too).
@@ -329,6 +366,8 @@ class ResponseReader:
         self._close_requested = False
         # The request's method frames its answer its own way: h11 reads all of it.
         self._h11_framing = False
+        # How many times read_head found the head unfinished (see _plain_head).
+        self._head_waits = 0
         # Bytes not yet handed to a parser or decoder: between responses, or
         # before the deferred parser exists, or for the chunked decoder.  At
         # most what one read brings, or the tail of one response (the peer
@@ -362,6 +401,7 @@ class ResponseReader:
         self._expected = (method.encode("ascii"), close)
         self._h11_framing = self._expected[0] in _H11_METHODS
         self._close_requested = close
+        self._head_waits = 0
         self.answered = bool(self._unread)
         self.state = ReaderState.HEAD
 
@@ -467,6 +507,14 @@ class ResponseReader:
         if head is None:
             return None
         if head is NEED_DATA:
+            self._head_waits += 1
+            if self._head_waits > _MAX_HEAD_WAITS:
+                # A head in many pieces: each wait joined and searched all of
+                # it again (quadratic: a 64 KiB head sent a byte at a time
+                # cost seconds of CPU); h11 keeps its place and reads these
+                # same bytes in linear time.
+                self._unread = [data]
+                return None
             self._unread = [data]
             return NEED_DATA
         assert isinstance(head, PlainHead)
@@ -584,6 +632,11 @@ class ResponseReader:
             self.state = ReaderState.DONE
             self._unread = []
 
+
+#: Reads of one head that read_head may find unfinished before h11 takes
+#: over: a head arrives in one or two reads; read_head rescans all of it at
+#: each, so a head trickled in tiny pieces is left to h11, which does not.
+_MAX_HEAD_WAITS = 32
 
 #: Methods whose responses h11 frames its own way (a HEAD answer has no
 #: body, a CONNECT answer starts a tunnel): their heads always go to h11.

@@ -73,6 +73,13 @@ _MAX_RETRY_DIGITS = getattr(sys, "get_int_max_str_digits", lambda: 4300)() or 43
 #: read to join a few bytes to it was a tenth of its CPU).
 _JOIN_BELOW = 8192
 
+#: A pending event's data lines are joined into one string past this many,
+#: when they average under _LINE_COST characters: a str and a pointer per line
+#: (~60 bytes) let "data: ab" lines hold 20 bytes per capped character.  Each
+#: line adds a character (its LF), so the copies are linear in the event.
+_JOIN_DATA_FROM = 256
+_LINE_COST = 32
+
 #: Pieces of an unfinished line longer than this are kept as views of their
 #: chunk rather than copied out of it (a view costs more to make than a short
 #: copy).
@@ -436,6 +443,10 @@ class SSEParser:
             new = data[self._counted :]
             self._data_size += sum(map(len, new)) + len(new)
             self._counted = len(data)
+        if len(data) > _JOIN_DATA_FROM and len(data) * _LINE_COST > self._data_size:
+            # Joined by LF as the dispatch joins them: the size is unchanged.
+            data = self._data = ["\n".join(data)]
+            self._counted = 1
         self._counted_list = data
 
     def _process(self, lines: Iterable[str]) -> list[SSEEvent]:
