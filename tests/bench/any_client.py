@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import re
 import shutil
 import subprocess
@@ -34,7 +33,7 @@ async def timed_chats(client: Any, workload: str, chats: int) -> float:
 
 def _proxy_rows(rounds: int, quick: bool) -> list[Any]:
     from .common import Target, row, sample
-    from .run import Server, _median_first_delta, name_of, pin
+    from .run import Server, _median_first_delta, name_of
 
     single = name_of(16, 1, "raw", "lf")
     # A 64 KB reply in 2,000 cumulative events (64 MB of stream): the proxy
@@ -43,11 +42,7 @@ def _proxy_rows(rounds: int, quick: bool) -> list[Any]:
     server = Server([single, large])
     rows: list[Any] = []
     # The proxy runs as users run it: `gptalk record --listen`, a process of
-    # its own.  It is pinned beside the upstream server, never on the client's
-    # CPU: the client is the measured side in both rows, and left to the
-    # scheduler the proxy lands on the client's CPU in some rounds and not in
-    # others (a 2-core machine holds three processes).
-    cpus = os.cpu_count() or 1
+    # its own (not sharing the client's pinned CPU).
     folder = tempfile.mkdtemp(prefix="gptalk-bench-")
     proxy = subprocess.Popen(
         [
@@ -63,7 +58,6 @@ def _proxy_rows(rounds: int, quick: bool) -> list[Any]:
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        preexec_fn=(lambda: pin(cpus - 1)) if cpus > 1 else None,  # noqa: PLW1509
     )
     try:
         assert proxy.stdout is not None
