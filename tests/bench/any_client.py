@@ -42,7 +42,9 @@ def _proxy_rows(rounds: int, quick: bool) -> list[Any]:
     server = Server([single, large])
     rows: list[Any] = []
     # The proxy runs as users run it: `gptalk record --listen`, a process of
-    # its own (not sharing the client's pinned CPU).
+    # its own, left to the scheduler (pinned beside the upstream server, it
+    # shared that CPU on every hop of a request: 3x the direct time to first
+    # delta; the client's CPU is the measured side's).
     folder = tempfile.mkdtemp(prefix="gptalk-bench-")
     proxy = subprocess.Popen(
         [
