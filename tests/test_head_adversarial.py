@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from gptalk_proto import _http11
+from gptalk_proto import _head, _http11
 
 from .test_head import through_h11, through_ours
 
@@ -22,7 +22,7 @@ def test_a_head_sent_a_byte_at_a_time_is_not_rescanned_per_byte() -> None:
     # bytes read_head is shown must stay linear in the head's size.
     head = _trickled_head(200)  # within the tests' 256-byte head cap
     scanned = 0
-    original = _http11.read_head
+    original = _head.read_head
 
     def counting(data: bytes, max_head_size: int) -> object:
         nonlocal scanned
