@@ -119,8 +119,8 @@ class Recorder:
             raise LocalProtocolError(f"the recorded client sent invalid HTTP: {exc}") from None
         for read in requests:
             head = read.head
-            self._request_done(
-                conn,
+            self.sent_request(
+                connection,
                 method=head.method,
                 target=head.target,
                 headers=head.headers.raw_items(),
@@ -142,18 +142,6 @@ class Recorder:
         same as :meth:`sent` with its bytes, for a caller that built them
         itself (the recording proxy), so they are not parsed twice."""
         conn = self._connections[connection]
-        self._request_done(conn, method=method, target=target, headers=headers, body=body, t=t)
-
-    def _request_done(
-        self,
-        conn: _Connection,
-        *,
-        method: bytes,
-        target: bytes,
-        headers: Iterable[tuple[bytes, bytes]],
-        body: bytes,
-        t: float,
-    ) -> None:
         request = RecordedRequest(
             t=round(t, 6),
             method=method.decode("ascii"),
