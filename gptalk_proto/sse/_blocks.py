@@ -37,7 +37,7 @@ from ._event import SSEEvent, _new_event
 __all__ = ["field_blocks", "simple_run"]
 
 #: Regions whose first line is at least this many bytes long are split first
-#: and then checked (see _checked_values); shorter ones are counted first.
+#: and then checked (see simple_run); shorter ones are counted first.
 _COUNT_BELOW = 128
 
 # One block: the field names spelled as servers write them, each with its
@@ -108,50 +108,31 @@ def simple_run(
             return None
         # The region is one blank line (or two): dispatch, nothing more.
         return (opened, [], None) if opened else None
-    if buf.find(b"\n", first, first + _COUNT_BELOW) < 0:
-        return _checked_values(buf, first, end, crlf, opened)
-    blocks = buf.count(b"\r\n\r\ndata: " if crlf else b"\n\ndata: ", first, end)
-    lines = buf.count(b"\n", first, end)
-    if crlf and buf.count(b"\r", first, end) != lines:
-        return None
+    # Where the last value stops: before the last block's blank line when
+    # the region ends with it, else at the end (a data line still waiting for
+    # its blank line).
     whole = buf[end - 1] == 0x0A
-    if lines == 2 * blocks + 1 and whole:
-        stop = end - 1  # the last block is whole
-        if crlf:
-            if buf[end - 2] != 0x0D:
-                return None
-            stop -= 1
-    elif lines == 2 * blocks and not whole:
-        stop = end  # the last data line waits for its blank line
+    stop = end - (2 if crlf else 1) if whole else end
+    if whole and crlf and buf[end - 2] != 0x0D:
+        return None
+    sep = "\r\n\r\ndata: " if crlf else "\n\ndata: "
+    if buf.find(b"\n", first, first + _COUNT_BELOW) < 0:
+        # Longer lines: split first, then prove it.  Counting line ends reads
+        # every byte in a plain loop; on lines of a few hundred bytes that
+        # costs more than the decode.  Finding no line end in any value
+        # (memchr, in C) proves the same: every line end is then inside a
+        # separator.
+        values = str(memoryview(buf)[first + 6 : stop], "utf-8", "replace").split(sep)
+        if any(map(contains, values, repeat("\n"))) or (
+            crlf and any(map(contains, values, repeat("\r")))
+        ):
+            return None
     else:
-        return None
-    values = str(memoryview(buf)[first + 6 : stop], "utf-8", "replace").split(
-        "\r\n\r\ndata: " if crlf else "\n\ndata: "
-    )
-    return opened, values, values.pop() if stop == end else None
-
-
-def _checked_values(
-    buf: bytes, first: int, end: int, crlf: bool, opened: bool
-) -> tuple[bool, list[str], str | None] | None:
-    """:func:`simple_run` for longer lines: split first, then prove it.
-
-    Counting line ends reads every byte in a plain loop; on lines of a few
-    hundred bytes that costs more than the decode.  Splitting at the block
-    separator and finding no line end in any value (memchr, in C) proves the
-    same: every line end is then inside a separator."""
-    stop = end
-    if buf[end - 1] == 0x0A:
-        stop = end - 1  # the last block's blank line
-        if crlf:
-            if buf[end - 2] != 0x0D:
-                return None
-            stop -= 1
-    values = str(memoryview(buf)[first + 6 : stop], "utf-8", "replace").split(
-        "\r\n\r\ndata: " if crlf else "\n\ndata: "
-    )
-    if any(map(contains, values, repeat("\n"))) or (
-        crlf and any(map(contains, values, repeat("\r")))
-    ):
-        return None
+        blocks = buf.count(b"\r\n\r\ndata: " if crlf else b"\n\ndata: ", first, end)
+        lines = buf.count(b"\n", first, end)
+        if crlf and buf.count(b"\r", first, end) != lines:
+            return None
+        if lines != 2 * blocks + whole:
+            return None
+        values = str(memoryview(buf)[first + 6 : stop], "utf-8", "replace").split(sep)
     return opened, values, values.pop() if stop == end else None
