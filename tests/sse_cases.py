@@ -36,6 +36,12 @@ def feed_all(chunks: Iterable[bytes], parser: SSEParser | None = None) -> Outcom
     return events, parser.last_event_id, parser.retry
 
 
+def cut_at(data: bytes, cuts: Iterable[int]) -> list[bytes]:
+    """``data`` cut at the given offsets (sorted; repeats give empty chunks)."""
+    points = [0, *cuts, len(data)]
+    return [data[a:b] for a, b in itertools.pairwise(points)]
+
+
 def bytewise(data: bytes) -> list[bytes]:
     return [data[i : i + 1] for i in range(len(data))]
 

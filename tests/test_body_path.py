@@ -24,6 +24,7 @@ from gptalk_proto import SSEParser
 from gptalk_proto.sse._growing import GrowingValues
 from gptalk_proto.testing._reference_sse import reference_parse
 
+from .sse_cases import cut_at, feed_all
 from .test_credentials_content import cumulative_datas, decoder_changes, reference_changes
 from .test_sse_growing import growing_streams
 
@@ -78,19 +79,13 @@ def test_growing_reuse_with_any_pieces_cap_matches_the_reference(
     pieces: int, case: tuple[bytes, int], data: st.DataObject
 ) -> None:
     stream, tail = case
-    expected, last_id, retry = reference_parse(stream)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(growing_module, "_MAX_PIECES", pieces)
-        parser = SSEParser(growing_tail=tail)
-        events = []
-        start = 0
-        for cut in [*cuts, len(stream)]:
-            events += parser.feed(stream[start:cut])
-            start = cut
-    assert events == expected
-    assert parser.last_event_id == last_id
-    assert parser.retry == retry
+        # Events, last event ID and retry, as the reference parser has them.
+        assert feed_all(cut_at(stream, cuts), SSEParser(growing_tail=tail)) == reference_parse(
+            stream
+        )
 
 
 # -- the parser's proofs (GrowingValues.keep_links) taken by ContentDecoder.follow --
