@@ -36,7 +36,8 @@ class FileChunkStore:
     """Recorded chunks in an unnamed temporary file (``dir``: where)."""
 
     def __init__(self, dir: str | None = None) -> None:
-        self._file = tempfile.TemporaryFile(dir=dir, buffering=0)
+        # Closed by close(), or with the process: it has no name to leave.
+        self._file = tempfile.TemporaryFile(dir=dir, buffering=0)  # noqa: SIM115
         # Where chunk i starts; it ends where chunk i + 1 starts (or at _end).
         self._starts = array("q")
         self._end = 0
