@@ -3,8 +3,13 @@ file (``FileChunkStore``), not in memory, and the file goes on every exit."""
 
 from __future__ import annotations
 
+from contextlib import suppress
+from urllib.parse import urlsplit
+
 import anyio
+import anyio.abc
 import pytest
+from anyio import wait_all_tasks_blocked
 
 import gptalk_proto as g
 import gptalk_proto.cassette
@@ -137,3 +142,61 @@ def test_the_file_is_closed_when_the_recorder_cannot_be_made(
         anyio.run(main)
     [store] = made
     assert store._file.closed
+
+
+def test_a_client_that_stops_reading_stops_the_upstream_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fast upstream and a client that reads nothing: the proxy reads
+    upstream only as fast as the client takes (tee, never buffer), so what
+    it holds is bounded by the sockets' buffers, not by the stream."""
+    made = _stores(monkeypatch)
+    total = 256 * 1024 * 1024  # far past every socket buffer on the way
+    piece = b"x" * (64 * 1024)
+    sent = 0
+
+    async def upstream(stream: anyio.abc.ByteStream) -> None:
+        nonlocal sent
+        # The proxy drops it at the end, mid-stream.
+        with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            await send_all(stream)
+
+    async def send_all(stream: anyio.abc.ByteStream) -> None:
+        nonlocal sent
+        async with stream:
+            while b"\r\n\r\n" not in (await stream.receive()):
+                pass
+            await stream.send(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\n"
+                b"content-length: %d\r\n\r\n" % total
+            )
+            while sent < total:
+                await stream.send(piece)
+                sent += len(piece)
+
+    async def main() -> None:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        with anyio.fail_after(60):  # a safety net: blocked tasks are what is tested
+            async with listener, anyio.create_task_group() as group:
+                group.start_soon(listener.serve, upstream)
+                async with record_through_proxy(f"http://127.0.0.1:{port}") as run:
+                    parts = urlsplit(run.url)
+                    client = await anyio.connect_tcp(parts.hostname or "", parts.port or 0)
+                    async with client:
+                        await client.send(b"GET /big HTTP/1.1\r\nhost: h\r\n\r\n")
+                        # Every task waits: the upstream on its full socket,
+                        # the proxy on the client's, the client reads nothing.
+                        while sent == 0:
+                            await anyio.sleep(0)
+                        await wait_all_tasks_blocked()
+                        [store] = made
+                        held = store.size
+                        # Socket buffers (a few MB each on loopback) hold the
+                        # rest; the proxy stopped reading long before the end.
+                        assert 0 < held < 32 * 1024 * 1024
+                        assert sent - held < 32 * 1024 * 1024
+                        assert sent < total
+                group.cancel_scope.cancel()
+
+    anyio.run(main)
