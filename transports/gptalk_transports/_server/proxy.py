@@ -141,6 +141,8 @@ class ProxyRun:
     """A running recording proxy: its URL, and the cassette once it stopped."""
 
     url: str
+    #: The recorder, while the proxy runs (its recorded bytes wait in a
+    #: file that goes with the proxy: afterwards, read ``cassette``).
     recorder: ProxyRecorder
     #: Set once ``chats`` chats were recorded (when a count was given).
     done: anyio.Event = field(default_factory=anyio.Event)
