@@ -50,7 +50,7 @@ from ._proxy_recorder import (
     ToUpstream,
 )
 from ._rechunk import RechunkReport, verify_rechunked
-from ._recorder import Recorder
+from ._recorder import ChunkStore, Recorder
 from ._redact import MIN_SECRET_LENGTH, check_secrets, redact
 from ._replay import (
     EOF,
@@ -87,6 +87,7 @@ __all__ = [
     "CassetteError",
     "CassetteMismatch",
     "CassetteUnplayed",
+    "ChunkStore",
     "EndOfRecording",
     "Interaction",
     "Profile",

@@ -32,7 +32,7 @@ from .._errors import InvalidHTTP
 from .._http11 import next_h11_event
 from ._format import Cassette
 from ._profiles import GPTALK, Profile
-from ._recorder import Recorder, origin_form
+from ._recorder import ChunkStore, Recorder, origin_form
 from ._request_reader import RequestReader
 
 __all__ = [
@@ -102,6 +102,8 @@ class ProxyRecorder:
             the way (the cassette is parsed once, at the end).
         profile: the API's profile: which exchanges are chats (GPTalk's
             streams; every exchange under ``generic``), what is redacted.
+        store: where the recorded responses' bytes are kept until the
+            cassette is built (see :class:`Recorder`); default: in memory.
     """
 
     def __init__(
@@ -114,9 +116,10 @@ class ProxyRecorder:
         url: str = "",
         count_chats: bool = True,
         profile: Profile = GPTALK,
+        store: ChunkStore | None = None,
     ) -> None:
         self.profile = profile
-        self.recorder = Recorder(upstream, profile=profile)
+        self.recorder = Recorder(upstream, profile=profile, store=store)
         self.upstream = upstream
         self.host = host.encode("ascii")
         self.target_prefix = target_prefix.encode("ascii")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import h11
 
@@ -32,7 +33,7 @@ from ._redact import redact as apply_redaction
 from ._request_reader import RequestReader
 from ._response import parse_response
 
-__all__ = ["Recorder"]
+__all__ = ["ChunkStore", "Recorder"]
 
 #: Cap on one recorded request (head and body), in bytes: GPTalk requests
 #: are small, and the recorder holds a request until it is complete.
@@ -63,11 +64,27 @@ def origin_form(target: bytes) -> bytes:
     return path if path.startswith(b"/") else b"/" + path
 
 
+class ChunkStore(Protocol):
+    """Where a :class:`Recorder` keeps the bytes it recorded until the
+    cassette is built: the IO side's choice (a file, say), so a long
+    recording need not stay in memory.  Keys are the store's own."""
+
+    def put(self, data: bytes) -> int:
+        """Keep ``data``; returns the key that gets it back."""
+        ...
+
+    def get(self, key: int) -> bytes:
+        """The bytes kept under ``key``."""
+        ...
+
+
 @dataclass
 class _Exchange:
     connection: int
     request: RecordedRequest
     chunks: list[RecordedChunk] = field(default_factory=list)
+    # With a store: (t, key) of each chunk, instead of ``chunks``.
+    stored: list[tuple[float, int]] = field(default_factory=list)
     end: str = "complete"
 
 
@@ -93,14 +110,22 @@ class Recorder:
             (:meth:`should_stop` tells the transport), for endless streams.
         profile: the API's profile (named in the cassette; it says what
             redaction finds).
+        store: where the received bytes are kept until :meth:`cassette`
+            (default: in memory, as :class:`RecordedChunk` objects).
     """
 
     def __init__(
-        self, origin: str, *, max_events: int | None = None, profile: Profile = GPTALK
+        self,
+        origin: str,
+        *,
+        max_events: int | None = None,
+        profile: Profile = GPTALK,
+        store: ChunkStore | None = None,
     ) -> None:
         self.origin = origin
         self.profile = profile
         self.max_events = max_events
+        self.store = store
         self._exchanges: list[_Exchange] = []
         self._connections: dict[int, _Connection] = {}
 
@@ -179,7 +204,10 @@ class Recorder:
         keep = len(data)
         if conn.responses is not None:
             keep = self._count(conn, data)
-        conn.current.chunks.append(RecordedChunk(round(t, 6), bytes(data[:keep])))
+        if self.store is not None:
+            conn.current.stored.append((round(t, 6), self.store.put(bytes(data[:keep]))))
+        else:
+            conn.current.chunks.append(RecordedChunk(round(t, 6), bytes(data[:keep])))
         return keep
 
     def _count(self, conn: _Connection, data: bytes) -> int:
@@ -236,9 +264,12 @@ class Recorder:
         """The session so far; redacted unless ``redact`` is False."""
         items = []
         for exchange in self._exchanges:
-            if not exchange.chunks:
+            chunks = exchange.chunks
+            if self.store is not None:
+                chunks = [RecordedChunk(t, self.store.get(key)) for t, key in exchange.stored]
+            if not chunks:
                 continue  # a request that was never answered
-            wire = b"".join(chunk.data for chunk in exchange.chunks)
+            wire = b"".join(chunk.data for chunk in chunks)
             status, headers, _, events = parse_response(exchange.request.method, wire)
             items.append(
                 Interaction(
@@ -247,7 +278,7 @@ class Recorder:
                     response=RecordedResponse(
                         status=status,
                         headers=headers,
-                        chunks=tuple(exchange.chunks),
+                        chunks=tuple(chunks),
                         events=tuple(events),
                         end=exchange.end,
                     ),

@@ -32,6 +32,7 @@ from .._exceptions import TransportError
 from .driver import Limits, ServerStats, in_background, serve_listener
 from .refserver import DEFAULT_MAX_CONNECTIONS
 from .replay import DEFAULT_LIMITS, RequestClock, _no_delay, read_within
+from .spool import FileChunkStore
 
 __all__ = ["ProxyRun", "record_through_proxy", "record_through_proxy_in_thread", "serve_proxy"]
 
@@ -140,6 +141,8 @@ class ProxyRun:
     """A running recording proxy: its URL, and the cassette once it stopped."""
 
     url: str
+    #: The recorder, while the proxy runs (its recorded bytes wait in a
+    #: file that goes with the proxy: afterwards, read ``cassette``).
     recorder: ProxyRecorder
     #: Set once ``chats`` chats were recorded (when a count was given).
     done: anyio.Event = field(default_factory=anyio.Event)
@@ -155,6 +158,7 @@ def _recorder_for(
     count_chats: bool,
     *,
     profile: str = "gptalk",
+    store: FileChunkStore | None = None,
 ) -> tuple[ProxyRecorder, AsyncConnector]:
     origin = Origin.parse(upstream)
     if origin.path:
@@ -175,6 +179,7 @@ def _recorder_for(
         proxy_headers=options.proxy_headers,
         count_chats=count_chats,
         profile=profile_named(profile),
+        store=store,
     )
     return recorder, connector
 
@@ -242,9 +247,15 @@ async def record_through_proxy(
     ...     ...  # point any client at run.url
     >>> run.cassette  # doctest: +SKIP
     """
-    recorder, connector = _recorder_for(
-        upstream, proxy, trust_env, verify, chats is not None, profile=profile
-    )
+    # The recorded bytes wait in a file, not in memory (see .spool).
+    store = FileChunkStore()
+    try:
+        recorder, connector = _recorder_for(
+            upstream, proxy, trust_env, verify, chats is not None, profile=profile, store=store
+        )
+    except BaseException:
+        store.close()
+        raise
     recorded_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     run: ProxyRun | None = None
 
@@ -268,10 +279,13 @@ async def record_through_proxy(
             yield run
     finally:
         # Once the proxy is gone, whatever the caller's block raised.
-        if run is not None:
-            run.cassette = recorder.cassette(
-                recorded_at=recorded_at, redact=redact, secrets=secrets
-            )
+        try:
+            if run is not None:
+                run.cassette = recorder.cassette(
+                    recorded_at=recorded_at, redact=redact, secrets=secrets
+                )
+        finally:
+            store.close()
 
 
 @contextmanager
