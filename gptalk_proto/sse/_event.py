@@ -7,7 +7,7 @@ testing strategies all build or read it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from itertools import repeat
+from itertools import repeat, starmap
 from typing import NamedTuple
 
 from .._errors import LocalProtocolError
@@ -86,6 +86,14 @@ def _dispatch(event_type: str, data: list[str], last_id: str, retry: int | None)
 
 def _dispatch_values(values: Iterable[str], last_id: str) -> Iterable[SSEEvent]:
     """``_dispatch("", [value], last_id, None)`` for each value, built in C."""
-    return map(
-        _new_event, repeat(SSEEvent), zip(repeat("message"), values, repeat(last_id), repeat(None))
-    )
+    return _events(zip(repeat("message"), values, repeat(last_id), repeat(None)))
+
+
+def _events(fields: Iterable[tuple[str, str, str, int | None]]) -> Iterable[SSEEvent]:
+    """An event for each ``(event, data, id, retry)``, built in C.
+
+    ``starmap`` hands ``tuple.__new__`` the pair that ``zip`` made (and
+    reuses), where ``map`` would pack a new argument tuple for each event: a
+    short-lived object less per event.
+    """
+    return starmap(_new_event, zip(repeat(SSEEvent), fields))  # noqa: RUF058 (see above)

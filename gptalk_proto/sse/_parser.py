@@ -37,7 +37,7 @@ from .._errors import (
 from ._blocks import field_blocks, simple_run
 from ._event import SSEEvent, _dispatch, _dispatch_values
 from ._growing import GrowingValues
-from ._lines import SHORT_LINES, crlf_lines, few_line_ends, lf_lines, to_lf
+from ._lines import LONG_LINE, crlf_lines, lf_lines, to_lf
 from ._long import process_long, whole_event
 
 __all__ = [
@@ -217,7 +217,7 @@ class SSEParser:
         # its line now, and an LF opening the next chunk is then swallowed.
         end = data.rfind(b"\n")
         crlf = False
-        if b"\r" in data:
+        if 0x0D in data:  # (b"\r" in data first tries it as an int, and fails)
             # A chunk whose last line end is a CRLF, with no CR after it, is
             # read as it came: a region of simple blocks proves its own line
             # ends (see simple_run) and any other region is normalised on its
@@ -248,9 +248,11 @@ class SSEParser:
         if self._pending and self._pending_len + end <= _JOIN_BELOW:
             # A short unfinished line and a short chunk: join them (a small
             # copy), so the chunk is parsed as one piece.
-            self._pending.append(data[: end + 1])
+            # (The whole chunk when what follows its last line end is short: one
+            # copy, not a slice and then the join.)
+            self._pending.append(data if len(data) - end <= _VIEW_FROM else data[: end + 1])
+            end += self._pending_len
             data = b"".join(self._pending)
-            end = len(data) - 1
             self._pending = []
         elif self._pending:
             # Otherwise complete the line alone, and parse the chunk's other
@@ -334,12 +336,12 @@ class SSEParser:
         # Long lines (cumulative replies run to kilobytes a line): decode each
         # line straight from the buffer, instead of decoding everything and then
         # copying it again into the pieces of a split.  A stream's lines are
-        # alike, so its first bytes decide: short lines put many line ends in
-        # them, long ones at most a blank line's and a line's.
-        if few_line_ends(buf, start, min(end, start + 2 * SHORT_LINES)):
+        # alike, so its first line decides.
+        line = buf.find(b"\n", start, end)
+        if line < 0 or line - start >= LONG_LINE:
             return process_long(self, buf, start, end, crlf)
         if self._event_type == "" and self._event_retry is None:
-            events = self._simple_blocks(buf, start, end, crlf)
+            events = self._simple_blocks(buf, start, end, crlf, line)
             if events is not None:
                 return events
         return self._text_region(str(memoryview(buf)[start:end], "utf-8", "replace"), crlf)
@@ -370,7 +372,7 @@ class SSEParser:
         return done + self._process(lines(text))
 
     def _simple_blocks(
-        self, buf: bytes, start: int, end: int, crlf: bool = False
+        self, buf: bytes, start: int, end: int, crlf: bool, line: int
     ) -> list[SSEEvent] | None:
         """The region's events when it is a run of simple blocks (see
         :func:`simple_run`); ``None``, with nothing changed, otherwise.
@@ -380,7 +382,7 @@ class SSEParser:
         field is pending (the caller checked) and no id line is in the region.
         """
         data = self._data
-        run = simple_run(buf, start, end, crlf)
+        run = simple_run(buf, start, end, crlf, line)
         if run is None:
             return None
         opened, values, waiting = run
