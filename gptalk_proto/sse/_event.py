@@ -69,7 +69,7 @@ _new_event = tuple.__new__
 
 def _dispatch(event_type: str, data: list[str], last_id: str, retry: int | None) -> SSEEvent:
     """The one place a dispatched event is built (runs of simple events are
-    built by :func:`_dispatch_values`, the same events in bulk).
+    built in bulk, the same events: see :func:`_events`).
 
     spec: "3. If the data buffer's last character is a U+000A LINE FEED (LF)
     character, then remove the last character" -- the join does: the buffer
@@ -82,11 +82,6 @@ def _dispatch(event_type: str, data: list[str], last_id: str, retry: int | None)
         SSEEvent,
         (event_type or "message", data[0] if len(data) == 1 else "\n".join(data), last_id, retry),
     )
-
-
-def _dispatch_values(values: Iterable[str], last_id: str) -> Iterable[SSEEvent]:
-    """``_dispatch("", [value], last_id, None)`` for each value, built in C."""
-    return _events(zip(repeat("message"), values, repeat(last_id), repeat(None)))
 
 
 def _events(fields: Iterable[tuple[str, str, str, int | None]]) -> Iterable[SSEEvent]:

@@ -29,7 +29,7 @@ def to_lf(data: bytes) -> bytes:
         # in about half the time on short lines (replace pays a two-byte search
         # per occurrence; split runs one search over the whole).
         data = b"\n".join(data.split(b"\r\n"))
-        return data.replace(b"\r", b"\n") if b"\r" in data else data
+        return data.replace(b"\r", b"\n") if 0x0D in data else data
     parts = []
     find = data.find
     start = 0
