@@ -30,15 +30,19 @@ from __future__ import annotations
 
 import re
 from itertools import repeat
-from operator import contains
 
-from ._event import SSEEvent, _new_event
+from ._event import SSEEvent, _events
 
 __all__ = ["field_blocks", "simple_run"]
 
-#: Regions whose first line is at least this many bytes long are split first
-#: and then checked (see simple_run); shorter ones are counted first.
-_COUNT_BELOW = 128
+# What separates two simple blocks' values (see simple_run): a line end, the
+# blank line's, and the next "data: ".
+_SEPARATORS = {False: b"\n\ndata: ", True: b"\r\n\r\ndata: "}
+_TEXT_SEPARATORS = {False: "\n\ndata: ", True: "\r\n\r\ndata: "}
+
+#: Texts are split a window of at least this many characters at a time (see
+#: _split): windows of under 30,000 characters unless values are long.
+_SPLIT_WINDOW = 16_000
 
 # One block: the field names spelled as servers write them, each with its
 # space, values without a line end (ids without NUL, event types not empty),
@@ -53,6 +57,24 @@ _RUNS = {
 }
 
 
+def _split(text: str, crlf: bool) -> list[str]:
+    """``text.split(separator)``, about _SPLIT_WINDOW characters at a time.
+
+    CPython (3.10 to 3.13) searches a text of 30,000 characters or more for a
+    separator of 6 or more with its two-way algorithm, which prepares the
+    separator again at every search: a split of a 64 KiB read of short
+    events spent more on that than on the decode.  Cut at separators (they
+    cannot overlap one another), the pieces split to the same values.
+    """
+    sep = _TEXT_SEPARATORS[crlf]
+    values: list[str] = []
+    at = 0
+    while len(text) - at >= _SPLIT_WINDOW and (cut := text.find(sep, at + _SPLIT_WINDOW)) >= 0:
+        values += text[at:cut].split(sep)
+        at = cut + len(sep)
+    return values + text[at:].split(sep)
+
+
 def field_blocks(text: str, crlf: bool = False) -> tuple[list[SSEEvent], str]:
     """The events of the run of whole ``id``/``event``/``data`` blocks that
     starts ``text``, and the text after the run (the caller goes on from there
@@ -64,11 +86,11 @@ def field_blocks(text: str, crlf: bool = False) -> tuple[list[SSEEvent], str]:
         return [], rest
     ids, types, datas, _ = zip(*found, strict=True)
     joined = map(str.replace, datas, repeat("\r\ndata: " if crlf else "\ndata: "), repeat("\n"))
-    return list(map(_new_event, repeat(SSEEvent), zip(types, joined, ids, repeat(None)))), rest
+    return list(_events(zip(types, joined, ids, repeat(None)))), rest
 
 
 def simple_run(
-    buf: bytes, start: int, end: int, crlf: bool
+    buf: bytes, start: int, end: int, crlf: bool, line: int
 ) -> tuple[bool, list[str], str | None] | None:
     """The region ``buf[start:end]`` (whole lines, without the last line end)
     when it is made of simple blocks -- one ``"data: "`` line, then a blank
@@ -76,23 +98,26 @@ def simple_run(
     and maybe closed by a data line still waiting for its blank line.  Gives
     (whether a blank line opens it, the values of the whole blocks, the value
     of the waiting data line or ``None``); ``None`` when the region is
-    anything else.
+    anything else.  ``line``: where the region's first LF is (-1: none).
 
     Nearly every stream is such blocks, short or long.  Whether a region is
-    one is decided by counting, in C, not by looking at each line: with k
-    occurrences of ``"\\n\\ndata: "`` (they cannot overlap), a region that
-    starts with ``"data: "`` and holds 2k line ends, or 2k + 1 of which the
-    last is its final byte, has every other line end inside one of those
-    occurrences.  So it reads ``"data: V1"``, then ``"\\n\\ndata: Vi"`` k
-    times, then maybe the last block's blank line, with no line end in any
-    Vi.  One decode and one split then give the values.
+    one is decided in C, not by looking at each line: a region that starts
+    with ``"data: "`` is decoded once (without that prefix and the last
+    block's blank line) and split at ``"\\n\\ndata: "``; when no piece holds
+    a line end, every line end of the region is inside one of those
+    separators, so it reads ``"data: V1"``, then ``"\\n\\ndata: Vi"`` k
+    times, then maybe the last block's blank line, and the pieces are the
+    values.  (Counting line ends proves the same, but reads every byte in a
+    plain loop: three counts cost more than the decode and the split of short
+    events.)  The first block is looked at before the decode, so that most
+    streams of other blocks are turned away for a find.
 
     With ``crlf`` the lines end in CRLF (the caller found CRLF before its last
-    line end and no CR after it): the same count with ``"\\r\\n\\r\\ndata: "``,
-    and as many CRs as LFs, proves every line end a CRLF, so the stream is
-    read as it came, without normalising it to LF first (a copy of every
-    chunk, and most of the parse of short CRLF events).  A lone CR (spec: a
-    line end of its own) leaves the counts unequal: ``None``.
+    line end and no CR after it): the separator is ``"\\r\\n\\r\\ndata: "`` and
+    no piece may hold a CR either, which proves every line end a CRLF, so the
+    stream is read as it came, without normalising it to LF first (a copy of
+    every chunk, and most of the parse of short CRLF events).  A lone CR
+    (spec: a line end of its own) is left in a piece: ``None``.
     """
     first = start
     if crlf:
@@ -115,24 +140,20 @@ def simple_run(
     stop = end - (2 if crlf else 1) if whole else end
     if whole and crlf and buf[end - 2] != 0x0D:
         return None
-    sep = "\r\n\r\ndata: " if crlf else "\n\ndata: "
-    if buf.find(b"\n", first, first + _COUNT_BELOW) < 0:
-        # Longer lines: split first, then prove it.  Counting line ends reads
-        # every byte in a plain loop; on lines of a few hundred bytes that
-        # costs more than the decode.  Finding no line end in any value
-        # (memchr, in C) proves the same: every line end is then inside a
-        # separator.
-        values = str(memoryview(buf)[first + 6 : stop], "utf-8", "replace").split(sep)
-        if any(map(contains, values, repeat("\n"))) or (
-            crlf and any(map(contains, values, repeat("\r")))
-        ):
-            return None
-    else:
-        blocks = buf.count(b"\r\n\r\ndata: " if crlf else b"\n\ndata: ", first, end)
-        lines = buf.count(b"\n", first, end)
-        if crlf and buf.count(b"\r", first, end) != lines:
-            return None
-        if lines != 2 * blocks + whole:
-            return None
-        values = str(memoryview(buf)[first + 6 : stop], "utf-8", "replace").split(sep)
+    # A look at the first block before the whole region is decoded: streams
+    # of other blocks (several data lines, event or id fields) mostly show it
+    # there.
+    if line < first:
+        line = buf.find(b"\n", first, stop)
+    if 0 <= line < stop and not buf.startswith(_SEPARATORS[crlf], line - crlf, stop):
+        return None
+    # One decode and one split; no value holding a line end then proves that
+    # every line end is inside a separator (their joined text, one copy, is
+    # searched by memchr, where counting line ends reads every byte in a
+    # plain loop).
+    text = str(memoryview(buf)[first + 6 : stop], "utf-8", "replace")
+    values = text.split(_TEXT_SEPARATORS[crlf]) if len(text) < _SPLIT_WINDOW else _split(text, crlf)
+    joined = "".join(values)
+    if "\n" in joined or (crlf and "\r" in joined):
+        return None
     return opened, values, values.pop() if stop == end else None

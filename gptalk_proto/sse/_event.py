@@ -7,7 +7,7 @@ testing strategies all build or read it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from itertools import repeat
+from itertools import repeat, starmap
 from typing import NamedTuple
 
 from .._errors import LocalProtocolError
@@ -69,7 +69,7 @@ _new_event = tuple.__new__
 
 def _dispatch(event_type: str, data: list[str], last_id: str, retry: int | None) -> SSEEvent:
     """The one place a dispatched event is built (runs of simple events are
-    built by :func:`_dispatch_values`, the same events in bulk).
+    built in bulk, the same events: see :func:`_events`).
 
     spec: "3. If the data buffer's last character is a U+000A LINE FEED (LF)
     character, then remove the last character" -- the join does: the buffer
@@ -84,8 +84,11 @@ def _dispatch(event_type: str, data: list[str], last_id: str, retry: int | None)
     )
 
 
-def _dispatch_values(values: Iterable[str], last_id: str) -> Iterable[SSEEvent]:
-    """``_dispatch("", [value], last_id, None)`` for each value, built in C."""
-    return map(
-        _new_event, repeat(SSEEvent), zip(repeat("message"), values, repeat(last_id), repeat(None))
-    )
+def _events(fields: Iterable[tuple[str, str, str, int | None]]) -> Iterable[SSEEvent]:
+    """An event for each ``(event, data, id, retry)``, built in C.
+
+    ``starmap`` hands ``tuple.__new__`` the pair that ``zip`` made (and
+    reuses), where ``map`` would pack a new argument tuple for each event: a
+    short-lived object less per event.
+    """
+    return starmap(_new_event, zip(repeat(SSEEvent), fields))  # noqa: RUF058 (see above)

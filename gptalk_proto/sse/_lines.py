@@ -7,11 +7,16 @@ shape of line at hand.
 
 from __future__ import annotations
 
-__all__ = ["SHORT_LINES", "crlf_lines", "few_line_ends", "lf_lines", "to_lf"]
+__all__ = ["LONG_LINE", "SHORT_LINES", "crlf_lines", "lf_lines", "to_lf"]
 
-#: Lines count as long when the first 2 x this many bytes of a chunk hold at
-#: most two line ends.  Below that, counting and splitting a whole region (a
-#: few passes in C) costs less than a Python step per line.
+#: A region whose first line is at least this many bytes goes a line at a
+#: time, each value decoded straight from the buffer (and its decode maybe
+#: reused: see _growing._REUSE_FROM).  Below that, decoding and splitting the
+#: whole region (a few passes in C) costs less than a Python step per line.
+LONG_LINE = 2048
+
+#: CRs are rare when the first 2 x this many bytes of a chunk hold at most
+#: four (lines of about a kilobyte or more; see to_lf).
 SHORT_LINES = 1024
 
 
@@ -24,7 +29,7 @@ def to_lf(data: bytes) -> bytes:
         # in about half the time on short lines (replace pays a two-byte search
         # per occurrence; split runs one search over the whole).
         data = b"\n".join(data.split(b"\r\n"))
-        return data.replace(b"\r", b"\n") if b"\r" in data else data
+        return data.replace(b"\r", b"\n") if 0x0D in data else data
     parts = []
     find = data.find
     start = 0
@@ -33,17 +38,6 @@ def to_lf(data: bytes) -> bytes:
         start = cr + 2 if data[cr + 1 : cr + 2] == b"\n" else cr + 1
     parts.append(data[start:])
     return b"\n".join(parts)
-
-
-def few_line_ends(buf: bytes, start: int, end: int) -> bool:
-    """Whether ``buf[start:end]`` holds at most two LFs: three finds (memchr)
-    rather than a count, which reads every byte (a tenth of a feed of long lines)."""
-    first = buf.find(b"\n", start, end)
-    return (
-        first < 0
-        or (second := buf.find(b"\n", first + 1, end)) < 0
-        or (buf.find(b"\n", second + 1, end) < 0)
-    )
 
 
 def lf_lines(text: str) -> list[str]:

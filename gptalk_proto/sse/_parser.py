@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
+from itertools import repeat, starmap
 from typing import NoReturn
 
 from .._errors import (
@@ -35,9 +36,9 @@ from .._errors import (
     SSESizeError,
 )
 from ._blocks import field_blocks, simple_run
-from ._event import SSEEvent, _dispatch, _dispatch_values
+from ._event import SSEEvent, _dispatch, _new_event
 from ._growing import GrowingValues
-from ._lines import SHORT_LINES, crlf_lines, few_line_ends, lf_lines, to_lf
+from ._lines import LONG_LINE, crlf_lines, lf_lines, to_lf
 from ._long import process_long, whole_event
 
 __all__ = [
@@ -196,7 +197,8 @@ class SSEParser:
             )
         if not data:
             return []
-        data = bytes(data)
+        if type(data) is not bytes:
+            data = bytes(data)
         if self._start is not None:
             data = self._start + data
             if len(data) < 3 and _BOM.startswith(data):
@@ -217,7 +219,7 @@ class SSEParser:
         # its line now, and an LF opening the next chunk is then swallowed.
         end = data.rfind(b"\n")
         crlf = False
-        if b"\r" in data:
+        if 0x0D in data:  # (b"\r" in data first tries it as an int, and fails)
             # A chunk whose last line end is a CRLF, with no CR after it, is
             # read as it came: a region of simple blocks proves its own line
             # ends (see simple_run) and any other region is normalised on its
@@ -248,9 +250,11 @@ class SSEParser:
         if self._pending and self._pending_len + end <= _JOIN_BELOW:
             # A short unfinished line and a short chunk: join them (a small
             # copy), so the chunk is parsed as one piece.
-            self._pending.append(data[: end + 1])
+            # (The whole chunk when what follows its last line end is short: one
+            # copy, not a slice and then the join.)
+            self._pending.append(data if len(data) - end <= _VIEW_FROM else data[: end + 1])
+            end += self._pending_len
             data = b"".join(self._pending)
-            end = len(data) - 1
             self._pending = []
         elif self._pending:
             # Otherwise complete the line alone, and parse the chunk's other
@@ -263,17 +267,24 @@ class SSEParser:
             if whole is not None:
                 events, start = [whole[0]], whole[1]
             else:
-                if crlf and b"\r" in line:
+                if crlf and 0x0D in line:
                     line = to_lf(line)  # its CRLF, or lone CRs: lines of their own
                 events = self._interpret(line, 0, len(line) - (line[-1:] == b"\n"))
                 self._account()
                 start = first + 1
         self._pending = [rest] if rest else []
         self._pending_len = len(rest)
-        if start <= end:
-            # In a CRLF chunk the region stops before its last line end's CR.
+        # In a CRLF chunk the region stops before its last line end's CR.  (What
+        # _interpret does when no events came before and the region is within
+        # the line cap, without the call between.)
+        if start <= end and (events or end - crlf - start > self.max_line_size):
             events += self._interpret(data, start, end - crlf, events, crlf)
-        self._account()
+        elif start <= end:
+            events = self._within_line_cap(data, start, end - crlf, crlf)
+        if self._data:
+            self._account()
+        else:
+            self._data_size = 0  # what _account gives then, without the call
         if self._pending_len > self.max_line_size:
             self._fail_line(self._pending_len, events)
         return events
@@ -334,14 +345,32 @@ class SSEParser:
         # Long lines (cumulative replies run to kilobytes a line): decode each
         # line straight from the buffer, instead of decoding everything and then
         # copying it again into the pieces of a split.  A stream's lines are
-        # alike, so its first bytes decide: short lines put many line ends in
-        # them, long ones at most a blank line's and a line's.
-        if few_line_ends(buf, start, min(end, start + 2 * SHORT_LINES)):
+        # alike, so its first line decides.
+        line = buf.find(b"\n", start, end)
+        if line < 0 or line - start >= LONG_LINE:
             return process_long(self, buf, start, end, crlf)
-        if self._event_type == "" and self._event_retry is None:
-            events = self._simple_blocks(buf, start, end, crlf)
-            if events is not None:
-                return events
+        # A run of simple blocks (see simple_run), when no event or retry field
+        # is pending and no data line would continue a pending event: its events
+        # are built in C, each what the line-by-line rules give (type "message",
+        # the last event ID, no retry: no id line is in such a region).
+        if (
+            self._event_type == ""
+            and self._event_retry is None
+            and (run := simple_run(buf, start, end, crlf, line)) is not None
+            and (run[0] or not self._data)
+        ):
+            opened, values, waiting = run
+            # spec: dispatch, step 1: "Set the last event ID string of the event
+            # source to the value of the last event ID buffer."  (Only a blank
+            # line dispatches.)
+            last_id = self._id_buffer
+            if opened or values:
+                self.last_event_id = last_id
+            events = [_dispatch("", self._data, last_id, None)] if opened and self._data else []
+            self._data = [] if waiting is None else [waiting]
+            fields = zip(repeat("message"), values, repeat(last_id), repeat(None))
+            events += starmap(_new_event, zip(repeat(SSEEvent), fields))  # noqa: RUF058 (_events)
+            return events
         return self._text_region(str(memoryview(buf)[start:end], "utf-8", "replace"), crlf)
 
     def _text_region(self, text: str, crlf: bool) -> list[SSEEvent]:
@@ -368,36 +397,6 @@ class SSEParser:
                 self.last_event_id = self._id_buffer = found[-1].id
                 text = rest
         return done + self._process(lines(text))
-
-    def _simple_blocks(
-        self, buf: bytes, start: int, end: int, crlf: bool = False
-    ) -> list[SSEEvent] | None:
-        """The region's events when it is a run of simple blocks (see
-        :func:`simple_run`); ``None``, with nothing changed, otherwise.
-
-        The events are built in C: each is what the line-by-line rules give
-        (type "message", the last event ID, no retry), as no event or retry
-        field is pending (the caller checked) and no id line is in the region.
-        """
-        data = self._data
-        run = simple_run(buf, start, end, crlf)
-        if run is None:
-            return None
-        opened, values, waiting = run
-        if data and not opened:
-            return None  # a data line continues a pending event: general rules
-        # spec: dispatch, step 1: "Set the last event ID string of the event
-        # source to the value of the last event ID buffer."  (No id line is in
-        # the region; only a blank line dispatches.)
-        last_id = self._id_buffer
-        if opened or values:
-            self.last_event_id = last_id
-        events: list[SSEEvent] = []
-        if opened and data:
-            events.append(_dispatch("", data, last_id, None))
-        self._data = [] if waiting is None else [waiting]
-        events += _dispatch_values(values, last_id)
-        return events
 
     def _feed_over_line_cap(self, head: bytes) -> list[SSEEvent]:
         # Rare: this chunk's complete lines together exceed the line cap.  Find
