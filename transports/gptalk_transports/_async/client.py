@@ -71,13 +71,22 @@ class AsyncChatStream:
         return self
 
     async def __anext__(self) -> Any:
-        take = self._progress.take
+        progress = self._progress
+        take = progress.take
+        # The common event, a delta for a reader of deltas, is taken here
+        # (what Progress.take does for it) without a call per delta.
+        deltas = progress.deltas_taken()
         while True:
             batch, index = self._batch, self._index
             try:
                 while index < len(batch):
                     event = batch[index]
                     index += 1
+                    if deltas is not None and type(event) is TextDelta:
+                        text = event.text
+                        deltas.append(text)
+                        self._index = index
+                        return text
                     value = take(event)
                     if value is not SKIP:
                         self._index = index
