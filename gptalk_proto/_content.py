@@ -107,6 +107,17 @@ class ContentDecoder:
         if grower.tail == len(_TAIL):
             self._links = grower.keep_links()
 
+    @staticmethod
+    def _find_link(links: deque[tuple[str, str]], data: str, last: str | None) -> bool:
+        # The proof for data further down (the consumer skipped values): the
+        # older ones go with it.
+        for index, (built, before) in enumerate(links):
+            if built is data:
+                for _ in range(index + 1):
+                    links.popleft()
+                return before is last
+        return False
+
     @property
     def text(self) -> str:
         """The whole reply so far."""
@@ -130,13 +141,14 @@ class ContentDecoder:
         if links and raw is not None:
             # The parser built data from the previous value, whose bytes it
             # compared: data starts with last[:-2] (= raw + gap) if that
-            # previous value is this decoder's last data.
-            for index, (built, before) in enumerate(links):
-                if built is data:
-                    proven = before is last
-                    for _ in range(index + 1):
-                        links.popleft()
-                    break
+            # previous value is this decoder's last data.  Nearly always the
+            # oldest proof is this event's: taken without a loop.
+            built, before = links[0]
+            if built is data:
+                links.popleft()
+                proven = before is last
+            else:
+                proven = self._find_link(links, data, last)
         if (
             raw is not None
             and len(data) >= len(raw) + len(gap) + 2
