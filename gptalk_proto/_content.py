@@ -147,8 +147,13 @@ class ContentDecoder:
             if built is data:
                 links.popleft()
                 proven = before is last
-            else:
+            elif len(built) < len(data):
+                # Values grow: a shorter oldest proof may be one for a value
+                # this decoder was not given, with data's further down.
                 proven = self._find_link(links, data, last)
+            # Else data's proof is not kept (the parser keeps MAX_LINKS, and
+            # a read can bring more events), and every proof kept is for a
+            # later value: no search; the text is compared below.
         if (
             raw is not None
             and len(data) >= len(raw) + len(gap) + 2
