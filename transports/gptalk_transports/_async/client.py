@@ -51,6 +51,9 @@ class AsyncChatStream:
         self._progress = progress
         self._batch: list[ChatEvent] = []
         self._index = 0
+        # The common event, a delta for a reader of deltas, is taken in
+        # __anext__ (what Progress.take does for it) without a call per delta.
+        self._deltas = progress.deltas_taken()
 
     @property
     def retries(self) -> int:
@@ -71,11 +74,8 @@ class AsyncChatStream:
         return self
 
     async def __anext__(self) -> Any:
-        progress = self._progress
-        take = progress.take
-        # The common event, a delta for a reader of deltas, is taken here
-        # (what Progress.take does for it) without a call per delta.
-        deltas = progress.deltas_taken()
+        take = self._progress.take
+        deltas = self._deltas
         while True:
             batch, index = self._batch, self._index
             try:

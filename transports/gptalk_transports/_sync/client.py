@@ -52,6 +52,9 @@ class ChatStream:
         self._progress = progress
         self._batch: list[ChatEvent] = []
         self._index = 0
+        # The common event, a delta for a reader of deltas, is taken in
+        # __next__ (what Progress.take does for it) without a call per delta.
+        self._deltas = progress.deltas_taken()
 
     @property
     def retries(self) -> int:
@@ -72,11 +75,8 @@ class ChatStream:
         return self
 
     def __next__(self) -> Any:
-        progress = self._progress
-        take = progress.take
-        # The common event, a delta for a reader of deltas, is taken here
-        # (what Progress.take does for it) without a call per delta.
-        deltas = progress.deltas_taken()
+        take = self._progress.take
+        deltas = self._deltas
         while True:
             batch, index = self._batch, self._index
             try:
