@@ -454,6 +454,21 @@ class Chat:
             raise LocalProtocolError("the chat is in its ERROR state; start a new one")
         return NEED_DATA
 
+    def take_events(self) -> list[ChatEvent]:
+        """Every event ready now, in order, taken at once (empty when none).
+
+        What :meth:`next_event` would return one by one before its next
+        sentinel or error: a driver that hands events on in batches makes one
+        call per read instead of one per event.  A ``ChatDone`` is always the
+        last of them (nothing follows the ``[DONE]`` marker).
+        """
+        events = self._events
+        if not events:
+            return []
+        ready = list(events)
+        events.clear()
+        return ready
+
     # -- internals ----------------------------------------------------------------
 
     def _fail(self, error: GPTalkError) -> None:

@@ -29,6 +29,8 @@ DEFAULT_MAX_CHUNK_LINE = 64 * 1024
 # chunk-size = 1*HEXDIG (at most 20 here: 2**64 has 20 decimal digits);
 # extensions are not interpreted; trailing spaces and tabs are tolerated.
 _CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;.*)?[ \t]*")
+# The common chunk-size line, matched with its CRLF in one step: digits only.
+_PLAIN_CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,20})\r\n")
 # RFC 9110 section 5: field-name = token; field-value = *field-content, with
 # visible characters (and obs-text) separated by spaces or tabs; OWS around.
 _FIELD = re.compile(
@@ -109,17 +111,25 @@ class ChunkedDecoder:
         pos, size = 0, len(buf)
         find = buf.find
         chunk_line = _CHUNK_LINE.fullmatch
+        plain_line = _PLAIN_CHUNK_LINE.match
         try:
             while pos < size:
                 state = self._state
                 if state == _SIZE:
-                    end = find(b"\r\n", pos)
-                    if end < 0:
-                        self._keep(buf, pos)
-                        break
-                    match = chunk_line(buf, pos, end)
-                    if match is None:
-                        raise RemoteProtocolError(f"illegal chunk header: {buf[pos:end][:60]!r}")
+                    match = plain_line(buf, pos)
+                    if match is not None:
+                        # Hex digits and CRLF: the first CRLF, as below.
+                        end = match.end() - 2
+                    else:
+                        end = find(b"\r\n", pos)
+                        if end < 0:
+                            self._keep(buf, pos)
+                            break
+                        match = chunk_line(buf, pos, end)
+                        if match is None:
+                            raise RemoteProtocolError(
+                                f"illegal chunk header: {buf[pos:end][:60]!r}"
+                            )
                     left = int(match[1], 16)
                     pos = end + 2
                     if not left:

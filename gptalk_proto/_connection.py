@@ -33,7 +33,7 @@ from ._errors import InvalidHTTP, LocalProtocolError, excerpt
 from ._events import ChatEvent, ReconnectNeeded, Request
 from ._http11 import SERVER_CLOSED, ReaderState, ResponseHead, ResponseReader, write_request
 from ._state import SEND_STATES, ClientState
-from ._util import NEED_DATA, SEND_REQUEST, Sentinel, check_header_name, check_header_value
+from ._util import NEED_DATA, PAUSED, SEND_REQUEST, Sentinel, check_header_name, check_header_value
 
 __all__ = ["DEFAULT_MAX_HEAD_SIZE", "ClientConnection"]
 
@@ -182,6 +182,27 @@ class ClientConnection:
         self._http = ResponseReader(max_head_size=self._max_head_size)
         self._reconnect = None
         self.requests_on_connection = 0
+
+    def next_events(self) -> list[ChatEvent] | ReconnectNeeded | Sentinel:
+        """Every event ready now in one list, or else what :meth:`next_event`
+        returns that is not a chat event: a sentinel or ``ReconnectNeeded``.
+
+        The same events as :meth:`next_event` gives one at a time, in the same
+        order and with errors raised at the same point (after every event
+        before them); a ``ChatDone`` is always the last of its list.  For
+        drivers that pass events on in batches: one call per read, not one
+        per event.
+        """
+        event = self.next_event()
+        if event is NEED_DATA or event is SEND_REQUEST or event is PAUSED:
+            return event
+        if type(event) is ReconnectNeeded:
+            return event
+        rest = self.chat.take_events()
+        if rest:
+            rest.insert(0, event)
+            return rest
+        return [event]
 
     def next_event(self) -> ChatEvent | Sentinel:
         """The next event, or ``NEED_DATA`` / ``SEND_REQUEST`` / ``PAUSED``."""

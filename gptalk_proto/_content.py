@@ -77,7 +77,7 @@ class ContentDecoder:
     test holds it to that).
     """
 
-    __slots__ = ("_gap", "_last", "_links", "_pieces", "_raw", "_text")
+    __slots__ = ("_gap", "_known", "_last", "_links", "_pieces", "_raw", "_text")
 
     #: What the event stream's parser is told (``SSEParser(growing_tail=...)``):
     #: each event is the previous one with text inserted before its last two
@@ -93,6 +93,8 @@ class ContentDecoder:
         # event and joins _raw only once it is over _MAX_GAP (see decode).
         self._raw: str | None = None
         self._gap = ""
+        # len(_raw) + len(_gap) while _raw is set: where the new text starts.
+        self._known = 0
         # The previous event's data, and the parser's proofs that values
         # extend the one before (see follow()).
         self._last: str | None = None
@@ -106,6 +108,17 @@ class ContentDecoder:
         event's text is then not compared again."""
         if grower.tail == len(_TAIL):
             self._links = grower.keep_links()
+
+    @staticmethod
+    def _find_link(links: deque[tuple[str, str]], data: str, last: str | None) -> bool:
+        # The proof for data further down (the consumer skipped values): the
+        # older ones go with it.
+        for index, (built, before) in enumerate(links):
+            if built is data:
+                for _ in range(index + 1):
+                    links.popleft()
+                return before is last
+        return False
 
     @property
     def text(self) -> str:
@@ -130,16 +143,23 @@ class ContentDecoder:
         if links and raw is not None:
             # The parser built data from the previous value, whose bytes it
             # compared: data starts with last[:-2] (= raw + gap) if that
-            # previous value is this decoder's last data.
-            for index, (built, before) in enumerate(links):
-                if built is data:
-                    proven = before is last
-                    for _ in range(index + 1):
-                        links.popleft()
-                    break
+            # previous value is this decoder's last data.  Nearly always the
+            # oldest proof is this event's: taken without a loop.
+            built, before = links[0]
+            if built is data:
+                links.popleft()
+                proven = before is last
+            elif len(built) < len(data):
+                # Values grow: a shorter oldest proof may be one for a value
+                # this decoder was not given, with data's further down.
+                proven = self._find_link(links, data, last)
+            # Else data's proof is not kept (the parser keeps MAX_LINKS, and
+            # a read can bring more events), and every proof kept is for a
+            # later value: no search; the text is compared below.
+        known = self._known
         if (
             raw is not None
-            and len(data) >= len(raw) + len(gap) + 2
+            and len(data) >= known + 2
             and (
                 proven
                 # Compared in place (no copy of data): the old line is raw + gap.
@@ -147,7 +167,7 @@ class ContentDecoder:
             )
             and data.endswith(_TAIL)
         ):
-            suffix = data[len(raw) + len(gap) : -2]
+            suffix = data[known:-2]
             added: str | None
             if _PLAIN.fullmatch(suffix):
                 added = suffix
@@ -176,6 +196,7 @@ class ContentDecoder:
                 # client's CPU on long replies); the gap is joined to raw once
                 # it passes _MAX_GAP, so each event copies O(gap) characters.
                 gap += suffix
+                self._known = known + len(suffix)
                 if len(gap) > _MAX_GAP:
                     # Built by appending (slicing a large str scans it).
                     self._raw = raw + gap
@@ -192,6 +213,7 @@ class ContentDecoder:
             data[:-2] if one_key and data.startswith(_PREFIXES) and data.endswith(_TAIL) else None
         )
         self._gap = ""
+        self._known = len(data) - 2
         old = self.text
         if content.startswith(old):
             added = content[len(old) :]

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gptalk_proto as g
+from gptalk_proto.sse._growing import MAX_LINKS
 
 
 def test_at_most_max_uses_and_never_past_expiry_with_margin() -> None:
@@ -131,3 +132,33 @@ def test_decoder_equals_full_decode_on_adversarial_suffixes(
 def test_surrogate_pair_split_across_events_matches_reference() -> None:
     datas = ['{"content": "a\\ud83d"}', '{"content": "a\\ud83d\\ude00"}']
     assert decoder_changes(datas) == reference_changes(datas)
+
+
+@pytest.mark.parametrize("typed_every", [0, 3])
+def test_decoder_with_the_parsers_proofs_equals_full_decode(typed_every: int) -> None:
+    # Long non-ASCII values (the parser proves reuse for those), more in one
+    # read than it keeps proofs for, and some typed events the decoder never
+    # sees: with or without a proof kept for a value, the changes are the
+    # reference's.
+    text = "é" * 3000
+    blocks: list[bytes] = []
+    for i in range(3 * MAX_LINKS):
+        text += f"ü{i}"
+        kind = b"event: other\n" if typed_every and i % typed_every == 1 else b""
+        blocks.append(kind + b"data: " + json.dumps({"content": text}, ensure_ascii=False).encode())
+    parser = g.SSEParser(growing_tail=g.ContentDecoder.growing_tail)
+    decoder = g.ContentDecoder()
+    grower = parser._grower
+    assert grower is not None
+    decoder.follow(grower)
+    datas: list[str] = []
+    out: list[object] = []
+    for event in parser.feed(b"\n\n".join(blocks) + b"\n\n"):
+        if event.event != "message":
+            continue
+        datas.append(event.data)
+        change = decoder.decode(event.data)
+        if change is not None:
+            out.append(change)
+    assert len(datas) > MAX_LINKS
+    assert out == reference_changes(datas)

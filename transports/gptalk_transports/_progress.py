@@ -44,6 +44,12 @@ class Progress:
             self._pieces[:] = ["".join(self._pieces)]
         return self._pieces[0] if self._pieces else ""
 
+    def deltas_taken(self) -> list[str] | None:
+        """For a reader of deltas, the list a ``TextDelta``'s text is appended
+        to (all ``take`` does for one, whose text the reader then gets); else
+        None."""
+        return self._pieces if self._deltas else None
+
     def take(self, event: ChatEvent) -> object:
         """What the reader gets for ``event`` (``SKIP`` for nothing)."""
         kind = type(event)

@@ -51,6 +51,9 @@ class AsyncChatStream:
         self._progress = progress
         self._batch: list[ChatEvent] = []
         self._index = 0
+        # The common event, a delta for a reader of deltas, is taken in
+        # __anext__ (what Progress.take does for it) without a call per delta.
+        self._deltas = progress.deltas_taken()
 
     @property
     def retries(self) -> int:
@@ -72,12 +75,18 @@ class AsyncChatStream:
 
     async def __anext__(self) -> Any:
         take = self._progress.take
+        deltas = self._deltas
         while True:
             batch, index = self._batch, self._index
             try:
                 while index < len(batch):
                     event = batch[index]
                     index += 1
+                    if deltas is not None and type(event) is TextDelta:
+                        text = event.text
+                        deltas.append(text)
+                        self._index = index
+                        return text
                     value = take(event)
                     if value is not SKIP:
                         self._index = index

@@ -221,14 +221,29 @@ async def drive(
         stream, reused = await limits.acquire(pool)
         while True:
             try:
-                event = conn.next_event()
+                # Every event one read produced in one call (not one per event).
+                event = conn.next_events()
             except GPTalkError:
                 # The events before the error are delivered first: nothing lost.
                 if batch:
                     yield batch
                     batch = []
                 raise
-            if event is NEED_DATA:
+            if type(event) is list:
+                if type(event[-1]) is ChatDone:  # always the last of its list
+                    reusable = await _drain(conn, stream)
+                    with backend.shield():
+                        await pool.release(stream, reusable)
+                    stream = None
+                    if batch:
+                        event = batch + event
+                    yield event
+                    return
+                if batch:
+                    batch += event
+                else:
+                    batch = event
+            elif event is NEED_DATA:
                 if batch:
                     yield batch
                     batch = []
@@ -281,19 +296,9 @@ async def drive(
                 stream = None
                 stream = await limits.connect(pool)
                 reused = False
-            elif event is PAUSED:
+            else:  # PAUSED
                 reusable = conn.reusable
                 return
-            elif type(event) is ChatDone:
-                reusable = await _drain(conn, stream)
-                with backend.shield():
-                    await pool.release(stream, reusable)
-                stream = None
-                batch.append(event)
-                yield batch
-                return
-            else:
-                batch.append(event)
     finally:
         with _CREDENTIALS_GUARD:
             conn.chat.release_claim()  # a seat, a login or a token it did not use

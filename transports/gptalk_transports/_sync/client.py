@@ -52,6 +52,9 @@ class ChatStream:
         self._progress = progress
         self._batch: list[ChatEvent] = []
         self._index = 0
+        # The common event, a delta for a reader of deltas, is taken in
+        # __next__ (what Progress.take does for it) without a call per delta.
+        self._deltas = progress.deltas_taken()
 
     @property
     def retries(self) -> int:
@@ -73,12 +76,18 @@ class ChatStream:
 
     def __next__(self) -> Any:
         take = self._progress.take
+        deltas = self._deltas
         while True:
             batch, index = self._batch, self._index
             try:
                 while index < len(batch):
                     event = batch[index]
                     index += 1
+                    if deltas is not None and type(event) is TextDelta:
+                        text = event.text
+                        deltas.append(text)
+                        self._index = index
+                        return text
                     value = take(event)
                     if value is not SKIP:
                         self._index = index
