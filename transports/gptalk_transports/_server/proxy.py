@@ -165,8 +165,11 @@ def _recorder_for(
         raise LocalProtocolError(
             "recording a service under a base path is not supported: give its root URL"
         )
+    # "auto": asyncio's own transports on asyncio (a read that finds bytes
+    # returns at once, a timer only for a read that waits: no cancel scope
+    # per read or write), anyio's elsewhere (trio).
     connector = AsyncConnector(
-        "anyio",
+        "auto",
         origin,
         proxy=choose_proxy(origin, proxy, trust_env),
         ssl_context=make_ssl_context(verify) if origin.tls else None,
