@@ -5,6 +5,8 @@ proxies) for the upstream side.
 Per client connection, two loops move bytes: client to upstream (requests,
 as the core rewrote them) and upstream to client, where each read is written
 to the client before the next one is read -- the tee the core asks for.
+Both sides are :class:`AsyncByteStream` s: on asyncio, asyncio's own
+transports (the listener too), elsewhere (trio) anyio's streams.
 """
 
 from __future__ import annotations
@@ -305,6 +307,7 @@ async def serve_proxy(
         return handler(AnyioStream(stream, "the client", sock))
 
     stats = ServerStats()
+    # asyncio sets TCP_NODELAY on its TCP transports itself.
     if sniffio.current_async_library() == "asyncio":
         await _serve_on_asyncio(
             handler,
