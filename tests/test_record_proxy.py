@@ -9,15 +9,18 @@ import http.client
 import json
 import os
 import signal
+from contextlib import suppress
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import anyio
 import pytest
+from anyio import wait_all_tasks_blocked
 
 import gptalk_proto as g
 import gptalk_proto.cassette
 from gptalk_transports import load_cassette, replay_session, serve_in_thread
+from gptalk_transports._server import proxy as proxy_module
 from gptalk_transports._server.proxy import (
     UPSTREAM_READ_SIZE,
     record_through_proxy,
@@ -253,3 +256,85 @@ def test_cli_record_listen_usage() -> None:
     result = gptalk("record", "-o", "x.json")
     assert result.returncode == 2
     assert "PROMPT" in result.stderr
+
+
+async def _tiny_upstream(stream: anyio.abc.ByteStream) -> None:
+    """Answers every request head it gets with a 2-byte body."""
+    async with stream:
+        seen = b""
+        with suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+            while True:
+                seen += await stream.receive()
+                while b"\r\n\r\n" in seen:
+                    _, seen = seen.split(b"\r\n\r\n", 1)
+                    await stream.send(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+
+
+async def _ask(url: str) -> bytes:
+    """One GET through the proxy at ``url``: all the bytes until the
+    response's body (or the proxy's close), once the proxy let go of it."""
+    parts = urlsplit(url)
+    client = await anyio.connect_tcp(parts.hostname or "", parts.port or 0)
+    got = b""
+    async with client:
+        await client.send(b"GET /x HTTP/1.1\r\nhost: h\r\n\r\n")
+        with suppress(anyio.EndOfStream):
+            while not got.endswith(b"\r\n\r\nok"):
+                got += await client.receive()
+    await wait_all_tasks_blocked()  # the proxy's side of it ended too
+    return got
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_the_proxy_caps_connections_and_contains_a_connections_error(
+    backend: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Both listeners (asyncio's own transports, and anyio's on trio) keep
+    the cap and contain one connection's error: it alone ends, logged."""
+    real = g.cassette.ProxyConnection.client_data
+    calls = 0
+
+    def flaky(self: g.cassette.ProxyConnection, data: bytes, t: float) -> list[object]:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("a bug")
+        return real(self, data, t)  # type: ignore[return-value]
+
+    monkeypatch.setattr(g.cassette.ProxyConnection, "client_data", flaky)
+
+    async def main() -> None:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        recorder, connector = proxy_module._recorder_for(
+            f"http://127.0.0.1:{port}", None, False, True, False
+        )
+        with anyio.fail_after(60):  # a safety net; what is checked are counts
+            async with listener, anyio.create_task_group() as group:
+                group.start_soon(listener.serve, _tiny_upstream)
+                url = await group.start(
+                    lambda task_status: proxy_module.serve_proxy(
+                        recorder, connector, max_connections=1, task_status=task_status
+                    )
+                )
+                assert (await _ask(url)).endswith(b"ok")
+                assert await _ask(url) == b""  # the bug's connection: closed
+                assert (await _ask(url)).endswith(b"ok")  # the listener goes on
+                # One connection held open: the next one is refused.
+                parts = urlsplit(url)
+                held = await anyio.connect_tcp(parts.hostname or "", parts.port or 0)
+                async with held:
+                    await held.send(b"GET /x HTTP/1.1\r\nhost: h\r\n\r\n")
+                    got = b""
+                    while not got.endswith(b"ok"):
+                        got += await held.receive()
+                    assert await _ask(url) == b""
+                await wait_all_tasks_blocked()  # the held one ended too
+                assert (await _ask(url)).endswith(b"ok")
+                group.cancel_scope.cancel()
+
+    with caplog.at_level("ERROR", logger="gptalk_transports.server"):
+        anyio.run(main, backend=backend)
+    [line] = [r.getMessage() for r in caplog.records]
+    assert "internal error #1" in line
+    assert "a bug" not in line  # code locations only, never a message

@@ -59,3 +59,64 @@ def test_a_body_over_the_cap_is_refused() -> None:
 def test_invalid_http_is_refused() -> None:
     with pytest.raises(InvalidHTTP):
         RequestReader(1024).feed(b"NOT HTTP\r\n\r\n")
+
+
+def _outcome(reader: RequestReader, pieces: list[bytes]) -> object:
+    """What a reader made of the pieces: each request's parts, or the error."""
+    found = []
+    try:
+        for piece in pieces:
+            for head, body, _ in reader.feed(piece):
+                found.append((head.method, head.target, list(head.headers.raw_items()), body))
+    except InvalidHTTP as exc:
+        return found, "invalid", exc.status_hint
+    return found
+
+
+HEADS = [
+    b"GET / HTTP/1.1\r\nhost: x\r\n\r\n",
+    b"POST /a?b=c HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+    b"POST / HTTP/1.1\r\nhost:x\r\ncontent-length:  2 \r\nX-A:\t v  w \t\r\n\r\nab",
+    b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\ncontent-length: 2\r\n\r\nab",
+    b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nabc",
+    b"POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n",
+    b"GET / HTTP/1.0\r\n\r\n",
+    b"GET / HTTP/1.1\r\n\r\n",  # no host
+    b"GET / HTTP/1.1\nhost: x\n\n",
+    b"GET / HTTP/1.1\r\nhost: x\nother: y\r\n\r\n",
+    b"GET / HTTP/1.1\r\nhost: \xc3\xa9\r\n\r\n",
+    b"GET / HTTP/1.1\r\nhost : x\r\n\r\n",
+    b"GET / HTTP/1.1\r\nhost: x\r\n folded\r\n\r\n",
+    b"GET  / HTTP/1.1\r\nhost: x\r\n\r\n",
+    b"\r\nGET / HTTP/1.1\r\nhost: x\r\n\r\n",
+    b"G@T / HTTP/1.1\r\nhost: x\r\n\r\n",
+    b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: -1\r\n\r\n",
+    b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 2000\r\n\r\n",
+    b"CONNECT gptalk.net:443 HTTP/1.1\r\nhost: gptalk.net:443\r\n\r\n",
+    b"GET http://h/p?q HTTP/1.1\r\nhost: h\r\nexpect: 100-continue\r\nconnection: close\r\n\r\n",
+]
+
+
+class _H11Only(RequestReader):
+    """The reader with its plain path off: h11 reads everything."""
+
+    __slots__ = ()
+
+    def _plain(self, data: bytes, t: float) -> None:
+        return None
+
+
+@pytest.mark.parametrize("index", range(len(HEADS)))
+def test_whole_writes_read_as_h11_alone_reads_them(index: int) -> None:
+    """Differential: requests written whole -- the plain path's case --
+    read to what h11 alone reads from the same writes, errors included."""
+    for wire in (HEADS[index], HEADS[index] + STREAM, LOGIN + HEADS[index]):
+        for pieces in ([wire], [wire, STREAM], [LOGIN, wire]):
+            assert _outcome(RequestReader(1024), pieces) == _outcome(_H11Only(1024), pieces)
+
+
+def test_plain_requests_skip_h11() -> None:
+    """What the differential test covers is the plain path's, for these."""
+    for wire in (LOGIN, STREAM, *HEADS[:3], HEADS[-1]):
+        assert RequestReader(1024)._plain(wire, 0.0) is not None  # private: the path taken
+    assert RequestReader(1024)._plain(HEADS[5], 0.0) is None  # chunked: h11's

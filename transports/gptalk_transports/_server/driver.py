@@ -41,6 +41,7 @@ __all__ = [
     "ServerStats",
     "in_background",
     "serve_connection",
+    "serve_contained",
     "serve_listener",
 ]
 
@@ -320,6 +321,45 @@ async def serve_connection(
         )
 
 
+async def serve_contained(
+    serve: Callable[[], Awaitable[None]],
+    close: Callable[[], Awaitable[None]],
+    peer: Callable[[], str],
+    *,
+    max_connections: int,
+    stats: ServerStats,
+) -> None:
+    """One accepted connection under the listener's rules (see
+    :func:`serve_listener`): ``serve`` it within the connection cap, contain
+    what it raises, then ``close`` it; ``peer`` names it in a log line."""
+    try:
+        if stats.active >= max_connections:
+            stats.refused += 1
+            return
+        stats.active += 1
+        stats.accepted += 1
+        try:
+            await serve()
+        except _GONE:
+            pass
+        except Exception as error:
+            stats.internal_errors += 1
+            _logger.error(
+                "internal error #%d on a connection from %s: %s at %s; closed it",
+                stats.internal_errors,
+                _field(peer()),
+                _field(type(error).__qualname__),
+                _field(_where(error)),
+            )
+        finally:
+            # The slot is free before the client can see the close.
+            stats.active -= 1
+    finally:
+        # Closing cannot stop the listener either.
+        with suppress(Exception):
+            await close()
+
+
 async def serve_listener(
     handler: Callable[[ByteStream], Awaitable[None]],
     *,
@@ -342,32 +382,13 @@ async def serve_listener(
     listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
 
     async def handle(stream: ByteStream) -> None:
-        try:
-            if stats.active >= max_connections:
-                stats.refused += 1
-                return
-            stats.active += 1
-            stats.accepted += 1
-            try:
-                await handler(stream)
-            except _GONE:
-                pass
-            except Exception as error:
-                stats.internal_errors += 1
-                _logger.error(
-                    "internal error #%d on a connection from %s: %s at %s; closed it",
-                    stats.internal_errors,
-                    _field(_peer_name(stream)),
-                    _field(type(error).__qualname__),
-                    _field(_where(error)),
-                )
-            finally:
-                # The slot is free before the client can see the close.
-                stats.active -= 1
-        finally:
-            # Closing cannot stop the listener either.
-            with suppress(Exception):
-                await anyio.aclose_forcefully(stream)
+        await serve_contained(
+            lambda: handler(stream),
+            lambda: anyio.aclose_forcefully(stream),
+            lambda: _peer_name(stream),
+            max_connections=max_connections,
+            stats=stats,
+        )
 
     async with listener:
         bound = listener.extra(SocketAttribute.local_port)

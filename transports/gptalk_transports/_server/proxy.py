@@ -5,33 +5,40 @@ proxies) for the upstream side.
 Per client connection, two loops move bytes: client to upstream (requests,
 as the core rewrote them) and upstream to client, where each read is written
 to the client before the next one is read -- the tee the core asks for.
+Both sides are :class:`AsyncByteStream` s: on asyncio, asyncio's own
+transports (the listener too), elsewhere (trio) anyio's streams.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 
 import anyio
 import anyio.from_thread
-from anyio.abc import ByteStream, TaskStatus
+import sniffio
+from anyio.abc import ByteStream, SocketAttribute, TaskStatus
 
 from gptalk_proto import LocalProtocolError
 from gptalk_proto.cassette import Cassette, ProxyRecorder, ToClient, ToUpstream, profile_named
 
 from .._async.connector import AsyncConnector
+from .._backends.anyio import AnyioStream
+from .._backends.asyncio import AsyncioStream, _Protocol
 from .._backends.base import AsyncByteStream
 from .._config import Origin, make_ssl_context
 from .._env_proxy import choose_proxy
 from .._exceptions import TransportError
-from .driver import Limits, ServerStats, in_background, serve_listener
+from .driver import READ_SIZE, Limits, ServerStats, in_background, serve_contained, serve_listener
 from .refserver import DEFAULT_MAX_CONNECTIONS
-from .replay import DEFAULT_LIMITS, RequestClock, _no_delay, read_within
+from .replay import DEFAULT_LIMITS, RequestClock, _no_delay
 from .spool import FileChunkStore
 
 __all__ = ["ProxyRun", "record_through_proxy", "record_through_proxy_in_thread", "serve_proxy"]
@@ -50,6 +57,10 @@ SEND_TIMEOUT = 60.0
 #: ``recv`` got (as the client's driver does, with the same size).
 UPSTREAM_READ_SIZE = 256 * 1024
 
+# A peer gone, broken, or too slow (a read or write past its timeout): its
+# connection ends quietly.
+_CLIENT_GONE = (TransportError, TimeoutError)
+
 
 def _bad_gateway(text: str) -> bytes:
     body = json.dumps({"code": 502, "msg": text}).encode()
@@ -60,7 +71,7 @@ def _bad_gateway(text: str) -> bytes:
 
 
 async def _proxy_one(
-    client: ByteStream,
+    client: AsyncByteStream,
     *,
     proxy: ProxyRecorder,
     connector: AsyncConnector,
@@ -68,7 +79,6 @@ async def _proxy_one(
     limits: Limits,
     on_chat: Callable[[], None],
 ) -> None:
-    _no_delay(client)
     conn = proxy.connection()
     upstream: AsyncByteStream | None = None
     pump_done = anyio.Event()
@@ -88,8 +98,10 @@ async def _proxy_one(
                     on_chat()
                 if not data:
                     break
-                with anyio.fail_after(SEND_TIMEOUT):
-                    await client.send(out)
+                # A client that does not take it in time is gone.
+                await client.send_all(out, SEND_TIMEOUT)
+        except _CLIENT_GONE:
+            pass
         finally:
             pump_done.set()
             group_scope.cancel()
@@ -98,7 +110,10 @@ async def _proxy_one(
         async with anyio.create_task_group() as group:
             deadlines = RequestClock(limits)
             while True:
-                data = await read_within(client, deadlines)
+                try:
+                    data = await client.receive_some(READ_SIZE, deadlines.timeout())
+                except _CLIENT_GONE:
+                    data = b""  # gone, idle, or too slow with a request
                 if not data:
                     # The client is done (or idle): let a response in flight finish.
                     if upstream is not None and conn.pending:
@@ -106,6 +121,7 @@ async def _proxy_one(
                             await pump_done.wait()
                     group.cancel_scope.cancel()
                     return
+                deadlines.got(data)
                 actions = conn.client_data(data, clock())
                 if actions:
                     deadlines.answered()  # a whole request went on
@@ -115,18 +131,24 @@ async def _proxy_one(
                             try:
                                 upstream = await connector.connect(CONNECT_TIMEOUT)
                             except TransportError as exc:
-                                await client.send(_bad_gateway(f"upstream unreachable: {exc}"))
+                                with suppress(*_CLIENT_GONE):
+                                    await client.send_all(
+                                        _bad_gateway(f"upstream unreachable: {exc}"), SEND_TIMEOUT
+                                    )
                                 group.cancel_scope.cancel()
                                 return
                             group.start_soon(pump, upstream, group.cancel_scope)
                         try:
                             await upstream.send_all(action.data, SEND_TIMEOUT)
-                        except TransportError:
+                        except _CLIENT_GONE:  # the upstream's, here
                             group.cancel_scope.cancel()
                             return
                     elif isinstance(action, ToClient):
-                        with anyio.fail_after(SEND_TIMEOUT):
-                            await client.send(action.data)
+                        try:
+                            await client.send_all(action.data, SEND_TIMEOUT)
+                        except _CLIENT_GONE:
+                            group.cancel_scope.cancel()
+                            return
                         if action.close:
                             group.cancel_scope.cancel()
                             return
@@ -134,6 +156,69 @@ async def _proxy_one(
         if upstream is not None:
             with anyio.CancelScope(shield=True), suppress(Exception):
                 await upstream.aclose()
+
+
+class _Accepted(_Protocol):
+    """asyncio's protocol of an accepted client connection: hands itself over
+    once its transport is made."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, spawn: Callable[[_Accepted], None]) -> None:
+        super().__init__(loop)
+        self._spawn = spawn
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._spawn(self)
+
+
+async def _serve_on_asyncio(
+    handler: Callable[[AsyncByteStream], Awaitable[None]],
+    *,
+    host: str,
+    port: int,
+    max_connections: int,
+    stats: ServerStats,
+    task_status: TaskStatus[str],
+) -> None:
+    """:func:`serve_listener`'s rules (cap, containment, close) on asyncio's
+    own server transports: the client's reads and writes then go through
+    the asyncio backend's stream (a timer only for a read that waits), not
+    an anyio stream under a cancel scope per read and per write, with its
+    reader paused and resumed (two ``epoll_ctl``) around every read."""
+    loop = asyncio.get_running_loop()
+    listening = True
+
+    async with anyio.create_task_group() as group:
+
+        def spawn(protocol: _Accepted) -> None:
+            transport = protocol.transport
+            assert transport is not None
+            if not listening:  # accepted as the server stopped
+                transport.abort()
+                return
+            peer = transport.get_extra_info("peername")
+            name = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "?"
+            stream = AsyncioStream(transport, protocol, name, transport.get_extra_info("socket"))
+            group.start_soon(
+                partial(
+                    serve_contained,
+                    partial(handler, stream),
+                    stream.aclose,
+                    lambda: name,
+                    max_connections=max_connections,
+                    stats=stats,
+                )
+            )
+
+        server = await loop.create_server(lambda: _Accepted(loop, spawn), host, port)
+        try:
+            bound = server.sockets[0].getsockname()[1]
+            shown = f"[{host}]" if ":" in host else host
+            task_status.started(f"http://{shown}:{bound}")
+            await anyio.sleep_forever()
+        finally:
+            listening = False
+            server.close()
 
 
 @dataclass
@@ -165,8 +250,11 @@ def _recorder_for(
         raise LocalProtocolError(
             "recording a service under a base path is not supported: give its root URL"
         )
+    # "auto": asyncio's own transports on asyncio (a read that finds bytes
+    # returns at once, a timer only for a read that waits: no cancel scope
+    # per read or write), anyio's elsewhere (trio).
     connector = AsyncConnector(
-        "anyio",
+        "auto",
         origin,
         proxy=choose_proxy(origin, proxy, trust_env),
         ssl_context=make_ssl_context(verify) if origin.tls else None,
@@ -203,21 +291,41 @@ async def serve_proxy(
     def clock() -> float:
         return time.monotonic() - origin
 
-    await serve_listener(
-        lambda stream: _proxy_one(
+    def handler(stream: AsyncByteStream) -> Awaitable[None]:
+        return _proxy_one(
             stream,
             proxy=recorder,
             connector=connector,
             clock=clock,
             limits=limits,
             on_chat=on_chat,
-        ),
-        host=host,
-        port=port,
-        max_connections=max_connections,
-        stats=ServerStats(),
-        task_status=task_status,
-    )
+        )
+
+    def wrapped(stream: ByteStream) -> Awaitable[None]:
+        _no_delay(stream)
+        sock = stream.extra(SocketAttribute.raw_socket, None)
+        return handler(AnyioStream(stream, "the client", sock))
+
+    stats = ServerStats()
+    # asyncio sets TCP_NODELAY on its TCP transports itself.
+    if sniffio.current_async_library() == "asyncio":
+        await _serve_on_asyncio(
+            handler,
+            host=host,
+            port=port,
+            max_connections=max_connections,
+            stats=stats,
+            task_status=task_status,
+        )
+    else:
+        await serve_listener(
+            wrapped,
+            host=host,
+            port=port,
+            max_connections=max_connections,
+            stats=stats,
+            task_status=task_status,
+        )
 
 
 @asynccontextmanager
