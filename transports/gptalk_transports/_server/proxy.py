@@ -179,7 +179,8 @@ async def _close_after_its_tail(transport: asyncio.Transport) -> None:
     its connection is done (the upstream closed after the reply): aborting
     the transport dropped that tail.  ``close`` sends it first; a client that
     does not take it within SEND_TIMEOUT is cut off (so what lingers is at
-    most the high-water mark per connection, for SEND_TIMEOUT).
+    most the high-water mark and one upstream read per connection, for
+    SEND_TIMEOUT).
     """
     transport.close()
     if transport.get_write_buffer_size():
