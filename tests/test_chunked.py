@@ -145,3 +145,20 @@ def test_examples_whole_and_bytewise(body: bytes) -> None:
     bytewise = [body[i : i + 1] for i in range(len(body))]
     assert through_ours(whole) == through_h11(whole)
     assert through_ours(bytewise) == through_h11(bytewise)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"A", b"a", b"0a", b"00000000000000000005", b"000000000000000000005",
+        b"FFFFFFFFFFFFFFFFFFFF", b"fffffffffffffffffffff", b"0x5", b"+5", b"-5", b" 5",
+        b"5 ", b"5\t", b"5;ext=1", b"5 ;x", b"5;\x00", b"", b"g", b"\xd9\xa5", b"1_0",
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("eol", [b"\r\n", b"\n", b"\r", b"\r\r\n"])
+def test_size_lines_read_as_h11_reads_them(line: bytes, eol: bytes) -> None:
+    """Hostile size lines (case, zeros, length, signs, 0x, spaces, extensions,
+    lone line ends, non-ASCII digits), whole and trickled byte by byte."""
+    body = line + eol + b"x" * 5 + b"\r\n" + b"0\r\n\r\n"
+    for pieces in ([body], [body[i : i + 1] for i in range(len(body))]):
+        assert through_ours(pieces) == through_h11(pieces)

@@ -9,6 +9,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 from contextlib import suppress
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,6 +21,7 @@ from anyio import wait_all_tasks_blocked
 import gptalk_proto as g
 import gptalk_proto.cassette
 from gptalk_transports import load_cassette, replay_session, serve_in_thread
+from gptalk_transports._server import driver as driver_module
 from gptalk_transports._server import proxy as proxy_module
 from gptalk_transports._server.proxy import (
     UPSTREAM_READ_SIZE,
@@ -338,3 +340,69 @@ def test_the_proxy_caps_connections_and_contains_a_connections_error(
     [line] = [r.getMessage() for r in caplog.records]
     assert "internal error #1" in line
     assert "a bug" not in line  # code locations only, never a message
+
+
+def test_a_slow_client_gets_the_whole_reply_when_the_upstream_closes_after_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reply that ends with the upstream's close, to a client that has not
+    read it yet: what the proxy still buffers for the client (more than the
+    sockets hold, less than the transport's high-water mark, so the proxy's
+    last write did not wait) reaches it after the proxy let go of the
+    connection.  (The asyncio listener aborted the transport: its buffered
+    tail was dropped, the reply cut short by tens of kilobytes.)"""
+    size = 40 * 1024
+    small = 4096  # socket buffers that hold far less than the reply
+    ended = anyio.Event()
+    real_contained = driver_module.serve_contained
+    real_made = proxy_module._Accepted.connection_made
+
+    async def contained(*args: object, **kwargs: object) -> None:
+        await real_contained(*args, **kwargs)  # type: ignore[arg-type]
+        ended.set()  # the proxy let go of the client's connection
+
+    def made(self: proxy_module._Accepted, transport: asyncio.BaseTransport) -> None:
+        transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, small)
+        real_made(self, transport)
+
+    monkeypatch.setattr(proxy_module, "serve_contained", contained)
+    monkeypatch.setattr(proxy_module._Accepted, "connection_made", made)
+
+    async def upstream(stream: anyio.abc.ByteStream) -> None:
+        async with stream:
+            while b"\r\n\r\n" not in (await stream.receive()):
+                pass
+            await stream.send(
+                b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % size
+                + b"z" * size
+            )
+
+    async def main() -> None:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        recorder, connector = proxy_module._recorder_for(
+            f"http://127.0.0.1:{port}", None, False, True, False
+        )
+        with anyio.fail_after(60):  # a safety net; what is checked are bytes
+            async with listener, anyio.create_task_group() as group:
+                group.start_soon(listener.serve, upstream)
+                url = await group.start(
+                    lambda task_status: proxy_module.serve_proxy(
+                        recorder, connector, task_status=task_status
+                    )
+                )
+                parts = urlsplit(url)
+                loop = asyncio.get_running_loop()
+                with socket.socket() as sock:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, small)  # before connect
+                    sock.setblocking(False)
+                    await loop.sock_connect(sock, (parts.hostname or "", parts.port or 0))
+                    await loop.sock_sendall(sock, b"GET /x HTTP/1.1\r\nhost: h\r\n\r\n")
+                    await ended.wait()  # nothing read until the proxy is done
+                    got = b""
+                    while data := await loop.sock_recv(sock, 65536):
+                        got += data
+                group.cancel_scope.cancel()
+        assert len(got.partition(b"\r\n\r\n")[2]) == size
+
+    anyio.run(main, backend="asyncio")

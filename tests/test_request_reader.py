@@ -120,3 +120,69 @@ def test_plain_requests_skip_h11() -> None:
     for wire in (LOGIN, STREAM, *HEADS[:3], HEADS[-1]):
         assert RequestReader(1024)._plain(wire, 0.0) is not None  # private: the path taken
     assert RequestReader(1024)._plain(HEADS[5], 0.0) is None  # chunked: h11's
+
+
+def _hostile() -> list[bytes]:
+    post = b"POST / HTTP/1.1\r\nhost: x\r\n"
+    return [
+        post + b"content-length: +2\r\n\r\nab",
+        post + b"content-length: 002\r\n\r\nab",
+        post + b"content-length: 2, 2\r\n\r\nab",
+        post + b"content-length: 2,3\r\n\r\nabc",
+        post + b"content-length: 99999999999999999999\r\n\r\nab",
+        post + b"content-length: 999999999999999999999\r\n\r\nab",
+        post + b"content-length: 0x2\r\n\r\nab",
+        post + b"content-length: 2\r\nContent-Length: 02\r\n\r\nab",
+        post + b"content-length: 3\r\n\r\nab",  # a body short of its length
+        post + b"content-length: 1\r\n\r\nab",  # longer: the rest is a request
+        post + b"Transfer-Encoding: Chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n",
+        post + b"TRANSFER-ENCODING: chunked\r\ncontent-length: 2\r\n\r\n2\r\nab\r\n0\r\n\r\n",
+        post + b"x-a: a\x00b\r\n\r\n",
+        post + b"x-a: a\x7fb\r\n\r\n",
+        post + b"x-a: \x80\xff\r\n\r\n",
+        post + b"x-a: a\rb\r\n\r\n",
+        post + b"x-a: a\x0bb\r\n\r\n",
+        post + b"x\x00a: b\r\n\r\n",
+        post + b"x a: b\r\n\r\n",
+        post + b"x-a\t: b\r\n\r\n",
+        post + b": b\r\n\r\n",
+        post + b"host: y\r\n\r\n",
+        b"GET http://h/p HTTP/1.1\r\nhost: h\r\n\r\n",
+        b"GET * HTTP/1.1\r\nhost: h\r\n\r\n",
+        b"GET /\x80 HTTP/1.1\r\nhost: h\r\n\r\n",
+        b"GET / HTTP/1.0\r\nhost: h\r\n\r\n",
+        b"GET / HTTP/1.1\r\nhost: h\n\r\n",
+        b"GET / HTTP/1.1\nhost: h\r\n\r\n",
+        b"GET / HTTP/1.1\r\nhost: h\r\n\n",
+        b"GET / HTTP/1.1\r\nhost: h\r\r\n\r\n",
+        b"GET / HTTP/1.1\r\n" + b"a: b\r\n" * 200 + b"host: h\r\n\r\n",  # many tiny headers
+        b"GET / HTTP/1.1\r\nhost: h\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n",
+    ]
+
+
+@pytest.mark.parametrize("index", range(len(_hostile())))
+def test_hostile_requests_read_as_h11_alone_reads_them_however_cut(index: int) -> None:
+    """Differential, hostile: odd lengths, codings, bytes and line ends, whole,
+    pipelined, cut anywhere and byte by byte, read as h11 alone reads them."""
+    for wire in (_hostile()[index], _hostile()[index] + STREAM, LOGIN + _hostile()[index]):
+        ways = [[wire], [wire[i : i + 1] for i in range(len(wire))]]
+        ways += [[wire[:cut], wire[cut:]] for cut in range(1, len(wire), 3)]
+        for pieces in ways:
+            for cap in (1024, 64):
+                assert _outcome(RequestReader(cap), pieces) == _outcome(_H11Only(cap), pieces)
+
+
+@pytest.mark.parametrize("over", [-1, 0, 1])
+def test_heads_and_bodies_about_the_cap_read_as_h11_alone_reads_them(over: int) -> None:
+    """A head, or a body, a byte under, at, or a byte over the cap."""
+    cap = 64
+
+    def request(head_size: int, body_size: int) -> bytes:
+        head = b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: %02d\r\nx-pad: \r\n\r\n" % body_size
+        return (
+            head.replace(b"x-pad: ", b"x-pad: " + b"p" * (head_size - len(head))) + b"b" * body_size
+        )
+
+    for wire in (request(cap + over, 1), request(50, cap + over)):
+        for pieces in ([wire], [wire + STREAM], [wire[:-1], wire[-1:] + STREAM]):
+            assert _outcome(RequestReader(cap), pieces) == _outcome(_H11Only(cap), pieces)

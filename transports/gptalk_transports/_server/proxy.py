@@ -171,6 +171,22 @@ class _Accepted(_Protocol):
         self._spawn(self)
 
 
+async def _close_after_its_tail(transport: asyncio.Transport) -> None:
+    """Close a client's connection once what is still buffered for it went out.
+
+    A reply's last write waits only above the transport's high-water mark
+    (64 KiB), so a client that reads slowly may not have its tail yet when
+    its connection is done (the upstream closed after the reply): aborting
+    the transport dropped that tail.  ``close`` sends it first; a client that
+    does not take it within SEND_TIMEOUT is cut off (so what lingers is at
+    most the high-water mark and one upstream read per connection, for
+    SEND_TIMEOUT).
+    """
+    transport.close()
+    if transport.get_write_buffer_size():
+        asyncio.get_running_loop().call_later(SEND_TIMEOUT, transport.abort)
+
+
 async def _serve_on_asyncio(
     handler: Callable[[AsyncByteStream], Awaitable[None]],
     *,
@@ -203,7 +219,7 @@ async def _serve_on_asyncio(
                 partial(
                     serve_contained,
                     partial(handler, stream),
-                    stream.aclose,
+                    partial(_close_after_its_tail, transport),
                     lambda: name,
                     max_connections=max_connections,
                     stats=stats,
