@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from itertools import repeat, starmap
+from itertools import repeat
 from typing import NoReturn
 
 from .._errors import (
@@ -36,7 +36,7 @@ from .._errors import (
     SSESizeError,
 )
 from ._blocks import field_blocks, simple_run
-from ._event import SSEEvent, _dispatch, _new_event
+from ._event import SSEEvent, _dispatch, _events
 from ._growing import GrowingValues
 from ._lines import LONG_LINE, crlf_lines, lf_lines, to_lf
 from ._long import process_long, whole_event
@@ -368,8 +368,7 @@ class SSEParser:
                 self.last_event_id = last_id
             events = [_dispatch("", self._data, last_id, None)] if opened and self._data else []
             self._data = [] if waiting is None else [waiting]
-            fields = zip(repeat("message"), values, repeat(last_id), repeat(None))
-            events += starmap(_new_event, zip(repeat(SSEEvent), fields))  # noqa: RUF058 (_events)
+            events += _events(zip(repeat("message"), values, repeat(last_id), repeat(None)))
             return events
         return self._text_region(str(memoryview(buf)[start:end], "utf-8", "replace"), crlf)
 
