@@ -77,7 +77,7 @@ class ContentDecoder:
     test holds it to that).
     """
 
-    __slots__ = ("_gap", "_known", "_last", "_links", "_pieces", "_raw", "_text")
+    __slots__ = ("_gap", "_last", "_links", "_pieces", "_raw", "_text")
 
     #: What the event stream's parser is told (``SSEParser(growing_tail=...)``):
     #: each event is the previous one with text inserted before its last two
@@ -93,8 +93,6 @@ class ContentDecoder:
         # event and joins _raw only once it is over _MAX_GAP (see decode).
         self._raw: str | None = None
         self._gap = ""
-        # len(_raw) + len(_gap) while _raw is set: where the new text starts.
-        self._known = 0
         # The previous event's data, and the parser's proofs that values
         # extend the one before (see follow()).
         self._last: str | None = None
@@ -156,10 +154,10 @@ class ContentDecoder:
             # Else data's proof is not kept (the parser keeps MAX_LINKS, and
             # a read can bring more events), and every proof kept is for a
             # later value: no search; the text is compared below.
-        known = self._known
         if (
             raw is not None
-            and len(data) >= known + 2
+            # known: where the new text starts (the old line is raw + gap).
+            and len(data) >= (known := len(raw) + len(gap)) + 2
             and (
                 proven
                 # Compared in place (no copy of data): the old line is raw + gap.
@@ -196,7 +194,6 @@ class ContentDecoder:
                 # client's CPU on long replies); the gap is joined to raw once
                 # it passes _MAX_GAP, so each event copies O(gap) characters.
                 gap += suffix
-                self._known = known + len(suffix)
                 if len(gap) > _MAX_GAP:
                     # Built by appending (slicing a large str scans it).
                     self._raw = raw + gap
@@ -213,7 +210,6 @@ class ContentDecoder:
             data[:-2] if one_key and data.startswith(_PREFIXES) and data.endswith(_TAIL) else None
         )
         self._gap = ""
-        self._known = len(data) - 2
         old = self.text
         if content.startswith(old):
             added = content[len(old) :]
