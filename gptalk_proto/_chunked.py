@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 
 from ._errors import RemoteProtocolError
+from ._head import FIELD
 
 __all__ = ["DEFAULT_MAX_CHUNK_LINE", "ChunkedDecoder"]
 
@@ -31,11 +32,6 @@ DEFAULT_MAX_CHUNK_LINE = 64 * 1024
 _CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;.*)?[ \t]*")
 # The common chunk-size line, matched with its CRLF in one step: digits only.
 _PLAIN_CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,20})\r\n")
-# RFC 9110 section 5: field-name = token; field-value = *field-content, with
-# visible characters (and obs-text) separated by spaces or tabs; OWS around.
-_FIELD = re.compile(
-    rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+:[ \t]*(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?[ \t]*"
-)
 # The end of the trailer section: a line end, then an empty line.
 _BLANK_LINE = re.compile(rb"\n\r?\n")
 
@@ -216,7 +212,7 @@ class ChunkedDecoder:
             else:
                 joined.append(line)
         for field in joined:
-            if not _FIELD.fullmatch(field):
+            if not FIELD.fullmatch(field):  # RFC 9110 section 5, as h11 reads it
                 raise RemoteProtocolError(f"illegal trailer line: {field[:60]!r}")
 
     def eof(self) -> None:

@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 from ._util import NEED_DATA, NeedData
 
-__all__ = ["CHUNKED", "PlainHead", "read_head", "says_close"]
+__all__ = ["CHUNKED", "CONTENT_LENGTH", "FIELD", "PlainHead", "read_head", "says_close"]
 
 #: ``PlainHead.length`` of a chunked body.
 CHUNKED = -1
@@ -42,13 +42,14 @@ CHUNKED = -1
 # version 1.1 only, status 200-599, a reason of VCHAR, obs-text, SP or HTAB
 # (h11 also takes other control bytes there; those go to h11).
 _STATUS = re.compile(rb"HTTP/1\.1 ([2-5][0-9][0-9])(?: [\t\x20-\x7e\x80-\xff]*)?")
-# Exactly h11's header-field rule (RFC 9110 section 5): token ":" OWS
-# field-value OWS, where field-value is field-vchars separated by SP/HTAB.
-_FIELD = re.compile(
-    rb"([-!#$%&'*+.^_`|~0-9a-zA-Z]+):[ \t]*([^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?[ \t]*"
-)
-# h11's Content-Length rule, one value (a list of equal values goes to h11).
-_LENGTH = re.compile(rb"[0-9]{1,20}")
+#: Exactly h11's header-field rule (RFC 9110 section 5): token ":" OWS
+#: field-value OWS, where field-value is field-vchars (VCHAR or obs-text, as
+#: h11 reads them: not NUL, not whitespace) separated by SP/HTAB.  Groups:
+#: the name, and the value (None when empty).  The one copy: requests and
+#: trailers are read by the same rule.
+FIELD = re.compile(rb"([-!#$%&'*+.^_`|~0-9a-zA-Z]+):[ \t]*([^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?[ \t]*")
+#: h11's Content-Length rule, one value (a list of equal values goes to h11).
+CONTENT_LENGTH = re.compile(rb"[0-9]{1,20}")
 
 
 class PlainHead(NamedTuple):
@@ -104,7 +105,7 @@ def read_head(data: bytes, max_head_size: int) -> PlainHead | NeedData | None:
     headers: list[tuple[bytes, bytes]] = []
     length = -2  # no framing header yet
     keep_alive = True
-    field = _FIELD.fullmatch
+    field = FIELD.fullmatch
     for line in lines[1:]:
         match = field(line)
         if match is None:
@@ -112,7 +113,7 @@ def read_head(data: bytes, max_head_size: int) -> PlainHead | NeedData | None:
         name = match[1].lower()
         value = match[2] or b""
         if name == b"content-length":
-            if length != -2 or not _LENGTH.fullmatch(value):
+            if length != -2 or not CONTENT_LENGTH.fullmatch(value):
                 return None  # repeated, both framings, or a list: h11 decides
             length = int(value)
         elif name == b"transfer-encoding":

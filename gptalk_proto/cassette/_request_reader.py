@@ -7,7 +7,7 @@ cannot cycle to the next request, so each request gets a fresh parser, handed
 whatever the previous one read past the end of its request.
 
 A request that arrives whole in one write, in the plainest form (CRLF line
-ends, ``HTTP/1.1``, token header names, visible-ASCII values, at most one
+ends, ``HTTP/1.1``, header lines as h11's field rule reads them, at most one
 ``content-length``, no ``transfer-encoding``), is read without h11: h11 took
 most of the recording proxy's per-request CPU.  Anything else -- a request
 cut across writes, any other form, anything invalid -- goes to h11, whose
@@ -23,16 +23,14 @@ from typing import NamedTuple
 import h11
 
 from .._errors import InvalidHTTP
+from .._head import CONTENT_LENGTH, FIELD
 from .._http11 import next_h11_event, request_event
 
 __all__ = ["ReadRequest", "RequestReader"]
 
-_TOKEN = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
-# RFC 9112 section 3 with h11's target (visible ASCII); HTTP/1.1 only.
-_REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/1\.1")
-# RFC 9112 section 5: name ":" OWS value OWS; visible ASCII values only.
-_FIELD = re.compile(rb"(" + _TOKEN + rb"):[ \t]*((?:[\x21-\x7e]+(?:[ \t]+[\x21-\x7e]+)*)?)[ \t]*")
-_DIGITS = re.compile(rb"[0-9]{1,20}")
+# RFC 9112 section 3 with h11's target (visible ASCII); HTTP/1.1 only.  Header
+# lines are read by h11's own field rule (FIELD, shared with response heads).
+_REQUEST_LINE = re.compile(rb"([-!#$%&'*+.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP/1\.1")
 
 
 class ReadRequest(NamedTuple):
@@ -119,13 +117,13 @@ class RequestReader:
         headers = []
         length = -1
         for raw in lines[1:]:
-            field = _FIELD.fullmatch(raw)
+            field = FIELD.fullmatch(raw)
             if field is None:
                 return None
-            name, value = field.groups()
+            name, value = field[1], field[2] or b""
             lower = name.lower()
             if lower == b"content-length":
-                if length >= 0 or _DIGITS.fullmatch(value) is None:
+                if length >= 0 or CONTENT_LENGTH.fullmatch(value) is None:
                     return None
                 length = int(value)
             elif lower == b"transfer-encoding":
