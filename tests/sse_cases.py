@@ -106,3 +106,18 @@ def outcome(
         return events + exc.events, parser.last_event_id, parser.retry, type(exc)
     parser.close()
     return events, parser.last_event_id, parser.retry, None
+
+
+def lines_through_loop(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The lines the parser's line-by-line loop (``SSEParser._process``) will
+    see, collected as it sees them: the tests of the paths that skip it."""
+    seen: list[str] = []
+    process = SSEParser._process
+
+    def counting(self: SSEParser, lines: Iterable[str]) -> list[SSEEvent]:
+        lines = list(lines)
+        seen.extend(lines)
+        return process(self, lines)
+
+    monkeypatch.setattr(SSEParser, "_process", counting)
+    return seen

@@ -5,17 +5,15 @@ the blocks really bypass the line-by-line loop."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gptalk_proto import SSEEvent, SSEParser
+from gptalk_proto import SSEParser
 from gptalk_proto.testing._reference_sse import reference_parse
 from gptalk_proto.testing.strategies import chunkings
 
-from .sse_cases import feed_all
+from .sse_cases import feed_all, lines_through_loop
 
 values = st.text(st.characters(codec="utf-8", exclude_characters="\r\n"), max_size=8)
 
@@ -81,15 +79,7 @@ def test_blocks_skip_the_line_loop(monkeypatch: pytest.MonkeyPatch, ends: bytes,
     """Whole blocks are matched, not interpreted line by line: the loop sees
     only the lines of the block each read cuts in two (at most a block's six
     lines and the few either side of the cut), not every line."""
-    seen: list[str] = []
-    process = SSEParser._process
-
-    def counting(self: SSEParser, lines: Iterable[str]) -> list[SSEEvent]:
-        lines = list(lines)
-        seen.extend(lines)
-        return process(self, lines)
-
-    monkeypatch.setattr(SSEParser, "_process", counting)
+    seen = lines_through_loop(monkeypatch)
     stream = _blocks(500, ends)
     parser = SSEParser()
     events = []

@@ -5,15 +5,12 @@ window at a time) doing their part, counted, not timed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import pytest
 
-from gptalk_proto import SSEEvent, SSEParser
 from gptalk_proto.sse import _blocks
 from gptalk_proto.testing._reference_sse import reference_parse
 
-from .sse_cases import feed_all
+from .sse_cases import feed_all, lines_through_loop
 
 SEPARATORS = {False: "\n\ndata: ", True: "\r\n\r\ndata: "}
 
@@ -70,15 +67,7 @@ def test_a_region_opened_by_a_blank_line_is_a_run(
     """Reads that start with the blank line of the previous read's last data
     line: that blank line dispatches, and the blocks after it are still one
     run (no line goes through the line-by-line loop)."""
-    seen: list[str] = []
-    process = SSEParser._process
-
-    def counting(self: SSEParser, lines: Iterable[str]) -> list[SSEEvent]:
-        lines = list(lines)
-        seen.extend(lines)
-        return process(self, lines)
-
-    monkeypatch.setattr(SSEParser, "_process", counting)
+    seen = lines_through_loop(monkeypatch)
     read = b"".join(b"data: %d\n\n" % n for n in range(20))
     # Each read: the blank line that ends the previous read's last event,
     # whole blocks, then a data line whose blank line comes next read.
