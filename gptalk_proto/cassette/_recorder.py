@@ -78,13 +78,28 @@ class ChunkStore(Protocol):
         ...
 
 
+class _MemoryStore:
+    """The default :class:`ChunkStore`: the bytes stay in memory."""
+
+    __slots__ = ("_chunks",)
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+
+    def put(self, data: bytes) -> int:
+        self._chunks.append(data)
+        return len(self._chunks) - 1
+
+    def get(self, key: int) -> bytes:
+        return self._chunks[key]
+
+
 @dataclass
 class _Exchange:
     connection: int
     request: RecordedRequest
-    chunks: list[RecordedChunk] = field(default_factory=list)
-    # With a store: (t, key) of each chunk, instead of ``chunks``.
-    stored: list[tuple[float, int]] = field(default_factory=list)
+    # (t, the store's key) of each chunk received.
+    chunks: list[tuple[float, int]] = field(default_factory=list)
     end: str = "complete"
 
 
@@ -111,7 +126,7 @@ class Recorder:
         profile: the API's profile (named in the cassette; it says what
             redaction finds).
         store: where the received bytes are kept until :meth:`cassette`
-            (default: in memory, as :class:`RecordedChunk` objects).
+            (default: in memory).
     """
 
     def __init__(
@@ -125,7 +140,7 @@ class Recorder:
         self.origin = origin
         self.profile = profile
         self.max_events = max_events
-        self.store = store
+        self.store: ChunkStore = _MemoryStore() if store is None else store
         self._exchanges: list[_Exchange] = []
         self._connections: dict[int, _Connection] = {}
 
@@ -204,10 +219,7 @@ class Recorder:
         keep = len(data)
         if conn.responses is not None:
             keep = self._count(conn, data)
-        if self.store is not None:
-            conn.current.stored.append((round(t, 6), self.store.put(bytes(data[:keep]))))
-        else:
-            conn.current.chunks.append(RecordedChunk(round(t, 6), bytes(data[:keep])))
+        conn.current.chunks.append((round(t, 6), self.store.put(bytes(data[:keep]))))
         return keep
 
     def _count(self, conn: _Connection, data: bytes) -> int:
@@ -264,9 +276,7 @@ class Recorder:
         """The session so far; redacted unless ``redact`` is False."""
         items = []
         for exchange in self._exchanges:
-            chunks = exchange.chunks
-            if self.store is not None:
-                chunks = [RecordedChunk(t, self.store.get(key)) for t, key in exchange.stored]
+            chunks = [RecordedChunk(t, self.store.get(key)) for t, key in exchange.chunks]
             if not chunks:
                 continue  # a request that was never answered
             wire = b"".join(chunk.data for chunk in chunks)
