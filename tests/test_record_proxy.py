@@ -8,8 +8,11 @@ import asyncio.selector_events
 import http.client
 import json
 import os
+import platform
 import signal
 import socket
+import subprocess
+import sys
 from contextlib import suppress
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -160,6 +163,57 @@ def test_one_upstream_read_takes_all_an_asyncio_transport_read_got() -> None:
     largest cost in its profile of the benchmark's 64 KB reply)."""
     transport_read = vars(asyncio.selector_events)["_SelectorTransport"].max_size  # private
     assert transport_read <= UPSTREAM_READ_SIZE
+
+
+# Reads of a few bytes into 256 KiB buffers, as a transport makes them, in
+# a fresh interpreter (malloc's thresholds are per process) that imported
+# the proxy, and started one when asked.  Prints the page faults the reads
+# cost.
+_READS = """
+import resource, socket, sys
+from gptalk_transports._server.proxy import record_through_proxy_in_thread
+
+def reads() -> int:
+    a, b = socket.socketpair()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(200):
+        a.send(b"x" * 100)
+        b.recv(256 * 1024)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+if sys.argv[1] == "proxy":
+    with record_through_proxy_in_thread("http://127.0.0.1:9", trust_env=False):
+        print(reads())
+else:
+    print(reads())
+"""
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux" or platform.libc_ver()[0] != "glibc",
+    reason="glibc's malloc thresholds",
+)
+def test_a_running_proxy_reads_into_heap_buffers_not_fresh_mappings() -> None:
+    """Each 256 KiB read buffer was a fresh mapping (mmap, mremap, munmap
+    and a page fault per read) until a proxy started in the process."""
+
+    def faults(mode: str) -> int:
+        # One hash seed for both: whether the imports alone happen to free
+        # a large block (which raises the threshold too) depends on it.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "PYTHONHASHSEED": "0"}
+        found = subprocess.run(
+            [sys.executable, "-c", _READS, mode],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+            timeout=60,
+        )
+        return int(found.stdout)
+
+    if faults("imported") < 200:  # a fault (or two) per read is the premise
+        pytest.skip("importing the package raised malloc's threshold by itself")
+    assert faults("proxy") < 20
 
 
 def test_tee_the_client_holds_event_1_before_the_upstream_sends_event_2() -> None:
