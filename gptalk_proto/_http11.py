@@ -38,7 +38,6 @@ __all__ = [
     "ResponseHead",
     "ResponseReader",
     "next_h11_event",
-    "request_event",
     "response_parser",
     "send_h11",
     "write_request",
@@ -55,17 +54,6 @@ def next_h11_event(conn: h11.Connection) -> H11Event:
         return conn.next_event()
     except h11.RemoteProtocolError as exc:
         raise InvalidHTTP(str(exc), status_hint=exc.error_status_hint) from None
-
-
-def request_event(
-    method: bytes, target: bytes, headers: list[tuple[bytes, bytes]]
-) -> h11.Request | None:
-    """An HTTP/1.1 ``h11.Request`` of these parts; None where h11 refuses it
-    (no ``host``, ...): the caller's h11 reading then says why."""
-    try:
-        return h11.Request(method=method, target=target, headers=headers)
-    except h11.LocalProtocolError:
-        return None
 
 
 def send_h11(conn: h11.Connection, event: h11.Response | h11.Data | h11.EndOfMessage) -> bytes:

@@ -67,7 +67,7 @@ def _outcome(reader: RequestReader, pieces: list[bytes]) -> object:
     try:
         for piece in pieces:
             for head, body, _ in reader.feed(piece):
-                found.append((head.method, head.target, list(head.headers.raw_items()), body))
+                found.append((head.method, head.target, head.raw_headers, head.headers, body))
     except InvalidHTTP as exc:
         return found, "invalid", exc.status_hint
     return found

@@ -33,7 +33,7 @@ from .._http11 import next_h11_event
 from ._format import Cassette
 from ._profiles import GPTALK, Profile
 from ._recorder import ChunkStore, Recorder, origin_form
-from ._request_reader import RequestReader
+from ._request_reader import RequestHead, RequestReader
 
 __all__ = [
     "MAX_PROXIED_REQUEST",
@@ -203,7 +203,7 @@ class ProxyConnection:
         return actions
 
     def _forwarded(
-        self, head: h11.Request, body: bytes
+        self, head: RequestHead, body: bytes
     ) -> tuple[bytes, list[tuple[bytes, bytes]], bytes]:
         """The request for the upstream: its target, its headers, its bytes."""
         proxy = self._proxy
@@ -211,7 +211,7 @@ class ProxyConnection:
         headers = [(b"host", proxy.host)]
         headers.extend(
             (name, value)
-            for name, value in head.headers.raw_items()
+            for name, value in head.raw_headers
             if name.lower() not in _DROPPED
         )
         if body or head.method in (b"POST", b"PUT", b"PATCH"):

@@ -163,7 +163,7 @@ class Recorder:
                 connection,
                 method=head.method,
                 target=head.target,
-                headers=head.headers.raw_items(),
+                headers=head.raw_headers,
                 body=read.body,
                 t=read.t,
             )

@@ -37,13 +37,11 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import h11
-
 from .._errors import InvalidHTTP, LocalProtocolError
 from ._format import Cassette, CassetteError, Interaction
 from ._profiles import Profile
 from ._replay import MAX_REPLAY_REQUEST, CassetteMismatch, Replayer
-from ._request_reader import RequestReader
+from ._request_reader import RequestHead, RequestReader
 
 __all__ = [
     "MAX_REPLAY_SESSIONS",
@@ -316,10 +314,10 @@ class ReplayServer:
         )
 
     def _answer(
-        self, conn: ReplayServerConnection, head: h11.Request, body: bytes
+        self, conn: ReplayServerConnection, head: RequestHead, body: bytes
     ) -> list[ReplayAction]:
         method = head.method.decode("ascii", "replace")
-        headers = list(head.headers)
+        headers = head.headers
         try:
             session, item = self._route(conn, method, head.target, headers, body)
         except CassetteMismatch as exc:

@@ -8,11 +8,14 @@ whatever the previous one read past the end of its request.
 
 A request that arrives whole in one write, in the plainest form (CRLF line
 ends, ``HTTP/1.1``, header lines as h11's field rule reads them, at most one
-``content-length``, no ``transfer-encoding``), is read without h11: h11 took
-most of the recording proxy's per-request CPU.  Anything else -- a request
-cut across writes, any other form, anything invalid -- goes to h11, whose
-answers (and errors) are the reference; what is read here is a subset h11
-reads to the same request.
+``content-length``, no ``transfer-encoding``, one ``host``), is read
+without h11: h11 took most of the recording proxy's per-request CPU, and
+building its ``h11.Request`` ran h11's header rules over each header a
+second time.  Anything else -- a request cut across writes, any other form,
+anything invalid -- goes to h11, whose answers (and errors) are the
+reference; what is read here is a subset h11 reads to the same request.
+Either way a request's head is a :class:`RequestHead`: the parts of the
+``h11.Request`` h11 reads.
 """
 
 from __future__ import annotations
@@ -24,20 +27,36 @@ import h11
 
 from .._errors import InvalidHTTP
 from .._head import CONTENT_LENGTH, FIELD
-from .._http11 import next_h11_event, request_event
+from .._http11 import next_h11_event
 
-__all__ = ["ReadRequest", "RequestReader"]
+__all__ = ["ReadRequest", "RequestHead", "RequestReader"]
 
 # RFC 9112 section 3 with h11's target (visible ASCII); HTTP/1.1 only.  Header
 # lines are read by h11's own field rule (FIELD, shared with response heads).
 _REQUEST_LINE = re.compile(rb"([-!#$%&'*+.^_`|~0-9A-Za-z]+) ([\x21-\x7e]+) HTTP/1\.1")
 
 
+class RequestHead(NamedTuple):
+    """A request's head: the parts of the ``h11.Request`` h11 reads from it."""
+
+    method: bytes
+    target: bytes
+    #: ``(name as written, value)``: h11's ``headers.raw_items()``.
+    raw_headers: list[tuple[bytes, bytes]]
+    #: ``(lowercase name, value)``: h11's ``headers``.
+    headers: list[tuple[bytes, bytes]]
+
+    @classmethod
+    def of(cls, event: h11.Request) -> RequestHead:
+        """The parts of a request h11 read."""
+        return cls(event.method, event.target, event.headers.raw_items(), list(event.headers))
+
+
 class ReadRequest(NamedTuple):
     """One whole request: its head, its body, and the ``t`` given with the
     bytes that completed its head."""
 
-    head: h11.Request
+    head: RequestHead
     body: bytes
     t: float
 
@@ -56,7 +75,7 @@ class RequestReader:
     def __init__(self, max_size: int) -> None:
         self._max_size = max_size
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_size)
-        self._head: h11.Request | None = None
+        self._head: RequestHead | None = None
         self._body: list[bytes] = []
         self._body_size = 0
         self._t = 0.0
@@ -86,7 +105,7 @@ class RequestReader:
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return done
             if isinstance(event, h11.Request):
-                self._head, self._body, self._body_size, self._t = event, [], 0, t
+                self._head, self._body, self._body_size, self._t = RequestHead.of(event), [], 0, t
             elif isinstance(event, h11.Data):
                 self._body_size += len(event.data)
                 if self._body_size > self._max_size:
@@ -114,8 +133,10 @@ class RequestReader:
         line = _REQUEST_LINE.fullmatch(lines[0])
         if line is None:
             return None
+        raw_headers = []
         headers = []
         length = -1
+        hosts = 0
         for raw in lines[1:]:
             field = FIELD.fullmatch(raw)
             if field is None:
@@ -128,12 +149,19 @@ class RequestReader:
                 length = int(value)
             elif lower == b"transfer-encoding":
                 return None
-            headers.append((name, value))
+            elif lower == b"host":
+                hosts += 1
+            raw_headers.append((name, value))
+            headers.append((lower, value))
+        # h11's rule for an HTTP/1.1 request (RFC 9112 section 3.2: "A server
+        # MUST respond with a 400 ... to any HTTP/1.1 request message that
+        # lacks a Host header field and to any request message that contains
+        # more than one"): h11 says why.
+        if hosts != 1:
+            return None
         start = end + 4
         size = max(length, 0)
         if size > self._max_size or len(data) < start + size:
             return None
-        head = request_event(line[1], line[2], headers)
-        if head is None:
-            return None  # h11 says why (no host, ...)
+        head = RequestHead(line[1], line[2], raw_headers, headers)
         return ReadRequest(head, data[start : start + size], t), data[start + size :]
