@@ -210,9 +210,7 @@ class ProxyConnection:
         target = proxy.target_prefix + origin_form(head.target)
         headers = [(b"host", proxy.host)]
         headers.extend(
-            (name, value)
-            for name, value in head.raw_headers
-            if name.lower() not in _DROPPED
+            (name, value) for name, value in head.raw_headers if name.lower() not in _DROPPED
         )
         if body or head.method in (b"POST", b"PUT", b"PATCH"):
             headers.append((b"content-length", b"%d" % len(body)))
