@@ -33,7 +33,7 @@ async def timed_chats(client: Any, workload: str, chats: int) -> float:
 
 def _proxy_rows(rounds: int, quick: bool) -> list[Any]:
     from .common import Target, row, sample
-    from .run import Server, _median_first_delta, name_of
+    from .run import Server, _median_first_delta, name_of, unpin
 
     single = name_of(16, 1, "raw", "lf")
     # A 64 KB reply in 2,000 cumulative events (64 MB of stream): the proxy
@@ -44,7 +44,8 @@ def _proxy_rows(rounds: int, quick: bool) -> list[Any]:
     # The proxy runs as users run it: `gptalk record --listen`, a process of
     # its own, left to the scheduler (pinned beside the upstream server, it
     # shared that CPU on every hop of a request: 3x the direct time to first
-    # delta; the client's CPU is the measured side's).
+    # delta; the client's CPU is the measured side's).  It would inherit the
+    # benchmark's own pin (the client's CPU): unpinned as it starts.
     folder = tempfile.mkdtemp(prefix="gptalk-bench-")
     proxy = subprocess.Popen(
         [
@@ -60,6 +61,7 @@ def _proxy_rows(rounds: int, quick: bool) -> list[Any]:
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        preexec_fn=unpin,  # noqa: PLW1509 (only sets the child's CPU affinity)
     )
     try:
         assert proxy.stdout is not None

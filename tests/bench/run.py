@@ -40,6 +40,14 @@ def pin(cpu: int) -> None:
             os.sched_setaffinity(0, {cpu})
 
 
+def unpin() -> None:
+    """Let this process run on any CPU (a child inherits its parent's pin:
+    this undoes it, in the child)."""
+    if hasattr(os, "sched_setaffinity"):
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, range(os.cpu_count() or 1))
+
+
 class Server:
     """The benchmark server, on the last CPU; the clients run on the first,
     so the two sides do not take turns on one core."""
