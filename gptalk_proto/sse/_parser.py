@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator
-from itertools import chain
+from itertools import chain, repeat
 from typing import NoReturn
 
 from .._errors import (
@@ -37,7 +37,7 @@ from .._errors import (
 )
 from ._blocks import field_blocks, simple_run
 from ._checked import over_line_cap, process_checked
-from ._event import SSEEvent, _dispatch, _message_events
+from ._event import SSEEvent, _dispatch, _events, _message_events
 from ._growing import GrowingValues
 from ._lines import LONG_LINE, crlf_lines, lf_lines, to_lf
 from ._long import process_long, whole_event
@@ -97,9 +97,12 @@ class SSEParser:
     >>> p.feed(b"lo\\r\\n\\r\\n")
     [SSEEvent(event='message', data='hello', id='', retry=None)]
 
-    ``feed(data)`` returns the events that chunk completed; ``close()`` ends
-    the stream (spec: "If the file ends in the middle of an event, before the
-    final empty line, the incomplete event is not dispatched").
+    ``feed(data)`` returns the events that chunk completed, as a list;
+    ``feed_iter(data)`` parses the chunk the same way and hands over the same
+    events as an iterator, built as they are taken (cheaper for many small
+    events handled one at a time); ``close()`` ends the stream (spec: "If the
+    file ends in the middle of an event, before the final empty line, the
+    incomplete event is not dispatched").
 
     Attributes:
         last_event_id: the last event ID string (set at each dispatch).
@@ -413,7 +416,7 @@ class SSEParser:
             if lazy:
                 self._run = (values, last_id)
             else:
-                events += _message_events(values, last_id)
+                events += _events(zip(repeat("message"), values, repeat(last_id), repeat(None)))
             return events
         return self._text_region(str(memoryview(buf)[start:end], "utf-8", "replace"), crlf)
 
