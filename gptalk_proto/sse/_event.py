@@ -6,7 +6,7 @@ testing strategies all build or read it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from itertools import repeat, starmap
 from typing import NamedTuple
 
@@ -92,3 +92,10 @@ def _events(fields: Iterable[tuple[str, str, str, int | None]]) -> Iterable[SSEE
     short-lived object less per event.
     """
     return starmap(_new_event, zip(repeat(SSEEvent), fields))  # noqa: RUF058 (see above)
+
+
+def _message_events(values: list[str], last_id: str) -> Iterator[SSEEvent]:
+    """The events of a run of simple blocks (see ``_blocks.simple_run``), one
+    per value: type "message", the last event ID string, no retry."""
+    fields = zip(repeat("message"), values, repeat(last_id), repeat(None))
+    return starmap(_new_event, zip(repeat(SSEEvent), fields))  # noqa: RUF058 (see _events)

@@ -24,8 +24,8 @@ How it is laid out, and why:
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
-from itertools import repeat
+from collections.abc import Iterable, Iterator
+from itertools import chain, repeat
 from typing import NoReturn
 
 from .._errors import (
@@ -36,7 +36,8 @@ from .._errors import (
     SSESizeError,
 )
 from ._blocks import field_blocks, simple_run
-from ._event import SSEEvent, _dispatch, _events
+from ._checked import over_line_cap, process_checked
+from ._event import SSEEvent, _dispatch, _events, _message_events
 from ._growing import GrowingValues
 from ._lines import LONG_LINE, crlf_lines, lf_lines, to_lf
 from ._long import process_long, whole_event
@@ -96,9 +97,12 @@ class SSEParser:
     >>> p.feed(b"lo\\r\\n\\r\\n")
     [SSEEvent(event='message', data='hello', id='', retry=None)]
 
-    ``feed(data)`` returns the events that chunk completed; ``close()`` ends
-    the stream (spec: "If the file ends in the middle of an event, before the
-    final empty line, the incomplete event is not dispatched").
+    ``feed(data)`` returns the events that chunk completed, as a list;
+    ``feed_iter(data)`` parses the chunk the same way and hands over the same
+    events as an iterator, built as they are taken (cheaper for many small
+    events handled one at a time); ``close()`` ends the stream (spec: "If the
+    file ends in the middle of an event, before the final empty line, the
+    incomplete event is not dispatched").
 
     Attributes:
         last_event_id: the last event ID string (set at each dispatch).
@@ -132,8 +136,10 @@ class SSEParser:
         "_event_type",
         "_grower",
         "_id_buffer",
+        "_lazy",
         "_pending",
         "_pending_len",
+        "_run",
         "_skip_lf",
         "_start",
         "growing_tail",
@@ -184,6 +190,10 @@ class SSEParser:
         self._start: bytes | None = b""
         self._closed = False
         self._error: RemoteProtocolError | None = None
+        # feed_iter's call of feed: a run of simple blocks that ends the chunk
+        # is left unbuilt, its values and event ID kept in _run (see feed_iter).
+        self._lazy = False
+        self._run: tuple[list[str], str] | None = None
 
     # -- public API -----------------------------------------------------------
 
@@ -278,9 +288,9 @@ class SSEParser:
         # _interpret does when no events came before and the region is within
         # the line cap, without the call between.)
         if start <= end and (events or end - crlf - start > self.max_line_size):
-            events += self._interpret(data, start, end - crlf, events, crlf)
+            events += self._interpret(data, start, end - crlf, events, crlf, lazy=self._lazy)
         elif start <= end:
-            events = self._within_line_cap(data, start, end - crlf, crlf)
+            events = self._within_line_cap(data, start, end - crlf, crlf, self._lazy)
         if self._data:
             self._account()
         else:
@@ -288,6 +298,37 @@ class SSEParser:
         if self._pending_len > self.max_line_size:
             self._fail_line(self._pending_len, events)
         return events
+
+    def feed_iter(self, data: bytes) -> Iterator[SSEEvent]:
+        """Parse one chunk now, as :meth:`feed` does; return an iterator of
+        the same events, built as they are taken.
+
+        The parser's state advances and every error is raised in this call,
+        exactly as with :meth:`feed`; only the events are built later, one by
+        one as the iterator is drained.  Each iterator holds only what its own
+        chunk gave: draining it late, or not at all, changes nothing else.
+
+        Use it to handle events one at a time::
+
+            for event in parser.feed_iter(chunk):
+                handle(event)
+
+        A chunk of many small events then costs less than with ``feed``:
+        each event can be freed before the next is built, where a list keeps
+        them all alive at once (and CPython's cyclic garbage collector visits
+        them, again and again, while the list grows).
+        """
+        self._lazy = True
+        try:
+            events = self.feed(data)
+        finally:
+            self._lazy = False
+        if self._run is None:
+            return iter(events)
+        values, last_id = self._run
+        self._run = None
+        built = _message_events(values, last_id)
+        return chain(events, built) if events else built
 
     def close(self) -> list[SSEEvent]:
         """End the stream.  Pending data is discarded; nothing is dispatched.
@@ -313,26 +354,30 @@ class SSEParser:
         end: int,
         before: list[SSEEvent] | None = None,
         crlf: bool = False,
+        *,
+        lazy: bool = False,
     ) -> list[SSEEvent]:
         """Interpret ``buf[start:end]``: complete lines, without the last line
         end.  ``before`` are the events this feed already produced (an error
         carries them along).  ``crlf``: the region's line ends are not
-        normalised (see :meth:`feed`)."""
+        normalised (see :meth:`feed`).  ``lazy``: see :meth:`_within_line_cap`."""
         try:
             if end - start > self.max_line_size:
                 if crlf:
                     buf = to_lf(buf[start:end])
                     start, end = 0, len(buf)
-                return self._feed_over_line_cap(buf[start:end])
-            return self._within_line_cap(buf, start, end, crlf)
+                return over_line_cap(self, buf[start:end])
+            return self._within_line_cap(buf, start, end, crlf, lazy)
         except SSESizeError as exc:
             exc.events[:0] = list(before or [])
             raise
 
     def _within_line_cap(
-        self, buf: bytes, start: int, end: int, crlf: bool = False
+        self, buf: bytes, start: int, end: int, crlf: bool = False, lazy: bool = False
     ) -> list[SSEEvent]:
-        """:meth:`_interpret` for a region no line of which is over the cap."""
+        """:meth:`_interpret` for a region no line of which is over the cap.
+        ``lazy``: the region ends the chunk, and a run of simple blocks is left
+        in ``_run`` for :meth:`feed_iter` (the events before it are returned)."""
         # Lines can add at most len(head) + 1 characters to the data buffer
         # (each line gives at most its length plus the LF the spec appends, and
         # a character takes at least a byte).  When even that stays within the
@@ -341,7 +386,7 @@ class SSEParser:
         # and the state after it are the same however the stream was cut.
         if self._data_size + (end - start) > self.max_event_size:
             text = str(memoryview(buf)[start:end], "utf-8", "replace")
-            return self._process_checked((crlf_lines if crlf else lf_lines)(text))
+            return process_checked(self, (crlf_lines if crlf else lf_lines)(text))
         # Long lines (cumulative replies run to kilobytes a line): decode each
         # line straight from the buffer, instead of decoding everything and then
         # copying it again into the pieces of a split.  A stream's lines are
@@ -368,7 +413,10 @@ class SSEParser:
                 self.last_event_id = last_id
             events = [_dispatch("", self._data, last_id, None)] if opened and self._data else []
             self._data = [] if waiting is None else [waiting]
-            events += _events(zip(repeat("message"), values, repeat(last_id), repeat(None)))
+            if lazy:
+                self._run = (values, last_id)
+            else:
+                events += _events(zip(repeat("message"), values, repeat(last_id), repeat(None)))
             return events
         return self._text_region(str(memoryview(buf)[start:end], "utf-8", "replace"), crlf)
 
@@ -396,35 +444,6 @@ class SSEParser:
                 self.last_event_id = self._id_buffer = found[-1].id
                 text = rest
         return done + self._process(lines(text))
-
-    def _feed_over_line_cap(self, head: bytes) -> list[SSEEvent]:
-        # Rare: this chunk's complete lines together exceed the line cap.  Find
-        # the first line over it; the lines before it are interpreted (and may
-        # fail on the event cap first, being first in the stream).
-        lines = head.split(b"\n")
-        for index, line in enumerate(lines):
-            if len(line) > self.max_line_size:
-                before = b"\n".join(lines[:index]).decode("utf-8", "replace")
-                events = self._process_checked(before.split("\n")) if index else []
-                self._fail_line(len(line), events)
-        return self._within_line_cap(head, 0, len(head))
-
-    def _process_checked(self, lines: list[str]) -> list[SSEEvent]:
-        # The slow path: one line at a time, the event cap checked at the data
-        # line that crosses it.
-        events: list[SSEEvent] = []
-        size = self._data_size
-        for line in lines:
-            before = self._data
-            count = len(before)
-            events += self._process([line])
-            if self._data is not before:
-                size = 0  # dispatched (a line that dispatches adds no data)
-            elif len(before) > count:
-                size += len(before[-1]) + 1
-                if size - 1 > self.max_event_size:
-                    self._fail_event(events, size - 1)
-        return events
 
     def _account(self) -> None:
         # Keep _data_size (the data buffer's length, one LF per line) exact for
@@ -552,6 +571,9 @@ class SSEParser:
         return events
 
     def _fail_line(self, size: int, events: list[SSEEvent]) -> NoReturn:
+        if self._run is not None:  # feed_iter's run: its events came before
+            events += _message_events(*self._run)
+            self._run = None
         self._error = SSELineTooLong(
             f"SSE line of {size} bytes or more exceeds max_line_size={self.max_line_size}",
             limit=self.max_line_size,
