@@ -32,6 +32,9 @@ DEFAULT_MAX_CHUNK_LINE = 64 * 1024
 _CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;.*)?[ \t]*")
 # The common chunk-size line, matched with its CRLF in one step: digits only.
 _PLAIN_CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,20})\r\n")
+# The CRLF that ends a chunk's data and the plain size line after it, in one
+# step: what comes between two chunks of a server that flushes every event.
+_NEXT_CHUNK_LINE = re.compile(rb"\r\n([0-9A-Fa-f]{1,20})\r\n")
 # The end of the trailer section: a line end, then an empty line.
 _BLANK_LINE = re.compile(rb"\n\r?\n")
 
@@ -106,14 +109,33 @@ class ChunkedDecoder:
         view = memoryview(buf)
         pos, size = 0, len(buf)
         find = buf.find
+        append = out.append
         chunk_line = _CHUNK_LINE.fullmatch
         plain_line = _PLAIN_CHUNK_LINE.match
+        next_line = _NEXT_CHUNK_LINE.match
         try:
             while pos < size:
                 state = self._state
                 if state == _SIZE:
                     match = plain_line(buf, pos)
                     if match is not None:
+                        # The fast path, one step per chunk: a read of whole
+                        # chunks, each one's data followed by its CRLF and the
+                        # next plain size line (matched together), is cut
+                        # with no other test.  The last chunk of the run, or
+                        # one whose end is not in this read, goes on below.
+                        left = int(match[1], 16)
+                        while left:
+                            start = match.end()
+                            stop = start + left
+                            # (A size past the read is not matched at all:
+                            # it can be beyond what an index holds.)
+                            if stop >= size or (after := next_line(buf, stop)) is None:
+                                break
+                            append(view[start:stop])
+                            pos = stop + 2
+                            match = after
+                            left = int(match[1], 16)
                         # Hex digits and CRLF: the first CRLF, as below.
                         end = match.end() - 2
                     else:
@@ -131,8 +153,7 @@ class ChunkedDecoder:
                     if not left:
                         self._state = _TRAILER
                         continue
-                    # The fast path, one step per chunk: what a server that
-                    # flushes every event sends is many whole chunks per read.
+                    # A chunk whole in this read (the last of a run above).
                     stop = pos + left
                     if stop + 2 <= size and buf[stop] == 13 and buf[stop + 1] == 10:
                         out.append(view[pos:stop])

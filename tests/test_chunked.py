@@ -127,6 +127,28 @@ def test_equal_to_h11_on_arbitrary_bytes(body: bytes, cuts: list[int]) -> None:
     assert through_ours(pieces) == through_h11(pieces)
 
 
+# Runs of whole chunks in one read, as a server that flushes every event
+# sends them (the decoder cuts such a run one step per chunk): data that
+# looks like framing, a run broken by an extension, a bad footer or a huge
+# size, and the last chunk inside the run.
+RUNS = [
+    b"".join(b"%x\r\n%s\r\n" % (len(d), d) for d in (b"data: a\n\n", b"\r\n5\r\n", b"x" * 300))
+    + b"0\r\n\r\nNEXT",
+    b"3\r\nabc\r\n3;e=1\r\ndef\r\n3\r\nghi\r\n0\r\n\r\n",
+    b"3\r\nabc\r\n3\r\ndefXX3\r\nghi\r\n0\r\n\r\n",
+    b"3\r\nabc\r\n3\r\ndef\r\n" + b"F" * 20 + b"\r\nghi\r\n",
+    b"3\r\nabc\r\n3\r\ndef\r\n3\r\ngh",
+    b"3\r\nabc\r\n0\r\nx-t: 1\r\n\r\n3\r\nnot\r\n",
+]
+
+
+@pytest.mark.parametrize("body", RUNS)
+@pytest.mark.parametrize("step", [1, 2, 7, 10_000])
+def test_runs_of_whole_chunks_read_as_h11_reads_them(body: bytes, step: int) -> None:
+    pieces = [body[i : i + step] for i in range(0, len(body), step)]
+    assert through_ours(pieces) == through_h11(pieces)
+
+
 @pytest.mark.parametrize(
     "body",
     [
