@@ -78,9 +78,9 @@ class GrowingValues:
         bytes are ASCII (one character each); otherwise the next value is
         decoded whole.
         """
-        tail = self.tail
         previous = self._previous
         if previous is not None:
+            tail = self.tail
             stem, pieces = previous
             shared = len(stem)
             if (
@@ -104,15 +104,16 @@ class GrowingValues:
                 else:
                     self._previous = self._last = None
                 return value
+            self._previous = self._last = None
+        # Decoded whole (the first value, one that does not extend the
+        # previous, and every ASCII one: the fewest steps for those).
         value = str(view[start:stop], "utf-8", "replace")
         if (
             stop - start >= _REUSE_FROM
             # ASCII text decodes about as fast as it copies: nothing to save.
             and not value.isascii()
-            and head[stop - tail : stop].isascii()
+            and head[stop - self.tail : stop].isascii()
         ):
-            self._previous = (view[start : stop - tail], [value[: len(value) - tail]])
+            self._previous = (view[start : stop - self.tail], [value[: len(value) - self.tail]])
             self._last = value
-        else:
-            self._previous = self._last = None
         return value
