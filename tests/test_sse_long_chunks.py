@@ -1,7 +1,7 @@
 """Streams of long lines, the way sse/_long.py's feed_long takes them, against
 the reference parser.
 
-feed_long takes a chunk whole when at least PENDING_FROM bytes of a line are
+feed_long takes a chunk whole when at least LONG_LINE bytes of a line are
 pending and the chunk holds no CR: a chunk without a line end, or one whose
 first line is a long data line with its blank line right after it, then each
 next long data block; the first line that is anything else goes feed's
@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 from gptalk_proto import SSEParser
 from gptalk_proto.sse import _long
 from gptalk_proto.sse._lines import LONG_LINE, VIEW_FROM
-from gptalk_proto.sse._long import PENDING_FROM
 from gptalk_proto.testing._reference_sse import reference_parse
 
 from .sse_cases import bytewise, cut_at, feed_all, outcome, random_chunks
@@ -42,9 +41,9 @@ def _cumulative(count: int, first: int, step: int, eol: bytes = b"\n") -> bytes:
 
 
 #: Offsets about a line's start where a stream is cut: in the line before
-#: (more or less than PENDING_FROM bytes of it pending when the chunk that
+#: (more or less than LONG_LINE bytes of it pending when the chunk that
 #: completes it comes, with the line whole after it), at it, and in it.
-CUTS = (-PENDING_FROM - 100, -PENDING_FROM + 100, -3, -2, -1, 0, 1, PENDING_FROM + 100)
+CUTS = (-LONG_LINE - 100, -LONG_LINE + 100, -3, -2, -1, 0, 1, LONG_LINE + 100)
 
 
 def _ways(stream: bytes) -> list[list[bytes]]:
@@ -64,7 +63,7 @@ def _ways(stream: bytes) -> list[list[bytes]]:
 
 # Read sizes about the lines' own size (so chunks end anywhere in a line,
 # and hold one line end, several or none) and about the shortcut's edges.
-READS = (PENDING_FROM - 1, PENDING_FROM + 1, VIEW_FROM + 1, 4096, 16384, 65536)
+READS = (1000, LONG_LINE - 1, LONG_LINE + 1, VIEW_FROM + 1, 4096, 16384, 65536)
 
 
 def _check(stream: bytes) -> None:
@@ -92,7 +91,7 @@ def test_feed_long_takes_the_chunks_of_a_cumulative_stream(
     stream = _cumulative(60, 3000, 40)
     chunks = [stream[i : i + 16384] for i in range(0, len(stream), 16384)]
     assert feed_all(chunks, SSEParser(growing_tail=2)) == reference_parse(stream)
-    assert sum(taken) > len(chunks) * 3 // 4
+    assert sum(taken) > len(chunks) // 2
 
 
 @pytest.mark.parametrize("eol", [b"\n", b"\r\n", b"\r"])
@@ -138,9 +137,7 @@ def test_lines_about_the_long_line_size_after_a_long_one(size: int) -> None:
     _check(first + b"\n\n" + second + b"\n\n" + first + b"\n\n")
 
 
-@pytest.mark.parametrize(
-    "pending", [PENDING_FROM - 1, PENDING_FROM, LONG_LINE - 1, LONG_LINE, VIEW_FROM + 1]
-)
+@pytest.mark.parametrize("pending", [500, LONG_LINE - 1, LONG_LINE, LONG_LINE + 1, VIEW_FROM + 1])
 @pytest.mark.parametrize("rest", [0, 1, 6, 40, VIEW_FROM, VIEW_FROM + 1])
 def test_a_chunk_completing_a_line_cut_anywhere(pending: int, rest: int) -> None:
     # A long line, pending by `pending` bytes, completed by a chunk that
@@ -203,7 +200,7 @@ def long_streams(draw: st.DrawFn) -> bytes:
 @settings(max_examples=200, deadline=None)
 @given(long_streams(), st.data(), st.sampled_from([0, 2]))
 def test_long_streams_match_the_reference(stream: bytes, data: st.DataObject, tail: int) -> None:
-    size = data.draw(st.integers(PENDING_FROM // 2, 3 * LONG_LINE))
+    size = data.draw(st.integers(LONG_LINE // 2, 3 * LONG_LINE))
     chunks = [stream[i : i + size] for i in range(0, len(stream), size)]
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))
     for way in (chunks, cut_at(stream, cuts)):

@@ -21,13 +21,7 @@ from ._lines import LONG_LINE, VIEW_FROM, to_lf
 if TYPE_CHECKING:
     from ._parser import SSEParser
 
-__all__ = ["PENDING_FROM", "complete_line", "feed_long", "process_long"]
-
-#: Feed hands a chunk to feed_long when at least this many bytes of a line
-#: are pending.  Short-event streams leave less (their lines are shorter),
-#: so their chunks never pay for the look; a stream of 8 KB lines leaves
-#: less 1 time in 16.
-PENDING_FROM = 512
+__all__ = ["complete_line", "feed_long", "process_long"]
 
 
 def process_long(
@@ -208,7 +202,8 @@ def complete_line(
 
 def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
     """:meth:`feed`, in fewer steps, for a chunk of a stream of long data
-    lines: a long line is pending, and the chunk holds no CR.  ``None`` when
+    lines: a long line is pending (LONG_LINE bytes of it or more: feed
+    looks no further for other streams), and the chunk holds no CR.  ``None`` when
     the chunk is not one this takes whole (nothing changed then: feed goes
     its general way).
 
@@ -238,8 +233,7 @@ def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
         return []
     size = self._pending_len + first
     if (
-        size < LONG_LINE  # a short line: feed's runs of short blocks
-        or self._data
+        self._data
         or self._event_type
         or self._event_retry is not None
         or not data.startswith(b"\n", first + 1)

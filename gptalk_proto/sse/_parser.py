@@ -40,7 +40,7 @@ from ._event import SSEEvent, _dispatch, _events
 from ._growing import GrowingValues
 from ._lines import LONG_LINE, crlf_lines, lf_lines, to_lf
 from ._lines import VIEW_FROM as _VIEW_FROM
-from ._long import PENDING_FROM, complete_line, feed_long, process_long
+from ._long import complete_line, feed_long, process_long
 
 __all__ = [
     "DEFAULT_MAX_EVENT_SIZE",
@@ -195,7 +195,7 @@ class SSEParser:
             return []
         if type(data) is not bytes:
             data = bytes(data)
-        if self._pending_len >= PENDING_FROM and (done := feed_long(self, data)) is not None:
+        if self._pending_len >= LONG_LINE and (done := feed_long(self, data)) is not None:
             return done  # a chunk of a stream of long lines (see feed_long)
         if self._start is not None:
             data = self._start + data
