@@ -80,23 +80,25 @@ class GrowingValues:
         """
         previous = self._previous
         if previous is not None:
-            tail = self.tail
             stem, pieces = previous
-            shared = len(stem)
+            # Where the value's bytes past the shared ones start.
+            shared = start + len(stem)
             if (
-                stop - start > shared
+                stop > shared
                 and head.startswith(stem, start)
-                and not 0x80 <= head[start + shared] < 0xC0
+                and head[shared] & 0xC0 != 0x80  # not a continuation byte
             ):
-                new = str(view[start + shared : stop], "utf-8", "replace")
+                new = str(view[shared:stop], "utf-8", "replace")
                 pieces.append(new)
                 value = "".join(pieces)
                 if self._links is not None and self._last is not None:
                     # pieces held the text of _last less its tail: value
                     # starts with it.
                     self._links.append((value, self._last))
-                if stop - start - shared >= tail and head[stop - tail : stop].isascii():
-                    pieces[-1] = new[: len(new) - tail]
+                tail = self.tail
+                if stop - shared >= tail and head[stop - tail : stop].isascii():
+                    # Its tail bytes are ASCII: the text's last tail characters.
+                    pieces[-1] = new[:-tail]
                     if len(pieces) > _MAX_PIECES:
                         pieces[:] = ["".join(pieces)]
                     self._previous = (view[start : stop - tail], pieces)
