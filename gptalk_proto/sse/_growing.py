@@ -78,25 +78,27 @@ class GrowingValues:
         bytes are ASCII (one character each); otherwise the next value is
         decoded whole.
         """
-        tail = self.tail
         previous = self._previous
         if previous is not None:
             stem, pieces = previous
-            shared = len(stem)
+            # Where the value's bytes past the shared ones start.
+            shared = start + len(stem)
             if (
-                stop - start > shared
+                stop > shared
                 and head.startswith(stem, start)
-                and not 0x80 <= head[start + shared] < 0xC0
+                and head[shared] & 0xC0 != 0x80  # not a continuation byte
             ):
-                new = str(view[start + shared : stop], "utf-8", "replace")
+                new = str(view[shared:stop], "utf-8", "replace")
                 pieces.append(new)
                 value = "".join(pieces)
                 if self._links is not None and self._last is not None:
                     # pieces held the text of _last less its tail: value
                     # starts with it.
                     self._links.append((value, self._last))
-                if stop - start - shared >= tail and head[stop - tail : stop].isascii():
-                    pieces[-1] = new[: len(new) - tail]
+                tail = self.tail
+                if stop - shared >= tail and head[stop - tail : stop].isascii():
+                    # Its tail bytes are ASCII: the text's last tail characters.
+                    pieces[-1] = new[:-tail]
                     if len(pieces) > _MAX_PIECES:
                         pieces[:] = ["".join(pieces)]
                     self._previous = (view[start : stop - tail], pieces)
@@ -104,15 +106,16 @@ class GrowingValues:
                 else:
                     self._previous = self._last = None
                 return value
+            self._previous = self._last = None
+        # Decoded whole (the first value, one that does not extend the
+        # previous, and every ASCII one: the fewest steps for those).
         value = str(view[start:stop], "utf-8", "replace")
         if (
             stop - start >= _REUSE_FROM
             # ASCII text decodes about as fast as it copies: nothing to save.
             and not value.isascii()
-            and head[stop - tail : stop].isascii()
+            and head[stop - self.tail : stop].isascii()
         ):
-            self._previous = (view[start : stop - tail], [value[: len(value) - tail]])
+            self._previous = (view[start : stop - self.tail], [value[: len(value) - self.tail]])
             self._last = value
-        else:
-            self._previous = self._last = None
         return value

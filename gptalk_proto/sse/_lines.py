@@ -7,13 +7,18 @@ shape of line at hand.
 
 from __future__ import annotations
 
-__all__ = ["LONG_LINE", "SHORT_LINES", "crlf_lines", "lf_lines", "to_lf"]
+__all__ = ["LONG_LINE", "SHORT_LINES", "VIEW_FROM", "crlf_lines", "lf_lines", "to_lf"]
 
 #: A region whose first line is at least this many bytes goes a line at a
 #: time, each value decoded straight from the buffer (and its decode maybe
 #: reused: see _growing._REUSE_FROM).  Below that, decoding and splitting the
 #: whole region (a few passes in C) costs less than a Python step per line.
 LONG_LINE = 2048
+
+#: Pieces of an unfinished line longer than this are kept as views of their
+#: chunk rather than copied out of it (a view costs more to make than a short
+#: copy).
+VIEW_FROM = 2048
 
 #: CRs are rare when the first 2 x this many bytes of a chunk hold at most
 #: four (lines of about a kilobyte or more; see to_lf).

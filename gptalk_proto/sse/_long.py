@@ -3,9 +3,12 @@
 Cumulative replies run to kilobytes a line: their values are decoded one by
 one straight from the buffer, a data line with the blank line after it makes
 an event here, with no list to join, and so does a long line that a chunk
-completes.  Its own module to keep the
-parser's under the house's size.  It reads and writes the parser's state
-(``self`` is the parser), as a method would.
+completes, with the chunk's long lines after it.  A chunk of such lines is a
+few long copies and a few dozen Python steps per event: the steps are most
+of what is left to save (at 16 KiB reads of 8 KB replies, a chunk holds
+about two events), so the common blocks take a loop of their own.  Its own
+module to keep the parser's under the house's size.  It reads and writes the
+parser's state (``self`` is the parser), as a method would.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ._event import SSEEvent, _dispatch, _new_event
+from ._lines import LONG_LINE, VIEW_FROM, to_lf
 
 if TYPE_CHECKING:
     from ._parser import SSEParser
 
-__all__ = ["process_long", "whole_event"]
+__all__ = ["complete_line", "feed_long", "process_long"]
 
 
 def process_long(
@@ -38,6 +42,31 @@ def process_long(
     events: list[SSEEvent] = []
     data = self._data
     grower = self._grower
+    if not (crlf or data or self._event_type or self._event_retry is not None):
+        # The blocks nearly every stream is made of, "data: V", LF, LF, with
+        # nothing pending: each is one event (spec: append V to the empty
+        # data buffer, then the blank line dispatches it: type "message", the
+        # last event ID buffer, no retry; no id line is among them, so the
+        # buffer stays what it is).  The region holds no CR (it is LF-only
+        # or was normalised: see feed), so the LF found ends the line.  The
+        # first line that is anything else goes on through the loop below.
+        last_id = self._id_buffer
+        startswith = head.startswith
+        while (end := find(b"\n", start, size)) >= 0 and startswith(b"data: ", start, end):
+            after = end + 1
+            if after < size and head[after] != 0x0A:
+                break  # no blank line next: the general rules
+            if grower is not None:
+                value = grower.decode(head, view, start + 6, end)
+            else:
+                value = str(view[start + 6 : end], "utf-8", "replace")
+            events.append(_new_event(SSEEvent, ("message", value, last_id, None)))
+            start = after + 1
+            if start > size:  # the blank line ended the region
+                self.last_event_id = last_id
+                return events
+        if events:
+            self.last_event_id = last_id
     while True:
         end = find(b"\n", start, size)
         stop = size if end < 0 else end
@@ -111,18 +140,22 @@ def process_long(
     return events
 
 
-def whole_event(
-    self: SSEParser, line: bytes, data: bytes, first: int, crlf: bool
-) -> tuple[SSEEvent, int] | None:
-    """A long line just completed (``line``, its line end at
-    ``data[first]``): when it is a data line, nothing is pending and a
-    blank line follows in ``data``, its event and where the chunk goes on
-    after the blank line; else ``None``, and nothing changed.
+def complete_line(
+    self: SSEParser, line: bytes, data: bytes, first: int, end: int, *, crlf: bool
+) -> tuple[list[SSEEvent], int]:
+    """The long line ``line`` that the chunk ``data`` just completed (its
+    line end at ``data[first]``; ``end``: the chunk's last line end), and
+    the long lines after it.  Gives the events and where the chunk's lines
+    left to interpret start (past ``end``: none).
 
-    This is what the general rules give for those two lines (spec: append
-    the value to the empty data buffer, then dispatch it: type "message",
-    the last event ID buffer, no retry), in one step: a reply resent whole
-    in every event completes such a line in nearly every chunk.
+    When ``line`` is a data line, nothing is pending and a blank line
+    follows in ``data``, its event is what the general rules give for the
+    two lines (spec: append the value to the empty data buffer, then
+    dispatch it: type "message", the last event ID buffer, no retry), made
+    in one step: a reply resent whole in every event completes such a line
+    in nearly every chunk.  The chunk's lines after the blank line then go
+    on here when they are long, as :meth:`_interpret` would send them.
+    Otherwise the line goes through :meth:`_interpret` alone.
     """
     stop = len(line)
     if crlf and line.endswith(b"\r"):
@@ -140,14 +173,123 @@ def whole_event(
         or stop > self.max_event_size
         or (crlf and line.find(b"\r", 0, stop) >= 0)
     ):
-        return None
-    view = memoryview(line)
+        if crlf and 0x0D in line:
+            line = to_lf(line)  # its CRLF, or lone CRs: lines of their own
+        events = self._interpret(line, 0, len(line) - (line[-1:] == b"\n"))
+        self._account()
+        return events, first + 1
     grower = self._grower
     if grower is not None:
-        value = grower.decode(line, view, 6, stop)
+        value = grower.decode(line, memoryview(line), 6, stop)
     else:
-        value = str(view[6:stop], "utf-8", "replace")
+        value = str(memoryview(line)[6:stop], "utf-8", "replace")
     # spec: dispatch, step 1: the last event ID string is the buffer's.
     self.last_event_id = last_id = self._id_buffer
     self._data_size = 0
-    return _new_event(SSEEvent, ("message", value, last_id, None)), after
+    events = [_new_event(SSEEvent, ("message", value, last_id, None))]
+    # The lines after the blank line, as _interpret takes them (the region
+    # ends before the last line end, its CR included): when they are within
+    # both caps (the data buffer is empty now) and the first is long, here,
+    # without the calls between.
+    stop = end - crlf
+    if after <= end and stop - after <= self.max_line_size and stop - after <= self.max_event_size:
+        next_end = data.find(b"\n", after, stop)
+        if next_end < 0 or next_end - after >= LONG_LINE:
+            events += process_long(self, data, after, stop, crlf)
+            return events, end + 1
+    return events, after
+
+
+def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
+    """:meth:`feed`, in fewer steps, for a chunk of a stream of long data
+    lines: a long line is pending (LONG_LINE bytes of it or more: feed
+    looks no further for other streams), and the chunk holds no CR.  ``None`` when
+    the chunk is not one this takes whole (nothing changed then: feed goes
+    its general way).
+
+    A chunk without a line end goes on with the pending line.  Otherwise
+    the line it completes must be a data line with the blank line right
+    after it, and nothing else pending: its event is what the general
+    rules give for the two lines (spec: append the value to the empty data
+    buffer, then dispatch: type "message", the last event ID buffer, no
+    retry), and so is each next long "data: V" line with its blank line.
+    The first line that is anything else (short, another field, no blank
+    line after it, over a cap) and those after it go through
+    :meth:`_interpret`, with the events before them, as feed sends them;
+    what follows the last line end waits as in feed.  Feed's own way takes
+    several calls and checks that this stream never needs; at 16 KiB reads
+    of 8 KB replies a chunk holds two events, so they were most of the
+    parser's own time.
+    """
+    if 0x0D in data or self._start is not None or self._skip_lf:
+        return None  # CRs are normalised, and a stream's first bytes checked, by feed
+    pending = self._pending
+    first = data.find(b"\n")
+    if first < 0:
+        pending.append(data)
+        self._pending_len += len(data)
+        if self._pending_len > self.max_line_size:
+            self._fail_line(self._pending_len, [])
+        return []
+    size = self._pending_len + first
+    if (
+        self._data
+        or self._event_type
+        or self._event_retry is not None
+        or not data.startswith(b"\n", first + 1)
+        or size > self.max_line_size
+        or size > self.max_event_size
+    ):
+        return None
+    pending.append(data[:first] if first <= VIEW_FROM else memoryview(data)[:first])
+    line = b"".join(pending)
+    if not line.startswith(b"data: "):
+        pending.pop()
+        return None
+    grower = self._grower
+    if grower is not None:
+        value = grower.decode(line, memoryview(line), 6, size)
+    else:
+        value = str(memoryview(line)[6:], "utf-8", "replace")
+    # spec: dispatch, step 1: the last event ID string is the buffer's (no
+    # id line comes before the next dispatch here).
+    last_id = self._id_buffer
+    events = [_new_event(SSEEvent, ("message", value, last_id, None))]
+    end = data.rfind(b"\n")
+    start = first + 2
+    if start < end:
+        view = memoryview(data)
+        find = data.find
+        while start < end:
+            stop = find(b"\n", start)
+            size = stop - start
+            if (
+                stop == end  # its blank line is in a later chunk
+                or size < LONG_LINE
+                or data[stop + 1] != 0x0A
+                or not data.startswith(b"data: ", start)
+                or size > self.max_line_size
+                or size > self.max_event_size
+            ):
+                break
+            if grower is not None:
+                value = grower.decode(data, view, start + 6, stop)
+            else:
+                value = str(view[start + 6 : stop], "utf-8", "replace")
+            events.append(_new_event(SSEEvent, ("message", value, last_id, None)))
+            start = stop + 2
+    self.last_event_id = last_id
+    self._data_size = 0
+    rest = data[end + 1 :] if len(data) - end <= VIEW_FROM else memoryview(data)[end + 1 :]
+    self._pending = [rest] if rest else []
+    self._pending_len = len(rest)
+    if start <= end:
+        # The lines left, up to the last line end, as feed sends them.
+        events += self._interpret(data, start, end, events)
+        if self._data:
+            self._account()
+        else:
+            self._data_size = 0
+    if self._pending_len > self.max_line_size:
+        self._fail_line(self._pending_len, events)
+    return events

@@ -40,7 +40,8 @@ from ._checked import over_line_cap, process_checked
 from ._event import SSEEvent, _dispatch, _events, _message_events
 from ._growing import GrowingValues
 from ._lines import LONG_LINE, crlf_lines, lf_lines, to_lf
-from ._long import process_long, whole_event
+from ._lines import VIEW_FROM as _VIEW_FROM
+from ._long import complete_line, feed_long, process_long
 
 __all__ = [
     "DEFAULT_MAX_EVENT_SIZE",
@@ -81,11 +82,6 @@ _JOIN_BELOW = 8192
 #: line adds a character (its LF), so the copies are linear in the event.
 _JOIN_DATA_FROM = 256
 _LINE_COST = 32
-
-#: Pieces of an unfinished line longer than this are kept as views of their
-#: chunk rather than copied out of it (a view costs more to make than a short
-#: copy).
-_VIEW_FROM = 2048
 
 
 class SSEParser:
@@ -209,6 +205,8 @@ class SSEParser:
             return []
         if type(data) is not bytes:
             data = bytes(data)
+        if self._pending_len >= LONG_LINE and (done := feed_long(self, data)) is not None:
+            return done  # a chunk of a stream of long lines (see feed_long)
         if self._start is not None:
             data = self._start + data
             if len(data) < 3 and _BOM.startswith(data):
@@ -273,15 +271,7 @@ class SSEParser:
             self._pending.append(data[:first] if first <= _VIEW_FROM else memoryview(data)[:first])
             line = b"".join(self._pending)
             self._pending = []
-            whole = whole_event(self, line, data, first, crlf)
-            if whole is not None:
-                events, start = [whole[0]], whole[1]
-            else:
-                if crlf and 0x0D in line:
-                    line = to_lf(line)  # its CRLF, or lone CRs: lines of their own
-                events = self._interpret(line, 0, len(line) - (line[-1:] == b"\n"))
-                self._account()
-                start = first + 1
+            events, start = complete_line(self, line, data, first, end, crlf=crlf)
         self._pending = [rest] if rest else []
         self._pending_len = len(rest)
         # In a CRLF chunk the region stops before its last line end's CR.  (What
