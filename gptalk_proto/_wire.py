@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import IntEnum
 from typing import Any
 from urllib.parse import quote
@@ -233,10 +233,38 @@ def _describe(value: Any) -> str:
     return f"a JSON {type(value).__name__}"
 
 
+#: json.loads' own C scanner (what ``json.loads`` runs under its Python
+#: layers; the stubs do not list it).
+_scan_once: Callable[[str, int], tuple[Any, int]] = vars(json.JSONDecoder())["scan_once"]
+
+
+def _loads(body: bytes) -> Any:
+    """``json.loads(body)``: the same value, and an error where it raises one
+    (a ``ValueError``, ``UnicodeDecodeError`` or ``RecursionError``).
+
+    A body that starts with ``{`` and no NUL after it is UTF-8 to
+    ``json.loads`` (its encoding sniffing looks for a BOM or NULs), so it is
+    decoded and scanned here directly: ``json.loads``' Python layers (the
+    sniffing, two whitespace matches, the decoder's wrapper) cost more than
+    the scan of a login or text response.
+    """
+    if body[:1] != b"{" or body[1:2] == b"\x00":
+        return json.loads(body)
+    text = body.decode("utf-8", "surrogatepass")
+    try:
+        value, end = _scan_once(text, 0)
+    except StopIteration:
+        raise ValueError("not a JSON value") from None
+    # After the value, JSON's whitespace only (RFC 8259: space, tab, LF, CR).
+    if end != len(text) and text[end:].strip(" \t\n\r"):
+        raise ValueError("extra data after the JSON value")
+    return value
+
+
 def load_json_object(body: bytes, what: str) -> dict[str, Any]:
     """Decode a JSON object, or raise RemoteProtocolError naming ``what``."""
     try:
-        value = json.loads(body)
+        value = _loads(body)
     # RecursionError: JSON nested thousands deep (``[`` x 100,000) is a peer's
     # attack on the decoder's stack, not a bug of ours.
     except (ValueError, UnicodeDecodeError, RecursionError):
