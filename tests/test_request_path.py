@@ -1,7 +1,8 @@
 """The request path's shortcuts give what the long way gives: JSON bodies
 read without json.loads' Python layers, fingerprints drawn in batches, the
-automatic backend chosen without sniffio's asyncio probe, and request
-framing."""
+automatic backend chosen without sniffio's asyncio probe, request framing,
+the stream token quoted only when it needs to be, and the fingerprint
+checked without its regex."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 import re
 import threading
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import pytest
@@ -18,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gptalk_proto as g
-from gptalk_proto._wire import _loads, load_json_object
+from gptalk_proto._wire import _loads, check_fingerprint, load_json_object, stream_request
 from gptalk_transports._backends.anyio import AnyioBackend
 from gptalk_transports._backends.asyncio import AsyncioBackend
 from gptalk_transports._backends.auto import AutoBackend, concrete
@@ -224,3 +226,25 @@ def test_a_target_prefix_with_spaces_or_not_ascii_is_refused(prefix: str) -> Non
     chat = g.Chat("hi", credentials=g.Credentials(), fingerprint="0" * 32)
     with pytest.raises(g.LocalProtocolError, match="ASCII without spaces"):
         g.ClientConnection(chat, host="example", target_prefix=prefix)
+
+
+# -- the stream request's target, the fingerprint check ---------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=20) | st.from_regex(r"[A-Za-z0-9\-._~+/]{1,20}=*", fullmatch=True))
+def test_the_stream_target_quotes_the_token_as_quote_does(token: str) -> None:
+    request = stream_request(token, now=1_700_000_000)
+    assert request.target == f"/api/chatgpt/chatapi/stream?token={quote(token, safe='')}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="0123456789abcdefABCDEF \n-", max_size=34) | st.text(max_size=34))
+def test_the_fingerprint_check_is_the_regex(fingerprint: str) -> None:
+    valid = re.fullmatch(r"[0-9a-f]{32}", fingerprint) is not None
+    try:
+        check_fingerprint(fingerprint)
+    except g.LocalProtocolError:
+        assert not valid
+    else:
+        assert valid
