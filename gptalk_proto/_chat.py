@@ -84,7 +84,21 @@ _RESPONSE = ClientInput.RESPONSE
 _DATA = ClientInput.DATA
 _END = ClientInput.END
 _ABORT = ClientInput.ABORT
-_S = ClientState
+# The states as module constants, as the inputs above: before Python 3.12 an
+# Enum member read off its class (``ClientState.START``) goes through
+# EnumType.__getattr__'s slow attribute hook, about ten times a global's cost,
+# and a chat reads states some ninety times.
+_START = ClientState.START
+_LOGIN_SENT = ClientState.LOGIN_SENT
+_LOGIN_BODY = ClientState.LOGIN_BODY
+_LOGGED_IN = ClientState.LOGGED_IN
+_TEXT_SENT = ClientState.TEXT_SENT
+_TEXT_DONE = ClientState.TEXT_DONE
+_STREAM_SENT = ClientState.STREAM_SENT
+_STREAMING = ClientState.STREAMING
+_DRAINING = ClientState.DRAINING
+_DONE = ClientState.DONE
+_ERROR = ClientState.ERROR
 
 # Errors after which the login token is worth no more: the next chat logs in.
 _TOKEN_ERRORS = (QuotaExhausted, AuthExpired, AuthInvalid)
@@ -214,7 +228,7 @@ class Chat:
 
     def needs_login(self, now: float) -> bool:
         """Whether the next request will be a login (only meaningful in ``START``)."""
-        if self._machine.state is not _S.START or self._ticket.token is not None:
+        if self._machine.state is not _START or self._ticket.token is not None:
             return False
         ticket = self._ticket
         return ticket.own or (ticket.login is None and not self.credentials.usable(now))
@@ -238,7 +252,7 @@ class Chat:
         their lock, if threads share the credentials); without it, the chat
         decides alone when it makes its first request.
         """
-        if self._machine.state is not _S.START:
+        if self._machine.state is not _START:
             raise LocalProtocolError("claim() comes before the chat's first request")
         return self.credentials.claim(self._ticket, now, handle)
 
@@ -266,7 +280,7 @@ class Chat:
         """
         self._machine.check(_SEND)
         state = self._machine.state
-        if state is _S.START and self.needs_login(now):
+        if state is _START and self.needs_login(now):
             request = login_request(
                 self._fingerprint,
                 now=now,
@@ -274,7 +288,7 @@ class Chat:
                 origin=self.origin,
                 extra_headers=self._extra_headers,
             )
-        elif state is _S.TEXT_DONE:
+        elif state is _TEXT_DONE:
             assert self._stream_token is not None
             request = stream_request(
                 self._stream_token,
@@ -284,7 +298,7 @@ class Chat:
                 extra_headers=self._extra_headers,
             )
         else:
-            if state is _S.START:
+            if state is _START:
                 self._token = self._first_token(now)
             elif self._fresh_login is not None:
                 # The login's token goes to the credentials now, its first use
@@ -303,7 +317,7 @@ class Chat:
                 origin=self.origin,
                 extra_headers=self._extra_headers,
             )
-        target = {"login": _S.LOGIN_SENT, "text": _S.TEXT_SENT, "stream": _S.STREAM_SENT}
+        target = {"login": _LOGIN_SENT, "text": _TEXT_SENT, "stream": _STREAM_SENT}
         self._machine.move(_SEND, target[request.kind])
         self._request = request
         return request
@@ -357,7 +371,7 @@ class Chat:
         self._body = []
         self._body_size = 0
         (target,) = targets
-        if target is _S.STREAMING and 200 <= status < 300 and is_event_stream(content_type):
+        if target is _STREAMING and 200 <= status < 300 and is_event_stream(content_type):
             max_line, max_event = self._sse_caps
             self._parser = SSEParser(
                 max_line_size=max_line,
@@ -376,21 +390,21 @@ class Chat:
         state = self._machine.state
         if not data:
             self._machine.check(_END)
-            if state is _S.STREAMING and self._parser is not None:
+            if state is _STREAMING and self._parser is not None:
                 self._fail(
                     StreamInterrupted(
                         "the reply stream ended before its [DONE] marker", text=self.text
                     )
                 )
-            elif state is _S.DRAINING:
-                self._machine.move(_END, _S.DONE)
+            elif state is _DRAINING:
+                self._machine.move(_END, _DONE)
             else:
                 self._finish_body(state)
             return
         self._machine.check(_DATA)
-        if state is _S.DRAINING:
+        if state is _DRAINING:
             return  # after [DONE]; only the body's end matters now
-        if state is _S.STREAMING and self._parser is not None:
+        if state is _STREAMING and self._parser is not None:
             self._stream(data)
             return
         self._body_size += len(data)
@@ -414,16 +428,16 @@ class Chat:
         """
         self._machine.check(_ABORT)
         state = self._machine.state
-        if state is _S.DRAINING:
-            self._machine.move(_ABORT, _S.DONE)
+        if state is _DRAINING:
+            self._machine.move(_ABORT, _DONE)
             return
         assert self._request is not None
         kind = self._request.kind
-        if state is _S.STREAMING and self._parser is not None:
+        if state is _STREAMING and self._parser is not None:
             error: GPTalkError = StreamInterrupted(
                 f"the reply stream broke before its [DONE] marker: {reason}", text=self.text
             )
-        elif state in (_S.LOGIN_SENT, _S.TEXT_SENT, _S.STREAM_SENT):
+        elif state in (_LOGIN_SENT, _TEXT_SENT, _STREAM_SENT):
             error = RemoteProtocolError(
                 f"expected a response to the {kind} request, but {reason} before one came"
             )
@@ -448,9 +462,9 @@ class Chat:
         state = self._machine.state
         if state in SEND_STATES:
             return SEND_REQUEST
-        if state is _S.DONE:
+        if state is _DONE:
             return PAUSED
-        if state is _S.ERROR:
+        if state is _ERROR:
             raise LocalProtocolError("the chat is in its ERROR state; start a new one")
         return NEED_DATA
 
@@ -491,7 +505,7 @@ class Chat:
         try:
             if not 200 <= self._status < 300:
                 raise status_error(self._status, self._url(), body, self._retry_after)
-            if state is _S.STREAMING:
+            if state is _STREAMING:
                 # The stream request answered with something other than an event
                 # stream: an error envelope says why; anything else is a protocol
                 # violation.
@@ -506,7 +520,7 @@ class Chat:
                     + (excerpt(self._content_type) if self._content_type else "no content type")
                 )
             data = raise_for_envelope(load_json_object(body, what), what)
-            if state is _S.LOGIN_BODY:
+            if state is _LOGIN_BODY:
                 token, expires_at = check_login_data(data, what)
                 # Kept here until the text request (next_request stores it and
                 # takes one use in one step): the token this chat paid a login
@@ -515,10 +529,10 @@ class Chat:
                 self._fresh_login = (token, expires_at)
                 self._token = token
                 self._events.append(LoggedIn(expires_at))
-                self._machine.move(_END, _S.LOGGED_IN)
+                self._machine.move(_END, _LOGGED_IN)
             else:
                 self._stream_token = check_stream_data(data, what)
-                self._machine.move(_END, _S.TEXT_DONE)
+                self._machine.move(_END, _TEXT_DONE)
         except GPTalkError as error:
             self._fail(error)
 
@@ -540,7 +554,7 @@ class Chat:
             if event.data == DONE_MARKER:
                 queue.append(ChatDone(self.text))
                 self._parser = None
-                self._machine.move(_DATA, _S.DRAINING)
+                self._machine.move(_DATA, _DRAINING)
                 return
             try:
                 change = decode(event.data)

@@ -38,6 +38,12 @@ from ._util import NEED_DATA, PAUSED, SEND_REQUEST, Sentinel, check_header_name,
 __all__ = ["DEFAULT_MAX_HEAD_SIZE", "ClientConnection"]
 
 _SENT_STATES = frozenset({ClientState.LOGIN_SENT, ClientState.TEXT_SENT, ClientState.STREAM_SENT})
+# Enum members as module constants: before Python 3.12 one read off its class
+# goes through EnumType.__getattr__'s slow attribute hook (see _chat).
+_ENDED = (ClientState.ERROR, ClientState.DONE)
+_READER_IDLE = ReaderState.IDLE
+_READER_HEAD = ReaderState.HEAD
+_READER_DONE = ReaderState.DONE
 
 #: Cap on a response head (status line and headers), in bytes; h11 buffers at
 #: most this much while it waits for the head to end.
@@ -68,11 +74,16 @@ class ClientConnection:
         self.chat = chat
         self.host = check_header_value("host", host)
         self._prefix = check_header_value("target prefix", target_prefix)
-        if any(c in target_prefix for c in " \t") or not target_prefix.isascii():
+        if " " in target_prefix or "\t" in target_prefix or not target_prefix.isascii():
             raise LocalProtocolError("the target prefix must be ASCII without spaces")
-        self._proxy_headers = tuple(
-            (check_header_name(n).lower(), check_header_value("proxy header", v))
-            for n, v in proxy_headers
+        # (Built only when there are any: the common case is none, every chat.)
+        self._proxy_headers: tuple[tuple[str, str], ...] = (
+            tuple(
+                (check_header_name(n).lower(), check_header_value("proxy header", v))
+                for n, v in proxy_headers
+            )
+            if proxy_headers
+            else ()
         )
         for _, value in self._proxy_headers:
             _add_proxy_secrets(chat, value)
@@ -122,7 +133,7 @@ class ClientConnection:
         if (
             request is None
             or self.chat.state not in _SENT_STATES
-            or http.state is not ReaderState.HEAD
+            or http.state is not _READER_HEAD
             or http.answered
             or http.closed
         ):
@@ -134,14 +145,16 @@ class ClientConnection:
     def _frame(self, request: Request) -> bytes:
         headers: list[tuple[str, str]] = [("host", self.host), *request.headers]
         headers.extend(self._proxy_headers)
-        # (The length test first: it spares lowering every other name.)
-        close = any(
-            len(name) == 10 and name.lower() == "connection" and "close" in value.lower()
-            for name, value in headers
-        )
+        # (The length test first: it spares lowering every other name; a
+        # plain loop, as any() over a generator costs twice as much.)
+        close = False
+        for name, value in headers:
+            if len(name) == 10 and name.lower() == "connection" and "close" in value.lower():
+                close = True
+                break
         if request.method != "GET" or request.body:
             headers.append(("content-length", str(len(request.body))))
-        if self._http.state is not ReaderState.IDLE:
+        if self._http.state is not _READER_IDLE:
             raise LocalProtocolError(f"cannot send the {request.kind} request now")
         # The request is written here, byte for byte as h11 writes one (a
         # differential test holds us to that), because h11's writer costs more
@@ -222,7 +235,7 @@ class ClientConnection:
                 message = str(exc)
                 if message != SERVER_CLOSED:
                     message = f"the server's HTTP was invalid ({excerpt(message)})"
-                if chat.state not in (ClientState.ERROR, ClientState.DONE):
+                if chat.state not in _ENDED:
                     chat.abort(message)
                 continue
             if type(got) is bytes:
@@ -230,9 +243,9 @@ class ClientConnection:
                     chat.receive_body(got)
                     continue
                 # The body ended.
-                if chat.state not in (ClientState.ERROR, ClientState.DONE):
+                if chat.state not in _ENDED:
                     chat.receive_body(b"")
-                if http.state is ReaderState.DONE:
+                if http.state is _READER_DONE:
                     self._reconnect = "the server closed the connection after its response"
             elif got is NEED_DATA:
                 return NEED_DATA

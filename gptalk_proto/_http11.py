@@ -120,6 +120,16 @@ class ReaderState(Enum):
     DONE = "DONE"
 
 
+# The states as module constants: before Python 3.12 an Enum member read off
+# its class (``ReaderState.IDLE``) goes through EnumType.__getattr__'s slow
+# attribute hook, about ten times a global's cost, on every call here.
+_IDLE = ReaderState.IDLE
+_HEAD = ReaderState.HEAD
+_LENGTH = ReaderState.LENGTH
+_CHUNKED = ReaderState.CHUNKED
+_DONE = ReaderState.DONE
+
+
 class ResponseHead(NamedTuple):
     """A final response's status and headers (lowercase bytes names)."""
 
@@ -145,7 +155,7 @@ class ResponseReader:
 
     def __init__(self, *, max_head_size: int) -> None:
         self._max_head_size = max_head_size
-        self.state = ReaderState.IDLE
+        self.state: ReaderState = _IDLE
         #: The peer closed its side (``receive_data(b"")``).
         self.closed = False
         self._parser: h11.Connection | None = None
@@ -176,7 +186,7 @@ class ResponseReader:
     @property
     def reusable(self) -> bool:
         """Idle, open, and no stray bytes from the peer."""
-        return self.state is ReaderState.IDLE and not self.closed and not self._unread
+        return self.state is _IDLE and not self.closed and not self._unread
 
     def expect(self, method: str, *, close: bool) -> None:
         """A ``method`` request went out (``close``: it said ``Connection: close``).
@@ -185,14 +195,14 @@ class ResponseReader:
         HEAD and CONNECT, whose answers h11 frames its own way, at
         :meth:`request_sent`), so the request goes on the wire first.
         """
-        if self.state is not ReaderState.IDLE:
+        if self.state is not _IDLE:
             raise LocalProtocolError("a request is already out on this connection")
         self._expected = (method.encode("ascii"), close)
         self._h11_framing = self._expected[0] in _H11_METHODS
         self._close_requested = close
         self._head_waits = 0
         self.answered = bool(self._unread)
-        self.state = ReaderState.HEAD
+        self.state = _HEAD
 
     def request_sent(self) -> None:
         """Build what reading the response needs now (while the server works)
@@ -221,7 +231,7 @@ class ResponseReader:
                 raise LocalProtocolError("receive_data() after EOF")
             return
         if data:
-            self.answered = self.answered or self.state is not ReaderState.IDLE
+            self.answered = self.answered or self.state is not _IDLE
         else:
             self.closed = True
         if self._parser is not None:
@@ -235,11 +245,11 @@ class ResponseReader:
             error, self._error = self._error, None
             raise error
         state = self.state
-        if state is ReaderState.CHUNKED:
+        if state is _CHUNKED:
             return self._next_chunked()
-        if state is ReaderState.LENGTH:
+        if state is _LENGTH:
             return self._next_length()
-        if state is not ReaderState.HEAD:
+        if state is not _HEAD:
             return NEED_DATA
         if self._parser is None:
             plain = self._plain_head()
@@ -312,10 +322,10 @@ class ResponseReader:
         self._unread = [rest] if rest else []
         self._keep_alive = head.keep_alive and not close
         if head.length == CHUNKED:
-            self.state = ReaderState.CHUNKED
+            self.state = _CHUNKED
             self._decoder = ChunkedDecoder(max_line=self._max_head_size)
         else:
-            self.state = ReaderState.LENGTH
+            self.state = _LENGTH
             self._left = head.length
         return ResponseHead(head.status, head.headers)
 
@@ -348,7 +358,7 @@ class ResponseReader:
     def _start_chunked(self, response: h11.Response, parser: h11.Connection) -> None:
         # From here the body is ours: h11 has read the head; what it buffered
         # past it is the body's first bytes.
-        self.state = ReaderState.CHUNKED
+        self.state = _CHUNKED
         self._decoder = ChunkedDecoder(max_line=self._max_head_size)
         leftover = parser.trailing_data[0]
         self._unread = [leftover] if leftover else []
@@ -415,10 +425,10 @@ class ResponseReader:
         self._body_ended = False
         self._left = 0
         if keep_alive and not self.closed:
-            self.state = ReaderState.IDLE
+            self.state = _IDLE
             self._unread = [leftover] if leftover else []
         else:
-            self.state = ReaderState.DONE
+            self.state = _DONE
             self._unread = []
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import secrets
 import ssl
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
@@ -30,6 +29,7 @@ from .._backends.auto import make_async_backend
 from .._backends.base import AsyncBackend
 from .._config import DEFAULT_URL, Origin, Timeout, make_ssl_context
 from .._env_proxy import choose_proxy
+from .._fingerprints import Fingerprints
 from .._progress import SKIP, Messages, Progress, RewritePolicy
 from .._retry import RetryPolicy, RetryState, translate
 from .connector import AsyncConnector, AsyncConnectorProtocol
@@ -190,6 +190,7 @@ class AsyncClient:
         self.connector = connector
         self._pool = AsyncPool(connector, self.backend, max_idle=max_idle_connections)
         self._rng = random.Random()
+        self._fingerprints = Fingerprints()
         self.clock = clock
 
     @property
@@ -248,7 +249,7 @@ class AsyncClient:
             messages,
             credentials=self.credentials,
             # Entropy comes from here, not from the core.
-            fingerprint=secrets.token_hex(16),
+            fingerprint=self._fingerprints.take(),
             model=model or self.model,
             user_agent=self.user_agent,
             extra_headers=self.headers,
@@ -284,9 +285,11 @@ class AsyncClient:
                 ) as events:
                     async for batch in events:
                         if not state.text_yielded:
-                            state.text_yielded = any(
-                                type(e) is TextDelta or type(e) is TextRewritten for e in batch
-                            )
+                            # (A loop: any() over a generator costs twice as much.)
+                            for e in batch:
+                                if type(e) is TextDelta or type(e) is TextRewritten:
+                                    state.text_yielded = True
+                                    break
                         yield batch
                 return
             except GPTalkError as caught:

@@ -138,6 +138,13 @@ class _Limits:
         """The one error for a call that ran out of its total time."""
         return DeadlineExceeded(f"the call ran past its total deadline of {self.timeout.total} s")
 
+    def beyond(self, base: float | None) -> bool:
+        """Whether the deadline is further off than ``base`` (a timeout), so
+        that ``base`` alone bounds the next operation (as :meth:`bound` says
+        then): the operation can go without :meth:`run`'s layer."""
+        deadline = self.deadline
+        return deadline is None or (base is not None and deadline - time.monotonic() > base)
+
     def bound(self, base: float | None) -> tuple[float | None, bool]:
         if self.deadline is None:
             return base, False
@@ -218,7 +225,10 @@ async def drive(
     login: AsyncLock | None = None
     batch: list[ChatEvent] = []
     try:
-        stream, reused = await limits.acquire(pool)
+        if limits.beyond(timeout.connect):  # the connect timeout alone bounds it
+            stream, reused = await pool.acquire(timeout.connect)
+        else:
+            stream, reused = await limits.acquire(pool)
         while True:
             try:
                 # Every event one read produced in one call (not one per event).
@@ -278,7 +288,15 @@ async def drive(
                     login.release()  # the login ended: the seated chats take their uses
                     login = None
                 try:
-                    await limits.run(stream.send_all, (data,), timeout.read, "write")
+                    if limits.beyond(timeout.read):  # the common write, without run()
+                        try:
+                            await stream.send_all(data, timeout.read)
+                        except TimeoutError:
+                            raise WriteTimeout(
+                                f"no progress on the write for {timeout.read} s"
+                            ) from None
+                    else:
+                        await limits.run(stream.send_all, (data,), timeout.read, "write")
                     conn.request_sent()  # bookkeeping while the server works
                 except WriteError:
                     if not reused or conn.requests_on_connection != 1:

@@ -7,6 +7,7 @@ asyncio on asyncio, anyio (which runs on trio too) everywhere else.
 
 from __future__ import annotations
 
+import sys
 from contextlib import AbstractContextManager
 
 import sniffio
@@ -27,6 +28,17 @@ _ANYIO = AnyioBackend()
 
 
 def _current() -> AsyncBackend:
+    # sniffio's answer, without its probe of asyncio when neither of its
+    # overrides is set (trio sets one) and curio is not loaded: the answer is
+    # then "asyncio" or none, the asyncio backend either way.  The probe asks
+    # asyncio for its current task, which on Python 3.11 costs a getpid()
+    # system call, and this runs on every chat.
+    if (
+        sniffio.thread_local.name is None
+        and sniffio.current_async_library_cvar.get() is None
+        and "curio" not in sys.modules
+    ):
+        return _ASYNCIO
     try:
         library = sniffio.current_async_library()
     except sniffio.AsyncLibraryNotFoundError:
