@@ -135,7 +135,10 @@ def simple_run(
         line = buf.find(b"\n", first, stop)
     if 0 <= line < stop and not buf.startswith(b"\n\ndata: ", line, stop):
         return None
-    text = str(memoryview(buf)[first + 6 : stop], "utf-8", "replace")
+    # A copy of the bytes, then bytes.decode: a memoryview and str() of it
+    # cost more than the copy (callgrind: ~1,800 instructions more to decode
+    # a 4 KiB region).
+    text = buf[first + 6 : stop].decode("utf-8", "replace")
     # (A text has at most as many characters as its bytes.)
     values = text.split("\n\ndata: ") if stop - first < _SPLIT_WINDOW else _split(text, False)
     if "\n" in "".join(values):
