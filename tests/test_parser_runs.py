@@ -10,7 +10,7 @@ import pytest
 from gptalk_proto.sse import _blocks
 from gptalk_proto.testing._reference_sse import reference_parse
 
-from .sse_cases import feed_all, lines_through_loop
+from .sse_cases import check_stream, feed_all, lines_through_loop
 
 SEPARATORS = {False: "\n\ndata: ", True: "\r\n\r\ndata: "}
 
@@ -77,3 +77,61 @@ def test_a_region_opened_by_a_blank_line_is_a_run(
     assert feed_all(chunks) == reference_parse(stream)
     assert len(reference_parse(stream)[0]) == 29 * 21 + 20
     assert seen == []
+
+
+# Regions (whole lines, LF ends, without the last line end) that reach each
+# branch of simple_run: opened by a blank line or not, one or two blank lines
+# only, a data line waiting for its blank line, values with a stray line end
+# or CR, other fields, "data:" without its space, short and empty values.
+REGIONS = [
+    b"",
+    b"\n",
+    b"\n\n",
+    b"data: a\n",
+    b"\ndata: a\n",
+    b"\ndata: a\n\ndata: b",
+    b"data: a\n\ndata: b\n",
+    b"data: a\n\ndata: b",
+    b"data: \n\ndata: \n",
+    b"data:",
+    b"data",
+    b"\ndata",
+    b"data:a\n",
+    b"data: a\ndata: b\n",
+    b"data: a\n\ndata: b\ndata: c\n",
+    b"data: a\n\n\ndata: b\n",
+    b"data: a\n\nid: 1\n",
+    b"data: a\r\n",
+    b"data: a\rb\n\ndata: c\n",
+    b"data: caf\xc3\xa9 \xe2\x9c\x93\n\ndata: \xff\n",
+]
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_lf_and_crlf_regions_read_alike(region: bytes) -> None:
+    """simple_run reads LF regions in its own steps (fewer than the CRLF
+    reader's); a region gives the same answer with either line end (a lone CR
+    aside: with CRLF ends it is a line end of its own, turned away)."""
+    for prefix in (b"", b"xx\n"):  # the region at the buffer's start, or not
+        lf = prefix + region + b"\n"
+        crlf = prefix + region.replace(b"\n", b"\r\n") + b"\r\n"
+        line = lf.find(b"\n", len(prefix), len(lf) - 1)
+        got = _blocks.simple_run(lf, len(prefix), len(lf) - 1, False, line)
+        cline = crlf.find(b"\n", len(prefix), len(crlf) - 2)
+        expected = _blocks.simple_run(crlf, len(prefix), len(crlf) - 2, True, cline)
+        if b"\r" in region:
+            assert expected is None
+        else:
+            assert got == expected
+        # Without the first line end known (-1 or before the region).
+        assert _blocks.simple_run(lf, len(prefix), len(lf) - 1, False, -1) == got
+
+
+@pytest.mark.parametrize("ends", [b"\n", b"\r\n"])
+def test_streams_of_the_regions_parse_as_the_reference(ends: bytes) -> None:
+    """Every region above inside a stream, fed whole, byte by byte and at
+    random splits: the events of the reference parser."""
+    stream = b"\n\n".join(REGIONS).replace(b"\n", ends) + ends * 2
+    stream += b"".join(b"data: %d %s\n\n" % (n, b"x" * n) for n in range(300)).replace(b"\n", ends)
+    events, last_id, retry = reference_parse(stream)
+    check_stream(stream, events, last_event_id=last_id, retry=retry)

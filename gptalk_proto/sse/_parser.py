@@ -254,39 +254,41 @@ class SSEParser:
         # A long unfinished line is kept as a view of this chunk, not a copy:
         # it is copied once, when its line end arrives (the view holds this
         # chunk, one chunk, in memory until then).
-        rest = data[end + 1 :] if len(data) - end <= _VIEW_FROM else memoryview(data)[end + 1 :]
-        if self._pending and self._pending_len + end <= _JOIN_BELOW:
+        short_rest = len(data) - end <= _VIEW_FROM
+        rest = data[end + 1 :] if short_rest else memoryview(data)[end + 1 :]
+        pending = self._pending
+        if pending and self._pending_len + end <= _JOIN_BELOW:
             # A short unfinished line and a short chunk: join them (a small
             # copy), so the chunk is parsed as one piece.
             # (The whole chunk when what follows its last line end is short: one
             # copy, not a slice and then the join.)
-            self._pending.append(data if len(data) - end <= _VIEW_FROM else data[: end + 1])
+            pending.append(data if short_rest else data[: end + 1])
             end += self._pending_len
-            data = b"".join(self._pending)
-            self._pending = []
-        elif self._pending:
+            data = b"".join(pending)
+        elif pending:
             # Otherwise complete the line alone, and parse the chunk's other
             # lines where they lie, without copying the chunk.
             first = data.find(b"\n")
-            self._pending.append(data[:first] if first <= _VIEW_FROM else memoryview(data)[:first])
-            line = b"".join(self._pending)
+            pending.append(data[:first] if first <= _VIEW_FROM else memoryview(data)[:first])
             self._pending = []
-            events, start = complete_line(self, line, data, first, end, crlf=crlf)
+            events, start = complete_line(self, b"".join(pending), data, first, end, crlf=crlf)
         self._pending = [rest] if rest else []
-        self._pending_len = len(rest)
+        self._pending_len = rest_len = len(rest)
         # In a CRLF chunk the region stops before its last line end's CR.  (What
         # _interpret does when no events came before and the region is within
         # the line cap, without the call between.)
-        if start <= end and (events or end - crlf - start > self.max_line_size):
+        if start > end:
+            pass
+        elif events or end - crlf - start > self.max_line_size:
             events += self._interpret(data, start, end - crlf, events, crlf, lazy=self._lazy)
-        elif start <= end:
+        else:
             events = self._within_line_cap(data, start, end - crlf, crlf, self._lazy)
         if self._data:
             self._account()
         else:
             self._data_size = 0  # what _account gives then, without the call
-        if self._pending_len > self.max_line_size:
-            self._fail_line(self._pending_len, events)
+        if rest_len > self.max_line_size:
+            self._fail_line(rest_len, events)
         return events
 
     def feed_iter(self, data: bytes) -> Iterator[SSEEvent]:
