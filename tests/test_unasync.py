@@ -8,8 +8,12 @@ import pytest
 
 from . import unasync
 
+NEEDS_RUFF = pytest.mark.skipif(
+    shutil.which("ruff") is None, reason="generating needs ruff (the test extra)"
+)
 
-@pytest.mark.skipif(shutil.which("ruff") is None, reason="generating needs ruff (the test extra)")
+
+@NEEDS_RUFF
 @pytest.mark.parametrize("name", unasync.MODULES)
 def test_sync_twin_is_generated(name: str) -> None:
     source = (unasync.PACKAGE / "_async" / name).read_text()
@@ -20,6 +24,7 @@ def test_sync_twin_is_generated(name: str) -> None:
     )
 
 
+@NEEDS_RUFF
 def test_the_rename_is_whole_words_and_keywords() -> None:
     text = unasync.unasync(
         "async def f(s: AsyncByteStream) -> None:\n"
