@@ -33,6 +33,7 @@ from gptalk_proto.testing.strategies import sse_like_bytes
 
 from . import test_sse_interpretation, test_sse_parsing
 from .sse_cases import CASE_ARGS, chunkings, ev
+from .test_sse_properties import caps  # the property tests' small caps: errors happen
 
 Result = tuple[
     list[list[SSEEvent]], str, "int | None", "tuple[type[Exception], list[SSEEvent]] | None"
@@ -101,16 +102,6 @@ def test_same_events_as_feed_on_every_case(
         assert by_feed_iter(chunks) == expected, name
         assert by_feed_iter(chunks, drain_late=True) == expected, name
 
-
-# Small caps, so that size errors happen; {}: the defaults.
-caps: st.SearchStrategy[dict[str, Any]] = st.one_of(
-    st.just({}),
-    st.fixed_dictionaries(
-        {"max_line_size": st.integers(1, 48), "max_event_size": st.integers(1, 16)}
-    ),
-    st.fixed_dictionaries({"max_line_size": st.integers(1, 32)}),
-    st.fixed_dictionaries({"max_event_size": st.integers(1, 16)}),
-)
 
 # Streams that are mostly runs of simple blocks (the lazy path), and any
 # SSE-like stream.
