@@ -19,9 +19,21 @@ from ._event import SSEEvent, _dispatch, _new_event
 from ._lines import LONG_LINE, VIEW_FROM, to_lf
 
 if TYPE_CHECKING:
+    from ._growing import GrowingValues
     from ._parser import SSEParser
 
 __all__ = ["complete_line", "feed_long", "process_long"]
+
+
+def _data_value(
+    grower: GrowingValues | None, buf: bytes, view: memoryview, start: int, stop: int
+) -> str:
+    """A long data line's value, ``view[start:stop]`` of ``buf``, decoded: by
+    the parser's grower where values grow (it reuses the previous value's
+    text), else whole (spec: bytes are decoded as UTF-8, errors replaced)."""
+    if grower is not None:
+        return grower.decode(buf, view, start, stop)
+    return str(view[start:stop], "utf-8", "replace")
 
 
 def process_long(
@@ -56,10 +68,7 @@ def process_long(
             after = end + 1
             if after < size and head[after] != 0x0A:
                 break  # no blank line next: the general rules
-            if grower is not None:
-                value = grower.decode(head, view, start + 6, end)
-            else:
-                value = str(view[start + 6 : end], "utf-8", "replace")
+            value = _data_value(grower, head, view, start + 6, end)
             events.append(_new_event(SSEEvent, ("message", value, last_id, None)))
             start = after + 1
             if start > size:  # the blank line ended the region
@@ -84,10 +93,7 @@ def process_long(
                 start = end + 1
                 continue
         if head.startswith(b"data: ", start, stop):
-            if grower is not None:
-                value = grower.decode(head, view, start + 6, stop)
-            else:
-                value = str(view[start + 6 : stop], "utf-8", "replace")
+            value = _data_value(grower, head, view, start + 6, stop)
             after = end + 1
             if (
                 end >= 0
@@ -178,11 +184,7 @@ def complete_line(
         events = self._interpret(line, 0, len(line) - (line[-1:] == b"\n"))
         self._account()
         return events, first + 1
-    grower = self._grower
-    if grower is not None:
-        value = grower.decode(line, memoryview(line), 6, stop)
-    else:
-        value = str(memoryview(line)[6:stop], "utf-8", "replace")
+    value = _data_value(self._grower, line, memoryview(line), 6, stop)
     # spec: dispatch, step 1: the last event ID string is the buffer's.
     self.last_event_id = last_id = self._id_buffer
     self._data_size = 0
@@ -247,10 +249,7 @@ def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
         pending.pop()
         return None
     grower = self._grower
-    if grower is not None:
-        value = grower.decode(line, memoryview(line), 6, size)
-    else:
-        value = str(memoryview(line)[6:], "utf-8", "replace")
+    value = _data_value(grower, line, memoryview(line), 6, size)  # size: len(line)
     # spec: dispatch, step 1: the last event ID string is the buffer's (no
     # id line comes before the next dispatch here).
     last_id = self._id_buffer
@@ -272,10 +271,7 @@ def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
                 or size > self.max_event_size
             ):
                 break
-            if grower is not None:
-                value = grower.decode(data, view, start + 6, stop)
-            else:
-                value = str(view[start + 6 : stop], "utf-8", "replace")
+            value = _data_value(grower, data, view, start + 6, stop)
             events.append(_new_event(SSEEvent, ("message", value, last_id, None)))
             start = stop + 2
     self.last_event_id = last_id
