@@ -3,6 +3,9 @@ file (``FileChunkStore``), not in memory, and the file goes on every exit."""
 
 from __future__ import annotations
 
+import errno
+import os
+import threading
 from contextlib import suppress
 from urllib.parse import urlsplit
 
@@ -200,3 +203,112 @@ def test_a_client_that_stops_reading_stops_the_upstream_reads(
                 group.cancel_scope.cancel()
 
     anyio.run(main)
+
+
+# -- the writer thread --------------------------------------------------------------------
+
+
+def _varied(count: int) -> list[bytes]:
+    """Chunks below and above the small-write size, each its own bytes."""
+    return [bytes([i % 251]) * ((i * 389) % 3000) for i in range(count)]
+
+
+@pytest.mark.parametrize("pwritev", ["os", "short", "none"])
+def test_the_writer_thread_keeps_every_chunk_at_its_key(
+    monkeypatch: pytest.MonkeyPatch, pwritev: str
+) -> None:
+    # Small sizes: reads above the size go to the writer, batches of a few
+    # queued chunks, and puts past the cap wait for it.
+    monkeypatch.setattr(spool, "WRITE_HERE_BELOW", 1000)
+    monkeypatch.setattr(spool, "MAX_QUEUED", 5000)
+    monkeypatch.setattr(spool, "_MAX_PIECES", 3)
+    monkeypatch.setattr(spool, "DROP_EVERY", 4000)
+    real = os.pwritev
+
+    def short(fd: int, buffers: list[bytes], offset: int) -> int:
+        # The first buffer, half of it: the rest goes one pwrite at a time.
+        return real(fd, [buffers[0][: len(buffers[0]) // 2]], offset)
+
+    monkeypatch.setattr(spool, "_PWRITEV", {"os": real, "short": short, "none": None}[pwritev])
+    store = FileChunkStore()
+    try:
+        chunks = _varied(300)
+        keys = [store.put(chunk) for chunk in chunks]
+        assert store._writer is not None  # private: the large ones were queued
+        assert [store.get(k) for k in keys] == chunks
+        assert os.pread(store._fd, store.size + 1, 0) == b"".join(chunks)  # private
+    finally:
+        store.close()
+    assert store._writer is not None
+    assert not store._writer.is_alive()
+
+
+def test_small_chunks_alone_start_no_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spool, "WRITE_HERE_BELOW", 3001)
+    store = FileChunkStore()
+    try:
+        chunks = _varied(50)
+        keys = [store.put(chunk) for chunk in chunks]
+        assert [store.get(k) for k in keys] == chunks
+        assert store._writer is None  # private: each was written by put
+    finally:
+        store.close()
+
+
+def test_a_put_past_the_cap_waits_for_the_writer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spool, "WRITE_HERE_BELOW", 0)
+    monkeypatch.setattr(spool, "MAX_QUEUED", 150)
+    gate = threading.Event()
+    real = spool._write_at
+
+    def held(fd: int, pieces: list[bytes], offset: int) -> None:
+        gate.wait(30)
+        real(fd, pieces, offset)
+
+    monkeypatch.setattr(spool, "_write_at", held)
+    store = FileChunkStore()
+    try:
+        store.put(b"a" * 60)  # the writer takes it, and waits at the gate
+        store.put(b"b" * 60)  # 120 bytes not written yet: under the cap
+        third = threading.Thread(target=store.put, args=(b"c" * 60,))
+        third.start()
+        third.join(0.3)
+        assert third.is_alive()  # 180 bytes: past the cap, it waits
+        gate.set()
+        third.join(30)
+        assert not third.is_alive()
+        assert [store.get(k) for k in range(3)] == [b"a" * 60, b"b" * 60, b"c" * 60]
+    finally:
+        gate.set()
+        store.close()
+
+
+def test_the_writers_error_is_raised_by_the_next_put_and_get(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(spool, "WRITE_HERE_BELOW", 10)
+    full = OSError(errno.ENOSPC, "No space left on device")
+
+    def fail(fd: int, pieces: list[bytes], offset: int) -> None:
+        raise full
+
+    store = FileChunkStore()
+    try:
+        store.put(b"small")  # written by put itself
+        monkeypatch.setattr(spool, "_write_at", fail)
+        store.put(b"x" * 100)  # queued; the writer fails on it
+        with pytest.raises(OSError, match="No space") as caught:
+            store.get(0)
+        assert caught.value is full
+        with pytest.raises(OSError, match="No space"):
+            store.put(b"more")
+    finally:
+        store.close()
+
+
+def test_a_closed_store_takes_no_more_chunks() -> None:
+    store = FileChunkStore()
+    store.put(b"y" * (spool.WRITE_HERE_BELOW + 1))  # queued
+    store.close()  # waits for the writer, then frees the file
+    with pytest.raises(ValueError, match="closed"):
+        store.put(b"z")

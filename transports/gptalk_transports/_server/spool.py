@@ -9,6 +9,16 @@ kernel spent more time zeroing new pages than moving the bytes.  Written to
 a file, the bytes go through the page cache, whose pages are dropped once
 written back (``POSIX_FADV_DONTNEED``) and reused for the next ones.
 
+Why a thread writes it: copying a read into the page cache and having its
+pages written back was the largest part of the proxy's work per forwarded
+read (about a third of its CPU for the benchmark's 64 MB reply: more than
+receiving the read, more than sending it on).  Done where the read is
+forwarded, the client waited for it at every read.  :meth:`put` only queues
+the read (bytes are immutable: nothing is copied) at the offset it will
+have, and a writer thread of the store's own writes it there (``pwrite``
+releases the GIL: it runs beside the event loop).  The bytes and the keys
+are the same as when written in place; :meth:`get` waits for what is queued.
+
 The file has no name (``tempfile.TemporaryFile``): nothing is left behind
 on any exit path, a crash or ``SIGKILL`` included; :meth:`close` frees it at
 once.
@@ -18,9 +28,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from array import array
+from collections import deque
 
-__all__ = ["DROP_EVERY", "FileChunkStore"]
+__all__ = ["DROP_EVERY", "MAX_QUEUED", "WRITE_HERE_BELOW", "FileChunkStore"]
 
 #: Bytes written between two requests to the kernel to drop the spool's
 #: pages that are written back (and to start writing back the others).  The
@@ -28,66 +40,182 @@ __all__ = ["DROP_EVERY", "FileChunkStore"]
 #: makes ``write`` wait for the disk.
 DROP_EVERY = 4 * 1024 * 1024
 
+#: Cap on the bytes put but not yet written, held in memory until the writer
+#: thread has them in the file.  Past it :meth:`FileChunkStore.put` waits for
+#: the writer (as an inline write would wait for the disk), so a disk slower
+#: than the network does not turn the spool back into memory.
+MAX_QUEUED = 4 * 1024 * 1024
+
+#: Chunks below this many bytes are written by :meth:`FileChunkStore.put`
+#: itself when nothing waits for the writer: copying a few KB costs less than
+#: waking the writer thread (and taking turns with it for the GIL) on the
+#: way of a read to the client.
+WRITE_HERE_BELOW = 32 * 1024
+
 _ADVISE = getattr(os, "posix_fadvise", None)
 _DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", 0)
 
 
+#: Most chunks one ``pwritev`` takes (POSIX guarantees IOV_MAX >= 16;
+#: Linux's is 1024).
+_MAX_PIECES = 16
+
+_PWRITEV = getattr(os, "pwritev", None)
+# Writes and reads at an offset, the file's position untouched (POSIX).  Where
+# they are missing (Windows), only the writer thread writes, and get reads
+# once it is idle: the position is then never moved by two threads at once.
+_POSITIONED = hasattr(os, "pwrite") and hasattr(os, "pread")
+
+
+def _pwrite(fd: int, data: memoryview, offset: int) -> int:
+    if _POSITIONED:
+        return os.pwrite(fd, data, offset)
+    os.lseek(fd, offset, os.SEEK_SET)  # pragma: no cover - no pwrite (Windows)
+    return os.write(fd, data)  # pragma: no cover
+
+
+def _pread(fd: int, size: int, offset: int) -> bytes:
+    if _POSITIONED:
+        return os.pread(fd, size, offset)
+    os.lseek(fd, offset, os.SEEK_SET)  # pragma: no cover - no pread (Windows)
+    return os.read(fd, size)  # pragma: no cover
+
+
+def _write_at(fd: int, pieces: list[bytes], offset: int) -> None:
+    """Write ``pieces``, adjacent, at ``offset``: a system call for up to
+    _MAX_PIECES of them where there is ``pwritev`` (no copy to join them)."""
+    while pieces:
+        batch, pieces = pieces[:_MAX_PIECES], pieces[_MAX_PIECES:]
+        size = sum(map(len, batch))
+        written = _PWRITEV(fd, batch, offset) if _PWRITEV is not None else 0
+        if written < size:  # short, or no pwritev: the rest one at a time
+            view = memoryview(b"".join(batch))[written:]
+            at = offset + written
+            while view:
+                done = _pwrite(fd, view, at)
+                view = view[done:]
+                at += done
+        offset += size
+
+
 class FileChunkStore:
-    """Recorded chunks in an unnamed temporary file (``dir``: where)."""
+    """Recorded chunks in an unnamed temporary file (``dir``: where),
+    written by a thread of its own (see the module's docstring)."""
 
     def __init__(self, dir: str | None = None) -> None:
         # Closed by close(), or with the process: it has no name to leave.
         self._file = tempfile.TemporaryFile(dir=dir, buffering=0)  # noqa: SIM115
+        self._fd = self._file.fileno()
         # Where chunk i starts; it ends where chunk i + 1 starts (or at _end).
         self._starts = array("q")
         self._end = 0
-        self._at_end = True  # the file's position is _end
-        self._advised = 0  # the range [_dropped, _advised) was asked to go
-        self._dropped = 0
+        # Shared with the writer thread, under _lock: what waits to be
+        # written, as (offset, bytes); its size (capped by MAX_QUEUED); the
+        # writer's error (raised by the next put or get); close asked.
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._queue: deque[tuple[int, bytes]] = deque()
+        self._queued = 0
+        self._error: OSError | None = None
+        self._closing = False
+        self._writer: threading.Thread | None = None  # started by the first put
 
     @property
     def size(self) -> int:
-        """Bytes kept so far."""
+        """Bytes kept so far (written, or queued to be)."""
         return self._end
 
     def put(self, data: bytes) -> int:
-        """Append ``data``; its key is its index."""
-        if not self._at_end:
-            self._file.seek(self._end)
-            self._at_end = True
-        view = memoryview(data)
-        while view:
-            written = self._file.write(view)
-            if written is None:  # pragma: no cover - a blocking file never says so
-                continue
-            view = view[written:]
-        self._starts.append(self._end)
+        """Queue ``data`` for the file (or write it, if small); its key is
+        its index."""
+        start = self._end
+        with self._lock:
+            if self._error is not None:
+                raise self._error
+            if self._closing:
+                raise ValueError("the recording's spool is closed")
+            here = _POSITIONED and len(data) < WRITE_HERE_BELOW and not self._queue
+            if not here:
+                self._queue.append((start, data))
+                self._queued += len(data)
+                if self._writer is None:
+                    self._writer = threading.Thread(
+                        target=self._write, name="gptalk-spool", daemon=True
+                    )
+                    self._writer.start()
+                elif len(self._queue) == 1:
+                    self._changed.notify()  # the writer waits for work
+                while self._queued > MAX_QUEUED and self._error is None:
+                    self._changed.wait()
+        if here and data:
+            # At its own offset, whatever the writer is writing meanwhile.
+            _write_at(self._fd, [data], start)
+        self._starts.append(start)
         self._end += len(data)
-        if _ADVISE is not None and self._end - self._advised >= DROP_EVERY:
-            # Pages asked for last time are written back by now, most of
-            # them: ask again from there (dirty ones stay; they are asked
-            # for once more next time).
-            fd = self._file.fileno()
-            _ADVISE(fd, self._dropped, self._end - self._dropped, _DONTNEED)
-            self._dropped, self._advised = self._advised, self._end
         return len(self._starts) - 1
 
     def get(self, key: int) -> bytes:
-        """The chunk stored under ``key``."""
+        """The chunk stored under ``key`` (once what was queued is written)."""
+        self._drain()
         start = self._starts[key]
         end = self._starts[key + 1] if key + 1 < len(self._starts) else self._end
-        self._file.seek(start)
-        self._at_end = False
         parts = []
-        left = end - start
-        while left:
-            part = self._file.read(left)
+        at = start
+        while at < end:
+            part = _pread(self._fd, end - at, at)
             if not part:
-                raise OSError(f"the recording's spool file lost bytes at {end - left}")
+                raise OSError(f"the recording's spool file lost bytes at {at}")
             parts.append(part)
-            left -= len(part)
+            at += len(part)
         return b"".join(parts)
 
     def close(self) -> None:
         """Free the file (its bytes are gone: build the cassette first)."""
+        with self._lock:
+            self._closing = True
+            self._changed.notify_all()
+            writer = self._writer
+        if writer is not None:
+            writer.join()
         self._file.close()
+
+    def _drain(self) -> None:
+        with self._lock:
+            while self._queued and self._error is None:
+                self._changed.wait()
+            if self._error is not None:
+                raise self._error
+
+    def _write(self) -> None:
+        """The writer thread: the queue into the file, in order, until close."""
+        advised = dropped = written = 0  # [dropped, advised) was asked to go
+        while True:
+            with self._lock:
+                while not self._queue and not self._closing:
+                    self._changed.wait()
+                if not self._queue:
+                    return  # closing, and everything is written
+                # Queued chunks are adjacent in the file: written together.
+                start = self._queue[0][0]
+                pieces = [data for _, data in self._queue]
+                self._queue.clear()
+            size = sum(map(len, pieces))
+            try:
+                _write_at(self._fd, pieces, start)
+                written = start + size
+                if _ADVISE is not None and written - advised >= DROP_EVERY:
+                    # Pages asked for last time are written back by now,
+                    # most of them: ask again from there (dirty ones stay;
+                    # they are asked for once more next time).
+                    _ADVISE(self._fd, dropped, written - dropped, _DONTNEED)
+                    dropped, advised = advised, written
+            except OSError as exc:
+                with self._lock:
+                    self._error = exc
+                    self._queue.clear()
+                    self._queued = 0
+                    self._changed.notify_all()
+                return
+            with self._lock:
+                self._queued -= size
+                self._changed.notify_all()  # put past the cap, or get, may wait
