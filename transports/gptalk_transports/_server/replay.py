@@ -70,11 +70,10 @@ class RequestClock:
 
     def timeout(self) -> float:
         """Seconds the next read may wait."""
-        now = anyio.current_time()
-        if self.started is None:
+        if self.started is None:  # between requests: no clock to read
             return self.limits.idle_timeout
         deadline = self.limits.request_deadline(self.started, self.received, in_head=True)
-        return max(deadline - now, 0.0)
+        return max(deadline - anyio.current_time(), 0.0)
 
     def got(self, data: bytes) -> None:
         if self.started is None:
