@@ -39,7 +39,7 @@ from .._exceptions import TransportError
 from .driver import READ_SIZE, Limits, ServerStats, in_background, serve_contained, serve_listener
 from .refserver import DEFAULT_MAX_CONNECTIONS
 from .replay import DEFAULT_LIMITS, RequestClock, _no_delay
-from .spool import FileChunkStore
+from .spool import MAX_QUEUED, FileChunkStore
 
 __all__ = ["ProxyRun", "record_through_proxy", "record_through_proxy_in_thread", "serve_proxy"]
 
@@ -59,8 +59,12 @@ UPSTREAM_READ_SIZE = 256 * 1024
 
 #: Bytes of the block a proxy allocates and frees once as it starts (see
 #: :func:`_reads_on_the_heap`): above every read buffer of either side (the
-#: asyncio transports' 256 KiB, UPSTREAM_READ_SIZE, anyio's 64 KiB).
-HEAP_READS_UP_TO = 4 * UPSTREAM_READ_SIZE
+#: asyncio transports' 256 KiB, UPSTREAM_READ_SIZE, anyio's 64 KiB), and as
+#: large as the reads the spool's writer thread may hold at once
+#: (MAX_QUEUED): those are freed by that thread, a few at a time, and with
+#: the heap trimmed at twice only 1 MiB its top went back to the kernel and
+#: came back as fresh pages (about 5,000 page faults per 64 MB reply).
+HEAP_READS_UP_TO = max(4 * UPSTREAM_READ_SIZE, MAX_QUEUED)
 
 # A peer gone, broken, or too slow (a read or write past its timeout): its
 # connection ends quietly.
@@ -79,7 +83,8 @@ def _reads_on_the_heap() -> None:
     benchmark's 64 MB stream).  Freeing one mapped block raises the
     threshold to that block's size, and the heap's trim threshold to twice
     that, for the rest of the process (the dynamic threshold of mallopt(3)):
-    the buffers then come from the heap, whose freed memory is reused.  Any
+    the buffers then come from the heap, whose freed memory is reused.  (What
+    the process keeps is then up to twice HEAP_READS_UP_TO of freed heap.)  Any
     other allocator just sees one short-lived allocation.
     """
     bytearray(HEAP_READS_UP_TO)  # freed at once: only its size counts
