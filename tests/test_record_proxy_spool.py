@@ -258,6 +258,34 @@ def test_small_chunks_alone_start_no_thread(monkeypatch: pytest.MonkeyPatch) -> 
         store.close()
 
 
+@pytest.mark.parametrize("size", [10, 100])
+def test_pages_are_asked_to_go_whoever_writes_them(
+    monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """Small reads (written by put) and large ones (by the writer thread)
+    alike: every DROP_EVERY bytes the written-back pages are asked to go."""
+    monkeypatch.setattr(spool, "WRITE_HERE_BELOW", 50)
+    monkeypatch.setattr(spool, "DROP_EVERY", 300)
+    asked: list[tuple[int, int]] = []
+    monkeypatch.setattr(spool, "_ADVISE", lambda fd, at, size, advice: asked.append((at, size)))
+    store = FileChunkStore()
+    try:
+        for _ in range(100):
+            store.put(b"p" * size)
+        store.get(0)  # the writer is done
+    finally:
+        store.close()
+    # All but the last DROP_EVERY bytes were asked for (the writer thread
+    # asks once per batch of queued reads)...
+    ends = [at + length for at, length in asked]
+    assert ends[-1] >= 100 * size - 300
+    # ...and each ask starts where the one before the last ended: gapless.
+    assert ends == sorted(ends)
+    assert asked[0][0] == 0
+    before_last = [0, *ends][: len(asked) - 1]
+    assert [at for at, _ in asked[1:]] == before_last
+
+
 def test_a_put_past_the_cap_waits_for_the_writer(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(spool, "WRITE_HERE_BELOW", 0)
     monkeypatch.setattr(spool, "MAX_QUEUED", 150)

@@ -119,6 +119,9 @@ class FileChunkStore:
         self._error: OSError | None = None
         self._closing = False
         self._writer: threading.Thread | None = None  # started by the first put
+        # [_dropped, _advised) was asked to go (by either thread, under _lock).
+        self._advised = 0
+        self._dropped = 0
 
     @property
     def size(self) -> int:
@@ -150,6 +153,7 @@ class FileChunkStore:
         if here and data:
             # At its own offset, whatever the writer is writing meanwhile.
             _write_at(self._fd, [data], start)
+            self._advise(start + len(data))
         self._starts.append(start)
         self._end += len(data)
         return len(self._starts) - 1
@@ -179,6 +183,21 @@ class FileChunkStore:
             writer.join()
         self._file.close()
 
+    def _advise(self, written: int) -> None:
+        """Every DROP_EVERY bytes written (up to ``written``), ask the kernel
+        to drop the spool's pages that are written back."""
+        if _ADVISE is None or written - self._advised < DROP_EVERY:
+            return
+        with self._lock:
+            if written - self._advised < DROP_EVERY:
+                return  # the other thread just asked
+            start = self._dropped
+            # Pages asked for last time are written back by now, most of
+            # them: ask again from there (dirty ones stay; they are asked
+            # for once more next time).
+            self._dropped, self._advised = self._advised, written
+        _ADVISE(self._fd, start, written - start, _DONTNEED)
+
     def _drain(self) -> None:
         with self._lock:
             while self._queued and self._error is None:
@@ -188,7 +207,6 @@ class FileChunkStore:
 
     def _write(self) -> None:
         """The writer thread: the queue into the file, in order, until close."""
-        advised = dropped = written = 0  # [dropped, advised) was asked to go
         while True:
             with self._lock:
                 while not self._queue and not self._closing:
@@ -202,13 +220,7 @@ class FileChunkStore:
             size = sum(map(len, pieces))
             try:
                 _write_at(self._fd, pieces, start)
-                written = start + size
-                if _ADVISE is not None and written - advised >= DROP_EVERY:
-                    # Pages asked for last time are written back by now,
-                    # most of them: ask again from there (dirty ones stay;
-                    # they are asked for once more next time).
-                    _ADVISE(self._fd, dropped, written - dropped, _DONTNEED)
-                    dropped, advised = advised, written
+                self._advise(start + size)
             except OSError as exc:
                 with self._lock:
                     self._error = exc
