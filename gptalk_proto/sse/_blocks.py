@@ -37,6 +37,13 @@ __all__ = ["field_blocks", "simple_run"]
 
 # What separates two simple blocks' values (see simple_run): a line end, the
 # blank line's, and the next "data: ".
+#
+# Texts are cut at them by rsplit, not split: the same pieces (two of these
+# separators cannot overlap: only the first character is a line end's), in
+# about half the time on texts of words.  CPython (3.11) searches forwards by
+# comparing each window's LAST character, here the space that ends "data: "
+# and every other word, so it stops at every word; backwards it compares the
+# FIRST character, a line end, which a value never holds.
 _TEXT_SEPARATORS = {False: "\n\ndata: ", True: "\r\n\r\ndata: "}
 
 #: Texts are split a window of at least this many characters at a time (see
@@ -57,7 +64,7 @@ _RUNS = {
 
 
 def _split(text: str, crlf: bool) -> list[str]:
-    """``text.split(separator)``, about _SPLIT_WINDOW characters at a time.
+    """``text.rsplit(separator)``, about _SPLIT_WINDOW characters at a time.
 
     CPython (3.10 to 3.13) searches a text of 30,000 characters or more for a
     separator of 6 or more with its two-way algorithm, which prepares the
@@ -69,9 +76,9 @@ def _split(text: str, crlf: bool) -> list[str]:
     values: list[str] = []
     at = 0
     while len(text) - at >= _SPLIT_WINDOW and (cut := text.find(sep, at + _SPLIT_WINDOW)) >= 0:
-        values += text[at:cut].split(sep)
+        values += text[at:cut].rsplit(sep)
         at = cut + len(sep)
-    return values + text[at:].split(sep)
+    return values + text[at:].rsplit(sep)
 
 
 def field_blocks(text: str, crlf: bool = False) -> tuple[list[SSEEvent], str]:
@@ -140,7 +147,7 @@ def simple_run(
     # a 4 KiB region).
     text = buf[first + 6 : stop].decode("utf-8", "replace")
     # (A text has at most as many characters as its bytes.)
-    values = text.split("\n\ndata: ") if stop - first < _SPLIT_WINDOW else _split(text, False)
+    values = text.rsplit("\n\ndata: ") if stop - first < _SPLIT_WINDOW else _split(text, False)
     if "\n" in "".join(values):
         return None
     return opened, values, values.pop() if stop == end else None
@@ -180,7 +187,7 @@ def _crlf_run(
     # searched by memchr, where counting line ends reads every byte in a
     # plain loop).
     text = str(memoryview(buf)[first + 6 : stop], "utf-8", "replace")
-    values = text.split("\r\n\r\ndata: ") if len(text) < _SPLIT_WINDOW else _split(text, True)
+    values = text.rsplit("\r\n\r\ndata: ") if len(text) < _SPLIT_WINDOW else _split(text, True)
     joined = "".join(values)
     if "\n" in joined or "\r" in joined:
         return None
