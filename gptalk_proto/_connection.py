@@ -173,9 +173,11 @@ class ClientConnection:
 
         The machine's HTTP bookkeeping for the request then happens now, while
         the server works on it, instead of when the response's first bytes
-        arrive (where it would delay reading them).
+        arrive (where it would delay reading them); and the chat builds what
+        it will read the response with (:meth:`Chat.request_sent`).
         """
         self._http.request_sent()
+        self.chat.request_sent()
 
     def receive_data(self, data: bytes) -> None:
         """Bytes from the server; ``b""`` means it closed the connection."""
