@@ -184,6 +184,9 @@ class Chat:
         self._fresh_login: tuple[str, float] | None = None
         self._stream_token: str | None = None
         self._parser: SSEParser | None = None
+        # The stream response's parser, built once the stream request is on
+        # the wire (request_sent), so the answer's first bytes wait for none.
+        self._ready_parser: SSEParser | None = None
         self._decoder = ContentDecoder()
         self._more_secrets: list[tuple[str, str]] = []
 
@@ -322,6 +325,24 @@ class Chat:
         self._request = request
         return request
 
+    def request_sent(self) -> None:
+        """Optional: the request from :meth:`next_request` is on the wire.
+
+        After the stream request, the event-stream parser its answer needs is
+        built now, while the server works, instead of when the answer's head
+        arrives (where it would delay the first delta).
+        """
+        if self._machine.state is _STREAM_SENT and self._ready_parser is None:
+            self._ready_parser = self._new_parser()
+
+    def _new_parser(self) -> SSEParser:
+        max_line, max_event = self._sse_caps
+        return SSEParser(
+            max_line_size=max_line,
+            max_event_size=max_event,
+            growing_tail=ContentDecoder.growing_tail,
+        )
+
     def _first_token(self, now: float) -> str:
         ticket = self._ticket
         if ticket.token is not None:
@@ -371,13 +392,9 @@ class Chat:
         self._body = []
         self._body_size = 0
         (target,) = targets
+        ready, self._ready_parser = self._ready_parser, None
         if target is _STREAMING and 200 <= status < 300 and is_event_stream(content_type):
-            max_line, max_event = self._sse_caps
-            self._parser = SSEParser(
-                max_line_size=max_line,
-                max_event_size=max_event,
-                growing_tail=ContentDecoder.growing_tail,
-            )
+            self._parser = ready if ready is not None else self._new_parser()
             # The parser proves, from the bytes, which values extend the one
             # before; the decoder then need not compare their text again.
             grower = self._parser._grower  # the parser is the core's too

@@ -143,8 +143,11 @@ class ClientConnection:
         return self._frame(request)
 
     def _frame(self, request: Request) -> bytes:
+        if self._http.state is not _READER_IDLE:
+            raise LocalProtocolError(f"cannot send the {request.kind} request now")
         headers: list[tuple[str, str]] = [("host", self.host), *request.headers]
-        headers.extend(self._proxy_headers)
+        if self._proxy_headers:
+            headers.extend(self._proxy_headers)
         # (The length test first: it spares lowering every other name; a
         # plain loop, as any() over a generator costs twice as much.)
         close = False
@@ -154,8 +157,6 @@ class ClientConnection:
                 break
         if request.method != "GET" or request.body:
             headers.append(("content-length", str(len(request.body))))
-        if self._http.state is not _READER_IDLE:
-            raise LocalProtocolError(f"cannot send the {request.kind} request now")
         # The request is written here, byte for byte as h11 writes one (a
         # differential test holds us to that), because h11's writer costs more
         # than the rest of an exchange.  Every header value was checked on the
@@ -172,9 +173,11 @@ class ClientConnection:
 
         The machine's HTTP bookkeeping for the request then happens now, while
         the server works on it, instead of when the response's first bytes
-        arrive (where it would delay reading them).
+        arrive (where it would delay reading them); and the chat builds what
+        it will read the response with (:meth:`Chat.request_sent`).
         """
         self._http.request_sent()
+        self.chat.request_sent()
 
     def receive_data(self, data: bytes) -> None:
         """Bytes from the server; ``b""`` means it closed the connection."""

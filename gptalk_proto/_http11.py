@@ -91,8 +91,12 @@ def write_request(method: str, target: str, headers: list[tuple[str, str]], body
     :func:`~gptalk_proto.check_header_name`: the values are not checked again
     here, which is why this is cheaper than h11's writer.
     """
-    fields = "".join([f"{name}: {value}\r\n" for name, value in headers])
-    return f"{method} {target} HTTP/1.1\r\n{fields}\r\n".encode("latin-1") + body
+    if not headers:
+        return f"{method} {target} HTTP/1.1\r\n\r\n".encode("latin-1") + body
+    # ": ".join of each (name, value) pair, then CRLF between them: the same
+    # text as one f-string per field, joined in C without a Python step each.
+    fields = "\r\n".join(map(": ".join, headers))
+    return f"{method} {target} HTTP/1.1\r\n{fields}\r\n\r\n".encode("latin-1") + body
 
 
 # -- the client's response reader -----------------------------------------------------

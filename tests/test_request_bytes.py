@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gptalk_proto as g
+from gptalk_proto._http11 import write_request
 
 NOW = 1_700_000_000.0
 
@@ -88,3 +89,19 @@ def test_the_stream_request_too() -> None:
     assert request.kind == "stream"
     headers = [("host", "h"), *request.headers]
     assert ours == through_h11("GET", request.target, headers, b"")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    method=st.sampled_from(["GET", "POST"]),
+    headers=st.lists(st.tuples(token, value), max_size=6),
+    body=st.binary(max_size=20),
+)
+def test_write_request_is_one_crlf_line_per_field(
+    *, method: str, headers: list[tuple[str, str]], body: bytes
+) -> None:
+    # The fields are joined in C; the text is the field-by-field one, and no
+    # fields at all (not h11's case: it wants a Host) still end the head.
+    fields = "".join(f"{name}: {value}\r\n" for name, value in headers)
+    expected = f"{method} /t HTTP/1.1\r\n{fields}\r\n".encode("latin-1") + body
+    assert write_request(method, "/t", headers, body) == expected
