@@ -564,21 +564,22 @@ class Chat:
         except RemoteProtocolError as exc:
             events, error = [], exc
         queue = self._events
-        decode = self._decoder.decode
-        for event in events:
-            if event.event != "message":
-                continue  # typed events are not reply content
-            if event.data == DONE_MARKER:
-                queue.append(ChatDone(self.text))
-                self._parser = None
-                self._machine.move(_DATA, _DRAINING)
-                return
-            try:
-                change = decode(event.data)
-            except RemoteProtocolError as exc:
-                self._fail(exc)
-                return
-            if change is not None:
-                queue.append(change)
+        # The reply's data, in order, up to the [DONE] marker (typed events
+        # are not reply content), decoded in one call.
+        datas = [event.data for event in events if event.event == "message"]
+        done = DONE_MARKER in datas
+        if done:
+            del datas[datas.index(DONE_MARKER) :]
+        try:
+            self._decoder.decode_into(datas, queue)
+        except RemoteProtocolError as exc:
+            # The changes before the invalid event are queued ahead of it.
+            self._fail(exc)
+            return
+        if done:
+            queue.append(ChatDone(self.text))
+            self._parser = None
+            self._machine.move(_DATA, _DRAINING)
+            return
         if error is not None:
             self._fail(error)

@@ -190,6 +190,10 @@ class ChunkedDecoder:
             exc.partial = b"".join(out)  # type: ignore[attr-defined]
             self._state = _DONE
             raise
+        if len(out) == 1 and len(out[0]) == size and type(buf) is bytes:
+            # The whole read is chunk data (a chunk longer than the read, as
+            # a long event is): it is the body as it came, with no copy.
+            return buf
         return b"".join(out)
 
     def _keep(self, buf: bytes, pos: int) -> None:

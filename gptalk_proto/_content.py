@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import json
 import json.decoder
-import re
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ._errors import RemoteProtocolError, excerpt
@@ -29,9 +28,6 @@ __all__ = ["ContentDecoder", "decode_content"]
 # opening quote of the content string.
 _PREFIXES = ('{"content":"', '{"content": "')
 _TAIL = '"}'
-# A JSON string body with nothing to unescape: no quote, no backslash, no
-# control character (which JSON forbids raw inside strings).
-_PLAIN = re.compile(r'[^"\\\x00-\x1f]*')
 
 
 def _load(data: str) -> dict[str, Any]:
@@ -133,89 +129,130 @@ class ContentDecoder:
         it is the same, and a :class:`TextRewritten` when the service rewrote
         earlier text (after which :attr:`text` is the new content).
         """
+        out: list[TextDelta | TextRewritten] = []
+        self.decode_into((data,), out)
+        return out[0] if out else None
+
+    def decode_into(self, datas: Iterable[str], out: list[Any] | deque[Any]) -> None:
+        """Decode successive events' data, appending what each changed to ``out``.
+
+        The same changes, in the same order, as :meth:`decode` called on each
+        (``None`` results left out): one call for the events of one read, so
+        each event costs no call of its own.  On an invalid event the changes
+        of the events before it are in ``out`` when the error is raised.
+        """
+        # The decoder's state in locals for the loop (stored back below, and
+        # before any event goes the general way).
         raw = self._raw
         gap = self._gap
-        last, self._last = self._last, data
-        proven = False
+        last = self._last
         links = self._links
-        if links and raw is not None:
-            # The parser built data from the previous value, whose bytes it
-            # compared: data starts with last[:-2] (= raw + gap) if that
-            # previous value is this decoder's last data.  Nearly always the
-            # oldest proof is this event's: taken without a loop.
-            built, before = links[0]
-            if built is data:
-                links.popleft()
-                proven = before is last
-            elif len(built) < len(data):
-                # Values grow: a shorter oldest proof may be one for a value
-                # this decoder was not given, with data's further down.
-                proven = self._find_link(links, data, last)
-            # Else data's proof is not kept (the parser keeps MAX_LINKS, and
-            # a read can bring more events), and every proof kept is for a
-            # later value: no search; the text is compared below.
-        if (
-            raw is not None
-            # known: where the new text starts (the old line is raw + gap).
-            and len(data) >= (known := len(raw) + len(gap)) + 2
-            and (
-                proven
-                # Compared in place (no copy of data): the old line is raw + gap.
-                or (data.startswith(raw) and data.startswith(gap, len(raw)))
-            )
-            and data.endswith(_TAIL)
-        ):
-            suffix = data[known:-2]
-            added: str | None
-            if _PLAIN.fullmatch(suffix):
-                added = suffix
-            else:
-                # Escapes in the new piece: it decodes on its own because the old
-                # body ended on a whole escape.  A stray quote makes it invalid, and
-                # the full decode below decides instead.
-                try:
-                    # json.loads('"' + suffix + '"') without its Python-level
-                    # layers (5 times faster on a short piece): the C string
-                    # scanner, and the whole piece must be one string.
-                    added, stop = _scanstring(suffix + '"', 0)
-                except ValueError:
-                    added = None
-                else:
-                    if stop != len(suffix) + 1:
-                        added = None
-                # A piece opening with a low surrogate escape would pair with a
-                # high surrogate ending the old text in a full decode (one
-                # character), but not when decoded alone (two).
-                if added and "\udc00" <= added[0] <= "\udfff":
-                    added = None
-            if added is not None:
-                # The new data[:-2] is raw + gap + suffix.  Joining it at every
-                # event would copy the whole line each time (a third of the
-                # client's CPU on long replies); the gap is joined to raw once
-                # it passes _MAX_GAP, so each event copies O(gap) characters.
-                gap += suffix
-                if len(gap) > _MAX_GAP:
-                    # Built by appending (slicing a large str scans it).
-                    self._raw = raw + gap
-                    gap = ""
-                self._gap = gap
-                if not added:
-                    return None
-                self._pieces.append(added)
-                return _new(TextDelta, (added,))
+        pieces = self._pieces
+        append = out.append
+        try:
+            for data in datas:
+                if raw is not None:
+                    proven = False
+                    if links:
+                        # The parser built data from the previous value, whose
+                        # bytes it compared: data starts with last[:-2] (= raw
+                        # + gap) if that previous value is this decoder's last
+                        # data.  Nearly always the oldest proof is this
+                        # event's: taken without a loop.
+                        built, before = links[0]
+                        if built is data:
+                            links.popleft()
+                            proven = before is last
+                        elif len(built) < len(data):
+                            # Values grow: a shorter oldest proof may be one
+                            # for a value this decoder was not given, with
+                            # data's further down.
+                            proven = self._find_link(links, data, last)
+                        # Else data's proof is not kept (the parser keeps
+                        # MAX_LINKS, and a read can bring more events), and
+                        # every proof kept is for a later value: no search;
+                        # the text is compared below.
+                    if (
+                        # known: where the new text starts (the old line is raw + gap).
+                        len(data) >= (known := len(raw) + len(gap)) + 2
+                        and (
+                            proven
+                            # Compared in place (no copy of data).
+                            or (data.startswith(raw) and data.startswith(gap, len(raw)))
+                        )
+                        and data.endswith(_TAIL)
+                    ):
+                        suffix = data[known:-2]
+                        # Nothing to unescape: no quote, no backslash, and
+                        # printable (so no control character, which JSON
+                        # forbids raw in strings; other unprintable text goes
+                        # the escaped way, which decides it exactly).  Three
+                        # C-level tests cost less than a regular expression.
+                        if "\\" not in suffix and '"' not in suffix and suffix.isprintable():
+                            added: str | None = suffix
+                        else:
+                            added = _unescape(suffix)
+                        if added is not None:
+                            # The new data[:-2] is raw + gap + suffix.  Joining
+                            # it at every event would copy the whole line each
+                            # time (a third of the client's CPU on long
+                            # replies); the gap is joined to raw once it passes
+                            # _MAX_GAP, so each event copies O(gap) characters.
+                            gap += suffix
+                            if len(gap) > _MAX_GAP:
+                                # Built by appending (slicing a large str scans it).
+                                raw = raw + gap
+                                gap = ""
+                            last = data
+                            if added:
+                                pieces.append(added)
+                                append(_new(TextDelta, (added,)))
+                            continue
+                last = data
+                raw, change = self._reload(data)
+                gap = ""
+                if change is not None:
+                    append(change)
+        finally:
+            self._raw = raw
+            self._gap = gap
+            self._last = last
+
+    def _reload(self, data: str) -> tuple[str | None, TextDelta | TextRewritten | None]:
+        # The general way: decode data in full; return the new _raw (see
+        # __init__) and the change.
         value = _load(data)
         content: str = value["content"]
         one_key = len(value) == 1
-        self._raw = (
-            data[:-2] if one_key and data.startswith(_PREFIXES) and data.endswith(_TAIL) else None
-        )
-        self._gap = ""
+        raw = data[:-2] if one_key and data.startswith(_PREFIXES) and data.endswith(_TAIL) else None
         old = self.text
         if content.startswith(old):
             added = content[len(old) :]
             if not added:
-                return None
+                return raw, None
             self._pieces.append(added)
-            return _new(TextDelta, (added,))
+            return raw, _new(TextDelta, (added,))
         self._text = content
-        return TextRewritten(content, old)
+        return raw, TextRewritten(content, old)
+
+
+def _unescape(suffix: str) -> str | None:
+    """The text of a new piece with escapes, or None when it does not decode
+    on its own exactly (then the full decode decides)."""
+    # It decodes on its own because the old body ended on a whole escape.  A
+    # stray quote makes it invalid.
+    try:
+        # json.loads('"' + suffix + '"') without its Python-level layers (5
+        # times faster on a short piece): the C string scanner, and the whole
+        # piece must be one string.
+        added, stop = _scanstring(suffix + '"', 0)
+    except ValueError:
+        return None
+    if stop != len(suffix) + 1:
+        return None
+    # A piece opening with a low surrogate escape would pair with a high
+    # surrogate ending the old text in a full decode (one character), but not
+    # when decoded alone (two).
+    if added and "\udc00" <= added[0] <= "\udfff":
+        return None
+    return added

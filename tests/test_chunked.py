@@ -184,3 +184,28 @@ def test_size_lines_read_as_h11_reads_them(line: bytes, eol: bytes) -> None:
     body = line + eol + b"x" * 5 + b"\r\n" + b"0\r\n\r\n"
     for pieces in ([body], [body[i : i + 1] for i in range(len(body))]):
         assert through_ours(pieces) == through_h11(pieces)
+
+
+@settings(max_examples=100, deadline=None)
+@given(size=st.integers(1, 5000), cuts=st.lists(st.integers(0, 5100), max_size=8), data=st.data())
+def test_a_read_inside_one_chunk_is_the_body_uncopied(
+    size: int, cuts: list[int], data: st.DataObject
+) -> None:
+    # A chunk longer than the reads that bring it (a long event): a read that
+    # is all chunk data comes out as the same bytes object, and the body is
+    # h11's at every split.
+    payload = data.draw(st.binary(min_size=size, max_size=size))
+    body = b"%x\r\n%s\r\n0\r\n\r\n" % (len(payload), payload)
+    start = body.index(b"\r\n") + 2
+    reads = split(body, cuts)
+    decoder = ChunkedDecoder()
+    out = []
+    offset = 0
+    for read in reads:
+        got = decoder.feed(read)
+        if read and start <= offset and offset + len(read) <= start + size:
+            assert got is read
+        out.append(got)
+        offset += len(read)
+    assert b"".join(out) == payload
+    assert decoder.done
