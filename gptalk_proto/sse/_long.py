@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ._event import SSEEvent, _dispatch, _new_event
-from ._lines import LONG_LINE, to_lf
+from ._lines import LONG_LINE, VIEW_FROM, to_lf
 
 if TYPE_CHECKING:
     from ._growing import GrowingValues
@@ -246,8 +246,7 @@ def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
         or size > self.max_event_size
     ):
         return None
-    # A view, not a slice: joined at once (the fewest steps; no copy kept).
-    pending.append(memoryview(data)[:first])
+    pending.append(data[:first] if first <= VIEW_FROM else memoryview(data)[:first])
     line = b"".join(pending)
     if not line.startswith(b"data: "):
         pending.pop()
@@ -284,9 +283,7 @@ def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
             start = stop + 2
     self.last_event_id = last_id
     self._data_size = 0
-    # What follows the last line end, as a view even when short (the fewest
-    # steps: like a long one's, it holds this one chunk until its line ends).
-    rest = memoryview(data)[end + 1 :]
+    rest = data[end + 1 :] if len(data) - end <= VIEW_FROM else memoryview(data)[end + 1 :]
     self._pending = [rest] if rest else []
     self._pending_len = len(rest)
     if start <= end:
