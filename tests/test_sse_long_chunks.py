@@ -18,12 +18,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gptalk_proto import SSEParser
+from gptalk_proto import RemoteProtocolError, SSELineTooLong, SSEParser
 from gptalk_proto.sse import _long
+from gptalk_proto.sse._event import SSEEvent
 from gptalk_proto.sse._lines import LONG_LINE, VIEW_FROM
 from gptalk_proto.testing._reference_sse import reference_parse
 
-from .sse_cases import bytewise, cut_at, feed_all, outcome, random_chunks
+from .sse_cases import Outcome, bytewise, cut_at, feed_all, outcome, random_chunks
 
 TEXT = "caf\u00e9 \u2713 the quick brown fox ".encode()
 
@@ -66,12 +67,24 @@ def _ways(stream: bytes) -> list[list[bytes]]:
 READS = (1000, LONG_LINE - 1, LONG_LINE + 1, VIEW_FROM + 1, 4096, 16384, 65536)
 
 
+def _iter_all(chunks: list[bytes], parser: SSEParser) -> Outcome:
+    """:func:`feed_all` through ``feed_iter`` (which takes feed_long's
+    chunks without feed's steps before it), each iterator drained at once."""
+    events: list[SSEEvent] = []
+    for chunk in chunks:
+        events += parser.feed_iter(chunk)
+    assert parser.close() == []
+    return events, parser.last_event_id, parser.retry
+
+
 def _check(stream: bytes) -> None:
     want = reference_parse(stream)
     for tail in (0, 2):
         for chunks in _ways(stream):
             got = feed_all(chunks, SSEParser(growing_tail=tail))
             assert got == want, (tail, [len(c) for c in chunks][:20])
+            got = _iter_all(chunks, SSEParser(growing_tail=tail))
+            assert got == want, ("feed_iter", tail, [len(c) for c in chunks][:20])
 
 
 def test_feed_long_takes_the_chunks_of_a_cumulative_stream(
@@ -92,6 +105,42 @@ def test_feed_long_takes_the_chunks_of_a_cumulative_stream(
     chunks = [stream[i : i + 16384] for i in range(0, len(stream), 16384)]
     assert feed_all(chunks, SSEParser(growing_tail=2)) == reference_parse(stream)
     assert sum(taken) > len(chunks) // 2
+
+
+def test_feed_iter_takes_the_chunks_of_a_cumulative_stream_without_feed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # feed_iter hands such chunks to feed_long itself: feed runs for the
+    # others only, and the events are the reference's.
+    fed = []
+    original = SSEParser.feed
+
+    def spy(self: SSEParser, data: bytes) -> list[SSEEvent]:
+        fed.append(len(data))
+        return original(self, data)
+
+    monkeypatch.setattr(SSEParser, "feed", spy)
+    stream = _cumulative(60, 3000, 40)
+    for read in (1000, 4096, 16384):
+        fed.clear()
+        chunks = [stream[i : i + read] for i in range(0, len(stream), read)]
+        assert _iter_all(chunks, SSEParser(growing_tail=2)) == reference_parse(stream)
+        assert 0 < len(fed) < len(chunks) // 2
+
+
+def test_feed_iter_on_a_long_pending_line_empty_chunks_and_errors() -> None:
+    # An empty chunk changes nothing; after an error on a long line,
+    # feed_iter refuses as feed does.
+    line = b"data: " + _long_value(3 * LONG_LINE)
+    parser = SSEParser(growing_tail=2, max_line_size=len(line) + 10)
+    assert list(parser.feed_iter(line[:5000])) == []
+    assert list(parser.feed_iter(b"")) == []
+    (event,) = parser.feed_iter(line[5000:] + b"\n\n" + line[: LONG_LINE + 1])
+    assert event.data == reference_parse(line + b"\n\n")[0][0].data
+    with pytest.raises(SSELineTooLong):
+        parser.feed_iter(line)
+    with pytest.raises(RemoteProtocolError, match="unusable"):
+        parser.feed_iter(b"data: x\n\n")
 
 
 @pytest.mark.parametrize("eol", [b"\n", b"\r\n", b"\r"])
@@ -205,3 +254,4 @@ def test_long_streams_match_the_reference(stream: bytes, data: st.DataObject, ta
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))
     for way in (chunks, cut_at(stream, cuts)):
         assert feed_all(way, SSEParser(growing_tail=tail)) == reference_parse(stream)
+        assert _iter_all(way, SSEParser(growing_tail=tail)) == reference_parse(stream)

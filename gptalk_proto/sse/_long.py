@@ -223,8 +223,11 @@ def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
     of 8 KB replies a chunk holds two events, so they were most of the
     parser's own time.
     """
-    if 0x0D in data or self._start is not None or self._skip_lf:
-        return None  # CRs are normalised, and a stream's first bytes checked, by feed
+    if 0x0D in data:
+        return None  # CRs are normalised by feed
+    # (A stream's first bytes, a possible BOM, were checked by feed before
+    # anything was pending, and a chunk that ended in a CR left nothing
+    # pending: feed's _start and _skip_lf need nothing here.)
     pending = self._pending
     first = data.find(b"\n")
     if first < 0:
@@ -249,7 +252,11 @@ def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
         pending.pop()
         return None
     grower = self._grower
-    value = _data_value(grower, line, memoryview(line), 6, size)  # size: len(line)
+    # (_data_value's steps, without the call: size is len(line).)
+    if grower is not None:
+        value = grower.decode(line, memoryview(line), 6, size)
+    else:
+        value = str(memoryview(line)[6:], "utf-8", "replace")
     # spec: dispatch, step 1: the last event ID string is the buffer's (no
     # id line comes before the next dispatch here).
     last_id = self._id_buffer

@@ -258,25 +258,22 @@ class SSEParser:
         rest = data[end + 1 :] if short_rest else memoryview(data)[end + 1 :]
         pending = self._pending
         if pending and self._pending_len + end <= _JOIN_BELOW:
-            # A short unfinished line and a short chunk: join them (a small
-            # copy), so the chunk is parsed as one piece.
-            # (The whole chunk when what follows its last line end is short: one
-            # copy, not a slice and then the join.)
+            # A short unfinished line and a short chunk: join them (one small
+            # copy, of the whole chunk when what follows its last line end is
+            # short), so the chunk is parsed as one piece.
             pending.append(data if short_rest else data[: end + 1])
             end += self._pending_len
             data = b"".join(pending)
         elif pending:
-            # Otherwise complete the line alone, and parse the chunk's other
-            # lines where they lie, without copying the chunk.
+            # Otherwise: the line completed alone, the chunk's lines parsed in place.
             first = data.find(b"\n")
             pending.append(data[:first] if first <= _VIEW_FROM else memoryview(data)[:first])
             self._pending = []
             events, start = complete_line(self, b"".join(pending), data, first, end, crlf=crlf)
         self._pending = [rest] if rest else []
         self._pending_len = rest_len = len(rest)
-        # In a CRLF chunk the region stops before its last line end's CR.  (What
-        # _interpret does when no events came before and the region is within
-        # the line cap, without the call between.)
+        # In a CRLF chunk the region stops before its last line end's CR (what
+        # _interpret does, without the call, with no events before, within the cap).
         if start > end:
             pass
         elif events or end - crlf - start > self.max_line_size:
@@ -305,11 +302,14 @@ class SSEParser:
             for event in parser.feed_iter(chunk):
                 handle(event)
 
-        A chunk of many small events then costs less than with ``feed``:
-        each event can be freed before the next is built, where a list keeps
-        them all alive at once (and CPython's cyclic garbage collector visits
-        them, again and again, while the list grows).
+        Many small events then cost less than with ``feed``: each can be freed
+        before the next is built, where a list keeps them all alive (and the
+        cyclic garbage collector visits them again and again as it grows).
         """
+        # A long line's chunk: feed_long, without feed's steps (closed: none pending).
+        long = self._pending_len >= LONG_LINE and self._error is None and type(data) is bytes
+        if long and data and (done := feed_long(self, data)) is not None:
+            return iter(done)
         self._lazy = True
         try:
             events = self.feed(data)
