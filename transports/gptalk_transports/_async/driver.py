@@ -258,7 +258,10 @@ async def drive(
                     yield batch
                     batch = []
                 try:
-                    if deadline is None:  # the common read, without the general helper
+                    # The common read, without run()'s layer (a coroutine per
+                    # read): the read timeout alone bounds it when the total
+                    # deadline is further off (the default Timeout has one).
+                    if limits.beyond(timeout.read):
                         data = await stream.receive_some(READ_SIZE, timeout.read)
                     else:
                         data = await limits.run(

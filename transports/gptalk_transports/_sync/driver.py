@@ -259,7 +259,10 @@ def drive(
                     yield batch
                     batch = []
                 try:
-                    if deadline is None:  # the common read, without the general helper
+                    # The common read, without run()'s layer (a coroutine per
+                    # read): the read timeout alone bounds it when the total
+                    # deadline is further off (the default Timeout has one).
+                    if limits.beyond(timeout.read):
                         data = stream.receive_some(READ_SIZE, timeout.read)
                     else:
                         data = limits.run(stream.receive_some, (READ_SIZE,), timeout.read, "read")
