@@ -58,7 +58,7 @@ def rechunker(how: str | Callable[[int, int], int]) -> Callable[[bytes], list[by
     :data:`MAX_RANDOM_PIECE` bytes.
     """
     if how == "recorded":
-        return lambda data: [data]
+        return _whole
     if how == "bytes":
         return lambda data: [data[i : i + 1] for i in range(len(data))]
     if callable(how):
@@ -74,6 +74,12 @@ def rechunker(how: str | Callable[[int, int], int]) -> Callable[[bytes], list[by
 
         return cut
     raise ValueError(f"rechunk must be 'recorded', 'bytes' or a randint function, not {how!r}")
+
+
+def _whole(data: bytes) -> list[bytes]:
+    """The ``"recorded"`` cut: the read as it was (:class:`ReplayState` knows
+    it, and hands such reads over without a queue)."""
+    return [data]
 
 
 class ReplayState:
@@ -92,6 +98,8 @@ class ReplayState:
         # The pieces of one recorded read not yet delivered: at most one read,
         # which the cassette's loader already capped.
         self.pieces: deque[bytes] = deque()
+        # Reads kept whole need no pieces when they fit the client's read.
+        self._whole = cut is _whole
         self.last_t = 0.0
         self.due = 0.0
 
@@ -118,9 +126,14 @@ class ReplayState:
             )
         if item is EOF:
             return 0.0, None
-        self.due += self.timing.gap(item.t - self.last_t)
+        timing = self.timing
+        if timing.speed is not None:  # (instant replay's gaps are all 0.0)
+            self.due += timing.gap(item.t - self.last_t)
         self.last_t = item.t
-        self.pieces.extend(self.cut(item.data))
+        data = item.data
+        if self._whole and len(data) <= max_bytes:
+            return self.due, data  # what the queue would give back at once
+        self.pieces.extend(self.cut(data))
         return self.due, self._take(max_bytes)
 
     def _take(self, max_bytes: int) -> bytes:
