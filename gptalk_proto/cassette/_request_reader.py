@@ -74,7 +74,9 @@ class RequestReader:
 
     def __init__(self, max_size: int) -> None:
         self._max_size = max_size
-        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_size)
+        # Made when a request first needs it: plain requests never do, and a
+        # replayed connection's requests are nearly always plain.
+        self._h11: h11.Connection | None = None
         self._head: RequestHead | None = None
         self._body: list[bytes] = []
         self._body_size = 0
@@ -99,9 +101,12 @@ class RequestReader:
             if not data:
                 return done
             self._fresh = False
-        self._h11.receive_data(data)
+        conn = self._h11
+        if conn is None:
+            conn = self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=self._max_size)
+        conn.receive_data(data)
         while True:
-            event = next_h11_event(self._h11)
+            event = next_h11_event(conn)
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return done
             if isinstance(event, h11.Request):
@@ -117,11 +122,16 @@ class RequestReader:
                 assert self._head is not None
                 done.append(ReadRequest(self._head, b"".join(self._body), self._t))
                 self._head, self._body = None, []
-                leftover, _ = self._h11.trailing_data
-                self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=self._max_size)
+                leftover, _ = conn.trailing_data
                 self._fresh = not leftover
-                if leftover:
-                    self._h11.receive_data(leftover)
+                if not leftover:
+                    # The next bytes begin a request: the plain way first.
+                    self._h11 = None
+                    return done
+                conn = self._h11 = h11.Connection(
+                    h11.SERVER, max_incomplete_event_size=self._max_size
+                )
+                conn.receive_data(leftover)
 
     def _plain(self, data: bytes, t: float) -> tuple[ReadRequest, bytes] | None:
         """The whole plain request ``data`` begins with, and the bytes past
