@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from .._errors import GPTalkError
 from ..sse._event import SSEEvent
@@ -84,6 +85,29 @@ class RecordedRequest:
             # Nested past the parser's recursion (a hostile client's body,
             # recorded by the proxy): kept as bytes, not JSON.
             return None
+
+    # What replay compares every request it matches with, read once per
+    # recorded request rather than once per replay (never changed after).
+
+    @cached_property
+    def target_parts(self) -> tuple[str, dict[str, list[str]]]:
+        """The target's path and its query (``parse_qs``: values percent-decoded)."""
+        parts = urlsplit(self.target)
+        return parts.path, parse_qs(parts.query)
+
+    @cached_property
+    def header_map(self) -> dict[str, str]:
+        """The headers by lower-case name (the last of a repeated name wins)."""
+        return header_map(self.headers)
+
+
+def header_map(headers: Any) -> dict[str, str]:
+    """``(name, value)`` pairs (``str`` or latin-1 ``bytes`` values) by
+    lower-case name; the last of a repeated name wins."""
+    out: dict[str, str] = {}
+    for name, value in headers:
+        out[str(name).lower()] = value if isinstance(value, str) else value.decode("latin-1")
+    return out
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from urllib.parse import parse_qs, urlsplit
 from .._errors import InvalidHTTP, excerpt
 from ._format import Cassette, CassetteError, Interaction, RecordedChunk, RecordedRequest
 from ._profiles import Profile, profile_named
+from ._records import header_map
 from ._redact import PLACEHOLDER
 from ._request_reader import RequestReader
 
@@ -157,26 +158,35 @@ def _differences(
     out: list[str] = []
     if method != recorded.method:
         out.append(f"method: recorded {recorded.method}, sent {method}")
-    old, new = urlsplit(recorded.target), urlsplit(target)
-    if old.path != new.path:
-        out.append(f"path: recorded {old.path!r}, sent {new.path!r}")
-    old_query, new_query = parse_qs(old.query), parse_qs(new.query)
-    for key in sorted(set(old_query) | set(new_query)):
-        if not _same(old_query.get(key), new_query.get(key)):
-            out.append(f"query {key}: recorded {old_query.get(key)!r}, sent {new_query.get(key)!r}")
-    old_headers = _header_map(recorded.headers)
-    new_headers = _header_map(headers)
-    for name in sorted(set(old_headers) | set(new_headers)) if profile.match_headers else ():
-        if name in profile.ignored_headers:
-            continue
-        before, after = old_headers.get(name), new_headers.get(name)
-        if not _same(before, after):
-            if before is None:
-                out.append(f"header {name}: not recorded, sent {excerpt(after or '')}")
-            elif after is None:
-                out.append(f"header {name}: recorded {excerpt(before)}, not sent")
-            else:
-                out.append(f"header {name}: recorded {excerpt(before)}, sent {excerpt(after)}")
+    # The recorded target's parts are read once per cassette; the same
+    # target has the same path and query, with nothing to compare.
+    if target != recorded.target:
+        old_path, old_query = recorded.target_parts
+        new = urlsplit(target)
+        if old_path != new.path:
+            out.append(f"path: recorded {old_path!r}, sent {new.path!r}")
+        new_query = parse_qs(new.query)
+        for key in sorted(set(old_query) | set(new_query)):
+            if not _same(old_query.get(key), new_query.get(key)):
+                out.append(
+                    f"query {key}: recorded {old_query.get(key)!r}, sent {new_query.get(key)!r}"
+                )
+    if profile.match_headers:
+        old_headers = recorded.header_map
+        new_headers = header_map(headers)
+        ignored_headers = profile.ignored_headers
+        for name in sorted(set(old_headers) | set(new_headers)):
+            if name in ignored_headers:
+                continue
+            before, after = old_headers.get(name), new_headers.get(name)
+            # (Equal values are the same: _same's first answer, without its call.)
+            if before != after and not _same(before, after):
+                if before is None:
+                    out.append(f"header {name}: not recorded, sent {excerpt(after or '')}")
+                elif after is None:
+                    out.append(f"header {name}: recorded {excerpt(before)}, not sent")
+                else:
+                    out.append(f"header {name}: recorded {excerpt(before)}, sent {excerpt(after)}")
     old_body, new_body = recorded.json(), _json(body)
     if isinstance(old_body, dict) and isinstance(new_body, dict):
         for key in sorted(set(old_body) | set(new_body)):
@@ -188,12 +198,19 @@ def _differences(
                 if bound != after:
                     out.append(f"body.{key}: bound to an earlier value, sent another")
                 continue
+            # Equal strings and numbers are the same, as _same would say (not
+            # containers: their == takes an element for equal to itself, and
+            # _same does not, for NaN).
+            if before == after and type(before) in _SCALARS:
+                continue
             if not _same(before, after, profile.ignored_fields):
                 out.append(f"body.{key}: recorded {_show(before)}, sent {_show(after)}")
     elif recorded.body != body:
         out.append(f"body: recorded {excerpt(recorded.body)}, sent {excerpt(body)}")
     return out
 
+
+_SCALARS = frozenset({str, int, bool, type(None)})
 
 _MISSING = object()
 
@@ -247,13 +264,6 @@ def _json(body: bytes) -> Any:
         # parser recurses is no JSON to match key by key; compared as bytes,
         # it is a mismatch (a 409), not a crashed connection.
         return None
-
-
-def _header_map(headers: Any) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for name, value in headers:
-        out[str(name).lower()] = value if isinstance(value, str) else value.decode("latin-1")
-    return out
 
 
 class ReplayConnection:
