@@ -100,13 +100,17 @@ async def _run_chat(
 async def replay_session(
     cassette: Cassette,
     *,
-    backend: str = "anyio",
+    backend: str = "auto",
     timing: ReplayTiming | None = None,
     rechunk: str | int = "recorded",
     clock: AsyncReplayClock | None = None,
     on_event: EventSink | None = None,
 ) -> list[ChatResult]:
     """Replay every chat of ``cassette`` through the full client, offline.
+
+    ``backend`` is the client's (``"auto"``: native asyncio on asyncio, anyio
+    on trio).  The replayed connections do no IO, so it decides only how the
+    client waits and locks; any backend replays the same.
 
     Raises :class:`~gptalk_proto.cassette.CassetteMismatch` if the client's requests
     leave the recorded path and :class:`~gptalk_proto.cassette.CassetteUnplayed` if
