@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 
 import pytest
 
@@ -159,4 +160,70 @@ def test_a_binding_holds_for_the_whole_replay() -> None:
     assert info.value.differences == ["body.fingerprint: bound to an earlier value, sent another"]
     # The same value again is fine; a failed match binds nothing.
     replayer.match("POST", path, headers, _login_body("a" * 32))
+    assert replayer.unplayed() == []
+
+
+# -- what is read once per cassette -----------------------------------------------------------
+
+
+def test_a_recorded_request_is_read_once_and_matches_the_same_every_time() -> None:
+    """The recorded target's parts and headers are cached on the request
+    (shared by every replay of the cassette); each match still compares the
+    sent request to them in full, the same the first time and the second."""
+    plain = cassette_at(CASSETTES / "plain-chat.json")
+    stream = next(item for item in plain.interactions if item.kind == "stream")
+    recorded = stream.request
+    path, query = recorded.target_parts
+    assert recorded.target_parts is recorded.target_parts  # read once
+    assert recorded.header_map is recorded.header_map
+    assert recorded.target.startswith(path + "?")
+    assert set(query) == {"token"}
+    one = g.cassette.Cassette((stream,), plain.recorded_at, plain.origin)
+    headers = list(recorded.headers)
+    [token] = query["token"]
+    encoded = f"{path}?token={urllib.parse.quote(token, safe='')}"
+    assert encoded != recorded.target
+    cases = [
+        (recorded.target, headers, []),  # the same target: nothing to compare
+        (encoded, headers, []),  # values compared percent-decoded
+        # (The recorded token is a redaction placeholder: any value fits it.)
+        (f"{path}?token=other", headers, []),
+        (f"{recorded.target}&more=1", headers, ["query more: recorded None, sent ['1']"]),
+        (f"{path}x?more=1", headers, None),  # the path and both keys
+        (recorded.target, [(n.upper(), v) for n, v in headers], []),  # names: any case
+        (recorded.target, [*headers, ("x-extra", "1")], ["header x-extra: not recorded, sent '1'"]),
+    ]
+    for _ in range(2):  # a second replay reads the cached parts
+        for target, sent_headers, expected in cases:
+            replayer = g.cassette.Replayer(one)
+            try:
+                replayer.match("GET", target, sent_headers, recorded.body)
+                differences: list[str] = []
+            except g.cassette.CassetteMismatch as error:
+                differences = error.differences
+            if expected is None:
+                assert [d.split(":")[0] for d in differences] == [
+                    "path",
+                    "query more",
+                    "query token",
+                ]
+            else:
+                assert differences == expected
+
+
+def test_equal_and_different_body_fields_are_told_apart() -> None:
+    plain = cassette_at(CASSETTES / "plain-chat.json")
+    text = next(item for item in plain.interactions if item.kind == "text")
+    one = g.cassette.Cassette((text,), plain.recorded_at, plain.origin)
+    fields = dict(text.request.json())
+    headers = list(text.request.headers)
+    replayer = g.cassette.Replayer(one)
+    for key, value in [("model", "another"), ("from", 2), ("from", "1"), ("prompt", None)]:
+        changed = json.dumps({**fields, key: value}).encode()
+        with pytest.raises(g.cassette.CassetteMismatch) as info:
+            replayer.match("POST", text.request.target, headers, changed)
+        assert [d.split(":")[0] for d in info.value.differences] == [f"body.{key}"]
+    # Equal values, and ones JSON reads as equal (1 and 1.0), match.
+    same = json.dumps({**fields, "from": 1.0}).encode()
+    replayer.match("POST", text.request.target, headers, same)
     assert replayer.unplayed() == []

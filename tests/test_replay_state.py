@@ -5,6 +5,7 @@ this machine gives)."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,39 @@ def test_waiting_for_bytes_the_cassette_lacks_is_a_cassette_error() -> None:
     state = ReplayState(Replayer(cassette).connection(), ReplayTiming(), rechunker("recorded"))
     with pytest.raises(CassetteError, match="before any request"):
         state.next(100)
+
+
+LONG = PLAIN.parent / "long-reply.json"
+
+
+@pytest.mark.parametrize("speed", [None, 2.0])
+@pytest.mark.parametrize("max_bytes", [1, 7, 100, 4096, 1 << 20])
+def test_whole_reads_go_as_the_queue_would_give_them(max_bytes: int, speed: float | None) -> None:
+    """The ``"recorded"`` cut hands a read that fits over as it is (no queue);
+    the same cut by another function goes the queue's way: the same pieces,
+    due at the same times."""
+    cassette = Cassette.loads(LONG.read_text())
+    stream = cassette.interactions[-1]
+
+    def pieces(cut: Callable[[bytes], list[bytes]]) -> list[tuple[float, bytes | None]]:
+        state = ReplayState(Replayer(cassette).connection(), ReplayTiming(speed), cut)
+        got = []
+        for item in cassette.interactions:
+            state.sent(request_bytes(item.request), now=10.0)
+            while True:
+                try:
+                    got.append(state.next(max_bytes))
+                except CassetteError:
+                    break  # nothing more until the next request
+        return got
+
+    fast, queued = pieces(rechunker("recorded")), pieces(lambda data: [data])
+    assert fast == queued
+    assert all(len(data or b"") <= max_bytes for _, data in fast)
+    assert b"".join(data or b"" for _, data in fast) == b"".join(
+        item.response.wire for item in cassette.interactions
+    )
+    if max_bytes == 1 << 20:
+        # Each recorded read, the very bytes object the cassette holds.
+        recorded = [chunk.data for chunk in stream.response.chunks]
+        assert all(a is b for (_, a), b in zip(fast[-len(recorded) :], recorded, strict=True))

@@ -186,3 +186,30 @@ def test_heads_and_bodies_about_the_cap_read_as_h11_alone_reads_them(over: int) 
     for wire in (request(cap + over, 1), request(50, cap + over)):
         for pieces in ([wire], [wire + STREAM], [wire[:-1], wire[-1:] + STREAM]):
             assert _outcome(RequestReader(cap), pieces) == _outcome(_H11Only(cap), pieces)
+
+
+def _has_h11(reader: RequestReader) -> bool:
+    return reader._h11 is not None  # private: whether an h11 connection was made
+
+
+def test_after_a_request_h11_read_the_next_one_starts_fresh() -> None:
+    """h11 reads a request cut across writes; once it ends with nothing past
+    it, the next request goes the plain way again (no h11 connection is made
+    for it), and bytes past a request stay with h11, which reads them."""
+    reader = RequestReader(1024)
+    assert not _has_h11(reader)  # none made before one is needed
+    assert reader.feed(LOGIN[:10]) == []
+    [(head, body, _)] = reader.feed(LOGIN[10:])
+    assert (head.method, body) == (b"POST", b'{"a": "b c"}\n')
+    assert not _has_h11(reader)
+    assert reader._plain(STREAM, 0.0) is not None  # the path the next one takes
+    [(head, _, _)] = reader.feed(STREAM)
+    assert head.target == b"/api/chatgpt/chatapi/stream?token=S"
+    assert not _has_h11(reader)
+    # Cut again, with the next request's start in the write that ends it.
+    assert reader.feed(LOGIN[:10]) == []
+    [(head, _, _)] = reader.feed(LOGIN[10:] + STREAM[:5])
+    assert head.method == b"POST"
+    assert _has_h11(reader)
+    [(head, _, _)] = reader.feed(STREAM[5:])
+    assert head.target == b"/api/chatgpt/chatapi/stream?token=S"
