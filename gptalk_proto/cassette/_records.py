@@ -91,13 +91,15 @@ class RecordedRequest:
 
     @cached_property
     def target_parts(self) -> tuple[str, dict[str, list[str]]]:
-        """The target's path and its query (``parse_qs``: values percent-decoded)."""
+        """The target's path and its query (``parse_qs``: values percent-decoded),
+        read once and shared by every replay: not to be changed."""
         parts = urlsplit(self.target)
         return parts.path, parse_qs(parts.query)
 
     @cached_property
     def header_map(self) -> dict[str, str]:
-        """The headers by lower-case name (the last of a repeated name wins)."""
+        """The headers by lower-case name (the last of a repeated name wins),
+        read once and shared by every replay: not to be changed."""
         return header_map(self.headers)
 
 
