@@ -173,9 +173,9 @@ def test_a_recorded_request_is_read_once_and_matches_the_same_every_time() -> No
     plain = cassette_at(CASSETTES / "plain-chat.json")
     stream = next(item for item in plain.interactions if item.kind == "stream")
     recorded = stream.request
-    path, query = recorded.target_parts
-    assert recorded.target_parts is recorded.target_parts  # read once
-    assert recorded.header_map is recorded.header_map
+    path, query = recorded._target_parts
+    assert recorded._target_parts is recorded._target_parts  # read once
+    assert recorded._header_map is recorded._header_map
     assert recorded.target.startswith(path + "?")
     assert set(query) == {"token"}
     one = g.cassette.Cassette((stream,), plain.recorded_at, plain.origin)

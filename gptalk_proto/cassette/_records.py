@@ -90,16 +90,16 @@ class RecordedRequest:
     # recorded request rather than once per replay (never changed after).
 
     @cached_property
-    def target_parts(self) -> tuple[str, dict[str, list[str]]]:
+    def _target_parts(self) -> tuple[str, dict[str, list[str]]]:
         """The target's path and its query (``parse_qs``: values percent-decoded),
-        read once and shared by every replay: not to be changed."""
+        read once and shared by every replay (private: never changed)."""
         parts = urlsplit(self.target)
         return parts.path, parse_qs(parts.query)
 
     @cached_property
-    def header_map(self) -> dict[str, str]:
+    def _header_map(self) -> dict[str, str]:
         """The headers by lower-case name (the last of a repeated name wins),
-        read once and shared by every replay: not to be changed."""
+        read once and shared by every replay (private: never changed)."""
         return header_map(self.headers)
 
 

@@ -161,7 +161,7 @@ def _differences(
     # The recorded target's parts are read once per cassette; the same
     # target has the same path and query, with nothing to compare.
     if target != recorded.target:
-        old_path, old_query = recorded.target_parts
+        old_path, old_query = recorded._target_parts
         new = urlsplit(target)
         if old_path != new.path:
             out.append(f"path: recorded {old_path!r}, sent {new.path!r}")
@@ -172,7 +172,7 @@ def _differences(
                     f"query {key}: recorded {old_query.get(key)!r}, sent {new_query.get(key)!r}"
                 )
     if profile.match_headers:
-        old_headers = recorded.header_map
+        old_headers = recorded._header_map
         new_headers = header_map(headers)
         ignored_headers = profile.ignored_headers
         for name in sorted(set(old_headers) | set(new_headers)):
