@@ -73,7 +73,7 @@ class ContentDecoder:
     test holds it to that).
     """
 
-    __slots__ = ("_gap", "_last", "_links", "_pieces", "_raw", "_text")
+    __slots__ = ("_gap", "_known", "_last", "_links", "_pieces", "_raw", "_text")
 
     #: What the event stream's parser is told (``SSEParser(growing_tail=...)``):
     #: each event is the previous one with text inserted before its last two
@@ -81,14 +81,19 @@ class ContentDecoder:
     growing_tail = len(_TAIL)
 
     def __init__(self) -> None:
-        # When set, the previous event's data without its closing '"}' is
-        # _raw + _gap -- and that data was exactly PREFIX + string body + '"}'
-        # of a one-key object, so anything appended before '"}' extends the
-        # content string.  It is kept in two parts so that an event costs no
-        # copy of the whole line: _gap collects the few new characters of each
-        # event and joins _raw only once it is over _MAX_GAP (see decode).
+        # When set, the previous event's data (_last) was exactly PREFIX +
+        # string body + '"}' of a one-key object, so anything inserted before
+        # its '"}' extends the content string.  _last[:_known] is that data
+        # without its '"}' (the old line).  To compare an event with it at no
+        # copy of the whole line, the old line is kept in two parts, _raw +
+        # _gap: _gap collects the few new characters of each event and joins
+        # _raw only once it is over _MAX_GAP (see decode_into).  An event the
+        # parser proved (see follow) is not compared: it only moves _known,
+        # and _gap is then None (_raw is still a prefix of the old line) until
+        # an event needs the text again.
         self._raw: str | None = None
-        self._gap = ""
+        self._gap: str | None = ""
+        self._known = 0
         # The previous event's data, and the parser's proofs that values
         # extend the one before (see follow()).
         self._last: str | None = None
@@ -145,6 +150,7 @@ class ContentDecoder:
         # before any event goes the general way).
         raw = self._raw
         gap = self._gap
+        known = self._known
         last = self._last
         links = self._links
         pieces = self._pieces
@@ -152,33 +158,44 @@ class ContentDecoder:
         try:
             for data in datas:
                 if raw is not None:
-                    proven = False
+                    # The old line is last[:known] (see __init__).
+                    size = len(data)
+                    linked = False
                     if links:
                         # The parser built data from the previous value, whose
-                        # bytes it compared: data starts with last[:-2] (= raw
-                        # + gap) if that previous value is this decoder's last
-                        # data.  Nearly always the oldest proof is this
+                        # bytes it compared: data starts with last[:-2] (the
+                        # old line) if that previous value is this decoder's
+                        # last data.  Nearly always the oldest proof is this
                         # event's: taken without a loop.
                         built, before = links[0]
                         if built is data:
                             links.popleft()
-                            proven = before is last
-                        elif len(built) < len(data):
+                            linked = before is last
+                        elif len(built) < size:
                             # Values grow: a shorter oldest proof may be one
                             # for a value this decoder was not given, with
                             # data's further down.
-                            proven = self._find_link(links, data, last)
+                            linked = self._find_link(links, data, last)
                         # Else data's proof is not kept (the parser keeps
-                        # MAX_LINKS, and a read can bring more events), and
-                        # every proof kept is for a later value: no search;
-                        # the text is compared below.
+                        # MAX_LINKS), and every proof kept is for a later
+                        # value: no search; the text is compared below.
+                    if gap is None and not linked:
+                        # Proven events since the last compare left the gap
+                        # behind: raw extended to the whole old line (a copy
+                        # of the line, once per run of proven events).
+                        assert last is not None  # (raw is a prefix of it)
+                        raw = raw + last[len(raw) : known]
+                        gap = ""
                     if (
-                        # known: where the new text starts (the old line is raw + gap).
-                        len(data) >= (known := len(raw) + len(gap)) + 2
+                        size >= known + 2
                         and (
-                            proven
+                            linked
                             # Compared in place (no copy of data).
-                            or (data.startswith(raw) and data.startswith(gap, len(raw)))
+                            or (
+                                gap is not None
+                                and data.startswith(raw)
+                                and data.startswith(gap, len(raw))
+                            )
                         )
                         and data.endswith(_TAIL)
                     ):
@@ -191,18 +208,46 @@ class ContentDecoder:
                         if "\\" not in suffix and '"' not in suffix and suffix.isprintable():
                             added: str | None = suffix
                         else:
-                            added = _unescape(suffix)
+                            # Escapes (about 60% of the events of a UTF-8
+                            # reply: no call for them).  The piece decodes on
+                            # its own because the old body ended on a whole
+                            # escape: json.loads('"' + suffix + '"') without
+                            # its Python-level layers (5 times faster on a
+                            # short piece), the C string scanner, and the
+                            # whole piece must be one string (a stray quote
+                            # makes it invalid).  Else None: the full decode
+                            # below decides.
+                            try:
+                                added, stop = _scanstring(suffix + '"', 0)
+                            except ValueError:
+                                added = None
+                            else:
+                                # A piece opening with a low surrogate escape
+                                # would pair with a high surrogate ending the
+                                # old text in a full decode (one character),
+                                # but not when decoded alone (two).
+                                if stop != len(suffix) + 1 or (
+                                    added and "\udc00" <= added[0] <= "\udfff"
+                                ):
+                                    added = None
                         if added is not None:
-                            # The new data[:-2] is raw + gap + suffix.  Joining
-                            # it at every event would copy the whole line each
-                            # time (a third of the client's CPU on long
-                            # replies); the gap is joined to raw once it passes
-                            # _MAX_GAP, so each event copies O(gap) characters.
-                            gap += suffix
-                            if len(gap) > _MAX_GAP:
-                                # Built by appending (slicing a large str scans it).
-                                raw = raw + gap
-                                gap = ""
+                            # The new data[:-2] is the old line + suffix.
+                            if linked:
+                                # The next proof needs no text: the gap is
+                                # left behind (see above), no copy now.
+                                gap = None
+                            elif gap is not None:
+                                # Joining raw + gap at every event would copy
+                                # the whole line each time (a third of the
+                                # client's CPU on long replies); the gap is
+                                # joined to raw once it passes _MAX_GAP, so
+                                # each event copies O(gap) characters.
+                                gap += suffix
+                                if len(gap) > _MAX_GAP:
+                                    # Built by appending (slicing a large str scans it).
+                                    raw = raw + gap
+                                    gap = ""
+                            known = size - 2
                             last = data
                             if added:
                                 pieces.append(added)
@@ -211,11 +256,13 @@ class ContentDecoder:
                 last = data
                 raw, change = self._reload(data)
                 gap = ""
+                known = len(raw) if raw is not None else 0
                 if change is not None:
                     append(change)
         finally:
             self._raw = raw
             self._gap = gap
+            self._known = known
             self._last = last
 
     def _reload(self, data: str) -> tuple[str | None, TextDelta | TextRewritten | None]:
@@ -234,25 +281,3 @@ class ContentDecoder:
             return raw, _new(TextDelta, (added,))
         self._text = content
         return raw, TextRewritten(content, old)
-
-
-def _unescape(suffix: str) -> str | None:
-    """The text of a new piece with escapes, or None when it does not decode
-    on its own exactly (then the full decode decides)."""
-    # It decodes on its own because the old body ended on a whole escape.  A
-    # stray quote makes it invalid.
-    try:
-        # json.loads('"' + suffix + '"') without its Python-level layers (5
-        # times faster on a short piece): the C string scanner, and the whole
-        # piece must be one string.
-        added, stop = _scanstring(suffix + '"', 0)
-    except ValueError:
-        return None
-    if stop != len(suffix) + 1:
-        return None
-    # A piece opening with a low surrogate escape would pair with a high
-    # surrogate ending the old text in a full decode (one character), but not
-    # when decoded alone (two).
-    if added and "\udc00" <= added[0] <= "\udfff":
-        return None
-    return added

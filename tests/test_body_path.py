@@ -171,6 +171,56 @@ def test_decoder_following_the_parser_equals_full_decode(
     assert _changes_through_the_parser(datas, typed, cuts, False) == want
 
 
+@pytest.mark.parametrize(("links", "gap"), [(1, 0), (2, 3), (3, 4096)])
+@settings(max_examples=150, deadline=None)
+@given(
+    datas=_long_cumulative_datas(),
+    cuts=st.lists(st.integers(0, 10**6), max_size=6),
+    data=st.data(),
+)
+def test_decoder_with_proofs_dropped_and_any_gap_equals_full_decode(
+    links: int, gap: int, datas: list[str], cuts: list[int], data: st.DataObject
+) -> None:
+    # Few proofs kept (MAX_LINKS): in one read, proven events and compared
+    # ones alternate, so the gap the proven ones leave behind is rebuilt from
+    # the last data before a compare (at every _MAX_GAP).
+    typed = [data.draw(st.integers(0, 6)) == 0 for _ in datas]
+    decoded = [
+        d.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        for d, kind in zip(datas, typed, strict=True)
+        if not kind
+    ]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(growing_module, "MAX_LINKS", links)
+        patch.setattr(content_module, "_MAX_GAP", gap)
+        assert _changes_through_the_parser(datas, typed, cuts, True) == reference_changes(decoded)
+
+
+def test_a_compare_after_proven_events_rebuilds_the_old_line() -> None:
+    # Proven events move only the decoder's length of the old line; the one
+    # after them that is not proven (its proof dropped) is compared with the
+    # whole old line, so a change hidden before the new text is found.
+    base = '{"content": "' + _LONG
+    datas = [base + '"}', base + 'a"}', base + 'ab"}']
+    # The last is not an extension: a character the proven events added
+    # changed (past what the decoder last compared).
+    datas.append(base + 'Xbc"}')
+    for links in (0, 1, 2):
+        decoder = g.ContentDecoder()
+        grower = GrowingValues(2)
+        decoder.follow(grower)
+        values = []
+        for data in datas:
+            raw = data.encode()
+            values.append(grower.decode(raw, memoryview(raw), 0, len(raw)))
+        kept = grower.keep_links()
+        for _ in range(len(kept) - links):
+            kept.pop()  # the later proofs dropped
+        out: list[object] = []
+        decoder.decode_into(values, out)
+        assert out == reference_changes(values)
+
+
 def test_a_proof_from_a_value_the_decoder_did_not_see_last_is_not_taken() -> None:
     # The proof names the value it was built from: with an event the decoder
     # was not shown in between (a typed event, say), it compares instead.

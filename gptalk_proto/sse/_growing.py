@@ -27,10 +27,12 @@ _REUSE_FROM = 2048
 #: joined into one when there are more than this many.
 _MAX_PIECES = 32
 
-#: Cap on the proofs kept for a consumer (see GrowingValues.keep_links): about
-#: the values of one read's events; older ones are dropped (their consumer
-#: then compares the text itself), and at most this many values kept alive.
-MAX_LINKS = 16
+#: Cap on the proofs kept for a consumer (see GrowingValues.keep_links): the
+#: values of one read's events, which it takes right after the read (a value
+#: decoded by reuse is over _REUSE_FROM bytes, so a read of 256 KiB, asyncio's
+#: largest, holds at most 128); older ones are dropped (their consumer then
+#: compares the text itself), and at most this many values kept alive.
+MAX_LINKS = 128
 
 
 class GrowingValues:
