@@ -35,7 +35,7 @@ from .._errors import (
     SSELineTooLong,
     SSESizeError,
 )
-from ._blocks import field_blocks, simple_run
+from ._blocks import simple_run, text_region
 from ._checked import over_line_cap, process_checked
 from ._event import SSEEvent, _dispatch, _events, _message_events
 from ._growing import GrowingValues
@@ -410,32 +410,7 @@ class SSEParser:
             else:
                 events += _events(zip(repeat("message"), values, repeat(last_id), repeat(None)))
             return events
-        return self._text_region(str(memoryview(buf)[start:end], "utf-8", "replace"), crlf)
-
-    def _text_region(self, text: str, crlf: bool) -> list[SSEEvent]:
-        """A decoded region: runs of whole id/event/data blocks go by one
-        regular expression (see :func:`field_blocks`), not a step per line;
-        the lines up to the first blank line (a region read mid-block) and
-        those after the run go through the general rules."""
-        lines = crlf_lines if crlf else lf_lines
-        if "id: " not in text:  # no block here: no copies of the text
-            return self._process(lines(text))
-        done: list[SSEEvent] = []
-        if not text.startswith("id: ") or self._data or self._event_type:
-            nl = "\r\n" if crlf else "\n"
-            if text.startswith(nl):
-                done = self._process(("",))
-                text = text[len(nl) :]
-            elif (cut := text.find(nl + nl)) >= 0:
-                done = self._process([*lines(text[:cut]), ""])
-                text = text[cut + 2 * len(nl) :]
-        if not self._data and not self._event_type and self._event_retry is None:
-            found, rest = field_blocks(text, crlf)
-            if found:
-                done += found
-                self.last_event_id = self._id_buffer = found[-1].id
-                text = rest
-        return done + self._process(lines(text))
+        return text_region(self, str(memoryview(buf)[start:end], "utf-8", "replace"), crlf)
 
     def _account(self) -> None:
         # Keep _data_size (the data buffer's length, one LF per line) exact for
