@@ -149,6 +149,16 @@ def _changes_through_the_parser(
     return out
 
 
+def _as_parsed(datas: list[str], typed: list[bool]) -> list[str]:
+    """The reply events' data as the parser decodes them (invalid UTF-8 and
+    lone surrogates become replacement characters on the way)."""
+    return [
+        d.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        for d, kind in zip(datas, typed, strict=True)
+        if not kind
+    ]
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     datas=_long_cumulative_datas(),
@@ -159,13 +169,8 @@ def test_decoder_following_the_parser_equals_full_decode(
     datas: list[str], cuts: list[int], data: st.DataObject
 ) -> None:
     typed = [data.draw(st.integers(0, 4)) == 0 for _ in datas]
-    # What the reference sees is what the parser decoded (invalid UTF-8 and
-    # lone surrogates become replacement characters on the way).
-    decoded = [
-        d.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-        for d, kind in zip(datas, typed, strict=True)
-        if not kind
-    ]
+    # What the reference sees is what the parser decoded.
+    decoded = _as_parsed(datas, typed)
     want = reference_changes(decoded)
     assert _changes_through_the_parser(datas, typed, cuts, True) == want
     assert _changes_through_the_parser(datas, typed, cuts, False) == want
@@ -185,11 +190,7 @@ def test_decoder_with_proofs_dropped_and_any_gap_equals_full_decode(
     # ones alternate, so the gap the proven ones leave behind is rebuilt from
     # the last data before a compare (at every _MAX_GAP).
     typed = [data.draw(st.integers(0, 6)) == 0 for _ in datas]
-    decoded = [
-        d.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-        for d, kind in zip(datas, typed, strict=True)
-        if not kind
-    ]
+    decoded = _as_parsed(datas, typed)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(growing_module, "MAX_LINKS", links)
         patch.setattr(content_module, "_MAX_GAP", gap)
