@@ -1,11 +1,16 @@
-"""The benchmark's parse runners count the same events on the same bytes:
-a floor or a peer that skipped work would make its row a lie."""
+"""The benchmark's parse runners count the same events on the same bytes,
+and its clients make the same exchanges: a floor or a peer that skipped work
+would make its row a lie."""
 
 from __future__ import annotations
 
+import asyncio
+import collections
+
 import pytest
 
-from .bench import workloads
+from .bench import e2e, workloads
+from .bench import server as bench_server
 from .bench.parse import (
     event_floor,
     event_list_floor,
@@ -14,6 +19,7 @@ from .bench.parse import (
     ours,
     value_floor,
 )
+from .bench.run import expected, name_of
 
 pytest.importorskip("httpx_sse")
 
@@ -28,3 +34,53 @@ def test_small_delta_runners_count_every_event(
     chunks = workloads.chunked(workloads.small_deltas(2_000, per_event, style, ends), read)
     runners = (ours, httpx_sse, framing_bound, event_floor, event_list_floor, value_floor)
     assert [runner(chunks) for runner in runners] == [2_000] * len(runners)
+
+
+def test_every_client_logs_in_once_per_five_chats() -> None:
+    """The end-to-end rows compare clients doing the same exchanges: each
+    client, ours and the peers, logs in once per 5 chats, one chat at a time
+    and 20 at once (the seed's own count let concurrent chats share one
+    token past its 5 uses; see ``TokenUses``)."""
+    pytest.importorskip("aiohttp")
+    paths: collections.Counter[bytes] = collections.Counter()
+
+    class Counting(bench_server.BenchProtocol):
+        def respond(self) -> None:
+            paths[self.target.split(b"?")[0].rsplit(b"/", 1)[1]] += 1
+            super().respond()
+
+    workload = name_of(64, 8, "raw", "lf")
+
+    async def main() -> dict[str, list[dict[bytes, int]]]:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Counting, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        seen: dict[str, list[dict[bytes, int]]] = {}
+        try:
+            for client in (e2e.Ours(url), e2e.Seed(url), e2e.HttpxSSE(url)):
+                try:
+                    counts = []
+                    for _ in range(7):
+                        assert await e2e.whole_reply(client, workload) == expected(workload)
+                    counts.append(dict(paths))
+                    paths.clear()
+                    replies = await asyncio.gather(
+                        *(e2e.whole_reply(client, workload) for _ in range(20))
+                    )
+                    assert replies == [expected(workload)] * 20
+                    counts.append(dict(paths))
+                    paths.clear()
+                    seen[client.name] = counts
+                finally:
+                    await client.aclose()
+        finally:
+            server.close()
+            await server.wait_closed()
+        return seen
+
+    seen = asyncio.run(main())
+    # 7 chats: a login, 5 chats, a login, 2 chats.  Then 20 at once: 3 uses
+    # of the second token are left, and the other 17 chats need 4 logins.
+    for name, (one_by_one, at_once) in seen.items():
+        assert one_by_one == {b"login": 2, b"text": 7, b"stream": 7}, name
+        assert at_once == {b"login": 4, b"text": 20, b"stream": 20}, name
