@@ -37,6 +37,7 @@ from .._config import Origin, make_ssl_context
 from .._env_proxy import choose_proxy
 from .._exceptions import TransportError
 from .driver import READ_SIZE, Limits, ServerStats, in_background, serve_contained, serve_listener
+from .proxy_tee import tee_on_asyncio
 from .refserver import DEFAULT_MAX_CONNECTIONS
 from .replay import DEFAULT_LIMITS, RequestClock, _no_delay
 from .spool import MAX_QUEUED, FileChunkStore
@@ -115,6 +116,18 @@ async def _proxy_one(
         # Upstream to client, one read at a time: each goes out before the
         # next is read (tee, never buffer).
         try:
+            if isinstance(upstream, AsyncioStream) and isinstance(client, AsyncioStream):
+                # On asyncio, at the protocol level: no task switch per read.
+                await tee_on_asyncio(
+                    upstream,
+                    client,
+                    proxy=proxy,
+                    conn=conn,
+                    clock=clock,
+                    on_chat=on_chat,
+                    send_timeout=SEND_TIMEOUT,
+                )
+                return
             while True:
                 try:
                     data = await upstream.receive_some(UPSTREAM_READ_SIZE, None)
