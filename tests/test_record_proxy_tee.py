@@ -5,6 +5,7 @@ level) and on trio (the pump)."""
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import suppress
 from urllib.parse import urlsplit
 
@@ -88,3 +89,33 @@ def test_a_client_that_takes_nothing_for_send_timeout_is_cut_off(
     held_back, _, cut = anyio.run(_run, False, backend=backend)
     assert held_back < REPLY // 2
     assert cut
+
+
+def test_the_proxy_serves_under_asyncio_run() -> None:
+    """Started from a plain ``asyncio.run`` (not ``anyio.run``), the asyncio
+    listener serves its connections (its callbacks run outside any task)."""
+
+    async def upstream(stream: anyio.abc.ByteStream) -> None:
+        async with stream:
+            while b"\r\n\r\n" not in (await stream.receive()):
+                pass
+            await stream.send(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+
+    async def main() -> bytes:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        got = b""
+        with anyio.fail_after(30):  # a safety net: a proxy that serves nothing
+            async with listener, anyio.create_task_group() as group:
+                group.start_soon(listener.serve, upstream)
+                async with record_through_proxy(f"http://127.0.0.1:{port}") as run:
+                    parts = urlsplit(run.url)
+                    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+                    writer.write(b"GET /x HTTP/1.1\r\nhost: h\r\n\r\n")
+                    while not got.endswith(b"ok"):
+                        got += await reader.read(65536)
+                    writer.close()
+                group.cancel_scope.cancel()
+        return got
+
+    assert asyncio.run(main()).endswith(b"\r\n\r\nok")

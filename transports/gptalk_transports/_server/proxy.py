@@ -267,6 +267,11 @@ async def _serve_on_asyncio(
                 )
             )
 
+        # The listener's callbacks (connection_made, then spawn's start_soon)
+        # run outside any task, in a copy of this context: without the
+        # library named in it, anyio found no event loop there when the loop
+        # was not anyio's own (asyncio.run), and no connection was served.
+        sniffio.current_async_library_cvar.set("asyncio")
         server = await loop.create_server(lambda: _Accepted(loop, spawn), host, port)
         try:
             bound = server.sockets[0].getsockname()[1]
