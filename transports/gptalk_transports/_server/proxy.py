@@ -2,11 +2,13 @@
 shared accept loop, with the client's connector (TLS verified, upstream
 proxies) for the upstream side.
 
-Per client connection, two loops move bytes: client to upstream (requests,
-as the core rewrote them) and upstream to client, where each read is written
-to the client before the next one is read -- the tee the core asks for.
-Both sides are :class:`AsyncByteStream` s: on asyncio, asyncio's own
-transports (the listener too), elsewhere (trio) anyio's streams.
+Per client connection, bytes move two ways: client to upstream (requests,
+as the core rewrote them), in a loop, and upstream to client, where each
+read is written to the client before the next one is read -- the tee the
+core asks for.  Both sides are :class:`AsyncByteStream` s: on asyncio,
+asyncio's own transports (the listener too), where the tee runs inside the
+upstream transport's protocol (see .proxy_tee); elsewhere (trio) anyio's
+streams, with a pump task.
 """
 
 from __future__ import annotations
