@@ -380,3 +380,28 @@ def test_reads_the_spool_held_are_made_again_from_the_heap_without_faults() -> N
     )
     # 3.75 MiB made again: 960 pages; a trimmed heap faulted most of them.
     assert int(found.stdout) < 100
+
+
+def test_the_writer_is_woken_per_batch_not_per_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reads wait in the queue until WAKE_WRITER_AT bytes are there: one
+    write for many reads; a get wakes the writer for what is queued below it."""
+    monkeypatch.setattr(spool, "WRITE_HERE_BELOW", 0)
+    monkeypatch.setattr(spool, "WAKE_WRITER_AT", 1000)
+    writes: list[int] = []
+    real = spool._write_at
+
+    def counted(fd: int, pieces: list[bytes], offset: int) -> None:
+        writes.append(len(pieces))
+        real(fd, pieces, offset)
+
+    monkeypatch.setattr(spool, "_write_at", counted)
+    store = FileChunkStore()
+    try:
+        chunks = [bytes([i]) * 100 for i in range(95)]  # 9,500 bytes
+        keys = [store.put(chunk) for chunk in chunks]
+        assert store.get(keys[-1]) == chunks[-1]  # the last 500 bytes: woken by get
+        assert [store.get(k) for k in keys] == chunks
+        assert sum(writes) == len(chunks)
+        assert len(writes) <= 95 // 10 + 1  # batches of 1,000 bytes or more
+    finally:
+        store.close()

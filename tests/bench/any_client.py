@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,9 +33,23 @@ async def timed_chats(client: Any, workload: str, chats: int) -> float:
     return (time.perf_counter() - started) / chats
 
 
+def process_cpu(pid: int) -> float | None:
+    """CPU seconds a process's threads ran so far (Linux's schedstat, in
+    nanoseconds: finer than the tick of /proc/PID/stat); None elsewhere, or
+    once it is gone."""
+    total = 0
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
+                total += int(stat.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / 1e9
+
+
 def _proxy_rows(rounds: int, quick: bool) -> list[Any]:
     from .common import Target, row, sample
-    from .run import Server, _median_first_delta, name_of, unpin
+    from .run import FIRST_DELTA_CHATS, Server, _median_first_delta, name_of, unpin
 
     single = name_of(16, 1, "raw", "lf")
     # A 64 KB reply in 2,000 cumulative events (64 MB of stream): the proxy
@@ -71,9 +87,17 @@ def _proxy_rows(rounds: int, quick: bool) -> list[Any]:
             raise RuntimeError(f"the recording proxy did not start: {line!r}")
         proxy_url = match.group(1)
 
-        async def measure() -> dict[str, dict[str, list[float]]]:
+        async def measure() -> tuple[dict[str, dict[str, list[float]]], dict[str, list[float]]]:
             direct, through = e2e.Ours(server.url), e2e.Ours(proxy_url)
             values: dict[str, dict[str, list[float]]] = {"first": {}, "large": {}}
+            # The proxy's own CPU per chat (informative, not judged).
+            cpu: dict[str, list[float]] = {"first": [], "large": []}
+
+            def proxy_cpu(kind: str, before: float | None, chats: int) -> None:
+                after = process_cpu(proxy.pid)
+                if before is not None and after is not None:
+                    cpu[kind].append((after - before) / chats)
+
             try:
                 for client in (direct, through):  # warm up: logins, connections
                     await timed_chats(client, single, 1)
@@ -81,17 +105,23 @@ def _proxy_rows(rounds: int, quick: bool) -> list[Any]:
                     # Rounds alternate, so the machine's drift falls on both.
                     for name, client in (("direct", direct), ("proxy", through)):
                         gc.collect()
+                        before = process_cpu(proxy.pid)
                         first = await _median_first_delta(client, single)
+                        if name == "proxy":
+                            proxy_cpu("first", before, FIRST_DELTA_CHATS)
                         values["first"].setdefault(name, []).append(first)
                         gc.collect()
+                        before = process_cpu(proxy.pid)
                         took = await timed_chats(client, large, 1)
+                        if name == "proxy":
+                            proxy_cpu("large", before, 1)
                         values["large"].setdefault(name, []).append(took)
             finally:
                 await direct.aclose()
                 await through.aclose()
-            return values
+            return values, cpu
 
-        values = asyncio.run(measure())
+        values, cpu = asyncio.run(measure())
     finally:
         # Killed, not stopped: writing and redacting its cassette (each large
         # reply's cumulative events are tens of MB) is not what is measured.
@@ -107,7 +137,7 @@ def _proxy_rows(rounds: int, quick: bool) -> list[Any]:
     rows.append(
         row(
             "time to first delta through the recording proxy",
-            "1 event, kept-alive connections, vs direct",
+            "1 event, kept-alive connections, vs direct" + _cpu_note(cpu["first"]),
             first["proxy"].show("ms", 1e3),
             first["direct"].show("ms", 1e3),
             ratio,
@@ -119,7 +149,7 @@ def _proxy_rows(rounds: int, quick: bool) -> list[Any]:
     rows.append(
         row(
             "throughput through the recording proxy",
-            f"GPTalk reply of {size} KB, vs direct",
+            f"GPTalk reply of {size} KB, vs direct" + _cpu_note(cpu["large"]),
             large_t["proxy"].show("ms", 1e3),
             large_t["direct"].show("ms", 1e3),
             ratio,
@@ -127,6 +157,12 @@ def _proxy_rows(rounds: int, quick: bool) -> list[Any]:
         )
     )
     return rows
+
+
+def _cpu_note(found: list[float]) -> str:
+    if not found:
+        return ""
+    return f" (proxy CPU {statistics.median(found) * 1e3:.3g} ms/chat)"
 
 
 def _replay_rows(quick: bool) -> list[Any]:

@@ -121,8 +121,12 @@ async def concurrent_chats(client: Any, workload: str, count: int) -> float:
     return took
 
 
+#: Chats behind each time-to-first-delta figure (their median).
+FIRST_DELTA_CHATS = 100
+
+
 async def _median_first_delta(client: Any, workload: str) -> float:
-    values = [await e2e.first_delta(client, workload) for _ in range(100)]
+    values = [await e2e.first_delta(client, workload) for _ in range(FIRST_DELTA_CHATS)]
     return statistics.median(values)
 
 

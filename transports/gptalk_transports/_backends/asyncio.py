@@ -191,6 +191,11 @@ class AsyncioStream:
             raise ReadError(f"the connection to {server_hostname} closed during the TLS handshake")
         return AsyncioStream(transport, self._protocol, self._peer, self._sock)
 
+    def parts(self) -> tuple[asyncio.Transport, _Protocol]:
+        """The transport and its protocol, for a server that moves bytes at
+        the protocol level (the recording proxy's tee)."""
+        return self._transport, self._protocol
+
     def is_readable(self) -> bool:
         return bool(self._protocol.chunks) or self._protocol.eof or socket_is_readable(self._sock)
 

@@ -2,11 +2,13 @@
 shared accept loop, with the client's connector (TLS verified, upstream
 proxies) for the upstream side.
 
-Per client connection, two loops move bytes: client to upstream (requests,
-as the core rewrote them) and upstream to client, where each read is written
-to the client before the next one is read -- the tee the core asks for.
-Both sides are :class:`AsyncByteStream` s: on asyncio, asyncio's own
-transports (the listener too), elsewhere (trio) anyio's streams.
+Per client connection, bytes move two ways: client to upstream (requests,
+as the core rewrote them), in a loop, and upstream to client, where each
+read is written to the client before the next one is read -- the tee the
+core asks for.  Both sides are :class:`AsyncByteStream` s: on asyncio,
+asyncio's own transports (the listener too), where the tee runs inside the
+upstream transport's protocol (see .proxy_tee); elsewhere (trio) anyio's
+streams, with a pump task.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from .._config import Origin, make_ssl_context
 from .._env_proxy import choose_proxy
 from .._exceptions import TransportError
 from .driver import READ_SIZE, Limits, ServerStats, in_background, serve_contained, serve_listener
+from .proxy_tee import tee_on_asyncio
 from .refserver import DEFAULT_MAX_CONNECTIONS
 from .replay import DEFAULT_LIMITS, RequestClock, _no_delay
 from .spool import MAX_QUEUED, FileChunkStore
@@ -115,6 +118,18 @@ async def _proxy_one(
         # Upstream to client, one read at a time: each goes out before the
         # next is read (tee, never buffer).
         try:
+            if isinstance(upstream, AsyncioStream) and isinstance(client, AsyncioStream):
+                # On asyncio, at the protocol level: no task switch per read.
+                await tee_on_asyncio(
+                    upstream,
+                    client,
+                    proxy=proxy,
+                    conn=conn,
+                    clock=clock,
+                    on_chat=on_chat,
+                    send_timeout=SEND_TIMEOUT,
+                )
+                return
             while True:
                 try:
                     data = await upstream.receive_some(UPSTREAM_READ_SIZE, None)
@@ -254,6 +269,11 @@ async def _serve_on_asyncio(
                 )
             )
 
+        # The listener's callbacks (connection_made, then spawn's start_soon)
+        # run outside any task, in a copy of this context: without the
+        # library named in it, anyio found no event loop there when the loop
+        # was not anyio's own (asyncio.run), and no connection was served.
+        sniffio.current_async_library_cvar.set("asyncio")
         server = await loop.create_server(lambda: _Accepted(loop, spawn), host, port)
         try:
             bound = server.sockets[0].getsockname()[1]

@@ -1,0 +1,121 @@
+"""The recording proxy's upstream-to-client tee under a client that does not
+keep up: the upstream is held back (flow control), and a client that takes
+nothing for SEND_TIMEOUT is cut off -- on asyncio (the tee at the protocol
+level) and on trio (the pump)."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import suppress
+from urllib.parse import urlsplit
+
+import anyio
+import anyio.abc
+import pytest
+
+from gptalk_transports._server import proxy as proxy_module
+from gptalk_transports._server.proxy import record_through_proxy
+
+#: The reply's size: far more than the sockets and the proxy's buffers hold.
+REPLY = 32 * 1024 * 1024
+PIECE = 64 * 1024
+
+
+async def _stalled(sent: list[int]) -> None:
+    """Until the upstream's count of bytes sent stops moving."""
+    last = -1
+    while sent[0] != last:
+        last = sent[0]
+        await anyio.sleep(0.3)
+
+
+async def _run(client_reads: bool) -> tuple[int, int, bool]:
+    sent = [0]
+    upstream_cut = anyio.Event()
+
+    async def upstream(stream: anyio.abc.ByteStream) -> None:
+        async with stream:
+            while b"\r\n\r\n" not in (await stream.receive()):
+                pass
+            head = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % REPLY
+            await stream.send(head)
+            piece = b"z" * PIECE
+            try:
+                for _ in range(REPLY // PIECE):
+                    await stream.send(piece)
+                    sent[0] += PIECE
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                upstream_cut.set()
+
+    got = 0
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    with anyio.fail_after(60):  # a safety net
+        async with listener, anyio.create_task_group() as group:
+            group.start_soon(listener.serve, upstream)
+            async with record_through_proxy(f"http://127.0.0.1:{port}") as run:
+                parts = urlsplit(run.url)
+                client = await anyio.connect_tcp(parts.hostname or "", parts.port or 0)
+                async with client:
+                    await client.send(b"GET /x HTTP/1.1\r\nhost: h\r\n\r\n")
+                    await _stalled(sent)  # the client read nothing yet
+                    held_back = sent[0]
+                    if client_reads:
+                        with suppress(anyio.EndOfStream):
+                            while got < REPLY:
+                                got += len(await client.receive())
+                    else:
+                        await upstream_cut.wait()
+            group.cancel_scope.cancel()
+    return held_back, got, upstream_cut.is_set()
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_client_that_does_not_read_holds_the_upstream_back(backend: str) -> None:
+    """The upstream can send only what the sockets and the proxy's buffers
+    hold while the client reads nothing; then the client gets every byte."""
+    held_back, got, _ = anyio.run(_run, True, backend=backend)
+    assert held_back < REPLY // 2
+    assert got >= REPLY  # the head, then the whole body
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_client_that_takes_nothing_for_send_timeout_is_cut_off(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past SEND_TIMEOUT with the client's buffer full, its connection ends
+    (and the upstream's with it)."""
+    monkeypatch.setattr(proxy_module, "SEND_TIMEOUT", 1.0)
+    held_back, _, cut = anyio.run(_run, False, backend=backend)
+    assert held_back < REPLY // 2
+    assert cut
+
+
+def test_the_proxy_serves_under_asyncio_run() -> None:
+    """Started from a plain ``asyncio.run`` (not ``anyio.run``), the asyncio
+    listener serves its connections (its callbacks run outside any task)."""
+
+    async def upstream(stream: anyio.abc.ByteStream) -> None:
+        async with stream:
+            while b"\r\n\r\n" not in (await stream.receive()):
+                pass
+            await stream.send(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+
+    async def main() -> bytes:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        got = b""
+        with anyio.fail_after(30):  # a safety net: a proxy that serves nothing
+            async with listener, anyio.create_task_group() as group:
+                group.start_soon(listener.serve, upstream)
+                async with record_through_proxy(f"http://127.0.0.1:{port}") as run:
+                    parts = urlsplit(run.url)
+                    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+                    writer.write(b"GET /x HTTP/1.1\r\nhost: h\r\n\r\n")
+                    while not got.endswith(b"ok"):
+                        got += await reader.read(65536)
+                    writer.close()
+                group.cancel_scope.cancel()
+        return got
+
+    assert asyncio.run(main()).endswith(b"\r\n\r\nok")
