@@ -6,7 +6,6 @@ import random
 import ssl
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
-from contextlib import aclosing
 from types import TracebackType
 from typing import Any
 
@@ -284,16 +283,17 @@ class AsyncClient:
             state.attempts += 1
             conn = self._new_connection(messages, model)
             try:
-                async with aclosing(
-                    drive(
-                        conn,
-                        self._pool,
-                        self.timeout,
-                        deadline,
-                        shared_logins=True,
-                        wall_clock=self.clock,
-                    )
-                ) as events:
+                events = drive(
+                    conn,
+                    self._pool,
+                    self.timeout,
+                    deadline,
+                    shared_logins=True,
+                    wall_clock=self.clock,
+                )
+                # What aclosing() does, written out: the context manager
+                # was calls of its own on every chat.
+                try:
                     async for batch in events:
                         if not state.text_yielded:
                             # (A loop: any() over a generator costs twice as much.)
@@ -302,6 +302,8 @@ class AsyncClient:
                                     state.text_yielded = True
                                     break
                         yield batch
+                finally:
+                    await events.aclose()
                 return
             except GPTalkError as caught:
                 error = translate(caught, self.proxy)

@@ -53,6 +53,12 @@ class _Protocol(asyncio.Protocol):
         self.error: BaseException | None = None
         self.reader: asyncio.Future[None] | None = None
         self.writer: asyncio.Future[None] | None = None
+        # The read timeout's timer, kept across reads (see arm_read_timer):
+        # when the wait in progress fails (the loop's time), None for a wait
+        # without a timeout; the armed timer, and the time it fires at.
+        self.read_deadline: float | None = None
+        self.read_timer: asyncio.TimerHandle | None = None
+        self.read_timer_at = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -74,6 +80,7 @@ class _Protocol(asyncio.Protocol):
         self.eof = True
         self.error = exc
         self._wake_reader()
+        self.disarm_read_timer()  # every read from now on returns at once
         if self.writer is not None and not self.writer.done():
             self.writer.set_result(None)
 
@@ -88,6 +95,50 @@ class _Protocol(asyncio.Protocol):
     def _wake_reader(self) -> None:
         if self.reader is not None and not self.reader.done():
             self.reader.set_result(None)
+
+    def arm_read_timer(self, timeout: float | None) -> None:
+        """Fail the read wait that starts now (``self.reader``) with
+        ``TimeoutError`` after ``timeout`` seconds.
+
+        Why not a timer per wait: a chat waits for a read three times or so,
+        and making, cancelling and unheaping a timer each time cost more than
+        the rest of the wait.  One timer is kept instead, armed no later
+        than the wait's deadline: a wait whose deadline is past the armed
+        timer's only moves the deadline, and the timer, when it fires, arms
+        itself again for the deadline of the wait in progress (or disarms,
+        with no wait or a wait without a timeout).  So a wait fails exactly
+        ``timeout`` seconds after it began, as with a timer of its own.
+        """
+        if timeout is None:
+            self.read_deadline = None
+            return
+        deadline = self.read_deadline = self.loop.time() + timeout
+        timer = self.read_timer
+        if timer is None or self.read_timer_at > deadline:
+            if timer is not None:
+                timer.cancel()
+            self.read_timer_at = deadline
+            self.read_timer = self.loop.call_at(deadline, self._read_timer_fired)
+
+    def _read_timer_fired(self) -> None:
+        self.read_timer = None
+        reader, deadline = self.reader, self.read_deadline
+        if reader is None or reader.done() or deadline is None:
+            return  # no wait, or one without a timeout: disarmed until the next
+        if self.read_timer_at >= deadline:
+            # Armed for this very wait (the loop runs a timer when its time
+            # is due, to the clock's resolution): the wait timed out.
+            reader.set_exception(TimeoutError())
+        else:
+            # Armed for an earlier wait, that ended: on to this one's deadline.
+            self.read_timer_at = deadline
+            self.read_timer = self.loop.call_at(deadline, self._read_timer_fired)
+
+    def disarm_read_timer(self) -> None:
+        """Drop the timer (the connection is closed: nothing will read)."""
+        if self.read_timer is not None:
+            self.read_timer.cancel()
+            self.read_timer = None
 
 
 def _expire(future: asyncio.Future[None]) -> None:
@@ -129,8 +180,13 @@ class AsyncioStream:
         protocol = self._protocol
         if protocol.eof or self._transport.is_closing():
             raise WriteError(f"the connection to {self._peer} is closed")
-        with map_exceptions((OSError, RuntimeError), broke_while(self._peer, True)):
+        try:
             self._transport.write(data)
+        except (OSError, RuntimeError):
+            # The one mapping, entered only when the write failed: around
+            # every write its block cost three calls and a closure.
+            with map_exceptions((OSError, RuntimeError), broke_while(self._peer, True)):
+                raise
         writer = protocol.writer
         if writer is not None and not writer.done():
             # Over the transport's high-water mark: wait until it drains.
@@ -150,9 +206,10 @@ class AsyncioStream:
                         f"the connection to {self._peer} broke while reading: {protocol.error}"
                     )
                 return b""
-            protocol.reader = self._loop.create_future()
+            protocol.reader = reader = self._loop.create_future()
             try:
-                await _wait(self._loop, protocol.reader, timeout)
+                protocol.arm_read_timer(timeout)
+                await reader
             finally:
                 protocol.reader = None
         data = chunks.popleft()
@@ -201,6 +258,7 @@ class AsyncioStream:
 
     async def aclose(self) -> None:
         # Forceful and synchronous: nothing here can be interrupted.
+        self._protocol.disarm_read_timer()
         self._transport.abort()
 
 

@@ -171,10 +171,15 @@ def socket_is_readable(sock: HasFileno | None) -> bool:
     connection is no good any more: the server closed it, or sent something
     no request asked for.
     """
-    if sock is None or sock.fileno() < 0:
+    if sock is None:
+        return True
+    fd = sock.fileno()
+    if fd < 0:
         return True
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
+        # The descriptor just read, not the socket object: select would ask
+        # the object for it again (a Python call for asyncio's sockets).
+        readable, _, _ = select.select([fd], [], [], 0)
     except (OSError, ValueError):
         return True
     return bool(readable)

@@ -7,7 +7,6 @@ import random
 import ssl
 import time
 from collections.abc import Callable, Generator, Mapping
-from contextlib import closing
 from types import TracebackType
 from typing import Any
 
@@ -285,16 +284,17 @@ class Client:
             state.attempts += 1
             conn = self._new_connection(messages, model)
             try:
-                with closing(
-                    drive(
-                        conn,
-                        self._pool,
-                        self.timeout,
-                        deadline,
-                        shared_logins=True,
-                        wall_clock=self.clock,
-                    )
-                ) as events:
+                events = drive(
+                    conn,
+                    self._pool,
+                    self.timeout,
+                    deadline,
+                    shared_logins=True,
+                    wall_clock=self.clock,
+                )
+                # What closing() does, written out: the context manager
+                # was calls of its own on every chat.
+                try:
                     for batch in events:
                         if not state.text_yielded:
                             # (A loop: any() over a generator costs twice as much.)
@@ -303,6 +303,8 @@ class Client:
                                     state.text_yielded = True
                                     break
                         yield batch
+                finally:
+                    events.close()
                 return
             except GPTalkError as caught:
                 error = translate(caught, self.proxy)
