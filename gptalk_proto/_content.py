@@ -180,10 +180,12 @@ class ContentDecoder:
                     # over before (this decoder's last data) but its last two
                     # characters, then item.new: the old line (see below),
                     # then what was inserted, then the closing '"}'.
+                    item.before = None  # taken: the chain of values cut (see Extension)
                     suffix = item.new[:-2]
                     size = known + len(item.new)
                     linked = True
                 else:
+                    item.before = None  # (as above)
                     data = item.text()  # the general way, with its whole text
                     suffix = None
                 if raw is not None:

@@ -155,6 +155,29 @@ def test_extensions_with_any_caps_equal_full_decode(
     assert got == reference_changes(decoded)
 
 
+def test_taken_extensions_keep_no_chain_alive() -> None:
+    # Each Extension names the value before it; once the decoder took it,
+    # that link is cut, so a long stream keeps no chain of old values alive.
+    text = "caf\u00e9 \u2713 " * 400
+    datas = [json.dumps({"content": text[:n]}, ensure_ascii=False) for n in range(2500, 2900, 3)]
+    stream = b"".join(b"data: " + d.encode() + b"\n\n" for d in datas)
+    parser = SSEParser(growing_tail=2)
+    decoder = g.ContentDecoder()
+    assert parser._grower is not None
+    decoder.follow_extensions(parser._grower)
+    out: list[object] = []
+    taken: list[Extension] = []
+    for start in range(0, len(stream), 5000):
+        values = [e.data for e in parser.feed(stream[start : start + 5000])]
+        # (typed str for the parser's sake: see GrowingValues.decode)
+        given: list[object] = list(values)
+        taken += [v for v in given if isinstance(v, Extension)]
+        decoder.decode_into(values, out)
+    assert len(taken) > 100
+    assert all(e.before is None for e in taken)
+    assert out == reference_changes(datas)
+
+
 def test_an_extension_after_a_compared_event_needs_the_old_line() -> None:
     # An Extension whose piece does not decode alone (a low surrogate escape
     # opening it) goes the general way with its whole text.

@@ -43,12 +43,14 @@ class Extension:
     ``before``: the value handed over just before it (a ``str`` or an
     Extension); the value is all of ``before`` but its last ``tail``
     characters, then ``new``.  ``parts``: the value's text in pieces, joined
-    by :meth:`text` for a consumer that needs all of it.
+    by :meth:`text` for a consumer that needs all of it.  The consumer sets
+    ``before`` to None once it took the value: else each value would keep
+    every one before it alive (their pieces too) for the whole stream.
     """
 
     __slots__ = ("before", "new", "parts")
 
-    def __init__(self, before: str | Extension, new: str, parts: tuple[str, ...]) -> None:
+    def __init__(self, before: str | Extension | None, new: str, parts: tuple[str, ...]) -> None:
         self.before = before
         self.new = new
         self.parts = parts
