@@ -70,6 +70,7 @@ from ._wire import (
     text_request,
 )
 from .sse._event import SSEEvent
+from .sse._growing import whole_data
 from .sse._media import is_event_stream, media_type
 from .sse._parser import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_SIZE, SSEParser
 
@@ -396,10 +397,12 @@ class Chat:
         if target is _STREAMING and 200 <= status < 300 and is_event_stream(content_type):
             self._parser = ready if ready is not None else self._new_parser()
             # The parser proves, from the bytes, which values extend the one
-            # before; the decoder then need not compare their text again.
+            # before; the decoder then need not compare their text again, and
+            # (its events are this chat's alone) such a value is handed over
+            # as what it added, its whole text not joined.
             grower = self._parser._grower  # the parser is the core's too
             if grower is not None:
-                self._decoder.follow(grower)
+                self._decoder.follow_extensions(grower)
         self._machine.move(_RESPONSE, target)
 
     def receive_body(self, data: bytes) -> None:
@@ -561,6 +564,9 @@ class Chat:
             events: list[SSEEvent] = parser.feed(data)
         except SSESizeError as exc:
             events, error = exc.events, exc
+            # The error reaches the caller with the events before it: each
+            # with its whole data (see follow_extensions).
+            exc.events[:] = [whole_data(event) for event in events]
         except RemoteProtocolError as exc:
             events, error = [], exc
         queue = self._events

@@ -20,7 +20,7 @@ from typing import Any
 
 from ._errors import RemoteProtocolError, excerpt
 from ._events import TextDelta, TextRewritten
-from .sse._growing import GrowingValues
+from .sse._growing import Extension, GrowingValues
 
 __all__ = ["ContentDecoder", "decode_content"]
 
@@ -96,8 +96,8 @@ class ContentDecoder:
         self._known = 0
         # The previous event's data, and the parser's proofs that values
         # extend the one before (see follow()).
-        self._last: str | None = None
-        self._links: deque[tuple[str, str]] | None = None
+        self._last: str | Extension | None = None
+        self._links: deque[tuple[str, str | Extension]] | None = None
         self._pieces: list[str] = []
         self._text = ""
 
@@ -108,8 +108,21 @@ class ContentDecoder:
         if grower.tail == len(_TAIL):
             self._links = grower.keep_links()
 
+    def follow_extensions(self, grower: GrowingValues) -> None:
+        """:meth:`follow`, and more: the parser then hands over each event it
+        proved extends the one before as an
+        :class:`~gptalk_proto.sse._growing.Extension` (its data not joined:
+        one copy of the whole value less per event), which
+        :meth:`decode_into` takes in place of the data.  For a parser whose
+        events only this decoder reads (the chat's own)."""
+        if grower.tail == len(_TAIL):
+            self._links = grower.keep_links()
+            grower.hand_extensions()
+
     @staticmethod
-    def _find_link(links: deque[tuple[str, str]], data: str, last: str | None) -> bool:
+    def _find_link(
+        links: deque[tuple[str, str | Extension]], data: str, last: str | Extension | None
+    ) -> bool:
         # The proof for data further down (the consumer skipped values): the
         # older ones go with it.
         for index, (built, before) in enumerate(links):
@@ -138,13 +151,15 @@ class ContentDecoder:
         self.decode_into((data,), out)
         return out[0] if out else None
 
-    def decode_into(self, datas: Iterable[str], out: list[Any] | deque[Any]) -> None:
+    def decode_into(self, datas: Iterable[str | Extension], out: list[Any] | deque[Any]) -> None:
         """Decode successive events' data, appending what each changed to ``out``.
 
         The same changes, in the same order, as :meth:`decode` called on each
         (``None`` results left out): one call for the events of one read, so
         each event costs no call of its own.  On an invalid event the changes
         of the events before it are in ``out`` when the error is raised.
+        An :class:`~gptalk_proto.sse._growing.Extension` (see
+        :meth:`follow_extensions`) counts as the data whose text it holds.
         """
         # The decoder's state in locals for the loop (stored back below, and
         # before any event goes the general way).
@@ -156,12 +171,29 @@ class ContentDecoder:
         pieces = self._pieces
         append = out.append
         try:
-            for data in datas:
+            for item in datas:
+                if isinstance(item, str):
+                    data = item
+                    suffix: str | None = None
+                elif raw is not None and item.before is last and item.new.endswith(_TAIL):
+                    # The parser proved the value is all of the one it handed
+                    # over before (this decoder's last data) but its last two
+                    # characters, then item.new: the old line (see below),
+                    # then what was inserted, then the closing '"}'.
+                    item.before = None  # taken: the chain of values cut (see Extension)
+                    suffix = item.new[:-2]
+                    size = known + len(item.new)
+                    linked = True
+                else:
+                    item.before = None  # (as above)
+                    data = item.text()  # the general way, with its whole text
+                    suffix = None
                 if raw is not None:
                     # The old line is last[:known] (see __init__).
-                    size = len(data)
-                    linked = False
-                    if links:
+                    if suffix is None:
+                        size = len(data)
+                        linked = False
+                    if suffix is None and links:
                         # The parser built data from the previous value, whose
                         # bytes it compared: data starts with last[:-2] (the
                         # old line) if that previous value is this decoder's
@@ -184,9 +216,12 @@ class ContentDecoder:
                         # behind: raw extended to the whole old line (a copy
                         # of the line, once per run of proven events).
                         assert last is not None  # (raw is a prefix of it)
-                        raw = raw + last[len(raw) : known]
+                        line = last if isinstance(last, str) else last.text()
+                        raw = raw + line[len(raw) : known]
                         gap = ""
-                    if (
+                    if suffix is not None:
+                        pass  # an Extension's (proved above)
+                    elif (
                         size >= known + 2
                         and (
                             linked
@@ -200,6 +235,7 @@ class ContentDecoder:
                         and data.endswith(_TAIL)
                     ):
                         suffix = data[known:-2]
+                    if suffix is not None:
                         # Nothing to unescape: no quote, no backslash, and
                         # printable (so no control character, which JSON
                         # forbids raw in strings; other unprintable text goes
@@ -248,11 +284,13 @@ class ContentDecoder:
                                     raw = raw + gap
                                     gap = ""
                             known = size - 2
-                            last = data
+                            last = item
                             if added:
                                 pieces.append(added)
                                 append(_new(TextDelta, (added,)))
                             continue
+                if not isinstance(item, str) and suffix is not None:
+                    data = item.text()  # its piece did not decode alone
                 last = data
                 raw, change = self._reload(data)
                 gap = ""

@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections import deque
 
 from .._errors import LocalProtocolError
+from ._event import SSEEvent
 
-__all__ = ["MAX_GROWING_TAIL", "MAX_LINKS", "GrowingValues"]
+__all__ = ["MAX_GROWING_TAIL", "MAX_LINKS", "Extension", "GrowingValues", "whole", "whole_data"]
 
 #: The largest ``growing_tail``: a hint about a few closing bytes, not a cap.
 MAX_GROWING_TAIL = 64
@@ -35,10 +36,49 @@ _MAX_PIECES = 32
 MAX_LINKS = 128
 
 
+class Extension:
+    """A long value that the bytes proved extends the one before, handed over
+    without its text joined (see :meth:`GrowingValues.hand_extensions`).
+
+    ``before``: the value handed over just before it (a ``str`` or an
+    Extension); the value is all of ``before`` but its last ``tail``
+    characters, then ``new``.  ``parts``: the value's text in pieces, joined
+    by :meth:`text` for a consumer that needs all of it.  The consumer sets
+    ``before`` to None once it took the value: else each value would keep
+    every one before it alive (their pieces too) for the whole stream.
+    """
+
+    __slots__ = ("before", "new", "parts")
+
+    def __init__(self, before: str | Extension | None, new: str, parts: tuple[str, ...]) -> None:
+        self.before = before
+        self.new = new
+        self.parts = parts
+
+    def text(self) -> str:
+        """The whole value (one copy of it)."""
+        return "".join(self.parts)
+
+
+def whole_data(event: SSEEvent) -> SSEEvent:
+    """``event`` with its whole data: an Extension's text joined."""
+    data: object = event.data
+    if isinstance(data, Extension):
+        return event._replace(data=data.text())
+    return event
+
+
+def whole(value: str) -> str:
+    """A value from :meth:`GrowingValues.decode` as text (an Extension's
+    joined)."""
+    given: object = value  # (typed str for the parser's sake: see decode)
+    return given.text() if isinstance(given, Extension) else value
+
+
 class GrowingValues:
     """The decoding of successive long data values of one stream."""
 
-    __slots__ = ("_last", "_links", "_previous", "tail")
+    __slots__ = ("_extend", "_last", "_links", "_previous", "tail")
 
     def __init__(self, tail: int) -> None:
         if not 0 < tail <= MAX_GROWING_TAIL:
@@ -51,10 +91,23 @@ class GrowingValues:
         self._previous: tuple[memoryview, list[str]] | None = None
         # The value _previous was taken from, and the proofs kept for a
         # consumer (None until one asks: see keep_links).
-        self._last: str | None = None
-        self._links: deque[tuple[str, str]] | None = None
+        self._last: str | Extension | None = None
+        self._links: deque[tuple[str, str | Extension]] | None = None
+        # Whether a value that ends an event may be handed over as an
+        # Extension (see hand_extensions).
+        self._extend = False
 
-    def keep_links(self) -> deque[tuple[str, str]]:
+    def hand_extensions(self) -> None:
+        """From now on, a long data value that the bytes prove extends the one
+        before is handed over as an :class:`Extension`, its text not joined:
+        an event whose data is that one line carries it as its ``data``.  For
+        the one consumer of a stream's events that needs only what each value
+        added (the GPTalk chat, whose content decoder takes them).  A data
+        buffer of several lines gets the text; every value of a parser not
+        told this is ``str``."""
+        self._extend = True
+
+    def keep_links(self) -> deque[tuple[str, str | Extension]]:
         """From now on, keep ``(value, before)`` for each value decoded by
         reuse: ``value`` starts with all of ``before`` but its last ``tail``
         characters (the bytes proved it).  A consumer that compares values
@@ -68,6 +121,11 @@ class GrowingValues:
     def decode(self, head: bytes, view: memoryview, start: int, stop: int) -> str:
         """Decode the long data value ``view[start:stop]``, reusing the previous
         value's text where the bytes prove it exact (see ``growing_tail``).
+
+        After :meth:`hand_extensions`, a value reused so is an
+        :class:`Extension` (typed ``str`` for the parser: it places the value
+        in an event as it is, and :func:`whole` makes it text wherever it
+        goes into a data buffer of several lines).
 
         When the value starts with the previous one's bytes up to its tail,
         and the byte after those is not a UTF-8 continuation byte, a decoder
@@ -92,12 +150,29 @@ class GrowingValues:
             ):
                 new = str(view[shared:stop], "utf-8", "replace")
                 pieces.append(new)
+                tail = self.tail
+                last = self._last
+                if (
+                    self._extend
+                    and last is not None
+                    and stop - shared >= tail
+                    and head[stop - tail : stop].isascii()
+                ):
+                    # Handed over unjoined (see hand_extensions): the pieces
+                    # as they are now hold its text; the kept ones then lose
+                    # its tail, as below.
+                    extension = Extension(last, new, tuple(pieces))
+                    pieces[-1] = new[:-tail]
+                    if len(pieces) > _MAX_PIECES:
+                        pieces[:] = ["".join(pieces)]
+                    self._previous = (view[start : stop - tail], pieces)
+                    self._last = extension
+                    return extension  # type: ignore[return-value]
                 value = "".join(pieces)
                 if self._links is not None and self._last is not None:
                     # pieces held the text of _last less its tail: value
                     # starts with it.
                     self._links.append((value, self._last))
-                tail = self.tail
                 if stop - shared >= tail and head[stop - tail : stop].isascii():
                     # Its tail bytes are ASCII: the text's last tail characters.
                     pieces[-1] = new[:-tail]

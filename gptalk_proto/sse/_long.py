@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ._event import SSEEvent, _dispatch, _new_event
+from ._growing import whole
 from ._lines import LONG_LINE, VIEW_FROM, to_lf
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ def process_long(
                 # 7, as in _process) with this one value, no list to join.
                 if after < size and head[after] == 0x0D:
                     if not head.startswith(b"\r\n", after):
-                        data.append(value)  # a lone CR: the general rules
+                        data.append(whole(value))  # a lone CR: the general rules
                         start = after
                         continue
                     after += 1
@@ -131,7 +132,8 @@ def process_long(
                     break
                 start = after + 1
                 continue
-            data.append(value)
+            # (One line of several: text, not an Extension; see GrowingValues.)
+            data.append(whole(value))
         elif stop == start and data:
             # spec: dispatch (steps 1, 3 to 7, as in _process).
             self.last_event_id = self._id_buffer
