@@ -280,7 +280,15 @@ class Recorder:
             if not chunks:
                 continue  # a request that was never answered
             wire = b"".join(chunk.data for chunk in chunks)
-            status, headers, _, events = parse_response(exchange.request.method, wire)
+            try:
+                status, headers, _, events = parse_response(exchange.request.method, wire)
+            except RemoteProtocolError:
+                # Not an HTTP response (an upstream that sent garbage, or
+                # closed inside the head): left out, as one never answered.
+                # A cassette holds only responses it can read back (loading
+                # refuses the others), and one such exchange must not cost
+                # the session's every other one.
+                continue
             items.append(
                 Interaction(
                     connection=exchange.connection,
