@@ -32,6 +32,9 @@ def _chunked(events: list[bytes]) -> bytes:
 
 def _event(text: str, kind: str | None = None, end: bytes = b"\n") -> bytes:
     data = json.dumps({"content": text}, ensure_ascii=False).encode()
+    if kind == "split":
+        # The JSON over two data lines (joined with a line feed: whitespace).
+        return b"data: " + data[:-1] + end + b"data: }" + end + end
     head = b"event: %s%s" % (kind.encode(), end) if kind else b""
     return head + b"data: " + data + end + end
 
@@ -106,7 +109,9 @@ def _expected(texts: list[str]) -> list[object]:
 @settings(max_examples=60, deadline=None)
 @given(
     texts=hostile_texts(),
-    kinds=st.lists(st.sampled_from([None, None, None, "progress"]), min_size=10, max_size=10),
+    kinds=st.lists(
+        st.sampled_from([None, None, None, "progress", "split"]), min_size=10, max_size=10
+    ),
     end=st.sampled_from([b"\n", b"\r\n", b"\r"]),
     cuts=st.lists(st.integers(0, 10**6), max_size=10),
 )
@@ -118,19 +123,25 @@ def test_chat_changes_equal_reference_with_hostile_streams(
     bounds = [0, *sorted(c % (len(stream) + 1) for c in cuts), len(stream)]
     reads = [stream[a:b] for a, b in itertools.pairwise(bounds) if b > a]
     seen = _run_chat(_chat(), stream, reads)
-    content = [t for t, k in zip(texts, kinds, strict=False) if k is None]
+    content = [t for t, k in zip(texts, kinds, strict=False) if k != "progress"]
     changes = [e for e in seen if isinstance(e, (g.TextDelta, g.TextRewritten))]
     assert changes == _expected(content)
     assert seen[-1] == g.ChatDone(content[-1] if content else "")
+
+
+#: A raw non-ASCII head: such values are decoded by reuse (an ASCII one whole).
+_HEAD_TEXT = "caf\u00e9 " * 420
 
 
 @pytest.mark.parametrize(
     "texts",
     [
         # \u00e9 escapes cut at every place by the value's end.
-        [("a" * 2100) + "\\u00e9"[:k] for k in range(7)],
+        [_HEAD_TEXT + "\\u00e9"[:k] for k in (0, 6, 7)],
+        [_HEAD_TEXT + "\\u00e9"[:k] for k in range(7)],
         # A backslash right before the closing quote, then its escape.
-        ["a" * 2100 + "\\", "a" * 2100 + "\\\\", "a" * 2100 + "\\\\n"],
+        [_HEAD_TEXT + "x", _HEAD_TEXT + "\\\\", _HEAD_TEXT + "\\\\n"],
+        [_HEAD_TEXT, _HEAD_TEXT + "\\", _HEAD_TEXT + "\\\\"],
     ],
 )
 def test_raw_escapes_cut_at_the_boundary(texts: list[str]) -> None:
@@ -148,7 +159,7 @@ def test_raw_escapes_cut_at_the_boundary(texts: list[str]) -> None:
             assert isinstance(seen[-1], g.RemoteProtocolError)
             # Its message quotes the data as text, never an object's repr.
             assert "Extension" not in str(seen[-1])
-            assert '{"content": "aaa' in str(seen[-1])
+            assert '{"content": "caf\u00e9' in str(seen[-1])
         else:
             assert changes == expected
 
@@ -164,3 +175,29 @@ def test_invalid_utf8_at_the_new_piece() -> None:
         seen = _run_chat(_chat(), stream, reads)
         changes = [e for e in seen if isinstance(e, (g.TextDelta, g.TextRewritten))]
         assert changes == list(reference_changes(decoded))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    steps=st.lists(st.integers(1, 6), min_size=2, max_size=12),
+    cuts=st.lists(st.integers(0, 10**6), max_size=6),
+)
+def test_escaped_text_growing_through_escapes(steps: list[int], cuts: list[int]) -> None:
+    # Every non-ASCII character (and quote, backslash, line feed) an escape
+    # in the JSON (ensure_ascii): each new piece starts or ends at one, and
+    # emoji are surrogate-pair escapes.  Fed whole too (the Extension path).
+    # A raw non-ASCII head (so the values are decoded by reuse at all: an
+    # ASCII value is decoded whole), then the growing part all escapes.
+    head = "caf\u00e9 " * 400
+    texts, end = [], 0
+    for step in steps:
+        end = min(end + step, len(_TEXT))
+        texts.append(head + _TEXT[:end])
+    datas = ['{"content": "' + head + json.dumps(t[len(head) :])[1:] + "}" for t in texts]
+    stream = _chunked([b"data: " + d.encode() + b"\n\n" for d in datas] + [b"data: [DONE]\n\n"])
+    bounds = [0, *sorted(c % (len(stream) + 1) for c in cuts), len(stream)]
+    for reads in ([stream], [stream[a:b] for a, b in itertools.pairwise(bounds) if b > a]):
+        seen = _run_chat(_chat(), stream, reads)
+        changes = [e for e in seen if isinstance(e, (g.TextDelta, g.TextRewritten))]
+        assert changes == reference_changes(datas)
+        assert seen[-1] == g.ChatDone(texts[-1])
