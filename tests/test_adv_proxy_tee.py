@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
 import pytest
 
 import gptalk_proto as g
-from gptalk_transports._server.proxy import record_through_proxy
+
+from .proxy_cases import proxy_in_front_of
 
 Upstream = Callable[[anyio.abc.ByteStream], Awaitable[None]]
 Client = Callable[[anyio.abc.ByteStream], Awaitable[bytes]]
@@ -56,22 +56,14 @@ async def _served(hostile: Upstream, client: Client) -> tuple[bytes, bytes, str]
             with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                 await handler(stream)
 
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    with anyio.fail_after(60):  # a safety net
-        async with listener, anyio.create_task_group() as group:
-            group.start_soon(listener.serve, upstream)
-            async with record_through_proxy(f"http://127.0.0.1:{port}") as run:
-                parts = urlsplit(run.url)
-                address = (parts.hostname or "", parts.port or 0)
-                async with await anyio.connect_tcp(*address) as first:
-                    got = await client(first)
-                async with await anyio.connect_tcp(*address) as second:
-                    await second.send(b"GET /second HTTP/1.1\r\nhost: h\r\n\r\n")
-                    reply = b""
-                    while not reply.endswith(b"ok"):
-                        reply += await second.receive()
-            group.cancel_scope.cancel()
+    async with proxy_in_front_of(upstream) as (run, address):
+        async with await anyio.connect_tcp(*address) as first:
+            got = await client(first)
+        async with await anyio.connect_tcp(*address) as second:
+            await second.send(b"GET /second HTTP/1.1\r\nhost: h\r\n\r\n")
+            reply = b""
+            while not reply.endswith(b"ok"):
+                reply += await second.receive()
     assert run.cassette is not None
     return got, reply, run.cassette.dumps()
 

@@ -28,13 +28,13 @@ from gptalk_transports._server import driver as driver_module
 from gptalk_transports._server import proxy as proxy_module
 from gptalk_transports._server.proxy import (
     UPSTREAM_READ_SIZE,
-    record_through_proxy,
     record_through_proxy_in_thread,
 )
 from gptalk_transports._server.replay import serve_cassettes_in_thread
 
 from .console import gptalk, listening
 from .foreign_app import AppState, reply_pieces, run_in_thread
+from .proxy_cases import proxy_in_front_of
 
 PLAIN = Path(__file__).resolve().parent.parent / "cassettes" / "plain-chat.json"
 #: The headers our client sends, from a shipped cassette: a hand-driven
@@ -249,26 +249,19 @@ def test_tee_the_client_holds_event_1_before_the_upstream_sends_event_2(backend:
             await stream.send(chunk(b'data: {"content": "one two"}\n\n') + b"0\r\n\r\n")
 
     async def main() -> g.cassette.Cassette | None:
-        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-        port = listener.extra(anyio.abc.SocketAttribute.local_port)
-        with anyio.fail_after(30):  # a safety net: the gate is what is tested
-            async with listener, anyio.create_task_group() as group:
-                group.start_soon(listener.serve, upstream)
-                async with record_through_proxy(f"http://127.0.0.1:{port}") as run:
-                    parts = urlsplit(run.url)
-                    client = await anyio.connect_tcp(parts.hostname or "", parts.port or 0)
-                    async with client:
-                        await client.send(
-                            f"GET {g.STREAM_PATH}?token=x HTTP/1.1\r\nhost: h\r\n\r\n".encode()
-                        )
-                        seen = b""
-                        while b'"one"' not in seen:
-                            seen += await client.receive()
-                        assert b"one two" not in seen
-                        gate.set()  # only now may event 2 be sent
-                        while not seen.endswith(b"0\r\n\r\n"):
-                            seen += await client.receive()
-                group.cancel_scope.cancel()
+        # (The safety net only: the gate is what is tested.)
+        async with (
+            proxy_in_front_of(upstream, safety=30) as (run, address),
+            await anyio.connect_tcp(*address) as client,
+        ):
+            await client.send(f"GET {g.STREAM_PATH}?token=x HTTP/1.1\r\nhost: h\r\n\r\n".encode())
+            seen = b""
+            while b'"one"' not in seen:
+                seen += await client.receive()
+            assert b"one two" not in seen
+            gate.set()  # only now may event 2 be sent
+            while not seen.endswith(b"0\r\n\r\n"):
+                seen += await client.receive()
         return run.cassette
 
     cassette = anyio.run(main, backend=backend)

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 from contextlib import suppress
-from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
@@ -25,6 +24,7 @@ from gptalk_transports._server import spool
 from gptalk_transports._server.proxy import record_through_proxy, record_through_proxy_in_thread
 from gptalk_transports._server.spool import FileChunkStore
 
+from .proxy_cases import proxy_in_front_of
 from .test_record_proxy import by_hand, check_cassette
 
 
@@ -181,29 +181,24 @@ def test_a_client_that_stops_reading_stops_the_upstream_reads(
                 sent += len(piece)
 
     async def main() -> None:
-        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-        port = listener.extra(anyio.abc.SocketAttribute.local_port)
-        with anyio.fail_after(60):  # a safety net: blocked tasks are what is tested
-            async with listener, anyio.create_task_group() as group:
-                group.start_soon(listener.serve, upstream)
-                async with record_through_proxy(f"http://127.0.0.1:{port}") as run:
-                    parts = urlsplit(run.url)
-                    client = await anyio.connect_tcp(parts.hostname or "", parts.port or 0)
-                    async with client:
-                        await client.send(b"GET /big HTTP/1.1\r\nhost: h\r\n\r\n")
-                        # Every task waits: the upstream on its full socket,
-                        # the proxy on the client's, the client reads nothing.
-                        while sent == 0:
-                            await anyio.sleep(0)
-                        await wait_all_tasks_blocked()
-                        [store] = made
-                        held = store.size
-                        # Socket buffers (a few MB each on loopback) hold the
-                        # rest; the proxy stopped reading long before the end.
-                        assert 0 < held < 32 * 1024 * 1024
-                        assert sent - held < 32 * 1024 * 1024
-                        assert sent < total
-                group.cancel_scope.cancel()
+        # (The safety net only: blocked tasks are what is tested.)
+        async with (
+            proxy_in_front_of(upstream) as (_, address),
+            await anyio.connect_tcp(*address) as client,
+        ):
+            await client.send(b"GET /big HTTP/1.1\r\nhost: h\r\n\r\n")
+            # Every task waits: the upstream on its full socket, the
+            # proxy on the client's, the client reads nothing.
+            while sent == 0:
+                await anyio.sleep(0)
+            await wait_all_tasks_blocked()
+            [store] = made
+            held = store.size
+            # Socket buffers (a few MB each on loopback) hold the rest;
+            # the proxy stopped reading long before the end.
+            assert 0 < held < 32 * 1024 * 1024
+            assert sent - held < 32 * 1024 * 1024
+            assert sent < total
 
     anyio.run(main)
 

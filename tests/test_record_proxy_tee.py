@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import suppress
-from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
 import pytest
 
 from gptalk_transports._server import proxy as proxy_module
-from gptalk_transports._server.proxy import record_through_proxy
+
+from .proxy_cases import proxy_in_front_of
 
 #: The reply's size: far more than the sockets and the proxy's buffers hold.
 REPLY = 32 * 1024 * 1024
@@ -48,25 +48,19 @@ async def _run(client_reads: bool) -> tuple[int, int, bool]:
                 upstream_cut.set()
 
     got = 0
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    with anyio.fail_after(60):  # a safety net
-        async with listener, anyio.create_task_group() as group:
-            group.start_soon(listener.serve, upstream)
-            async with record_through_proxy(f"http://127.0.0.1:{port}") as run:
-                parts = urlsplit(run.url)
-                client = await anyio.connect_tcp(parts.hostname or "", parts.port or 0)
-                async with client:
-                    await client.send(b"GET /x HTTP/1.1\r\nhost: h\r\n\r\n")
-                    await _stalled(sent)  # the client read nothing yet
-                    held_back = sent[0]
-                    if client_reads:
-                        with suppress(anyio.EndOfStream):
-                            while got < REPLY:
-                                got += len(await client.receive())
-                    else:
-                        await upstream_cut.wait()
-            group.cancel_scope.cancel()
+    async with (
+        proxy_in_front_of(upstream) as (_, address),
+        await anyio.connect_tcp(*address) as client,
+    ):
+        await client.send(b"GET /x HTTP/1.1\r\nhost: h\r\n\r\n")
+        await _stalled(sent)  # the client read nothing yet
+        held_back = sent[0]
+        if client_reads:
+            with suppress(anyio.EndOfStream):
+                while got < REPLY:
+                    got += len(await client.receive())
+        else:
+            await upstream_cut.wait()
     return held_back, got, upstream_cut.is_set()
 
 
@@ -102,20 +96,14 @@ def test_the_proxy_serves_under_asyncio_run() -> None:
             await stream.send(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
 
     async def main() -> bytes:
-        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-        port = listener.extra(anyio.abc.SocketAttribute.local_port)
         got = b""
-        with anyio.fail_after(30):  # a safety net: a proxy that serves nothing
-            async with listener, anyio.create_task_group() as group:
-                group.start_soon(listener.serve, upstream)
-                async with record_through_proxy(f"http://127.0.0.1:{port}") as run:
-                    parts = urlsplit(run.url)
-                    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-                    writer.write(b"GET /x HTTP/1.1\r\nhost: h\r\n\r\n")
-                    while not got.endswith(b"ok"):
-                        got += await reader.read(65536)
-                    writer.close()
-                group.cancel_scope.cancel()
+        # (The safety net catches a proxy that serves nothing.)
+        async with proxy_in_front_of(upstream, safety=30) as (_, (host, port)):
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(b"GET /x HTTP/1.1\r\nhost: h\r\n\r\n")
+            while not got.endswith(b"ok"):
+                got += await reader.read(65536)
+            writer.close()
         return got
 
     assert asyncio.run(main()).endswith(b"\r\n\r\nok")
