@@ -115,18 +115,24 @@ def _long_cumulative_datas(draw: st.DrawFn) -> list[str]:
     return [d + '"}' for d in datas]
 
 
-def _changes_through_the_parser(
-    datas: list[str], typed: list[bool], cuts: list[int], follow: bool
-) -> list[object]:
-    # Typed events are skipped, as the chat skips them: the parser's chain of
-    # values then runs through values the decoder never saw.
-    stream = b"".join(
+def typed_stream(datas: list[str], typed: list[bool]) -> bytes:
+    """One event per data, LF line ends; those marked in ``typed`` under
+    ``event: other`` (lone surrogates kept as they are, to be replaced)."""
+    return b"".join(
         (b"event: other\n" if kind else b"")
         + b"data: "
         + d.encode("utf-8", "surrogatepass")
         + b"\n\n"
         for d, kind in zip(datas, typed, strict=True)
     )
+
+
+def _changes_through_the_parser(
+    datas: list[str], typed: list[bool], cuts: list[int], follow: bool
+) -> list[object]:
+    # Typed events are skipped, as the chat skips them: the parser's chain of
+    # values then runs through values the decoder never saw.
+    stream = typed_stream(datas, typed)
     parser = SSEParser(growing_tail=g.ContentDecoder.growing_tail)
     decoder = g.ContentDecoder()
     grower = parser._grower

@@ -25,7 +25,7 @@ from gptalk_proto import SSEParser
 from gptalk_proto.sse._growing import Extension, whole_data
 from gptalk_proto.testing._reference_sse import reference_parse
 
-from .test_body_path import _long_cumulative_datas
+from .test_body_path import _long_cumulative_datas, typed_stream
 from .test_credentials_content import reference_changes
 from .test_sse_growing import growing_streams
 
@@ -94,13 +94,7 @@ def _changes_with_extensions(
 ) -> list[object]:
     # As the chat does: each read's "message" events decoded in one call
     # (typed events skipped: the chain of values runs through them).
-    stream = b"".join(
-        (b"event: other\n" if kind else b"")
-        + b"data: "
-        + d.encode("utf-8", "surrogatepass")
-        + b"\n\n"
-        for d, kind in zip(datas, typed, strict=True)
-    ).replace(b"\n", ends)
+    stream = typed_stream(datas, typed).replace(b"\n", ends)
     parser = SSEParser(growing_tail=g.ContentDecoder.growing_tail)
     decoder = g.ContentDecoder()
     assert parser._grower is not None
