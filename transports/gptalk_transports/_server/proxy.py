@@ -114,31 +114,29 @@ async def _proxy_one(
     upstream: AsyncByteStream | None = None
     pump_done = anyio.Event()
 
+    def from_upstream(data: bytes) -> bytes:
+        # One upstream read (b"": its end) through the core: what goes to
+        # the client; on_chat when it ended a chat.
+        chats = proxy.chats
+        out = conn.upstream_data(data, clock())
+        if proxy.chats != chats:
+            on_chat()
+        return out
+
     async def pump(upstream: AsyncByteStream, group_scope: anyio.CancelScope) -> None:
         # Upstream to client, one read at a time: each goes out before the
         # next is read (tee, never buffer).
         try:
             if isinstance(upstream, AsyncioStream) and isinstance(client, AsyncioStream):
                 # On asyncio, at the protocol level: no task switch per read.
-                await tee_on_asyncio(
-                    upstream,
-                    client,
-                    proxy=proxy,
-                    conn=conn,
-                    clock=clock,
-                    on_chat=on_chat,
-                    send_timeout=SEND_TIMEOUT,
-                )
+                await tee_on_asyncio(upstream, client, from_upstream, send_timeout=SEND_TIMEOUT)
                 return
             while True:
                 try:
                     data = await upstream.receive_some(UPSTREAM_READ_SIZE, None)
                 except TransportError:
                     data = b""
-                chats = proxy.chats
-                out = conn.upstream_data(data, clock())
-                if proxy.chats != chats:
-                    on_chat()
+                out = from_upstream(data)
                 if not data:
                     break
                 # A client that does not take it in time is gone.

@@ -21,8 +21,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from gptalk_proto.cassette import ProxyConnection, ProxyRecorder
-
 from .._backends.asyncio import AsyncioStream, _Protocol
 
 __all__ = ["tee_on_asyncio"]
@@ -43,21 +41,15 @@ class _Tee(asyncio.Protocol):
         stream_protocol: _Protocol,
         client: asyncio.Transport,
         client_protocol: _Protocol,
+        from_upstream: Callable[[bytes], bytes],
         *,
-        proxy: ProxyRecorder,
-        conn: ProxyConnection,
-        clock: Callable[[], float],
-        on_chat: Callable[[], None],
         send_timeout: float,
     ) -> None:
         self._upstream = upstream
         self._stream_protocol = stream_protocol
         self._client = client
         self._client_protocol = client_protocol
-        self._proxy = proxy
-        self._conn = conn
-        self._clock = clock
-        self._on_chat = on_chat
+        self._from_upstream = from_upstream
         self._send_timeout = send_timeout
         self._loop = client_protocol.loop
         self._timer: asyncio.TimerHandle | None = None
@@ -76,16 +68,11 @@ class _Tee(asyncio.Protocol):
     def _record(self, data: bytes) -> bytes | None:
         """The core's part of one read (``b""``: the upstream's end); None
         once it raised (the exchange is over)."""
-        proxy = self._proxy
-        chats = proxy.chats
         try:
-            out = self._conn.upstream_data(data, self._clock())
+            return self._from_upstream(data)
         except Exception as exc:  # the recorder's (its spool's disk): this connection's end
             self._finish(exc)
             return None
-        if proxy.chats != chats:
-            self._on_chat()
-        return out
 
     def data_received(self, data: bytes) -> None:
         if self.done.done():
@@ -139,15 +126,15 @@ class _Tee(asyncio.Protocol):
 async def tee_on_asyncio(
     upstream: AsyncioStream,
     client: AsyncioStream,
+    from_upstream: Callable[[bytes], bytes],
     *,
-    proxy: ProxyRecorder,
-    conn: ProxyConnection,
-    clock: Callable[[], float],
-    on_chat: Callable[[], None],
     send_timeout: float,
 ) -> None:
     """Tee the upstream's reads to the client until the exchange is over
-    (see the module's docstring); raises what the core raised."""
+    (see the module's docstring); raises what the core raised.
+
+    ``from_upstream``: one upstream read (``b""``: its end) through the
+    core, returning what goes to the client (the pump's own step)."""
     upstream_transport, stream_protocol = upstream.parts()
     client_transport, client_protocol = client.parts()
     tee = _Tee(
@@ -155,10 +142,7 @@ async def tee_on_asyncio(
         stream_protocol,
         client_transport,
         client_protocol,
-        proxy=proxy,
-        conn=conn,
-        clock=clock,
-        on_chat=on_chat,
+        from_upstream,
         send_timeout=send_timeout,
     )
     upstream_transport.set_protocol(tee)
