@@ -225,10 +225,6 @@ def drive(
     # Held while this chat's own login is in flight (the seated chats wait on it).
     login: SyncLock | None = None
     batch: list[ChatEvent] = []
-    # limits.beyond(timeout.read), written out where it is asked at every
-    # read and write (the same test, without a call each time).
-    read_timeout = timeout.read
-    monotonic = time.monotonic
     try:
         if limits.beyond(timeout.connect):  # the connect timeout alone bounds it
             stream, reused = pool.acquire(timeout.connect)
@@ -266,9 +262,7 @@ def drive(
                     # The common read, without run()'s layer (a coroutine per
                     # read): the read timeout alone bounds it when the total
                     # deadline is further off (the default Timeout has one).
-                    if deadline is None or (
-                        read_timeout is not None and deadline - monotonic() > read_timeout
-                    ):
+                    if limits.beyond(timeout.read):
                         data = stream.receive_some(READ_SIZE, timeout.read)
                     else:
                         data = limits.run(stream.receive_some, (READ_SIZE,), timeout.read, "read")
@@ -296,9 +290,7 @@ def drive(
                     login.release()  # the login ended: the seated chats take their uses
                     login = None
                 try:
-                    if deadline is None or (  # the common write, without run()
-                        read_timeout is not None and deadline - monotonic() > read_timeout
-                    ):
+                    if limits.beyond(timeout.read):  # the common write, without run()
                         try:
                             stream.send_all(data, timeout.read)
                         except TimeoutError:
