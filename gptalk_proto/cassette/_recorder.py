@@ -31,7 +31,7 @@ from ._format import (
 from ._profiles import GPTALK, Profile
 from ._redact import redact as apply_redaction
 from ._request_reader import RequestReader
-from ._response import parse_response
+from ._response import ReadResponse, read_response
 
 __all__ = ["ChunkStore", "Recorder"]
 
@@ -274,30 +274,22 @@ class Recorder:
         self, *, recorded_at: str, redact: bool = True, secrets: Iterable[str] = ()
     ) -> Cassette:
         """The session so far; redacted unless ``redact`` is False."""
+        answered = self._answered()
         items = []
         for exchange in self._exchanges:
-            chunks = [RecordedChunk(t, self.store.get(key)) for t, key in exchange.chunks]
-            if not chunks:
-                continue  # a request that was never answered
-            wire = b"".join(chunk.data for chunk in chunks)
-            try:
-                status, headers, _, events = parse_response(exchange.request.method, wire)
-            except RemoteProtocolError:
-                # Not an HTTP response (an upstream that sent garbage, or
-                # closed inside the head): left out, as one never answered.
-                # A cassette holds only responses it can read back (loading
-                # refuses the others), and one such exchange must not cost
-                # the session's every other one.
+            found = answered.get(id(exchange))
+            if found is None:
                 continue
+            chunks, read = found
             items.append(
                 Interaction(
                     connection=exchange.connection,
                     request=exchange.request,
                     response=RecordedResponse(
-                        status=status,
-                        headers=headers,
+                        status=read.status,
+                        headers=read.headers,
                         chunks=tuple(chunks),
-                        events=tuple(events),
+                        events=tuple(read.events),
                         end=exchange.end,
                     ),
                 )
@@ -313,3 +305,114 @@ class Recorder:
         if redact:
             cassette = apply_redaction(cassette, secrets, self.profile)
         return cassette
+
+    def _answered(self) -> dict[int, tuple[list[RecordedChunk], ReadResponse]]:
+        """Each answered exchange's chunks and response, by ``id()``.
+
+        Left out: a request never answered, and one whose answer is not an
+        HTTP response (an upstream that sent garbage, or closed inside the
+        head) -- a cassette holds only responses it can read back (loading
+        refuses the others), and one such exchange must not cost the
+        session's every other one.
+        """
+        by_connection: dict[int, list[_Exchange]] = {}
+        for exchange in self._exchanges:
+            by_connection.setdefault(exchange.connection, []).append(exchange)
+        answered: dict[int, tuple[list[RecordedChunk], ReadResponse]] = {}
+        for exchanges in by_connection.values():
+            chunks = [
+                [RecordedChunk(t, self.store.get(key)) for t, key in e.chunks] for e in exchanges
+            ]
+            reads = [_read(e, c) for e, c in zip(exchanges, chunks, strict=True)]
+            if _pipelined(exchanges, chunks, reads):
+                split = _split_by_response(exchanges, chunks)
+                if split is not None:
+                    chunks = split
+                    reads = [_read(e, c) for e, c in zip(exchanges, chunks, strict=True)]
+            for exchange, got, read in zip(exchanges, chunks, reads, strict=True):
+                if read is not None:
+                    answered[id(exchange)] = (got, read)
+        return answered
+
+
+def _read(exchange: _Exchange, chunks: list[RecordedChunk]) -> ReadResponse | None:
+    """The exchange's response read back; None if there is none to read."""
+    if not chunks:
+        return None
+    try:
+        return read_response(exchange.request.method, b"".join(c.data for c in chunks))
+    except RemoteProtocolError:
+        return None
+
+
+def _pipelined(
+    exchanges: list[_Exchange],
+    chunks: list[list[RecordedChunk]],
+    reads: list[ReadResponse | None],
+) -> bool:
+    """Whether a connection's reads were filed under the wrong requests.
+
+    Reads are filed under the latest request sent, which is right while a
+    client waits for each response before its next request.  A client that
+    pipelines (RFC 9112 section 9.3) sends the next request first: the
+    earlier request then shows no response, or one that does not end where
+    its bytes do, although nothing closed the connection under it.
+    """
+    for exchange, got, read in zip(exchanges[:-1], chunks, reads, strict=False):
+        if exchange.end != "complete":
+            continue  # cut or closed under it: the next request went on anew
+        if read is None or read.length != sum(len(c.data) for c in got):
+            return True
+    return False
+
+
+def _split_by_response(
+    exchanges: list[_Exchange], chunks: list[list[RecordedChunk]]
+) -> list[list[RecordedChunk]] | None:
+    """A connection's reads, in order, cut where each response ends.
+
+    Responses come back in the order of the requests (RFC 9112 section 9.3:
+    "A server MUST send its responses to those [pipelined] requests in the
+    same order that the requests were received"), so each request takes the
+    next whole response; the last takes the rest.  A read that holds the end
+    of one response and the start of the next is cut in two, both at its
+    time.  None when a response (not the last) does not end as its framing
+    says: the reads are then left where they were filed.
+    """
+    reads = [c for got in chunks for c in got]
+    wire = b"".join(c.data for c in reads)
+    ends = []  # where each chunk ends in ``wire``
+    position = 0
+    for chunk in reads:
+        position += len(chunk.data)
+        ends.append(position)
+    split: list[list[RecordedChunk]] = []
+    offset = 0
+    for number, exchange in enumerate(exchanges):
+        if number == len(exchanges) - 1:
+            stop = len(wire)
+        else:
+            try:
+                read = read_response(exchange.request.method, wire[offset:])
+            except RemoteProtocolError:
+                return None
+            if read.length is None:
+                return None
+            stop = offset + read.length
+        split.append(_pieces(reads, ends, offset, stop))
+        offset = stop
+    return split
+
+
+def _pieces(
+    reads: list[RecordedChunk], ends: list[int], start: int, stop: int
+) -> list[RecordedChunk]:
+    """The reads' bytes from ``start`` to ``stop``, cut at both ends."""
+    pieces = []
+    begin = 0
+    for chunk, end in zip(reads, ends, strict=True):
+        low, high = max(start, begin), min(stop, end)
+        if low < high:
+            pieces.append(RecordedChunk(chunk.t, chunk.data[low - begin : high - begin]))
+        begin = end
+    return pieces

@@ -7,6 +7,8 @@ the tests use the same reading.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import h11
 
 from .._errors import InvalidHTTP, RemoteProtocolError
@@ -15,7 +17,7 @@ from ..sse._event import SSEEvent
 from ..sse._media import is_event_stream
 from ..sse._parser import SSEParser
 
-__all__ = ["parse_response"]
+__all__ = ["ReadResponse", "parse_response", "read_response"]
 
 
 def parse_response(
@@ -25,14 +27,39 @@ def parse_response(
 
     A response cut short (no complete body) gives what arrived.
     """
+    read = read_response(method, wire)
+    return read.status, read.headers, read.body, read.events
+
+
+@dataclass(frozen=True)
+class ReadResponse:
+    """One response read back from the bytes that carried it."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    events: list[SSEEvent]
+    #: Bytes of ``wire`` the response took when it ended as its framing says
+    #: (a length, a last chunk); None when the bytes stop first (cut short,
+    #: or a body that only the connection's close ends).  Bytes after it are
+    #: the next response's, if the client pipelined its requests.
+    length: int | None
+
+
+def read_response(method: str, wire: bytes) -> ReadResponse:
+    """:func:`parse_response`, and where in ``wire`` the response ended."""
     conn = response_parser(method)
+    # The end of the bytes is shown to h11 only once it asks for more: a
+    # response that ends before them ends as its framing says (``length``),
+    # one whose body only a close ends ends at the close.
     conn.receive_data(wire)
-    conn.receive_data(b"")
+    closed = False
     status = 0
     headers: tuple[tuple[str, str], ...] = ()
     body: list[bytes] = []
     parser: SSEParser | None = None
     events: list[SSEEvent] = []
+    length: int | None = None
     while True:
         try:
             event = next_h11_event(conn)
@@ -53,8 +80,16 @@ def parse_response(
             body.append(bytes(event.data))
             if parser is not None:
                 events.extend(parser.feed(event.data))
-        elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)) or event is h11.NEED_DATA:
+        elif event is h11.NEED_DATA and not closed:
+            conn.receive_data(b"")
+            closed = True
+        elif isinstance(event, h11.EndOfMessage):
+            if not closed:
+                # What h11 has not consumed is what follows the message.
+                length = len(wire) - len(conn.trailing_data[0])
+            break
+        elif isinstance(event, h11.ConnectionClosed) or event is h11.NEED_DATA:
             break
     if not status:
         raise RemoteProtocolError("no response head in the recorded bytes")
-    return status, headers, b"".join(body), events
+    return ReadResponse(status, headers, b"".join(body), events, length)
