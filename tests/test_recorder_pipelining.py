@@ -8,7 +8,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import gptalk_proto as g
+from gptalk_proto import cassette as gc
 
 _LENGTH = (
     b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{"ok":true}'
@@ -43,8 +43,8 @@ def _cuts(draw: st.DrawFn, data: bytes) -> list[bytes]:
     return [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
 
 
-def _record(steps: list[tuple[str, bytes]]) -> g.cassette.Cassette:
-    recorder = g.cassette.Recorder("http://up.example")
+def _record(steps: list[tuple[str, bytes]]) -> gc.Cassette:
+    recorder = gc.Recorder("http://up.example")
     connection = recorder.open_connection()
     for t, (kind, data) in enumerate(steps):
         if kind == "sent":
@@ -87,7 +87,7 @@ def test_each_request_keeps_its_own_response(
     assert b"".join(c.data for i in cassette.interactions for c in i.response.chunks) == b"".join(
         received
     )
-    assert g.cassette.Cassette.loads(cassette.dumps()) == cassette
+    assert gc.Cassette.loads(cassette.dumps()) == cassette
 
 
 def test_a_read_with_two_answers_is_cut_at_its_time() -> None:
