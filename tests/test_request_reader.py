@@ -219,7 +219,7 @@ def test_after_a_request_h11_read_the_next_one_starts_fresh() -> None:
 # apart (token and value bytes, separators, NUL, the other whitespace, lone
 # CR and LF, obs-text) and the lines that change its framing or host.
 _MUTATIONS = [
-    *(bytes([b]) for b in b"aZ1-!~:;,\"()@\x00\x01\x1f\x7f\x80\xff \t\r\n\x0b\x0c"),
+    *(bytes([b]) for b in b'aZ1-!~:;,"()@\x00\x01\x1f\x7f\x80\xff \t\r\n\x0b\x0c'),
     b"\r\n",
     b"\r\nhost: y",
     b"\r\ncontent-length: 1",
