@@ -149,7 +149,10 @@ async def _proxy_one(
 
     try:
         async with anyio.create_task_group() as group:
-            deadlines = RequestClock(limits)
+            # On asyncio (its own transports), the loop's clock, read directly.
+            on_asyncio = isinstance(client, AsyncioStream)
+            now = asyncio.get_running_loop().time if on_asyncio else anyio.current_time
+            deadlines = RequestClock(limits, now)
             while True:
                 try:
                     data = await client.receive_some(READ_SIZE, deadlines.timeout())
