@@ -134,7 +134,7 @@ async def _proxy_one(
         task waits for them and the upstream is teed: through the core, and
         a request straight to the upstream's transport -- no task woken, no
         future and no loop iteration per request (waking the task was an
-        ``epoll_wait`` and a task step on every request's way: a quarter of
+        ``epoll_wait`` and a task step on every request's way: a fifth of
         the proxy's system calls per 1-event chat, strace).  False (nothing
         done): the task takes them as before.  Anything but writes to the upstream (a
         refusal, an error) is handed to the task, which wakes for it."""
