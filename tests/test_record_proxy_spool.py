@@ -400,3 +400,59 @@ def test_the_writer_is_woken_per_batch_not_per_read(monkeypatch: pytest.MonkeyPa
         assert len(writes) <= 95 // 10 + 1  # batches of 1,000 bytes or more
     finally:
         store.close()
+
+
+def test_small_chunks_are_held_and_written_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small chunks wait in memory, up to HOLD_UP_TO bytes, and go to the file
+    in one write: at the cap, before a large chunk is queued (in order,
+    before it), and when one is read back."""
+    monkeypatch.setattr(spool, "WRITE_HERE_BELOW", 100)
+    monkeypatch.setattr(spool, "HOLD_UP_TO", 250)
+    monkeypatch.setattr(spool, "WAKE_WRITER_AT", 1)
+    writes: list[list[bytes]] = []
+    real = spool._write_at
+
+    def counted(fd: int, pieces: list[bytes], offset: int) -> None:
+        writes.append(list(pieces))
+        real(fd, pieces, offset)
+
+    monkeypatch.setattr(spool, "_write_at", counted)
+    store = FileChunkStore()
+    try:
+        small = [bytes([i]) * 60 for i in range(5)]
+        keys = [store.put(chunk) for chunk in small[:4]]
+        assert writes == []  # 240 bytes held: no write yet
+        keys.append(store.put(small[4]))  # 300 bytes: at the cap, one write
+        assert writes == [[b"".join(small)]]
+        keys.append(store.put(b"h" * 50))  # held...
+        keys.append(store.put(b"L" * 500))  # ...and queued before this one
+        keys.append(store.put(b"t" * 10))  # held until read back
+        chunks = [*small, b"h" * 50, b"L" * 500, b"t" * 10]
+        assert [store.get(k) for k in keys] == chunks
+        assert os.pread(store._fd, store.size + 1, 0) == b"".join(chunks)  # private
+        assert len(writes) <= 4
+    finally:
+        store.close()
+
+
+def test_a_failed_write_of_held_chunks_is_raised_by_every_later_put_and_get(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(spool, "HOLD_UP_TO", 20)
+    full = OSError(errno.ENOSPC, "No space left on device")
+
+    def fail(fd: int, pieces: list[bytes], offset: int) -> None:
+        raise full
+
+    store = FileChunkStore()
+    try:
+        store.put(b"a" * 10)  # held
+        monkeypatch.setattr(spool, "_write_at", fail)
+        with pytest.raises(OSError, match="No space"):
+            store.put(b"b" * 10)  # at the cap: the write fails
+        with pytest.raises(OSError, match="No space"):
+            store.get(0)  # its key was handed out: it cannot be read back
+        with pytest.raises(OSError, match="No space"):
+            store.put(b"c")
+    finally:
+        store.close()

@@ -296,3 +296,20 @@ def test_chats_are_counted_whole_or_cut() -> None:
         else:
             conn.upstream_data(b"", 0.2)
     assert recorder.chats == 2
+
+
+def test_a_request_is_checked_as_recorded_and_read_when_the_cassette_is_built() -> None:
+    """The recorder keeps a sent request's bytes and reads them into the
+    cassette's request at the end; a method or target that is not ASCII is
+    refused at once, as before."""
+    recorder = g.cassette.Recorder("http://up.example")
+    number = recorder.open_connection()
+    with pytest.raises(UnicodeDecodeError):
+        recorder.sent_request(number, method=b"GET", target=b"/\xff", headers=[], body=b"", t=0.0)
+    headers = ((b"Host", b"x"), (b"X-A", b"\xe9"), (b"Proxy-Authorization", b"Basic c2VjcmV0"))
+    at = 0.1234567
+    recorder.sent_request(number, method=b"GET", target=b"/a", headers=headers, body=b"", t=at)
+    recorder.received(number, b"HTTP/1.1 204 No Content\r\n\r\n", 0.5)
+    [item] = recorder.cassette(recorded_at="2026-01-01T00:00:00Z", redact=False).interactions
+    assert item.request.headers == (("Host", "x"), ("X-A", "\xe9"))
+    assert item.request.t == 0.123457

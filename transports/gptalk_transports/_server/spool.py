@@ -18,6 +18,8 @@ the read (bytes are immutable: nothing is copied) at the offset it will
 have, and a writer thread of the store's own writes it there (``pwrite``
 releases the GIL: it runs beside the event loop).  The bytes and the keys
 are the same as when written in place; :meth:`get` waits for what is queued.
+Small reads (a short chat's) are held and written many at a time by
+:meth:`put` itself (see HOLD_UP_TO): no system call per read.
 
 The file has no name (``tempfile.TemporaryFile``): nothing is left behind
 on any exit path, a crash or ``SIGKILL`` included; :meth:`close` frees it at
@@ -47,10 +49,18 @@ DROP_EVERY = 4 * 1024 * 1024
 MAX_QUEUED = 4 * 1024 * 1024
 
 #: Chunks below this many bytes are written by :meth:`FileChunkStore.put`
-#: itself when nothing waits for the writer: copying a few KB costs less than
-#: waking the writer thread (and taking turns with it for the GIL) on the
-#: way of a read to the client.
+#: itself, not by the writer thread: copying a few KB costs less than waking
+#: the writer thread (and taking turns with it for the GIL) on the way of a
+#: read to the client.
 WRITE_HERE_BELOW = 32 * 1024
+
+#: Cap on the bytes of small chunks (below WRITE_HERE_BELOW) held in memory
+#: by :meth:`FileChunkStore.put` until they are written, together, in one
+#: system call.  A ``pwrite`` per chunk was on the way of every read to the
+#: client: for a short chat's few small reads, a system call each, more than
+#: the rest of the recording.  Held chunks are written once this many bytes
+#: are held, before a larger chunk is queued, and by :meth:`get`.
+HOLD_UP_TO = 64 * 1024
 
 #: Bytes queued before the writer thread is woken to write them (one
 #: ``pwritev`` for many reads): woken for every read, the writer took the GIL
@@ -137,6 +147,10 @@ class FileChunkStore:
         # [_dropped, _advised) was asked to go (by either thread, under _lock).
         self._advised = 0
         self._dropped = 0
+        # Small chunks not written yet (see HOLD_UP_TO), adjacent, ending
+        # at _end; only the caller's thread touches them.
+        self._held: list[bytes] = []
+        self._held_size = 0
 
     @property
     def size(self) -> int:
@@ -144,37 +158,69 @@ class FileChunkStore:
         return self._end
 
     def put(self, data: bytes) -> int:
-        """Queue ``data`` for the file (or write it, if small); its key is
-        its index."""
+        """Hold ``data`` to be written (if small) or queue it for the writer
+        thread; its key is its index."""
+        if self._error is not None:
+            raise self._error
+        if self._closing:
+            raise ValueError("the recording's spool is closed")
         start = self._end
+        if _POSITIONED and len(data) < WRITE_HERE_BELOW:
+            self._held.append(data)
+            self._held_size += len(data)
+            self._starts.append(start)
+            self._end = start + len(data)
+            if self._held_size >= HOLD_UP_TO:
+                self._write_held()
+            return len(self._starts) - 1
         with self._lock:
             if self._error is not None:
                 raise self._error
-            if self._closing:
-                raise ValueError("the recording's spool is closed")
-            here = _POSITIONED and len(data) < WRITE_HERE_BELOW and not self._queue
-            if not here:
-                self._queue.append((start, data))
-                self._queued += len(data)
-                if self._writer is None:
-                    self._writer = threading.Thread(
-                        target=self._write, name="gptalk-spool", daemon=True
-                    )
-                    self._writer.start()
-                elif self._queued >= _wake_at() and self._queued - len(data) < _wake_at():
-                    self._changed.notify_all()  # the writer waits for this much work
-                while self._queued > MAX_QUEUED and self._error is None:
-                    self._changed.wait()
-        if here and data:
-            # At its own offset, whatever the writer is writing meanwhile.
-            _write_at(self._fd, [data], start)
-            self._advise(start + len(data))
+            before = self._queued
+            held = self._held
+            if held:  # before this chunk, and adjacent to it: queued first
+                at = start - self._held_size
+                for piece in held:
+                    self._queue.append((at, piece))
+                    at += len(piece)
+                self._queued += self._held_size
+                self._held, self._held_size = [], 0
+            self._queue.append((start, data))
+            self._queued += len(data)
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._write, name="gptalk-spool", daemon=True
+                )
+                self._writer.start()
+            elif self._queued >= _wake_at() > before:
+                self._changed.notify_all()  # the writer waits for this much work
+            while self._queued > MAX_QUEUED and self._error is None:
+                self._changed.wait()
         self._starts.append(start)
         self._end += len(data)
         return len(self._starts) - 1
 
+    def _write_held(self) -> None:
+        """Write the held small chunks, in one piece, at their offset (the
+        writer may be writing other offsets meanwhile)."""
+        size = self._held_size
+        joined = b"".join(self._held)
+        self._held, self._held_size = [], 0
+        start = self._end - size
+        try:
+            _write_at(self._fd, [joined], start)
+        except OSError as exc:
+            # Their keys were handed out: every later put and get raises it.
+            with self._lock:
+                self._error = exc
+            raise
+        self._advise(start + size)
+
     def get(self, key: int) -> bytes:
-        """The chunk stored under ``key`` (once what was queued is written)."""
+        """The chunk stored under ``key`` (once what was held or queued is
+        written)."""
+        if self._held:
+            self._write_held()
         self._drain()
         start = self._starts[key]
         end = self._starts[key + 1] if key + 1 < len(self._starts) else self._end
@@ -190,6 +236,7 @@ class FileChunkStore:
 
     def close(self) -> None:
         """Free the file (its bytes are gone: build the cassette first)."""
+        self._held, self._held_size = [], 0  # the file goes: nothing to write
         with self._lock:
             self._closing = True
             self._changed.notify_all()
