@@ -70,7 +70,8 @@ def test_ascii_values_are_handed_over_as_extensions() -> None:
     assert [whole_data(e).data for e in events] == [json.dumps({"content": t}) for t in texts]
     assert all(whole_data(e).data.isascii() for e in events)
     assert type(events[0].data) is str
-    assert {type(e.data) for e in events[1:]} == {Extension}
+    kinds: set[type] = {type(e.data) for e in events[1:]}
+    assert kinds == {Extension}
     # A parser not told to hand them over still gives text.
     plain = SSEParser(growing_tail=2).feed(stream)
     assert plain == [whole_data(e) for e in events]
