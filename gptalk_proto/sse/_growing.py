@@ -189,8 +189,10 @@ class GrowingValues:
         value = str(view[start:stop], "utf-8", "replace")
         if (
             stop - start >= _REUSE_FROM
-            # ASCII text decodes about as fast as it copies: nothing to save.
-            and not value.isascii()
+            # ASCII text decodes about as fast as it copies: nothing to save
+            # where the value must be joined, but a value handed over as an
+            # Extension is never joined (its bytes compared, not decoded).
+            and (self._extend or not value.isascii())
             and head[stop - self.tail : stop].isascii()
         ):
             self._previous = (view[start : stop - self.tail], [value[: len(value) - self.tail]])
