@@ -55,7 +55,19 @@ def decode_content(data: str) -> str:
 #: ContentDecoder._gap), before they are joined to it: each event compares and
 #: extends at most this much more than its own new text, and a join (a copy of
 #: the line) comes once every _MAX_GAP characters of reply, not every event.
+#: (Sooner while raw is shorter than that: see _gap_limit.)
 _MAX_GAP = 4096
+
+
+def _gap_limit(raw: str | None) -> int:
+    """How long the gap may grow before it is joined to ``raw``: at most
+    _MAX_GAP, and at most raw's length, so that a short raw (the first
+    event's line) is soon the line's longer part.  Two strings of different
+    widths (an ASCII first line, then text with a character past U+00FF)
+    compare a character at a time in CPython, where equal widths compare
+    with memcmp; joins while raw doubles copy O(line) characters in all."""
+    return _MAX_GAP if raw is None or len(raw) > _MAX_GAP else len(raw)
+
 
 # json's C string scanner (the stubs do not list it): (text, index after the
 # opening quote) -> (the string, index after its closing quote).
@@ -169,13 +181,19 @@ class ContentDecoder:
         last = self._last
         links = self._links
         pieces = self._pieces
+        limit = _gap_limit(raw)
         append = out.append
         try:
             for item in datas:
                 if isinstance(item, str):
                     data = item
                     suffix: str | None = None
-                elif raw is not None and item.before is last and item.new.endswith(_TAIL):
+                elif (
+                    raw is not None
+                    and item.before is last
+                    # (A two-character slice, cheaper than endswith's call.)
+                    and item.new[-2:] == _TAIL
+                ):
                     # The parser proved the value is all of the one it handed
                     # over before (this decoder's last data) but its last two
                     # characters, then item.new: the old line (see below),
@@ -219,6 +237,7 @@ class ContentDecoder:
                         line = last if isinstance(last, str) else last.text()
                         raw = raw + line[len(raw) : known]
                         gap = ""
+                        limit = _gap_limit(raw)
                     if suffix is not None:
                         pass  # an Extension's (proved above)
                     elif (
@@ -232,7 +251,10 @@ class ContentDecoder:
                                 and data.startswith(gap, len(raw))
                             )
                         )
-                        and data.endswith(_TAIL)
+                        # Ends with '"}' (two characters read, cheaper than
+                        # endswith's call; size >= 2 here).
+                        and data[-1] == "}"
+                        and data[-2] == '"'
                     ):
                         suffix = data[known:-2]
                     if suffix is not None:
@@ -279,10 +301,11 @@ class ContentDecoder:
                                 # joined to raw once it passes _MAX_GAP, so
                                 # each event copies O(gap) characters.
                                 gap += suffix
-                                if len(gap) > _MAX_GAP:
+                                if len(gap) > limit:
                                     # Built by appending (slicing a large str scans it).
                                     raw = raw + gap
                                     gap = ""
+                                    limit = _gap_limit(raw)
                             known = size - 2
                             last = item
                             if added:
@@ -294,6 +317,7 @@ class ContentDecoder:
                 last = data
                 raw, change = self._reload(data)
                 gap = ""
+                limit = _gap_limit(raw)
                 known = len(raw) if raw is not None else 0
                 if change is not None:
                     append(change)

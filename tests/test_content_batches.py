@@ -139,3 +139,31 @@ def test_batches_with_the_parsers_proofs_at_random_splits(seed: int, ascii_style
     assert len(seen) == 40
     assert out == reference_changes(seen)
     assert got == text
+
+
+@pytest.mark.parametrize("ensure_ascii", [False, True])
+def test_gap_joined_while_the_old_line_is_short(ensure_ascii: bool) -> None:
+    # The first line is short and ASCII, the text after it wide (past
+    # U+00FF): the gap is joined to it once it is longer than it (so the two
+    # compared strings are of one width), well before _MAX_GAP; the changes
+    # stay the reference's, event by event and in any batches.
+    text = "ab" + "\u2713xyz \u00e9" * 40
+    contents = [text[:size] for size in range(2, len(text) + 1, 3)]
+    datas = [json.dumps({"content": c}, ensure_ascii=ensure_ascii) for c in contents]
+    decoder = g.ContentDecoder()
+    out: list[object] = []
+    first_raw = None
+    for data in datas:
+        decoder.decode_into([data], out)
+        first_raw = first_raw or decoder._raw
+        assert decoder._raw is not None
+        # The gap never outgrows raw (the limit), and raw + gap is the old line.
+        assert decoder._gap is not None
+        assert len(decoder._gap) <= len(decoder._raw)
+        assert decoder._raw + decoder._gap == data[:-2]
+    assert first_raw is not None
+    assert decoder._raw is not None
+    assert len(decoder._raw) > len(first_raw)  # joined
+    assert out == reference_changes(datas)
+    for cuts in ([1], [1, 5, 6, 30], [2, 17]):
+        assert batched_changes(datas, cuts) == reference_changes(datas)
