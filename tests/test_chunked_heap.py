@@ -1,4 +1,4 @@
-"""The chunked decoder keeps the allocator's freed read buffers (keep_heap).
+"""The connector keeps the allocator's freed read buffers (keep_heap).
 
 A client's reads made glibc give the heap's top back to the kernel and
 fault it in again at nearly every read (see HEAP_KEEP).  What keep_heap
@@ -14,16 +14,19 @@ import sys
 
 import pytest
 
-from gptalk_proto._chunked import HEAP_KEEP, ChunkedDecoder
+from gptalk_transports._backends import heap
+from gptalk_transports._backends.heap import HEAP_KEEP, keep_heap
+from gptalk_transports._config import Origin
+from gptalk_transports._exceptions import TransportError
+from gptalk_transports._sync import connector
 
 _CYCLES = 200
 
 _SCRIPT = f"""
 import resource, sys
-from gptalk_proto import _chunked
-if sys.argv[1] != "keep":
-    _chunked._heap_kept = True  # as if done: the allocator left as it was
-_chunked.ChunkedDecoder()
+from gptalk_transports._backends import heap
+if sys.argv[1] == "keep":
+    heap.keep_heap()
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 first = b"x" * (400 * 1024)  # mapped; freed, it sets the thresholds
@@ -63,10 +66,28 @@ def test_read_cycles_stop_faulting_the_heap_in() -> None:
     assert kept < _CYCLES
 
 
-def test_decoders_work_after_the_first() -> None:
-    # keep_heap runs once per process; every decoder decodes alike.
+def test_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The block is made the first time only; later calls cost a test.
+    made: list[int] = []
+    monkeypatch.setattr(heap, "_heap_kept", False)
+
+    def counted(size: int) -> bytes:
+        made.append(size)
+        return b""
+
+    monkeypatch.setattr(heap, "bytes", counted, raising=False)
     for _ in range(3):
-        decoder = ChunkedDecoder()
-        assert decoder.feed(b"5\r\nhello\r\n0\r\n\r\n") == b"hello"
-        assert decoder.done
+        keep_heap()
+    assert made == [HEAP_KEEP]
     assert HEAP_KEEP >= 2 * 256 * 1024
+
+
+def test_the_connector_keeps_the_heap(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every client connection is made through the connector, which asks for
+    # it before its first connection (even one that fails).
+    calls: list[int] = []
+    monkeypatch.setattr(connector, "keep_heap", lambda: calls.append(1))
+    origin = Origin.parse("http://127.0.0.1:9")
+    with pytest.raises(TransportError):
+        connector.SyncConnector("sync", origin).connect(2.0)
+    assert calls == [1]

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from .._backends.auto import make_async_backend
 from .._backends.base import AsyncBackend, AsyncByteStream
+from .._backends.heap import keep_heap
 from .._config import Origin, ProxyURL
 from .._exceptions import ConnectTimeout, TransportError
 from .._handshake import HANDSHAKE_READ, ConnectBudget, ConnectPlan, Handshake, RequestOptions
@@ -54,6 +55,7 @@ class AsyncConnector:
         """A stream ready for HTTP/1.1; the whole setup within ``timeout``."""
         plan = self._plan
         left = ConnectBudget(timeout)
+        keep_heap()  # this connection's reads go through the heap (see HEAP_KEEP)
         try:
             with self.backend.fail_after(timeout):
                 try:

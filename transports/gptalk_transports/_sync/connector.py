@@ -15,6 +15,7 @@ import ssl
 from typing import Protocol
 
 from .._backends.base import SyncBackend, SyncByteStream
+from .._backends.heap import keep_heap
 from .._backends.sync import make_sync_backend
 from .._config import Origin, ProxyURL
 from .._exceptions import ConnectTimeout, TransportError
@@ -55,6 +56,7 @@ class SyncConnector:
         """A stream ready for HTTP/1.1; the whole setup within ``timeout``."""
         plan = self._plan
         left = ConnectBudget(timeout)
+        keep_heap()  # this connection's reads go through the heap (see HEAP_KEEP)
         try:
             with self.backend.fail_after(timeout):
                 try:
