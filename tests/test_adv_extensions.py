@@ -129,7 +129,8 @@ def test_chat_changes_equal_reference_with_hostile_streams(
     assert seen[-1] == g.ChatDone(content[-1] if content else "")
 
 
-#: A raw non-ASCII head: such values are decoded by reuse (an ASCII one whole).
+#: A raw non-ASCII head: such values are decoded by reuse by every parser
+#: (an ASCII one only by a parser that hands over Extensions).
 _HEAD_TEXT = "caf\u00e9 " * 420
 
 
@@ -186,8 +187,8 @@ def test_escaped_text_growing_through_escapes(steps: list[int], cuts: list[int])
     # Every non-ASCII character (and quote, backslash, line feed) an escape
     # in the JSON (ensure_ascii): each new piece starts or ends at one, and
     # emoji are surrogate-pair escapes.  Fed whole too (the Extension path).
-    # A raw non-ASCII head (so the values are decoded by reuse at all: an
-    # ASCII value is decoded whole), then the growing part all escapes.
+    # A raw non-ASCII head (so the values are decoded by reuse on every
+    # parser, not only the chat's), then the growing part all escapes.
     head = "caf\u00e9 " * 400
     texts, end = [], 0
     for step in steps:
