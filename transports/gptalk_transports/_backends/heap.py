@@ -1,38 +1,46 @@
 """The allocator's freed read buffers, kept for the next reads (glibc).
 
 A process-wide setting, so it lives with the IO, not in the sans-IO core:
-the connector calls :func:`keep_heap` before its first connection, and a
-user driving the core from their own IO stack decides for their process.
+the connector calls :func:`keep_heap` before a connection, the recording
+proxy as it starts, and a user driving the core from their own IO stack
+decides for their process.
+
+Why: a socket read allocates a buffer of the most it may take (256 KiB for
+an asyncio transport) and shrinks it to what came.  glibc's malloc serves a
+block of at least its mmap threshold (128 KiB at first) with ``mmap``, and
+gives the heap's free top back to the kernel once that top passes twice the
+threshold.  Each read's buffer, the body it carries and the line it
+completes are freed together (about 520 KiB, just over twice the threshold
+a 256 KiB block leaves), so the heap was given back and faulted in again at
+nearly every read: 83,000 page faults, a third of the client's CPU, for a
+64 KB reply sent 4 characters at a time; ``mmap``, ``mremap`` and
+``munmap`` on every read through the recording proxy.  Freeing one mapped
+block raises the threshold to that block's size, and the trim threshold to
+twice it, for the rest of the process (mallopt(3)'s dynamic threshold):
+the buffers then come from the heap, whose freed memory is reused.  What the
+process keeps is up to twice the block of freed heap.  Any other allocator
+just sees one short-lived allocation.
 """
 
 from __future__ import annotations
 
 __all__ = ["HEAP_KEEP", "keep_heap"]
 
-#: The size of the one allocation :func:`keep_heap` makes and frees.
-#: glibc's malloc hands blocks of at least its mmap threshold (128 KiB at
-#: first) straight to the kernel, and returns the heap's free top to it
-#: once that top passes twice the threshold; freeing a mapped block raises
-#: the threshold to the block's size.  A client's reads are up to 256 KiB,
-#: and each read's body, the line it completes and the read itself are
-#: freed together: about 520 KiB at the top, just over twice the threshold
-#: a 256 KiB block leaves.  So the heap was given back and faulted in again
-#: at every read: 83,000 page faults and a third of the client's CPU for a
-#: 64 KB reply sent 4 characters at a time.  Freeing one block of this size
-#: first keeps up to twice it (2 MiB) of free heap for the next reads.
+#: Bytes of the block a client's connector frees once (see the module's
+#: docstring): above every read buffer (256 KiB) with its body and line.
 HEAP_KEEP = 1024 * 1024
 
-_heap_kept = False
+_kept = 0  # the largest block freed so far
 
 
-def keep_heap() -> None:
-    """Once per process: let the allocator keep freed read buffers for the
-    next reads instead of returning them to the kernel (see HEAP_KEEP).
-    Costs one allocation; elsewhere than glibc it changes nothing."""
-    global _heap_kept  # noqa: PLW0603 - once per process, by design
-    if not _heap_kept:
-        _heap_kept = True
+def keep_heap(up_to: int = HEAP_KEEP) -> None:
+    """Let the allocator keep freed blocks below ``up_to`` bytes for the next
+    reads instead of returning them to the kernel; once per size, per process.
+    Costs one allocation the first time."""
+    global _kept  # noqa: PLW0603 - once per process, by design
+    if up_to > _kept:
+        _kept = up_to
         # A block over the threshold is mapped, and calloc'd as this one is,
         # never touched: allocating and freeing it costs two system calls.
-        block = bytes(HEAP_KEEP)
+        block = bytes(up_to)
         del block

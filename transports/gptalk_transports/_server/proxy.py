@@ -37,6 +37,7 @@ from .._async.connector import AsyncConnector
 from .._backends.anyio import AnyioStream
 from .._backends.asyncio import AsyncioStream, _Protocol
 from .._backends.base import AsyncByteStream
+from .._backends.heap import keep_heap
 from .._config import Origin, make_ssl_context
 from .._env_proxy import choose_proxy
 from .._exceptions import TransportError
@@ -63,7 +64,7 @@ SEND_TIMEOUT = 60.0
 UPSTREAM_READ_SIZE = 256 * 1024
 
 #: Bytes of the block a proxy allocates and frees once as it starts (see
-#: :func:`_reads_on_the_heap`): above every read buffer of either side (the
+#: :func:`~gptalk_transports._backends.heap.keep_heap`): above every read buffer of either side (the
 #: asyncio transports' 256 KiB, UPSTREAM_READ_SIZE, anyio's 64 KiB), and as
 #: large as the reads the spool's writer thread may hold at once
 #: (MAX_QUEUED): those are freed by that thread, a few at a time, and with
@@ -74,25 +75,6 @@ HEAP_READS_UP_TO = max(4 * UPSTREAM_READ_SIZE, MAX_QUEUED)
 # A peer gone, broken, or too slow (a read or write past its timeout): its
 # connection ends quietly.
 _CLIENT_GONE = (TransportError, TimeoutError)
-
-
-def _reads_on_the_heap() -> None:
-    """Have glibc's malloc serve the read buffers from its heap, not mmap.
-
-    A socket read allocates a buffer of the most it may take (256 KiB for an
-    asyncio transport) and shrinks it to what came.  glibc serves a block
-    above its mmap threshold (128 KiB at start) with ``mmap``, and a shrunk
-    one stays mapped: every read was ``mmap``, ``mremap`` and ``munmap``
-    (13 system calls per first-delta chat through the proxy, strace) and
-    fresh zeroed pages (page faults on up to a quarter of the pages of the
-    benchmark's 64 MB stream).  Freeing one mapped block raises the
-    threshold to that block's size, and the heap's trim threshold to twice
-    that, for the rest of the process (the dynamic threshold of mallopt(3)):
-    the buffers then come from the heap, whose freed memory is reused.  (What
-    the process keeps is then up to twice HEAP_READS_UP_TO of freed heap.)  Any
-    other allocator just sees one short-lived allocation.
-    """
-    bytearray(HEAP_READS_UP_TO)  # freed at once: only its size counts
 
 
 def _bad_gateway(text: str) -> bytes:
@@ -428,7 +410,7 @@ async def serve_proxy(
     """Serve the recording proxy until cancelled; ``task_status.started``
     gets its URL (set it as ``recorder.url`` too, for the 501 that refuses
     ``CONNECT``)."""
-    _reads_on_the_heap()
+    keep_heap(HEAP_READS_UP_TO)
     origin = time.monotonic()
 
     def clock() -> float:
