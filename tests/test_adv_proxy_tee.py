@@ -200,3 +200,48 @@ def test_the_recorder_leaves_out_a_response_it_cannot_read_back(answer: bytes) -
     cassette = recorder.cassette(recorded_at="2026-12-03T00:00:00Z")
     assert [i.request.target for i in cassette.interactions] == ["/good"]
     assert g.cassette.Cassette.loads(cassette.dumps()) == cassette
+
+
+async def _answers_and_closes(stream: anyio.abc.ByteStream) -> None:
+    async with stream:
+        await _normal(stream)
+
+
+async def _keeps_alive(stream: anyio.abc.ByteStream) -> None:
+    # As an HTTP/1.1 server does: answers, then waits for the next request,
+    # and closes when the other side has no more (its EOF).
+    async with stream:
+        await _head(stream)
+        await stream.send(OK)
+        with suppress(anyio.EndOfStream):
+            while await stream.receive():
+                pass
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("upstream", [_answers_and_closes, _keeps_alive])
+def test_a_client_that_half_closes_after_its_request(backend: str, upstream: Upstream) -> None:
+    # The client sends its request and shuts its sending side (as `nc`
+    # does), then reads until the proxy closes.  It gets the answer, and the
+    # proxy closes once the upstream did: the upstream is told of the
+    # half-close, so one that keeps connections alive closes too.  (Before,
+    # with responses not followed, the proxy closed at the client's EOF,
+    # before any answer.)
+    async def half_closes(stream: anyio.abc.ByteStream) -> bytes:
+        await stream.send(b"GET /first HTTP/1.1\r\nhost: h\r\n\r\n")
+        assert isinstance(stream, anyio.abc.SocketStream)
+        await stream.send_eof()
+        return await _read_all(stream)
+
+    async def served() -> tuple[bytes, str]:
+        async with (
+            proxy_in_front_of(upstream) as (run, address),
+            await anyio.connect_tcp(*address) as client,
+        ):
+            got = await half_closes(client)
+        assert run.cassette is not None
+        return got, run.cassette.dumps()
+
+    got, cassette = anyio.run(served, backend=backend)
+    assert got == OK
+    assert '"/first"' in cassette

@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 
 import anyio
 import pytest
-from anyio import wait_all_tasks_blocked
 
 import gptalk_proto as g
 import gptalk_proto.cassette
@@ -343,8 +342,18 @@ async def _ask(url: str) -> bytes:
         with suppress(anyio.EndOfStream):
             while not got.endswith(b"\r\n\r\nok"):
                 got += await client.receive()
-    await wait_all_tasks_blocked()  # the proxy's side of it ended too
+        await _until_closed(client)
     return got
+
+
+async def _until_closed(client: anyio.abc.SocketStream) -> None:
+    """Half-close, then read until the proxy closes: the event that says it
+    let go of the connection (it tells the upstream, and waits for it to
+    close too: a response may be in flight)."""
+    with suppress(anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+        await client.send_eof()
+        while await client.receive():
+            pass
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
@@ -391,7 +400,7 @@ def test_the_proxy_caps_connections_and_contains_a_connections_error(
                     while not got.endswith(b"ok"):
                         got += await held.receive()
                     assert await _ask(url) == b""
-                await wait_all_tasks_blocked()  # the held one ended too
+                    await _until_closed(held)
                 assert (await _ask(url)).endswith(b"ok")
                 group.cancel_scope.cancel()
 

@@ -160,6 +160,13 @@ class ProxyConnection:
         self._closed = False
 
     @property
+    def follows_responses(self) -> bool:
+        """Whether :attr:`pending` knows: responses are followed (``count_chats``)
+        and were readable so far.  When False, a response may be in flight
+        whatever :attr:`pending` says."""
+        return self._mirror is not None
+
+    @property
     def pending(self) -> bool:
         """A forwarded request has not had its whole response yet (False
         when responses are not followed: see ``count_chats``)."""

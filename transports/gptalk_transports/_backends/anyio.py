@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import socket
 import ssl
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 
 import anyio
-from anyio.abc import ByteStream, SocketAttribute
+from anyio.abc import ByteStream, SocketAttribute, SocketStream
 from anyio.streams.tls import TLSStream
 
 from .base import (
@@ -65,6 +65,13 @@ class AnyioStream:
 
     def is_readable(self) -> bool:
         return socket_is_readable(self._sock)
+
+    async def send_eof(self) -> None:
+        """Half-close: no more bytes will be sent (a no-op where the stream
+        cannot, e.g. over TLS)."""
+        if isinstance(self._stream, SocketStream):
+            with suppress(*_BROKEN):
+                await self._stream.send_eof()
 
     async def aclose(self) -> None:
         # Forceful: no TLS closing handshake that could block a cancelled task.

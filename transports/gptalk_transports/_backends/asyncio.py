@@ -248,6 +248,12 @@ class AsyncioStream:
             raise ReadError(f"the connection to {server_hostname} closed during the TLS handshake")
         return AsyncioStream(transport, self._protocol, self._peer, self._sock)
 
+    async def send_eof(self) -> None:
+        """Half-close: no more bytes will be sent (a no-op where the
+        transport cannot, e.g. over TLS)."""
+        if not self._transport.is_closing() and self._transport.can_write_eof():
+            self._transport.write_eof()
+
     def parts(self) -> tuple[asyncio.Transport, _Protocol]:
         """The transport and its protocol, for a server that moves bytes at
         the protocol level (the recording proxy's tee)."""

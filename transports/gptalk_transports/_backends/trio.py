@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import ssl
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 
 import trio
 
@@ -54,6 +54,13 @@ class TrioStream:
         with failed, _fail_after(timeout):
             await tls.do_handshake()
         return TrioStream(tls, self._sock, self._peer)
+
+    async def send_eof(self) -> None:
+        """Half-close: no more bytes will be sent (a no-op where the stream
+        cannot, e.g. over TLS)."""
+        if isinstance(self._stream, trio.abc.HalfCloseableStream):
+            with suppress(*_BROKEN):
+                await self._stream.send_eof()
 
     def is_readable(self) -> bool:
         return socket_is_readable(self._sock)

@@ -38,6 +38,7 @@ from .._backends.anyio import AnyioStream
 from .._backends.asyncio import AsyncioStream, _Protocol
 from .._backends.base import AsyncByteStream
 from .._backends.heap import keep_heap
+from .._backends.trio import TrioStream
 from .._config import Origin, make_ssl_context
 from .._env_proxy import choose_proxy
 from .._exceptions import TransportError
@@ -203,8 +204,20 @@ async def _proxy_one(
                 except _CLIENT_GONE:
                     data = b""  # gone, idle, or too slow with a request
                 if actions is None and not data:
-                    # The client is done (or idle): let a response in flight finish.
-                    if upstream is not None and conn.pending:
+                    # The client is done (or idle): let a response in flight
+                    # finish.  A client may half-close once it sent its last
+                    # request (RFC 9112 section 9.6 leaves the read side open)
+                    # and still wait for the answer.  Where responses are not
+                    # followed, nothing says whether one is in flight: the
+                    # upstream is told the same (it closes once it answered),
+                    # and its answer is passed on until then, within the
+                    # idle timeout.
+                    if upstream is not None and not conn.follows_responses:
+                        if isinstance(upstream, (AsyncioStream, AnyioStream, TrioStream)):
+                            await upstream.send_eof()
+                        with anyio.move_on_after(limits.idle_timeout):
+                            await pump_done.wait()
+                    elif upstream is not None and conn.pending:
                         with anyio.move_on_after(limits.idle_timeout):
                             await pump_done.wait()
                     group.cancel_scope.cancel()
@@ -266,6 +279,13 @@ class _Accepted(_Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self._spawn(self)
+
+    def eof_received(self) -> bool:
+        # A client that half-closed after its last request still reads the
+        # answer: the transport stays open for writing (True), and the task,
+        # which reads the end, closes it once the answer went out.
+        super().eof_received()
+        return True
 
     def data_received(self, data: bytes) -> None:
         fast = self.fast

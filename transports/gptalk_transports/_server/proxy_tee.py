@@ -81,8 +81,10 @@ class _Tee(asyncio.Protocol):
         if out is None:
             return
         client = self._client
-        if client.is_closing() or self._client_protocol.eof:
-            self._finish()  # the client is gone
+        if client.is_closing():
+            # The client is gone.  (Its end of sending alone is not: one that
+            # half-closed after its request still reads the answer.)
+            self._finish()
             return
         client.write(out)
         writer = self._client_protocol.writer
