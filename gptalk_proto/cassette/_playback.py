@@ -93,6 +93,7 @@ class ReplayState:
         cut: Callable[[bytes], list[bytes]],
     ) -> None:
         self.connection = connection
+        self._queue = connection._queue
         self.timing = timing
         self.cut = cut
         # The pieces of one recorded read not yet delivered: at most one read,
@@ -116,7 +117,9 @@ class ReplayState:
         means EOF; a due time of 0.0 means at once."""
         if self.pieces:
             return 0.0, self._take(max_bytes)
-        item = self.connection.next_chunk()
+        # (The connection's queue, read here without a call per read.)
+        queue = self._queue
+        item = queue.popleft() if queue else None
         if item is None:
             step = self.connection.current
             where = f"after step {step.kind!r}" if step is not None else "before any request"

@@ -102,6 +102,13 @@ class RecordedRequest:
         read once and shared by every replay (private: never changed)."""
         return header_map(self.headers)
 
+    @cached_property
+    def _known_heads(self) -> dict[bytes, tuple[object, int, str]]:
+        """Request heads (their bytes) already found to match this request:
+        profile, body length, ``"METHOD path"``.  Filled and read by replay
+        (private; see ``_replay.MAX_KNOWN_HEADS`` for its cap)."""
+        return {}
+
 
 def header_map(headers: Any) -> dict[str, str]:
     """``(name, value)`` pairs (``str`` or latin-1 ``bytes`` values) by

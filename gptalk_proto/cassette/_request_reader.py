@@ -139,6 +139,17 @@ class RequestReader:
                 )
                 conn.receive_data(leftover)
 
+    @property
+    def fresh(self) -> bool:
+        """Whether nothing is held: the next bytes begin a request."""
+        return self._fresh
+
+    def whole(self, data: bytes) -> ReadRequest | None:
+        """The one request ``data`` is, whole and plain, when nothing is
+        held; else None, and nothing changes (:meth:`feed` then reads it)."""
+        found = self._plain(data, 0.0) if self._fresh else None
+        return found[0] if found is not None and not found[1] else None
+
     def _plain(self, data: bytes, t: float) -> tuple[ReadRequest, bytes] | None:
         """The whole plain request ``data`` begins with, and the bytes past
         it; None for h11 to read (cut, not plain, or invalid)."""

@@ -22,6 +22,7 @@ import random
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 
 from gptalk_proto import LocalProtocolError
@@ -34,6 +35,7 @@ from gptalk_proto.cassette import (
 )
 
 from ._config import Origin
+from ._handshake import RequestOptions
 
 __all__ = [
     "CassetteFileError",
@@ -155,6 +157,18 @@ class Recording:
 
 
 # -- replay --------------------------------------------------------------------------
+
+
+#: Cap on the cassette origins whose request options are remembered (see
+#: replay_options): a test suite replays a few origins, many times each.
+MAX_REMEMBERED_ORIGINS = 64
+
+
+@lru_cache(maxsize=MAX_REMEMBERED_ORIGINS)
+def replay_options(origin: str) -> RequestOptions:
+    """The options a replaying client's requests get: the ``Host`` of the
+    cassette's ``origin``, as when it was recorded."""
+    return RequestOptions(Origin.parse(origin).host_header)
 
 
 def _cutter(rechunk: str | int) -> Callable[[bytes], list[bytes]]:

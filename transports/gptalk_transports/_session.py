@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import NamedTuple
 
 from gptalk_proto import DEFAULT_MODEL, ChatEvent, GPTalkError
@@ -50,11 +51,21 @@ class ChatResult(NamedTuple):
 EventSink = Callable[[ChatEvent], None]
 
 
+#: Cap on the text-request bodies whose fields are remembered: a cassette has a
+#: few, read again on every replay of it (the same bytes, so the same fields).
+MAX_REMEMBERED_TEXT_BODIES = 256
+
+
+@lru_cache(maxsize=MAX_REMEMBERED_TEXT_BODIES)
+def _text_fields(body: bytes) -> tuple[str, str] | None:
+    return text_request_fields(body)
+
+
 def text_steps(cassette: Cassette) -> list[tuple[int, str, str]]:
     """``(step, prompt, model)`` of every text request in the cassette."""
     steps = []
     for index, item in enumerate(cassette.interactions):
-        fields = text_request_fields(item.request.body) if item.kind == "text" else None
+        fields = _text_fields(item.request.body) if item.kind == "text" else None
         if fields is not None:
             prompt, model = fields
             steps.append((index, prompt, model or DEFAULT_MODEL))

@@ -17,8 +17,7 @@ from typing import Protocol
 from gptalk_proto.cassette import Cassette, CassetteError, Replayer, ReplayState, ReplayTiming
 
 from .._backends.base import SyncByteStream
-from .._cassettes import _cutter
-from .._config import Origin
+from .._cassettes import _cutter, replay_options
 from .._handshake import RequestOptions
 
 __all__ = ["SyncReplayClock", "SyncReplayConnector"]
@@ -56,13 +55,14 @@ class _SyncReplayStream:
         if self._eof:
             return b""
         due, data = self._state.next(max_bytes)
-        wait = due - self._clock.now() if due else 0.0
-        if wait > 0:
-            # A recorded gap longer than the client's read timeout times out,
-            # as it would have live.
-            self._clock.sleep(wait if timeout is None else min(wait, timeout))
-            if timeout is not None and wait > timeout:
-                raise TimeoutError
+        if due:  # (instant replay's are all 0.0: at once)
+            wait = due - self._clock.now()
+            if wait > 0:
+                # A recorded gap longer than the client's read timeout times
+                # out, as it would have live.
+                self._clock.sleep(wait if timeout is None else min(wait, timeout))
+                if timeout is not None and wait > timeout:
+                    raise TimeoutError
         if data is None:
             self._eof = True
             return b""
@@ -103,7 +103,7 @@ class SyncReplayConnector:
         self.timing = timing or ReplayTiming()
         self._cut = _cutter(rechunk)
         self.clock: SyncReplayClock = clock or _DefaultClock()
-        self._options = RequestOptions(Origin.parse(cassette.origin).host_header)
+        self._options = replay_options(cassette.origin)
 
     @property
     def request_options(self) -> RequestOptions:
