@@ -475,3 +475,55 @@ def test_a_slow_client_gets_the_whole_reply_when_the_upstream_closes_after_it(
         assert len(got.partition(b"\r\n\r\n")[2]) == size
 
     anyio.run(main, backend="asyncio")
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_half_closed_client_is_let_go_when_the_upstream_never_answers(backend: str) -> None:
+    """Hostile: a client half-closes after its request, and the upstream
+    neither answers nor closes.  The proxy waits for the answer no longer
+    than its idle timeout, then closes the client: the client's end of
+    stream is the event checked."""
+
+    async def silent(stream: anyio.abc.ByteStream) -> None:
+        # Reads the request and the proxy's half-close, answers nothing, and
+        # keeps its side open until the test ends.
+        async with stream:
+            with suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                while True:
+                    await stream.receive()
+            await anyio.sleep_forever()
+
+    async def main() -> bytes:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        recorder, connector = proxy_module._recorder_for(
+            f"http://127.0.0.1:{port}", None, False, True, False
+        )
+        # Generous for the request, short for what follows the client's end.
+        limits = driver_module.Limits(
+            header_timeout=30,
+            request_timeout=30,
+            min_rate=None,
+            min_rate_grace=30,
+            idle_timeout=0.2,
+        )
+        with anyio.fail_after(60):  # a safety net; what is checked are events
+            async with listener, anyio.create_task_group() as group:
+                group.start_soon(listener.serve, silent)
+                url = await group.start(
+                    lambda task_status: proxy_module.serve_proxy(
+                        recorder, connector, limits=limits, task_status=task_status
+                    )
+                )
+                parts = urlsplit(url)
+                async with await anyio.connect_tcp(parts.hostname or "", parts.port or 0) as client:
+                    await client.send(b"GET /x HTTP/1.1\r\nhost: h\r\n\r\n")
+                    await client.send_eof()
+                    got = b""
+                    with suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                        while True:
+                            got += await client.receive()
+                group.cancel_scope.cancel()
+        return got
+
+    assert anyio.run(main, backend=backend) == b""
