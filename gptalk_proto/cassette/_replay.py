@@ -40,7 +40,7 @@ from ._format import Cassette, CassetteError, Interaction, RecordedChunk, Record
 from ._profiles import Profile, profile_named
 from ._records import header_map
 from ._redact import PLACEHOLDER
-from ._request_reader import RequestReader
+from ._request_reader import RequestHead, RequestReader
 
 __all__ = [
     "EOF",
@@ -317,6 +317,16 @@ def _json(body: bytes) -> Any:
         return None
 
 
+def _compared(head: RequestHead) -> tuple[str, str, list[tuple[str, str]]]:
+    """A read request head as :meth:`Replayer.match` takes it: method,
+    target and headers as text."""
+    return (
+        head.method.decode("ascii"),
+        head.target.decode("ascii"),
+        [(n.decode("latin-1"), v.decode("latin-1")) for n, v in head.headers],
+    )
+
+
 class ReplayConnection:
     """One connection's server side: requests in, recorded bytes out."""
 
@@ -341,13 +351,9 @@ class ReplayConnection:
             if item is None:
                 request = reader.whole(data)
                 if request is not None:
-                    head, body = request.head, request.body
+                    body = request.body
                     item = replayer._match(
-                        head.method.decode("ascii"),
-                        head.target.decode("ascii"),
-                        [(n.decode("latin-1"), v.decode("latin-1")) for n, v in head.headers],
-                        body,
-                        data[: len(data) - len(body)],
+                        *_compared(request.head), body, data[: len(data) - len(body)]
                     )
             if item is not None:
                 self._answer(item)
@@ -357,14 +363,7 @@ class ReplayConnection:
         except InvalidHTTP as exc:
             raise CassetteError(f"the client sent invalid HTTP during replay: {exc}") from None
         for head, body, _ in requests:
-            self._answer(
-                self._replayer.match(
-                    head.method.decode("ascii"),
-                    head.target.decode("ascii"),
-                    [(n.decode("latin-1"), v.decode("latin-1")) for n, v in head.headers],
-                    body,
-                )
-            )
+            self._answer(self._replayer.match(*_compared(head), body))
 
     def _answer(self, item: Interaction) -> None:
         self.current = item
