@@ -9,8 +9,15 @@ from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
+import pytest
 
+import gptalk_proto as g
+import gptalk_proto.cassette
+from gptalk_transports._server import proxy as proxy_module
+from gptalk_transports._server.driver import Limits
 from gptalk_transports._server.proxy import ProxyRun, record_through_proxy
+from gptalk_transports._server.refserver import DEFAULT_MAX_CONNECTIONS
+from gptalk_transports._server.replay import DEFAULT_LIMITS
 
 Upstream = Callable[[anyio.abc.ByteStream], Awaitable[None]]
 
@@ -34,3 +41,53 @@ async def proxy_in_front_of(
                 parts = urlsplit(run.url)
                 yield run, (parts.hostname or "", parts.port or 0)
             group.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def serving_proxy(
+    upstream: Upstream,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    safety: float = 60,
+) -> AsyncIterator[str]:
+    """Serve ``upstream`` (called once per connection) on loopback, and the
+    proxy's own server (``serve_proxy``, with these ``limits`` and
+    ``max_connections``) in front of it: yields the proxy's URL.
+
+    ``safety``: as for :func:`proxy_in_front_of`."""
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    recorder, connector = proxy_module._recorder_for(
+        f"http://127.0.0.1:{port}", None, False, True, False
+    )
+    with anyio.fail_after(safety):
+        async with listener, anyio.create_task_group() as group:
+            group.start_soon(listener.serve, upstream)
+            url = await group.start(
+                lambda task_status: proxy_module.serve_proxy(
+                    recorder,
+                    connector,
+                    limits=limits,
+                    max_connections=max_connections,
+                    task_status=task_status,
+                )
+            )
+            yield url
+            group.cancel_scope.cancel()
+
+
+def fail_the_second_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The core raises (a bug) for the second request any proxy connection
+    reads; every other request goes through."""
+    real = g.cassette.ProxyConnection.client_data
+    calls = 0
+
+    def flaky(self: g.cassette.ProxyConnection, data: bytes, t: float) -> list[object]:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("a bug")
+        return real(self, data, t)  # type: ignore[return-value]
+
+    monkeypatch.setattr(g.cassette.ProxyConnection, "client_data", flaky)

@@ -33,7 +33,7 @@ from gptalk_transports._server.replay import serve_cassettes_in_thread
 
 from .console import gptalk, listening
 from .foreign_app import AppState, reply_pieces, run_in_thread
-from .proxy_cases import proxy_in_front_of
+from .proxy_cases import fail_the_second_request, proxy_in_front_of, serving_proxy
 
 PLAIN = Path(__file__).resolve().parent.parent / "cassettes" / "plain-chat.json"
 #: The headers our client sends, from a shipped cassette: a hand-driven
@@ -362,47 +362,25 @@ def test_the_proxy_caps_connections_and_contains_a_connections_error(
 ) -> None:
     """Both listeners (asyncio's own transports, and anyio's on trio) keep
     the cap and contain one connection's error: it alone ends, logged."""
-    real = g.cassette.ProxyConnection.client_data
-    calls = 0
-
-    def flaky(self: g.cassette.ProxyConnection, data: bytes, t: float) -> list[object]:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
-            raise RuntimeError("a bug")
-        return real(self, data, t)  # type: ignore[return-value]
-
-    monkeypatch.setattr(g.cassette.ProxyConnection, "client_data", flaky)
+    fail_the_second_request(monkeypatch)
 
     async def main() -> None:
-        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-        port = listener.extra(anyio.abc.SocketAttribute.local_port)
-        recorder, connector = proxy_module._recorder_for(
-            f"http://127.0.0.1:{port}", None, False, True, False
-        )
-        with anyio.fail_after(60):  # a safety net; what is checked are counts
-            async with listener, anyio.create_task_group() as group:
-                group.start_soon(listener.serve, _tiny_upstream)
-                url = await group.start(
-                    lambda task_status: proxy_module.serve_proxy(
-                        recorder, connector, max_connections=1, task_status=task_status
-                    )
-                )
-                assert (await _ask(url)).endswith(b"ok")
-                assert await _ask(url) == b""  # the bug's connection: closed
-                assert (await _ask(url)).endswith(b"ok")  # the listener goes on
-                # One connection held open: the next one is refused.
-                parts = urlsplit(url)
-                held = await anyio.connect_tcp(parts.hostname or "", parts.port or 0)
-                async with held:
-                    await held.send(b"GET /x HTTP/1.1\r\nhost: h\r\n\r\n")
-                    got = b""
-                    while not got.endswith(b"ok"):
-                        got += await held.receive()
-                    assert await _ask(url) == b""
-                    await _until_closed(held)
-                assert (await _ask(url)).endswith(b"ok")
-                group.cancel_scope.cancel()
+        # (What is checked are counts; the helper's deadline is a safety net.)
+        async with serving_proxy(_tiny_upstream, max_connections=1) as url:
+            assert (await _ask(url)).endswith(b"ok")
+            assert await _ask(url) == b""  # the bug's connection: closed
+            assert (await _ask(url)).endswith(b"ok")  # the listener goes on
+            # One connection held open: the next one is refused.
+            parts = urlsplit(url)
+            held = await anyio.connect_tcp(parts.hostname or "", parts.port or 0)
+            async with held:
+                await held.send(b"GET /x HTTP/1.1\r\nhost: h\r\n\r\n")
+                got = b""
+                while not got.endswith(b"ok"):
+                    got += await held.receive()
+                assert await _ask(url) == b""
+                await _until_closed(held)
+            assert (await _ask(url)).endswith(b"ok")
 
     with caplog.at_level("ERROR", logger="gptalk_transports.server"):
         anyio.run(main, backend=backend)
@@ -447,31 +425,19 @@ def test_a_slow_client_gets_the_whole_reply_when_the_upstream_closes_after_it(
             )
 
     async def main() -> None:
-        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-        port = listener.extra(anyio.abc.SocketAttribute.local_port)
-        recorder, connector = proxy_module._recorder_for(
-            f"http://127.0.0.1:{port}", None, False, True, False
-        )
-        with anyio.fail_after(60):  # a safety net; what is checked are bytes
-            async with listener, anyio.create_task_group() as group:
-                group.start_soon(listener.serve, upstream)
-                url = await group.start(
-                    lambda task_status: proxy_module.serve_proxy(
-                        recorder, connector, task_status=task_status
-                    )
-                )
-                parts = urlsplit(url)
-                loop = asyncio.get_running_loop()
-                with socket.socket() as sock:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, small)  # before connect
-                    sock.setblocking(False)
-                    await loop.sock_connect(sock, (parts.hostname or "", parts.port or 0))
-                    await loop.sock_sendall(sock, b"GET /x HTTP/1.1\r\nhost: h\r\n\r\n")
-                    await ended.wait()  # nothing read until the proxy is done
-                    got = b""
-                    while data := await loop.sock_recv(sock, 65536):
-                        got += data
-                group.cancel_scope.cancel()
+        # (What is checked are bytes; the helper's deadline is a safety net.)
+        async with serving_proxy(upstream) as url:
+            parts = urlsplit(url)
+            loop = asyncio.get_running_loop()
+            with socket.socket() as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, small)  # before connect
+                sock.setblocking(False)
+                await loop.sock_connect(sock, (parts.hostname or "", parts.port or 0))
+                await loop.sock_sendall(sock, b"GET /x HTTP/1.1\r\nhost: h\r\n\r\n")
+                await ended.wait()  # nothing read until the proxy is done
+                got = b""
+                while data := await loop.sock_recv(sock, 65536):
+                    got += data
         assert len(got.partition(b"\r\n\r\n")[2]) == size
 
     anyio.run(main, backend="asyncio")
@@ -494,11 +460,6 @@ def test_a_half_closed_client_is_let_go_when_the_upstream_never_answers(backend:
             await anyio.sleep_forever()
 
     async def main() -> bytes:
-        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-        port = listener.extra(anyio.abc.SocketAttribute.local_port)
-        recorder, connector = proxy_module._recorder_for(
-            f"http://127.0.0.1:{port}", None, False, True, False
-        )
         # Generous for the request, short for what follows the client's end.
         limits = driver_module.Limits(
             header_timeout=30,
@@ -507,23 +468,16 @@ def test_a_half_closed_client_is_let_go_when_the_upstream_never_answers(backend:
             min_rate_grace=30,
             idle_timeout=0.2,
         )
-        with anyio.fail_after(60):  # a safety net; what is checked are events
-            async with listener, anyio.create_task_group() as group:
-                group.start_soon(listener.serve, silent)
-                url = await group.start(
-                    lambda task_status: proxy_module.serve_proxy(
-                        recorder, connector, limits=limits, task_status=task_status
-                    )
-                )
-                parts = urlsplit(url)
-                async with await anyio.connect_tcp(parts.hostname or "", parts.port or 0) as client:
-                    await client.send(b"GET /x HTTP/1.1\r\nhost: h\r\n\r\n")
-                    await client.send_eof()
-                    got = b""
-                    with suppress(anyio.EndOfStream, anyio.BrokenResourceError):
-                        while True:
-                            got += await client.receive()
-                group.cancel_scope.cancel()
+        # (What is checked are events; the helper's deadline is a safety net.)
+        async with serving_proxy(silent, limits=limits) as url:
+            parts = urlsplit(url)
+            async with await anyio.connect_tcp(parts.hostname or "", parts.port or 0) as client:
+                await client.send(b"GET /x HTTP/1.1\r\nhost: h\r\n\r\n")
+                await client.send_eof()
+                got = b""
+                with suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                    while True:
+                        got += await client.receive()
         return got
 
     assert anyio.run(main, backend=backend) == b""

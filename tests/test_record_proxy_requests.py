@@ -14,11 +14,10 @@ import anyio.abc
 import pytest
 from anyio import wait_all_tasks_blocked
 
-import gptalk_proto as g
-import gptalk_proto.cassette
 from gptalk_transports._server import proxy as proxy_module
 from gptalk_transports._server.driver import Limits
 
+from .proxy_cases import fail_the_second_request, serving_proxy
 from .test_record_proxy import _tiny_upstream
 
 GET = b"GET /x HTTP/1.1\r\nhost: h\r\n\r\n"
@@ -43,35 +42,21 @@ async def _on_one_connection(steps: list[bytes], ends: list[bytes]) -> tuple[lis
     """Through a proxy to an upstream that answers ``ok``: a GET (the upstream
     is then teed), then each step, reading until its end; what came, and
     whether the proxy then closed the connection."""
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    recorder, connector = proxy_module._recorder_for(
-        f"http://127.0.0.1:{port}", None, False, True, False
-    )
     got: list[bytes] = []
-    with anyio.fail_after(30):  # a safety net
-        async with listener, anyio.create_task_group() as group:
-            group.start_soon(listener.serve, _tiny_upstream)
-            url = await group.start(
-                lambda task_status: proxy_module.serve_proxy(
-                    recorder, connector, limits=LIMITS, task_status=task_status
-                )
-            )
-            parts = urlsplit(url)
-            client = await anyio.connect_tcp(parts.hostname or "", parts.port or 0)
-            async with client:
-                await client.send(GET)
-                got.append(await _until(client, b"ok"))
-                await wait_all_tasks_blocked()  # the tee runs, the task waits
-                for step, end in zip(steps, ends, strict=True):
-                    await client.send(step)
-                    got.append(await _until(client, end))
-                    if not end:  # a piece of a request: the next one comes apart
-                        await anyio.sleep(0.05)
-                closed = False
-                with anyio.move_on_after(3):
-                    closed = await _until(client, b"never") == b""
-            group.cancel_scope.cancel()
+    async with serving_proxy(_tiny_upstream, limits=LIMITS, safety=30) as url:
+        parts = urlsplit(url)
+        async with await anyio.connect_tcp(parts.hostname or "", parts.port or 0) as client:
+            await client.send(GET)
+            got.append(await _until(client, b"ok"))
+            await wait_all_tasks_blocked()  # the tee runs, the task waits
+            for step, end in zip(steps, ends, strict=True):
+                await client.send(step)
+                got.append(await _until(client, end))
+                if not end:  # a piece of a request: the next one comes apart
+                    await anyio.sleep(0.05)
+            closed = False
+            with anyio.move_on_after(3):
+                closed = await _until(client, b"never") == b""
     return got, closed
 
 
@@ -133,17 +118,7 @@ def test_a_bug_on_a_kept_alive_connection_is_contained(
 ) -> None:
     """The core raising for a connection's second request (read where it
     came in, on asyncio) ends that connection, with one log line."""
-    real = g.cassette.ProxyConnection.client_data
-    calls = 0
-
-    def flaky(self: g.cassette.ProxyConnection, data: bytes, t: float) -> list[object]:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
-            raise RuntimeError("a bug")
-        return real(self, data, t)  # type: ignore[return-value]
-
-    monkeypatch.setattr(g.cassette.ProxyConnection, "client_data", flaky)
+    fail_the_second_request(monkeypatch)
     with caplog.at_level("ERROR", logger="gptalk_transports.server"):
         got, closed = anyio.run(_on_one_connection, [GET], [b"ok"], backend=backend)
     assert got == [OK, b""]
