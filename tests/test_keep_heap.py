@@ -9,8 +9,8 @@ per process): blocks of read size freed and made again stop faulting.
 from __future__ import annotations
 
 import platform
-import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +19,8 @@ from gptalk_transports._backends.heap import HEAP_KEEP, keep_heap
 from gptalk_transports._config import Origin
 from gptalk_transports._exceptions import TransportError
 from gptalk_transports._sync import connector
+
+from .fresh_interpreter import count_in_fresh_interpreter
 
 _CYCLES = 200
 
@@ -43,25 +45,16 @@ print(faults() - before)
 """
 
 
-def _faults(mode: str) -> int:
-    done = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, mode],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return int(done.stdout)
-
-
 @pytest.mark.skipif(
     sys.platform != "linux" or platform.libc_ver()[0] != "glibc",
     reason="the page faults measured are glibc's heap trimming",
 )
-def test_read_cycles_stop_faulting_the_heap_in() -> None:
+def test_read_cycles_stop_faulting_the_heap_in(tmp_path: Path) -> None:
     # Without: each cycle's blocks are given back and faulted in again
     # (3 x 98 pages of 4 KiB); with: the heap keeps them, next to no fault.
-    without = _faults("plain")
-    kept = _faults("keep")
+    count_in_fresh_interpreter(_SCRIPT, "plain", tmp_path)  # fills the bytecode cache
+    without = count_in_fresh_interpreter(_SCRIPT, "plain", tmp_path)
+    kept = count_in_fresh_interpreter(_SCRIPT, "keep", tmp_path)
     assert without > _CYCLES * 64
     assert kept < _CYCLES
 

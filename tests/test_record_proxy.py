@@ -11,7 +11,6 @@ import os
 import platform
 import signal
 import socket
-import subprocess
 import sys
 from contextlib import suppress
 from pathlib import Path
@@ -33,6 +32,7 @@ from gptalk_transports._server.replay import serve_cassettes_in_thread
 
 from .console import gptalk, listening
 from .foreign_app import AppState, reply_pieces, run_in_thread
+from .fresh_interpreter import count_in_fresh_interpreter
 from .proxy_cases import fail_the_second_request, proxy_in_front_of, serving_proxy
 
 PLAIN = Path(__file__).resolve().parent.parent / "cassettes" / "plain-chat.json"
@@ -195,30 +195,9 @@ else:
 def test_a_running_proxy_reads_into_heap_buffers_not_fresh_mappings(tmp_path: Path) -> None:
     """Each 256 KiB read buffer was a fresh mapping (mmap, mremap, munmap
     and a page fault per read) until a proxy started in the process."""
-    # One hash seed for both: whether the imports alone happen to free a
-    # large block (which raises the threshold too) depends on it.  And the
-    # imports come from cached bytecode: compiling a large module from source
-    # frees such a block (with PYTHONDONTWRITEBYTECODE set, as on CI, every
-    # run compiled, and the test always skipped).  The cache goes under
-    # tmp_path, filled by a first run, not into the source tree.
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(sys.path),
-        "PYTHONHASHSEED": "0",
-        "PYTHONPYCACHEPREFIX": str(tmp_path),
-    }
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
 
     def faults(mode: str) -> int:
-        found = subprocess.run(
-            [sys.executable, "-c", _READS, mode],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=env,
-            timeout=60,
-        )
-        return int(found.stdout)
+        return count_in_fresh_interpreter(_READS, mode, tmp_path)
 
     faults("imported")  # fills the bytecode cache
     if faults("imported") < 200:  # a fault (or two) per read is the premise
