@@ -222,9 +222,8 @@ class Recorder:
         A list or tuple of ``headers`` is kept as it is, not copied: it must
         not change afterwards."""
         conn = self._connections[connection]
-        # Kept as given (a list or tuple is not copied: the caller's, not to
-        # be changed afterwards); the method and target are decoded here, so
-        # bytes that are not ASCII are refused as they are recorded.
+        # (See above for the headers.)  The method and target are decoded
+        # here, so bytes that are not ASCII are refused as they are recorded.
         kept = headers if isinstance(headers, (list, tuple)) else tuple(headers)
         conn.current = _Exchange(
             conn.number,
