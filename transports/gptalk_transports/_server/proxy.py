@@ -64,9 +64,9 @@ SEND_TIMEOUT = 60.0
 #: ``recv`` got (as the client's driver does, with the same size).
 UPSTREAM_READ_SIZE = 256 * 1024
 
-#: Bytes of the block a proxy allocates and frees once as it starts (see
-#: :func:`~gptalk_transports._backends.heap.keep_heap`): above every read buffer of either side (the
-#: asyncio transports' 256 KiB, UPSTREAM_READ_SIZE, anyio's 64 KiB), and as
+#: Bytes of the block a proxy has freed once as it starts (``keep_heap``, in
+#: ``_backends.heap``): above every read buffer of either side (the asyncio
+#: transports' 256 KiB, UPSTREAM_READ_SIZE, anyio's 64 KiB), and as
 #: large as the reads the spool's writer thread may hold at once
 #: (MAX_QUEUED): those are freed by that thread, a few at a time, and with
 #: the heap trimmed at twice only 1 MiB its top went back to the kernel and
