@@ -106,7 +106,7 @@ def _record(
 def test_each_read_is_one_chunk_at_its_time(tee_path: str) -> None:
     """A gated upstream: each piece is one upstream read, so one recorded
     chunk, whatever its size (up to a pipe's), in order and in time."""
-    pieces = [b"a", b"b" * 100, b"c" * 4096, b"d" * 16000, b"e" * 7]
+    pieces = [b"a", b"b" * 100, b"c" * 4096, b"d" * 40_000, b"e" * 7, b"f" * 60_000]
     _, chunks, times = _record(pieces, gated=True)
     assert chunks == [HEAD, *pieces]
     assert times == sorted(times)

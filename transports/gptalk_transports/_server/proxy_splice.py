@@ -33,7 +33,7 @@ import socket
 from collections.abc import Callable
 
 from .._backends.asyncio import AsyncioStream, _Protocol
-from .spool import CAN_SPLICE, FileChunkStore, make_pipe
+from .spool import CAN_SPLICE, WRITE_HERE_BELOW, FileChunkStore, make_pipe
 
 __all__ = ["can_splice", "splice_on_asyncio"]
 
@@ -185,8 +185,16 @@ class _SpliceTee(asyncio.Protocol):
             return
         t = self._clock()  # the read's time, before its copy to the spool
         try:
-            key = self._store.put_teed(self._r1, size, self._capacity)
-            if key is None:  # pragma: no cover - the store's pipes are smaller
+            # A small read (a short chat's) is read into memory: the store
+            # holds it with its neighbours and writes them together (see
+            # WRITE_HERE_BELOW), where a pipe of its own, the writer thread's
+            # wake-up and a system call each would cost more than the copy.
+            key = (
+                self._store.put_teed(self._r1, size, self._capacity)
+                if size >= WRITE_HERE_BELOW
+                else None
+            )
+            if key is None:  # small, or the store's pipes are smaller
                 data = _read_exactly(self._r1, size)
                 self._stored(self._store.put(data), t)
                 self._send_held(data)
@@ -227,9 +235,6 @@ class _SpliceTee(asyncio.Protocol):
         except Exception as exc:  # the recorder's: this connection's end
             self._finish(exc)
             return
-        if self._client.is_closing():
-            self._finish()
-            return
         self._send_held(out)
 
     def resume(self) -> None:
@@ -241,6 +246,9 @@ class _SpliceTee(asyncio.Protocol):
         """Bytes for the client through its transport, which sends them as
         the client drains: no upstream read until it did (see the module's
         docstring)."""
+        if self._client.is_closing():
+            self._finish()  # the client is gone (see _send)
+            return
         self._client.write(data)
         writer = self._client_protocol.writer
         if self._timer is None and writer is not None and not writer.done():
