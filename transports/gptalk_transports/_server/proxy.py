@@ -9,8 +9,9 @@ core asks for.  Both sides are :class:`AsyncByteStream` s: on asyncio,
 asyncio's own transports (the listener too), where the tee runs inside the
 upstream transport's protocol (see .proxy_tee) and, once it runs, the
 client's requests are forwarded inside the client transport's protocol (see
-forward_now in _proxy_one); elsewhere (trio) anyio's streams, with a pump
-task.
+forward_now in _proxy_one); on Linux over plain TCP, where responses are not
+followed, that tee moves the bytes with ``splice`` (see .proxy_splice);
+elsewhere (trio) anyio's streams, with a pump task.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ from .._backends.trio import TrioStream
 from .._config import Origin, make_ssl_context
 from .._env_proxy import choose_proxy
 from .._exceptions import TransportError
-from . import spool
 from .driver import READ_SIZE, Limits, ServerStats, in_background, serve_contained, serve_listener
 from .proxy_splice import can_splice, splice_on_asyncio
 from .proxy_tee import tee_on_asyncio
@@ -175,8 +175,7 @@ async def _proxy_one(
                     if (
                         SPLICE
                         and not conn.follows_responses
-                        and isinstance(store, spool.FileChunkStore)
-                        and can_splice(upstream, client, store)
+                        and can_splice(store, upstream, client)
                     ):
                         # Linux: the bytes go by without a copy into Python.
                         await splice_on_asyncio(

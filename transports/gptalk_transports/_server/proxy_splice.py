@@ -31,6 +31,7 @@ import asyncio
 import os
 import socket
 from collections.abc import Callable
+from typing import TypeGuard
 
 from .._backends.asyncio import AsyncioStream, _Protocol
 from .spool import CAN_SPLICE, WRITE_HERE_BELOW, FileChunkStore, make_pipe
@@ -50,7 +51,9 @@ def _plain_socket(transport: asyncio.Transport) -> socket.socket | None:
     return sock  # type: ignore[no-any-return]
 
 
-def can_splice(upstream: AsyncioStream, client: AsyncioStream, store: object) -> bool:
+def can_splice(
+    store: object, upstream: AsyncioStream, client: AsyncioStream
+) -> TypeGuard[FileChunkStore]:
     """Whether :func:`splice_on_asyncio` can tee these two streams into ``store``."""
     if not CAN_SPLICE or not isinstance(store, FileChunkStore):
         return False

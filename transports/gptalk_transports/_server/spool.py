@@ -21,6 +21,12 @@ are the same as when written in place; :meth:`get` waits for what is queued.
 Small reads (a short chat's) are held and written many at a time by
 :meth:`put` itself (see HOLD_UP_TO): no system call per read.
 
+On Linux the proxy's splice tee (see .proxy_splice) never has a large read
+in Python's memory: :meth:`put_teed` copies it from the tee's pipe into a
+pipe of the store's (``tee``: page references, not the bytes), queued like
+a put read, and the writer thread moves it into the file (``splice``): the
+one copy of the read, off the event loop's thread.
+
 The file has no name (``tempfile.TemporaryFile``): nothing is left behind
 on any exit path, a crash or ``SIGKILL`` included; :meth:`close` frees it at
 once.
@@ -29,8 +35,7 @@ once.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
+import functools
 import os
 import sys
 import tempfile
@@ -103,14 +108,16 @@ PIPE_SIZE = 256 * 1024
 MAX_PIPES = 16
 
 
-def _load_tee() -> Callable[[int, int, int, int], int] | None:
-    """libc's ``tee(2)`` (Python has ``os.splice`` but no ``tee``), or None."""
-    if sys.platform != "linux" or _SPLICE is None:
-        return None
+@functools.cache
+def _tee() -> Callable[[int, int, int, int], int] | None:
+    """libc's ``tee(2)`` (Python has ``os.splice`` but no ``tee``), looked up
+    in the symbols the process has loaded (the first time it is needed: not
+    as the module loads), or None."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        function = libc.tee
-    except (OSError, AttributeError):  # pragma: no cover - no such libc
+        import ctypes  # noqa: PLC0415 (only where a tee runs: Linux, on its first use)
+
+        function = ctypes.CDLL(None, use_errno=True).tee
+    except (ImportError, OSError, AttributeError):  # pragma: no cover - no such libc
         return None
     function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_size_t, ctypes.c_uint]
     function.restype = ctypes.c_ssize_t
@@ -123,9 +130,6 @@ def _load_tee() -> Callable[[int, int, int, int], int] | None:
         return done
 
     return tee
-
-
-_TEE = _load_tee()
 
 
 def make_pipe() -> tuple[int, int, int]:
@@ -162,7 +166,7 @@ class _Teed:
 _POSITIONED = hasattr(os, "pwrite") and hasattr(os, "pread")
 
 #: Whether :meth:`FileChunkStore.put_teed` can run (Linux, Python >= 3.10).
-CAN_SPLICE = _SPLICE is not None and _TEE is not None and _POSITIONED
+CAN_SPLICE = sys.platform == "linux" and _SPLICE is not None and _POSITIONED
 
 
 def _wake_at() -> int:
@@ -300,10 +304,13 @@ class FileChunkStore:
         a pipe of the store's (references to the same pages, not the bytes),
         and the writer thread moves that into the file (``splice``: they
         never reach Python's memory).  Their key is its index; None (nothing
-        kept) where the store's pipes are smaller than ``source``.  Waits
+        kept) where the store's pipes are smaller than ``source`` (or libc
+        has no ``tee``).  Waits
         while MAX_PIPES reads wait for the writer, as :meth:`put` past
         MAX_QUEUED does.  Linux only (see CAN_SPLICE)."""
-        assert _TEE is not None, "no tee here: see CAN_SPLICE"
+        tee = _tee()
+        if tee is None:  # pragma: no cover - a libc without tee
+            return None
         if self._error is not None:
             raise self._error
         if self._closing:
@@ -335,7 +342,7 @@ class FileChunkStore:
             return None
         try:
             # The pipe is empty and no smaller than the source: all of it.
-            copied = _TEE(source, pipe[1], size, _NONBLOCK)
+            copied = tee(source, pipe[1], size, _NONBLOCK)
             if copied != size:  # pragma: no cover - see above
                 raise OSError(f"tee copied {copied} of {size} bytes")
         except BaseException:
