@@ -80,8 +80,8 @@ def _read_exactly(fd: int, size: int) -> bytes:
 class _SpliceTee(asyncio.Protocol):
     """The tee itself: a reader callback on the upstream's socket, and the
     upstream transport's protocol while it runs (its transport reads
-    nothing then: it hears only of the connection's loss, a write error's
-    say, which ends the tee).  The request direction's waits
+    nothing then: it hears only of the connection's loss, after a failed
+    write of a request say, which ends the tee).  The request direction's waits
     (``pause_writing``, ``connection_lost``) still go to the stream's own
     protocol, which ``send_all`` watches."""
 
@@ -122,6 +122,9 @@ class _SpliceTee(asyncio.Protocol):
         self.done: asyncio.Future[None] = self._loop.create_future()
 
     def start(self) -> None:
+        """Read the upstream's socket as it becomes readable."""
+        if self._reading:
+            return
         self._reading = True
         # The loop's own call (its transports' own): add_reader refuses a
         # socket a transport has, and this one's transport is paused.
