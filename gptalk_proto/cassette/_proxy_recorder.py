@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import h11
 
-from .._errors import InvalidHTTP
+from .._errors import InvalidHTTP, LocalProtocolError
 from .._http11 import next_h11_event
 from ._format import Cassette
 from ._profiles import GPTALK, Profile
@@ -255,6 +255,20 @@ class ProxyConnection:
             self._proxy.recorder.received(number, data, t)
         self._count(data)
         return data
+
+    def upstream_stored(self, key: int, t: float) -> None:
+        """The upstream wrote a read at ``t`` that the driver put in the
+        recorder's store itself (``key``: the store's, for that read) and
+        passes on to the client, whole, before the next read: the same as
+        :meth:`upstream_data` for a driver that moves the bytes without
+        reading them (Linux's ``splice``).  Only where responses are not
+        followed (:attr:`follows_responses` False): nothing here reads the
+        bytes."""
+        if self._mirror is not None:
+            raise LocalProtocolError("responses are followed: their bytes must be read")
+        number = self._number
+        if number is not None:  # else nothing was asked: no exchange's bytes
+            self._proxy.recorder.received_stored(number, key, t)
 
     def _is_chat(self, path: bytes) -> bool:
         return self._proxy.profile.counts_as_chat(path.decode("latin-1"))

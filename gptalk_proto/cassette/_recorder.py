@@ -261,6 +261,19 @@ class Recorder:
         conn.current.chunks.append((round(t, 6), self.store.put(bytes(data[:keep]))))
         return keep
 
+    def received_stored(self, connection: int, key: int, t: float) -> None:
+        """The client read bytes at ``t`` that the transport put in
+        :attr:`store` itself (``key``: the store's, for that one read), for
+        a transport that moves a stream's bytes without reading them
+        (Linux's ``splice``): the same chunk as :meth:`received` would
+        keep.  Only where nothing counts the bytes: not with ``max_events``."""
+        conn = self._connections[connection]
+        if conn.responses is not None:
+            raise LocalProtocolError("bytes counted for max_events must be received, not stored")
+        if conn.current is None:
+            raise RemoteProtocolError("the server sent bytes before any request")
+        conn.current.chunks.append((round(t, 6), key))
+
     def _count(self, conn: _Connection, data: bytes) -> int:
         # An event ends at a line end: feed the counter one line end at a time,
         # so the limit cuts exactly after the event that reaches it.

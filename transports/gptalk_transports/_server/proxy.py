@@ -9,8 +9,9 @@ core asks for.  Both sides are :class:`AsyncByteStream` s: on asyncio,
 asyncio's own transports (the listener too), where the tee runs inside the
 upstream transport's protocol (see .proxy_tee) and, once it runs, the
 client's requests are forwarded inside the client transport's protocol (see
-forward_now in _proxy_one); elsewhere (trio) anyio's streams, with a pump
-task.
+forward_now in _proxy_one); on Linux over plain TCP, where responses are not
+followed, that tee moves the bytes with ``splice`` (see .proxy_splice);
+elsewhere (trio) anyio's streams, with a pump task.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from .._config import Origin, make_ssl_context
 from .._env_proxy import choose_proxy
 from .._exceptions import TransportError
 from .driver import READ_SIZE, Limits, ServerStats, in_background, serve_contained, serve_listener
+from .proxy_splice import can_splice, splice_on_asyncio
 from .proxy_tee import tee_on_asyncio
 from .refserver import DEFAULT_MAX_CONNECTIONS
 from .replay import DEFAULT_LIMITS, RequestClock, _no_delay
@@ -72,6 +74,10 @@ UPSTREAM_READ_SIZE = 256 * 1024
 #: the heap trimmed at twice only 1 MiB its top went back to the kernel and
 #: came back as fresh pages (about 5,000 page faults per 64 MB reply).
 HEAP_READS_UP_TO = max(4 * UPSTREAM_READ_SIZE, MAX_QUEUED)
+
+#: Whether the proxy tees with ``splice`` where it can (see .proxy_splice);
+#: off, every read goes through Python's memory (the portable tee).
+SPLICE = True
 
 # A peer gone, broken, or too slow (a read or write past its timeout): its
 # connection ends quietly.
@@ -164,8 +170,27 @@ async def _proxy_one(
                 # the client's requests too, while the tee runs.
                 if isinstance(accepted, _Accepted):
                     accepted.fast = partial(forward_now, upstream=upstream)
+                store = proxy.recorder.store
                 try:
-                    await tee_on_asyncio(upstream, client, from_upstream, send_timeout=SEND_TIMEOUT)
+                    if (
+                        SPLICE
+                        and not conn.follows_responses
+                        and can_splice(store, upstream, client)
+                    ):
+                        # Linux: the bytes go by without a copy into Python.
+                        await splice_on_asyncio(
+                            upstream,
+                            client,
+                            store,
+                            conn.upstream_stored,
+                            from_upstream,
+                            clock,
+                            send_timeout=SEND_TIMEOUT,
+                        )
+                    else:
+                        await tee_on_asyncio(
+                            upstream, client, from_upstream, send_timeout=SEND_TIMEOUT
+                        )
                 finally:
                     if isinstance(accepted, _Accepted):
                         accepted.fast = None

@@ -21,6 +21,12 @@ are the same as when written in place; :meth:`get` waits for what is queued.
 Small reads (a short chat's) are held and written many at a time by
 :meth:`put` itself (see HOLD_UP_TO): no system call per read.
 
+On Linux the proxy's splice tee (see .proxy_splice) never has a large read
+in Python's memory: :meth:`put_teed` copies it from the tee's pipe into a
+pipe of the store's (``tee``: page references, not the bytes), queued like
+a put read, and the writer thread moves it into the file (``splice``): the
+one copy of the read, off the event loop's thread.
+
 The file has no name (``tempfile.TemporaryFile``): nothing is left behind
 on any exit path, a crash or ``SIGKILL`` included; :meth:`close` frees it at
 once.
@@ -28,13 +34,17 @@ once.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+import sys
 import tempfile
 import threading
 from array import array
 from collections import deque
+from collections.abc import Callable
 
-__all__ = ["DROP_EVERY", "MAX_QUEUED", "WRITE_HERE_BELOW", "FileChunkStore"]
+__all__ = ["CAN_SPLICE", "DROP_EVERY", "MAX_QUEUED", "WRITE_HERE_BELOW", "FileChunkStore"]
 
 #: Bytes written between two requests to the kernel to drop the spool's
 #: pages that are written back (and to start writing back the others).  The
@@ -80,10 +90,83 @@ _DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", 0)
 _MAX_PIECES = 16
 
 _PWRITEV = getattr(os, "pwritev", None)
+_SPLICE = getattr(os, "splice", None)
+_NONBLOCK = getattr(os, "SPLICE_F_NONBLOCK", 2)
+
+if sys.platform == "linux":  # pipes are resized only there (see make_pipe)
+    import fcntl
+
+#: Bytes each pipe of the store (and of the splicing tee) is asked to hold
+#: (``F_SETPIPE_SZ``): the proxy's upstream read size.  Past a user's pipe
+#: limits the kernel refuses, and a pipe keeps its default size.
+PIPE_SIZE = 256 * 1024
+
+#: Cap on the store's pipes, each holding one read teed for the writer
+#: thread (see :meth:`FileChunkStore.put_teed`): with MAX_QUEUED, what a
+#: disk slower than the network may hold back, at most this many reads of
+#: up to PIPE_SIZE bytes (the upstream's pages, referenced by the pipes).
+MAX_PIPES = 16
+
+
+@functools.cache
+def _tee() -> Callable[[int, int, int, int], int] | None:
+    """libc's ``tee(2)`` (Python has ``os.splice`` but no ``tee``), looked up
+    in the symbols the process has loaded (the first time it is needed: not
+    as the module loads), or None."""
+    try:
+        import ctypes  # noqa: PLC0415 (only where a tee runs: Linux, on its first use)
+
+        function = ctypes.CDLL(None, use_errno=True).tee
+    except (ImportError, OSError, AttributeError):  # pragma: no cover - no such libc
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_size_t, ctypes.c_uint]
+    function.restype = ctypes.c_ssize_t
+
+    def tee(fd_in: int, fd_out: int, size: int, flags: int) -> int:
+        done = int(function(fd_in, fd_out, size, flags))
+        if done < 0:
+            error = ctypes.get_errno()
+            raise OSError(error, os.strerror(error))
+        return done
+
+    return tee
+
+
+def make_pipe() -> tuple[int, int, int]:
+    """A non-blocking pipe asked to hold PIPE_SIZE bytes: its read end, its
+    write end, and the size it got (Linux only)."""
+    read, write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        with contextlib.suppress(OSError):  # past the limits: the default size
+            fcntl.fcntl(read, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        return read, write, fcntl.fcntl(read, fcntl.F_GETPIPE_SZ)
+    except BaseException:
+        os.close(read)
+        os.close(write)
+        raise
+
+
+class _Teed:
+    """A read teed into one of the store's pipes, for the writer thread."""
+
+    __slots__ = ("pipe", "size", "written")
+
+    def __init__(self, pipe: tuple[int, int, int], size: int) -> None:
+        self.pipe = pipe
+        self.size = size
+        self.written = False  # then its pipe went back to the free ones
+
+    def __len__(self) -> int:
+        return self.size
+
+
 # Writes and reads at an offset, the file's position untouched (POSIX).  Where
 # they are missing (Windows), only the writer thread writes, and get reads
 # once it is idle: the position is then never moved by two threads at once.
 _POSITIONED = hasattr(os, "pwrite") and hasattr(os, "pread")
+
+#: Whether :meth:`FileChunkStore.put_teed` can run (Linux, Python >= 3.10).
+CAN_SPLICE = sys.platform == "linux" and _SPLICE is not None and _POSITIONED
 
 
 def _wake_at() -> int:
@@ -138,11 +221,17 @@ class FileChunkStore:
         # writer's error (raised by the next put or get); close asked.
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._queue: deque[tuple[int, bytes]] = deque()
+        self._queue: deque[tuple[int, bytes | _Teed]] = deque()
+        # The pipes put_teed tees into: free ones, and how many exist (up
+        # to MAX_PIPES; the others hold a read for the writer).
+        self._pipes: list[tuple[int, int, int]] = []
+        self._made = 0
         self._queued = 0
         self._error: OSError | None = None
         self._closing = False
-        self._flushing = 0  # get()s waiting for everything queued to be written
+        # get()s waiting for everything queued to be written, and put_teed()s
+        # for a free pipe: the writer writes whatever is queued.
+        self._flushing = 0
         self._writer: threading.Thread | None = None  # started by the first put
         # [_dropped, _advised) was asked to go (by either thread, under _lock).
         self._advised = 0
@@ -173,8 +262,20 @@ class FileChunkStore:
             if self._held_size >= HOLD_UP_TO:
                 self._write_held()
             return len(self._starts) - 1
+        self._enqueue(start, data)
+        self._starts.append(start)
+        self._end += len(data)
+        return len(self._starts) - 1
+
+    def _enqueue(self, start: int, data: bytes | _Teed) -> None:
+        """Queue ``data`` at ``start`` for the writer thread (the held
+        chunks first), waiting while past MAX_QUEUED."""
         with self._lock:
             if self._error is not None:
+                if isinstance(data, _Teed):  # its bytes go nowhere: so does it
+                    os.close(data.pipe[0])
+                    os.close(data.pipe[1])
+                    self._made -= 1
                 raise self._error
             before = self._queued
             held = self._held
@@ -196,9 +297,69 @@ class FileChunkStore:
                 self._changed.notify_all()  # the writer waits for this much work
             while self._queued > MAX_QUEUED and self._error is None:
                 self._changed.wait()
+
+    def put_teed(self, source: int, size: int, capacity: int) -> int | None:
+        """Keep a copy of the ``size`` bytes the pipe ``source`` (of
+        ``capacity`` bytes) holds, which stay there: ``tee`` copies them into
+        a pipe of the store's (references to the same pages, not the bytes),
+        and the writer thread moves that into the file (``splice``: they
+        never reach Python's memory).  Their key is its index; None (nothing
+        kept) where the store's pipes are smaller than ``source`` (or libc
+        has no ``tee``).  Waits
+        while MAX_PIPES reads wait for the writer, as :meth:`put` past
+        MAX_QUEUED does.  Linux only (see CAN_SPLICE)."""
+        tee = _tee()
+        if tee is None:  # pragma: no cover - a libc without tee
+            return None
+        if self._error is not None:
+            raise self._error
+        if self._closing:
+            raise ValueError("the recording's spool is closed")
+        with self._lock:
+            if not self._pipes and self._made >= MAX_PIPES:
+                # Every pipe holds a read for the writer, which may wait for
+                # more bytes (WAKE_WRITER_AT) than they hold: woken as get is.
+                self._flushing += 1
+                self._changed.notify_all()
+                try:
+                    while not self._pipes and self._made >= MAX_PIPES and self._error is None:
+                        self._changed.wait()
+                finally:
+                    self._flushing -= 1
+            if self._error is not None:
+                raise self._error
+            made = not self._pipes
+            if made:
+                self._made += 1
+        try:
+            pipe = make_pipe() if made else self._pipes.pop()
+        except BaseException:
+            with self._lock:
+                self._made -= 1
+            raise
+        if pipe[2] < capacity:  # a read that fits the source may not fit it
+            self._discard(pipe)
+            return None
+        try:
+            # The pipe is empty and no smaller than the source: all of it.
+            copied = tee(source, pipe[1], size, _NONBLOCK)
+            if copied != size:  # pragma: no cover - see above
+                raise OSError(f"tee copied {copied} of {size} bytes")
+        except BaseException:
+            self._discard(pipe)
+            raise
+        start = self._end
+        self._enqueue(start, _Teed(pipe, size))
         self._starts.append(start)
-        self._end += len(data)
+        self._end = start + size
         return len(self._starts) - 1
+
+    def _discard(self, pipe: tuple[int, int, int]) -> None:
+        os.close(pipe[0])
+        os.close(pipe[1])
+        with self._lock:
+            self._made -= 1
+            self._changed.notify_all()  # a put_teed may wait for a pipe
 
     def _write_held(self) -> None:
         """Write the held small chunks, in one piece, at their offset (the
@@ -243,6 +404,13 @@ class FileChunkStore:
             writer = self._writer
         if writer is not None:
             writer.join()
+        with self._lock:
+            pipes = self._pipes + [d.pipe for _, d in self._queue if isinstance(d, _Teed)]
+            self._pipes, self._made = [], 0
+            self._queue.clear()
+        for pipe in pipes:
+            os.close(pipe[0])
+            os.close(pipe[1])
         self._file.close()
 
     def _advise(self, written: int) -> None:
@@ -273,6 +441,36 @@ class FileChunkStore:
             if self._error is not None:
                 raise self._error
 
+    def _write_pieces(self, pieces: list[bytes | _Teed], at: int) -> None:
+        """Adjacent pieces into the file from ``at``: runs of bytes with
+        :func:`_write_at`, teed reads moved from their pipe (which then goes
+        back to the store's free ones)."""
+        run: list[bytes] = []
+        run_at = at
+        for piece in pieces:
+            if isinstance(piece, bytes):
+                run.append(piece)
+                at += len(piece)
+                continue
+            if run:
+                _write_at(self._fd, run, run_at)
+                run = []
+            assert _SPLICE is not None
+            left = piece.size
+            while left:
+                moved = _SPLICE(piece.pipe[0], self._fd, left, offset_dst=at)
+                if not moved:  # pragma: no cover - the pipe holds them
+                    raise OSError(f"a pipe ended with {left} bytes of a chunk not written")
+                at += moved
+                left -= moved
+            piece.written = True
+            with self._lock:
+                self._pipes.append(piece.pipe)
+                self._changed.notify_all()  # a put_teed may wait for a pipe
+            run_at = at
+        if run:
+            _write_at(self._fd, run, run_at)
+
     def _write(self) -> None:
         """The writer thread: the queue into the file, in order, until close."""
         while True:
@@ -285,11 +483,11 @@ class FileChunkStore:
                     return  # closing, and everything is written
                 # Queued chunks are adjacent in the file: written together.
                 start = self._queue[0][0]
-                pieces = [data for _, data in self._queue]
+                pieces: list[bytes | _Teed] = [data for _, data in self._queue]
                 self._queue.clear()
             size = sum(map(len, pieces))
             try:
-                _write_at(self._fd, pieces, start)
+                self._write_pieces(pieces, start)
                 self._advise(start + size)
             except OSError as exc:
                 with self._lock:
@@ -297,6 +495,9 @@ class FileChunkStore:
                     self._queue.clear()
                     self._queued = 0
                     self._changed.notify_all()
+                for piece in pieces:
+                    if isinstance(piece, _Teed) and not piece.written:
+                        self._discard(piece.pipe)
                 return
             with self._lock:
                 self._queued -= size

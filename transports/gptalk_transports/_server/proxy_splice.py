@@ -1,0 +1,326 @@
+"""The recording proxy's upstream-to-client tee on Linux, without the bytes
+passing through Python: ``splice(2)`` and ``tee(2)``.
+
+Where it runs: asyncio's selector loop, plain TCP on both sides, a
+:class:`~.spool.FileChunkStore`, and responses not followed (without
+``--chats``: nothing in the core reads the bytes on the way).  Elsewhere
+the tee of .proxy_tee runs, which reads each chunk into a ``bytes``.
+
+Why: for a large reply the proxy's work was the kernel copying each read
+three times (into Python's memory, out to the client's socket, into the
+spool file's page cache), in the thread that runs the event loop for the
+first two.  Here each upstream read is moved into a pipe (``splice``: the
+socket's pages, referenced, not copied), the store duplicates the pipe
+into one of its own (``tee``: references again) for its writer thread to
+move into the file (the one copy, off the event loop's thread), and the
+pipe goes to the client's socket (references once more).
+
+Each read is still one recorded chunk, at the time it was read, and goes to
+the client, whole, before the next upstream read (the tee the core asks
+for).  When the client's socket is full, what it did not take is read out of
+the pipe and handed to the client's transport, which sends it as it drains;
+until that transport's buffer is empty, no upstream read is made (its write
+buffer limits are set to 0 while the tee runs, so that its
+``pause_writing``/``resume_writing`` say exactly that), and a client that
+does not drain within SEND_TIMEOUT is gone, as with the other tee.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Callable
+from typing import TypeGuard
+
+from .._backends.asyncio import AsyncioStream, _Protocol
+from .spool import CAN_SPLICE, WRITE_HERE_BELOW, FileChunkStore, make_pipe
+
+__all__ = ["can_splice", "splice_on_asyncio"]
+
+_NONBLOCK = getattr(os, "SPLICE_F_NONBLOCK", 2)
+
+
+def _plain_socket(transport: asyncio.Transport) -> socket.socket | None:
+    """The TCP socket under a plain (not TLS) selector transport, or None."""
+    if transport.get_extra_info("sslcontext") is not None:
+        return None
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    return sock  # type: ignore[no-any-return]
+
+
+def can_splice(
+    store: object, upstream: AsyncioStream, client: AsyncioStream
+) -> TypeGuard[FileChunkStore]:
+    """Whether :func:`splice_on_asyncio` can tee these two streams into ``store``."""
+    if not CAN_SPLICE or not isinstance(store, FileChunkStore):
+        return False
+    loop = upstream.parts()[1].loop
+    if not isinstance(loop, asyncio.SelectorEventLoop) or not hasattr(loop, "_add_reader"):
+        return False
+    return _plain_socket(upstream.parts()[0]) is not None and (
+        _plain_socket(client.parts()[0]) is not None
+    )
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    """``size`` bytes a pipe holds, into memory."""
+    parts = []
+    while size:
+        part = os.read(fd, size)
+        if not part:  # pragma: no cover - the pipe holds them (we put them there)
+            raise OSError("a pipe lost bytes")
+        parts.append(part)
+        size -= len(part)
+    return b"".join(parts)
+
+
+class _SpliceTee(asyncio.Protocol):
+    """The tee itself: a reader callback on the upstream's socket, and the
+    upstream transport's protocol while it runs (its transport reads
+    nothing then: it hears only of the connection's loss, after a failed
+    write of a request say, which ends the tee).  The request direction's waits
+    (``pause_writing``, ``connection_lost``) still go to the stream's own
+    protocol, which ``send_all`` watches."""
+
+    def __init__(  # noqa: PLR0917 (the exchange's parts, as splice_on_asyncio gets them)
+        self,
+        upstream: asyncio.Transport,
+        stream_protocol: _Protocol,
+        client: asyncio.Transport,
+        client_protocol: _Protocol,
+        store: FileChunkStore,
+        stored: Callable[[int, float], None],
+        from_upstream: Callable[[bytes], bytes],
+        clock: Callable[[], float],
+        *,
+        send_timeout: float,
+    ) -> None:
+        # The pipe each read goes through to the client (the store tees it):
+        # as large as the spool's PIPE_SIZE, the most one read moves, unless
+        # the kernel refused (then its default size, 64 KiB).
+        self._r1, self._w1, self._capacity = make_pipe()
+        self._fds: tuple[int, ...] = (self._r1, self._w1)
+        up_sock, client_sock = _plain_socket(upstream), _plain_socket(client)
+        assert up_sock is not None
+        assert client_sock is not None
+        self._up = up_sock.fileno()
+        self._out = client_sock.fileno()
+        self._client = client
+        self._stream_protocol = stream_protocol
+        self._client_protocol = client_protocol
+        self._store = store
+        self._stored = stored
+        self._from_upstream = from_upstream
+        self._clock = clock
+        self._send_timeout = send_timeout
+        self._loop = client_protocol.loop
+        self._timer: asyncio.TimerHandle | None = None
+        self._reading = False
+        self.done: asyncio.Future[None] = self._loop.create_future()
+
+    def start(self) -> None:
+        """Read the upstream's socket as it becomes readable."""
+        if self._reading:
+            return
+        self._reading = True
+        # The loop's own call (its transports' own): add_reader refuses a
+        # socket a transport has, and this one's transport is paused.
+        self._loop._add_reader(self._up, self._readable)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        """Stop reading and free the pipes (the exchange is over)."""
+        self._stop_reading()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        fds, self._fds = self._fds, ()
+        for fd in fds:
+            os.close(fd)
+
+    def _stop_reading(self) -> None:
+        if self._reading:
+            self._reading = False
+            self._loop._remove_reader(self._up)  # type: ignore[attr-defined]
+
+    def _finish(self, error: BaseException | None = None) -> None:
+        self._stop_reading()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self.done.done():
+            if error is None:
+                self.done.set_result(None)
+            else:
+                self.done.set_exception(error)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.end()
+        self._stream_protocol.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._stream_protocol.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._stream_protocol.resume_writing()
+
+    def end(self) -> None:
+        """The upstream's end (closed or broken): the core hears it."""
+        if self.done.done():
+            return
+        try:
+            self._from_upstream(b"")
+        except Exception as exc:  # the recorder's: this connection's end
+            self._finish(exc)
+            return
+        self._finish()
+
+    def _readable(self) -> None:
+        if self.done.done():
+            return
+        try:
+            size = os.splice(self._up, self._w1, self._capacity, flags=_NONBLOCK)
+        except BlockingIOError:
+            return  # woken for nothing
+        except OSError:
+            size = 0  # reset: the upstream's end, as a read's error is
+        if not size:
+            self.end()
+            return
+        t = self._clock()  # the read's time, before its copy to the spool
+        try:
+            # A small read (a short chat's) is read into memory: the store
+            # holds it with its neighbours and writes them together (see
+            # WRITE_HERE_BELOW), where a pipe of its own, the writer thread's
+            # wake-up and a system call each would cost more than the copy.
+            key = (
+                self._store.put_teed(self._r1, size, self._capacity)
+                if size >= WRITE_HERE_BELOW
+                else None
+            )
+            if key is None:  # small, or the store's pipes are smaller
+                data = _read_exactly(self._r1, size)
+                self._stored(self._store.put(data), t)
+                self._send_held(data)
+                return
+            self._stored(key, t)
+        except Exception as exc:  # the recorder's (its spool's disk): this connection's end
+            self._finish(exc)
+            return
+        self._send(size)
+
+    def _send(self, size: int) -> None:
+        """Pipe 1's ``size`` bytes to the client: straight to its socket,
+        unless its transport still holds bytes (they go first)."""
+        client = self._client
+        if client.is_closing():
+            # The client is gone.  (Its end of sending alone is not: one that
+            # half-closed after its request still reads the answer.)
+            self._finish()
+            return
+        left = size
+        if not client.get_write_buffer_size():
+            try:
+                while left:
+                    left -= os.splice(self._r1, self._out, left, flags=_NONBLOCK)
+            except BlockingIOError:
+                pass  # its socket is full: the rest goes through its transport
+            except OSError:
+                self._finish()  # gone (reset, or closed under us)
+                return
+        if left:
+            self._send_held(_read_exactly(self._r1, left))
+
+    def take(self, data: bytes) -> None:
+        """A read the stream's own protocol made before the tee began: to
+        the client the ordinary way (the core returns what goes there)."""
+        try:
+            out = self._from_upstream(data)
+        except Exception as exc:  # the recorder's: this connection's end
+            self._finish(exc)
+            return
+        self._send_held(out)
+
+    def resume(self) -> None:
+        """Read the upstream from now on, unless the client must drain first."""
+        if not self.done.done() and self._timer is None:
+            self.start()
+
+    def _send_held(self, data: bytes) -> None:
+        """Bytes for the client through its transport, which sends them as
+        the client drains: no upstream read until it did (see the module's
+        docstring)."""
+        if self._client.is_closing():
+            self._finish()  # the client is gone (see _send)
+            return
+        self._client.write(data)
+        writer = self._client_protocol.writer
+        if self._timer is None and writer is not None and not writer.done():
+            self._stop_reading()
+            self._timer = self._loop.call_later(self._send_timeout, self._finish)
+            writer.add_done_callback(self._drained)
+
+    def _drained(self, _: asyncio.Future[None]) -> None:
+        if self.done.done():
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._client.is_closing():
+            self._finish()  # drained because it closed
+            return
+        self.start()
+
+
+async def splice_on_asyncio(  # noqa: PLR0917 (the exchange's parts)
+    upstream: AsyncioStream,
+    client: AsyncioStream,
+    store: FileChunkStore,
+    stored: Callable[[int, float], None],
+    from_upstream: Callable[[bytes], bytes],
+    clock: Callable[[], float],
+    *,
+    send_timeout: float,
+) -> None:
+    """Tee the upstream's reads to the client and into ``store`` until the
+    exchange is over (see the module's docstring; :func:`can_splice` says
+    where it runs); raises what the core raised.
+
+    ``stored``: a read the store kept under a key, and the ``clock``'s time
+    it was read at, through the core.  ``from_upstream``: a read the
+    stream's own protocol made before (or ``b""``: the upstream's end)
+    through the core, returning what goes to the client."""
+    upstream_transport, stream_protocol = upstream.parts()
+    client_transport, client_protocol = client.parts()
+    upstream_transport.pause_reading()  # its socket is read here from now on
+    limits = client_transport.get_write_buffer_limits()
+    # Paused as soon as it holds a byte, resumed once it holds none.
+    client_transport.set_write_buffer_limits(high=0)
+    tee = _SpliceTee(
+        upstream_transport,
+        stream_protocol,
+        client_transport,
+        client_protocol,
+        store,
+        stored,
+        from_upstream,
+        clock,
+        send_timeout=send_timeout,
+    )
+    upstream_transport.set_protocol(tee)
+    try:
+        # What the stream's protocol read before goes first, in order.
+        while stream_protocol.chunks and not tee.done.done():
+            tee.take(stream_protocol.chunks.popleft())
+        stream_protocol.chunks.clear()
+        stream_protocol.buffered = 0
+        if stream_protocol.eof:
+            tee.end()
+        tee.resume()
+        await tee.done
+    finally:
+        tee.close()
+        if not client_transport.is_closing():
+            client_transport.set_write_buffer_limits(high=limits[1], low=limits[0])
