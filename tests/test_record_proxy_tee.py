@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import suppress
+from pathlib import Path
 
 import anyio
 import anyio.abc
@@ -16,9 +17,30 @@ from gptalk_transports._server import proxy as proxy_module
 
 from .proxy_cases import proxy_in_front_of
 
-#: The reply's size: far more than the sockets and the proxy's buffers hold.
-REPLY = 32 * 1024 * 1024
+MIB = 1024 * 1024
+
+
+def _socket_max(name: str, default: int) -> int:
+    """The most one TCP socket's buffer may grow to by itself (Linux's
+    autotuning: the third figure of ``net.ipv4.tcp_rmem``/``tcp_wmem``,
+    32 MiB for receiving on some hosts), or ``default`` elsewhere."""
+    try:
+        return int(Path("/proc/sys/net/ipv4", name).read_text().split()[2])
+    except (OSError, ValueError, IndexError):
+        return default
+
+
+#: What the kernel alone may hold while the client reads nothing: the
+#: upstream's send buffer, the proxy's receive and send buffers and the
+#: client's receive buffer, each at its most.
+SOCKETS_HOLD = 2 * (_socket_max("tcp_rmem", 6 * MIB) + _socket_max("tcp_wmem", 4 * MIB))
+#: What the proxy itself may hold on top: a read or two in flight (generous).
+PROXY_HOLDS = 4 * MIB
 PIECE = 64 * 1024
+#: The reply's size: more than the sockets and the proxy can hold, so that a
+#: proxy that buffered the reply for a slow client would be seen doing it.
+REPLY = SOCKETS_HOLD + PROXY_HOLDS + 8 * MIB
+REPLY -= REPLY % PIECE
 
 
 async def _stalled(sent: list[int]) -> None:
@@ -58,7 +80,7 @@ async def _run(client_reads: bool) -> tuple[int, int, bool]:
         if client_reads:
             with suppress(anyio.EndOfStream):
                 while got < REPLY:
-                    got += len(await client.receive())
+                    got += len(await client.receive(MIB))
         else:
             await upstream_cut.wait()
     return held_back, got, upstream_cut.is_set()
@@ -69,7 +91,7 @@ def test_a_client_that_does_not_read_holds_the_upstream_back(backend: str) -> No
     """The upstream can send only what the sockets and the proxy's buffers
     hold while the client reads nothing; then the client gets every byte."""
     held_back, got, _ = anyio.run(_run, True, backend=backend)
-    assert held_back < REPLY // 2
+    assert held_back < SOCKETS_HOLD + PROXY_HOLDS
     assert got >= REPLY  # the head, then the whole body
 
 
@@ -81,7 +103,7 @@ def test_a_client_that_takes_nothing_for_send_timeout_is_cut_off(
     (and the upstream's with it)."""
     monkeypatch.setattr(proxy_module, "SEND_TIMEOUT", 1.0)
     held_back, _, cut = anyio.run(_run, False, backend=backend)
-    assert held_back < REPLY // 2
+    assert held_back < SOCKETS_HOLD + PROXY_HOLDS
     assert cut
 
 
