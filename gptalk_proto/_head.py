@@ -58,10 +58,13 @@ CONTENT_LENGTH = re.compile(rb"[0-9]{1,20}")
 #: two or three heads per chat: a dict lookup of the line's bytes then stands
 #: for a regular expression, a lowering and two group reads (the same bytes
 #: give the same answer, so nothing h11 would say changes).  Capped, because
-#: some lines differ in every response (a ``Date``, a ``Content-Length``): once
-#: this many lines are known, lines not among them are read by the rules each
-#: time, as before.  (Threads that share a client may add a few past the cap
-#: at once; each entry is at most MAX_KNOWN_LINE bytes.)
+#: some lines differ in every response (a ``Date``, a ``Content-Length``): a
+#: line that would be one too many empties its dict first, so the lines in
+#: use now are learnt again at once (one lookup that misses and one insert a
+#: response for a server that sends a Date; a peer that sends new lines on
+#: purpose only makes them read by the rules, as before).  Threads that share
+#: a client may add a few past the cap at once; each line is at most
+#: MAX_KNOWN_LINE bytes.
 MAX_KNOWN_LINES = 64
 #: The longest line kept among the known ones, in bytes.
 MAX_KNOWN_LINE = 256
@@ -87,7 +90,9 @@ def _status(line: bytes) -> int | None:
     status = int(status_match[1])
     if status == 204 or status == 304:  # noqa: PLR1714 - h11 frames these as empty
         return None
-    if len(_known_status) < MAX_KNOWN_LINES and len(line) <= MAX_KNOWN_LINE:
+    if len(line) <= MAX_KNOWN_LINE:
+        if len(_known_status) >= MAX_KNOWN_LINES:
+            _known_status.clear()
         _known_status[line] = status
     return status
 
@@ -114,7 +119,9 @@ def _field(line: bytes) -> tuple[bytes, bytes, int] | None:
     elif name == b"connection" and says_close([(name, value)]):
         framing = _CLOSE
     read = (name, value, framing)
-    if len(_known_fields) < MAX_KNOWN_LINES and len(line) <= MAX_KNOWN_LINE:
+    if len(line) <= MAX_KNOWN_LINE:
+        if len(_known_fields) >= MAX_KNOWN_LINES:
+            _known_fields.clear()
         _known_fields[line] = read
     return read
 
