@@ -87,6 +87,14 @@ class ClientConnection:
         )
         for _, value in self._proxy_headers:
             _add_proxy_secrets(chat, value)
+        # Whether this connection's requests say "Connection: close".  A
+        # request's headers are the chat's fixed ones (none of them a
+        # Connection header), its extra headers and the proxy headers, so the
+        # answer is known now rather than searched for in every request.
+        extra = chat._extra_headers  # the core's own Chat: its checked headers
+        self._says_close = bool(extra or self._proxy_headers) and _says_close(
+            (*extra, *self._proxy_headers)
+        )
         self._max_head_size = max_head_size
         # The HTTP/1.1 side of one TCP connection (h11 and the chunked
         # decoder): a new one per connection.
@@ -148,13 +156,7 @@ class ClientConnection:
         headers: list[tuple[str, str]] = [("host", self.host), *request.headers]
         if self._proxy_headers:
             headers.extend(self._proxy_headers)
-        # (The length test first: it spares lowering every other name; a
-        # plain loop, as any() over a generator costs twice as much.)
-        close = False
-        for name, value in headers:
-            if len(name) == 10 and name.lower() == "connection" and "close" in value.lower():
-                close = True
-                break
+        close = self._says_close
         if request.method != "GET" or request.body:
             headers.append(("content-length", str(len(request.body))))
         # The request is written here, byte for byte as h11 writes one (a
@@ -255,6 +257,14 @@ class ClientConnection:
             else:
                 assert isinstance(got, ResponseHead)
                 chat.receive_response(got.status, got.headers)
+
+
+def _says_close(headers: Iterable[tuple[str, str]]) -> bool:
+    # A Connection header whose value says close (any case, anywhere in it).
+    for name, value in headers:
+        if len(name) == 10 and name.lower() == "connection" and "close" in value.lower():
+            return True
+    return False
 
 
 def _add_proxy_secrets(chat: Chat, value: str) -> None:

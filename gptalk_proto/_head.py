@@ -52,6 +52,80 @@ FIELD = re.compile(rb"([-!#$%&'*+.^_`|~0-9a-zA-Z]+):[ \t]*([^\x00\s]+(?:[ \t]+[^
 CONTENT_LENGTH = re.compile(rb"[0-9]{1,20}")
 
 
+#: Status and field lines read before, and what the rules above made of them.
+#: A server sends the same few lines in every response (``HTTP/1.1 200 OK``,
+#: its content types, ``Transfer-Encoding: chunked``), and the client reads
+#: two or three heads per chat: a dict lookup of the line's bytes then stands
+#: for a regular expression, a lowering and two group reads (the same bytes
+#: give the same answer, so nothing h11 would say changes).  Capped, because
+#: some lines differ in every response (a ``Date``, a ``Content-Length``): a
+#: line that would be one too many empties its dict first, so the lines in
+#: use now are learnt again at once (one lookup that misses and one insert a
+#: response for a server that sends a Date; a peer that sends new lines on
+#: purpose only makes them read by the rules, as before).  Threads that share
+#: a client may add a few past the cap at once; each line is at most
+#: MAX_KNOWN_LINE bytes.
+MAX_KNOWN_LINES = 64
+#: The longest line kept among the known ones, in bytes.
+MAX_KNOWN_LINE = 256
+
+#: ``status line -> status``, for the lines _STATUS matches (not 204 or 304).
+_known_status: dict[bytes, int] = {}
+#: ``field line -> (lowercase name, value as handed over, framing)``: framing
+#: is the body's length for a Content-Length line, CHUNKED for a chunked
+#: Transfer-Encoding, _CLOSE for a Connection line that says close, else _PLAIN.
+_known_fields: dict[bytes, tuple[bytes, bytes, int]] = {}
+_PLAIN = -2
+_CLOSE = -3
+
+
+def _status(line: bytes) -> int | None:
+    # A status line's status, if it is one read_head answers for.
+    status = _known_status.get(line)
+    if status is not None:
+        return status
+    status_match = _STATUS.fullmatch(line)
+    if status_match is None:
+        return None
+    status = int(status_match[1])
+    if status == 204 or status == 304:  # noqa: PLR1714 - h11 frames these as empty
+        return None
+    if len(line) <= MAX_KNOWN_LINE:
+        if len(_known_status) >= MAX_KNOWN_LINES:
+            _known_status.clear()
+        _known_status[line] = status
+    return status
+
+
+def _field(line: bytes) -> tuple[bytes, bytes, int] | None:
+    # A field line read by FIELD: (lowercase name, value, framing); None for
+    # a line h11 must read (not a field, a Content-Length that is not one
+    # number, a Transfer-Encoding other than chunked).
+    match = FIELD.fullmatch(line)
+    if match is None:
+        return None
+    name = match[1].lower()
+    value = match[2] or b""
+    framing = _PLAIN
+    if name == b"content-length":
+        if not CONTENT_LENGTH.fullmatch(value):
+            return None  # a list: h11 decides
+        framing = int(value)
+    elif name == b"transfer-encoding":
+        value = value.lower()  # as h11 hands it over
+        if value != b"chunked":
+            return None
+        framing = CHUNKED
+    elif name == b"connection" and says_close([(name, value)]):
+        framing = _CLOSE
+    read = (name, value, framing)
+    if len(line) <= MAX_KNOWN_LINE:
+        if len(_known_fields) >= MAX_KNOWN_LINES:
+            _known_fields.clear()
+        _known_fields[line] = read
+    return read
+
+
 class PlainHead(NamedTuple):
     """A head read here: what h11 would have said about it."""
 
@@ -96,33 +170,25 @@ def read_head(data: bytes, max_head_size: int) -> PlainHead | NeedData | None:
     lines = data[:end].split(b"\r\n")
     # No CR or LF can hide in a line that matches these rules, so h11's
     # search for the first blank line ends where this one did.
-    status_match = _STATUS.fullmatch(lines[0])
-    if status_match is None:
-        return None
-    status = int(status_match[1])
-    if status == 204 or status == 304:  # noqa: PLR1714 - h11 frames these as empty
+    status = _status(lines[0])
+    if status is None:
         return None
     headers: list[tuple[bytes, bytes]] = []
     length = -2  # no framing header yet
     keep_alive = True
-    field = FIELD.fullmatch
+    known = _known_fields.get
     for line in lines[1:]:
-        match = field(line)
-        if match is None:
+        read = known(line) or _field(line)
+        if read is None:
             return None
-        name = match[1].lower()
-        value = match[2] or b""
-        if name == b"content-length":
-            if length != -2 or not CONTENT_LENGTH.fullmatch(value):
-                return None  # repeated, both framings, or a list: h11 decides
-            length = int(value)
-        elif name == b"transfer-encoding":
-            value = value.lower()  # as h11 hands it over
-            if length != -2 or value != b"chunked":
-                return None
-            length = CHUNKED
-        elif name == b"connection" and says_close([(name, value)]):
-            keep_alive = False
+        name, value, framing = read
+        if framing != _PLAIN:
+            if framing == _CLOSE:
+                keep_alive = False
+            elif length != -2:
+                return None  # repeated, or both framings: h11 decides
+            else:
+                length = framing
         headers.append((name, value))
     if length == -2:
         return None  # a body read to EOF: h11's framing

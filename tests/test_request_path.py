@@ -213,6 +213,37 @@ def test_a_request_that_says_close_expects_the_connection_to_close(
         assert conn.reusable
 
 
+@pytest.mark.parametrize(
+    ("proxy", "closes"),
+    [
+        ((("Proxy-Authorization", "Basic dTpw"),), False),
+        ((("Connection", "close"),), True),
+        ((("Proxy-Authorization", "Basic dTpw"), ("connection", "Keep-Alive, CLOSE")), True),
+        ((("proxy-connection", "close"),), False),
+    ],
+)
+def test_proxy_headers_that_say_close_expect_the_connection_to_close(
+    proxy: tuple[tuple[str, str], ...], closes: bool
+) -> None:
+    # Whether requests say close is decided once per connection, from the
+    # chat's extra headers and these: every request of the chat says it.
+    credentials = g.Credentials()
+    credentials.store("tok", expires_at=4_102_444_800)
+    chat = g.Chat("hi", credentials=credentials, fingerprint="0" * 32)
+    conn = g.ClientConnection(chat, host="example", proxy_headers=proxy)
+    assert conn.next_event() is g.SEND_REQUEST
+    assert (b"\r\nconnection: " in conn.send(now=1_700_000_000).lower()) is closes
+    body = b'{"code": 0, "data": {"token": "s"}}'
+    conn.receive_data(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+    event = conn.next_event()
+    if closes:
+        assert isinstance(event, g.ReconnectNeeded)
+    else:
+        assert event is g.SEND_REQUEST
+        assert conn.reusable
+        assert b"\r\nconnection: " not in conn.send(now=1_700_000_000).lower()
+
+
 def test_proxy_headers_may_come_from_a_generator() -> None:
     chat = g.Chat("hi", credentials=g.Credentials(), fingerprint="0" * 32)
     pairs = (pair for pair in [("Proxy-Authorization", "Basic dTpw")])
