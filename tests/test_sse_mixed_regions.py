@@ -6,7 +6,9 @@ lines (sse/_lines.long_lines_from) and reads each part its own way.  These
 streams put every kind of line about that cut (other fields, a data line
 without its blank line, lone CRs, invalid UTF-8, lines that shrink again)
 and are fed whole, byte by byte, at random cuts and at fixed read sizes,
-through feed and feed_iter, with and without ``growing_tail``.
+through feed and feed_iter, with and without ``growing_tail``.  Long CRLF
+blocks (read as they came, in sse/_long.process_long's loop) get one odd
+line end among them.
 """
 
 from __future__ import annotations
@@ -197,3 +199,25 @@ def test_mixed_streams_match_the_reference(stream: bytes, data: st.DataObject, t
     for chunks in ways:
         assert feed_all(chunks, SSEParser(growing_tail=tail)) == want
         assert _iter_all(chunks, SSEParser(growing_tail=tail)) == want
+
+
+# Long CRLF blocks, read as they came (not normalised), with one odd line end
+# among them: process_long's loop takes the blocks until it, then the general
+# rules.  Each replaces the block's "\r\n\r\n".
+ODD = [
+    b"\n\r\n",  # the data line ends in LF alone
+    b"\r\n\n",  # the blank line is LF alone
+    b"\r\n\r",  # the blank line is CR alone
+    b"\r\r\n",  # the data line ends in CR alone, then a blank line
+    b"\r\n",  # no blank line: two data lines in one event
+    b"\r\n\r\n\r\n",  # two blank lines
+    b"\rx\r\n\r\n",  # a lone CR inside the line
+]
+
+
+@pytest.mark.parametrize("odd", ODD)
+@pytest.mark.parametrize("which", [0, 3, 6])
+def test_long_crlf_blocks_with_an_odd_line_end(odd: bytes, which: int) -> None:
+    blocks = [_growing([LONG_LINE + 400 * n], b"\r\n") for n in range(7)]
+    blocks[which] = blocks[which][:-4] + odd
+    _check(b"".join(blocks))
