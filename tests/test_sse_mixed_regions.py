@@ -74,7 +74,7 @@ def _lines(lengths: list[int]) -> bytes:
     return b"\n".join(b"x" * n for n in lengths)
 
 
-@pytest.mark.parametrize("first_long", [1, 2, 7, 30, 59])
+@pytest.mark.parametrize("first_long", [1, 2, 7, 30, 50])
 def test_long_lines_from_finds_the_first_long_line_of_growing_lines(first_long: int) -> None:
     lengths = [100 + n for n in range(first_long)] + [LONG_LINE + 10 * n for n in range(60)]
     lengths = lengths[:60]
@@ -83,12 +83,18 @@ def test_long_lines_from_finds_the_first_long_line_of_growing_lines(first_long: 
     assert at == 3 + sum(n + 1 for n in lengths[:first_long])
 
 
-def test_long_lines_from_with_no_long_last_line() -> None:
-    buf = _lines([100, LONG_LINE + 5, 100]) + b"\n"
+def test_long_lines_from_when_the_end_is_not_in_long_lines() -> None:
+    # Fewer than MIXED_FROM bytes of long lines at the end: no cut.
+    buf = _lines([100, LONG_LINE + 5, LONG_LINE + 6, 100]) + b"\n"
     assert long_lines_from(buf, 0, len(buf) - 1) == len(buf) - 1
-    short = _lines([10] * 100)
+    short = _lines([10] * 10_000)
     assert long_lines_from(short, 0, len(short)) == len(short)
     assert long_lines_from(b"ab", 0, 2) == 2
+    # Long lines, then short ones again (a reply's last event, "[DONE]"): a
+    # cut when the line MIXED_FROM bytes before the end is long.
+    lengths = [100] * 5 + [LONG_LINE + 100] * 20 + [12]
+    buf = _lines(lengths) + b"\n"
+    assert long_lines_from(buf, 0, len(buf) - 1) == 5 * 101
 
 
 @settings(max_examples=300, deadline=None)
@@ -105,6 +111,7 @@ def test_long_lines_from_gives_a_long_line_start(lengths: list[int]) -> None:
         assert buf[at - 1] == 0x0A
         stop = buf.find(b"\n", at)
         assert stop - at >= LONG_LINE
+        assert at <= end - MIXED_FROM
 
 
 # -- the parser on such regions -------------------------------------------------------

@@ -25,10 +25,11 @@ __all__ = [
 LONG_LINE = 2048
 
 #: A region whose first line is short is cut before its long lines (see
-#: long_lines_from) when they are at least this many bytes: each long line
-#: then costs a few thousand instructions of Python steps, where its decode
-#: with the short ones cost several per byte; a few long lines alone, the
-#: first of which is decoded whole anyway, do not pay for the steps.
+#: long_lines_from) when at least its last this many bytes are in them: each
+#: long line then costs a few thousand instructions of Python steps, where
+#: its decode with the short ones cost several per byte; a few long lines
+#: alone, the first of which is decoded whole anyway, do not pay for the
+#: steps (nor for the search).
 MIXED_FROM = 8 * LONG_LINE
 
 #: Pieces of an unfinished line longer than this are kept as views of their
@@ -76,10 +77,10 @@ def crlf_lines(text: str) -> list[str]:
 
 def long_lines_from(buf: bytes, start: int, end: int) -> int:
     """Where long lines start in the region ``buf[start:end]`` (whole lines,
-    without the last line end) whose first line is short: the start of a line
-    of LONG_LINE bytes or more, every line probed before it shorter; ``end``
-    when its last line (its last data line, before the blank line that
-    follows it) is short too.
+    without the last line end) whose first line is short, when the line
+    MIXED_FROM bytes before its end is long: the start of a line of
+    LONG_LINE bytes or more, no later than that one, every line probed
+    before it shorter; else ``end``.
 
     A cumulative reply's lines grow with every event, and a client's read
     of 256 KiB holds the last of the short ones and then long ones: the
@@ -90,18 +91,15 @@ def long_lines_from(buf: bytes, start: int, end: int) -> int:
     steps: exact for lines that only grow, and for others a place to cut
     like any other (the lines on either side are read by the same rules).
     """
-    # The last data line: three bytes before the end are inside it (the
-    # region ends with that line, or with its LF or CRLF and then the blank
-    # line, whose own line end is not in the region).
-    probe = end - 3
+    probe = end - MIXED_FROM
     if probe <= start:
         return end
-    line_start = buf.rfind(b"\n", start, probe) + 1
-    line_end = buf.find(b"\n", probe, end)
+    rfind, find = buf.rfind, buf.find
+    line_start = max(rfind(b"\n", start, probe) + 1, start)
+    line_end = find(b"\n", probe, end)
     if (end if line_end < 0 else line_end) - line_start < LONG_LINE:
         return end
     low, high = start, line_start
-    rfind, find = buf.rfind, buf.find
     while low < high:
         middle = (low + high) // 2
         line_start = max(rfind(b"\n", low, middle) + 1, low)

@@ -388,7 +388,7 @@ class SSEParser:
             return process_long(self, buf, start, end, crlf)
         if end - start > MIXED_FROM:
             cut = long_lines_from(buf, start, end)
-            if cut <= end - MIXED_FROM and (not crlf or buf[cut - 2] == 0x0D):
+            if cut < end and (not crlf or buf[cut - 2] == 0x0D):
                 # Short lines, then long ones (a read of a cumulative reply):
                 # each part the way that suits it, one after the other (the
                 # part before the cut ends without its last line end).
