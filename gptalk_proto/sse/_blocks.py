@@ -291,7 +291,7 @@ def _crlf_run(
     # every line end is inside a separator (their joined text, one copy, is
     # searched by memchr, where counting line ends reads every byte in a
     # plain loop).
-    text = str(memoryview(buf)[first + 6 : stop], "utf-8", "replace")
+    text = buf[first + 6 : stop].decode("utf-8", "replace")  # (see simple_run)
     values = text.rsplit("\r\n\r\ndata: ") if len(text) < _SPLIT_WINDOW else _split(text, True)
     joined = "".join(values)
     if "\n" in joined or "\r" in joined:

@@ -60,6 +60,10 @@ class Extension:
         return "".join(self.parts)
 
 
+# Extensions are built without their class call (see GrowingValues.decode).
+_new_object = object.__new__
+
+
 def whole_data(event: SSEEvent) -> SSEEvent:
     """``event`` with its whole data: an Extension's text joined."""
     data: object = event.data
@@ -148,7 +152,15 @@ class GrowingValues:
                 and head.startswith(stem, start)
                 and head[shared] & 0xC0 != 0x80  # not a continuation byte
             ):
-                new = str(view[shared:stop], "utf-8", "replace")
+                # A bytes copy of the piece and its decode method: a few
+                # dozen bytes, where a memoryview and str() of it cost twice
+                # the instructions; strict first (the fewest steps), and
+                # errors replaced only when there are any.
+                piece = head[shared:stop]
+                try:
+                    new = piece.decode()
+                except UnicodeDecodeError:
+                    new = piece.decode("utf-8", "replace")
                 pieces.append(new)
                 tail = self.tail
                 last = self._last
@@ -161,7 +173,12 @@ class GrowingValues:
                     # Handed over unjoined (see hand_extensions): the pieces
                     # as they are now hold its text; the kept ones then lose
                     # its tail, as below.
-                    extension = Extension(last, new, tuple(pieces))
+                    # (Its three fields set here: the class call and its
+                    # __init__ frame cost more than the object, one per event.)
+                    extension = _new_object(Extension)
+                    extension.before = last
+                    extension.new = new
+                    extension.parts = tuple(pieces)
                     pieces[-1] = new[:-tail]
                     if len(pieces) > _MAX_PIECES:
                         pieces[:] = ["".join(pieces)]
@@ -186,7 +203,7 @@ class GrowingValues:
             self._previous = self._last = None
         # Decoded whole (the first value, one that does not extend the
         # previous, and every ASCII one: the fewest steps for those).
-        value = str(view[start:stop], "utf-8", "replace")
+        value = head[start:stop].decode("utf-8", "replace")  # (see simple_run)
         if (
             stop - start >= _REUSE_FROM
             # ASCII text decodes about as fast as it copies: nothing to save

@@ -7,13 +7,30 @@ shape of line at hand.
 
 from __future__ import annotations
 
-__all__ = ["LONG_LINE", "SHORT_LINES", "VIEW_FROM", "crlf_lines", "lf_lines", "to_lf"]
+__all__ = [
+    "LONG_LINE",
+    "MIXED_FROM",
+    "SHORT_LINES",
+    "VIEW_FROM",
+    "crlf_lines",
+    "lf_lines",
+    "long_lines_from",
+    "to_lf",
+]
 
 #: A region whose first line is at least this many bytes goes a line at a
 #: time, each value decoded straight from the buffer (and its decode maybe
 #: reused: see _growing._REUSE_FROM).  Below that, decoding and splitting the
 #: whole region (a few passes in C) costs less than a Python step per line.
 LONG_LINE = 2048
+
+#: A region whose first line is short is cut before its long lines (see
+#: long_lines_from) when at least its last this many bytes are in them: each
+#: long line then costs a few thousand instructions of Python steps, where
+#: its decode with the short ones cost several per byte; a few long lines
+#: alone, the first of which is decoded whole anyway, do not pay for the
+#: steps (nor for the search).
+MIXED_FROM = 8 * LONG_LINE
 
 #: Pieces of an unfinished line longer than this are kept as views of their
 #: chunk rather than copied out of it (a view costs more to make than a short
@@ -56,3 +73,41 @@ def crlf_lines(text: str) -> list[str]:
     the text is what normalising the bytes and then decoding gives.)"""
     text = text.replace("\r\n", "\n")
     return (text.replace("\r", "\n") if "\r" in text else text).split("\n")
+
+
+def long_lines_from(buf: bytes, start: int, end: int) -> int:
+    """Where long lines start in the region ``buf[start:end]`` (whole lines,
+    without the last line end) whose first line is short, when the line
+    MIXED_FROM bytes before its end is long: the start of a line of
+    LONG_LINE bytes or more, no later than that one, every line probed
+    before it shorter; else ``end``.
+
+    A cumulative reply's lines grow with every event, and a client's read
+    of 256 KiB holds the last of the short ones and then long ones: the
+    short ones go best decoded together, the long ones one by one, their
+    decode maybe reused (decoding a read whole was a fifth of a chat's
+    parse).  Found by bisection over the bytes, each probe the line around
+    one position (two memchr scans), so a read costs a few dozen Python
+    steps: exact for lines that only grow, and for others a place to cut
+    like any other (the lines on either side are read by the same rules).
+    """
+    probe = end - MIXED_FROM
+    if probe <= start:
+        return end
+    rfind, find = buf.rfind, buf.find
+    line_start = max(rfind(b"\n", start, probe) + 1, start)
+    line_end = find(b"\n", probe, end)
+    if (end if line_end < 0 else line_end) - line_start < LONG_LINE:
+        return end
+    low, high = start, line_start
+    while low < high:
+        middle = (low + high) // 2
+        line_start = max(rfind(b"\n", low, middle) + 1, low)
+        line_end = find(b"\n", middle, high)
+        if line_end < 0:
+            line_end = high
+        if line_end - line_start >= LONG_LINE:
+            high = line_start
+        else:
+            low = line_end + 1
+    return high

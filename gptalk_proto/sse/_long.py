@@ -55,27 +55,42 @@ def process_long(
     events: list[SSEEvent] = []
     data = self._data
     grower = self._grower
-    if not (crlf or data or self._event_type or self._event_retry is not None):
-        # The blocks nearly every stream is made of, "data: V", LF, LF, with
-        # nothing pending: each is one event (spec: append V to the empty
-        # data buffer, then the blank line dispatches it: type "message", the
-        # last event ID buffer, no retry; no id line is among them, so the
-        # buffer stays what it is).  The region holds no CR (it is LF-only
-        # or was normalised: see feed), so the LF found ends the line.  The
-        # first line that is anything else goes on through the loop below.
+    if not (data or self._event_type or self._event_retry is not None):
+        # The blocks nearly every stream is made of, "data: V", a line end,
+        # a blank line, with nothing pending: each is one event (spec: append
+        # V to the empty data buffer, then the blank line dispatches it: type
+        # "message", the last event ID buffer, no retry; no id line is among
+        # them, so the buffer stays what it is).  Without ``crlf`` the region
+        # holds no CR (it is LF-only or was normalised: see feed), so the LF
+        # found ends the line; with it, the line must end in CRLF with no
+        # other CR in it, and the blank line be CRLF too (or the region's
+        # end, which stops before its last line end).  The first line that
+        # is anything else goes on through the loop below.
         last_id = self._id_buffer
         startswith = head.startswith
         while (end := find(b"\n", start, size)) >= 0 and startswith(b"data: ", start, end):
             after = end + 1
-            if after < size and head[after] != 0x0A:
-                break  # no blank line next: the general rules
+            if not crlf:
+                if after < size and head[after] != 0x0A:
+                    break  # no blank line next: the general rules
+                stop = end
+                next_start = after + 1
+            else:
+                stop = end - 1
+                if (
+                    head[stop] != 0x0D
+                    or find(b"\r", start, stop) >= 0
+                    or (after < size and not startswith(b"\r\n", after, size))
+                ):
+                    break  # a lone CR, or no blank line next: the general rules
+                next_start = after + 2
             # (_data_value's steps, without the call: one per event.)
             if grower is not None:
-                value = grower.decode(head, view, start + 6, end)
+                value = grower.decode(head, view, start + 6, stop)
             else:
-                value = str(view[start + 6 : end], "utf-8", "replace")
+                value = str(view[start + 6 : stop], "utf-8", "replace")
             events.append(_new_event(SSEEvent, ("message", value, last_id, None)))
-            start = after + 1
+            start = next_start
             if start > size:  # the blank line ended the region
                 self.last_event_id = last_id
                 return events

@@ -39,7 +39,7 @@ from ._blocks import simple_run, text_region
 from ._checked import over_line_cap, process_checked
 from ._event import SSEEvent, _dispatch, _events, _message_events
 from ._growing import GrowingValues
-from ._lines import LONG_LINE, crlf_lines, lf_lines, to_lf
+from ._lines import LONG_LINE, MIXED_FROM, crlf_lines, lf_lines, long_lines_from, to_lf
 from ._lines import VIEW_FROM as _VIEW_FROM
 from ._long import complete_line, feed_long, process_long
 
@@ -386,6 +386,14 @@ class SSEParser:
         line = buf.find(b"\n", start, end)
         if line < 0 or line - start >= LONG_LINE:
             return process_long(self, buf, start, end, crlf)
+        if end - start > MIXED_FROM:
+            cut = long_lines_from(buf, start, end)
+            if cut < end and (not crlf or buf[cut - 2] == 0x0D):
+                # Short lines, then long ones (a read of a cumulative reply):
+                # each part the way that suits it, one after the other (the
+                # part before the cut ends without its last line end).
+                events = self._within_line_cap(buf, start, cut - 1 - crlf, crlf)
+                return events + process_long(self, buf, cut, end, crlf)
         # A run of simple blocks (see simple_run), when no event or retry field
         # is pending and no data line would continue a pending event: its events
         # are built in C, each what the line-by-line rules give (type "message",
