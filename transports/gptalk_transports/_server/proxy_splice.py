@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import TypeGuard
 
 from .._backends.asyncio import AsyncioStream, _Protocol
+from .proxy_tee import _Tee
 from .spool import CAN_SPLICE, WRITE_HERE_BELOW, FileChunkStore, make_pipe
 
 __all__ = ["can_splice", "splice_on_asyncio"]
@@ -77,13 +78,14 @@ def _read_exactly(fd: int, size: int) -> bytes:
     return b"".join(parts)
 
 
-class _SpliceTee(asyncio.Protocol):
+class _SpliceTee(_Tee):
     """The tee itself: a reader callback on the upstream's socket, and the
     upstream transport's protocol while it runs (its transport reads
     nothing then: it hears only of the connection's loss, after a failed
-    write of a request say, which ends the tee).  The request direction's waits
-    (``pause_writing``, ``connection_lost``) still go to the stream's own
-    protocol, which ``send_all`` watches."""
+    write of a request say, which ends the tee).  What it shares with the
+    portable tee (the core's part of a read, the client's flow control and
+    SEND_TIMEOUT, the ends) is :class:`_Tee`'s; here the upstream's socket
+    is read, or not, by a reader of its own instead of its transport."""
 
     def __init__(  # noqa: PLR0917 (the exchange's parts, as splice_on_asyncio gets them)
         self,
@@ -98,6 +100,14 @@ class _SpliceTee(asyncio.Protocol):
         *,
         send_timeout: float,
     ) -> None:
+        super().__init__(
+            upstream,
+            stream_protocol,
+            client,
+            client_protocol,
+            from_upstream,
+            send_timeout=send_timeout,
+        )
         # The pipe each read goes through to the client (the store tees it):
         # as large as the spool's PIPE_SIZE, the most one read moves, unless
         # the kernel refused (then its default size, 64 KiB).
@@ -108,18 +118,10 @@ class _SpliceTee(asyncio.Protocol):
         assert client_sock is not None
         self._up = up_sock.fileno()
         self._out = client_sock.fileno()
-        self._client = client
-        self._stream_protocol = stream_protocol
-        self._client_protocol = client_protocol
         self._store = store
         self._stored = stored
-        self._from_upstream = from_upstream
         self._clock = clock
-        self._send_timeout = send_timeout
-        self._loop = client_protocol.loop
-        self._timer: asyncio.TimerHandle | None = None
         self._reading = False
-        self.done: asyncio.Future[None] = self._loop.create_future()
 
     def start(self) -> None:
         """Read the upstream's socket as it becomes readable."""
@@ -145,37 +147,12 @@ class _SpliceTee(asyncio.Protocol):
             self._reading = False
             self._loop._remove_reader(self._up)  # type: ignore[attr-defined]
 
+    def _read_again(self) -> None:
+        self.start()
+
     def _finish(self, error: BaseException | None = None) -> None:
         self._stop_reading()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if not self.done.done():
-            if error is None:
-                self.done.set_result(None)
-            else:
-                self.done.set_exception(error)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.end()
-        self._stream_protocol.connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        self._stream_protocol.pause_writing()
-
-    def resume_writing(self) -> None:
-        self._stream_protocol.resume_writing()
-
-    def end(self) -> None:
-        """The upstream's end (closed or broken): the core hears it."""
-        if self.done.done():
-            return
-        try:
-            self._from_upstream(b"")
-        except Exception as exc:  # the recorder's: this connection's end
-            self._finish(exc)
-            return
-        self._finish()
+        super()._finish(error)
 
     def _readable(self) -> None:
         if self.done.done():
@@ -203,15 +180,15 @@ class _SpliceTee(asyncio.Protocol):
             if key is None:  # small, or the store's pipes are smaller
                 data = _read_exactly(self._r1, size)
                 self._stored(self._store.put(data), t)
-                self._send_held(data)
+                self._send(data)
                 return
             self._stored(key, t)
         except Exception as exc:  # the recorder's (its spool's disk): this connection's end
             self._finish(exc)
             return
-        self._send(size)
+        self._splice_out(size)
 
-    def _send(self, size: int) -> None:
+    def _splice_out(self, size: int) -> None:
         """Pipe 1's ``size`` bytes to the client: straight to its socket,
         unless its transport still holds bytes (they go first)."""
         client = self._client
@@ -231,47 +208,12 @@ class _SpliceTee(asyncio.Protocol):
                 self._finish()  # gone (reset, or closed under us)
                 return
         if left:
-            self._send_held(_read_exactly(self._r1, left))
-
-    def take(self, data: bytes) -> None:
-        """A read the stream's own protocol made before the tee began: to
-        the client the ordinary way (the core returns what goes there)."""
-        try:
-            out = self._from_upstream(data)
-        except Exception as exc:  # the recorder's: this connection's end
-            self._finish(exc)
-            return
-        self._send_held(out)
+            self._send(_read_exactly(self._r1, left))
 
     def resume(self) -> None:
         """Read the upstream from now on, unless the client must drain first."""
         if not self.done.done() and self._timer is None:
             self.start()
-
-    def _send_held(self, data: bytes) -> None:
-        """Bytes for the client through its transport, which sends them as
-        the client drains: no upstream read until it did (see the module's
-        docstring)."""
-        if self._client.is_closing():
-            self._finish()  # the client is gone (see _send)
-            return
-        self._client.write(data)
-        writer = self._client_protocol.writer
-        if self._timer is None and writer is not None and not writer.done():
-            self._stop_reading()
-            self._timer = self._loop.call_later(self._send_timeout, self._finish)
-            writer.add_done_callback(self._drained)
-
-    def _drained(self, _: asyncio.Future[None]) -> None:
-        if self.done.done():
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._client.is_closing():
-            self._finish()  # drained because it closed
-            return
-        self.start()
 
 
 async def splice_on_asyncio(  # noqa: PLR0917 (the exchange's parts)
@@ -313,7 +255,7 @@ async def splice_on_asyncio(  # noqa: PLR0917 (the exchange's parts)
     try:
         # What the stream's protocol read before goes first, in order.
         while stream_protocol.chunks and not tee.done.done():
-            tee.take(stream_protocol.chunks.popleft())
+            tee.data_received(stream_protocol.chunks.popleft())
         stream_protocol.chunks.clear()
         stream_protocol.buffered = 0
         if stream_protocol.eof:

@@ -78,8 +78,12 @@ class _Tee(asyncio.Protocol):
         if self.done.done():
             return
         out = self._record(data)
-        if out is None:
-            return
+        if out is not None:
+            self._send(out)
+
+    def _send(self, out: bytes) -> None:
+        """Bytes for the client through its transport, which sends them as
+        the client drains: no upstream read until it did."""
         client = self._client
         if client.is_closing():
             # The client is gone.  (Its end of sending alone is not: one that
@@ -90,7 +94,7 @@ class _Tee(asyncio.Protocol):
         writer = self._client_protocol.writer
         if self._timer is None and writer is not None and not writer.done():
             # Past the client's high-water mark: read no more until it drains.
-            self._upstream.pause_reading()
+            self._stop_reading()
             self._timer = self._loop.call_later(self._send_timeout, self._finish)
             writer.add_done_callback(self._drained)
 
@@ -103,6 +107,13 @@ class _Tee(asyncio.Protocol):
         if self._client.is_closing():
             self._finish()  # drained because it closed
             return
+        self._read_again()
+
+    def _stop_reading(self) -> None:
+        """Read no more from the upstream (until :meth:`_read_again`)."""
+        self._upstream.pause_reading()
+
+    def _read_again(self) -> None:
         self._upstream.resume_reading()
 
     def eof_received(self) -> bool:
