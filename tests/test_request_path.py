@@ -180,11 +180,25 @@ def test_outside_any_loop_the_automatic_backend_is_asyncio() -> None:
 # -- framing ----------------------------------------------------------------------------------
 
 
-def _connection(**kwargs: Any) -> g.ClientConnection:
+def _connection(
+    proxy_headers: tuple[tuple[str, str], ...] = (), **kwargs: Any
+) -> g.ClientConnection:
     credentials = g.Credentials()
     credentials.store("tok", expires_at=4_102_444_800)  # the text request comes first
     chat = g.Chat("hi", credentials=credentials, fingerprint="0" * 32, **kwargs)
-    return g.ClientConnection(chat, host="example")
+    return g.ClientConnection(chat, host="example", proxy_headers=proxy_headers)
+
+
+def _answer_text_step(conn: g.ClientConnection, closes: bool) -> None:
+    """The text step's answer: the connection closes after it, or is kept."""
+    body = b'{"code": 0, "data": {"token": "s"}}'
+    conn.receive_data(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+    event = conn.next_event()
+    if closes:
+        assert isinstance(event, g.ReconnectNeeded)
+    else:
+        assert event is g.SEND_REQUEST
+        assert conn.reusable
 
 
 @pytest.mark.parametrize(
@@ -203,14 +217,7 @@ def test_a_request_that_says_close_expects_the_connection_to_close(
     conn = _connection(extra_headers=extra)
     assert conn.next_event() is g.SEND_REQUEST
     conn.send(now=1_700_000_000)
-    body = b'{"code": 0, "data": {"token": "s"}}'
-    conn.receive_data(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
-    event = conn.next_event()
-    if closes:
-        assert isinstance(event, g.ReconnectNeeded)
-    else:
-        assert event is g.SEND_REQUEST
-        assert conn.reusable
+    _answer_text_step(conn, closes)
 
 
 @pytest.mark.parametrize(
@@ -227,20 +234,11 @@ def test_proxy_headers_that_say_close_expect_the_connection_to_close(
 ) -> None:
     # Whether requests say close is decided once per connection, from the
     # chat's extra headers and these: every request of the chat says it.
-    credentials = g.Credentials()
-    credentials.store("tok", expires_at=4_102_444_800)
-    chat = g.Chat("hi", credentials=credentials, fingerprint="0" * 32)
-    conn = g.ClientConnection(chat, host="example", proxy_headers=proxy)
+    conn = _connection(proxy_headers=proxy)
     assert conn.next_event() is g.SEND_REQUEST
     assert (b"\r\nconnection: " in conn.send(now=1_700_000_000).lower()) is closes
-    body = b'{"code": 0, "data": {"token": "s"}}'
-    conn.receive_data(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
-    event = conn.next_event()
-    if closes:
-        assert isinstance(event, g.ReconnectNeeded)
-    else:
-        assert event is g.SEND_REQUEST
-        assert conn.reusable
+    _answer_text_step(conn, closes)
+    if not closes:
         assert b"\r\nconnection: " not in conn.send(now=1_700_000_000).lower()
 
 
