@@ -309,19 +309,26 @@ def test_a_put_past_the_cap_waits_for_the_writer(monkeypatch: pytest.MonkeyPatch
         store.close()
 
 
-def test_the_writers_error_is_raised_by_the_next_put_and_get(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(spool, "WRITE_HERE_BELOW", 10)
+def _disk_full(monkeypatch: pytest.MonkeyPatch) -> OSError:
+    """From now on every write of the spool fails as a full disk does; the
+    error it raises."""
     full = OSError(errno.ENOSPC, "No space left on device")
 
     def fail(fd: int, pieces: list[bytes], offset: int) -> None:
         raise full
 
+    monkeypatch.setattr(spool, "_write_at", fail)
+    return full
+
+
+def test_the_writers_error_is_raised_by_the_next_put_and_get(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(spool, "WRITE_HERE_BELOW", 10)
     store = FileChunkStore()
     try:
         store.put(b"small")  # written by put itself
-        monkeypatch.setattr(spool, "_write_at", fail)
+        full = _disk_full(monkeypatch)
         store.put(b"x" * 100)  # queued; the writer fails on it
         with pytest.raises(OSError, match="No space") as caught:
             store.get(0)
@@ -439,15 +446,10 @@ def test_a_failed_write_of_held_chunks_is_raised_by_every_later_put_and_get(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(spool, "HOLD_UP_TO", 20)
-    full = OSError(errno.ENOSPC, "No space left on device")
-
-    def fail(fd: int, pieces: list[bytes], offset: int) -> None:
-        raise full
-
     store = FileChunkStore()
     try:
         store.put(b"a" * 10)  # held
-        monkeypatch.setattr(spool, "_write_at", fail)
+        _disk_full(monkeypatch)
         with pytest.raises(OSError, match="No space"):
             store.put(b"b" * 10)  # at the cap: the write fails
         with pytest.raises(OSError, match="No space"):
