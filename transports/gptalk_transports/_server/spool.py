@@ -441,33 +441,38 @@ class FileChunkStore:
             if self._error is not None:
                 raise self._error
 
-    def _write_pieces(self, pieces: list[bytes | _Teed], at: int) -> None:
-        """Adjacent pieces into the file from ``at``: runs of bytes with
-        :func:`_write_at`, teed reads moved from their pipe (which then goes
-        back to the store's free ones)."""
+    def _write_pieces(self, items: list[tuple[int, bytes | _Teed]]) -> None:
+        """Pieces into the file, each at its offset: runs of adjacent bytes
+        with :func:`_write_at`, teed reads moved from their pipe (which then
+        goes back to the store's free ones).  Two queued pieces need not be
+        adjacent: small chunks put wrote itself (see HOLD_UP_TO) may lie
+        between them."""
         run: list[bytes] = []
-        run_at = at
-        for piece in pieces:
+        run_at = run_end = 0
+        for at, piece in items:
+            if run and at != run_end:
+                _write_at(self._fd, run, run_at)
+                run = []
             if isinstance(piece, bytes):
+                if not run:
+                    run_at = at
                 run.append(piece)
-                at += len(piece)
+                run_end = at + len(piece)
                 continue
             if run:
                 _write_at(self._fd, run, run_at)
                 run = []
             assert _SPLICE is not None
-            left = piece.size
-            while left:
-                moved = _SPLICE(piece.pipe[0], self._fd, left, offset_dst=at)
+            done = 0
+            while done < piece.size:
+                moved = _SPLICE(piece.pipe[0], self._fd, piece.size - done, offset_dst=at + done)
                 if not moved:  # pragma: no cover - the pipe holds them
-                    raise OSError(f"a pipe ended with {left} bytes of a chunk not written")
-                at += moved
-                left -= moved
+                    raise OSError(f"a pipe ended with {piece.size - done} bytes not written")
+                done += moved
             piece.written = True
             with self._lock:
                 self._pipes.append(piece.pipe)
                 self._changed.notify_all()  # a put_teed may wait for a pipe
-            run_at = at
         if run:
             _write_at(self._fd, run, run_at)
 
@@ -481,21 +486,19 @@ class FileChunkStore:
                     self._changed.wait()
                 if not self._queue:
                     return  # closing, and everything is written
-                # Queued chunks are adjacent in the file: written together.
-                start = self._queue[0][0]
-                pieces: list[bytes | _Teed] = [data for _, data in self._queue]
+                items = list(self._queue)
                 self._queue.clear()
-            size = sum(map(len, pieces))
+            size = sum(len(data) for _, data in items)
             try:
-                self._write_pieces(pieces, start)
-                self._advise(start + size)
+                self._write_pieces(items)
+                self._advise(items[-1][0] + len(items[-1][1]))
             except OSError as exc:
                 with self._lock:
                     self._error = exc
                     self._queue.clear()
                     self._queued = 0
                     self._changed.notify_all()
-                for piece in pieces:
+                for _, piece in items:
                     if isinstance(piece, _Teed) and not piece.written:
                         self._discard(piece.pipe)
                 return
