@@ -307,6 +307,7 @@ def test_a_failed_move_into_the_file_is_raised_by_every_later_put_and_get(
     def full(*_: object, **__: object) -> int:
         raise OSError(28, "No space left on device")
 
+    monkeypatch.setattr(spool, "DIRECT", False)  # the move is splice's (past the cache: below)
     monkeypatch.setattr(spool, "_SPLICE", full)
     store = FileChunkStore()
     source = _pipe_with(b"z" * 1000)
