@@ -51,12 +51,13 @@ HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\nconnection
 
 
 def _record(
-    pieces: list[bytes], *, gated: bool, client_waits: float = 0.0
+    pieces: list[bytes], *, gated: bool, client_waits: float = 0.0, whole: bool = True
 ) -> tuple[bytes, list[bytes], list[float]]:
     """An upstream sends HEAD + ``pieces`` (then closes) through the proxy;
     ``gated``: each piece only once the client holds the one before.  The
-    client waits ``client_waits`` seconds before reading.  Returns what the
-    client got, and the recorded chunks and their times."""
+    client waits ``client_waits`` seconds before reading; ``whole``: it got
+    every byte sent.  Returns what the client got, and the recorded chunks
+    and their times."""
     body = b"".join(pieces)
     held = [0]
     events: list[anyio.Event] = []
@@ -99,7 +100,7 @@ def _record(
     [item] = cassette.interactions
     chunks = [chunk.data for chunk in item.response.chunks]
     times = [chunk.t for chunk in item.response.chunks]
-    assert got == HEAD + body
+    assert got == HEAD + body or not whole
     return got, chunks, times
 
 
@@ -122,6 +123,66 @@ def test_a_large_reply_to_a_slow_client_is_recorded_exactly(tee_path: str) -> No
     got, chunks, _ = _record(pieces, gated=False, client_waits=0.5)
     assert b"".join(chunks) == got
     assert max(map(len, chunks)) <= max(spool.PIPE_SIZE, proxy_module.UPSTREAM_READ_SIZE)
+
+
+@needs_splice
+def test_what_a_full_client_socket_did_not_take_waits_in_the_pipe(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Large reads to a client that reads late: its socket fills, the rest
+    of each read stays in the pipe until it is writable (nothing read into
+    memory for its transport), and the upstream is not read meanwhile."""
+    monkeypatch.setattr(proxy_module, "SPLICE", True)
+    copied: list[int] = []
+    real_read = proxy_splice._read_exactly
+
+    def read_exactly(fd: int, size: int) -> bytes:
+        copied.append(size)
+        return real_read(fd, size)
+
+    monkeypatch.setattr(proxy_splice, "_read_exactly", read_exactly)
+    waits = [0]
+    real_wait = proxy_splice._SpliceTee._splice_left
+
+    def splice_left(self: proxy_splice._SpliceTee) -> None:
+        real_wait(self)
+        if self._left:  # private: the client's socket is full
+            waits[0] += 1
+            assert not self._reading  # private: no upstream read meanwhile
+
+    monkeypatch.setattr(proxy_splice._SpliceTee, "_splice_left", splice_left)
+    rng = random.Random(5)
+    pieces = [rng.randbytes(rng.randrange(64 * 1024, 700 * 1024)) for _ in range(12)]
+    got, chunks, _ = _record(pieces, gated=False, client_waits=0.5)
+    assert b"".join(chunks) == got
+    assert waits[0] > 0
+    assert [size for size in copied if size >= spool.WRITE_HERE_BELOW] == []
+
+
+@needs_splice
+def test_the_upstreams_end_while_the_client_is_full_comes_after_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The upstream's end heard while the client has not taken the last read
+    (its transport's loss, say, after a failed write of a request): the
+    client still gets every byte read, then the exchange ends."""
+    monkeypatch.setattr(proxy_module, "SPLICE", True)
+    ended = [0]
+    real = proxy_splice._SpliceTee._splice_left
+
+    def splice_left(self: proxy_splice._SpliceTee) -> None:
+        real(self)
+        if self._left and not ended[0]:  # private: the client's socket is full
+            ended[0] += 1
+            self.end()
+            assert not self.done.done()  # deferred: the rest goes first
+
+    monkeypatch.setattr(proxy_splice._SpliceTee, "_splice_left", splice_left)
+    body = random.Random(9).randbytes(6 * 1024 * 1024)
+    got, chunks, _ = _record([body], gated=False, client_waits=0.5, whole=False)
+    assert ended == [1]
+    assert got == b"".join(chunks)  # every read, the last one whole
+    assert len(got) < len(HEAD) + len(body)  # cut at that end, as recorded
 
 
 def test_the_tee_holds_event_2_until_the_client_has_event_1(tee_path: str) -> None:
@@ -307,6 +368,7 @@ def test_a_failed_move_into_the_file_is_raised_by_every_later_put_and_get(
     def full(*_: object, **__: object) -> int:
         raise OSError(28, "No space left on device")
 
+    monkeypatch.setattr(spool, "DIRECT", False)  # the move is splice's (past the cache: below)
     monkeypatch.setattr(spool, "_SPLICE", full)
     store = FileChunkStore()
     source = _pipe_with(b"z" * 1000)

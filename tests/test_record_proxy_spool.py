@@ -442,6 +442,27 @@ def test_small_chunks_are_held_and_written_together(monkeypatch: pytest.MonkeyPa
         store.close()
 
 
+def test_held_chunks_written_between_two_queued_ones_keep_their_place(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A large chunk waits in the queue (the writer is not woken), small
+    ones after it reach HOLD_UP_TO and put writes them itself, then another
+    large one is queued: the two queued chunks are not adjacent in the file,
+    and the second goes at its own offset (it went right after the first,
+    over the small ones, and the file ended short of the store's end)."""
+    monkeypatch.setattr(spool, "WRITE_HERE_BELOW", 100)
+    monkeypatch.setattr(spool, "HOLD_UP_TO", 250)
+    monkeypatch.setattr(spool, "WAKE_WRITER_AT", 1 << 40)
+    store = FileChunkStore()
+    try:
+        chunks = [b"A" * 400, *(bytes([66 + i]) * 60 for i in range(5)), b"Z" * 400]
+        keys = [store.put(chunk) for chunk in chunks]
+        assert [store.get(k) for k in keys] == chunks
+        assert os.pread(store._fd, store.size + 1, 0) == b"".join(chunks)  # private
+    finally:
+        store.close()
+
+
 def test_a_failed_write_of_held_chunks_is_raised_by_every_later_put_and_get(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

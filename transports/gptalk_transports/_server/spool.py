@@ -24,8 +24,11 @@ Small reads (a short chat's) are held and written many at a time by
 On Linux the proxy's splice tee (see .proxy_splice) never has a large read
 in Python's memory: :meth:`put_teed` copies it from the tee's pipe into a
 pipe of the store's (``tee``: page references, not the bytes), queued like
-a put read, and the writer thread moves it into the file (``splice``): the
-one copy of the read, off the event loop's thread.
+a put read, and the writer thread moves it into the file: the one copy of
+the read, off the event loop's thread.  Where the file system allows it, that
+copy goes into a buffer of the writer's own, written past the page cache
+(``O_DIRECT``, see .spool_direct: the page cache's work per page was more
+than the copy); elsewhere the pipe is spliced into the file.
 
 The file has no name (``tempfile.TemporaryFile``): nothing is left behind
 on any exit path, a crash or ``SIGKILL`` included; :meth:`close` frees it at
@@ -43,6 +46,8 @@ import threading
 from array import array
 from collections import deque
 from collections.abc import Callable
+
+from .spool_direct import DirectStage
 
 __all__ = ["CAN_SPLICE", "DROP_EVERY", "MAX_QUEUED", "WRITE_HERE_BELOW", "FileChunkStore"]
 
@@ -99,13 +104,23 @@ if sys.platform == "linux":  # pipes are resized only there (see make_pipe)
 #: Bytes each pipe of the store (and of the splicing tee) is asked to hold
 #: (``F_SETPIPE_SZ``): the proxy's upstream read size.  Past a user's pipe
 #: limits the kernel refuses, and a pipe keeps its default size.
-PIPE_SIZE = 256 * 1024
+#: 1 MiB, Linux's most for a user's pipe (``/proc/sys/fs/pipe-max-size``):
+#: at 256 KiB the benchmark's 64 MB reply was 4 times as many reads, each a
+#: turn of the event loop, a ``tee`` and a wake-up of the writer thread
+#: (perf: the proxy's CPU per reply down by a sixth at 1 MiB).
+PIPE_SIZE = 1024 * 1024
 
 #: Cap on the store's pipes, each holding one read teed for the writer
 #: thread (see :meth:`FileChunkStore.put_teed`): with MAX_QUEUED, what a
 #: disk slower than the network may hold back, at most this many reads of
-#: up to PIPE_SIZE bytes (the upstream's pages, referenced by the pipes).
-MAX_PIPES = 16
+#: up to PIPE_SIZE bytes (the upstream's pages, referenced by the pipes):
+#: 4 MiB, as MAX_QUEUED.
+MAX_PIPES = 4
+
+#: Whether teed reads are written past the page cache where the file
+#: system allows it (``O_DIRECT``, see .spool_direct); off, the writer
+#: thread moves them into the file with ``splice``.
+DIRECT = True
 
 
 @functools.cache
@@ -240,6 +255,17 @@ class FileChunkStore:
         # at _end; only the caller's thread touches them.
         self._held: list[bytes] = []
         self._held_size = 0
+        # Writes past the page cache (see DIRECT): asked for by the first
+        # teed read (from then on put holds nothing: every byte goes through
+        # the writer's stage, which owns the file's blocks); the stage, the
+        # writer thread's own; whether the file refused it.  _unflushed:
+        # the stage holds bytes the file does not (get waits for them), and
+        # _reading counts the gets waiting (the stage is written for them).
+        self._staging = False
+        self._stage: DirectStage | None = None
+        self._no_stage = False
+        self._unflushed = False
+        self._reading = 0
 
     @property
     def size(self) -> int:
@@ -254,7 +280,7 @@ class FileChunkStore:
         if self._closing:
             raise ValueError("the recording's spool is closed")
         start = self._end
-        if _POSITIONED and len(data) < WRITE_HERE_BELOW:
+        if _POSITIONED and len(data) < WRITE_HERE_BELOW and not self._staging:
             self._held.append(data)
             self._held_size += len(data)
             self._starts.append(start)
@@ -277,6 +303,8 @@ class FileChunkStore:
                     os.close(data.pipe[1])
                     self._made -= 1
                 raise self._error
+            if isinstance(data, _Teed) and DIRECT and not self._no_stage:
+                self._staging = True  # before the held chunks are queued
             before = self._queued
             held = self._held
             if held:  # before this chunk, and adjacent to it: queued first
@@ -404,6 +432,9 @@ class FileChunkStore:
             writer = self._writer
         if writer is not None:
             writer.join()
+        if self._stage is not None:
+            self._stage.close()
+            self._stage = None
         with self._lock:
             pipes = self._pipes + [d.pipe for _, d in self._queue if isinstance(d, _Teed)]
             self._pipes, self._made = [], 0
@@ -430,44 +461,83 @@ class FileChunkStore:
 
     def _drain(self) -> None:
         with self._lock:
-            if self._queued and self._error is None:
+            if (self._queued or self._unflushed) and self._error is None:
                 self._flushing += 1
+                self._reading += 1
                 self._changed.notify_all()  # whatever is queued, now
                 try:
-                    while self._queued and self._error is None:
+                    while (self._queued or self._unflushed) and self._error is None:
                         self._changed.wait()
                 finally:
                     self._flushing -= 1
+                    self._reading -= 1
             if self._error is not None:
                 raise self._error
 
-    def _write_pieces(self, pieces: list[bytes | _Teed], at: int) -> None:
-        """Adjacent pieces into the file from ``at``: runs of bytes with
-        :func:`_write_at`, teed reads moved from their pipe (which then goes
-        back to the store's free ones)."""
+    def _free(self, piece: _Teed) -> None:
+        """A teed read is in the file (or the stage): its pipe is free."""
+        piece.written = True
+        with self._lock:
+            self._pipes.append(piece.pipe)
+            self._changed.notify_all()  # a put_teed may wait for a pipe
+
+    def _to_stage(self, at: int, piece: bytes | _Teed) -> bool:
+        """``piece``, at ``at``, into the stage where there is one (opened
+        by the first piece once asked for); False where it goes to the file
+        as before."""
+        stage = self._stage
+        if stage is None:
+            if not self._staging or self._no_stage:
+                return False
+            stage = self._stage = DirectStage.open(self._fd, at)
+            if stage is None:  # refused as it opened: splice, as before
+                self._no_stage, self._staging = True, False
+                return False
+        # Held chunks put wrote itself before the stage was asked for.
+        stage.fill_to(at)
+        if isinstance(piece, bytes):
+            stage.add(piece)
+        else:
+            assert _SPLICE is not None
+            stage.add_from_pipe(piece.pipe[0], piece.size, _SPLICE)
+            self._free(piece)
+        if stage.broken:  # refused at its first write: splice from now on
+            stage.close()
+            self._stage = None
+            self._no_stage, self._staging = True, False
+        return True
+
+    def _write_pieces(self, items: list[tuple[int, bytes | _Teed]]) -> None:
+        """Pieces into the file, each at its offset: into the stage (see
+        DIRECT), or runs of adjacent bytes with :func:`_write_at` and teed
+        reads moved from their pipe (which then goes back to the store's
+        free ones).  Two queued pieces need not be adjacent: small chunks
+        put wrote itself (see HOLD_UP_TO) may lie between them."""
         run: list[bytes] = []
-        run_at = at
-        for piece in pieces:
+        run_at = run_end = 0
+        for at, piece in items:
+            if (run and at != run_end) or (run and self._staging and self._stage is None):
+                _write_at(self._fd, run, run_at)  # before what follows is read back
+                run = []
+            if self._to_stage(at, piece):
+                continue
             if isinstance(piece, bytes):
+                if not run:
+                    run_at = at
                 run.append(piece)
-                at += len(piece)
+                run_end = at + len(piece)
                 continue
             if run:
                 _write_at(self._fd, run, run_at)
                 run = []
             assert _SPLICE is not None
-            left = piece.size
-            while left:
-                moved = _SPLICE(piece.pipe[0], self._fd, left, offset_dst=at)
+            done = 0
+            while done < piece.size:
+                moved = _SPLICE(piece.pipe[0], self._fd, piece.size - done, offset_dst=at + done)
                 if not moved:  # pragma: no cover - the pipe holds them
-                    raise OSError(f"a pipe ended with {left} bytes of a chunk not written")
-                at += moved
-                left -= moved
-            piece.written = True
-            with self._lock:
-                self._pipes.append(piece.pipe)
-                self._changed.notify_all()  # a put_teed may wait for a pipe
-            run_at = at
+                    raise OSError(f"a pipe ended with {piece.size - done} bytes not written")
+                done += moved
+            self._free(piece)
         if run:
             _write_at(self._fd, run, run_at)
 
@@ -475,30 +545,36 @@ class FileChunkStore:
         """The writer thread: the queue into the file, in order, until close."""
         while True:
             with self._lock:
-                while not self._closing and (
-                    not self._queue or (self._queued < _wake_at() and not self._flushing)
+                while not self._closing and not (
+                    (self._queue and (self._queued >= _wake_at() or self._flushing))
+                    or (self._unflushed and self._reading)
                 ):
                     self._changed.wait()
-                if not self._queue:
-                    return  # closing, and everything is written
-                # Queued chunks are adjacent in the file: written together.
-                start = self._queue[0][0]
-                pieces: list[bytes | _Teed] = [data for _, data in self._queue]
+                if self._closing and not self._queue:
+                    return  # everything is written (the stage's rest: the file goes)
+                items = list(self._queue)
                 self._queue.clear()
-            size = sum(map(len, pieces))
+                flush = self._reading > 0
+            size = sum(len(data) for _, data in items)
+            end = items[-1][0] + len(items[-1][1]) if items else 0
             try:
-                self._write_pieces(pieces, start)
-                self._advise(start + size)
+                self._write_pieces(items)
+                stage = self._stage
+                if stage is not None and flush:
+                    stage.flush()  # a get waits for it
+                elif stage is None and items:
+                    self._advise(end)
             except OSError as exc:
                 with self._lock:
                     self._error = exc
                     self._queue.clear()
                     self._queued = 0
                     self._changed.notify_all()
-                for piece in pieces:
+                for _, piece in items:
                     if isinstance(piece, _Teed) and not piece.written:
                         self._discard(piece.pipe)
                 return
             with self._lock:
                 self._queued -= size
+                self._unflushed = stage is not None and stage.unflushed
                 self._changed.notify_all()  # put past the cap, or get, may wait
