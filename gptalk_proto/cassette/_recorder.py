@@ -55,8 +55,8 @@ def origin_form(target: bytes) -> bytes:
     seen ``/path?query``.  The cassette keeps what the service sees, so the same
     chat recorded with or without a proxy replays alike.
     """
-    if not target.lower().startswith((b"http://", b"https://")):
-        return target
+    if target[:1] == b"/" or not target.lower().startswith((b"http://", b"https://")):
+        return target  # origin-form already (the usual case: no copy lowered)
     rest = target.partition(b"://")[2]
     cut = min((i for i in (rest.find(b"/"), rest.find(b"?")) if i >= 0), default=len(rest))
     path = rest[cut:]
