@@ -118,7 +118,7 @@ async def _proxy_one(
             on_chat()
         return out
 
-    def forward_now(data: bytes, upstream: AsyncioStream) -> bool:
+    def forward_now(upstream: AsyncioStream, data: bytes) -> bool:
         """The client's bytes, in its protocol's ``data_received``, while the
         task waits for them and the upstream is teed: through the core, and
         a request straight to the upstream's transport -- no task woken, no
@@ -147,10 +147,11 @@ async def _proxy_one(
             return True
         if actions:
             deadlines.answered()
-        if any(not isinstance(action, ToUpstream) for action in actions):
-            handed.append(actions)
-            reader.set_exception(_HandedOver())
-            return True
+        for action in actions:  # (a loop, not any() of a generator: per request)
+            if not isinstance(action, ToUpstream):
+                handed.append(actions)
+                reader.set_exception(_HandedOver())
+                return True
         for action in actions:
             # Written without waiting: a request that fills the upstream's
             # buffer past its high-water mark has the next one taken by the
@@ -169,7 +170,7 @@ async def _proxy_one(
                 # On asyncio, at the protocol level: no task switch per read;
                 # the client's requests too, while the tee runs.
                 if isinstance(accepted, _Accepted):
-                    accepted.fast = partial(forward_now, upstream=upstream)
+                    accepted.fast = partial(forward_now, upstream)
                 store = proxy.recorder.store
                 try:
                     if (
