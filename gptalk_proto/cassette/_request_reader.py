@@ -100,6 +100,11 @@ class ReadRequest(NamedTuple):
     t: float
 
 
+# A NamedTuple's own constructor is a Python function (a frame per call):
+# the two made per request are built by tuple's, from their fields in order.
+_new = tuple.__new__
+
+
 class _Fields(NamedTuple):
     """What one block of field lines reads to (see :func:`_read_fields`)."""
 
@@ -245,14 +250,18 @@ class RequestReader:
         size = max(fields.length, 0)
         if size > self._max_size or len(data) < start + size:
             return None
-        request_head = RequestHead(
-            line[1],
-            line[2],
-            fields.raw_headers,
-            fields.headers,
-            fields.block if len(block) <= MAX_KNOWN_BLOCK else b"",
+        request_head = _new(
+            RequestHead,
+            (
+                line[1],
+                line[2],
+                fields.raw_headers,
+                fields.headers,
+                fields.block if len(block) <= MAX_KNOWN_BLOCK else b"",
+            ),
         )
-        return ReadRequest(request_head, data[start : start + size], t), data[start + size :]
+        stop = start + size
+        return _new(ReadRequest, (request_head, data[start:stop], t)), data[stop:]
 
 
 def _read_fields(block: bytes) -> _Fields | None:
