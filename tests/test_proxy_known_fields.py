@@ -88,7 +88,7 @@ def _run(
         sent.append([])
         for data in writes:
             if fresh:
-                recorder.known_fields._blocks.clear()  # private: remember nothing
+                recorder._known_fields._blocks.clear()  # private: remember nothing
                 for forwarded in recorder._forwarded:
                     forwarded.clear()
             t += 0.25
@@ -115,7 +115,7 @@ def test_remembered_field_lines_forward_and_record_what_fresh_ones_do(
     warm, cold = _recorder(through_a_proxy), _recorder(through_a_proxy)
     sent = _run(warm, connections, fresh=False)
     assert sent == _run(cold, connections, fresh=True)
-    assert len(warm.known_fields) > 0  # the remembered lines were used
+    assert len(warm._known_fields) > 0  # private: the remembered lines were used
     stamp = "2026-01-01T00:00:00Z"
     got = warm.cassette(recorded_at=stamp, redact=False)
     assert got == cold.cassette(recorded_at=stamp, redact=False)
@@ -145,4 +145,4 @@ def test_the_forwarded_lines_stay_within_their_cap() -> None:
             conn.upstream_data(ANSWER, 0.0)
         for forwarded in recorder._forwarded:  # private: the cap holds
             assert 1 <= len(forwarded) <= MAX_KNOWN_BLOCKS
-        assert len(recorder.known_fields) <= MAX_KNOWN_BLOCKS
+        assert len(recorder._known_fields) <= MAX_KNOWN_BLOCKS  # private

@@ -140,7 +140,7 @@ class ProxyRecorder:
         # bytes, the same for every request with that block; apart for a
         # request that gets a content-length its block did not have (a POST
         # without one) and one that does not.
-        self.known_fields = KnownFields()
+        self._known_fields = KnownFields()
         self._forwarded: tuple[dict[bytes, _Forwarded], dict[bytes, _Forwarded]] = ({}, {})
 
     def connection(self) -> ProxyConnection:
@@ -167,7 +167,7 @@ class ProxyConnection:
 
     def __init__(self, proxy: ProxyRecorder) -> None:
         self._proxy = proxy
-        self._requests = RequestReader(MAX_PROXIED_REQUEST, proxy.known_fields)
+        self._requests = RequestReader(MAX_PROXIED_REQUEST, proxy._known_fields)
         self._number: int | None = None  # the recorder's, once a request went up
         # The responses being counted: h11's client side mirrors the exchange.
         self._mirror: h11.Connection | None = (
