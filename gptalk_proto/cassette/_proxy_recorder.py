@@ -139,7 +139,9 @@ class ProxyRecorder:
         # block's headers as forwarded (kept by the recorder) and their
         # bytes, the same for every request with that block; apart for a
         # request that gets a content-length its block did not have (a POST
-        # without one) and one that does not.
+        # without one) and one that does not.  Each capped as KnownFields is
+        # (MAX_KNOWN_BLOCKS blocks of at most MAX_KNOWN_BLOCK bytes; emptied
+        # when one too many).
         self._known_fields = KnownFields()
         self._forwarded: tuple[dict[bytes, _Forwarded], dict[bytes, _Forwarded]] = ({}, {})
 

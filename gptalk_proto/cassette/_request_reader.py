@@ -64,7 +64,7 @@ MAX_KNOWN_BLOCKS = 32
 
 #: Cap on the bytes of one block of field lines a :class:`KnownFields`
 #: remembers; larger ones are read every time.  With MAX_KNOWN_BLOCKS, at
-#: most 256 KiB of remembered lines (and what was read from them).
+#: most 256 KiB of remembered lines, and about as much again read from them.
 MAX_KNOWN_BLOCK = 8 * 1024
 
 
