@@ -313,3 +313,32 @@ def test_a_request_is_checked_as_recorded_and_read_when_the_cassette_is_built() 
     [item] = recorder.cassette(recorded_at="2026-01-01T00:00:00Z", redact=False).interactions
     assert item.request.headers == (("Host", "x"), ("X-A", "\xe9"))
     assert item.request.t == 0.123457
+
+
+def test_chunk_times_are_kept_to_the_microsecond() -> None:
+    """A read's time is rounded when the cassette is built, as the request's
+    is: read in memory or put in the store by the driver, the same times."""
+    stamp = "2026-01-01T00:00:00Z"
+    kept = []
+    for stored in (False, True):
+        recorder = g.cassette.Recorder("http://up.example")
+        number = recorder.open_connection()
+        recorder.sent(number, b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n", 0.0)
+        for t, data in (
+            (0.1234567, b"HTTP/1.1 200 OK\r\n"),
+            (2.0000004, b"content-length: 0\r\n\r\n"),
+        ):
+            if stored:
+                recorder.received_stored(number, recorder.store.put(data), t)
+            else:
+                recorder.received(number, data, t)
+        [item] = recorder.cassette(recorded_at=stamp, redact=False).interactions
+        kept.append([(c.t, c.data) for c in item.response.chunks])
+    assert (
+        kept[0]
+        == kept[1]
+        == [
+            (0.123457, b"HTTP/1.1 200 OK\r\n"),
+            (2.0, b"content-length: 0\r\n\r\n"),
+        ]
+    )

@@ -8,7 +8,12 @@ import random
 import pytest
 
 from gptalk_proto._errors import InvalidHTTP
-from gptalk_proto.cassette._request_reader import RequestReader
+from gptalk_proto.cassette._request_reader import (
+    MAX_KNOWN_BLOCK,
+    MAX_KNOWN_BLOCKS,
+    KnownFields,
+    RequestReader,
+)
 
 LOGIN = (
     b'POST /api/chatgpt/user/login HTTP/1.1\r\nhost: x\r\ncontent-length: 13\r\n\r\n{"a": "b c"}\n'
@@ -263,3 +268,66 @@ def test_mutated_requests_read_as_h11_alone_reads_them_however_cut(seed: int) ->
         for pieces in ways:
             assert _outcome(RequestReader(1024), pieces) == _outcome(_H11Only(1024), pieces)
     assert plain  # some mutations leave the request plain: both paths were compared
+
+
+def _every_wire() -> list[bytes]:
+    rng = random.Random(7)
+    return [LOGIN, STREAM, _PLAIN, *HEADS, *_hostile(), *(_mutated(rng) for _ in range(60))]
+
+
+@pytest.mark.parametrize("cap", [1024, 64])
+def test_known_field_lines_read_as_h11_alone_reads_them(cap: int) -> None:
+    """Differential, with field lines remembered: one KnownFields shared by
+    every reader (as a proxy's connections share one), each request read
+    cold and then again warm, whole, pipelined and cut, reads as h11 alone
+    reads it; so does each one after the cap has emptied the known lines."""
+    known = KnownFields()
+    for _ in range(2):
+        for wire in _every_wire():
+            for pieces in ([wire], [wire + STREAM], [LOGIN, wire], [wire[:9], wire[9:]]):
+                want = _outcome(_H11Only(cap), pieces)
+                assert _outcome(RequestReader(cap, known), pieces) == want
+                assert len(known) <= MAX_KNOWN_BLOCKS
+
+
+def test_known_field_lines_are_read_once() -> None:
+    """A block of field lines seen before is not read again: the next
+    request with it shares what was read (its lists, never changed)."""
+    known = KnownFields()
+    [(first, _, _)] = RequestReader(1024, known).feed(LOGIN)
+    [(again, _, _)] = RequestReader(1024, known).feed(LOGIN)
+    assert again.raw_headers is first.raw_headers
+    assert again.headers is first.headers
+    assert again.fields == LOGIN[LOGIN.index(b"\r\n") + 2 : LOGIN.index(b"\r\n\r\n")]
+    # Another request line, the same lines: read once too.
+    other = LOGIN.replace(b"/api/chatgpt/user/login", b"/other?x=1")
+    [(third, _, _)] = RequestReader(1024, known).feed(other)
+    assert (third.target, third.raw_headers) == (b"/other?x=1", first.raw_headers)
+    assert third.raw_headers is first.raw_headers
+    assert len(known) == 1
+    # Without a KnownFields, each request's lines are read anew.
+    [(cold, _, _)] = RequestReader(1024).feed(LOGIN)
+    assert cold.raw_headers == first.raw_headers
+    assert cold.raw_headers is not first.raw_headers
+
+
+def test_known_field_lines_stay_within_their_caps() -> None:
+    """At most MAX_KNOWN_BLOCKS blocks, each of at most MAX_KNOWN_BLOCK
+    bytes: one block too many empties the others first (the newest is
+    known), and a larger block is read every time (and has no ``fields``)."""
+    known = KnownFields()
+    for number in range(MAX_KNOWN_BLOCKS * 3):
+        wire = b"GET / HTTP/1.1\r\nhost: x\r\nx-n: %d\r\n\r\n" % number
+        [(head, _, _)] = RequestReader(1024, known).feed(wire)
+        assert head.headers[-1] == (b"x-n", b"%d" % number)
+        assert 1 <= len(known) <= MAX_KNOWN_BLOCKS
+        assert known._blocks.get(head.fields) is not None  # private: the newest is known
+    for size, kept in ((MAX_KNOWN_BLOCK, True), (MAX_KNOWN_BLOCK + 1, False)):
+        known = KnownFields()
+        lines = b"host: x\r\nx-pad: "
+        lines += b"p" * (size - len(lines))
+        wire = b"GET / HTTP/1.1\r\n" + lines + b"\r\n\r\n"
+        [(head, _, _)] = RequestReader(4 * MAX_KNOWN_BLOCK, known).feed(wire)
+        assert head.headers == [(b"host", b"x"), (b"x-pad", lines[16:])]
+        assert head.fields == (lines if kept else b"")
+        assert len(known) == kept

@@ -25,6 +25,7 @@ import json
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import h11
 
@@ -33,7 +34,7 @@ from .._http11 import next_h11_event
 from ._format import Cassette
 from ._profiles import GPTALK, Profile
 from ._recorder import ChunkStore, Recorder, origin_form
-from ._request_reader import RequestHead, RequestReader
+from ._request_reader import MAX_KNOWN_BLOCKS, KnownFields, RequestHead, RequestReader
 
 __all__ = [
     "MAX_PROXIED_REQUEST",
@@ -133,6 +134,16 @@ class ProxyRecorder:
         self.count_chats = count_chats
         #: Chats recorded: stream responses that ended (whole or cut).
         self.chats = 0
+        # The field lines its clients send, read once (see KnownFields), and
+        # what each request's came to on the way up (see _forwarded): a
+        # block's headers as forwarded (kept by the recorder) and their
+        # bytes, the same for every request with that block; apart for a
+        # request that gets a content-length its block did not have (a POST
+        # without one) and one that does not.  Each capped as KnownFields is
+        # (MAX_KNOWN_BLOCKS blocks of at most MAX_KNOWN_BLOCK bytes; emptied
+        # when one too many).
+        self._known_fields = KnownFields()
+        self._forwarded: tuple[dict[bytes, _Forwarded], dict[bytes, _Forwarded]] = ({}, {})
 
     def connection(self) -> ProxyConnection:
         """The proxy side of one new client connection."""
@@ -145,12 +156,20 @@ class ProxyRecorder:
         return self.recorder.cassette(recorded_at=recorded_at, redact=redact, secrets=secrets)
 
 
+class _Forwarded(NamedTuple):
+    """A block of field lines as forwarded (see ProxyConnection._forwarded)."""
+
+    headers: tuple[tuple[bytes, bytes], ...]
+    #: The field lines' bytes, the blank line after them included.
+    wire: bytes
+
+
 class ProxyConnection:
     """One client connection and the upstream connection it is forwarded on."""
 
     def __init__(self, proxy: ProxyRecorder) -> None:
         self._proxy = proxy
-        self._requests = RequestReader(MAX_PROXIED_REQUEST)
+        self._requests = RequestReader(MAX_PROXIED_REQUEST, proxy._known_fields)
         self._number: int | None = None  # the recorder's, once a request went up
         # The responses being counted: h11's client side mirrors the exchange.
         self._mirror: h11.Connection | None = (
@@ -214,10 +233,29 @@ class ProxyConnection:
 
     def _forwarded(
         self, head: RequestHead, body: bytes
-    ) -> tuple[bytes, list[tuple[bytes, bytes]], bytes]:
+    ) -> tuple[bytes, Sequence[tuple[bytes, bytes]], bytes]:
         """The request for the upstream: its target, its headers, its bytes."""
         proxy = self._proxy
         target = proxy.target_prefix + origin_form(head.target)
+        with_length = bool(body) or head.method in _WITH_BODY
+        # A block of field lines known (head.fields) and forwarded before
+        # goes as it went then: the same bytes, the same headers, the same
+        # content-length (the body's, which the block says).
+        known = proxy._forwarded[with_length]
+        found = known.get(head.fields) if head.fields else None
+        if found is None:
+            found = self._forward_fields(head, len(body), with_length)
+            if head.fields:
+                if len(known) >= MAX_KNOWN_BLOCKS:
+                    known.clear()  # one too many: as KnownFields does
+                known[head.fields] = found
+        wire = b"".join([head.method, b" ", target, b" HTTP/1.1\r\n", found.wire, body])
+        return target, found.headers, wire
+
+    def _forward_fields(self, head: RequestHead, length: int, with_length: bool) -> _Forwarded:
+        """The headers of a request with a body of ``length`` bytes as
+        forwarded, and their lines' bytes."""
+        proxy = self._proxy
         headers = [(b"host", proxy.host)]
         # head.headers has each of head.raw_headers' names in lowercase.
         headers += [
@@ -225,13 +263,12 @@ class ProxyConnection:
             for pair, (name, _) in zip(head.raw_headers, head.headers, strict=True)
             if name not in _DROPPED
         ]
-        if body or head.method in _WITH_BODY:
-            headers.append((b"content-length", b"%d" % len(body)))
+        if with_length:
+            headers.append((b"content-length", b"%d" % length))
         headers += proxy.proxy_headers
-        # One join per header and one for the request: its bytes in one piece.
+        # One join per header and one for the lines.
         fields = b"\r\n".join([b": ".join(pair) for pair in headers])
-        wire = b"".join([head.method, b" ", target, b" HTTP/1.1\r\n", fields, b"\r\n\r\n", body])
-        return target, headers, wire
+        return _Forwarded(tuple(headers), fields + b"\r\n\r\n")
 
     def _mirror_next(self) -> None:
         mirror = self._mirror

@@ -55,8 +55,8 @@ def origin_form(target: bytes) -> bytes:
     seen ``/path?query``.  The cassette keeps what the service sees, so the same
     chat recorded with or without a proxy replays alike.
     """
-    if not target.lower().startswith((b"http://", b"https://")):
-        return target
+    if target[:1] == b"/" or not target.lower().startswith((b"http://", b"https://")):
+        return target  # origin-form already (the usual case: no copy lowered)
     rest = target.partition(b"://")[2]
     cut = min((i for i in (rest.find(b"/"), rest.find(b"?")) if i >= 0), default=len(rest))
     path = rest[cut:]
@@ -121,7 +121,9 @@ class _Exchange:
         self._headers = headers
         self.body = body
         self._t = t
-        # (t, the store's key) of each chunk received.
+        # (t, the store's key) of each chunk received; t is rounded as the
+        # cassette keeps it (to the microsecond) when the cassette is built,
+        # not per read (a rounding took as long as the rest of filing one).
         self.chunks: list[tuple[float, int]] = []
         self.end = "complete"
 
@@ -258,7 +260,7 @@ class Recorder:
         keep = len(data)
         if conn.responses is not None:
             keep = self._count(conn, data)
-        conn.current.chunks.append((round(t, 6), self.store.put(bytes(data[:keep]))))
+        conn.current.chunks.append((t, self.store.put(bytes(data[:keep]))))
         return keep
 
     def received_stored(self, connection: int, key: int, t: float) -> None:
@@ -272,7 +274,7 @@ class Recorder:
             raise LocalProtocolError("bytes counted for max_events must be received, not stored")
         if conn.current is None:
             raise RemoteProtocolError("the server sent bytes before any request")
-        conn.current.chunks.append((round(t, 6), key))
+        conn.current.chunks.append((t, key))
 
     def _count(self, conn: _Connection, data: bytes) -> int:
         # An event ends at a line end: feed the counter one line end at a time,
@@ -373,7 +375,8 @@ class Recorder:
         answered: dict[int, tuple[list[RecordedChunk], ReadResponse]] = {}
         for exchanges in by_connection.values():
             chunks = [
-                [RecordedChunk(t, self.store.get(key)) for t, key in e.chunks] for e in exchanges
+                [RecordedChunk(round(t, 6), self.store.get(key)) for t, key in e.chunks]
+                for e in exchanges
             ]
             reads = [_read(e, c) for e, c in zip(exchanges, chunks, strict=True)]
             if _pipelined(exchanges, chunks, reads):

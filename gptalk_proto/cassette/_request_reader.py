@@ -16,6 +16,12 @@ anything invalid -- goes to h11, whose answers (and errors) are the
 reference; what is read here is a subset h11 reads to the same request.
 Either way a request's head is a :class:`RequestHead`: the parts of the
 ``h11.Request`` h11 reads.
+
+A client sends the same field lines request after request (its user agent,
+accept, auth headers): a reader given a :class:`KnownFields` reads each such
+block of lines once, and later requests with the same bytes take what was
+read then (reading ~10 lines, a few calls each, was most of the recording
+proxy's work on a request's way to the upstream).
 """
 
 from __future__ import annotations
@@ -29,7 +35,14 @@ from .._errors import InvalidHTTP
 from .._head import CONTENT_LENGTH
 from .._http11 import next_h11_event
 
-__all__ = ["ReadRequest", "RequestHead", "RequestReader"]
+__all__ = [
+    "MAX_KNOWN_BLOCK",
+    "MAX_KNOWN_BLOCKS",
+    "KnownFields",
+    "ReadRequest",
+    "RequestHead",
+    "RequestReader",
+]
 
 # RFC 9112 section 3 with h11's target (visible ASCII); HTTP/1.1 only.  Header
 # lines are read by h11's own field rule (the language of FIELD, which response
@@ -42,15 +55,35 @@ _TCHAR = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
 _FRAMING = frozenset({b"content-length", b"transfer-encoding", b"host"})
 
 
+#: Cap on the blocks of field lines a :class:`KnownFields` remembers.  A
+#: client sends a few (one per kind of request, and again when a token or a
+#: timestamp in them changes); one more than this empties it first, so a
+#: client whose every request differs (a request id in a header) cannot make
+#: it hold more, and the common blocks are learnt again at their next request.
+MAX_KNOWN_BLOCKS = 32
+
+#: Cap on the bytes of one block of field lines a :class:`KnownFields`
+#: remembers; larger ones are read every time.  With MAX_KNOWN_BLOCKS, at
+#: most 256 KiB of remembered lines, and about as much again read from them.
+MAX_KNOWN_BLOCK = 8 * 1024
+
+
 class RequestHead(NamedTuple):
     """A request's head: the parts of the ``h11.Request`` h11 reads from it."""
 
     method: bytes
     target: bytes
-    #: ``(name as written, value)``: h11's ``headers.raw_items()``.
+    #: ``(name as written, value)``: h11's ``headers.raw_items()``.  Shared
+    #: by the requests whose field lines a :class:`KnownFields` knew: never
+    #: changed once read.
     raw_headers: list[tuple[bytes, bytes]]
-    #: ``(lowercase name, value)``: h11's ``headers``.
+    #: ``(lowercase name, value)``: h11's ``headers`` (shared likewise).
     headers: list[tuple[bytes, bytes]]
+    #: The field lines as written (between the request line's CRLF and the
+    #: blank line), when read the plain way and at most MAX_KNOWN_BLOCK
+    #: bytes; else ``b""``.  The same bytes read to the same headers: a
+    #: caller may remember what it made of them under these.
+    fields: bytes = b""
 
     @classmethod
     def of(cls, event: h11.Request) -> RequestHead:
@@ -67,6 +100,46 @@ class ReadRequest(NamedTuple):
     t: float
 
 
+# A NamedTuple's own constructor is a Python function (a frame per call):
+# the two made per request are built by tuple's, from their fields in order.
+_new = tuple.__new__
+
+
+class _Fields(NamedTuple):
+    """What one block of field lines reads to (see :func:`_read_fields`)."""
+
+    block: bytes
+    raw_headers: list[tuple[bytes, bytes]]
+    headers: list[tuple[bytes, bytes]]
+    #: Its ``content-length``; -1 without one.
+    length: int
+
+
+class KnownFields:
+    """Blocks of field lines read before, and what they read to: one shared
+    by a recording proxy's connections (its clients send the same lines),
+    capped by MAX_KNOWN_BLOCKS blocks of at most MAX_KNOWN_BLOCK bytes."""
+
+    __slots__ = ("_blocks",)
+
+    def __init__(self) -> None:
+        self._blocks: dict[bytes, _Fields] = {}
+
+    def __len__(self) -> int:
+        return len(self._blocks)
+
+    def read(self, block: bytes) -> _Fields | None:
+        """What ``block`` reads to (see :func:`_read_fields`), remembered."""
+        found = self._blocks.get(block)
+        if found is None:
+            found = _read_fields(block)
+            if found is not None and len(block) <= MAX_KNOWN_BLOCK:
+                if len(self._blocks) >= MAX_KNOWN_BLOCKS:
+                    self._blocks.clear()  # one too many: see MAX_KNOWN_BLOCKS
+                self._blocks[block] = found
+        return found
+
+
 class RequestReader:
     """Splits a client's bytes into requests.
 
@@ -74,12 +147,15 @@ class RequestReader:
         max_size: cap, in bytes, on a request's head (h11's
             ``max_incomplete_event_size``) and, apart, on its body: both are
             held until complete, and GPTalk's requests are small.
+        known: field lines read before (by this reader or others), whose
+            reading is reused; None: every request's are read.
     """
 
-    __slots__ = ("_body", "_body_size", "_fresh", "_h11", "_head", "_max_size", "_t")
+    __slots__ = ("_body", "_body_size", "_fresh", "_h11", "_head", "_known", "_max_size", "_t")
 
-    def __init__(self, max_size: int) -> None:
+    def __init__(self, max_size: int, known: KnownFields | None = None) -> None:
         self._max_size = max_size
+        self._known = known
         # Made when a request first needs it: plain requests never do, and a
         # replayed connection's requests are nearly always plain.
         self._h11: h11.Connection | None = None
@@ -156,60 +232,86 @@ class RequestReader:
         end = data.find(b"\r\n\r\n")
         if end < 0 or end + 4 > self._max_size:
             return None
-        head = data[:end]
-        # h11's field rule (FIELD), read a head at a time: each line after
-        # the request line is ``token ":" rest``, where the rest may hold
-        # any byte but NUL and whitespace other than SP and HTAB (the value
-        # is the rest without its SP/HTAB at either end).  So the head has
-        # no NUL, VT or FF, and no CR or LF but in CRLF pairs; the tokens
-        # are checked below.  (A regex call per line cost more than the
-        # rest of the parse: these are C scans of the head.)
-        crlf = head.count(b"\r\n")
-        if (
-            head.count(b"\r") != crlf
-            or head.count(b"\n") != crlf
-            or b"\x00" in head
-            or b"\x0b" in head
-            or b"\x0c" in head
-        ):
+        # The request line, then the field lines.  The request line's rule
+        # takes no CR, LF, NUL, VT or FF: the checks of the head's bytes are
+        # the field lines' alone (see _read_fields).  No field line: no host.
+        first = data.find(b"\r\n", 0, end)
+        if first < 0:
             return None
-        lines = head.split(b"\r\n")
-        line = _REQUEST_LINE.fullmatch(lines[0])
+        line = _REQUEST_LINE.fullmatch(data, 0, first)
         if line is None:
             return None
-        raw_headers = []
-        headers = []
-        length = -1
-        hosts = 0
-        for raw in lines[1:]:
-            name, colon, value = raw.partition(b":")
-            if not name or not colon:
-                return None
-            value = value.strip(b" \t")
-            lower = name.lower()
-            if lower in _FRAMING:
-                if lower == b"content-length":
-                    if length >= 0 or CONTENT_LENGTH.fullmatch(value) is None:
-                        return None
-                    length = int(value)
-                elif lower == b"transfer-encoding":
-                    return None
-                else:
-                    hosts += 1
-            raw_headers.append((name, value))
-            headers.append((lower, value))
-        # Every name a token (tchar only): all of them in one scan.
-        if b"".join([name for name, _ in headers]).translate(None, _TCHAR):
-            return None
-        # h11's rule for an HTTP/1.1 request (RFC 9112 section 3.2: "A server
-        # MUST respond with a 400 ... to any HTTP/1.1 request message that
-        # lacks a Host header field and to any request message that contains
-        # more than one"): h11 says why.
-        if hosts != 1:
+        block = data[first + 2 : end]
+        known = self._known
+        fields = _read_fields(block) if known is None else known.read(block)
+        if fields is None:
             return None
         start = end + 4
-        size = max(length, 0)
+        size = max(fields.length, 0)
         if size > self._max_size or len(data) < start + size:
             return None
-        request_head = RequestHead(line[1], line[2], raw_headers, headers)
-        return ReadRequest(request_head, data[start : start + size], t), data[start + size :]
+        request_head = _new(
+            RequestHead,
+            (
+                line[1],
+                line[2],
+                fields.raw_headers,
+                fields.headers,
+                fields.block if len(block) <= MAX_KNOWN_BLOCK else b"",
+            ),
+        )
+        stop = start + size
+        return _new(ReadRequest, (request_head, data[start:stop], t)), data[stop:]
+
+
+def _read_fields(block: bytes) -> _Fields | None:
+    """A plain request's field lines (``block``: between the request line's
+    CRLF and the blank line) read as h11 reads them; None for h11 to read
+    (not plain, or invalid)."""
+    # h11's field rule (FIELD), read a block at a time: each line is
+    # ``token ":" rest``, where the rest may hold any byte but NUL and
+    # whitespace other than SP and HTAB (the value is the rest without its
+    # SP/HTAB at either end).  So the block has no NUL, VT or FF, and no CR
+    # or LF but in CRLF pairs; the tokens are checked below.  (A regex call
+    # per line cost more than the rest of the parse: these are C scans of
+    # the block.)
+    crlf = block.count(b"\r\n")
+    if (
+        block.count(b"\r") != crlf
+        or block.count(b"\n") != crlf
+        or b"\x00" in block
+        or b"\x0b" in block
+        or b"\x0c" in block
+    ):
+        return None
+    raw_headers = []
+    headers = []
+    length = -1
+    hosts = 0
+    for raw in block.split(b"\r\n"):
+        name, colon, value = raw.partition(b":")
+        if not name or not colon:
+            return None
+        value = value.strip(b" \t")
+        lower = name.lower()
+        if lower in _FRAMING:
+            if lower == b"content-length":
+                if length >= 0 or CONTENT_LENGTH.fullmatch(value) is None:
+                    return None
+                length = int(value)
+            elif lower == b"transfer-encoding":
+                return None
+            else:
+                hosts += 1
+        raw_headers.append((name, value))
+        headers.append((lower, value))
+    # Every name a token (tchar only): all of them in one scan.
+    if b"".join([name for name, _ in headers]).translate(None, _TCHAR):
+        return None
+    # h11's rule for an HTTP/1.1 request (RFC 9112 section 3.2: "A server
+    # MUST respond with a 400 ... to any HTTP/1.1 request message that
+    # lacks a Host header field and to any request message that contains
+    # more than one"): h11 says why.
+    if hosts != 1:
+        return None
+    return _Fields(block, raw_headers, headers, length)

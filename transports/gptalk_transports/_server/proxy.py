@@ -118,7 +118,7 @@ async def _proxy_one(
             on_chat()
         return out
 
-    def forward_now(data: bytes, upstream: AsyncioStream) -> bool:
+    def forward_now(transport: asyncio.Transport, protocol: _Protocol, data: bytes) -> bool:
         """The client's bytes, in its protocol's ``data_received``, while the
         task waits for them and the upstream is teed: through the core, and
         a request straight to the upstream's transport -- no task woken, no
@@ -128,7 +128,6 @@ async def _proxy_one(
         done): the task takes them as before.  Anything but writes to the upstream (a
         refusal, an error) is handed to the task, which wakes for it."""
         assert isinstance(accepted, _Accepted)
-        transport, protocol = upstream.parts()
         reader, writer = accepted.reader, protocol.writer
         if (
             handed
@@ -138,19 +137,22 @@ async def _proxy_one(
             or (writer is not None and not writer.done())  # the task waits for its drain
         ):
             return False
-        deadlines.got(data)
         try:
             actions = conn.client_data(data, clock())
         except Exception as exc:  # a bug: the task raises it, to be contained
             handed.append(exc)
             reader.set_exception(_HandedOver())
             return True
+        # A request went on (its clock stops), or its clock runs from now.
         if actions:
             deadlines.answered()
-        if any(not isinstance(action, ToUpstream) for action in actions):
-            handed.append(actions)
-            reader.set_exception(_HandedOver())
-            return True
+        else:
+            deadlines.got(data)
+        for action in actions:  # (a loop, not any() of a generator: per request)
+            if not isinstance(action, ToUpstream):
+                handed.append(actions)
+                reader.set_exception(_HandedOver())
+                return True
         for action in actions:
             # Written without waiting: a request that fills the upstream's
             # buffer past its high-water mark has the next one taken by the
@@ -169,7 +171,7 @@ async def _proxy_one(
                 # On asyncio, at the protocol level: no task switch per read;
                 # the client's requests too, while the tee runs.
                 if isinstance(accepted, _Accepted):
-                    accepted.fast = partial(forward_now, upstream=upstream)
+                    accepted.fast = partial(forward_now, *upstream.parts())
                 store = proxy.recorder.store
                 try:
                     if (
