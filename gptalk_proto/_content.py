@@ -28,6 +28,7 @@ __all__ = ["ContentDecoder", "decode_content"]
 # opening quote of the content string.
 _PREFIXES = ('{"content":"', '{"content": "')
 _TAIL = '"}'
+_TAIL_BYTES = _TAIL.encode()
 
 
 def _load(data: str) -> dict[str, Any]:
@@ -75,6 +76,33 @@ _scanstring: Callable[[str, int], tuple[str, int]] = vars(json.decoder)["scanstr
 
 # Built once per event: skip NamedTuple's Python-level __new__.
 _new = tuple.__new__
+
+
+def _decoded_alone(suffix: str) -> str | None:
+    """The text of ``suffix``, a piece of a JSON string's body inserted after
+    a whole escape, decoded on its own; None when it does not decode alone
+    (then the full decode decides)."""
+    # Nothing to unescape: no quote, no backslash, and printable (so no
+    # control character, which JSON forbids raw in strings; other
+    # unprintable text goes the escaped way, which decides it exactly).
+    # Three C-level tests cost less than a regular expression.
+    if "\\" not in suffix and '"' not in suffix and suffix.isprintable():
+        return suffix
+    # Escapes (about 60% of the events of a UTF-8 reply).  The piece decodes
+    # on its own because the old body ended on a whole escape:
+    # json.loads('"' + suffix + '"') without its Python-level layers (5
+    # times faster on a short piece), the C string scanner, and the whole
+    # piece must be one string (a stray quote makes it invalid).
+    try:
+        added, stop = _scanstring(suffix + '"', 0)
+    except ValueError:
+        return None
+    # A piece opening with a low surrogate escape would pair with a high
+    # surrogate ending the old text in a full decode (one character), but
+    # not when decoded alone (two).
+    if stop != len(suffix) + 1 or (added and "\udc00" <= added[0] <= "\udfff"):
+        return None
+    return added
 
 
 class ContentDecoder:
@@ -185,33 +213,59 @@ class ContentDecoder:
         append = out.append
         try:
             for item in datas:
-                if isinstance(item, str):
-                    data = item
-                    suffix: str | None = None
-                elif (
-                    raw is not None
-                    and item.before is last
-                    # (A two-character slice, cheaper than endswith's call.)
-                    and item.new[-2:] == _TAIL
-                ):
-                    # The parser proved the value is all of the one it handed
-                    # over before (this decoder's last data) but its last two
-                    # characters, then item.new: the old line (see below),
-                    # then what was inserted, then the closing '"}'.
-                    item.before = None  # taken: the chain of values cut (see Extension)
-                    suffix = item.new[:-2]
-                    size = known + len(item.new)
-                    linked = True
-                else:
+                added: str | None
+                if type(item) is Extension:
+                    if raw is not None and item.before is last and item.tail == _TAIL_BYTES:
+                        # The parser proved the value is all of the one it
+                        # handed over before (this decoder's last data) but
+                        # its last two characters, then item.new, then the
+                        # closing '"}': the old line (see below), then what
+                        # was inserted.  The common event of a long reply,
+                        # its steps all here (_decoded_alone's inlined).
+                        item.before = None  # taken: the chain of values cut (see Extension)
+                        suffix = item.new
+                        if "\\" not in suffix and '"' not in suffix and suffix.isprintable():
+                            added = suffix
+                        else:
+                            try:
+                                added, stop = _scanstring(suffix + '"', 0)
+                            except ValueError:
+                                added = None
+                            else:
+                                if stop != len(suffix) + 1 or (
+                                    added and "\udc00" <= added[0] <= "\udfff"
+                                ):
+                                    added = None
+                        if added is not None:
+                            # The next proof needs no text: the gap is left
+                            # behind (see below), no copy now.
+                            gap = None
+                            known += len(suffix)
+                            last = item
+                            if added:
+                                pieces.append(added)
+                                append(_new(TextDelta, (added,)))
+                            continue
+                        # Its piece does not decode alone: the full decode
+                        # decides (below, with no compare: it was proved).
+                        data = item.text()
+                        last = data
+                        raw, change = self._reload(data)
+                        gap = ""
+                        limit = _gap_limit(raw)
+                        known = len(raw) if raw is not None else 0
+                        if change is not None:
+                            append(change)
+                        continue
                     item.before = None  # (as above)
                     data = item.text()  # the general way, with its whole text
-                    suffix = None
+                else:
+                    data = item  # type: ignore[assignment]  # (not an Extension: a str)
                 if raw is not None:
                     # The old line is last[:known] (see __init__).
-                    if suffix is None:
-                        size = len(data)
-                        linked = False
-                    if suffix is None and links:
+                    size = len(data)
+                    linked = False
+                    if links:
                         # The parser built data from the previous value, whose
                         # bytes it compared: data starts with last[:-2] (the
                         # old line) if that previous value is this decoder's
@@ -238,9 +292,7 @@ class ContentDecoder:
                         raw = raw + line[len(raw) : known]
                         gap = ""
                         limit = _gap_limit(raw)
-                    if suffix is not None:
-                        pass  # an Extension's (proved above)
-                    elif (
+                    if (
                         size >= known + 2
                         and (
                             linked
@@ -257,37 +309,7 @@ class ContentDecoder:
                         and data[-2] == '"'
                     ):
                         suffix = data[known:-2]
-                    if suffix is not None:
-                        # Nothing to unescape: no quote, no backslash, and
-                        # printable (so no control character, which JSON
-                        # forbids raw in strings; other unprintable text goes
-                        # the escaped way, which decides it exactly).  Three
-                        # C-level tests cost less than a regular expression.
-                        if "\\" not in suffix and '"' not in suffix and suffix.isprintable():
-                            added: str | None = suffix
-                        else:
-                            # Escapes (about 60% of the events of a UTF-8
-                            # reply: no call for them).  The piece decodes on
-                            # its own because the old body ended on a whole
-                            # escape: json.loads('"' + suffix + '"') without
-                            # its Python-level layers (5 times faster on a
-                            # short piece), the C string scanner, and the
-                            # whole piece must be one string (a stray quote
-                            # makes it invalid).  Else None: the full decode
-                            # below decides.
-                            try:
-                                added, stop = _scanstring(suffix + '"', 0)
-                            except ValueError:
-                                added = None
-                            else:
-                                # A piece opening with a low surrogate escape
-                                # would pair with a high surrogate ending the
-                                # old text in a full decode (one character),
-                                # but not when decoded alone (two).
-                                if stop != len(suffix) + 1 or (
-                                    added and "\udc00" <= added[0] <= "\udfff"
-                                ):
-                                    added = None
+                        added = _decoded_alone(suffix)
                         if added is not None:
                             # The new data[:-2] is the old line + suffix.
                             if linked:
@@ -307,13 +329,11 @@ class ContentDecoder:
                                     gap = ""
                                     limit = _gap_limit(raw)
                             known = size - 2
-                            last = item
+                            last = data
                             if added:
                                 pieces.append(added)
                                 append(_new(TextDelta, (added,)))
                             continue
-                if not isinstance(item, str) and suffix is not None:
-                    data = item.text()  # its piece did not decode alone
                 last = data
                 raw, change = self._reload(data)
                 gap = ""
