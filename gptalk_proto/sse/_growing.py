@@ -52,22 +52,18 @@ class Extension:
 
     __slots__ = ("before", "count", "new", "parts", "tail")
 
-    def __init__(
-        self, before: str | Extension | None, new: str, tail: bytes, parts: list[str]
-    ) -> None:
-        self.before = before
-        self.new = new
-        self.tail = tail
-        self.parts = parts
-        self.count = len(parts)
+    # No __init__: the grower sets the fields (one object per event; a class
+    # with no __init__ or __new__ of its own is built by the type's own C
+    # steps, cheaper than object.__new__'s wrapper or an __init__ frame).
+    before: str | Extension | None
+    count: int
+    new: str
+    parts: list[str]
+    tail: bytes
 
     def text(self) -> str:
         """The whole value (one copy of it)."""
         return "".join(self.parts[: self.count]) + self.tail.decode("ascii")
-
-
-# Extensions are built without their class call (see GrowingValues.decode).
-_new_object = object.__new__
 
 
 def whole_data(event: SSEEvent) -> SSEEvent:
@@ -183,9 +179,7 @@ class GrowingValues:
                     except UnicodeDecodeError:
                         new = piece.decode("utf-8", "replace")
                     pieces.append(new)
-                    # (Its fields set here: the class call and its __init__
-                    # frame cost more than the object, one per event.)
-                    extension = _new_object(Extension)
+                    extension = Extension()  # (its fields: see the class)
                     extension.before = last
                     extension.new = new
                     extension.tail = ending
