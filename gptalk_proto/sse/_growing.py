@@ -184,8 +184,8 @@ class GrowingValues:
                     extension.new = new
                     extension.tail = ending
                     extension.parts = pieces
-                    extension.count = len(pieces)
-                    if len(pieces) > _MAX_PIECES:
+                    extension.count = count = len(pieces)
+                    if count > _MAX_PIECES:
                         # A new list: the Extensions handed over hold this one.
                         pieces = ["".join(pieces)]
                     self._previous = (view[start:cut], pieces)
