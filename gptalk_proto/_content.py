@@ -78,33 +78,6 @@ _scanstring: Callable[[str, int], tuple[str, int]] = vars(json.decoder)["scanstr
 _new = tuple.__new__
 
 
-def _decoded_alone(suffix: str) -> str | None:
-    """The text of ``suffix``, a piece of a JSON string's body inserted after
-    a whole escape, decoded on its own; None when it does not decode alone
-    (then the full decode decides)."""
-    # Nothing to unescape: no quote, no backslash, and printable (so no
-    # control character, which JSON forbids raw in strings; other
-    # unprintable text goes the escaped way, which decides it exactly).
-    # Three C-level tests cost less than a regular expression.
-    if "\\" not in suffix and '"' not in suffix and suffix.isprintable():
-        return suffix
-    # Escapes (about 60% of the events of a UTF-8 reply).  The piece decodes
-    # on its own because the old body ended on a whole escape:
-    # json.loads('"' + suffix + '"') without its Python-level layers (5
-    # times faster on a short piece), the C string scanner, and the whole
-    # piece must be one string (a stray quote makes it invalid).
-    try:
-        added, stop = _scanstring(suffix + '"', 0)
-    except ValueError:
-        return None
-    # A piece opening with a low surrogate escape would pair with a high
-    # surrogate ending the old text in a full decode (one character), but
-    # not when decoded alone (two).
-    if stop != len(suffix) + 1 or (added and "\udc00" <= added[0] <= "\udfff"):
-        return None
-    return added
-
-
 class ContentDecoder:
     """Decodes successive cumulative events; keeps the reply so far.
 
@@ -221,7 +194,8 @@ class ContentDecoder:
                         # its last two characters, then item.new, then the
                         # closing '"}': the old line (see below), then what
                         # was inserted.  The common event of a long reply,
-                        # its steps all here (_decoded_alone's inlined).
+                        # its steps all here (the tests as in the general
+                        # way below, where they are explained).
                         item.before = None  # taken: the chain of values cut (see Extension)
                         suffix = item.new
                         if "\\" not in suffix and '"' not in suffix and suffix.isprintable():
@@ -309,7 +283,36 @@ class ContentDecoder:
                         and data[-2] == '"'
                     ):
                         suffix = data[known:-2]
-                        added = _decoded_alone(suffix)
+                        # Nothing to unescape: no quote, no backslash, and
+                        # printable (so no control character, which JSON
+                        # forbids raw in strings; other unprintable text goes
+                        # the escaped way, which decides it exactly).  Three
+                        # C-level tests cost less than a regular expression.
+                        if "\\" not in suffix and '"' not in suffix and suffix.isprintable():
+                            added = suffix
+                        else:
+                            # Escapes (about 60% of the events of a UTF-8
+                            # reply: no call for them).  The piece decodes on
+                            # its own because the old body ended on a whole
+                            # escape: json.loads('"' + suffix + '"') without
+                            # its Python-level layers (5 times faster on a
+                            # short piece), the C string scanner, and the
+                            # whole piece must be one string (a stray quote
+                            # makes it invalid).  Else None: the full decode
+                            # below decides.
+                            try:
+                                added, stop = _scanstring(suffix + '"', 0)
+                            except ValueError:
+                                added = None
+                            else:
+                                # A piece opening with a low surrogate escape
+                                # would pair with a high surrogate ending the
+                                # old text in a full decode (one character),
+                                # but not when decoded alone (two).
+                                if stop != len(suffix) + 1 or (
+                                    added and "\udc00" <= added[0] <= "\udfff"
+                                ):
+                                    added = None
                         if added is not None:
                             # The new data[:-2] is the old line + suffix.
                             if linked:
