@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._event import SSEEvent, _dispatch, _new_event
+from ._event import SSEEvent, _dispatch, _message_events, _new_event
 from ._growing import whole
 from ._lines import LONG_LINE, VIEW_FROM, to_lf
 
@@ -67,6 +67,7 @@ def process_long(
         # end, which stops before its last line end).  The first line that
         # is anything else goes on through the loop below.
         last_id = self._id_buffer
+        values: list[str] = []
         # (Prefixes compared as slices: a bytes method with a range parses
         # its arguments at a cost of hundreds of instructions a call, more
         # than a short copy.  A "data: " slice reaching past the line end
@@ -93,12 +94,14 @@ def process_long(
                 value = grower.decode(head, view, start + 6, stop)
             else:
                 value = str(view[start + 6 : stop], "utf-8", "replace")
-            events.append(_new_event(SSEEvent, ("message", value, last_id, None)))
+            values.append(value)
             start = next_start
             if start > size:  # the blank line ended the region
                 self.last_event_id = last_id
-                return events
-        if events:
+                return list(_message_events(values, last_id))
+        if values:
+            # Their events built in C, after the loop (see _message_events).
+            events = list(_message_events(values, last_id))
             self.last_event_id = last_id
     while True:
         end = find(b"\n", start, size)
