@@ -16,6 +16,7 @@ import json
 import json.decoder
 from collections import deque
 from collections.abc import Callable, Iterable
+from itertools import repeat
 from typing import Any
 
 from ._errors import RemoteProtocolError, excerpt
@@ -76,6 +77,14 @@ _scanstring: Callable[[str, int], tuple[str, int]] = vars(json.decoder)["scanstr
 
 # Built once per event: skip NamedTuple's Python-level __new__.
 _new = tuple.__new__
+
+
+def _flush(texts: list[str], pieces: list[str], out: list[Any] | deque[Any]) -> None:
+    """A TextDelta for each of ``texts`` onto ``out``, built in C (a call
+    of ``tuple.__new__`` per text, by ``map``: no Python step per event),
+    and the texts onto the reply's ``pieces``."""
+    pieces += texts
+    out.extend(map(_new, repeat(TextDelta), zip(texts)))
 
 
 class ContentDecoder:
@@ -184,6 +193,10 @@ class ContentDecoder:
         pieces = self._pieces
         limit = _gap_limit(raw)
         append = out.append
+        # The texts the Extension branch decoded, not yet in out and pieces:
+        # each event's TextDelta built later, in C (see _flush), before
+        # anything else goes in.
+        taken: list[str] = []
         try:
             for item in datas:
                 added: str | None
@@ -217,9 +230,11 @@ class ContentDecoder:
                             known += len(suffix)
                             last = item
                             if added:
-                                pieces.append(added)
-                                append(_new(TextDelta, (added,)))
+                                taken.append(added)
                             continue
+                        if taken:
+                            _flush(taken, pieces, out)
+                            taken = []
                         # Its piece does not decode alone: the full decode
                         # decides (below, with no compare: it was proved).
                         data = item.text()
@@ -235,6 +250,9 @@ class ContentDecoder:
                     data = item.text()  # the general way, with its whole text
                 else:
                     data = item  # type: ignore[assignment]  # (not an Extension: a str)
+                if taken:
+                    _flush(taken, pieces, out)
+                    taken = []
                 if raw is not None:
                     # The old line is last[:known] (see __init__).
                     size = len(data)
@@ -345,6 +363,8 @@ class ContentDecoder:
                 if change is not None:
                     append(change)
         finally:
+            if taken:
+                _flush(taken, pieces, out)
             self._raw = raw
             self._gap = gap
             self._known = known
