@@ -288,7 +288,7 @@ def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
     # spec: dispatch, step 1: the last event ID string is the buffer's (no
     # id line comes before the next dispatch here).
     last_id = self._id_buffer
-    events = [_new_event(SSEEvent, ("message", value, last_id, None))]
+    values = [value]  # (their events built after the loop: see process_long)
     end = data.rfind(b"\n")
     start = first + 2
     if start < end:
@@ -306,9 +306,13 @@ def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
                 or size > self.max_event_size
             ):
                 break
-            value = _data_value(grower, data, view, start + 6, stop)
-            events.append(_new_event(SSEEvent, ("message", value, last_id, None)))
+            # (_data_value's steps, without the call: one per event.)
+            if grower is not None:
+                values.append(grower.decode(data, view, start + 6, stop))
+            else:
+                values.append(str(view[start + 6 : stop], "utf-8", "replace"))
             start = stop + 2
+    events = list(_message_events(values, last_id))
     self.last_event_id = last_id
     self._data_size = 0
     rest = data[end + 1 :] if len(data) - end <= VIEW_FROM else memoryview(data)[end + 1 :]
