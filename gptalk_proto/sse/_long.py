@@ -97,12 +97,18 @@ def process_long(
             values.append(value)
             start = next_start
             if start > size:  # the blank line ended the region
-                self.last_event_id = last_id
-                return list(_message_events(values, last_id))
+                break
         if values:
-            # Their events built in C, after the loop (see _message_events).
-            events = list(_message_events(values, last_id))
+            # Their events built in C (see _message_events) when there are
+            # several, where a Python step per event costs more; one alone
+            # directly (the C iterators cost more to set up than they save).
+            if len(values) == 1:
+                events = [_new_event(SSEEvent, ("message", values[0], last_id, None))]
+            else:
+                events = list(_message_events(values, last_id))
             self.last_event_id = last_id
+            if start > size:  # the blank line ended the region
+                return events
     while True:
         end = find(b"\n", start, size)
         stop = size if end < 0 else end
@@ -288,7 +294,7 @@ def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
     # spec: dispatch, step 1: the last event ID string is the buffer's (no
     # id line comes before the next dispatch here).
     last_id = self._id_buffer
-    values = [value]  # (their events built after the loop: see process_long)
+    events = [_new_event(SSEEvent, ("message", value, last_id, None))]
     end = data.rfind(b"\n")
     start = first + 2
     if start < end:
@@ -308,11 +314,11 @@ def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
                 break
             # (_data_value's steps, without the call: one per event.)
             if grower is not None:
-                values.append(grower.decode(data, view, start + 6, stop))
+                value = grower.decode(data, view, start + 6, stop)
             else:
-                values.append(str(view[start + 6 : stop], "utf-8", "replace"))
+                value = str(view[start + 6 : stop], "utf-8", "replace")
+            events.append(_new_event(SSEEvent, ("message", value, last_id, None)))
             start = stop + 2
-    events = list(_message_events(values, last_id))
     self.last_event_id = last_id
     self._data_size = 0
     rest = data[end + 1 :] if len(data) - end <= VIEW_FROM else memoryview(data)[end + 1 :]
