@@ -83,8 +83,9 @@ def process_long(
             else:
                 stop = end - 1
                 if (
-                    head[stop] != 0x0D
-                    or find(b"\r", start, stop) >= 0
+                    # The line's first CR is the one before its LF (one scan
+                    # for both: the CR there, and no lone CR before it).
+                    find(b"\r", start, end) != stop
                     or (after < size and (after + 2 > size or head[after : after + 2] != b"\r\n"))
                 ):
                     break  # a lone CR, or no blank line next: the general rules
