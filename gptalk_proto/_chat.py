@@ -572,7 +572,9 @@ class Chat:
         queue = self._events
         # The reply's data, in order, up to the [DONE] marker (typed events
         # are not reply content), decoded in one call.
-        datas = [event.data for event in events if event.event == "message"]
+        # (Fields by index: a tuple's item read costs less than its named
+        # field's descriptor, twice per event.)
+        datas = [event[1] for event in events if event[0] == "message"]
         done = DONE_MARKER in datas
         if done:
             del datas[datas.index(DONE_MARKER) :]

@@ -125,19 +125,17 @@ class ChunkedDecoder:
                         # with no other test.  The last chunk of the run, or
                         # one whose end is not in this read, goes on below.
                         left = int(match[1], 16)
+                        pos = match.end()  # where the chunk's data starts
                         while left:
-                            start = match.end()
-                            stop = start + left
+                            stop = pos + left
                             # (A size past the read is not matched at all:
                             # it can be beyond what an index holds.)
                             if stop >= size or (after := next_line(buf, stop)) is None:
                                 break
-                            append(view[start:stop])
-                            pos = stop + 2
-                            match = after
-                            left = int(match[1], 16)
-                        # Hex digits and CRLF: the first CRLF, as below.
-                        end = match.end() - 2
+                            append(view[pos:stop])
+                            left = int(after[1], 16)
+                            pos = after.end()
+                        # pos and left: the last chunk's data start and size.
                     else:
                         end = find(b"\r\n", pos)
                         if end < 0:
@@ -148,8 +146,8 @@ class ChunkedDecoder:
                             raise RemoteProtocolError(
                                 f"illegal chunk header: {buf[pos:end][:60]!r}"
                             )
-                    left = int(match[1], 16)
-                    pos = end + 2
+                        left = int(match[1], 16)
+                        pos = end + 2
                     if not left:
                         self._state = _TRAILER
                         continue

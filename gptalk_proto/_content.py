@@ -16,6 +16,7 @@ import json
 import json.decoder
 from collections import deque
 from collections.abc import Callable, Iterable
+from itertools import repeat
 from typing import Any
 
 from ._errors import RemoteProtocolError, excerpt
@@ -28,6 +29,7 @@ __all__ = ["ContentDecoder", "decode_content"]
 # opening quote of the content string.
 _PREFIXES = ('{"content":"', '{"content": "')
 _TAIL = '"}'
+_TAIL_BYTES = _TAIL.encode()
 
 
 def _load(data: str) -> dict[str, Any]:
@@ -75,6 +77,14 @@ _scanstring: Callable[[str, int], tuple[str, int]] = vars(json.decoder)["scanstr
 
 # Built once per event: skip NamedTuple's Python-level __new__.
 _new = tuple.__new__
+
+
+def _flush(texts: list[str], pieces: list[str], out: list[Any] | deque[Any]) -> None:
+    """A TextDelta for each of ``texts`` onto ``out``, built in C (a call
+    of ``tuple.__new__`` per text, by ``map``: no Python step per event),
+    and the texts onto the reply's ``pieces``."""
+    pieces += texts
+    out.extend(map(_new, repeat(TextDelta), zip(texts)))
 
 
 class ContentDecoder:
@@ -183,35 +193,71 @@ class ContentDecoder:
         pieces = self._pieces
         limit = _gap_limit(raw)
         append = out.append
+        # The texts the Extension branch decoded, not yet in out and pieces:
+        # each event's TextDelta built later, in C (see _flush), before
+        # anything else goes in.
+        taken: list[str] = []
         try:
             for item in datas:
-                if isinstance(item, str):
-                    data = item
-                    suffix: str | None = None
-                elif (
-                    raw is not None
-                    and item.before is last
-                    # (A two-character slice, cheaper than endswith's call.)
-                    and item.new[-2:] == _TAIL
-                ):
-                    # The parser proved the value is all of the one it handed
-                    # over before (this decoder's last data) but its last two
-                    # characters, then item.new: the old line (see below),
-                    # then what was inserted, then the closing '"}'.
-                    item.before = None  # taken: the chain of values cut (see Extension)
-                    suffix = item.new[:-2]
-                    size = known + len(item.new)
-                    linked = True
-                else:
+                added: str | None
+                if type(item) is Extension:
+                    if raw is not None and item.before is last and item.tail == _TAIL_BYTES:
+                        # The parser proved the value is all of the one it
+                        # handed over before (this decoder's last data) but
+                        # its last two characters, then item.new, then the
+                        # closing '"}': the old line (see below), then what
+                        # was inserted.  The common event of a long reply,
+                        # its steps all here (the tests as in the general
+                        # way below, where they are explained).
+                        item.before = None  # taken: the chain of values cut (see Extension)
+                        suffix = item.new
+                        if "\\" not in suffix and '"' not in suffix and suffix.isprintable():
+                            added = suffix
+                        else:
+                            try:
+                                added, stop = _scanstring(suffix + '"', 0)
+                            except ValueError:
+                                added = None
+                            else:
+                                if stop != len(suffix) + 1 or (
+                                    added and "\udc00" <= added[0] <= "\udfff"
+                                ):
+                                    added = None
+                        if added is not None:
+                            # The next proof needs no text: the gap is left
+                            # behind (see below), no copy now.
+                            gap = None
+                            known += len(suffix)
+                            last = item
+                            if added:
+                                taken.append(added)
+                            continue
+                        if taken:
+                            _flush(taken, pieces, out)
+                            taken = []
+                        # Its piece does not decode alone: the full decode
+                        # decides (below, with no compare: it was proved).
+                        data = item.text()
+                        last = data
+                        raw, change = self._reload(data)
+                        gap = ""
+                        limit = _gap_limit(raw)
+                        known = len(raw) if raw is not None else 0
+                        if change is not None:
+                            append(change)
+                        continue
                     item.before = None  # (as above)
                     data = item.text()  # the general way, with its whole text
-                    suffix = None
+                else:
+                    data = item  # type: ignore[assignment]  # (not an Extension: a str)
+                if taken:
+                    _flush(taken, pieces, out)
+                    taken = []
                 if raw is not None:
                     # The old line is last[:known] (see __init__).
-                    if suffix is None:
-                        size = len(data)
-                        linked = False
-                    if suffix is None and links:
+                    size = len(data)
+                    linked = False
+                    if links:
                         # The parser built data from the previous value, whose
                         # bytes it compared: data starts with last[:-2] (the
                         # old line) if that previous value is this decoder's
@@ -238,9 +284,7 @@ class ContentDecoder:
                         raw = raw + line[len(raw) : known]
                         gap = ""
                         limit = _gap_limit(raw)
-                    if suffix is not None:
-                        pass  # an Extension's (proved above)
-                    elif (
+                    if (
                         size >= known + 2
                         and (
                             linked
@@ -257,14 +301,13 @@ class ContentDecoder:
                         and data[-2] == '"'
                     ):
                         suffix = data[known:-2]
-                    if suffix is not None:
                         # Nothing to unescape: no quote, no backslash, and
                         # printable (so no control character, which JSON
                         # forbids raw in strings; other unprintable text goes
                         # the escaped way, which decides it exactly).  Three
                         # C-level tests cost less than a regular expression.
                         if "\\" not in suffix and '"' not in suffix and suffix.isprintable():
-                            added: str | None = suffix
+                            added = suffix
                         else:
                             # Escapes (about 60% of the events of a UTF-8
                             # reply: no call for them).  The piece decodes on
@@ -307,13 +350,11 @@ class ContentDecoder:
                                     gap = ""
                                     limit = _gap_limit(raw)
                             known = size - 2
-                            last = item
+                            last = data
                             if added:
                                 pieces.append(added)
                                 append(_new(TextDelta, (added,)))
                             continue
-                if not isinstance(item, str) and suffix is not None:
-                    data = item.text()  # its piece did not decode alone
                 last = data
                 raw, change = self._reload(data)
                 gap = ""
@@ -322,6 +363,8 @@ class ContentDecoder:
                 if change is not None:
                     append(change)
         finally:
+            if taken:
+                _flush(taken, pieces, out)
             self._raw = raw
             self._gap = gap
             self._known = known

@@ -41,27 +41,29 @@ class Extension:
     without its text joined (see :meth:`GrowingValues.hand_extensions`).
 
     ``before``: the value handed over just before it (a ``str`` or an
-    Extension); the value is all of ``before`` but its last ``tail``
-    characters, then ``new``.  ``parts``: the value's text in pieces, joined
-    by :meth:`text` for a consumer that needs all of it.  The consumer sets
+    Extension); the value is all of ``before`` but its last ``len(tail)``
+    characters, then ``new``, then ``tail`` (its last bytes, ASCII, so one
+    character each).  ``parts[:count]``: the value's text less its tail, in
+    pieces (the grower's list, which only grows past ``count``), joined by
+    :meth:`text` for a consumer that needs all of it.  The consumer sets
     ``before`` to None once it took the value: else each value would keep
     every one before it alive (their pieces too) for the whole stream.
     """
 
-    __slots__ = ("before", "new", "parts")
+    __slots__ = ("before", "count", "new", "parts", "tail")
 
-    def __init__(self, before: str | Extension | None, new: str, parts: tuple[str, ...]) -> None:
-        self.before = before
-        self.new = new
-        self.parts = parts
+    # No __init__: the grower sets the fields (one object per event; a class
+    # with no __init__ or __new__ of its own is built by the type's own C
+    # steps, cheaper than object.__new__'s wrapper or an __init__ frame).
+    before: str | Extension | None
+    count: int
+    new: str
+    parts: list[str]
+    tail: bytes
 
     def text(self) -> str:
         """The whole value (one copy of it)."""
-        return "".join(self.parts)
-
-
-# Extensions are built without their class call (see GrowingValues.decode).
-_new_object = object.__new__
+        return "".join(self.parts[: self.count]) + self.tail.decode("ascii")
 
 
 def whole_data(event: SSEEvent) -> SSEEvent:
@@ -152,50 +154,61 @@ class GrowingValues:
                 and head.startswith(stem, start)
                 and head[shared] & 0xC0 != 0x80  # not a continuation byte
             ):
-                # A bytes copy of the piece and its decode method: a few
-                # dozen bytes, where a memoryview and str() of it cost twice
-                # the instructions; strict first (the fewest steps), and
-                # errors replaced only when there are any.
+                tail = self.tail
+                cut = stop - tail
+                last = self._last
+                if (
+                    self._extend
+                    and last is not None
+                    and cut >= shared
+                    and (ending := head[cut:stop]).isascii()
+                ):
+                    # Handed over unjoined (see hand_extensions): its new
+                    # text less the tail is decoded alone (the tail's bytes
+                    # are ASCII, one character each, so the text less the
+                    # tail is the bytes less the tail decoded, a sequence
+                    # cut short at ``cut`` replaced as where ASCII follows).
+                    # A bytes copy of the piece and its decode method: a
+                    # few dozen bytes, where a memoryview and str() of it
+                    # cost twice the instructions; strict first (the
+                    # fewest steps), and errors replaced only when there
+                    # are any.
+                    piece = head[shared:cut]
+                    try:
+                        new = piece.decode()
+                    except UnicodeDecodeError:
+                        new = piece.decode("utf-8", "replace")
+                    pieces.append(new)
+                    extension = Extension()  # (its fields: see the class)
+                    extension.before = last
+                    extension.new = new
+                    extension.tail = ending
+                    extension.parts = pieces
+                    extension.count = count = len(pieces)
+                    if count > _MAX_PIECES:
+                        # A new list: the Extensions handed over hold this one.
+                        pieces = ["".join(pieces)]
+                    self._previous = (view[start:cut], pieces)
+                    self._last = extension
+                    return extension  # type: ignore[return-value]
                 piece = head[shared:stop]
                 try:
                     new = piece.decode()
                 except UnicodeDecodeError:
                     new = piece.decode("utf-8", "replace")
                 pieces.append(new)
-                tail = self.tail
-                last = self._last
-                if (
-                    self._extend
-                    and last is not None
-                    and stop - shared >= tail
-                    and head[stop - tail : stop].isascii()
-                ):
-                    # Handed over unjoined (see hand_extensions): the pieces
-                    # as they are now hold its text; the kept ones then lose
-                    # its tail, as below.
-                    # (Its three fields set here: the class call and its
-                    # __init__ frame cost more than the object, one per event.)
-                    extension = _new_object(Extension)
-                    extension.before = last
-                    extension.new = new
-                    extension.parts = tuple(pieces)
-                    pieces[-1] = new[:-tail]
-                    if len(pieces) > _MAX_PIECES:
-                        pieces[:] = ["".join(pieces)]
-                    self._previous = (view[start : stop - tail], pieces)
-                    self._last = extension
-                    return extension  # type: ignore[return-value]
                 value = "".join(pieces)
                 if self._links is not None and self._last is not None:
                     # pieces held the text of _last less its tail: value
                     # starts with it.
                     self._links.append((value, self._last))
-                if stop - shared >= tail and head[stop - tail : stop].isascii():
+                if cut >= shared and head[cut:stop].isascii():
                     # Its tail bytes are ASCII: the text's last tail characters.
                     pieces[-1] = new[:-tail]
                     if len(pieces) > _MAX_PIECES:
-                        pieces[:] = ["".join(pieces)]
-                    self._previous = (view[start : stop - tail], pieces)
+                        # (A new list: Extensions handed over may hold this one.)
+                        pieces = ["".join(pieces)]
+                    self._previous = (view[start:cut], pieces)
                     self._last = value
                 else:
                     self._previous = self._last = None

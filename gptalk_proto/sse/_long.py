@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._event import SSEEvent, _dispatch, _new_event
+from ._event import SSEEvent, _dispatch, _message_events, _new_event
 from ._growing import whole
 from ._lines import LONG_LINE, VIEW_FROM, to_lf
 
@@ -67,8 +67,13 @@ def process_long(
         # end, which stops before its last line end).  The first line that
         # is anything else goes on through the loop below.
         last_id = self._id_buffer
-        startswith = head.startswith
-        while (end := find(b"\n", start, size)) >= 0 and startswith(b"data: ", start, end):
+        values: list[str] = []
+        # (Prefixes compared as slices: a bytes method with a range parses
+        # its arguments at a cost of hundreds of instructions a call, more
+        # than a short copy.  A "data: " slice reaching past the line end
+        # holds its LF, which the prefix has not, so the result is the same;
+        # the blank line's CRLF is bounded by the region's end explicitly.)
+        while (end := find(b"\n", start, size)) >= 0 and head[start : start + 6] == b"data: ":
             after = end + 1
             if not crlf:
                 if after < size and head[after] != 0x0A:
@@ -78,9 +83,10 @@ def process_long(
             else:
                 stop = end - 1
                 if (
-                    head[stop] != 0x0D
-                    or find(b"\r", start, stop) >= 0
-                    or (after < size and not startswith(b"\r\n", after, size))
+                    # The line's first CR is the one before its LF (one scan
+                    # for both: the CR there, and no lone CR before it).
+                    find(b"\r", start, end) != stop
+                    or (after < size and (after + 2 > size or head[after : after + 2] != b"\r\n"))
                 ):
                     break  # a lone CR, or no blank line next: the general rules
                 next_start = after + 2
@@ -89,13 +95,21 @@ def process_long(
                 value = grower.decode(head, view, start + 6, stop)
             else:
                 value = str(view[start + 6 : stop], "utf-8", "replace")
-            events.append(_new_event(SSEEvent, ("message", value, last_id, None)))
+            values.append(value)
             start = next_start
             if start > size:  # the blank line ended the region
-                self.last_event_id = last_id
-                return events
-        if events:
+                break
+        if values:
+            # Their events built in C (see _message_events) when there are
+            # several, where a Python step per event costs more; one alone
+            # directly (the C iterators cost more to set up than they save).
+            if len(values) == 1:
+                events = [_new_event(SSEEvent, ("message", values[0], last_id, None))]
+            else:
+                events = list(_message_events(values, last_id))
             self.last_event_id = last_id
+            if start > size:  # the blank line ended the region
+                return events
     while True:
         end = find(b"\n", start, size)
         stop = size if end < 0 else end
@@ -294,12 +308,16 @@ def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
                 stop == end  # its blank line is in a later chunk
                 or size < LONG_LINE
                 or data[stop + 1] != 0x0A
-                or not data.startswith(b"data: ", start)
+                or data[start : start + 6] != b"data: "  # (see process_long)
                 or size > self.max_line_size
                 or size > self.max_event_size
             ):
                 break
-            value = _data_value(grower, data, view, start + 6, stop)
+            # (_data_value's steps, without the call: one per event.)
+            if grower is not None:
+                value = grower.decode(data, view, start + 6, stop)
+            else:
+                value = str(view[start + 6 : stop], "utf-8", "replace")
             events.append(_new_event(SSEEvent, ("message", value, last_id, None)))
             start = stop + 2
     self.last_event_id = last_id
