@@ -146,9 +146,7 @@ class _SpliceTee(_Tee):
         """Stop reading and free the pipes (the exchange is over)."""
         self._stop_reading()
         self._stop_writing()
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._stop_timer()
         fds, self._fds = self._fds, ()
         for fd in fds:
             os.close(fd)
@@ -235,21 +233,18 @@ class _SpliceTee(_Tee):
         if not self._left:
             if self._writing:  # it all went: read the upstream again
                 self._stop_writing()
-                if self._timer is not None:
-                    self._timer.cancel()
-                    self._timer = None
+                self._stop_timer()
                 if self._ended:
                     self.end()
                 else:
                     self._read_again()
             return
         if not self._writing:
-            self._stop_reading()
+            self._wait_for_client()
             self._writing = True
             # The loop's own call (as _add_reader): the transport, its
             # buffer empty, has no writer of its own on the socket.
             self._loop._add_writer(self._out, self._writable)  # type: ignore[attr-defined]
-            self._timer = self._loop.call_later(self._send_timeout, self._finish)
 
     def end(self) -> None:
         """The upstream's end; while the client has not taken the last read

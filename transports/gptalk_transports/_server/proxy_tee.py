@@ -55,10 +55,20 @@ class _Tee(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self.done: asyncio.Future[None] = self._loop.create_future()
 
-    def _finish(self, error: BaseException | None = None) -> None:
+    def _wait_for_client(self) -> None:
+        """No upstream read until the client took what it was sent: within
+        SEND_TIMEOUT, or it is gone."""
+        self._stop_reading()
+        self._timer = self._loop.call_later(self._send_timeout, self._finish)
+
+    def _stop_timer(self) -> None:
+        """The wait for the client (if there was one) is over."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def _finish(self, error: BaseException | None = None) -> None:
+        self._stop_timer()
         if not self.done.done():
             if error is None:
                 self.done.set_result(None)
@@ -94,16 +104,13 @@ class _Tee(asyncio.Protocol):
         writer = self._client_protocol.writer
         if self._timer is None and writer is not None and not writer.done():
             # Past the client's high-water mark: read no more until it drains.
-            self._stop_reading()
-            self._timer = self._loop.call_later(self._send_timeout, self._finish)
+            self._wait_for_client()
             writer.add_done_callback(self._drained)
 
     def _drained(self, _: asyncio.Future[None]) -> None:
         if self.done.done():
             return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._stop_timer()
         if self._client.is_closing():
             self._finish()  # drained because it closed
             return
