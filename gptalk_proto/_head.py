@@ -31,7 +31,7 @@ import re
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from ._util import NEED_DATA, NeedData
+from ._util import NEED_DATA, NeedData, remember
 
 __all__ = ["CHUNKED", "CONTENT_LENGTH", "FIELD", "PlainHead", "read_head", "says_close"]
 
@@ -91,9 +91,7 @@ def _status(line: bytes) -> int | None:
     if status == 204 or status == 304:  # noqa: PLR1714 - h11 frames these as empty
         return None
     if len(line) <= MAX_KNOWN_LINE:
-        if len(_known_status) >= MAX_KNOWN_LINES:
-            _known_status.clear()
-        _known_status[line] = status
+        remember(_known_status, line, status, MAX_KNOWN_LINES)
     return status
 
 
@@ -120,9 +118,7 @@ def _field(line: bytes) -> tuple[bytes, bytes, int] | None:
         framing = _CLOSE
     read = (name, value, framing)
     if len(line) <= MAX_KNOWN_LINE:
-        if len(_known_fields) >= MAX_KNOWN_LINES:
-            _known_fields.clear()
-        _known_fields[line] = read
+        remember(_known_fields, line, read, MAX_KNOWN_LINES)
     return read
 
 

@@ -1,10 +1,10 @@
-"""Small shared helpers: sentinels and value validation."""
+"""Small shared helpers: sentinels, value validation, capped memos."""
 
 from __future__ import annotations
 
 import re
 from enum import Enum
-from typing import Final, TypeAlias
+from typing import Final, TypeAlias, TypeVar
 
 from ._errors import LocalProtocolError
 
@@ -19,7 +19,23 @@ __all__ = [
     "check_header_name",
     "check_header_value",
     "check_text_value",
+    "remember",
 ]
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def remember(table: dict[_K, _V], key: _K, value: _V, cap: int) -> None:
+    """``table[key] = value`` in a memo of at most ``cap`` entries (plus
+    those other threads add at the same moment): one entry too many empties
+    it first.  So the entries in use now are learnt again at their next
+    miss, and a peer that sends new keys on purpose cannot make the memo
+    hold more, nor keep the common keys out for good.  The memos of read
+    heads and field lines are capped this way (each names its cap)."""
+    if len(table) >= cap:
+        table.clear()
+    table[key] = value
 
 
 class _SentinelEnum(Enum):

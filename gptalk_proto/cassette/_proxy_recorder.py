@@ -31,6 +31,7 @@ import h11
 
 from .._errors import InvalidHTTP, LocalProtocolError
 from .._http11 import next_h11_event
+from .._util import remember
 from ._format import Cassette
 from ._profiles import GPTALK, Profile
 from ._recorder import ChunkStore, Recorder, origin_form
@@ -246,9 +247,7 @@ class ProxyConnection:
         if found is None:
             found = self._forward_fields(head, len(body), with_length)
             if head.fields:
-                if len(known) >= MAX_KNOWN_BLOCKS:
-                    known.clear()  # one too many: as KnownFields does
-                known[head.fields] = found
+                remember(known, head.fields, found, MAX_KNOWN_BLOCKS)
         wire = b"".join([head.method, b" ", target, b" HTTP/1.1\r\n", found.wire, body])
         return target, found.headers, wire
 

@@ -34,6 +34,7 @@ import h11
 from .._errors import InvalidHTTP
 from .._head import CONTENT_LENGTH
 from .._http11 import next_h11_event
+from .._util import remember
 
 __all__ = [
     "MAX_KNOWN_BLOCK",
@@ -134,9 +135,7 @@ class KnownFields:
         if found is None:
             found = _read_fields(block)
             if found is not None and len(block) <= MAX_KNOWN_BLOCK:
-                if len(self._blocks) >= MAX_KNOWN_BLOCKS:
-                    self._blocks.clear()  # one too many: see MAX_KNOWN_BLOCKS
-                self._blocks[block] = found
+                remember(self._blocks, block, found, MAX_KNOWN_BLOCKS)
         return found
 
 
