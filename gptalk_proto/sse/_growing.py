@@ -157,28 +157,25 @@ class GrowingValues:
                 tail = self.tail
                 cut = stop - tail
                 last = self._last
-                if (
-                    self._extend
-                    and last is not None
-                    and cut >= shared
-                    and (ending := head[cut:stop]).isascii()
-                ):
-                    # Handed over unjoined (see hand_extensions): its new
-                    # text less the tail is decoded alone (the tail's bytes
-                    # are ASCII, one character each, so the text less the
-                    # tail is the bytes less the tail decoded, a sequence
-                    # cut short at ``cut`` replaced as where ASCII follows).
-                    # A bytes copy of the piece and its decode method: a
-                    # few dozen bytes, where a memoryview and str() of it
-                    # cost twice the instructions; strict first (the
-                    # fewest steps), and errors replaced only when there
-                    # are any.
-                    piece = head[shared:cut]
-                    try:
-                        new = piece.decode()
-                    except UnicodeDecodeError:
-                        new = piece.decode("utf-8", "replace")
-                    pieces.append(new)
+                ending = head[cut:stop]  # the tail's bytes (when cut >= shared)
+                ascii_tail = cut >= shared and ending.isascii()
+                # Handed over unjoined (see hand_extensions): its new text
+                # less the tail is decoded alone (the tail's bytes are ASCII,
+                # one character each, so the text less the tail is the bytes
+                # less the tail decoded, a sequence cut short at ``cut``
+                # replaced as where ASCII follows).
+                extend = self._extend and last is not None and ascii_tail
+                # A bytes copy of the piece and its decode method: a few
+                # dozen bytes, where a memoryview and str() of it cost twice
+                # the instructions; strict first (the fewest steps), and
+                # errors replaced only when there are any.
+                piece = head[shared:cut] if extend else head[shared:stop]
+                try:
+                    new = piece.decode()
+                except UnicodeDecodeError:
+                    new = piece.decode("utf-8", "replace")
+                pieces.append(new)
+                if extend:
                     extension = Extension()  # (its fields: see the class)
                     extension.before = last
                     extension.new = new
@@ -191,18 +188,12 @@ class GrowingValues:
                     self._previous = (view[start:cut], pieces)
                     self._last = extension
                     return extension  # type: ignore[return-value]
-                piece = head[shared:stop]
-                try:
-                    new = piece.decode()
-                except UnicodeDecodeError:
-                    new = piece.decode("utf-8", "replace")
-                pieces.append(new)
                 value = "".join(pieces)
                 if self._links is not None and self._last is not None:
                     # pieces held the text of _last less its tail: value
                     # starts with it.
                     self._links.append((value, self._last))
-                if cut >= shared and head[cut:stop].isascii():
+                if ascii_tail:
                     # Its tail bytes are ASCII: the text's last tail characters.
                     pieces[-1] = new[:-tail]
                     if len(pieces) > _MAX_PIECES:
