@@ -51,13 +51,19 @@ HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\nconnection
 
 
 def _record(
-    pieces: list[bytes], *, gated: bool, client_waits: float = 0.0, whole: bool = True
+    pieces: list[bytes],
+    *,
+    gated: bool,
+    client_waits: float = 0.0,
+    whole: bool = True,
+    read_once: Callable[[], bool] | None = None,
 ) -> tuple[bytes, list[bytes], list[float]]:
     """An upstream sends HEAD + ``pieces`` (then closes) through the proxy;
     ``gated``: each piece only once the client holds the one before.  The
-    client waits ``client_waits`` seconds before reading; ``whole``: it got
-    every byte sent.  Returns what the client got, and the recorded chunks
-    and their times."""
+    client waits ``client_waits`` seconds before reading, or, with
+    ``read_once``, until it says so (an event the proxy's side saw: not
+    bound by time); ``whole``: it got every byte sent.  Returns what the
+    client got, and the recorded chunks and their times."""
     body = b"".join(pieces)
     held = [0]
     events: list[anyio.Event] = []
@@ -85,6 +91,8 @@ def _record(
         ):
             await client.send(b"GET /x HTTP/1.1\r\nhost: h\r\n\r\n")
             await anyio.sleep(client_waits)
+            while read_once is not None and not read_once():
+                await anyio.sleep(0.01)  # (the proxy's loop runs meanwhile)
             while True:
                 try:
                     got += await client.receive()
@@ -153,7 +161,8 @@ def test_what_a_full_client_socket_did_not_take_waits_in_the_pipe(
     monkeypatch.setattr(proxy_splice._SpliceTee, "_splice_left", splice_left)
     rng = random.Random(5)
     pieces = [rng.randbytes(rng.randrange(64 * 1024, 700 * 1024)) for _ in range(12)]
-    got, chunks, _ = _record(pieces, gated=False, client_waits=0.5)
+    # The client reads once its socket was full (no time bound).
+    got, chunks, _ = _record(pieces, gated=False, read_once=lambda: waits[0] > 0)
     assert b"".join(chunks) == got
     assert waits[0] > 0
     assert [size for size in copied if size >= spool.WRITE_HERE_BELOW] == []
@@ -179,7 +188,7 @@ def test_the_upstreams_end_while_the_client_is_full_comes_after_the_rest(
 
     monkeypatch.setattr(proxy_splice._SpliceTee, "_splice_left", splice_left)
     body = random.Random(9).randbytes(6 * 1024 * 1024)
-    got, chunks, _ = _record([body], gated=False, client_waits=0.5, whole=False)
+    got, chunks, _ = _record([body], gated=False, whole=False, read_once=lambda: ended[0] > 0)
     assert ended == [1]
     assert got == b"".join(chunks)  # every read, the last one whole
     assert len(got) < len(HEAD) + len(body)  # cut at that end, as recorded
