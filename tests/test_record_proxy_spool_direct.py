@@ -9,6 +9,8 @@ from __future__ import annotations
 import errno
 import os
 import random
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -231,3 +233,97 @@ def test_a_large_reply_through_the_proxy_is_recorded_exactly(
     got, chunks, _ = _record(pieces, gated=False, client_waits=0.2)
     assert b"".join(chunks) == got
     assert max(map(len, chunks)) <= max(spool.PIPE_SIZE, proxy_module.UPSTREAM_READ_SIZE)
+
+
+def _behind_the_writer(name: str = "gptalk-spool-direct") -> bool:
+    return threading.current_thread().name == name
+
+
+def test_full_halves_go_to_the_disk_beside_the_next_copies(
+    monkeypatch: pytest.MonkeyPatch, direct_writes: list[tuple[int, int]]
+) -> None:
+    """Once a write went through, each full half is written by the stage's
+    own thread while the writer thread copies the next reads into the other
+    half (their pipes free, their bytes no longer queued); a get waits for
+    the write under way."""
+    monkeypatch.setattr(spool, "WAKE_WRITER_AT", 1)  # the writer takes each read
+    gate = threading.Event()
+    counted = spool_direct._direct_write  # the fixture's
+    writers: list[str] = []
+
+    def held(fd: int, data: memoryview, offset: int) -> int:
+        writers.append(threading.current_thread().name)
+        if _behind_the_writer():
+            assert gate.wait(30)
+        return counted(fd, data, offset)
+
+    monkeypatch.setattr(spool_direct, "_direct_write", held)
+    size = spool_direct.STAGE_SIZE
+    store = FileChunkStore()
+    try:
+        assert [_teed(store, b"a" * size), _teed(store, b"b" * size)] == [0, 1]
+        # The first half went from the writer thread; the second is held.
+        deadline = time.monotonic() + 30
+        while len(writers) < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert writers == ["gptalk-spool", "gptalk-spool-direct"]
+        more = bytes(range(256)) * (size // 256 - 1)
+        key = _teed(store, more)
+        while store._queued and time.monotonic() < deadline:  # private
+            time.sleep(0.005)
+        assert store._queued == 0  # private: copied while the write is held
+        assert len(writers) == 2
+        got: list[bytes] = []
+        reader = threading.Thread(target=lambda: got.append(store.get(key)))
+        reader.start()
+        time.sleep(0.05)
+        assert got == []  # the get waits for the write under way
+        gate.set()
+        reader.join(30)
+        assert got == [more]
+        assert [store.get(k) for k in range(3)] == [b"a" * size, b"b" * size, more]
+        assert direct_writes[:2] == [(0, size), (size, size)]
+    finally:
+        gate.set()
+        store.close()
+
+
+@pytest.mark.parametrize("error", [errno.ENOSPC, errno.EIO])
+def test_a_failed_background_write_is_raised_by_later_puts_and_gets(
+    monkeypatch: pytest.MonkeyPatch, direct_writes: list[tuple[int, int]], error: int
+) -> None:
+    counted = spool_direct._direct_write  # the fixture's
+
+    def failing(fd: int, data: memoryview, offset: int) -> int:
+        if _behind_the_writer():
+            raise OSError(error, os.strerror(error))
+        return counted(fd, data, offset)
+
+    monkeypatch.setattr(spool_direct, "_direct_write", failing)
+    size = spool_direct.STAGE_SIZE
+    store = FileChunkStore()
+    try:
+        for part in (b"a", b"b", b"c"):
+            _teed(store, part * size)
+        with pytest.raises(OSError, match=os.strerror(error)):
+            store.get(1)
+        with pytest.raises(OSError, match=os.strerror(error)):
+            store.put(b"w" * 100_000)
+        assert direct_writes == [(0, size)]  # the writer thread's, before
+    finally:
+        store.close()
+
+
+def test_the_stage_buffer_is_private_memory(direct_writes: list[tuple[int, int]]) -> None:
+    """Private (a huge page where the kernel gives one): two halves of
+    STAGE_SIZE, written one beside the other's filling."""
+    store = FileChunkStore()
+    try:
+        _teed(store, b"x" * 5000)
+        assert store.get(0) == b"x" * 5000
+        stage = store._stage  # private
+        assert stage is not None
+        assert len(stage._buffer) == 2 * spool_direct.STAGE_SIZE  # private
+        assert [len(half) for half in stage._halves] == [spool_direct.STAGE_SIZE] * 2
+    finally:
+        store.close()

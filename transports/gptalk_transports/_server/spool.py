@@ -474,11 +474,20 @@ class FileChunkStore:
             if self._error is not None:
                 raise self._error
 
-    def _free(self, piece: _Teed) -> None:
-        """A teed read is in the file (or the stage): its pipe is free."""
+    def _free(self, piece: _Teed, staged: bool = False) -> None:
+        """A teed read is in the file (or the stage: ``staged``): its pipe
+        is free, and its bytes no longer count against MAX_QUEUED (they are
+        in the file, or the stage's buffer, whose cap is its own), so a put
+        waits for no more than they did (counted until its batch was
+        written, a put waited for the stage's write to the disk, which
+        now runs beside the next pieces' copies).  A get waits for the
+        stage meanwhile (``_unflushed``)."""
         piece.written = True
         with self._lock:
             self._pipes.append(piece.pipe)
+            self._queued -= piece.size
+            if staged:
+                self._unflushed = True
             self._changed.notify_all()  # a put_teed may wait for a pipe
 
     def _to_stage(self, at: int, piece: bytes | _Teed) -> bool:
@@ -500,7 +509,7 @@ class FileChunkStore:
         else:
             assert _SPLICE is not None
             stage.add_from_pipe(piece.pipe[0], piece.size, _SPLICE)
-            self._free(piece)
+            self._free(piece, staged=True)
         if stage.broken:  # refused at its first write: splice from now on
             stage.close()
             self._stage = None
@@ -575,6 +584,9 @@ class FileChunkStore:
                         self._discard(piece.pipe)
                 return
             with self._lock:
-                self._queued -= size
+                # Teed reads' bytes were released as they went (see _free).
+                self._queued -= size - sum(
+                    len(piece) for _, piece in items if isinstance(piece, _Teed)
+                )
                 self._unflushed = stage is not None and stage.unflushed
                 self._changed.notify_all()  # put past the cap, or get, may wait
