@@ -133,7 +133,7 @@ def test_a_file_system_that_refuses_direct_at_open_gets_splice(
         store.close()
 
 
-@pytest.mark.parametrize("after", [0, 3])
+@pytest.mark.parametrize("after", [0, 3, 5, 8])
 def test_a_refused_direct_write_goes_through_the_cache(
     monkeypatch: pytest.MonkeyPatch, direct_writes: list[tuple[int, int]], after: int
 ) -> None:
@@ -239,13 +239,13 @@ def _behind_the_writer(name: str = "gptalk-spool-direct") -> bool:
     return threading.current_thread().name == name
 
 
-def test_full_halves_go_to_the_disk_beside_the_next_copies(
+def test_full_buffers_go_to_the_disk_beside_the_next_copies(
     monkeypatch: pytest.MonkeyPatch, direct_writes: list[tuple[int, int]]
 ) -> None:
-    """Once a write went through, each full half is written by the stage's
-    own thread while the writer thread copies the next reads into the other
-    half (their pipes free, their bytes no longer queued); a get waits for
-    the write under way."""
+    """Once a write went through, each full buffer is written by the
+    stage's own thread while the writer thread copies the next reads into
+    another (their pipes free, their bytes no longer queued), up to
+    STAGE_BUFFERS; a get waits for the writes under way."""
     monkeypatch.setattr(spool, "WAKE_WRITER_AT", 1)  # the writer takes each read
     gate = threading.Event()
     counted = spool_direct._direct_write  # the fixture's
@@ -262,7 +262,7 @@ def test_full_halves_go_to_the_disk_beside_the_next_copies(
     store = FileChunkStore()
     try:
         assert [_teed(store, b"a" * size), _teed(store, b"b" * size)] == [0, 1]
-        # The first half went from the writer thread; the second is held.
+        # The first buffer went from the writer thread; the second is held.
         deadline = time.monotonic() + 30
         while len(writers) < 2 and time.monotonic() < deadline:
             time.sleep(0.005)
@@ -314,16 +314,19 @@ def test_a_failed_background_write_is_raised_by_later_puts_and_gets(
         store.close()
 
 
-def test_the_stage_buffer_is_private_memory(direct_writes: list[tuple[int, int]]) -> None:
-    """Private (a huge page where the kernel gives one): two halves of
-    STAGE_SIZE, written one beside the other's filling."""
+def test_the_stage_buffers_are_one_private_mapping(
+    direct_writes: list[tuple[int, int]],
+) -> None:
+    """Private (huge pages where the kernel gives them): STAGE_BUFFERS of
+    STAGE_SIZE."""
     store = FileChunkStore()
     try:
         _teed(store, b"x" * 5000)
         assert store.get(0) == b"x" * 5000
         stage = store._stage  # private
         assert stage is not None
-        assert len(stage._buffer) == 2 * spool_direct.STAGE_SIZE  # private
-        assert [len(half) for half in stage._halves] == [spool_direct.STAGE_SIZE] * 2
+        size, count = spool_direct.STAGE_SIZE, spool_direct.STAGE_BUFFERS
+        assert len(stage._buffer) == count * size  # private
+        assert [len(buffer) for buffer in stage._buffers] == [size] * count
     finally:
         store.close()

@@ -18,21 +18,23 @@ full.  Where the store needs what it holds (:meth:`DirectStage.flush`), the
 last block goes too, padded (past the store's end: never read), and stays in
 the buffer to be written again, whole, with what follows it.
 
-Why two halves, one written while the other fills: an ``O_DIRECT`` write
-returns once the disk has the bytes, and the writer thread, waiting there,
-copied nothing out of the store's pipes meanwhile; those filled, and the
-proxy's event loop waited for a free one, the client for its next read
-(the benchmark's 64 MB reply, timed in the proxy: about 77 ms of such
-waits per reply, more than the proxy's CPU; the disk took ~1 ms per MiB).  So each full half goes to the disk from a thread of
-the stage's own (:class:`_Background`, one write at a time) while the
-writer thread fills the other, and waits only where both are full, or
-where the store needs what the file holds (:meth:`DirectStage.flush`).
-The first write is made by the writer thread itself: a refusal shows there.
+Why several buffers, full ones written while another fills: an
+``O_DIRECT`` write returns once the disk has the bytes, and the writer
+thread, waiting there, copied nothing out of the store's pipes meanwhile;
+those filled, and the proxy's event loop waited for a free one, the client
+for its next read (the benchmark's 64 MB reply, timed in the proxy: about
+77 ms of such waits per reply, more than the proxy's CPU; the disk took
+~1 ms per MiB).  So each full buffer goes to the disk from a thread of the
+stage's own (:class:`_Background`, one write at a time, in order) while the
+writer thread fills the next one, and waits only where none is free
+(STAGE_BUFFERS), or where the store needs what the file holds
+(:meth:`DirectStage.flush`).  The first write is made by the writer thread
+itself: a refusal shows there.
 
-The halves are one mapping of 2 x STAGE_SIZE, private and asked to be a
-huge page (``MADV_HUGEPAGE``: 2 MiB on x86): the disk's request is then one
-run of memory, not 256 pages pinned one by one (and split in two: the
-virtio disk takes 254 segments per request).
+The buffers are one mapping, private and asked to be huge pages
+(``MADV_HUGEPAGE``: 2 MiB on x86): a disk request is then one run of
+memory, not 256 pages pinned one by one (and split in two: the virtio disk
+takes 254 segments per request).
 
 Where the file system refuses ``O_DIRECT`` (at ``open``, or with ``EINVAL``
 on the first write: tmpfs before Linux 6.6, some FUSE file systems), the
@@ -47,6 +49,7 @@ import errno
 import mmap
 import os
 import threading
+from collections import deque
 from collections.abc import Callable
 
 __all__ = ["ALIGN", "STAGE_SIZE", "DirectStage"]
@@ -56,10 +59,17 @@ __all__ = ["ALIGN", "STAGE_SIZE", "DirectStage"]
 #: multiple of the smaller ones (512 bytes).
 ALIGN = 4096
 
-#: The bytes one ``O_DIRECT`` write moves: each half of the stage's buffer
-#: (memory of the proxy's own, for the store's life: 2 x STAGE_SIZE, one
-#: huge page).  A multiple of ALIGN.
+#: The bytes one ``O_DIRECT`` write moves: each of the stage's buffers.  A
+#: multiple of ALIGN.
 STAGE_SIZE = 1024 * 1024
+
+#: Cap on the stage's buffers (memory of the proxy's own, for the store's
+#: life: STAGE_BUFFERS x STAGE_SIZE, 4 MiB, two huge pages): one filled by
+#: the writer thread while the others wait for the disk, or are written.
+#: With two, a burst of the upstream past the disk's pace filled the store's
+#: pipes within two buffers and the event loop waited for a free one (timed
+#: in the proxy: ~25-85 ms per 64 MB reply; ~15 with 4 MiB more, in pipes).
+STAGE_BUFFERS = 4
 
 
 def _reopen(fd: int, flags: int) -> int:
@@ -74,45 +84,53 @@ def _direct_write(fd: int, data: memoryview, offset: int) -> int:
 
 
 class _Background:
-    """Writes past the page cache on a thread of its own, one at a time:
-    :meth:`start` one once the last was :meth:`wait`-ed for."""
+    """Writes past the page cache on a thread of its own, one at a time, in
+    the order they were :meth:`start`-ed (each a number, counted from 1)."""
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
         self._changed = threading.Condition()
-        # Shared with the thread, under _changed: the write to make, as
-        # (bytes, offset); whether one is under way (started, not over);
-        # the last one's outcome (bytes written, error); close asked.
-        self._job: tuple[memoryview, int] | None = None
-        self._busy = False
-        self._outcome: tuple[int, OSError | None] = (0, None)
+        # Shared with the thread, under _changed: the writes to make, as
+        # (bytes, offset) (at most STAGE_BUFFERS - 1: the stage's full
+        # buffers); how many were started and how many are over; the first
+        # failed one (its number, the bytes it wrote, its error: those after
+        # it are not made); close asked.
+        self._jobs: deque[tuple[memoryview, int]] = deque()
+        self._started = 0
+        self._over = 0
+        self._failed: tuple[int, int, OSError] | None = None
         self._closing = False
         self._thread: threading.Thread | None = None
 
-    def start(self, data: memoryview, offset: int) -> None:
-        """Write ``data`` at ``offset`` (the last write was waited for)."""
+    def start(self, data: memoryview, offset: int) -> int:
+        """Write ``data`` at ``offset`` after those started before; its number."""
         with self._changed:
-            self._job, self._busy = (data, offset), True
+            self._jobs.append((data, offset))
+            self._started += 1
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="gptalk-spool-direct", daemon=True
                 )
                 self._thread.start()
             self._changed.notify_all()
+            return self._started
 
-    def wait(self) -> tuple[int, OSError | None]:
-        """The last write's outcome, once it is over: the bytes it wrote,
-        and its error (None: it wrote them all)."""
+    def wait(self, number: int) -> tuple[int, int, OSError] | None:
+        """Once write ``number`` is over (or one before it failed): None if
+        it and those before it went through, or the failed one."""
         with self._changed:
-            while self._busy:
+            while self._over < number and self._failed is None:
                 self._changed.wait()
-            outcome, self._outcome = self._outcome, (0, None)
-            return outcome
+            if self._failed is not None and self._failed[0] <= number:
+                return self._failed
+            return None
 
     def close(self) -> None:
-        """Stop the thread, once the write under way is over."""
+        """Stop the thread, once the write under way is over (those queued
+        behind it are dropped: the file goes)."""
         with self._changed:
             self._closing = True
+            self._jobs.clear()
             self._changed.notify_all()
             thread = self._thread
         if thread is not None:
@@ -121,20 +139,23 @@ class _Background:
     def _run(self) -> None:
         while True:
             with self._changed:
-                while self._job is None and not self._closing:
+                while not self._jobs and not self._closing:
                     self._changed.wait()
-                if self._job is None:
-                    return  # closing, nothing under way
-                data, offset = self._job
-                self._job = None
-            done, error = 0, None
+                if not self._jobs:
+                    return  # closing
+                data, offset = self._jobs.popleft()
+            done = 0
             try:
                 while done < len(data):
                     done += _direct_write(self._fd, data[done:], offset + done)
             except OSError as exc:
-                error = exc
+                with self._changed:
+                    self._failed = (self._over + 1, done, exc)
+                    self._jobs.clear()
+                    self._changed.notify_all()
+                return
             with self._changed:
-                self._outcome, self._busy = (done, error), False
+                self._over += 1
                 self._changed.notify_all()
 
 
@@ -149,14 +170,16 @@ class DirectStage:
         self._direct = direct  # the same file, past it
         # Private (not shared: Python's default), so that it can be a huge page.
         flags = getattr(mmap, "MAP_PRIVATE", 0)
-        self._buffer = mmap.mmap(-1, 2 * STAGE_SIZE, **({"flags": flags} if flags else {}))
+        size = STAGE_BUFFERS * STAGE_SIZE
+        self._buffer = mmap.mmap(-1, size, **({"flags": flags} if flags else {}))
         with contextlib.suppress(AttributeError, OSError):  # not Linux, or no THP
             self._buffer.madvise(mmap.MADV_HUGEPAGE)
         self._whole = memoryview(self._buffer)
-        self._halves = (self._whole[:STAGE_SIZE], self._whole[STAGE_SIZE:])
-        self._view = self._halves[0]  # the half being filled
-        # The other half, while the background writes it (at that offset).
-        self._pending: tuple[memoryview, int] | None = None
+        self._buffers = [self._whole[i : i + STAGE_SIZE] for i in range(0, size, STAGE_SIZE)]
+        self._view = self._buffers[0]  # the one being filled
+        self._free = deque(self._buffers[1:])
+        # Full ones the background writes, in order: (buffer, offset, number).
+        self._pending: deque[tuple[memoryview, int, int]] = deque()
         self._background = _Background(direct)
         self._proven = False  # a write past the cache went through
         self._at = at - at % ALIGN  # the file's offset of the buffer's first byte
@@ -192,7 +215,7 @@ class DirectStage:
     @property
     def unflushed(self) -> bool:
         """Whether the stage holds bytes the file does not (yet)."""
-        return self._filled > self._clean or self._pending is not None
+        return self._filled > self._clean or bool(self._pending)
 
     def fill_to(self, at: int) -> None:
         """Take the bytes the file already holds from :attr:`end` to ``at``
@@ -245,37 +268,46 @@ class DirectStage:
         if not self._proven:  # here: a refusal is seen at once
             self._write(STAGE_SIZE)
             return
-        self._wait()  # for the other half
-        if self.broken:  # refused after all: this half went with the other
-            return
-        self._pending = (self._view, self._at)
-        self._background.start(self._view, self._at)
-        first, second = self._halves
-        self._view = second if self._view is first else first
+        if not self._free:
+            self._wait()  # for the oldest full one
+            if self.broken:  # refused after all: this one went with the others
+                return
+        number = self._background.start(self._view, self._at)
+        self._pending.append((self._view, self._at, number))
+        self._view = self._free.popleft()
         self._at += STAGE_SIZE
         self._filled = self._clean = 0
 
     def _wait(self) -> None:
-        """Until the other half is written (its error raised; a refusal:
-        both halves through the page cache, the stage broken)."""
-        if self._pending is None:
+        """Until the oldest full buffer is written (its error raised; a
+        refusal: it and those after it through the page cache, the stage
+        broken)."""
+        view, at, number = self._pending.popleft()
+        failed = self._background.wait(number)
+        self._free.append(view)
+        if failed is None:
             return
-        view, at = self._pending
-        self._pending = None
-        done, error = self._background.wait()
-        if error is None:
-            return
+        _, done, error = failed
         if error.errno != errno.EINVAL or done:
             raise error
-        while view:  # refused (see the module's docstring): through the cache
-            done = os.pwrite(self._fd, view, at)
-            view, at = view[done:], at + done
+        # Refused (see the module's docstring): through the cache, in order.
+        pending = [(view, at), *((v, a) for v, a, _ in self._pending)]
+        self._free.extend(v for v, _ in pending[1:])
+        self._pending.clear()
+        for data, offset in pending:
+            self._through_cache(data, offset)
         self._broken()
+
+    def _through_cache(self, data: memoryview, at: int) -> None:
+        while data:
+            done = os.pwrite(self._fd, data, at)
+            data, at = data[done:], at + done
 
     def flush(self) -> None:
         """Write what the stage holds, its last block padded; that block
         stays, to be written again with what follows it."""
-        self._wait()
+        while self._pending and not self.broken:
+            self._wait()
         if self.broken or not self._filled:
             return
         tail = self._filled % ALIGN
@@ -303,23 +335,19 @@ class DirectStage:
         self._filled = self._clean = keep
 
     def _broken(self) -> None:
-        view = self._view[: self._filled]
-        at = self._at
-        while view:
-            done = os.pwrite(self._fd, view, at)
-            view = view[done:]
-            at += done
-        self._at, self._filled, self._clean = at, 0, 0
+        self._through_cache(self._view[: self._filled], self._at)
+        self._at, self._filled, self._clean = self._at + self._filled, 0, 0
         self.broken = True
 
     def close(self) -> None:
         """Free the buffer and the second descriptor (once a write under
         way is over: its outcome no longer matters)."""
         self._background.close()
-        self._pending = None
+        self._pending.clear()
+        self._free.clear()
         os.close(self._direct)
         try:
-            for view in (*self._halves, self._whole):
+            for view in (*self._buffers, self._whole):
                 view.release()
             self._buffer.close()
         except BufferError:
