@@ -475,13 +475,12 @@ class FileChunkStore:
                 raise self._error
 
     def _free(self, piece: _Teed, staged: bool = False) -> None:
-        """A teed read is in the file (or the stage: ``staged``): its pipe
-        is free, and its bytes no longer count against MAX_QUEUED (they are
-        in the file, or the stage's buffer, whose cap is its own), so a put
-        waits for no more than they did (counted until its batch was
-        written, a put waited for the stage's write to the disk, which
-        now runs beside the next pieces' copies).  A get waits for the
-        stage meanwhile (``_unflushed``)."""
+        """A teed read is in the file, or in the stage (``staged``): its
+        pipe is free, and its bytes no longer count against MAX_QUEUED (the
+        stage's buffers have their own cap, STAGE_BUFFERS).  Counted until
+        the whole batch was written, as they were, a put waited for the
+        stage's writes to the disk.  A get waits for the stage meanwhile
+        (``_unflushed``)."""
         piece.written = True
         with self._lock:
             self._pipes.append(piece.pipe)
