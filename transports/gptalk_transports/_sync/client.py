@@ -128,7 +128,7 @@ class ChatStream:
                         if value is not SKIP:
                             each(value)
                 batch = next(self._batches)
-        except StopAsyncIteration:
+        except StopIteration:
             self.close()
         except BaseException:
             self.close()
