@@ -108,6 +108,25 @@ class ChunkedDecoder:
         out: list[bytes | memoryview] = []
         view = memoryview(buf)
         pos, size = 0, len(buf)
+        if self._state == _SIZE:
+            # The common read of a server that flushes every event: whole
+            # chunks, each a plain size line, its data and the CRLF after it,
+            # taken here with a few steps each; the loop below goes on from
+            # the first thing that is not one (the last chunk, a chunk whose
+            # end is not in this read, an extension, an error), in state
+            # _SIZE at ``pos`` as it would have got there itself.
+            plain_line = _PLAIN_CHUNK_LINE.match
+            while (match := plain_line(buf, pos)) is not None:
+                start = match.end()
+                stop = start + int(match[1], 16)
+                # (A size past the read is never used as an index: it can be
+                # beyond what one holds.)
+                if stop == start or stop + 2 > size or not buf.startswith(b"\r\n", stop):
+                    break
+                out.append(view[start:stop])
+                pos = stop + 2
+            if pos == size:
+                return b"".join(out)
         find = buf.find
         append = out.append
         chunk_line = _CHUNK_LINE.fullmatch

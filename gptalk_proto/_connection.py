@@ -211,29 +211,34 @@ class ClientConnection:
         drivers that pass events on in batches: one call per read, not one
         per event.
         """
-        event = self.next_event()
-        if event is NEED_DATA or event is SEND_REQUEST or event is PAUSED:
-            return event
-        if type(event) is ReconnectNeeded:
-            return event
-        rest = self.chat.take_events()
-        if rest:
-            rest.insert(0, event)
-            return rest
-        return [event]
+        return self._next(True)  # type: ignore[return-value]  # (a list, when batched)
 
     def next_event(self) -> ChatEvent | Sentinel:
         """The next event, or ``NEED_DATA`` / ``SEND_REQUEST`` / ``PAUSED``."""
+        return self._next(False)  # type: ignore[return-value]  # (never a list, one by one)
+
+    def _next(self, batch: bool) -> list[ChatEvent] | ChatEvent | Sentinel:
+        # next_event's loop, and next_events' with ``batch``: the events that
+        # body bytes made are then taken all at once, where one read's bytes
+        # went in (not the first popped, then the rest taken and put behind it).
         chat = self.chat
         http = self._http
         while True:
             event = chat.next_event()
             if event is not NEED_DATA:
-                if event is SEND_REQUEST and self._reconnect is not None:
-                    reason = self._reconnect
-                    self._fresh()
-                    return ReconnectNeeded(reason)
-                return event
+                if event is SEND_REQUEST:
+                    if self._reconnect is not None:
+                        reason = self._reconnect
+                        self._fresh()
+                        return ReconnectNeeded(reason)
+                    return event
+                if not batch or event is PAUSED:
+                    return event
+                rest = chat.take_events()  # (the events behind it)
+                if rest:
+                    rest.insert(0, event)
+                    return rest
+                return [event]
             try:
                 got = http.next_event()
             except InvalidHTTP as exc:
@@ -246,6 +251,10 @@ class ClientConnection:
             if type(got) is bytes:
                 if got:
                     chat.receive_body(got)
+                    if batch:
+                        ready = chat.take_events()
+                        if ready:
+                            return ready
                     continue
                 # The body ended.
                 if chat.state not in _ENDED:

@@ -138,3 +138,35 @@ def test_whole_reads_go_as_the_queue_would_give_them(max_bytes: int, speed: floa
         # Each recorded read, the very bytes object the cassette holds.
         recorded = [chunk.data for chunk in stream.response.chunks]
         assert all(a is b for (_, a), b in zip(fast[-len(recorded) :], recorded, strict=True))
+
+
+@pytest.mark.parametrize("cut", ["recorded", "bytes", "random"])
+@pytest.mark.parametrize("max_bytes", [1, 7, 100, 4096, 1 << 20])
+def test_next_now_gives_what_next_gives(max_bytes: int, cut: str) -> None:
+    """Instant replay's ``next_now`` hands over the bytes ``next`` would, in
+    the same pieces, EOF as None, and the same error where the cassette has
+    nothing more (whole reads that fit take its shortcut, the others ``next``)."""
+    cassette = Cassette.loads(LONG.read_text())
+
+    def reads(now: bool) -> tuple[list[bytes | None], list[str]]:
+        how = random.Random(7).randint if cut == "random" else cut
+        state = ReplayState(Replayer(cassette).connection(), ReplayTiming(), rechunker(how))
+        got: list[bytes | None] = []
+        errors = []
+        for item in cassette.interactions:
+            state.sent(request_bytes(item.request), now=0.0)
+            while True:
+                try:
+                    got.append(state.next_now(max_bytes) if now else state.next(max_bytes)[1])
+                except CassetteError as error:
+                    errors.append(str(error))
+                    break  # nothing more until the next request
+        return got, errors
+
+    (fast, fast_errors), (slow, slow_errors) = reads(True), reads(False)
+    assert fast == slow
+    assert fast_errors == slow_errors
+    assert len(fast_errors) == len(cassette.interactions)
+    assert all(data is None or 0 < len(data) <= max_bytes for data in fast)
+    wire = b"".join(item.response.wire for item in cassette.interactions)
+    assert b"".join(data or b"" for data in fast) == wire

@@ -70,6 +70,7 @@ NAMES = {
     "__aexit__": "__exit__",
     "__aiter__": "__iter__",
     "__anext__": "__next__",
+    "StopAsyncIteration": "StopIteration",
     "aclose": "close",
 }
 KEYWORDS = (

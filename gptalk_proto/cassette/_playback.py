@@ -139,6 +139,22 @@ class ReplayState:
         self.pieces.extend(self.cut(data))
         return self.due, self._take(max_bytes)
 
+    def next_now(self, max_bytes: int) -> bytes | None:
+        """:meth:`next`'s bytes, for a driver that does not wait (instant
+        replay, whose due times are all 0.0): the same bytes, in the same
+        pieces, with the same errors."""
+        # The usual read of instant replay: a recorded read, whole, that fits
+        # the client's, straight from the connection's queue (what next
+        # gives, without its tuple and its steps for timed replay).
+        queue = self._queue
+        if queue and self._whole and not self.pieces:
+            item = queue[0]
+            if item is not EOF and len(data := item.data) <= max_bytes:
+                queue.popleft()
+                self.last_t = item.t
+                return data
+        return self.next(max_bytes)[1]
+
     def _take(self, max_bytes: int) -> bytes:
         piece = self.pieces.popleft()
         if len(piece) > max_bytes:

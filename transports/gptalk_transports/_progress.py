@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Literal
 
 from gptalk_proto import ChatDone, ChatEvent, ContentRewritten, TextDelta, TextRewritten
@@ -16,6 +17,11 @@ RewritePolicy = Literal["raise", "ignore"]
 
 # Returned by Progress.take for events the reader does not see.
 SKIP = object()
+
+# A list of TextDelta events only, as Progress.take_all tells it (the set of
+# their types), and a TextDelta's text by index (its one field), in C.
+_DELTAS = {TextDelta}
+_TEXT = itemgetter(0)
 
 
 class Progress:
@@ -49,6 +55,22 @@ class Progress:
         to (all ``take`` does for one, whose text the reader then gets); else
         None."""
         return self._pieces if self._deltas else None
+
+    def take_all(self, events: list[ChatEvent]) -> None:
+        """What :meth:`take` does for each of ``events``, for a reader who is
+        handed none of them (a ``TextDelta``, the common event, without a
+        call of its own)."""
+        pieces = self._pieces
+        if set(map(type, events)) == _DELTAS:
+            # A read's events are nearly always deltas only: their texts in C.
+            pieces += map(_TEXT, events)
+            return
+        take = self.take
+        for event in events:
+            if type(event) is TextDelta:
+                pieces.append(event.text)
+            else:
+                take(event)
 
     def take(self, event: ChatEvent) -> object:
         """What the reader gets for ``event`` (``SKIP`` for nothing)."""

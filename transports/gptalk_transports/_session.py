@@ -99,9 +99,10 @@ async def _run_chat(
 ) -> ChatResult:
     try:
         async with client.events(prompt, model=model) as events:
-            async for event in events:
-                if on_event is not None:
-                    on_event(event)
+            # Every event, as `async for` gives them, a batch (a read's
+            # events) at a time: a long reply's hundred events cost a few
+            # calls, not an __anext__ each.
+            await events._read_to_end(on_event)
             return ChatResult(prompt, events.text, None)
     except GPTalkError as error:
         text = getattr(error, "text", "")

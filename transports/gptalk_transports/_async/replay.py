@@ -53,15 +53,19 @@ class _AsyncReplayStream:
     async def receive_some(self, max_bytes: int, timeout: float | None) -> bytes:
         if self._eof:
             return b""
-        due, data = self._state.next(max_bytes)
-        if due:  # (instant replay's are all 0.0: at once)
-            wait = due - self._clock.now()
-            if wait > 0:
-                # A recorded gap longer than the client's read timeout times
-                # out, as it would have live.
-                await self._clock.sleep(wait if timeout is None else min(wait, timeout))
-                if timeout is not None and wait > timeout:
-                    raise TimeoutError
+        state = self._state
+        if state.timing.speed is None:  # instant replay: all at once, no clock
+            data = state.next_now(max_bytes)
+        else:
+            due, data = state.next(max_bytes)
+            if due:  # (0.0: at once)
+                wait = due - self._clock.now()
+                if wait > 0:
+                    # A recorded gap longer than the client's read timeout
+                    # times out, as it would have live.
+                    await self._clock.sleep(wait if timeout is None else min(wait, timeout))
+                    if timeout is not None and wait > timeout:
+                        raise TimeoutError
         if data is None:
             self._eof = True
             return b""

@@ -108,6 +108,32 @@ class ChatStream:
                 self.close()
                 raise
 
+    def _read_to_end(self, each: Callable[[Any], object] | None = None) -> None:
+        # Iterating to the end, one call per batch rather than an __next__
+        # per event (for readers such as a session's replay, which want the
+        # whole chat): ``each`` gets every value the iteration would give, in
+        # order; without it nothing is handed over, and ``text`` is the reply.
+        # Errors, and the closing on them, are as the iteration's.
+        progress = self._progress
+        batch = self._batch[self._index :]
+        self._batch, self._index = [], 0
+        try:
+            while True:
+                if each is None:
+                    progress.take_all(batch)
+                else:
+                    take = progress.take
+                    for event in batch:
+                        value = take(event)
+                        if value is not SKIP:
+                            each(value)
+                batch = next(self._batches)
+        except StopIteration:
+            self.close()
+        except BaseException:
+            self.close()
+            raise
+
     def close(self) -> None:
         """Stop the chat and close its connection (idempotent)."""
         self._batches.close()
