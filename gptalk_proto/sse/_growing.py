@@ -207,7 +207,11 @@ class GrowingValues:
             self._previous = self._last = None
         # Decoded whole (the first value, one that does not extend the
         # previous, and every ASCII one: the fewest steps for those).
-        value = head[start:stop].decode("utf-8", "replace")  # (see simple_run)
+        if stop - start < _REUSE_FROM:
+            value = head[start:stop].decode("utf-8", "replace")  # (see simple_run)
+        else:
+            # Decoded from the view: a long value's bytes are not copied out first.
+            value = str(view[start:stop], "utf-8", "replace")
         if (
             stop - start >= _REUSE_FROM
             # ASCII text decodes about as fast as it copies: nothing to save
