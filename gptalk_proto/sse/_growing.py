@@ -189,7 +189,7 @@ class GrowingValues:
                     self._last = extension
                     return extension  # type: ignore[return-value]
                 value = "".join(pieces)
-                if self._links is not None and self._last is not None:
+                if last is not None and self._links is not None:
                     # pieces held the text of _last less its tail: value
                     # starts with it.
                     self._links.append((value, self._last))

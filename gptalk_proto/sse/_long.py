@@ -286,9 +286,8 @@ def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
     ):
         return None
     grower = self._grower
-    view = memoryview(data)
     if pending:
-        pending.append(data[:first] if first <= VIEW_FROM else view[:first])
+        pending.append(data[:first] if first <= VIEW_FROM else memoryview(data)[:first])
         line = b"".join(pending)
         if line[:6] != b"data: ":  # (see process_long)
             pending.pop()
@@ -302,9 +301,9 @@ def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
         # The line starts this chunk (the one before ended with a blank
         # line): decoded in place, not copied out first.
         if grower is not None:
-            value = grower.decode(data, view, 6, first)
+            value = grower.decode(data, memoryview(data), 6, first)
         else:
-            value = str(view[6:first], "utf-8", "replace")
+            value = str(memoryview(data)[6:first], "utf-8", "replace")
     else:
         return None
     # spec: dispatch, step 1: the last event ID string is the buffer's (no
@@ -314,6 +313,7 @@ def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
     end = data.rfind(b"\n")
     start = first + 2
     if start < end:
+        view = memoryview(data)
         find = data.find
         while start < end:
             stop = find(b"\n", start)
@@ -338,7 +338,9 @@ def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
     self._data_size = 0
     rest_len = len(data) - end - 1
     self._pending = (
-        [] if not rest_len else [data[end + 1 :] if rest_len < VIEW_FROM else view[end + 1 :]]
+        []
+        if not rest_len
+        else [data[end + 1 :] if rest_len < VIEW_FROM else memoryview(data)[end + 1 :]]
     )
     self._pending_len = rest_len
     if start > end:
