@@ -192,7 +192,7 @@ class GrowingValues:
                 if last is not None and self._links is not None:
                     # pieces held the text of _last less its tail: value
                     # starts with it.
-                    self._links.append((value, self._last))
+                    self._links.append((value, last))
                 if ascii_tail:
                     # Its tail bytes are ASCII: the text's last tail characters.
                     pieces[-1] = new[:-tail]
