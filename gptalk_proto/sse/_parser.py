@@ -211,15 +211,13 @@ class SSEParser:
             return []
         if type(data) is not bytes:
             data = bytes(data)
-        # A chunk of a stream of long lines (see feed_long), unless feed_iter
-        # just offered it there (_lazy: its bytes chunks; others are rare).
-        if (
-            (self._long_run or self._pending_len >= LONG_LINE)
-            and not self._lazy
-            and (done := feed_long(self, data)) is not None
-        ):
-            return done
-        self._long_run = False
+        if self._long_run or self._pending_len >= LONG_LINE:
+            # A chunk of a stream of long lines (see feed_long), unless
+            # feed_iter just offered it there (_lazy: its bytes chunks;
+            # others are rare).
+            if not self._lazy and (done := feed_long(self, data)) is not None:
+                return done
+            self._long_run = False  # feed's own way from here
         if self._start is not None:
             data = self._start + data
             if len(data) < 3 and _BOM.startswith(data):
