@@ -189,10 +189,10 @@ class GrowingValues:
                     self._last = extension
                     return extension  # type: ignore[return-value]
                 value = "".join(pieces)
-                if self._links is not None and self._last is not None:
+                if last is not None and self._links is not None:
                     # pieces held the text of _last less its tail: value
                     # starts with it.
-                    self._links.append((value, self._last))
+                    self._links.append((value, last))
                 if ascii_tail:
                     # Its tail bytes are ASCII: the text's last tail characters.
                     pieces[-1] = new[:-tail]
@@ -207,7 +207,11 @@ class GrowingValues:
             self._previous = self._last = None
         # Decoded whole (the first value, one that does not extend the
         # previous, and every ASCII one: the fewest steps for those).
-        value = head[start:stop].decode("utf-8", "replace")  # (see simple_run)
+        if stop - start < _REUSE_FROM:
+            value = head[start:stop].decode("utf-8", "replace")  # (see simple_run)
+        else:
+            # Decoded from the view: a long value's bytes are not copied out first.
+            value = str(view[start:stop], "utf-8", "replace")
         if (
             stop - start >= _REUSE_FROM
             # ASCII text decodes about as fast as it copies: nothing to save

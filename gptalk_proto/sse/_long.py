@@ -240,9 +240,11 @@ def complete_line(
 def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
     """:meth:`feed`, in fewer steps, for a chunk of a stream of long data
     lines: a long line is pending (LONG_LINE bytes of it or more: feed
-    looks no further for other streams), and the chunk holds no CR.  ``None`` when
-    the chunk is not one this takes whole (nothing changed then: feed goes
-    its general way).
+    looks no further for other streams), or the chunk before was all such
+    blocks (``_long_run``: at 4 KiB reads a chunk often leaves only a few
+    bytes of the next line), and the chunk holds no CR.  ``None`` when the
+    chunk is not one this takes whole (nothing changed then: feed goes its
+    general way).
 
     A chunk without a line end goes on with the pending line.  Otherwise
     the line it completes must be a data line with the blank line right
@@ -262,7 +264,8 @@ def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
         return None  # CRs are normalised by feed
     # (A stream's first bytes, a possible BOM, were checked by feed before
     # anything was pending, and a chunk that ended in a CR left nothing
-    # pending: feed's _start and _skip_lf need nothing here.)
+    # pending and went feed's way, which clears _long_run: feed's _start and
+    # _skip_lf need nothing here.)
     pending = self._pending
     first = data.find(b"\n")
     if first < 0:
@@ -273,25 +276,36 @@ def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
         return []
     size = self._pending_len + first
     if (
-        self._data
-        or self._event_type
-        or self._event_retry is not None
-        or not data.startswith(b"\n", first + 1)
+        data[first + 1 : first + 2] != b"\n"  # (see process_long)
         or size > self.max_line_size
         or size > self.max_event_size
+        # (Nothing is pending after a chunk of these blocks alone.)
+        or (
+            not self._long_run and (self._data or self._event_type or self._event_retry is not None)
+        )
     ):
         return None
-    pending.append(data[:first] if first <= VIEW_FROM else memoryview(data)[:first])
-    line = b"".join(pending)
-    if not line.startswith(b"data: "):
-        pending.pop()
-        return None
     grower = self._grower
-    # (_data_value's steps, without the call: size is len(line).)
-    if grower is not None:
-        value = grower.decode(line, memoryview(line), 6, size)
+    if pending:
+        pending.append(data[:first] if first <= VIEW_FROM else memoryview(data)[:first])
+        line = b"".join(pending)
+        if line[:6] != b"data: ":  # (see process_long)
+            pending.pop()
+            return None
+        # (_data_value's steps, without the call: size is len(line).)
+        if grower is not None:
+            value = grower.decode(line, memoryview(line), 6, size)
+        else:
+            value = str(memoryview(line)[6:], "utf-8", "replace")
+    elif data[:6] == b"data: ":
+        # The line starts this chunk (the one before ended with a blank
+        # line): decoded in place, not copied out first.
+        if grower is not None:
+            value = grower.decode(data, memoryview(data), 6, first)
+        else:
+            value = str(memoryview(data)[6:first], "utf-8", "replace")
     else:
-        value = str(memoryview(line)[6:], "utf-8", "replace")
+        return None
     # spec: dispatch, step 1: the last event ID string is the buffer's (no
     # id line comes before the next dispatch here).
     last_id = self._id_buffer
@@ -322,16 +336,25 @@ def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
             start = stop + 2
     self.last_event_id = last_id
     self._data_size = 0
-    rest = data[end + 1 :] if len(data) - end <= VIEW_FROM else memoryview(data)[end + 1 :]
-    self._pending = [rest] if rest else []
-    self._pending_len = len(rest)
-    if start <= end:
+    rest_len = len(data) - end - 1
+    self._pending = (
+        []
+        if not rest_len
+        else [data[end + 1 :] if rest_len < VIEW_FROM else memoryview(data)[end + 1 :]]
+    )
+    self._pending_len = rest_len
+    if start > end:
+        # The next chunk comes here too, whatever is pending: every line was
+        # one of these blocks (see SSEParser._long_run).
+        self._long_run = True
+    else:
+        self._long_run = False
         # The lines left, up to the last line end, as feed sends them.
         events += self._interpret(data, start, end, events)
         if self._data:
             self._account()
         else:
             self._data_size = 0
-    if self._pending_len > self.max_line_size:
-        self._fail_line(self._pending_len, events)
+    if rest_len > self.max_line_size:
+        self._fail_line(rest_len, events)
     return events

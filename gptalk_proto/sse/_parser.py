@@ -133,6 +133,7 @@ class SSEParser:
         "_grower",
         "_id_buffer",
         "_lazy",
+        "_long_run",
         "_pending",
         "_pending_len",
         "_run",
@@ -190,6 +191,11 @@ class SSEParser:
         # is left unbuilt, its values and event ID kept in _run (see feed_iter).
         self._lazy = False
         self._run: tuple[list[str], str] | None = None
+        # The last chunk was all blocks of long data lines (see feed_long):
+        # the next goes there too, even with little or nothing pending (a
+        # read of 4 KiB leaves a few bytes of the next line as often as not).
+        # Only feed_long sets it; feed's own way and close() clear it.
+        self._long_run = False
 
     # -- public API -----------------------------------------------------------
 
@@ -205,8 +211,13 @@ class SSEParser:
             return []
         if type(data) is not bytes:
             data = bytes(data)
-        if self._pending_len >= LONG_LINE and (done := feed_long(self, data)) is not None:
-            return done  # a chunk of a stream of long lines (see feed_long)
+        if self._long_run or self._pending_len >= LONG_LINE:
+            # A chunk of a stream of long lines (see feed_long), unless
+            # feed_iter just offered it there (_lazy: its bytes chunks;
+            # others are rare).
+            if not self._lazy and (done := feed_long(self, data)) is not None:
+                return done
+            self._long_run = False  # feed's own way from here
         if self._start is not None:
             data = self._start + data
             if len(data) < 3 and _BOM.startswith(data):
@@ -306,9 +317,14 @@ class SSEParser:
         before the next is built, where a list keeps them all alive (and the
         cyclic garbage collector visits them again and again as it grows).
         """
-        # A long line's chunk: feed_long, without feed's steps (closed: none pending).
-        long = self._pending_len >= LONG_LINE and self._error is None and type(data) is bytes
-        if long and data and (done := feed_long(self, data)) is not None:
+        # A long line's chunk: feed_long, without feed's steps (closed: none
+        # pending; errors and close() clear _long_run).
+        if (
+            (self._long_run or (self._pending_len >= LONG_LINE and self._error is None))
+            and type(data) is bytes
+            and data
+            and (done := feed_long(self, data)) is not None
+        ):
             return iter(done)
         self._lazy = True
         try:
@@ -329,6 +345,7 @@ class SSEParser:
         this raises :class:`~gptalk_proto.LocalProtocolError`.
         """
         self._closed = True
+        self._long_run = False
         self._grower = None  # and the buffer its last value's view holds
         self._pending = []
         self._pending_len = 0
@@ -549,6 +566,7 @@ class SSEParser:
         if self._run is not None:  # feed_iter's run: its events came before
             events += _message_events(*self._run)
             self._run = None
+        self._long_run = False
         self._error = SSELineTooLong(
             f"SSE line of {size} bytes or more exceeds max_line_size={self.max_line_size}",
             limit=self.max_line_size,
@@ -558,6 +576,7 @@ class SSEParser:
         raise self._error
 
     def _fail_event(self, events: list[SSEEvent], size: int) -> NoReturn:
+        self._long_run = False
         self._error = SSEEventTooLarge(
             f"SSE event data of {size} characters exceeds max_event_size={self.max_event_size}",
             limit=self.max_event_size,
