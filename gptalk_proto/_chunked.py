@@ -114,7 +114,11 @@ class ChunkedDecoder:
             # taken here with a few steps each; the loop below goes on from
             # the first thing that is not one (the last chunk, a chunk whose
             # end is not in this read, an extension, an error), in state
-            # _SIZE at ``pos`` as it would have got there itself.
+            # _SIZE at ``pos`` as it would have got there itself.  (The loop
+            # has a fast path of its own for whole chunks, for reads that
+            # start inside a chunk; the two kept apart on purpose: one helper
+            # for both cost 9-11% more instructions per read of one event or
+            # of 4 KiB, in a call and the loop's setup, callgrind.)
             plain_line = _PLAIN_CHUNK_LINE.match
             while (match := plain_line(buf, pos)) is not None:
                 start = match.end()
@@ -138,11 +142,13 @@ class ChunkedDecoder:
                 if state == _SIZE:
                     match = plain_line(buf, pos)
                     if match is not None:
-                        # The fast path, one step per chunk: a read of whole
-                        # chunks, each one's data followed by its CRLF and the
-                        # next plain size line (matched together), is cut
-                        # with no other test.  The last chunk of the run, or
-                        # one whose end is not in this read, goes on below.
+                        # The loop's fast path, one step per chunk (for reads
+                        # that start inside a chunk, or past what the fast
+                        # path above stopped at): whole chunks, each one's
+                        # data followed by its CRLF and the next plain size
+                        # line (matched together), cut with no other test.
+                        # The last chunk of the run, or one whose end is not
+                        # in this read, goes on below.
                         left = int(match[1], 16)
                         pos = match.end()  # where the chunk's data starts
                         while left:

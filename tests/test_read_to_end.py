@@ -126,3 +126,50 @@ def test_without_a_callback_the_text_and_error_are_the_same(path: Path, mode: st
     iterated = anyio.run(_async_outcome, path, mode, False)
     batched = anyio.run(_async_outcome, path, mode, None)
     assert batched == ([], iterated[1], iterated[2])
+
+
+def _stop_at_first(value: object) -> None:
+    # A callback that raises StopIteration (an exhausted next(), say): its
+    # error, not the stream's end.
+    raise StopIteration
+
+
+def test_a_callbacks_stop_iteration_is_raised_not_taken_for_the_end() -> None:
+    cassette = cassette_at(CASSETTES / "plain-chat.json")
+    prompt, model = next_chat(text_steps(cassette), 0) or ("", "")
+    with (
+        Client(
+            cassette.origin,
+            connector=SyncReplayConnector(cassette),
+            retry=REPLAY_RETRY,
+            timeout=Timeout(None, None, None),
+            clock=recorded_clock(cassette),
+        ) as client,
+        client.stream(prompt, model=model) as stream,
+        pytest.raises(StopIteration),
+    ):
+        stream._read_to_end(_stop_at_first)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_an_async_callbacks_stop_async_iteration_is_raised(backend: str) -> None:
+    def stop(value: object) -> None:
+        raise StopAsyncIteration
+
+    async def main() -> None:
+        cassette = cassette_at(CASSETTES / "plain-chat.json")
+        prompt, model = next_chat(text_steps(cassette), 0) or ("", "")
+        async with (
+            AsyncClient(
+                cassette.origin,
+                connector=AsyncReplayConnector(cassette),
+                retry=REPLAY_RETRY,
+                timeout=Timeout(None, None, None),
+                clock=recorded_clock(cassette),
+            ) as client,
+            client.stream(prompt, model=model) as stream,
+        ):
+            with pytest.raises(StopAsyncIteration):
+                await stream._read_to_end(stop)
+
+    anyio.run(main, backend=backend)

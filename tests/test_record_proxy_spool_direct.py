@@ -330,3 +330,75 @@ def test_the_stage_buffers_are_one_private_mapping(
         assert [len(buffer) for buffer in stage._buffers] == [size] * count
     finally:
         store.close()
+
+
+def test_a_background_write_failing_with_no_os_error_is_raised_not_waited_on(
+    monkeypatch: pytest.MonkeyPatch, direct_writes: list[tuple[int, int]]
+) -> None:
+    """Anything the stage's thread meets (here a RuntimeError) ends its
+    write as a disk's error would: later gets and puts raise it, none waits
+    for good."""
+    counted = spool_direct._direct_write  # the fixture's
+
+    def broken(fd: int, data: memoryview, offset: int) -> int:
+        if _behind_the_writer():
+            raise RuntimeError("not a disk's error")
+        return counted(fd, data, offset)
+
+    monkeypatch.setattr(spool_direct, "_direct_write", broken)
+    size = spool_direct.STAGE_SIZE
+    store = FileChunkStore()
+    try:
+        for part in (b"a", b"b", b"c"):
+            _teed(store, part * size)
+        with pytest.raises(OSError, match="not a disk's error") as raised:
+            store.get(1)
+        assert isinstance(raised.value.__cause__, RuntimeError)
+        with pytest.raises(OSError, match="not a disk's error"):
+            store.put(b"w" * 100_000)
+    finally:
+        store.close()
+
+
+def test_close_with_a_write_held_and_more_queued_ends(
+    monkeypatch: pytest.MonkeyPatch, direct_writes: list[tuple[int, int]]
+) -> None:
+    """Closed while the stage's thread is in a write and full buffers wait
+    behind it: close waits for that write alone, drops the rest, and the
+    file's descriptors are closed."""
+    monkeypatch.setattr(spool, "WAKE_WRITER_AT", 1)  # the writer takes each read
+    gate = threading.Event()
+    counted = spool_direct._direct_write  # the fixture's
+    held_once = threading.Event()
+
+    def held(fd: int, data: memoryview, offset: int) -> int:
+        if _behind_the_writer():
+            held_once.set()
+            assert gate.wait(30)
+        return counted(fd, data, offset)
+
+    monkeypatch.setattr(spool_direct, "_direct_write", held)
+    size = spool_direct.STAGE_SIZE
+    store = FileChunkStore()
+    closer: threading.Thread | None = None
+    try:
+        for part in (b"a", b"b", b"c"):
+            _teed(store, part * size)
+        assert held_once.wait(30)
+        deadline = time.monotonic() + 30
+        while store._queued and time.monotonic() < deadline:  # private
+            time.sleep(0.005)
+        stage = store._stage  # private
+        assert stage is not None
+        descriptor = stage._direct  # private
+        closer = threading.Thread(target=store.close)
+        closer.start()
+        gate.set()
+        closer.join(30)
+        assert not closer.is_alive()
+        with pytest.raises(OSError, match="Bad file descriptor"):
+            os.fstat(descriptor)
+    finally:
+        gate.set()
+        if closer is None:
+            store.close()

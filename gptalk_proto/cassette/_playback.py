@@ -141,8 +141,8 @@ class ReplayState:
 
     def next_now(self, max_bytes: int) -> bytes | None:
         """:meth:`next`'s bytes, for a driver that does not wait (instant
-        replay, whose due times are all 0.0): the same bytes, in the same
-        pieces, with the same errors."""
+        replay, which never waits for a due time): the same bytes, in the
+        same pieces, with the same errors."""
         # The usual read of instant replay: a recorded read, whole, that fits
         # the client's, straight from the connection's queue (what next
         # gives, without its tuple and its steps for timed replay).

@@ -279,7 +279,9 @@ def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
         data[first + 1 : first + 2] != b"\n"  # (see process_long)
         or size > self.max_line_size
         or size > self.max_event_size
-        # (Nothing is pending after a chunk of these blocks alone.)
+        # (Nothing is pending after a chunk of these blocks alone: _long_run
+        # is set only after such a chunk, and every other way that sets a
+        # pending field clears it first.)
         or (
             not self._long_run and (self._data or self._event_type or self._event_retry is not None)
         )

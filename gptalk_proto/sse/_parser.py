@@ -194,7 +194,8 @@ class SSEParser:
         # The last chunk was all blocks of long data lines (see feed_long):
         # the next goes there too, even with little or nothing pending (a
         # read of 4 KiB leaves a few bytes of the next line as often as not).
-        # Only feed_long sets it; feed's own way and close() clear it.
+        # Only feed_long sets it; feed's own way, close() and the failures
+        # (_fail_line, _fail_event) clear it.
         self._long_run = False
 
     # -- public API -----------------------------------------------------------

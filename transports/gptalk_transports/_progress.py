@@ -65,12 +65,8 @@ class Progress:
             # A read's events are nearly always deltas only: their texts in C.
             pieces += map(_TEXT, events)
             return
-        take = self.take
         for event in events:
-            if type(event) is TextDelta:
-                pieces.append(event.text)
-            else:
-                take(event)
+            self.take(event)
 
     def take(self, event: ChatEvent) -> object:
         """What the reader gets for ``event`` (``SKIP`` for nothing)."""

@@ -126,12 +126,14 @@ class AsyncChatStream:
                         value = take(event)
                         if value is not SKIP:
                             each(value)
-                batch = await self._batches.__anext__()
-        except StopAsyncIteration:
-            await self.aclose()
+                try:
+                    batch = await self._batches.__anext__()
+                except StopAsyncIteration:  # the end (caught here alone: not each's)
+                    break
         except BaseException:
             await self.aclose()
             raise
+        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop the chat and close its connection (idempotent)."""

@@ -26,9 +26,9 @@ in Python's memory: :meth:`put_teed` copies it from the tee's pipe into a
 pipe of the store's (``tee``: page references, not the bytes), queued like
 a put read, and the writer thread moves it into the file: the one copy of
 the read, off the event loop's thread.  Where the file system allows it, that
-copy goes into a buffer of the writer's own, written past the page cache
-(``O_DIRECT``, see .spool_direct: the page cache's work per page was more
-than the copy); elsewhere the pipe is spliced into the file.
+copy goes into buffers of the writer's stage, written past the page cache
+(``O_DIRECT``, by a thread of the stage's own, see .spool_direct: the page
+cache's work per page was more than the copy); elsewhere the pipe is spliced into the file.
 
 The file has no name (``tempfile.TemporaryFile``): nothing is left behind
 on any exit path, a crash or ``SIGKILL`` included; :meth:`close` frees it at
@@ -58,7 +58,8 @@ __all__ = ["CAN_SPLICE", "DROP_EVERY", "MAX_QUEUED", "WRITE_HERE_BELOW", "FileCh
 DROP_EVERY = 4 * 1024 * 1024
 
 #: Cap on the bytes put but not yet written, held in memory until the writer
-#: thread has them in the file.  Past it :meth:`FileChunkStore.put` waits for
+#: thread has them in the file (a teed read's: until copied into the stage's
+#: buffers, capped by STAGE_BUFFERS).  Past it :meth:`FileChunkStore.put` waits for
 #: the writer (as an inline write would wait for the disk), so a disk slower
 #: than the network does not turn the spool back into memory.
 MAX_QUEUED = 4 * 1024 * 1024
@@ -257,8 +258,8 @@ class FileChunkStore:
         self._held_size = 0
         # Writes past the page cache (see DIRECT): asked for by the first
         # teed read (from then on put holds nothing: every byte goes through
-        # the writer's stage, which owns the file's blocks); the stage, the
-        # writer thread's own; whether the file refused it.  _unflushed:
+        # the writer's stage, which owns the file's blocks); the stage, called
+        # by the writer thread alone; whether the file refused it.  _unflushed:
         # the stage holds bytes the file does not (get waits for them), and
         # _reading counts the gets waiting (the stage is written for them).
         self._staging = False

@@ -1,6 +1,7 @@
 """The spool's writes past the page cache (Linux's ``O_DIRECT``), for the
-proxy's splice tee: a buffer of the writer thread's own, filled from the
-store's pipes and written to the file in whole blocks.
+proxy's splice tee: buffers the writer thread fills from the store's pipes,
+written to the file in whole blocks (full ones by a thread of the stage's
+own, while the writer thread fills the next).
 
 Why: written through the page cache (``splice`` into the file), a large
 reply cost the proxy more CPU for the spool than for the tee itself: for the
@@ -32,9 +33,10 @@ writer thread fills the next one, and waits only where none is free
 itself: a refusal shows there.
 
 The buffers are one mapping, private and asked to be huge pages
-(``MADV_HUGEPAGE``: 2 MiB on x86): a disk request is then one run of
-memory, not 256 pages pinned one by one (and split in two: the virtio disk
-takes 254 segments per request).
+(``MADV_HUGEPAGE``: 2 MiB on x86; advice, which the kernel follows where
+it can): a disk request is then one run of memory, not 256 pages pinned
+one by one (and split in two: the virtio disk takes 254 segments per
+request).
 
 Where the file system refuses ``O_DIRECT`` (at ``open``, or with ``EINVAL``
 on the first write: tmpfs before Linux 6.6, some FUSE file systems), the
@@ -64,7 +66,7 @@ ALIGN = 4096
 STAGE_SIZE = 1024 * 1024
 
 #: Cap on the stage's buffers (memory of the proxy's own, for the store's
-#: life: STAGE_BUFFERS x STAGE_SIZE, 4 MiB, two huge pages): one filled by
+#: life: STAGE_BUFFERS x STAGE_SIZE, 4 MiB, huge pages where given): one filled by
 #: the writer thread while the others wait for the disk, or are written.
 #: With two, a burst of the upstream past the disk's pace filled the store's
 #: pipes within two buffers and the event loop waited for a free one (timed
@@ -108,10 +110,9 @@ class _Background:
             self._jobs.append((data, offset))
             self._started += 1
             if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="gptalk-spool-direct", daemon=True
-                )
-                self._thread.start()
+                thread = threading.Thread(target=self._run, name="gptalk-spool-direct", daemon=True)
+                thread.start()  # kept only once started: close() joins it
+                self._thread = thread
             self._changed.notify_all()
             return self._started
 
@@ -148,9 +149,16 @@ class _Background:
             try:
                 while done < len(data):
                     done += _direct_write(self._fd, data[done:], offset + done)
-            except OSError as exc:
+            except BaseException as exc:  # any: wait() must never wait on for good
+                if isinstance(exc, OSError):
+                    error = exc
+                else:
+                    # As a disk's error, which the store raises from every
+                    # later put and get (the cause kept).
+                    error = OSError(errno.EIO, f"the spool's write failed: {exc!r}")
+                    error.__cause__ = exc
                 with self._changed:
-                    self._failed = (self._over + 1, done, exc)
+                    self._failed = (self._over + 1, done, error)
                     self._jobs.clear()
                     self._changed.notify_all()
                 return
@@ -162,8 +170,9 @@ class _Background:
 class DirectStage:
     """The buffer between the store's pipes (or queued bytes) and the file:
     bytes go in at the store's next offset, whole blocks go out with
-    ``O_DIRECT`` (see the module's docstring).  Used by the writer thread
-    alone."""
+    ``O_DIRECT`` (see the module's docstring).  Called by the writer thread
+    alone; the full buffers it hands to its :class:`_Background` are not
+    touched again until written."""
 
     def __init__(self, fd: int, direct: int, at: int) -> None:
         self._fd = fd  # the file, through the page cache
@@ -179,6 +188,8 @@ class DirectStage:
         self._view = self._buffers[0]  # the one being filled
         self._free = deque(self._buffers[1:])
         # Full ones the background writes, in order: (buffer, offset, number).
+        # At most STAGE_BUFFERS - 1: one is always the one being filled (a
+        # full buffer waits in _taken for a free one).
         self._pending: deque[tuple[memoryview, int, int]] = deque()
         self._background = _Background(direct)
         self._proven = False  # a write past the cache went through

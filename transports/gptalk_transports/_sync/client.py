@@ -127,12 +127,14 @@ class ChatStream:
                         value = take(event)
                         if value is not SKIP:
                             each(value)
-                batch = next(self._batches)
-        except StopIteration:
-            self.close()
+                try:
+                    batch = next(self._batches)
+                except StopIteration:  # the end (caught here alone: not each's)
+                    break
         except BaseException:
             self.close()
             raise
+        self.close()
 
     def close(self) -> None:
         """Stop the chat and close its connection (idempotent)."""
