@@ -36,6 +36,16 @@ def feed_all(chunks: Iterable[bytes], parser: SSEParser | None = None) -> Outcom
     return events, parser.last_event_id, parser.retry
 
 
+def iter_all(chunks: Iterable[bytes], parser: SSEParser) -> Outcome:
+    """:func:`feed_all` through ``feed_iter`` (which takes feed_long's
+    chunks without feed's steps before it), each iterator drained at once."""
+    events: list[SSEEvent] = []
+    for chunk in chunks:
+        events += parser.feed_iter(chunk)
+    assert parser.close() == []
+    return events, parser.last_event_id, parser.retry
+
+
 def cut_at(data: bytes, cuts: Iterable[int]) -> list[bytes]:
     """``data`` cut at the given offsets (sorted; repeats give empty chunks)."""
     points = [0, *cuts, len(data)]

@@ -288,26 +288,40 @@ def test_full_buffers_go_to_the_disk_beside_the_next_copies(
         store.close()
 
 
-@pytest.mark.parametrize("error", [errno.ENOSPC, errno.EIO])
+@pytest.mark.parametrize(
+    "failure",
+    [
+        OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)),
+        OSError(errno.EIO, os.strerror(errno.EIO)),
+        RuntimeError("not a disk's error"),
+    ],
+    ids=["ENOSPC", "EIO", "not-an-OSError"],
+)
 def test_a_failed_background_write_is_raised_by_later_puts_and_gets(
-    monkeypatch: pytest.MonkeyPatch, direct_writes: list[tuple[int, int]], error: int
+    monkeypatch: pytest.MonkeyPatch, direct_writes: list[tuple[int, int]], failure: Exception
 ) -> None:
+    """A disk's error in the stage's thread, or anything else it meets
+    (ended as a disk's error, its cause kept): later gets and puts raise
+    it, none waits for good."""
     counted = spool_direct._direct_write  # the fixture's
 
     def failing(fd: int, data: memoryview, offset: int) -> int:
         if _behind_the_writer():
-            raise OSError(error, os.strerror(error))
+            raise failure
         return counted(fd, data, offset)
 
     monkeypatch.setattr(spool_direct, "_direct_write", failing)
     size = spool_direct.STAGE_SIZE
     store = FileChunkStore()
+    message = failure.strerror if isinstance(failure, OSError) else str(failure)
     try:
         for part in (b"a", b"b", b"c"):
             _teed(store, part * size)
-        with pytest.raises(OSError, match=os.strerror(error)):
+        with pytest.raises(OSError, match=message) as raised:
             store.get(1)
-        with pytest.raises(OSError, match=os.strerror(error)):
+        if not isinstance(failure, OSError):
+            assert raised.value.__cause__ is failure
+        with pytest.raises(OSError, match=message):
             store.put(b"w" * 100_000)
         assert direct_writes == [(0, size)]  # the writer thread's, before
     finally:
@@ -328,34 +342,6 @@ def test_the_stage_buffers_are_one_private_mapping(
         size, count = spool_direct.STAGE_SIZE, spool_direct.STAGE_BUFFERS
         assert len(stage._buffer) == count * size  # private
         assert [len(buffer) for buffer in stage._buffers] == [size] * count
-    finally:
-        store.close()
-
-
-def test_a_background_write_failing_with_no_os_error_is_raised_not_waited_on(
-    monkeypatch: pytest.MonkeyPatch, direct_writes: list[tuple[int, int]]
-) -> None:
-    """Anything the stage's thread meets (here a RuntimeError) ends its
-    write as a disk's error would: later gets and puts raise it, none waits
-    for good."""
-    counted = spool_direct._direct_write  # the fixture's
-
-    def broken(fd: int, data: memoryview, offset: int) -> int:
-        if _behind_the_writer():
-            raise RuntimeError("not a disk's error")
-        return counted(fd, data, offset)
-
-    monkeypatch.setattr(spool_direct, "_direct_write", broken)
-    size = spool_direct.STAGE_SIZE
-    store = FileChunkStore()
-    try:
-        for part in (b"a", b"b", b"c"):
-            _teed(store, part * size)
-        with pytest.raises(OSError, match="not a disk's error") as raised:
-            store.get(1)
-        assert isinstance(raised.value.__cause__, RuntimeError)
-        with pytest.raises(OSError, match="not a disk's error"):
-            store.put(b"w" * 100_000)
     finally:
         store.close()
 

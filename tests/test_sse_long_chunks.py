@@ -24,7 +24,7 @@ from gptalk_proto.sse._event import SSEEvent
 from gptalk_proto.sse._lines import LONG_LINE, VIEW_FROM
 from gptalk_proto.testing._reference_sse import reference_parse
 
-from .sse_cases import Outcome, bytewise, cut_at, feed_all, outcome, random_chunks
+from .sse_cases import bytewise, cut_at, feed_all, iter_all, outcome, random_chunks
 
 TEXT = "caf\u00e9 \u2713 the quick brown fox ".encode()
 
@@ -67,23 +67,13 @@ def _ways(stream: bytes) -> list[list[bytes]]:
 READS = (1000, LONG_LINE - 1, LONG_LINE + 1, VIEW_FROM + 1, 4096, 16384, 65536)
 
 
-def _iter_all(chunks: list[bytes], parser: SSEParser) -> Outcome:
-    """:func:`feed_all` through ``feed_iter`` (which takes feed_long's
-    chunks without feed's steps before it), each iterator drained at once."""
-    events: list[SSEEvent] = []
-    for chunk in chunks:
-        events += parser.feed_iter(chunk)
-    assert parser.close() == []
-    return events, parser.last_event_id, parser.retry
-
-
 def _check(stream: bytes) -> None:
     want = reference_parse(stream)
     for tail in (0, 2):
         for chunks in _ways(stream):
             got = feed_all(chunks, SSEParser(growing_tail=tail))
             assert got == want, (tail, [len(c) for c in chunks][:20])
-            got = _iter_all(chunks, SSEParser(growing_tail=tail))
+            got = iter_all(chunks, SSEParser(growing_tail=tail))
             assert got == want, ("feed_iter", tail, [len(c) for c in chunks][:20])
 
 
@@ -124,7 +114,7 @@ def test_feed_iter_takes_the_chunks_of_a_cumulative_stream_without_feed(
     for read in (1000, 4096, 16384):
         fed.clear()
         chunks = [stream[i : i + read] for i in range(0, len(stream), read)]
-        assert _iter_all(chunks, SSEParser(growing_tail=2)) == reference_parse(stream)
+        assert iter_all(chunks, SSEParser(growing_tail=2)) == reference_parse(stream)
         assert 0 < len(fed) < len(chunks) // 2
 
 
@@ -254,4 +244,4 @@ def test_long_streams_match_the_reference(stream: bytes, data: st.DataObject, ta
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))
     for way in (chunks, cut_at(stream, cuts)):
         assert feed_all(way, SSEParser(growing_tail=tail)) == reference_parse(stream)
-        assert _iter_all(way, SSEParser(growing_tail=tail)) == reference_parse(stream)
+        assert iter_all(way, SSEParser(growing_tail=tail)) == reference_parse(stream)

@@ -21,7 +21,7 @@ from gptalk_proto.sse._event import SSEEvent
 from gptalk_proto.sse._lines import LONG_LINE
 from gptalk_proto.testing._reference_sse import reference_parse
 
-from .sse_cases import Outcome, bytewise, cut_at, feed_all, random_chunks
+from .sse_cases import bytewise, cut_at, feed_all, iter_all, random_chunks
 
 TEXT = "caf\u00e9 \u2713 the quick brown fox ".encode()
 
@@ -31,14 +31,6 @@ def _cumulative(count: int, first: int, step: int) -> list[bytes]:
     text before its closing '"}'."""
     body = (TEXT * ((first + step * count) // len(TEXT) + 1))[: first + step * count]
     return [b'data: {"content": "' + body[: first + step * n] + b'"}\n\n' for n in range(count)]
-
-
-def _iter_all(chunks: list[bytes], parser: SSEParser) -> Outcome:
-    events: list[SSEEvent] = []
-    for chunk in chunks:
-        events += parser.feed_iter(chunk)
-    assert parser.close() == []
-    return events, parser.last_event_id, parser.retry
 
 
 def _check(stream: bytes, cuts: list[int]) -> None:
@@ -55,7 +47,7 @@ def _check(stream: bytes, cuts: list[int]) -> None:
         for chunks in ways:
             got = feed_all(chunks, SSEParser(growing_tail=tail))
             assert got == want, (tail, [len(c) for c in chunks][:12])
-            got = _iter_all(chunks, SSEParser(growing_tail=tail))
+            got = iter_all(chunks, SSEParser(growing_tail=tail))
             assert got == want, ("feed_iter", tail, [len(c) for c in chunks][:12])
 
 
@@ -85,7 +77,7 @@ def test_a_run_read_in_4_kib_chunks_goes_to_feed_long(monkeypatch: pytest.Monkey
     for tail in (0, 2):
         taken.clear()
         fed.clear()
-        assert _iter_all(chunks, SSEParser(growing_tail=tail)) == reference_parse(stream)
+        assert iter_all(chunks, SSEParser(growing_tail=tail)) == reference_parse(stream)
         assert all(taken)
         assert len(fed) <= 3 < len(chunks)
 

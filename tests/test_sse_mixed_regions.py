@@ -21,11 +21,10 @@ from hypothesis import strategies as st
 
 from gptalk_proto import SSEParser
 from gptalk_proto.sse import _long
-from gptalk_proto.sse._event import SSEEvent
 from gptalk_proto.sse._lines import LONG_LINE, MIXED_FROM, long_lines_from
 from gptalk_proto.testing._reference_sse import reference_parse
 
-from .sse_cases import Outcome, bytewise, cut_at, feed_all
+from .sse_cases import bytewise, cut_at, feed_all, iter_all
 
 TEXT = "caf\u00e9 \u2713 the quick brown fox ".encode()
 
@@ -47,14 +46,6 @@ def _random_cuts(stream: bytes, seed: int) -> list[bytes]:
     return cut_at(stream, sorted(rng.randint(0, len(stream)) for _ in range(rng.randint(1, 40))))
 
 
-def _iter_all(chunks: list[bytes], parser: SSEParser) -> Outcome:
-    events: list[SSEEvent] = []
-    for chunk in chunks:
-        events += parser.feed_iter(chunk)
-    assert parser.close() == []
-    return events, parser.last_event_id, parser.retry
-
-
 def _check(stream: bytes, *, bytes_too: bool = False) -> None:
     want = reference_parse(stream)
     ways = [[stream], *(_random_cuts(stream, seed) for seed in range(3))]
@@ -64,7 +55,7 @@ def _check(stream: bytes, *, bytes_too: bool = False) -> None:
     for tail in (0, 2):
         for chunks in ways:
             assert feed_all(chunks, SSEParser(growing_tail=tail)) == want, (tail, len(chunks))
-            assert _iter_all(chunks, SSEParser(growing_tail=tail)) == want, (tail, len(chunks))
+            assert iter_all(chunks, SSEParser(growing_tail=tail)) == want, (tail, len(chunks))
 
 
 # -- where the long lines start -----------------------------------------------------
@@ -205,7 +196,7 @@ def test_mixed_streams_match_the_reference(stream: bytes, data: st.DataObject, t
     ways.append(_random_cuts(stream, data.draw(st.integers(0, 1000))))
     for chunks in ways:
         assert feed_all(chunks, SSEParser(growing_tail=tail)) == want
-        assert _iter_all(chunks, SSEParser(growing_tail=tail)) == want
+        assert iter_all(chunks, SSEParser(growing_tail=tail)) == want
 
 
 # Long CRLF blocks, read as they came (not normalised), with one odd line end
