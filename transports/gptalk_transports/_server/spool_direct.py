@@ -34,9 +34,9 @@ itself: a refusal shows there.
 
 The buffers are one mapping, private and asked to be huge pages
 (``MADV_HUGEPAGE``: 2 MiB on x86; advice, which the kernel follows where
-it can): a disk request is then one run of memory, not 256 pages pinned
-one by one (and split in two: the virtio disk takes 254 segments per
-request).
+it can): a disk request is then a few runs of memory, not 1,024 pages
+pinned one by one (and split in five: the virtio disk takes 254 segments
+per request).
 
 Where the file system refuses ``O_DIRECT`` (at ``open``, or with ``EINVAL``
 on the first write: tmpfs before Linux 6.6, some FUSE file systems), the
@@ -62,16 +62,26 @@ __all__ = ["ALIGN", "STAGE_SIZE", "DirectStage"]
 ALIGN = 4096
 
 #: The bytes one ``O_DIRECT`` write moves: each of the stage's buffers.  A
-#: multiple of ALIGN.
-STAGE_SIZE = 1024 * 1024
+#: multiple of ALIGN (and of a huge page, 2 MiB on x86: the kernel places a
+#: mapping this large at a huge page's boundary).  Each write costs the
+#: kernel about as much whatever its size up to the disk's largest request
+#: (``max_sectors_kb``: 4 MiB on the virtio disk measured): the file
+#: system's blocks allocated for it and converted once written, a request
+#: and a doorbell to the disk (a VM exit).  At 1 MiB that was 64 writes per
+#: 64 MB reply and the stage's thread spent 8.3-9.1 ms of CPU on them; at
+#: 4 MiB, 16 writes and 4.8 (2 MiB: 5.9; schedstat medians of 30
+#: interleaved chats, the proxy's CPU per chat 57.5-58.9 -> 49.6 ms).
+STAGE_SIZE = 4 * 1024 * 1024
 
 #: Cap on the stage's buffers (memory of the proxy's own, for the store's
-#: life: STAGE_BUFFERS x STAGE_SIZE, 4 MiB, huge pages where given): one filled by
-#: the writer thread while the others wait for the disk, or are written.
-#: With two, a burst of the upstream past the disk's pace filled the store's
-#: pipes within two buffers and the event loop waited for a free one (timed
-#: in the proxy: ~25-85 ms per 64 MB reply; ~15 with 4 MiB more, in pipes).
-STAGE_BUFFERS = 4
+#: life: STAGE_BUFFERS x STAGE_SIZE, 8 MiB, huge pages where given): one filled by
+#: the writer thread while the other is written.  As 1 MiB buffers, two
+#: were too few: a burst of the upstream past the disk's pace filled the
+#: store's pipes within two buffers (2 MiB) and the event loop waited for a
+#: free one (timed in the proxy: ~25-85 ms per 64 MB reply; ~15 with 4 MiB
+#: more, in pipes), so there were four; two of 4 MiB leave a 4 MiB write under way while the next
+#: 4 MiB is copied, more than the three 1 MiB buffers that waited before.
+STAGE_BUFFERS = 2
 
 
 def _reopen(fd: int, flags: int) -> int:
