@@ -70,6 +70,12 @@ class Script:
         self.early = early
         self.requests: list[bytes] = []
         self.opened: list[ScriptedStream] = []
+        #: The stream answer's end ("0\r\n\r\n") in a read of its own, after
+        #: the [DONE] event's: the driver must read on to keep the connection.
+        self.split_end = False
+        #: Bytes after the stream answer's end (no request asked for them):
+        #: the connection must not be kept.
+        self.trailing = b""
         #: Stream reads wait for the other chat's (blocking: two threads meet
         #: here, so both hold a connection at once).
         self.rendezvous: threading.Barrier | None = None
@@ -94,6 +100,11 @@ class ScriptedStream:
         answer = _answer(data)
         if self.script.early and answer is TEXT:
             answer += STREAM
+        if answer is STREAM and self.script.split_end:
+            self.queued += [STREAM[: -len(b"0\r\n\r\n")], b"0\r\n\r\n"]
+            return
+        if answer is STREAM:
+            answer += self.script.trailing
         self.queued.append(answer)
 
     def _received(self) -> bytes:
@@ -325,6 +336,26 @@ def test_dead_kept_alive_connections_are_skipped_for_a_good_one(blocking: bool) 
     # Login, text and stream for the first two chats, text and stream for the
     # third: none of them on the dead connection (_sent asserts it).
     assert sum(stream.sent for stream in script.opened) == 3 + 2 + 2
+
+
+@BOTH
+def test_a_reply_whose_end_comes_in_a_later_read_keeps_its_connection(blocking: bool) -> None:
+    script = Script()
+    script.split_end = True
+    replies, opened = _chats(blocking, script, 3)
+    assert replies == ["hi"] * 3
+    assert opened == 1
+    assert all(not stream.queued for stream in script.opened)  # every end was read
+
+
+@BOTH
+def test_a_reply_with_bytes_after_its_end_gives_up_its_connection(blocking: bool) -> None:
+    script = Script()
+    script.trailing = b"HTTP/1.1 200 OK\r\n"
+    replies, opened = _chats(blocking, script, 3)
+    assert replies == ["hi"] * 3
+    assert opened == 3
+    assert [stream.closed for stream in script.opened] == [1, 1, 1]
 
 
 @BOTH

@@ -111,12 +111,18 @@ class AsyncPool:
                 return stream, True
             await stream.aclose()  # the server closed it, or sent what nobody asked
 
-    async def release(self, stream: AsyncByteStream, reusable: bool) -> None:
+    def keep(self, stream: AsyncByteStream, reusable: bool) -> bool:
+        """Keep ``stream`` idle if it is ``reusable`` and there is room; whether
+        it was kept (if not, the caller closes it)."""
         with self._guard:
             if reusable and not self._closed and len(self._idle) < self.max_idle:
                 self._idle.append(stream)
-                return
-        await stream.aclose()
+                return True
+        return False
+
+    async def release(self, stream: AsyncByteStream, reusable: bool) -> None:
+        if not self.keep(stream, reusable):
+            await stream.aclose()
 
     async def aclose(self) -> None:
         with self._guard:
@@ -234,18 +240,18 @@ async def drive(
     waiting = False
     event: list[ChatEvent] | ReconnectNeeded | Sentinel
     try:
-        # The common start, a kept-alive connection still good, without
-        # acquire()'s coroutine; else acquire() as ever (a dead one closed).
-        stream = pool.take()
-        if stream is not None and not stream.is_readable():
-            reused = True
-        else:
-            if stream is not None:
-                await stream.aclose()  # the server closed it, or sent what nobody asked
-            if limits.beyond(timeout.connect):  # the connect timeout alone bounds it
-                stream, reused = await pool.acquire(timeout.connect)
+        if limits.beyond(timeout.connect):  # the connect timeout alone bounds it
+            # The common start, a kept-alive connection still good, without
+            # acquire()'s coroutine; else acquire() as ever (a dead one closed).
+            stream = pool.take()
+            if stream is not None and not stream.is_readable():
+                reused = True
             else:
-                stream, reused = await limits.acquire(pool)
+                if stream is not None:
+                    await stream.aclose()  # the server closed it, or sent what nobody asked
+                stream, reused = await pool.acquire(timeout.connect)
+        else:
+            stream, reused = await limits.acquire(pool)
         while True:
             try:
                 if waiting:
@@ -262,9 +268,21 @@ async def drive(
                 raise
             if type(event) is list:
                 if type(event[-1]) is ChatDone:  # always the last of its list
-                    reusable = await _drain(conn, stream)
-                    with backend.shield():
-                        await pool.release(stream, reusable)
+                    # The body's end is nearly always in hand with [DONE]: the
+                    # first step of _drain, and the release of a connection
+                    # kept, without a coroutine each (this runs before the
+                    # reply's last batch goes up: on a one-read reply, its
+                    # first delta waits for it).
+                    after = conn.next_event()
+                    if after is PAUSED:
+                        reusable = conn.reusable
+                    elif after is NEED_DATA:
+                        reusable = await _drain(conn, stream)
+                    else:
+                        reusable = False
+                    if not pool.keep(stream, reusable):
+                        with backend.shield():
+                            await stream.aclose()
                     stream = None
                     if batch:
                         event = batch + event

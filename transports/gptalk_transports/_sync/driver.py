@@ -112,12 +112,18 @@ class SyncPool:
                 return stream, True
             stream.close()  # the server closed it, or sent what nobody asked
 
-    def release(self, stream: SyncByteStream, reusable: bool) -> None:
+    def keep(self, stream: SyncByteStream, reusable: bool) -> bool:
+        """Keep ``stream`` idle if it is ``reusable`` and there is room; whether
+        it was kept (if not, the caller closes it)."""
         with self._guard:
             if reusable and not self._closed and len(self._idle) < self.max_idle:
                 self._idle.append(stream)
-                return
-        stream.close()
+                return True
+        return False
+
+    def release(self, stream: SyncByteStream, reusable: bool) -> None:
+        if not self.keep(stream, reusable):
+            stream.close()
 
     def close(self) -> None:
         with self._guard:
@@ -235,18 +241,18 @@ def drive(
     waiting = False
     event: list[ChatEvent] | ReconnectNeeded | Sentinel
     try:
-        # The common start, a kept-alive connection still good, without
-        # acquire()'s coroutine; else acquire() as ever (a dead one closed).
-        stream = pool.take()
-        if stream is not None and not stream.is_readable():
-            reused = True
-        else:
-            if stream is not None:
-                stream.close()  # the server closed it, or sent what nobody asked
-            if limits.beyond(timeout.connect):  # the connect timeout alone bounds it
-                stream, reused = pool.acquire(timeout.connect)
+        if limits.beyond(timeout.connect):  # the connect timeout alone bounds it
+            # The common start, a kept-alive connection still good, without
+            # acquire()'s coroutine; else acquire() as ever (a dead one closed).
+            stream = pool.take()
+            if stream is not None and not stream.is_readable():
+                reused = True
             else:
-                stream, reused = limits.acquire(pool)
+                if stream is not None:
+                    stream.close()  # the server closed it, or sent what nobody asked
+                stream, reused = pool.acquire(timeout.connect)
+        else:
+            stream, reused = limits.acquire(pool)
         while True:
             try:
                 if waiting:
@@ -263,9 +269,21 @@ def drive(
                 raise
             if type(event) is list:
                 if type(event[-1]) is ChatDone:  # always the last of its list
-                    reusable = _drain(conn, stream)
-                    with backend.shield():
-                        pool.release(stream, reusable)
+                    # The body's end is nearly always in hand with [DONE]: the
+                    # first step of _drain, and the release of a connection
+                    # kept, without a coroutine each (this runs before the
+                    # reply's last batch goes up: on a one-read reply, its
+                    # first delta waits for it).
+                    after = conn.next_event()
+                    if after is PAUSED:
+                        reusable = conn.reusable
+                    elif after is NEED_DATA:
+                        reusable = _drain(conn, stream)
+                    else:
+                        reusable = False
+                    if not pool.keep(stream, reusable):
+                        with backend.shield():
+                            stream.close()
                     stream = None
                     if batch:
                         event = batch + event
