@@ -71,7 +71,7 @@ from ._wire import (
 )
 from .sse._event import SSEEvent
 from .sse._growing import whole_data
-from .sse._media import is_event_stream, media_type
+from .sse._media import EVENT_STREAM, media_type
 from .sse._parser import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_SIZE, SSEParser
 
 __all__ = ["DEFAULT_MAX_BODY_SIZE", "Chat"]
@@ -96,6 +96,8 @@ _LOGGED_IN = ClientState.LOGGED_IN
 _TEXT_SENT = ClientState.TEXT_SENT
 _TEXT_DONE = ClientState.TEXT_DONE
 _STREAM_SENT = ClientState.STREAM_SENT
+#: The states that wait for a response's head (see Chat.waiting).
+_WAITING_STATES = frozenset({_LOGIN_SENT, _TEXT_SENT, _STREAM_SENT})
 _STREAMING = ClientState.STREAMING
 _DRAINING = ClientState.DRAINING
 _DONE = ClientState.DONE
@@ -336,6 +338,11 @@ class Chat:
         if self._machine.state is _STREAM_SENT and self._ready_parser is None:
             self._ready_parser = self._new_parser()
 
+    @property
+    def waiting(self) -> bool:
+        """Whether next_event says NEED_DATA for a response not begun (nothing held)."""
+        return not self._events and self._error is None and self._machine.state in _WAITING_STATES
+
     def _new_parser(self) -> SSEParser:
         max_line, max_event = self._sse_caps
         return SSEParser(
@@ -378,7 +385,7 @@ class Chat:
             if name == b"content-type" or (
                 len(name) == 12 and _header_text(name).lower() == "content-type"
             ):
-                content_type = media_type(_header_text(value))
+                content_type = media_type(_header_text(value))  # (is_event_stream: ==)
             elif status in RETRY_AFTER_STATUSES and (
                 name == b"retry-after"
                 or (len(name) == 11 and _header_text(name).lower() == "retry-after")
@@ -394,7 +401,7 @@ class Chat:
         self._body_size = 0
         (target,) = targets
         ready, self._ready_parser = self._ready_parser, None
-        if target is _STREAMING and 200 <= status < 300 and is_event_stream(content_type):
+        if target is _STREAMING and 200 <= status < 300 and content_type == EVENT_STREAM:
             self._parser = ready if ready is not None else self._new_parser()
             # The parser proves, from the bytes, which values extend the one
             # before; the decoder then need not compare their text again, and

@@ -170,16 +170,24 @@ class ClientConnection:
         self._http.expect(request.method, close=close)
         return write_request(request.method, self._prefix + request.target, headers, request.body)
 
-    def request_sent(self) -> None:
+    def request_sent(self) -> bool:
         """Optional: the bytes of :meth:`send` are on the wire.
 
         The machine's HTTP bookkeeping for the request then happens now, while
         the server works on it, instead of when the response's first bytes
         arrive (where it would delay reading them); and the chat builds what
         it will read the response with (:meth:`Chat.request_sent`).
+
+        Returns True when nothing of the response is in hand yet, so that
+        :meth:`next_event` would say ``NEED_DATA``: a driver may then read at
+        once, without asking (one trip through the machine less per request).
+        False when bytes or the server's EOF came already: ask next_event.
         """
-        self._http.request_sent()
-        self.chat.request_sent()
+        http = self._http
+        http.request_sent()
+        chat = self.chat
+        chat.request_sent()
+        return http.waiting and chat.waiting
 
     def receive_data(self, data: bytes) -> None:
         """Bytes from the server; ``b""`` means it closed the connection."""

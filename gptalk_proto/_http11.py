@@ -215,6 +215,19 @@ class ResponseReader:
         if self._expected is not None and self._h11_framing:
             self._start_parser()
 
+    @property
+    def waiting(self) -> bool:
+        """Whether a response is due and nothing of it is in hand: no byte,
+        no EOF, no error held (next_event would say ``NEED_DATA``).  False
+        whenever h11 reads the head (HEAD, CONNECT): its buffer is its own."""
+        return (
+            self.state is _HEAD
+            and self._parser is None
+            and not self._unread
+            and not self.closed
+            and self._error is None
+        )
+
     def _start_parser(self) -> None:
         assert self._expected is not None
         method, close = self._expected

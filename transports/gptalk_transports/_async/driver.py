@@ -22,6 +22,7 @@ from gptalk_proto import (
     ClientConnection,
     GPTalkError,
     ReconnectNeeded,
+    Sentinel,
 )
 
 from .._backends.auto import concrete
@@ -94,24 +95,34 @@ class AsyncPool:
             self.opened += 1
         return stream
 
+    def take(self) -> AsyncByteStream | None:
+        """The idle connection released last, unchecked, or None."""
+        with self._guard:
+            return self._idle.pop() if self._idle else None
+
     async def acquire(self, timeout: float | None) -> tuple[AsyncByteStream, bool]:
         """An idle connection still good for a request, else a new one; and
         whether it was reused."""
         while True:
-            with self._guard:
-                stream = self._idle.pop() if self._idle else None
+            stream = self.take()
             if stream is None:
                 return await self.connect(timeout), False
             if not stream.is_readable():
                 return stream, True
             await stream.aclose()  # the server closed it, or sent what nobody asked
 
-    async def release(self, stream: AsyncByteStream, reusable: bool) -> None:
+    def keep(self, stream: AsyncByteStream, reusable: bool) -> bool:
+        """Keep ``stream`` idle if it is ``reusable`` and there is room; whether
+        it was kept (if not, the caller closes it)."""
         with self._guard:
             if reusable and not self._closed and len(self._idle) < self.max_idle:
                 self._idle.append(stream)
-                return
-        await stream.aclose()
+                return True
+        return False
+
+    async def release(self, stream: AsyncByteStream, reusable: bool) -> None:
+        if not self.keep(stream, reusable):
+            await stream.aclose()
 
     async def aclose(self) -> None:
         with self._guard:
@@ -224,15 +235,31 @@ async def drive(
     # Held while this chat's own login is in flight (the seated chats wait on it).
     login: AsyncLock | None = None
     batch: list[ChatEvent] = []
+    # The core said, as the request went out, that nothing of its answer is
+    # in hand: the next event is NEED_DATA, read without asking for it.
+    waiting = False
+    event: list[ChatEvent] | ReconnectNeeded | Sentinel
     try:
         if limits.beyond(timeout.connect):  # the connect timeout alone bounds it
-            stream, reused = await pool.acquire(timeout.connect)
+            # The common start, a kept-alive connection still good, without
+            # acquire()'s coroutine; else acquire() as ever (a dead one closed).
+            stream = pool.take()
+            if stream is not None and not stream.is_readable():
+                reused = True
+            else:
+                if stream is not None:
+                    await stream.aclose()  # the server closed it, or sent what nobody asked
+                stream, reused = await pool.acquire(timeout.connect)
         else:
             stream, reused = await limits.acquire(pool)
         while True:
             try:
-                # Every event one read produced in one call (not one per event).
-                event = conn.next_events()
+                if waiting:
+                    waiting = False
+                    event = NEED_DATA
+                else:
+                    # Every event one read produced in one call (not one per event).
+                    event = conn.next_events()
             except GPTalkError:
                 # The events before the error are delivered first: nothing lost.
                 if batch:
@@ -241,9 +268,21 @@ async def drive(
                 raise
             if type(event) is list:
                 if type(event[-1]) is ChatDone:  # always the last of its list
-                    reusable = await _drain(conn, stream)
-                    with backend.shield():
-                        await pool.release(stream, reusable)
+                    # The body's end is nearly always in hand with [DONE]: the
+                    # first step of _drain, and the release of a connection
+                    # kept, without a coroutine each (this runs before the
+                    # reply's last batch goes up: on a one-read reply, its
+                    # first delta waits for it).
+                    after = conn.next_event()
+                    if after is PAUSED:
+                        reusable = conn.reusable
+                    elif after is NEED_DATA:
+                        reusable = await _drain(conn, stream)
+                    else:
+                        reusable = False
+                    if not pool.keep(stream, reusable):
+                        with backend.shield():
+                            await stream.aclose()
                     stream = None
                     if batch:
                         event = batch + event
@@ -283,7 +322,11 @@ async def drive(
                     conn.new_connection()
                 if not claimed:
                     claimed = True
-                    login = await _claim(conn.chat, backend, wall_clock)
+                    # The common answer, go now, without _claim's coroutine.
+                    with _CREDENTIALS_GUARD:
+                        wait = conn.chat.claim(wall_clock())
+                    if wait is not None:
+                        login = await _claim(conn.chat, backend, wall_clock, wait)
                 now = wall_clock()
                 with _CREDENTIALS_GUARD:
                     data = conn.send(now=now)
@@ -300,7 +343,8 @@ async def drive(
                             ) from None
                     else:
                         await limits.run(stream.send_all, (data,), timeout.read, "write")
-                    conn.request_sent()  # bookkeeping while the server works
+                    # Bookkeeping while the server works.
+                    waiting = conn.request_sent()
                 except WriteError:
                     if not reused or conn.requests_on_connection != 1:
                         raise
@@ -331,9 +375,10 @@ async def drive(
 
 
 async def _claim(
-    chat: Chat, backend: AsyncBackend, wall_clock: Callable[[], float]
+    chat: Chat, backend: AsyncBackend, wall_clock: Callable[[], float], wait: object
 ) -> AsyncLock | None:
-    """Wait until ``chat`` may make its first request (``Chat.claim`` decides).
+    """Wait until ``chat`` may make its first request (``Chat.claim`` decides;
+    ``wait`` is its first answer, given no handle: not None).
 
     Returns the lock this chat holds while its own login is in flight, which
     the chats seated on that login wait on; None when it took a token's use.
@@ -341,8 +386,6 @@ async def _claim(
     held: AsyncLock | None = None  # a lock for a login of our own, if needed
     try:
         while True:
-            with _CREDENTIALS_GUARD:
-                wait = chat.claim(wall_clock(), held)
             if wait is None:
                 if held is not None and not chat.logging_in:
                     held.release()  # a token turned up meanwhile
@@ -354,13 +397,15 @@ async def _claim(
                 fresh = backend.create_lock()
                 await fresh.acquire()
                 held = fresh
-                continue
-            if held is not None:
-                held.release()  # another chat's login has a seat for us after all
-                held = None
-            other = cast(AsyncLock, wait)
-            await other.acquire()  # until that login ends
-            other.release()
+            else:
+                if held is not None:
+                    held.release()  # another chat's login has a seat for us after all
+                    held = None
+                other = cast(AsyncLock, wait)
+                await other.acquire()  # until that login ends
+                other.release()
+            with _CREDENTIALS_GUARD:
+                wait = chat.claim(wall_clock(), held)
     except BaseException:
         if held is not None:
             held.release()

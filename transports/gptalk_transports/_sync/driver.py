@@ -23,6 +23,7 @@ from gptalk_proto import (
     ClientConnection,
     GPTalkError,
     ReconnectNeeded,
+    Sentinel,
 )
 
 from .._backends.base import SyncBackend, SyncByteStream, SyncLock, ThreadLock
@@ -95,24 +96,34 @@ class SyncPool:
             self.opened += 1
         return stream
 
+    def take(self) -> SyncByteStream | None:
+        """The idle connection released last, unchecked, or None."""
+        with self._guard:
+            return self._idle.pop() if self._idle else None
+
     def acquire(self, timeout: float | None) -> tuple[SyncByteStream, bool]:
         """An idle connection still good for a request, else a new one; and
         whether it was reused."""
         while True:
-            with self._guard:
-                stream = self._idle.pop() if self._idle else None
+            stream = self.take()
             if stream is None:
                 return self.connect(timeout), False
             if not stream.is_readable():
                 return stream, True
             stream.close()  # the server closed it, or sent what nobody asked
 
-    def release(self, stream: SyncByteStream, reusable: bool) -> None:
+    def keep(self, stream: SyncByteStream, reusable: bool) -> bool:
+        """Keep ``stream`` idle if it is ``reusable`` and there is room; whether
+        it was kept (if not, the caller closes it)."""
         with self._guard:
             if reusable and not self._closed and len(self._idle) < self.max_idle:
                 self._idle.append(stream)
-                return
-        stream.close()
+                return True
+        return False
+
+    def release(self, stream: SyncByteStream, reusable: bool) -> None:
+        if not self.keep(stream, reusable):
+            stream.close()
 
     def close(self) -> None:
         with self._guard:
@@ -225,15 +236,31 @@ def drive(
     # Held while this chat's own login is in flight (the seated chats wait on it).
     login: SyncLock | None = None
     batch: list[ChatEvent] = []
+    # The core said, as the request went out, that nothing of its answer is
+    # in hand: the next event is NEED_DATA, read without asking for it.
+    waiting = False
+    event: list[ChatEvent] | ReconnectNeeded | Sentinel
     try:
         if limits.beyond(timeout.connect):  # the connect timeout alone bounds it
-            stream, reused = pool.acquire(timeout.connect)
+            # The common start, a kept-alive connection still good, without
+            # acquire()'s coroutine; else acquire() as ever (a dead one closed).
+            stream = pool.take()
+            if stream is not None and not stream.is_readable():
+                reused = True
+            else:
+                if stream is not None:
+                    stream.close()  # the server closed it, or sent what nobody asked
+                stream, reused = pool.acquire(timeout.connect)
         else:
             stream, reused = limits.acquire(pool)
         while True:
             try:
-                # Every event one read produced in one call (not one per event).
-                event = conn.next_events()
+                if waiting:
+                    waiting = False
+                    event = NEED_DATA
+                else:
+                    # Every event one read produced in one call (not one per event).
+                    event = conn.next_events()
             except GPTalkError:
                 # The events before the error are delivered first: nothing lost.
                 if batch:
@@ -242,9 +269,21 @@ def drive(
                 raise
             if type(event) is list:
                 if type(event[-1]) is ChatDone:  # always the last of its list
-                    reusable = _drain(conn, stream)
-                    with backend.shield():
-                        pool.release(stream, reusable)
+                    # The body's end is nearly always in hand with [DONE]: the
+                    # first step of _drain, and the release of a connection
+                    # kept, without a coroutine each (this runs before the
+                    # reply's last batch goes up: on a one-read reply, its
+                    # first delta waits for it).
+                    after = conn.next_event()
+                    if after is PAUSED:
+                        reusable = conn.reusable
+                    elif after is NEED_DATA:
+                        reusable = _drain(conn, stream)
+                    else:
+                        reusable = False
+                    if not pool.keep(stream, reusable):
+                        with backend.shield():
+                            stream.close()
                     stream = None
                     if batch:
                         event = batch + event
@@ -282,7 +321,11 @@ def drive(
                     conn.new_connection()
                 if not claimed:
                     claimed = True
-                    login = _claim(conn.chat, backend, wall_clock)
+                    # The common answer, go now, without _claim's coroutine.
+                    with _CREDENTIALS_GUARD:
+                        wait = conn.chat.claim(wall_clock())
+                    if wait is not None:
+                        login = _claim(conn.chat, backend, wall_clock, wait)
                 now = wall_clock()
                 with _CREDENTIALS_GUARD:
                     data = conn.send(now=now)
@@ -299,7 +342,8 @@ def drive(
                             ) from None
                     else:
                         limits.run(stream.send_all, (data,), timeout.read, "write")
-                    conn.request_sent()  # bookkeeping while the server works
+                    # Bookkeeping while the server works.
+                    waiting = conn.request_sent()
                 except WriteError:
                     if not reused or conn.requests_on_connection != 1:
                         raise
@@ -329,8 +373,11 @@ def drive(
                 pool.release(stream, reusable)
 
 
-def _claim(chat: Chat, backend: SyncBackend, wall_clock: Callable[[], float]) -> SyncLock | None:
-    """Wait until ``chat`` may make its first request (``Chat.claim`` decides).
+def _claim(
+    chat: Chat, backend: SyncBackend, wall_clock: Callable[[], float], wait: object
+) -> SyncLock | None:
+    """Wait until ``chat`` may make its first request (``Chat.claim`` decides;
+    ``wait`` is its first answer, given no handle: not None).
 
     Returns the lock this chat holds while its own login is in flight, which
     the chats seated on that login wait on; None when it took a token's use.
@@ -338,8 +385,6 @@ def _claim(chat: Chat, backend: SyncBackend, wall_clock: Callable[[], float]) ->
     held: SyncLock | None = None  # a lock for a login of our own, if needed
     try:
         while True:
-            with _CREDENTIALS_GUARD:
-                wait = chat.claim(wall_clock(), held)
             if wait is None:
                 if held is not None and not chat.logging_in:
                     held.release()  # a token turned up meanwhile
@@ -351,13 +396,15 @@ def _claim(chat: Chat, backend: SyncBackend, wall_clock: Callable[[], float]) ->
                 fresh = backend.create_lock()
                 fresh.acquire()
                 held = fresh
-                continue
-            if held is not None:
-                held.release()  # another chat's login has a seat for us after all
-                held = None
-            other = cast(SyncLock, wait)
-            other.acquire()  # until that login ends
-            other.release()
+            else:
+                if held is not None:
+                    held.release()  # another chat's login has a seat for us after all
+                    held = None
+                other = cast(SyncLock, wait)
+                other.acquire()  # until that login ends
+                other.release()
+            with _CREDENTIALS_GUARD:
+                wait = chat.claim(wall_clock(), held)
     except BaseException:
         if held is not None:
             held.release()
