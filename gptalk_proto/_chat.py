@@ -385,7 +385,7 @@ class Chat:
             if name == b"content-type" or (
                 len(name) == 12 and _header_text(name).lower() == "content-type"
             ):
-                content_type = media_type(_header_text(value))  # (is_event_stream: ==)
+                content_type = media_type(_header_text(value))  # == EVENT_STREAM below
             elif status in RETRY_AFTER_STATUSES and (
                 name == b"retry-after"
                 or (len(name) == 11 and _header_text(name).lower() == "retry-after")

@@ -100,9 +100,14 @@ class AsyncPool:
         with self._guard:
             return self._idle.pop() if self._idle else None
 
-    async def acquire(self, timeout: float | None) -> tuple[AsyncByteStream, bool]:
+    async def acquire(
+        self, timeout: float | None, dead: AsyncByteStream | None = None
+    ) -> tuple[AsyncByteStream, bool]:
         """An idle connection still good for a request, else a new one; and
-        whether it was reused."""
+        whether it was reused.  ``dead``, one :meth:`take` gave that is not
+        good, is closed first."""
+        if dead is not None:
+            await dead.aclose()  # the server closed it, or sent what nobody asked
         while True:
             stream = self.take()
             if stream is None:
@@ -247,9 +252,7 @@ async def drive(
             if stream is not None and not stream.is_readable():
                 reused = True
             else:
-                if stream is not None:
-                    await stream.aclose()  # the server closed it, or sent what nobody asked
-                stream, reused = await pool.acquire(timeout.connect)
+                stream, reused = await pool.acquire(timeout.connect, stream)
         else:
             stream, reused = await limits.acquire(pool)
         while True:
@@ -273,13 +276,8 @@ async def drive(
                     # kept, without a coroutine each (this runs before the
                     # reply's last batch goes up: on a one-read reply, its
                     # first delta waits for it).
-                    after = conn.next_event()
-                    if after is PAUSED:
-                        reusable = conn.reusable
-                    elif after is NEED_DATA:
-                        reusable = await _drain(conn, stream)
-                    else:
-                        reusable = False
+                    ended = _drained(conn)
+                    reusable = ended if ended is not None else await _drain(conn, stream)
                     if not pool.keep(stream, reusable):
                         with backend.shield():
                             await stream.aclose()
@@ -412,14 +410,21 @@ async def _claim(
         raise
 
 
+def _drained(conn: ClientConnection) -> bool | None:
+    """After [DONE], from what is in hand: whether the connection is
+    reusable, or None when more of the body must be read first."""
+    event = conn.next_event()
+    if event is PAUSED:
+        return conn.reusable
+    return None if event is NEED_DATA else False
+
+
 async def _drain(conn: ClientConnection, stream: AsyncByteStream) -> bool:
     """Read to the body's end after [DONE]; whether the connection is reusable."""
     while True:
-        event = conn.next_event()
-        if event is PAUSED:
-            return conn.reusable
-        if event is not NEED_DATA:
-            return False
+        reusable = _drained(conn)
+        if reusable is not None:
+            return reusable
         try:
             data = await stream.receive_some(READ_SIZE, DRAIN_TIMEOUT)
         except (TimeoutError, ReadError):

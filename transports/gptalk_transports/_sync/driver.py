@@ -101,9 +101,14 @@ class SyncPool:
         with self._guard:
             return self._idle.pop() if self._idle else None
 
-    def acquire(self, timeout: float | None) -> tuple[SyncByteStream, bool]:
+    def acquire(
+        self, timeout: float | None, dead: SyncByteStream | None = None
+    ) -> tuple[SyncByteStream, bool]:
         """An idle connection still good for a request, else a new one; and
-        whether it was reused."""
+        whether it was reused.  ``dead``, one :meth:`take` gave that is not
+        good, is closed first."""
+        if dead is not None:
+            dead.close()  # the server closed it, or sent what nobody asked
         while True:
             stream = self.take()
             if stream is None:
@@ -248,9 +253,7 @@ def drive(
             if stream is not None and not stream.is_readable():
                 reused = True
             else:
-                if stream is not None:
-                    stream.close()  # the server closed it, or sent what nobody asked
-                stream, reused = pool.acquire(timeout.connect)
+                stream, reused = pool.acquire(timeout.connect, stream)
         else:
             stream, reused = limits.acquire(pool)
         while True:
@@ -274,13 +277,8 @@ def drive(
                     # kept, without a coroutine each (this runs before the
                     # reply's last batch goes up: on a one-read reply, its
                     # first delta waits for it).
-                    after = conn.next_event()
-                    if after is PAUSED:
-                        reusable = conn.reusable
-                    elif after is NEED_DATA:
-                        reusable = _drain(conn, stream)
-                    else:
-                        reusable = False
+                    ended = _drained(conn)
+                    reusable = ended if ended is not None else _drain(conn, stream)
                     if not pool.keep(stream, reusable):
                         with backend.shield():
                             stream.close()
@@ -411,14 +409,21 @@ def _claim(
         raise
 
 
+def _drained(conn: ClientConnection) -> bool | None:
+    """After [DONE], from what is in hand: whether the connection is
+    reusable, or None when more of the body must be read first."""
+    event = conn.next_event()
+    if event is PAUSED:
+        return conn.reusable
+    return None if event is NEED_DATA else False
+
+
 def _drain(conn: ClientConnection, stream: SyncByteStream) -> bool:
     """Read to the body's end after [DONE]; whether the connection is reusable."""
     while True:
-        event = conn.next_event()
-        if event is PAUSED:
-            return conn.reusable
-        if event is not NEED_DATA:
-            return False
+        reusable = _drained(conn)
+        if reusable is not None:
+            return reusable
         try:
             data = stream.receive_some(READ_SIZE, DRAIN_TIMEOUT)
         except (TimeoutError, ReadError):
