@@ -119,18 +119,36 @@ class ChunkedDecoder:
             # start inside a chunk; the two kept apart on purpose: one helper
             # for both cost 9-11% more instructions per read of one event or
             # of 4 KiB, in a call and the loop's setup, callgrind.)
-            plain_line = _PLAIN_CHUNK_LINE.match
-            while (match := plain_line(buf, pos)) is not None:
-                start = match.end()
-                stop = start + int(match[1], 16)
-                # (A size past the read is never used as an index: it can be
-                # beyond what one holds.)
-                if stop == start or stop + 2 > size or not buf.startswith(b"\r\n", stop):
-                    break
-                out.append(view[start:stop])
-                pos = stop + 2
-            if pos == size:
-                return b"".join(out)
+            # Each chunk's data is cut at the match of its CRLF and the next
+            # size line together (one regular expression step, no
+            # startswith call, per chunk); the last chunk of the run is the
+            # read's last (taken here) or goes on below as the data of a
+            # chunk whose size line was read (state _DATA), or as the last
+            # chunk (size 0: state _TRAILER).
+            match = _PLAIN_CHUNK_LINE.match(buf)
+            if match is not None:
+                next_line = _NEXT_CHUNK_LINE.match
+                left = int(match[1], 16)
+                pos = match.end()  # where the chunk's data starts
+                while left:
+                    stop = pos + left
+                    # (A size past the read is not matched at all: it can be
+                    # beyond what an index holds.)
+                    if stop >= size or (after := next_line(buf, stop)) is None:
+                        break
+                    out.append(view[pos:stop])
+                    left = int(after[1], 16)
+                    pos = after.end()
+                if not left:
+                    self._state = _TRAILER
+                else:
+                    stop = pos + left
+                    if stop + 2 == size and buf[stop] == 13 and buf[stop + 1] == 10:
+                        # The read ends with this chunk: the common read.
+                        out.append(view[pos:stop])
+                        return b"".join(out)
+                    self._left = left
+                    self._state = _DATA
         find = buf.find
         append = out.append
         chunk_line = _CHUNK_LINE.fullmatch

@@ -193,9 +193,10 @@ class ContentDecoder:
         pieces = self._pieces
         limit = _gap_limit(raw)
         append = out.append
-        # The texts the Extension branch decoded, not yet in out and pieces:
-        # each event's TextDelta built later, in C (see _flush), before
-        # anything else goes in.
+        # The texts the loop decoded by its shortcuts, not yet in out and
+        # pieces: each event's TextDelta built later, in C (see _flush),
+        # before anything else goes in (a full decode, which reads the text,
+        # or the end).
         taken: list[str] = []
         try:
             for item in datas:
@@ -250,9 +251,6 @@ class ContentDecoder:
                     data = item.text()  # the general way, with its whole text
                 else:
                     data = item  # type: ignore[assignment]  # (not an Extension: a str)
-                if taken:
-                    _flush(taken, pieces, out)
-                    taken = []
                 if raw is not None:
                     # The old line is last[:known] (see __init__).
                     size = len(data)
@@ -352,9 +350,11 @@ class ContentDecoder:
                             known = size - 2
                             last = data
                             if added:
-                                pieces.append(added)
-                                append(_new(TextDelta, (added,)))
+                                taken.append(added)  # (its TextDelta: see taken)
                             continue
+                if taken:
+                    _flush(taken, pieces, out)  # (before _reload reads the text)
+                    taken = []
                 last = data
                 raw, change = self._reload(data)
                 gap = ""

@@ -124,6 +124,76 @@ class GrowingValues:
             self._links = deque(maxlen=MAX_LINKS)
         return self._links
 
+    def decode_many(self, head: bytes, view: memoryview, spans: list[int]) -> list[str]:
+        """:meth:`decode` for each value ``view[start:stop]`` of ``head``,
+        ``spans`` holding ``start, stop`` of each in turn (the values of one
+        chunk's events, in order): the same values, and the same state after.
+
+        After :meth:`hand_extensions`, the common value, one the bytes prove
+        extends the one before, is decoded here in a loop with the state in
+        locals: no call, and no state stored and read back, per value (a
+        long reply's chunks are dozens of events each); any other value goes
+        through :meth:`decode` itself.  ``spans`` is the caller's, one read's
+        events at most (bounded by the read), not kept.
+        """
+        pairs = iter(spans)
+        decode = self.decode
+        if not self._extend:
+            return [decode(head, view, start, stop) for start, stop in zip(pairs, pairs)]  # noqa: B905 (pairs of one iterator)
+        values: list[str] = []
+        append = values.append
+        tail = self.tail
+        previous = self._previous
+        last = self._last
+        try:
+            for start, stop in zip(pairs, pairs):  # noqa: B905 (pairs of one iterator)
+                if previous is not None and last is not None:
+                    # decode's steps for a value it hands over as an
+                    # Extension (the tests, in its order, explained there):
+                    # its bytes start with the previous value's up to its
+                    # tail, no continuation byte follows them, and its own
+                    # tail is past them and ASCII.  Else decode decides.
+                    stem, pieces = previous
+                    shared = start + len(stem)
+                    cut = stop - tail
+                    if (
+                        cut >= shared
+                        and head.startswith(stem, start)
+                        and head[shared] & 0xC0 != 0x80
+                        and (ending := head[cut:stop]).isascii()
+                    ):
+                        piece = head[shared:cut]
+                        try:
+                            new = piece.decode()
+                        except UnicodeDecodeError:
+                            new = piece.decode("utf-8", "replace")
+                        pieces.append(new)
+                        extension = Extension()  # (its fields: see the class)
+                        extension.before = last
+                        extension.new = new
+                        extension.tail = ending
+                        extension.parts = pieces
+                        extension.count = count = len(pieces)
+                        if count > _MAX_PIECES:
+                            # A new list: the Extensions handed over hold this one.
+                            pieces = ["".join(pieces)]
+                        previous = (view[start:cut], pieces)
+                        last = extension
+                        append(extension)  # type: ignore[arg-type]  # (see decode)
+                        continue
+                self._previous = previous
+                self._last = last
+                append(decode(head, view, start, stop))
+                previous = self._previous
+                last = self._last
+        except BaseException:
+            # (A MemoryError, say.)  Always exact: the next value is decoded whole.
+            self._previous = self._last = None
+            raise
+        self._previous = previous
+        self._last = last
+        return values
+
     def decode(self, head: bytes, view: memoryview, start: int, stop: int) -> str:
         """Decode the long data value ``view[start:stop]``, reusing the previous
         value's text where the bytes prove it exact (see ``growing_tail``).

@@ -68,6 +68,8 @@ def process_long(
         # is anything else goes on through the loop below.
         last_id = self._id_buffer
         values: list[str] = []
+        # Start and stop of each value, for the grower (one read's events).
+        spans: list[int] = []
         # (Prefixes compared as slices: a bytes method with a range parses
         # its arguments at a cost of hundreds of instructions a call, more
         # than a short copy.  A "data: " slice reaching past the line end
@@ -90,15 +92,19 @@ def process_long(
                 ):
                     break  # a lone CR, or no blank line next: the general rules
                 next_start = after + 2
-            # (_data_value's steps, without the call: one per event.)
+            # (_data_value's steps, without the call: one per event; with a
+            # grower, the values' places are kept and all decoded in one
+            # call below, before any other line is.)
             if grower is not None:
-                value = grower.decode(head, view, start + 6, stop)
+                spans += (start + 6, stop)
             else:
-                value = str(view[start + 6 : stop], "utf-8", "replace")
-            values.append(value)
+                values.append(str(view[start + 6 : stop], "utf-8", "replace"))
             start = next_start
             if start > size:  # the blank line ended the region
                 break
+        if spans:
+            assert grower is not None  # (spans are kept only with one)
+            values = grower.decode_many(head, view, spans)
         if values:
             # Their events built in C (see _message_events) when there are
             # several, where a Python step per event costs more; one alone
@@ -317,6 +323,8 @@ def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
     if start < end:
         view = memoryview(data)
         find = data.find
+        # Start and stop of each value, for the grower (one read's events).
+        spans: list[int] = []
         while start < end:
             stop = find(b"\n", start)
             size = stop - start
@@ -329,13 +337,24 @@ def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
                 or size > self.max_event_size
             ):
                 break
-            # (_data_value's steps, without the call: one per event.)
+            # (_data_value's steps, without the call: one per event; with a
+            # grower, all decoded in one call below, before any other line.)
             if grower is not None:
-                value = grower.decode(data, view, start + 6, stop)
+                spans += (start + 6, stop)
             else:
                 value = str(view[start + 6 : stop], "utf-8", "replace")
-            events.append(_new_event(SSEEvent, ("message", value, last_id, None)))
+                events.append(_new_event(SSEEvent, ("message", value, last_id, None)))
             start = stop + 2
+        if spans:
+            assert grower is not None  # (spans are kept only with one)
+            if len(spans) == 2:
+                events.append(
+                    _new_event(
+                        SSEEvent, ("message", grower.decode(data, view, *spans), last_id, None)
+                    )
+                )
+            else:
+                events += _message_events(grower.decode_many(data, view, spans), last_id)
     self.last_event_id = last_id
     self._data_size = 0
     rest_len = len(data) - end - 1
