@@ -125,8 +125,8 @@ async def _proxy_one(
         future and no loop iteration per request (waking the task was an
         ``epoll_wait`` and a task step on every request's way: a fifth of
         the proxy's system calls per 1-event chat, strace).  False (nothing
-        done): the task takes them as before.  Anything but writes to the upstream (a
-        refusal, an error) is handed to the task, which wakes for it."""
+        done): the task takes them as before.  Anything but writes to the
+        upstream (a refusal, an error) is handed to the task, which wakes."""
         assert isinstance(accepted, _Accepted)
         reader, writer = accepted.reader, protocol.writer
         if (
@@ -138,29 +138,41 @@ async def _proxy_one(
         ):
             return False
         try:
-            actions = conn.client_data(data, clock())
+            # Filed once the upstream has them (record_held, below).
+            actions = conn.client_data(data, clock(), record_later=True)
         except Exception as exc:  # a bug: the task raises it, to be contained
             handed.append(exc)
             reader.set_exception(_HandedOver())
             return True
+        upward = True
+        for action in actions:  # (a loop, not any() of a generator: per request)
+            if not isinstance(action, ToUpstream):
+                upward = False
+                break
+        else:
+            for action in actions:
+                # Written without waiting: a request that fills the upstream's
+                # buffer past its high-water mark has the next one taken by
+                # the task, which waits for the drain (one request ahead at
+                # most, MAX_PROXIED_REQUEST).
+                transport.write(action.data)
         # A request went on (its clock stops), or its clock runs from now.
         if actions:
             deadlines.answered()
         else:
             deadlines.got(data)
-        for action in actions:  # (a loop, not any() of a generator: per request)
-            if not isinstance(action, ToUpstream):
-                handed.append(actions)
-                reader.set_exception(_HandedOver())
+        item: list[ToUpstream | ToClient] | Exception = actions
+        if upward:
+            try:
+                proxy.record_held()  # the upstream has them: the rest is ours
+            except Exception as exc:  # a bug: the task raises it, to be contained
+                item = exc
+            else:
+                # The task's wait goes on, to the deadline that holds now.
+                accepted.arm_read_timer(deadlines.timeout())
                 return True
-        for action in actions:
-            # Written without waiting: a request that fills the upstream's
-            # buffer past its high-water mark has the next one taken by the
-            # task, which waits for the drain (one request ahead at most,
-            # MAX_PROXIED_REQUEST).
-            transport.write(action.data)
-        # The task's wait goes on, to the deadline that holds now.
-        accepted.arm_read_timer(deadlines.timeout())
+        handed.append(item)  # a refusal (the task writes it all), or a bug
+        reader.set_exception(_HandedOver())
         return True
 
     async def pump(upstream: AsyncByteStream, group_scope: anyio.CancelScope) -> None:
