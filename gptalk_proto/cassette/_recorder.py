@@ -105,10 +105,9 @@ class _Exchange:
 
     __slots__ = ("_headers", "_t", "body", "chunks", "connection", "end", "method", "target")
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 (positional: made per request, no dict of keywords)
         self,
         connection: int,
-        *,
         method: str,
         target: str,
         headers: list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...],
@@ -228,12 +227,7 @@ class Recorder:
         # here, so bytes that are not ASCII are refused as they are recorded.
         kept = headers if isinstance(headers, (list, tuple)) else tuple(headers)
         conn.current = _Exchange(
-            conn.number,
-            method=method.decode("ascii"),
-            target=origin_form(target).decode("ascii"),
-            headers=kept,
-            body=body,
-            t=t,
+            conn.number, method.decode("ascii"), origin_form(target).decode("ascii"), kept, body, t
         )
         self._exchanges.append(conn.current)
         if self.max_events is not None:

@@ -225,6 +225,36 @@ class RequestReader:
         found = self._plain(data, 0.0) if self._fresh else None
         return found[0] if found is not None and not found[1] else None
 
+    def known_whole(self, data: bytes) -> tuple[bytes, bytes, _Fields, bytes] | None:
+        """``data`` as one whole plain request whose field lines the
+        reader's :class:`KnownFields` read before, when nothing is held: its
+        method, target, field lines as read, and body -- what :meth:`feed`
+        would read, without a :class:`ReadRequest` (a caller's fast way for
+        the common request); else None, and nothing changes (:meth:`feed`
+        then reads it).  The checks are :meth:`_plain`'s, those of the
+        field lines done when they were first read."""
+        known = self._known
+        if known is None or not self._fresh:
+            return None
+        end = data.find(b"\r\n\r\n")
+        if end < 0 or end + 4 > self._max_size:
+            return None
+        first = data.find(b"\r\n", 0, end)
+        if first < 0:
+            return None
+        fields = known._blocks.get(data[first + 2 : end])
+        if fields is None:
+            return None
+        start = end + 4
+        size = max(fields.length, 0)
+        # One request, whole, and nothing past it.
+        if size > self._max_size or len(data) != start + size:
+            return None
+        line = _REQUEST_LINE.fullmatch(data, 0, first)
+        if line is None:
+            return None
+        return line[1], line[2], fields, data[start:]
+
     def _plain(self, data: bytes, t: float) -> tuple[ReadRequest, bytes] | None:
         """The whole plain request ``data`` begins with, and the bytes past
         it; None for h11 to read (cut, not plain, or invalid)."""

@@ -120,13 +120,11 @@ async def _proxy_one(
 
     def forward_now(transport: asyncio.Transport, protocol: _Protocol, data: bytes) -> bool:
         """The client's bytes, in its protocol's ``data_received``, while the
-        task waits for them and the upstream is teed: through the core, and
-        a request straight to the upstream's transport -- no task woken, no
-        future and no loop iteration per request (waking the task was an
-        ``epoll_wait`` and a task step on every request's way: a fifth of
-        the proxy's system calls per 1-event chat, strace).  False (nothing
-        done): the task takes them as before.  Anything but writes to the upstream (a
-        refusal, an error) is handed to the task, which wakes for it."""
+        task waits and the upstream is teed: through the core, a request
+        straight to the upstream's transport and filed after -- no task, no
+        future, no loop iteration per request (waking the task was an
+        ``epoll_wait`` and a task step per request).  False: the task takes
+        them; a refusal or an error is handed to it."""
         assert isinstance(accepted, _Accepted)
         reader, writer = accepted.reader, protocol.writer
         if (
@@ -138,29 +136,31 @@ async def _proxy_one(
         ):
             return False
         try:
-            actions = conn.client_data(data, clock())
+            actions = conn.client_data(data, clock(), record_later=True)
         except Exception as exc:  # a bug: the task raises it, to be contained
             handed.append(exc)
             reader.set_exception(_HandedOver())
             return True
-        # A request went on (its clock stops), or its clock runs from now.
-        if actions:
-            deadlines.answered()
-        else:
-            deadlines.got(data)
+        item: list[ToUpstream | ToClient] | Exception = actions
         for action in actions:  # (a loop, not any() of a generator: per request)
             if not isinstance(action, ToUpstream):
-                handed.append(actions)
-                reader.set_exception(_HandedOver())
+                deadlines.answered()  # a refusal: the task writes them all
+                break
+        else:
+            # Without waiting: past the upstream's high-water mark the task takes
+            # the next and waits for the drain (one request ahead at most).
+            for action in actions:
+                transport.write(action.data)
+            deadlines.answered() if actions else deadlines.got(data)  # stop or start its clock
+            try:
+                proxy.record_held()  # the upstream has them: filed now
+            except Exception as exc:  # a bug: the task raises it, to be contained
+                item = exc
+            else:
+                accepted.arm_read_timer(deadlines.timeout())  # the wait goes on
                 return True
-        for action in actions:
-            # Written without waiting: a request that fills the upstream's
-            # buffer past its high-water mark has the next one taken by the
-            # task, which waits for the drain (one request ahead at most,
-            # MAX_PROXIED_REQUEST).
-            transport.write(action.data)
-        # The task's wait goes on, to the deadline that holds now.
-        accepted.arm_read_timer(deadlines.timeout())
+        handed.append(item)
+        reader.set_exception(_HandedOver())
         return True
 
     async def pump(upstream: AsyncByteStream, group_scope: anyio.CancelScope) -> None:
