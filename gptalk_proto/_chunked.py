@@ -113,8 +113,9 @@ class ChunkedDecoder:
             # chunks, each a plain size line, its data and the CRLF after it,
             # taken here with a few steps each; the loop below goes on from
             # the first thing that is not one (the last chunk, a chunk whose
-            # end is not in this read, an extension, an error), in state
-            # _SIZE at ``pos`` as it would have got there itself.  (The loop
+            # end is not in this read, an extension, an error), at ``pos`` in
+            # the state it would have got there in itself (_SIZE; _DATA in a
+            # chunk's data; _TRAILER past the last chunk's size line).  (The loop
             # has a fast path of its own for whole chunks, for reads that
             # start inside a chunk; the two kept apart on purpose: one helper
             # for both cost 9-11% more instructions per read of one event or
