@@ -24,7 +24,7 @@ from typing import cast
 import pytest
 
 import gptalk_proto as g
-from gptalk_transports import AsyncClient, Client
+from gptalk_transports import AsyncClient, Client, ConnectError
 from gptalk_transports._backends.base import AsyncByteStream, SyncByteStream
 from gptalk_transports._handshake import RequestOptions
 
@@ -371,3 +371,53 @@ def test_a_token_serves_five_chats_then_a_login(blocking: bool) -> None:
     ]
     # POSTs: login, text x5, login, text x5, login, text: logins at 0, 6 and 12.
     assert logins == [0, 6, 12]
+
+
+@BOTH
+def test_a_dead_kept_alive_connection_is_closed_once_when_its_replacement_fails(
+    blocking: bool,
+) -> None:
+    # Found: the chat held the dead connection take() gave while acquire()
+    # closed it and connected anew; the connect failed, and the chat's
+    # cleanup closed the dead one a second time (a stream's close is not
+    # promised to be idempotent: a connector's own streams may count it).
+    script = Script()
+    failing = False
+
+    class Failing(SyncScriptedConnector):
+        def connect(self, timeout: float | None) -> SyncByteStream:
+            if failing:
+                raise ConnectError("refused")
+            return super().connect(timeout)
+
+    class AsyncFailing(AsyncScriptedConnector):
+        async def connect(self, timeout: float | None) -> AsyncByteStream:
+            if failing:
+                raise ConnectError("refused")
+            return await super().connect(timeout)
+
+    def chats() -> None:
+        nonlocal failing
+        if blocking:
+            with Client("http://example.test", connector=Failing(script)) as client:
+                assert client.chat("hello") == "hi"
+                script.opened[0].dead = True  # the server closed it while idle
+                failing = True
+                with pytest.raises(ConnectError):
+                    client.chat("hello")
+            return
+
+        async def main() -> None:
+            nonlocal failing
+            async with AsyncClient("http://example.test", connector=AsyncFailing(script)) as client:
+                assert await client.chat("hello") == "hi"
+                script.opened[0].dead = True  # the server closed it while idle
+                failing = True
+                with pytest.raises(ConnectError):
+                    await client.chat("hello")
+
+        asyncio.run(main())
+
+    chats()
+    [dead] = script.opened
+    assert dead.closed == 1

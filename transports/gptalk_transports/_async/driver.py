@@ -252,7 +252,9 @@ async def drive(
             if stream is not None and not stream.is_readable():
                 reused = True
             else:
-                stream, reused = await pool.acquire(timeout.connect, stream)
+                # A dead one is acquire's to close, not ours too if it fails.
+                dead, stream = stream, None
+                stream, reused = await pool.acquire(timeout.connect, dead)
         else:
             stream, reused = await limits.acquire(pool)
         while True:
