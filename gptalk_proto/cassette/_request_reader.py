@@ -236,12 +236,10 @@ class RequestReader:
         known = self._known
         if known is None or not self._fresh:
             return None
-        end = data.find(b"\r\n\r\n")
-        if end < 0 or end + 4 > self._max_size:
+        found = self._bounds(data)
+        if found is None:
             return None
-        first = data.find(b"\r\n", 0, end)
-        if first < 0:
-            return None
+        first, end = found
         fields = known._blocks.get(data[first + 2 : end])
         if fields is None:
             return None
@@ -255,9 +253,10 @@ class RequestReader:
             return None
         return line[1], line[2], fields, data[start:]
 
-    def _plain(self, data: bytes, t: float) -> tuple[ReadRequest, bytes] | None:
-        """The whole plain request ``data`` begins with, and the bytes past
-        it; None for h11 to read (cut, not plain, or invalid)."""
+    def _bounds(self, data: bytes) -> tuple[int, int] | None:
+        """Where the head ``data`` begins with ends its request line and its
+        field lines (``first``, ``end``: each at its CRLF), when it is whole
+        within the size cap and has a field line; else None."""
         end = data.find(b"\r\n\r\n")
         if end < 0 or end + 4 > self._max_size:
             return None
@@ -265,8 +264,15 @@ class RequestReader:
         # takes no CR, LF, NUL, VT or FF: the checks of the head's bytes are
         # the field lines' alone (see _read_fields).  No field line: no host.
         first = data.find(b"\r\n", 0, end)
-        if first < 0:
+        return None if first < 0 else (first, end)
+
+    def _plain(self, data: bytes, t: float) -> tuple[ReadRequest, bytes] | None:
+        """The whole plain request ``data`` begins with, and the bytes past
+        it; None for h11 to read (cut, not plain, or invalid)."""
+        found = self._bounds(data)
+        if found is None:
             return None
+        first, end = found
         line = _REQUEST_LINE.fullmatch(data, 0, first)
         if line is None:
             return None
