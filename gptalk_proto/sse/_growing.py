@@ -194,6 +194,110 @@ class GrowingValues:
         self._last = last
         return values
 
+    def decode_blocks(
+        self, head: bytes, view: memoryview, start: int, size: int, *, crlf: bool, cap: int
+    ) -> tuple[list[str], int]:
+        """The parser's common blocks from ``head[start]`` on, "data: V", a
+        line end and a blank line, taken by the rules of
+        :func:`~gptalk_proto.sse._long.process_long`'s first loop (the region
+        ``head[start:size]``, ``crlf`` as there; and :func:`feed_long`'s,
+        ``size`` its last line end, with no line over ``cap`` bytes before
+        its LF), as long as each value V is
+        one :meth:`decode_many` hands over as an Extension: their values (the
+        same, and the same state after) and where the blocks taken end.
+        Nothing is taken of the first block that is not one: the caller's
+        loop goes on there.
+
+        The blocks' values are lines' (``crlf``: lines whose first CR is the
+        one before their LF), so a value's bytes hold no CR and no LF (a
+        line ends at either), and neither do those of the previous value
+        kept here.  So once a line's bytes after "data: " are proved to
+        start with those (the compare decode_many makes), its LF, and with
+        ``crlf`` a lone CR, are searched for only in the bytes after them:
+        a long reply's line is scanned once per event (the compare), where
+        the line end's search, the CR's and the compare scanned it three
+        times.  Only after :meth:`hand_extensions`, with a previous value
+        kept; ``(values, start)`` as given otherwise.  (A value extending
+        a kept one is _REUSE_FROM bytes or more, so its line is a long one,
+        as feed_long takes only: see LONG_LINE.)
+        """
+        values: list[str] = []
+        previous = self._previous
+        last = self._last
+        if previous is None or last is None or not self._extend:
+            return values, start
+        stem, pieces = previous
+        # (decode_many's compare, first: with it, no CR and no LF before
+        # ``shared``.  Past ``size`` nothing below is found.)
+        if head[start : start + 6] != b"data: " or not head.startswith(stem, start + 6):
+            return values, start
+        shared = start + 6 + len(stem)
+        tail = self.tail
+        find = head.find
+        append = values.append
+        try:
+            while (end := find(b"\n", shared, size)) >= 0 and end - start <= cap:
+                after = end + 1
+                if crlf:
+                    stop = end - 1
+                    if head[stop] != 0x0D or (
+                        after < size and (after + 2 > size or head[after : after + 2] != b"\r\n")
+                    ):
+                        break  # no CRLF, or no blank line next
+                    next_start = after + 2
+                else:
+                    if after < size and head[after] != 0x0A:
+                        break  # no blank line next
+                    stop = end
+                    next_start = after + 1
+                # decode_many's other tests, and its Extension (see there).
+                cut = stop - tail
+                if cut < shared or not (ending := head[cut:stop]).isascii():
+                    break
+                piece = head[shared:cut]
+                if crlf and (0x0D in piece or 0x0D in ending):
+                    # A lone CR before the line's CRLF (none is before
+                    # ``shared``): searched for in the copies just made, at
+                    # less than a ranged find's cost (and as an int: a bytes
+                    # operand is first tried as one, at an exception's cost).
+                    break
+                try:
+                    new = piece.decode()
+                except UnicodeDecodeError:
+                    # (Decoded strictly, the piece opened a character: an
+                    # empty one is followed by the tail's ASCII.)
+                    if head[shared] & 0xC0 == 0x80:
+                        break  # a continuation byte
+                    new = piece.decode("utf-8", "replace")
+                pieces.append(new)
+                extension = Extension()  # (its fields: see the class)
+                extension.before = last
+                extension.new = new
+                extension.tail = ending
+                extension.parts = pieces
+                extension.count = count = len(pieces)
+                if count > _MAX_PIECES:
+                    # A new list: the Extensions handed over hold this one.
+                    pieces = ["".join(pieces)]
+                last = extension
+                append(extension)  # type: ignore[arg-type]  # (see decode)
+                # "data: " and the value less its tail: the next line starts
+                # with it when its value extends this one (one compare for
+                # both).
+                line = view[start:cut]
+                start = next_start
+                if start > size or not head.startswith(line, start):
+                    break
+                shared = start + len(line)
+        except BaseException:
+            # (A MemoryError, say.)  Always exact: the next value is decoded whole.
+            self._previous = self._last = None
+            raise
+        if values:
+            self._previous = (line[6:], pieces)
+            self._last = last
+        return values, start
+
     def decode(self, head: bytes, view: memoryview, start: int, stop: int) -> str:
         """Decode the long data value ``view[start:stop]``, reusing the previous
         value's text where the bytes prove it exact (see ``growing_tail``).

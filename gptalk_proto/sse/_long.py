@@ -70,6 +70,10 @@ def process_long(
         values: list[str] = []
         # Start and stop of each value, for the grower (one read's events).
         spans: list[int] = []
+        if grower is not None:
+            # The blocks whose values the grower proves extend the one before,
+            # scanned once each (see decode_blocks); the loop goes on after them.
+            values, start = grower.decode_blocks(head, view, start, size, crlf=crlf, cap=size)
         # (Prefixes compared as slices: a bytes method with a range parses
         # its arguments at a cost of hundreds of instructions a call, more
         # than a short copy.  A "data: " slice reaching past the line end
@@ -104,7 +108,7 @@ def process_long(
                 break
         if spans:
             assert grower is not None  # (spans are kept only with one)
-            values = grower.decode_many(head, view, spans)
+            values += grower.decode_many(head, view, spans)
         if values:
             # Their events built in C (see _message_events) when there are
             # several, where a Python step per event costs more; one alone
@@ -325,6 +329,14 @@ def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
         find = data.find
         # Start and stop of each value, for the grower (one read's events).
         spans: list[int] = []
+        if grower is not None:
+            # The blocks whose values the grower proves extend the one before,
+            # scanned once each (see decode_blocks); the loop goes on after them.
+            taken, start = grower.decode_blocks(
+                data, view, start, end, crlf=False, cap=min(self.max_line_size, self.max_event_size)
+            )
+            if taken:
+                events += _message_events(taken, last_id)
         while start < end:
             stop = find(b"\n", start)
             size = stop - start
