@@ -15,6 +15,17 @@ into one of its own (``tee``: references again) for its writer thread to
 move into the file (the one copy, off the event loop's thread), and the
 pipe goes to the client's socket (references once more).
 
+That pays for large reads only.  A short chat's reads (a response's head, an
+event of a few hundred bytes) are read with one ``read`` into memory, as the
+portable tee does: moved into the pipe and read out of it they cost two
+system calls where one does, and the store holds small chunks in memory
+anyway (see WRITE_HERE_BELOW).  Which way the next read goes is decided by
+the last one: after a read of WRITE_HERE_BELOW bytes or more (a large reply
+under way) the next are spliced, after a smaller one (a reply's end, a
+short chat) read.  Either way a read takes at most the pipe's capacity, so
+the reads, and the recorded chunks, are what the kernel had up to the same
+size.
+
 Each read is still one recorded chunk, at the time it was read, and goes to
 the client, whole, before the next upstream read (the tee the core asks
 for).  When the client's socket is full, what it did not take stays in the
@@ -127,6 +138,9 @@ class _SpliceTee(_Tee):
         self._stored = stored
         self._clock = clock
         self._reading = False
+        # Whether the next upstream read goes into memory (``read``: the last
+        # was small, or none was made yet) or into pipe 1 (``splice``).
+        self._small = True
         # Bytes of the last read pipe 1 still holds for the client, whose
         # socket was full (sent as it becomes writable: see _writable).
         self._left = 0
@@ -172,6 +186,9 @@ class _SpliceTee(_Tee):
     def _readable(self) -> None:
         if self.done.done():
             return
+        if self._small:
+            self._read_into_memory()
+            return
         try:
             size = os.splice(self._up, self._w1, self._capacity, flags=_NONBLOCK)
         except BlockingIOError:
@@ -183,16 +200,18 @@ class _SpliceTee(_Tee):
             return
         t = self._clock()  # the read's time, before its copy to the spool
         try:
-            # A small read (a short chat's) is read into memory: the store
+            # A small read (a reply's last) is read into memory: the store
             # holds it with its neighbours and writes them together (see
             # WRITE_HERE_BELOW), where a pipe of its own, the writer thread's
-            # wake-up and a system call each would cost more than the copy.
+            # wake-up and a system call each would cost more than the copy;
+            # and the next read goes straight into memory.
             key = (
                 self._store.put_teed(self._r1, size, self._capacity)
                 if size >= WRITE_HERE_BELOW
                 else None
             )
             if key is None:  # small, or the store's pipes are smaller
+                self._small = size < WRITE_HERE_BELOW
                 data = _read_exactly(self._r1, size)
                 self._stored(self._store.put(data), t)
                 self._send(data)
@@ -202,6 +221,32 @@ class _SpliceTee(_Tee):
             self._finish(exc)
             return
         self._splice_out(size)
+
+    def _read_into_memory(self) -> None:
+        """One upstream read into a ``bytes`` (one system call, where the
+        pipe's way takes two), recorded and sent through the client's
+        transport; a large one sends the next reads through the pipe."""
+        try:
+            # At most the pipe's capacity, as a splice: the same reads.  (Its
+            # buffer, shrunk to what came, is the kept heap's: see the proxy's
+            # HEAP_READS_UP_TO; no mmap per read.)
+            data = os.read(self._up, self._capacity)
+        except BlockingIOError:
+            return  # woken for nothing
+        except OSError:
+            data = b""  # reset: the upstream's end, as a read's error is
+        if not data:
+            self.end()
+            return
+        t = self._clock()
+        if len(data) >= WRITE_HERE_BELOW:
+            self._small = False  # a large reply under way: splice from now on
+        try:
+            self._stored(self._store.put(data), t)
+        except Exception as exc:  # the recorder's (its spool's disk): this connection's end
+            self._finish(exc)
+            return
+        self._send(data)
 
     def _splice_out(self, size: int) -> None:
         """Pipe 1's ``size`` bytes to the client: straight to its socket,
