@@ -233,3 +233,56 @@ def test_a_line_over_the_cap_among_the_blocks(ends: str) -> None:
             assert issubclass(plain[2], SSESizeError)
             assert _outcome(_parser(extensions=True, max_line=cap), chunks) == plain
             assert _outcome(_parser(extensions=True, max_line=cap), chunks, lazy=True) == plain
+
+
+def _short_then_long(ends: str, style: str, hostile: bytes | None) -> bytes:
+    # One read as a client gets it: a reply's short lines, then its long
+    # ones (LONG_LINE bytes and more), with a hostile block (if any) right
+    # after the first long line, where the grower first has a value to reuse.
+    stream = _gptalk(ends, style, count=50).split(b"data: ")[1:]
+    first = _gptalk(ends, style, count=1)
+    short = [
+        b"data: " + json.dumps({"content": "ab \u00e9" * n}).encode() + first[-len(ends) // 2 :] * 2
+        for n in range(1, 8)
+    ]
+    blocks = short + [b"data: " + b for b in stream]
+    if hostile is not None:
+        value = stream[0][: stream[0].rindex(b'"}')]
+        end = b"\r\n" if ends == "crlf" else b"\n"
+        blocks.insert(len(short) + 1, b"data: " + value + hostile + b'"}' + end + end)
+    return b"".join(blocks)
+
+
+@pytest.mark.parametrize("ends", ["lf", "crlf"])
+@pytest.mark.parametrize("style", ["ascii", "raw"])
+@pytest.mark.parametrize(
+    "hostile", [None, b"x", b"\\u00", b"\\ud800", b"\\udc00", b"\x01", b"\xc3", b"\xff", b"\r"]
+)
+def test_short_lines_then_long_ones_in_one_read(
+    ends: str, style: str, hostile: bytes | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A read whose first lines are short: process_long gets its long lines
+    # with no previous value in the grower, so decode_blocks takes nothing
+    # at first; once the first long value is decoded, it takes the rest (the
+    # retry in process_long).  Events equal the reference's, whole, at every
+    # split around the first long lines, and byte by byte.
+    taken: list[int] = []
+    decode_blocks = _growing.GrowingValues.decode_blocks
+
+    def counting(
+        self: _growing.GrowingValues, *args: object, **kwargs: object
+    ) -> tuple[list[str], int]:
+        values, start = decode_blocks(self, *args, **kwargs)  # type: ignore[arg-type]
+        taken.append(len(values))
+        return values, start
+
+    monkeypatch.setattr(_growing.GrowingValues, "decode_blocks", counting)
+    stream = _short_then_long(ends, style, hostile)
+    expected = (reference_parse(stream)[0], "", None)
+    assert _outcome(_parser(extensions=True), [stream]) == expected
+    if hostile is None:
+        assert sum(taken) >= 40  # the retry took the read's blocks
+    long_at = stream.index(b"data: ", len(stream) // 40)
+    for cut in range(long_at - 50, long_at + 3 * LONG_LINE, 7):
+        assert _outcome(_parser(extensions=True), [stream[:cut], stream[cut:]]) == expected
+    assert _outcome(_parser(extensions=True), bytewise(stream)) == expected
