@@ -84,7 +84,7 @@ def whole(value: str) -> str:
 class GrowingValues:
     """The decoding of successive long data values of one stream."""
 
-    __slots__ = ("_extend", "_last", "_links", "_previous", "tail")
+    __slots__ = ("_last", "_links", "_previous", "extends", "tail")
 
     def __init__(self, tail: int) -> None:
         if not 0 < tail <= MAX_GROWING_TAIL:
@@ -100,8 +100,9 @@ class GrowingValues:
         self._last: str | Extension | None = None
         self._links: deque[tuple[str, str | Extension]] | None = None
         # Whether a value that ends an event may be handed over as an
-        # Extension (see hand_extensions).
-        self._extend = False
+        # Extension (see hand_extensions); read by the parser's long-line
+        # loops (see process_long), set only by hand_extensions.
+        self.extends = False
 
     def hand_extensions(self) -> None:
         """From now on, a long data value that the bytes prove extends the one
@@ -111,7 +112,7 @@ class GrowingValues:
         added (the GPTalk chat, whose content decoder takes them).  A data
         buffer of several lines gets the text; every value of a parser not
         told this is ``str``."""
-        self._extend = True
+        self.extends = True
 
     def keep_links(self) -> deque[tuple[str, str | Extension]]:
         """From now on, keep ``(value, before)`` for each value decoded by
@@ -138,7 +139,7 @@ class GrowingValues:
         """
         pairs = iter(spans)
         decode = self.decode
-        if not self._extend:
+        if not self.extends:
             return [decode(head, view, start, stop) for start, stop in zip(pairs, pairs)]  # noqa: B905 (pairs of one iterator)
         values: list[str] = []
         append = values.append
@@ -224,7 +225,7 @@ class GrowingValues:
         values: list[str] = []
         previous = self._previous
         last = self._last
-        if previous is None or last is None or not self._extend:
+        if previous is None or last is None or not self.extends:
             return values, start
         stem, pieces = previous
         # (decode_many's compare, first: with it, no CR and no LF before
@@ -338,7 +339,7 @@ class GrowingValues:
                 # one character each, so the text less the tail is the bytes
                 # less the tail decoded, a sequence cut short at ``cut``
                 # replaced as where ASCII follows).
-                extend = self._extend and last is not None and ascii_tail
+                extend = self.extends and last is not None and ascii_tail
                 # A bytes copy of the piece and its decode method: a few
                 # dozen bytes, where a memoryview and str() of it cost twice
                 # the instructions; strict first (the fewest steps), and
@@ -391,7 +392,7 @@ class GrowingValues:
             # ASCII text decodes about as fast as it copies: nothing to save
             # where the value must be joined, but a value handed over as an
             # Extension is never joined (its bytes compared, not decoded).
-            and (self._extend or not value.isascii())
+            and (self.extends or not value.isascii())
             and head[stop - self.tail : stop].isascii()
         ):
             self._previous = (view[start : stop - self.tail], [value[: len(value) - self.tail]])

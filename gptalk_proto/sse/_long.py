@@ -76,7 +76,7 @@ def process_long(
             values, start = grower.decode_blocks(head, view, start, size, crlf=crlf, cap=size)
         # Once, if it took no block where blocks may be taken (a grower
         # handing over Extensions: see decode_blocks): see below.
-        retry = grower is not None and grower._extend and not values
+        retry = grower is not None and grower.extends and not values
         # (Prefixes compared as slices: a bytes method with a range parses
         # its arguments at a cost of hundreds of instructions a call, more
         # than a short copy.  A "data: " slice reaching past the line end
