@@ -130,70 +130,15 @@ class GrowingValues:
         ``spans`` holding ``start, stop`` of each in turn (the values of one
         chunk's events, in order): the same values, and the same state after.
 
-        After :meth:`hand_extensions`, the common value, one the bytes prove
-        extends the one before, is decoded here in a loop with the state in
-        locals: no call, and no state stored and read back, per value (a
-        long reply's chunks are dozens of events each); any other value goes
-        through :meth:`decode` itself.  ``spans`` is the caller's, one read's
-        events at most (bounded by the read), not kept.
+        ``spans`` is the caller's, one read's events at most (bounded by the
+        read), not kept.  (The common run of values that extend the one
+        before goes by :meth:`decode_blocks` first: what is left here is
+        rare, and a loop of its own for them, beside decode's, measured no
+        faster.)
         """
         pairs = iter(spans)
         decode = self.decode
-        if not self.extends:
-            return [decode(head, view, start, stop) for start, stop in zip(pairs, pairs)]  # noqa: B905 (pairs of one iterator)
-        values: list[str] = []
-        append = values.append
-        tail = self.tail
-        previous = self._previous
-        last = self._last
-        try:
-            for start, stop in zip(pairs, pairs):  # noqa: B905 (pairs of one iterator)
-                if previous is not None and last is not None:
-                    # decode's steps for a value it hands over as an
-                    # Extension (the tests, in its order, explained there):
-                    # its bytes start with the previous value's up to its
-                    # tail, no continuation byte follows them, and its own
-                    # tail is past them and ASCII.  Else decode decides.
-                    stem, pieces = previous
-                    shared = start + len(stem)
-                    cut = stop - tail
-                    if (
-                        cut >= shared
-                        and head.startswith(stem, start)
-                        and head[shared] & 0xC0 != 0x80
-                        and (ending := head[cut:stop]).isascii()
-                    ):
-                        piece = head[shared:cut]
-                        try:
-                            new = piece.decode()
-                        except UnicodeDecodeError:
-                            new = piece.decode("utf-8", "replace")
-                        pieces.append(new)
-                        extension = Extension()  # (its fields: see the class)
-                        extension.before = last
-                        extension.new = new
-                        extension.tail = ending
-                        extension.parts = pieces
-                        extension.count = count = len(pieces)
-                        if count > _MAX_PIECES:
-                            # A new list: the Extensions handed over hold this one.
-                            pieces = ["".join(pieces)]
-                        previous = (view[start:cut], pieces)
-                        last = extension
-                        append(extension)  # type: ignore[arg-type]  # (see decode)
-                        continue
-                self._previous = previous
-                self._last = last
-                append(decode(head, view, start, stop))
-                previous = self._previous
-                last = self._last
-        except BaseException:
-            # (A MemoryError, say.)  Always exact: the next value is decoded whole.
-            self._previous = self._last = None
-            raise
-        self._previous = previous
-        self._last = last
-        return values
+        return [decode(head, view, start, stop) for start, stop in zip(pairs, pairs)]  # noqa: B905 (pairs of one iterator)
 
     def decode_blocks(
         self, head: bytes, view: memoryview, start: int, size: int, *, crlf: bool, cap: int
@@ -204,7 +149,7 @@ class GrowingValues:
         ``head[start:size]``, ``crlf`` as there; and :func:`feed_long`'s,
         ``size`` its last line end, with no line over ``cap`` bytes before
         its LF), as long as each value V is
-        one :meth:`decode_many` hands over as an Extension: their values (the
+        one :meth:`decode` hands over as an Extension: their values (the
         same, and the same state after) and where the blocks taken end.
         Nothing is taken of the first block that is not one: the caller's
         loop goes on there.
@@ -213,7 +158,7 @@ class GrowingValues:
         one before their LF), so a value's bytes hold no CR and no LF (a
         line ends at either), and neither do those of the previous value
         kept here.  So once a line's bytes after "data: " are proved to
-        start with those (the compare decode_many makes), its LF, and with
+        start with those (the compare decode makes), its LF, and with
         ``crlf`` a lone CR, are searched for only in the bytes after them:
         a long reply's line is scanned once per event (the compare), where
         the line end's search, the CR's and the compare scanned it three
@@ -228,7 +173,7 @@ class GrowingValues:
         if previous is None or last is None or not self.extends:
             return values, start
         stem, pieces = previous
-        # (decode_many's compare, first: with it, no CR and no LF before
+        # (decode's compare, first: with it, no CR and no LF before
         # ``shared``.  Past ``size`` nothing below is found.)
         if head[start : start + 6] != b"data: " or not head.startswith(stem, start + 6):
             return values, start
@@ -251,7 +196,7 @@ class GrowingValues:
                         break  # no blank line next
                     stop = end
                     next_start = after + 1
-                # decode_many's other tests, and its Extension (see there).
+                # decode's other tests, and its Extension (see there).
                 cut = stop - tail
                 if cut < shared or not (ending := head[cut:stop]).isascii():
                     break
