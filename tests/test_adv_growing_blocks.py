@@ -20,13 +20,12 @@ import random
 import pytest
 
 import gptalk_proto as g
-from gptalk_proto import SSEParser, SSESizeError
 from gptalk_proto.sse import _growing
-from gptalk_proto.sse._growing import whole
 from gptalk_proto.testing._reference_sse import reference_parse
 
 from .sse_cases import bytewise, cut_at
 from .test_chat_extensions import _HEAD, _run_chat
+from .test_growing_blocks import _counting, _outcome, _parser
 
 _TAIL = g.ContentDecoder.growing_tail
 
@@ -112,30 +111,6 @@ def _chunkings(rng: random.Random, stream: bytes, ends: list[int]) -> list[list[
     ]
 
 
-def _parser(*, extensions: bool, cap: int | None = None) -> SSEParser:
-    caps = {} if cap is None else {"max_line_size": cap, "max_event_size": cap}
-    if not extensions:
-        return SSEParser(**caps)  # type: ignore[arg-type]
-    parser = SSEParser(growing_tail=_TAIL, **caps)  # type: ignore[arg-type]
-    assert parser._grower is not None
-    g.ContentDecoder().follow_extensions(parser._grower)
-    return parser
-
-
-def _outcome(
-    parser: SSEParser, chunks: list[bytes], lazy: bool = False
-) -> tuple[list[g.SSEEvent], str, type[Exception] | None]:
-    events: list[g.SSEEvent] = []
-    error: type[Exception] | None = None
-    try:
-        for chunk in chunks:
-            events += parser.feed_iter(chunk) if lazy else parser.feed(chunk)
-    except SSESizeError as exc:
-        events += exc.events
-        error = type(exc)
-    return [e._replace(data=whole(e.data)) for e in events], parser.last_event_id, error
-
-
 @pytest.mark.parametrize("block", range(6))
 def test_hostile_boundaries_equal_the_reference_and_the_plain_parser(block: int) -> None:
     # 100 streams a case; a mutation of any of decode_blocks'
@@ -152,8 +127,8 @@ def test_hostile_boundaries_equal_the_reference_and_the_plain_parser(block: int)
             # A cap exactly at a long line's length, or a byte either side.
             lines = stream.replace(b"\r", b"\n").split(b"\n")
             cap = max(map(len, lines)) + rng.choice([-1, 0, 0, 1])
-            plain = _outcome(_parser(extensions=False, cap=cap), chunks)
-            assert _outcome(_parser(extensions=True, cap=cap), chunks) == plain, (seed, cap)
+            plain = _outcome(_parser(extensions=False, max_line=cap), chunks)
+            assert _outcome(_parser(extensions=True, max_line=cap), chunks) == plain, (seed, cap)
 
 
 def _growing_lines(end: bytes, count: int = 6) -> list[bytes]:
@@ -223,9 +198,9 @@ def test_lines_exactly_at_the_cap_in_one_read(end: bytes) -> None:
             second = len(lines[0]) + len(end)
             for cuts in ([second + 2100], [second + 2100, second + 9000], [second + 100], []):
                 chunks = cut_at(stream, cuts)
-                plain = _outcome(_parser(extensions=False, cap=cap), chunks)
-                assert _outcome(_parser(extensions=True, cap=cap), chunks) == plain
-                assert _outcome(_parser(extensions=True, cap=cap), chunks, lazy=True) == plain
+                plain = _outcome(_parser(extensions=False, max_line=cap), chunks)
+                assert _outcome(_parser(extensions=True, max_line=cap), chunks) == plain
+                assert _outcome(_parser(extensions=True, max_line=cap), chunks, lazy=True) == plain
 
 
 def _chat_stream(rng: random.Random) -> bytes:
@@ -256,8 +231,6 @@ def test_the_chat_gives_the_same_deltas_without_decode_blocks(
 ) -> None:
     # ClientConnection fed mutated GPTalk streams at a read size each: the
     # chat's events are those of the path without decode_blocks.
-    real = _growing.GrowingValues.decode_blocks
-
     def off(
         self: _growing.GrowingValues,
         head: bytes,
@@ -269,13 +242,7 @@ def test_the_chat_gives_the_same_deltas_without_decode_blocks(
         return [], start
 
     taken: list[int] = []
-
-    def counting(
-        self: _growing.GrowingValues, *args: object, **kwargs: object
-    ) -> tuple[list[str], int]:
-        values, start = real(self, *args, **kwargs)  # type: ignore[arg-type]
-        taken.append(len(values))
-        return values, start
+    counting = _counting(taken)
 
     for seed in range(40):
         rng = random.Random(seed)

@@ -23,13 +23,20 @@ import pytest
 
 import gptalk_proto as g
 import gptalk_proto.cassette
-from gptalk_transports._server import proxy as proxy_module
 from gptalk_transports._server import proxy_splice
 from gptalk_transports._server.spool import CAN_SPLICE, WRITE_HERE_BELOW
 
 from . import test_adv_proxy_tee as hostile
 from .proxy_cases import proxy_in_front_of
-from .test_record_proxy_read_ways import _check, _follows_the_rule, _reply, _run, _Session, _Ways
+from .test_record_proxy_read_ways import (
+    _check,
+    _follows_the_rule,
+    _note_ways,
+    _reply,
+    _run,
+    _Session,
+    _Ways,
+)
 
 pytestmark = pytest.mark.skipif(not CAN_SPLICE, reason="splice and tee are Linux's")
 
@@ -74,16 +81,8 @@ def _open_fds() -> int:
 @pytest.fixture
 def ways(monkeypatch: pytest.MonkeyPatch) -> Iterator[_StrictWays]:
     """The splice tee runs, its reads noted and checked; no fd left open."""
-    monkeypatch.setattr(proxy_module, "SPLICE", True)
     noted = _StrictWays()
-    monkeypatch.setattr(proxy_splice, "os", noted)
-    real = proxy_splice._SpliceTee._readable
-
-    def readable(self: proxy_splice._SpliceTee) -> None:
-        noted.current = self
-        real(self)
-
-    monkeypatch.setattr(proxy_splice._SpliceTee, "_readable", readable)
+    _note_ways(monkeypatch, noted)
     before = _open_fds()
     yield noted
     assert noted.reads  # the splice tee read the upstream

@@ -14,6 +14,7 @@ with no blank line between them, and line caps.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -116,6 +117,23 @@ def _outcome(
     return [e._replace(data=whole(e.data)) for e in events], parser.last_event_id, error
 
 
+_DECODE_BLOCKS = _growing.GrowingValues.decode_blocks
+
+
+def _counting(taken: list[int]) -> Callable[..., tuple[list[str], int]]:
+    """decode_blocks as it is, appending to ``taken`` how many values each
+    call took (to show the path runs)."""
+
+    def counting(
+        self: _growing.GrowingValues, *args: object, **kwargs: object
+    ) -> tuple[list[str], int]:
+        values, start = _DECODE_BLOCKS(self, *args, **kwargs)  # type: ignore[arg-type]
+        taken.append(len(values))
+        return values, start
+
+    return counting
+
+
 def _chunkings(stream: bytes, cuts: list[int]) -> list[list[bytes]]:
     return [[stream], cut_at(stream, sorted(c % (len(stream) + 1) for c in cuts))]
 
@@ -176,16 +194,7 @@ def test_the_blocks_are_taken_by_decode_blocks(ends: str, monkeypatch: pytest.Mo
     # LF streams through feed_long and CRLF streams through process_long.
     assert _growing._REUSE_FROM >= LONG_LINE  # (see decode_blocks: feed_long's lines)
     taken: list[int] = []
-    decode_blocks = _growing.GrowingValues.decode_blocks
-
-    def counting(
-        self: _growing.GrowingValues, *args: object, **kwargs: object
-    ) -> tuple[list[str], int]:
-        values, start = decode_blocks(self, *args, **kwargs)  # type: ignore[arg-type]
-        taken.append(len(values))
-        return values, start
-
-    monkeypatch.setattr(_growing.GrowingValues, "decode_blocks", counting)
+    monkeypatch.setattr(_growing.GrowingValues, "decode_blocks", _counting(taken))
     stream = _gptalk(ends, "raw")
     cut = len(stream) // 3
     parser = _parser(extensions=True)
@@ -267,16 +276,7 @@ def test_short_lines_then_long_ones_in_one_read(
     # retry in process_long).  Events equal the reference's, whole, at every
     # split around the first long lines, and byte by byte.
     taken: list[int] = []
-    decode_blocks = _growing.GrowingValues.decode_blocks
-
-    def counting(
-        self: _growing.GrowingValues, *args: object, **kwargs: object
-    ) -> tuple[list[str], int]:
-        values, start = decode_blocks(self, *args, **kwargs)  # type: ignore[arg-type]
-        taken.append(len(values))
-        return values, start
-
-    monkeypatch.setattr(_growing.GrowingValues, "decode_blocks", counting)
+    monkeypatch.setattr(_growing.GrowingValues, "decode_blocks", _counting(taken))
     stream = _short_then_long(ends, style, hostile)
     expected = (reference_parse(stream)[0], "", None)
     assert _outcome(_parser(extensions=True), [stream]) == expected

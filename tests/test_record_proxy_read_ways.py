@@ -67,11 +67,10 @@ class _Ways:
         return moved
 
 
-@pytest.fixture
-def ways(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Ways]:
-    """The splice tee runs (and ran, afterwards), its reads noted."""
+def _note_ways(monkeypatch: pytest.MonkeyPatch, noted: _Ways) -> None:
+    """The splice tee runs, with ``noted`` as its ``os`` and told which tee
+    each upstream read is for."""
     monkeypatch.setattr(proxy_module, "SPLICE", True)
-    noted = _Ways()
     monkeypatch.setattr(proxy_splice, "os", noted)
     real = proxy_splice._SpliceTee._readable
 
@@ -80,6 +79,13 @@ def ways(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Ways]:
         real(self)
 
     monkeypatch.setattr(proxy_splice._SpliceTee, "_readable", readable)
+
+
+@pytest.fixture
+def ways(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Ways]:
+    """The splice tee runs (and ran, afterwards), its reads noted."""
+    noted = _Ways()
+    _note_ways(monkeypatch, noted)
     yield noted
     assert noted.reads  # the splice tee read the upstream
 
