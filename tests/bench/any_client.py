@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import re
 import shutil
 import statistics
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import e2e
+from .common import process_cpu
 
 
 async def timed_chats(client: Any, workload: str, chats: int) -> float:
@@ -31,20 +31,6 @@ async def timed_chats(client: Any, workload: str, chats: int) -> float:
         if text != want:
             raise AssertionError(f"{client.name} got a wrong reply for {workload}")
     return (time.perf_counter() - started) / chats
-
-
-def process_cpu(pid: int) -> float | None:
-    """CPU seconds a process's threads ran so far (Linux's schedstat, in
-    nanoseconds: finer than the tick of /proc/PID/stat); None elsewhere, or
-    once it is gone."""
-    total = 0
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
-                total += int(stat.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    return total / 1e9
 
 
 def _proxy_rows(rounds: int, quick: bool) -> list[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 from typing import NamedTuple
 
@@ -87,3 +88,17 @@ def worst(rows: list[Row]) -> list[Row]:
         if seen is None or one.goal.margin(one.ratio) < seen.goal.margin(seen.ratio):  # type: ignore[union-attr]
             found[one.measure] = one
     return list(found.values())
+
+
+def process_cpu(pid: int) -> float | None:
+    """CPU seconds a process's threads ran so far (Linux's schedstat, in
+    nanoseconds: finer than the tick of /proc/PID/stat); None elsewhere, or
+    once it is gone."""
+    total = 0
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
+                total += int(stat.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / 1e9

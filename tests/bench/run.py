@@ -144,6 +144,9 @@ class Plan(NamedTuple):
     target: common.Target
     peers: tuple[str, ...]
     unit: str
+    #: Whether the row's label shows the benchmark server's CPU for each
+    #: client (where the server could set the pace, not the client).
+    server_cpu: bool = False
 
 
 def _plans(quick: bool) -> list[Plan]:
@@ -206,6 +209,7 @@ def _plans(quick: bool) -> list[Plan]:
             common.Target(2.0),
             seed,
             "ms",
+            server_cpu=True,
         ),
     ]
 
@@ -229,10 +233,15 @@ def e2e_rows(rounds: int, quick: bool) -> list[Row]:
                         # Rounds alternate between the clients, so the
                         # machine's drift over time falls on all of them alike.
                         values: dict[str, list[float]] = {c.name: [] for c in used}
+                        server_cpu: dict[str, list[float]] = {c.name: [] for c in used}
                         for _ in range(rounds):
                             for client in used:
                                 gc.collect()
+                                before = common.process_cpu(server.process.pid)
                                 values[client.name].append(await plan.run(client, workload))
+                                after = common.process_cpu(server.process.pid)
+                                if before is not None and after is not None:
+                                    server_cpu[client.name].append(after - before)
                         results = {name: sample(found) for name, found in values.items()}
                         ours = results["gptalk-proto"]
                         for peer_name, peer in results.items():
@@ -242,10 +251,17 @@ def e2e_rows(rounds: int, quick: bool) -> list[Row]:
                                 ratio = ours.median / peer.median
                             else:
                                 ratio = peer.median / ours.median
+                            note = ""
+                            if plan.server_cpu and server_cpu[peer_name]:
+                                ours_cpu, peer_cpu = (
+                                    statistics.median(server_cpu[name]) * 1e3
+                                    for name in ("gptalk-proto", peer_name)
+                                )
+                                note = f" (server CPU {ours_cpu:.3g} / {peer_cpu:.3g} ms)"
                             rows.append(
                                 common.row(
                                     plan.measure,
-                                    f"{label} vs {peer_name}",
+                                    f"{label} vs {peer_name}{note}",
                                     ours.show(plan.unit, 1e3),
                                     peer.show(plan.unit, 1e3),
                                     ratio,

@@ -1,0 +1,103 @@
+"""The benchmark server reads requests by hand (see ``BenchProtocol``): it
+must take every request the clients send however the bytes arrive, and
+answer what they never send with a 400, not a hang or a wrong reply."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+
+import pytest
+
+from .bench import server as bench_server
+
+LOGIN_BODY = json.dumps({"fingerprint": "0" * 32, "platform": "fingerprint"}).encode()
+LOGIN = (
+    b"POST /api/chatgpt/user/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b"Content-Length: %d\r\n\r\n%s" % (len(LOGIN_BODY), LOGIN_BODY)
+)
+TEXT_BODY = json.dumps({"content": "events:64:8:raw:lf"}).encode()
+TEXT = b"POST /api/chatgpt/chatapi/text HTTP/1.1\r\nhost: x\r\nCONTENT-LENGTH:  %d \r\n\r\n%s" % (
+    len(TEXT_BODY),
+    TEXT_BODY,
+)
+
+
+class Transport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = bytearray()
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+def served(pieces: list[bytes]) -> tuple[list[bytes], list[bytes], Transport]:
+    """The targets and bodies the server answered, and its transport."""
+    targets: list[bytes] = []
+    bodies: list[bytes] = []
+
+    class Recording(bench_server.BenchProtocol):
+        def respond(self) -> None:
+            targets.append(self.target)
+            bodies.append(self.body)
+            super().respond()
+
+    protocol = Recording()
+    transport = Transport()
+    protocol.connection_made(transport)
+    for piece in pieces:
+        protocol.data_received(piece)
+    return targets, bodies, transport
+
+
+def cuts(data: bytes, seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    points = sorted(rng.sample(range(1, len(data)), rng.randint(1, 8)))
+    return [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+
+
+@pytest.mark.parametrize("way", ["whole", "byte by byte", *(f"cut {n}" for n in range(20))])
+def test_pipelined_requests_in_any_pieces(way: str) -> None:
+    data = LOGIN + TEXT
+    if way == "whole":
+        pieces = [data]
+    elif way == "byte by byte":
+        pieces = [data[i : i + 1] for i in range(len(data))]
+    else:
+        pieces = cuts(data, int(way.split()[1]))
+    targets, bodies, transport = served(pieces)
+    assert targets == [b"/api/chatgpt/user/login", b"/api/chatgpt/chatapi/text"]
+    assert bodies == [LOGIN_BODY, TEXT_BODY]
+    assert transport.written.count(b"HTTP/1.1 200 OK") == 2
+    assert b'"token": "events.64.8.raw.lf"' in transport.written
+    assert not transport.closed
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        # A chunked body: no client of the benchmark sends one.
+        b"POST /x HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        # A head that never ends, past the cap.
+        b"GET /x HTTP/1.1\r\n" + b"a: b\r\n" * (bench_server.MAX_REQUEST // 6 + 1),
+        # A body past the cap.
+        b"POST /x HTTP/1.1\r\ncontent-length: %d\r\n\r\n" % bench_server.MAX_REQUEST,
+        # Not a request line.
+        b"GET /x\r\n\r\n",
+        b"GET /x SPDY/3\r\n\r\n",
+    ],
+)
+def test_what_no_client_sends_gets_a_400_and_a_close(request_: bytes) -> None:
+    targets, _, transport = served([request_])
+    assert targets == []
+    assert transport.written.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert transport.closed
