@@ -153,6 +153,10 @@ def _fixed_headers(user_agent: str, origin: str, stream: bool) -> tuple[tuple[st
 #: ``JSONEncoder.encode`` runs for a str, without its Python layer.
 _dumps = json.encoder.encode_basestring_ascii
 
+#: Named tuples built with ``tuple.__new__``: the same tuple as the class's
+#: call, without its generated ``__new__`` (a Python frame) per request/head.
+_new = tuple.__new__
+
 #: Settings kept in their JSON form, at most: a client sends the same model
 #: and user agent in every chat's text request.
 MAX_JSON_SETTINGS = 16
@@ -190,7 +194,7 @@ def login_request(
         ("x-auth-timestamp", str(int(now))),
         *extra_headers,
     )
-    return Request("login", "POST", LOGIN_PATH, headers, body)
+    return _new(Request, ("login", "POST", LOGIN_PATH, headers, body))
 
 
 def text_request_fields(body: bytes) -> tuple[str, str] | None:
@@ -238,7 +242,7 @@ def text_request(
         *extra_headers,
         ("authorization", f"Bearer {token}"),
     )
-    return Request("text", "POST", TEXT_PATH, headers, body)
+    return _new(Request, ("text", "POST", TEXT_PATH, headers, body))
 
 
 def stream_request(
@@ -260,7 +264,7 @@ def stream_request(
         ("x-auth-timestamp", str(int(now))),
         *extra_headers,
     )
-    return Request("stream", "GET", target, headers, b"")
+    return _new(Request, ("stream", "GET", target, headers, b""))
 
 
 # -- responses ----------------------------------------------------------------
