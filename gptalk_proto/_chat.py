@@ -85,10 +85,9 @@ _RESPONSE = ClientInput.RESPONSE
 _DATA = ClientInput.DATA
 _END = ClientInput.END
 _ABORT = ClientInput.ABORT
-# The states as module constants, as the inputs above: before Python 3.12 an
-# Enum member read off its class (``ClientState.START``) goes through
-# EnumType.__getattr__'s slow attribute hook, about ten times a global's cost,
-# and a chat reads states some ninety times.
+# The states as module constants, as the inputs above: before Python 3.12 an Enum
+# member read off its class (``ClientState.START``) goes through EnumType.__getattr__'s
+# slow attribute hook, about ten times a global's cost; a chat reads states ninety times.
 _START = ClientState.START
 _LOGIN_SENT = ClientState.LOGIN_SENT
 _LOGIN_BODY = ClientState.LOGIN_BODY
@@ -98,6 +97,7 @@ _TEXT_DONE = ClientState.TEXT_DONE
 _STREAM_SENT = ClientState.STREAM_SENT
 #: The states that wait for a response's head (see Chat.waiting).
 _WAITING_STATES = frozenset({_LOGIN_SENT, _TEXT_SENT, _STREAM_SENT})
+_SENT = {"login": _LOGIN_SENT, "text": _TEXT_SENT, "stream": _STREAM_SENT}  # by request kind
 _STREAMING = ClientState.STREAMING
 _DRAINING = ClientState.DRAINING
 _DONE = ClientState.DONE
@@ -118,9 +118,6 @@ MAX_RETRY_AFTER_LENGTH = 64
 
 def _header_text(value: str | bytes) -> str:
     return value.decode("latin-1") if isinstance(value, (bytes, bytearray)) else value
-
-
-_SENT = {"login": _LOGIN_SENT, "text": _TEXT_SENT, "stream": _STREAM_SENT}  # by request kind
 
 
 class Chat:
@@ -368,14 +365,12 @@ class Chat:
     ) -> None:
         """The final response head of the request in flight."""
         targets = self._machine.check(_RESPONSE)
-        if type(status) is int and 200 <= status <= 599:
-            pass  # the common case in one test (no bool, whose type is its own)
-        elif isinstance(status, bool) or not isinstance(status, int) or 100 <= status <= 199:
+        if isinstance(status, bool) or not isinstance(status, int) or 100 <= status <= 199:
             # Not a status, or an informational one: the caller's mistake
             # (1xx answers are not final; an HTTP parser skips them).
             self._machine.fail()
             raise LocalProtocolError(f"expected a final response status (200-599), got {status!r}")
-        elif not 200 <= status <= 599:
+        if not 200 <= status <= 599:
             # Three digits that HTTP gives no meaning (RFC 9110 section 15:
             # 100-599), such as 600: h11 lets them through, and they are the
             # server's fault.  Raised by next_event, like every peer error.
