@@ -85,10 +85,9 @@ _RESPONSE = ClientInput.RESPONSE
 _DATA = ClientInput.DATA
 _END = ClientInput.END
 _ABORT = ClientInput.ABORT
-# The states as module constants, as the inputs above: before Python 3.12 an
-# Enum member read off its class (``ClientState.START``) goes through
-# EnumType.__getattr__'s slow attribute hook, about ten times a global's cost,
-# and a chat reads states some ninety times.
+# The states as module constants, as the inputs above: before Python 3.12 an Enum
+# member read off its class (``ClientState.START``) goes through EnumType.__getattr__'s
+# slow attribute hook, about ten times a global's cost; a chat reads states ninety times.
 _START = ClientState.START
 _LOGIN_SENT = ClientState.LOGIN_SENT
 _LOGIN_BODY = ClientState.LOGIN_BODY
@@ -98,6 +97,7 @@ _TEXT_DONE = ClientState.TEXT_DONE
 _STREAM_SENT = ClientState.STREAM_SENT
 #: The states that wait for a response's head (see Chat.waiting).
 _WAITING_STATES = frozenset({_LOGIN_SENT, _TEXT_SENT, _STREAM_SENT})
+_SENT = {"login": _LOGIN_SENT, "text": _TEXT_SENT, "stream": _STREAM_SENT}  # by request kind
 _STREAMING = ClientState.STREAMING
 _DRAINING = ClientState.DRAINING
 _DONE = ClientState.DONE
@@ -323,8 +323,7 @@ class Chat:
                 origin=self.origin,
                 extra_headers=self._extra_headers,
             )
-        target = {"login": _LOGIN_SENT, "text": _TEXT_SENT, "stream": _STREAM_SENT}
-        self._machine.move(_SEND, target[request.kind])
+        self._machine.move(_SEND, _SENT[request.kind])
         self._request = request
         return request
 
@@ -385,7 +384,7 @@ class Chat:
             if name == b"content-type" or (
                 len(name) == 12 and _header_text(name).lower() == "content-type"
             ):
-                content_type = media_type(_header_text(value))  # == EVENT_STREAM below
+                content_type = media_type(value)  # == EVENT_STREAM below
             elif status in RETRY_AFTER_STATUSES and (
                 name == b"retry-after"
                 or (len(name) == 11 and _header_text(name).lower() == "retry-after")

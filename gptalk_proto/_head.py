@@ -137,6 +137,11 @@ class PlainHead(NamedTuple):
     keep_alive: bool
 
 
+#: Named tuples built with ``tuple.__new__``: the same tuple as the class's
+#: call, without its generated ``__new__`` (a Python frame) per request/head.
+_new = tuple.__new__
+
+
 def says_close(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     """Whether the ``Connection`` fields hold the token ``close``, split and
     compared exactly as h11 does (comma-separated, stripped, any case)."""
@@ -188,4 +193,4 @@ def read_head(data: bytes, max_head_size: int) -> PlainHead | NeedData | None:
         headers.append((name, value))
     if length == -2:
         return None  # a body read to EOF: h11's framing
-    return PlainHead(status, headers, end + 4, length, keep_alive)
+    return _new(PlainHead, (status, headers, end + 4, length, keep_alive))

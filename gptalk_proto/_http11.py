@@ -133,6 +133,10 @@ _LENGTH = ReaderState.LENGTH
 _CHUNKED = ReaderState.CHUNKED
 _DONE = ReaderState.DONE
 
+#: Named tuples built with ``tuple.__new__``: the same tuple as the class's
+#: call, without its generated ``__new__`` (a Python frame) per request/head.
+_new = tuple.__new__
+
 
 class ResponseHead(NamedTuple):
     """A final response's status and headers (lowercase bytes names)."""
@@ -296,7 +300,7 @@ class ResponseReader:
                     and _is_chunked(event)
                 ):
                     self._start_chunked(event, parser)
-                return ResponseHead(event.status_code, event.headers)
+                return _new(ResponseHead, (event.status_code, event.headers))
             if event_type is h11.EndOfMessage:
                 # Both sides keep the connection (h11 decided from the heads).
                 keep = parser.our_state is h11.DONE and parser.their_state is h11.DONE
@@ -344,7 +348,7 @@ class ResponseReader:
         else:
             self.state = _LENGTH
             self._left = head.length
-        return ResponseHead(head.status, head.headers)
+        return _new(ResponseHead, (head.status, head.headers))
 
     def _next_length(self) -> bytes | NeedData:
         # A Content-Length body, as h11 reads one: the bytes as they come,

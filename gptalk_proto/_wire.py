@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import json.encoder
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import IntEnum
@@ -125,26 +126,36 @@ def format_prompt(messages: str | Sequence[Mapping[str, str]]) -> str:
     return "\n".join(lines) + "\nAssistant:"
 
 
-def _base_headers(
-    now: float, user_agent: str, origin: str, extra: Iterable[tuple[str, str]]
-) -> list[tuple[str, str]]:
-    # The headers the original web client sent on every request.
-    headers = [
-        ("accept", "*/*"),
-        ("content-type", "application/json"),
+#: (user agent, origin) pairs whose fixed headers are kept built, at most: a
+#: client sends the same pair in every request, and these headers were
+#: listed, extended and made a tuple again for each.
+MAX_HEADER_SETTINGS = 16
+
+
+@functools.lru_cache(maxsize=MAX_HEADER_SETTINGS)
+def _fixed_headers(user_agent: str, origin: str, stream: bool) -> tuple[tuple[str, str], ...]:
+    # The headers the original web client sent on every request, up to its
+    # timestamp; a stream request (a GET: no body) accepts an event stream
+    # and names no content type.
+    rest = (
         ("origin", origin),
         ("user-agent", user_agent),
         ("x-auth-appid", APP_ID),
         ("x-auth-openid", ""),
         ("x-auth-platform", ""),
-        ("x-auth-timestamp", str(int(now))),
-    ]
-    headers.extend(extra)
-    return headers
+    )
+    if stream:
+        return (("accept", "text/event-stream"), *rest)
+    return (("accept", "*/*"), ("content-type", "application/json"), *rest)
 
 
-#: A string as json.dumps writes it by default (ASCII escapes).
-_dumps = json.JSONEncoder().encode
+#: A string as json.dumps writes it by default (ASCII escapes): what
+#: ``JSONEncoder.encode`` runs for a str, without its Python layer.
+_dumps = json.encoder.encode_basestring_ascii
+
+#: Named tuples built with ``tuple.__new__``: the same tuple as the class's
+#: call, without its generated ``__new__`` (a Python frame) per request/head.
+_new = tuple.__new__
 
 #: Settings kept in their JSON form, at most: a client sends the same model
 #: and user agent in every chat's text request.
@@ -178,8 +189,12 @@ def login_request(
 ) -> Request:
     """``POST /api/chatgpt/user/login`` with the fingerprint."""
     body = _json({"fingerprint": check_fingerprint(fingerprint), "platform": "fingerprint"})
-    headers = _base_headers(now, user_agent, origin, extra_headers)
-    return Request("login", "POST", LOGIN_PATH, tuple(headers), body)
+    headers = (
+        *_fixed_headers(user_agent, origin, False),
+        ("x-auth-timestamp", str(int(now))),
+        *extra_headers,
+    )
+    return _new(Request, ("login", "POST", LOGIN_PATH, headers, body))
 
 
 def text_request_fields(body: bytes) -> tuple[str, str] | None:
@@ -221,9 +236,13 @@ def text_request(
         '"is_open_ctx": 0, "prompt": "", "roid": 111, "temperature": 0, '
         f'"ctx_msg_count": 3, "created_at": {int(now)}}}'
     ).encode("ascii")
-    headers = _base_headers(now, user_agent, origin, extra_headers)
-    headers.append(("authorization", f"Bearer {token}"))
-    return Request("text", "POST", TEXT_PATH, tuple(headers), body)
+    headers = (
+        *_fixed_headers(user_agent, origin, False),
+        ("x-auth-timestamp", str(int(now))),
+        *extra_headers,
+        ("authorization", f"Bearer {token}"),
+    )
+    return _new(Request, ("text", "POST", TEXT_PATH, headers, body))
 
 
 def stream_request(
@@ -240,11 +259,12 @@ def stream_request(
     if stream_token.rstrip(_UNRESERVED):
         stream_token = quote(stream_token, safe="")
     target = f"{STREAM_PATH}?token={stream_token}"
-    headers = _base_headers(now, user_agent, origin, extra_headers)
-    headers[0] = ("accept", "text/event-stream")
-    # A GET has no body, so no content-type either.
-    del headers[1]
-    return Request("stream", "GET", target, tuple(headers), b"")
+    headers = (
+        *_fixed_headers(user_agent, origin, True),
+        ("x-auth-timestamp", str(int(now))),
+        *extra_headers,
+    )
+    return _new(Request, ("stream", "GET", target, headers, b""))
 
 
 # -- responses ----------------------------------------------------------------

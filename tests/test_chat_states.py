@@ -141,3 +141,40 @@ def test_streaming_end_without_done_is_stream_interrupted(make_chat: Callable[..
         drain(chat, events)
     assert info.value.text == "partial"
     assert events[-2:] == [g.TextDelta("par"), g.TextDelta("tial")]
+
+
+class _Status(int):
+    """An int of a type of its own (as ``http.HTTPStatus`` is)."""
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        (200, S.LOGIN_BODY),
+        (_Status(200), S.LOGIN_BODY),
+        (_Status(599), S.LOGIN_BODY),  # a 5xx: the service error comes with its body
+        (True, g.LocalProtocolError),
+        (150, g.LocalProtocolError),
+        (_Status(101), g.LocalProtocolError),
+        ("200", g.LocalProtocolError),
+        (600, g.RemoteProtocolError),
+        (_Status(99), g.RemoteProtocolError),
+    ],
+)
+def test_a_status_is_judged_by_its_value_whatever_int_type_it_has(
+    status: int, outcome: object
+) -> None:
+    # The common status (an int 200-599) is taken in one test; every other
+    # value is judged as before: int subclasses by value, bools and 1xx refused.
+    chat = drive_to(g.Chat("hi", credentials=g.Credentials(), fingerprint="a" * 32), S.LOGIN_SENT)
+    if isinstance(outcome, type) and issubclass(outcome, g.LocalProtocolError):
+        with pytest.raises(outcome, match="final response status"):
+            chat.receive_response(status, JSON)
+        assert chat.state is S.ERROR
+        return
+    chat.receive_response(status, JSON)
+    if outcome is g.RemoteProtocolError:
+        with pytest.raises(g.RemoteProtocolError, match="status from 100 to 599"):
+            chat.next_event()
+        return
+    assert chat.state is outcome

@@ -4,10 +4,12 @@ and the cassette's reader and the recorder follow it."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gptalk_proto.cassette import Recorder
 from gptalk_proto.cassette._response import parse_response
-from gptalk_proto.sse import EVENT_STREAM, is_event_stream, media_type
+from gptalk_proto.sse import EVENT_STREAM, _media, is_event_stream, media_type
 
 
 @pytest.mark.parametrize(
@@ -50,3 +52,22 @@ def test_the_cassette_reader_and_the_recorder_agree(content_type: str, streams: 
     keep = recorder.received(number, wire, 0.1)
     # A stream stops at the first event (max_events=1); anything else is kept whole.
     assert (keep < len(wire)) is streams
+
+
+@given(st.binary(max_size=2 * _media.MAX_KNOWN_CONTENT_TYPE_LENGTH))
+def test_a_known_bytes_value_has_the_media_type_of_its_text(value: bytes) -> None:
+    # Short bytes values are kept (an lru cache), longer ones and str worked
+    # out each time: asked twice (the second time from the cache when short),
+    # a bytes value, its bytearray and its latin-1 text give one media type.
+    text = value.decode("latin-1")
+    expected = text.split(";", 1)[0].strip().lower()
+    assert media_type(value) == media_type(value) == expected
+    assert media_type(bytearray(value)) == media_type(text) == expected
+    assert _media._known_media_type.cache_info().currsize <= _media.MAX_KNOWN_CONTENT_TYPES
+
+
+def test_the_known_media_types_stay_bounded() -> None:
+    for n in range(3 * _media.MAX_KNOWN_CONTENT_TYPES):
+        assert media_type(b"Text/X%d; q=1" % n) == f"text/x{n}"
+    info = _media._known_media_type.cache_info()
+    assert info.currsize == info.maxsize == _media.MAX_KNOWN_CONTENT_TYPES

@@ -244,6 +244,10 @@ async def drive(
     # in hand: the next event is NEED_DATA, read without asking for it.
     waiting = False
     event: list[ChatEvent] | ReconnectNeeded | Sentinel
+    # What limits.beyond(timeout.read) says, asked before every read and
+    # write: written out there (a call each, several per chat).
+    read_timeout = timeout.read
+    monotonic = time.monotonic
     try:
         if limits.beyond(timeout.connect):  # the connect timeout alone bounds it
             # The common start, a kept-alive connection still good, without
@@ -300,8 +304,10 @@ async def drive(
                     # The common read, without run()'s layer (a coroutine per
                     # read): the read timeout alone bounds it when the total
                     # deadline is further off (the default Timeout has one).
-                    if limits.beyond(timeout.read):
-                        data = await stream.receive_some(READ_SIZE, timeout.read)
+                    if deadline is None or (
+                        read_timeout is not None and deadline - monotonic() > read_timeout
+                    ):
+                        data = await stream.receive_some(READ_SIZE, read_timeout)
                     else:
                         data = await limits.run(
                             stream.receive_some, (READ_SIZE,), timeout.read, "read"
@@ -334,9 +340,11 @@ async def drive(
                     login.release()  # the login ended: the seated chats take their uses
                     login = None
                 try:
-                    if limits.beyond(timeout.read):  # the common write, without run()
+                    if deadline is None or (  # the common write, without run()
+                        read_timeout is not None and deadline - monotonic() > read_timeout
+                    ):
                         try:
-                            await stream.send_all(data, timeout.read)
+                            await stream.send_all(data, read_timeout)
                         except TimeoutError:
                             raise WriteTimeout(
                                 f"no progress on the write for {timeout.read} s"

@@ -245,6 +245,10 @@ def drive(
     # in hand: the next event is NEED_DATA, read without asking for it.
     waiting = False
     event: list[ChatEvent] | ReconnectNeeded | Sentinel
+    # What limits.beyond(timeout.read) says, asked before every read and
+    # write: written out there (a call each, several per chat).
+    read_timeout = timeout.read
+    monotonic = time.monotonic
     try:
         if limits.beyond(timeout.connect):  # the connect timeout alone bounds it
             # The common start, a kept-alive connection still good, without
@@ -301,8 +305,10 @@ def drive(
                     # The common read, without run()'s layer (a coroutine per
                     # read): the read timeout alone bounds it when the total
                     # deadline is further off (the default Timeout has one).
-                    if limits.beyond(timeout.read):
-                        data = stream.receive_some(READ_SIZE, timeout.read)
+                    if deadline is None or (
+                        read_timeout is not None and deadline - monotonic() > read_timeout
+                    ):
+                        data = stream.receive_some(READ_SIZE, read_timeout)
                     else:
                         data = limits.run(stream.receive_some, (READ_SIZE,), timeout.read, "read")
                 except TimeoutError:
@@ -333,9 +339,11 @@ def drive(
                     login.release()  # the login ended: the seated chats take their uses
                     login = None
                 try:
-                    if limits.beyond(timeout.read):  # the common write, without run()
+                    if deadline is None or (  # the common write, without run()
+                        read_timeout is not None and deadline - monotonic() > read_timeout
+                    ):
                         try:
-                            stream.send_all(data, timeout.read)
+                            stream.send_all(data, read_timeout)
                         except TimeoutError:
                             raise WriteTimeout(
                                 f"no progress on the write for {timeout.read} s"
