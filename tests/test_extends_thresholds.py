@@ -25,7 +25,8 @@ from gptalk_proto.sse._lines import EXTENDS_LONG_LINE, LONG_LINE
 from gptalk_proto.sse._long import process_long
 
 from .sse_cases import chunkings
-from .test_chat_extensions import _gptalk_stream, _run_chat
+from .test_chat_extensions import _changes_with_extensions, _gptalk_stream, _run_chat
+from .test_credentials_content import reference_changes
 from .test_growing_blocks import _outcome, _parser
 
 #: The length of the lines of the counting tests: between the two parsers'
@@ -192,3 +193,31 @@ def test_the_chats_parser_takes_the_lower_threshold(monkeypatch: pytest.MonkeyPa
     assert deltas[0] == texts[0]
     assert deltas[1:] == [b[len(a) :] for a, b in itertools.pairwise(texts)]
     assert calls
+
+
+@pytest.mark.parametrize("ends", [b"\n", b"\r\n"])
+def test_the_decoder_follows_extensions_after_one_it_decoded_in_full(
+    ends: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An Extension whose new piece does not decode alone (a low surrogate's
+    # escape after a high one's: one character with the text before) is
+    # decoded in full; the decoder then keeps that Extension, not its text,
+    # as its last value, so the ones extending it are taken by the proof
+    # (their text never joined), not each joined and decoded in full to the
+    # end of the reply (the lower threshold made 8 KB raw LF chats at one
+    # character per event 39% dearer through that).
+    joined: list[int] = []
+    text = Extension.text
+
+    def counting(self: Extension) -> str:
+        joined.append(self.count)
+        return text(self)
+
+    monkeypatch.setattr(Extension, "text", counting)
+    body = "caf\\u00e9 " * (_MIDDLE // 10)
+    bodies = [body, body + "\\ud83d", body + "\\ud83d\\ude00"]
+    bodies += [bodies[-1] + "ab" * n for n in range(1, 12)]
+    datas = ['{"content": "' + b + '"}' for b in bodies]
+    got = _changes_with_extensions(datas, [False] * len(datas), [], ends)
+    assert got == reference_changes(datas)
+    assert len(joined) == 1
