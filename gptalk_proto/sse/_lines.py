@@ -41,13 +41,14 @@ MIXED_FROM = 8 * LONG_LINE
 #: per line (a few thousand instructions) pay for themselves on shorter
 #: lines than where each value's text is made.  Callgrind, instructions per
 #: chat of the client's core replaying captured reads, against 2048: 2,000
-#: characters raw -19% (32 ch/event) and -18% (4), ascii -8% (32); 8 KB at
-#: 32 ch/event raw LF -6%, ascii CRLF -1%; 1 KB raw -4% (4); but 1 KB ascii
-#: +3% (32) and +7% (4): ASCII decodes in C for less than those steps up to
-#: about 1.5 KB, which a parser cannot know before the bytes.  256 bytes and
-#: 1024 were worse overall (256: 1 KB ascii +16%, 8 KB ascii CRLF +2%; 1024:
-#: 2,000 raw at 32 ch/event -16%, 1 KB raw -1%), and so was 768.  MIXED_FROM
-#: stays (8 x 512 measured the same or a little dearer).  The same as
+#: characters raw -25%, -18%, -19% (1, 4, 32 ch/event), ascii -7%, 0, -8%;
+#: 8 KB raw -4% to -6% (LF and CRLF), ascii -2% to +1.5%; 1 KB raw -5% (4)
+#: and -1% (32); but 1 KB ascii +3% (1 and 32) and +7% (4): ASCII decodes
+#: in C for less than those steps up to about 1.5 KB, and a parser cannot
+#: tell ASCII JSON before the bytes.  256 bytes and 1024 were worse overall
+#: (256: 1 KB ascii +16%, 8 KB ascii CRLF +2%; 1024: 2,000 raw at 32
+#: ch/event -16%, 1 KB raw -1%), and so was 768.  MIXED_FROM stays (8 x 512
+#: measured the same or a little dearer).  The same as
 #: _growing.EXTENDS_REUSE_FROM: a line that goes alone is one whose value
 #: is reused.
 EXTENDS_LONG_LINE = 512
