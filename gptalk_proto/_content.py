@@ -239,7 +239,10 @@ class ContentDecoder:
                         # Its piece does not decode alone: the full decode
                         # decides (below, with no compare: it was proved).
                         data = item.text()
-                        last = data
+                        # The Extension itself, not its text: the next one's
+                        # ``before`` (else every later one went the general
+                        # way, its text joined and decoded in full).
+                        last = item
                         raw, change = self._reload(data)
                         gap = ""
                         limit = _gap_limit(raw)
@@ -251,6 +254,9 @@ class ContentDecoder:
                     data = item.text()  # the general way, with its whole text
                 else:
                     data = item  # type: ignore[assignment]  # (not an Extension: a str)
+                # What the next Extension's ``before`` is when it extends this
+                # one: the Extension (see above), or the str.
+                given = item
                 if raw is not None:
                     # The old line is last[:known] (see __init__).
                     size = len(data)
@@ -348,14 +354,14 @@ class ContentDecoder:
                                     gap = ""
                                     limit = _gap_limit(raw)
                             known = size - 2
-                            last = data
+                            last = given
                             if added:
                                 taken.append(added)  # (its TextDelta: see taken)
                             continue
                 if taken:
                     _flush(taken, pieces, out)  # (before _reload reads the text)
                     taken = []
-                last = data
+                last = given
                 raw, change = self._reload(data)
                 gap = ""
                 limit = _gap_limit(raw)

@@ -14,6 +14,7 @@ from collections import deque
 
 from .._errors import LocalProtocolError
 from ._event import SSEEvent
+from ._lines import EXTENDS_LONG_LINE
 
 __all__ = ["MAX_GROWING_TAIL", "MAX_LINKS", "Extension", "GrowingValues", "whole", "whole_data"]
 
@@ -24,6 +25,13 @@ MAX_GROWING_TAIL = 64
 #: less than the Python steps that prove a reuse exact.
 _REUSE_FROM = 2048
 
+#: _REUSE_FROM of a grower that hands over Extensions (see hand_extensions):
+#: such a value is never joined, so the steps that prove a reuse pay for
+#: themselves on much shorter values (measured with the parser's
+#: EXTENDS_LONG_LINE, which says by how much).  The same as that: below it,
+#: the parser's lines do not reach the grower one by one.
+EXTENDS_REUSE_FROM = EXTENDS_LONG_LINE
+
 #: The pieces the previous text is kept in (see GrowingValues.decode) are
 #: joined into one when there are more than this many.
 _MAX_PIECES = 32
@@ -31,8 +39,10 @@ _MAX_PIECES = 32
 #: Cap on the proofs kept for a consumer (see GrowingValues.keep_links): the
 #: values of one read's events, which it takes right after the read (a value
 #: decoded by reuse is over _REUSE_FROM bytes, so a read of 256 KiB, asyncio's
-#: largest, holds at most 128); older ones are dropped (their consumer then
-#: compares the text itself), and at most this many values kept alive.
+#: largest, holds at most 128; a grower handing over Extensions, whose reused
+#: values are Extensions with no proof kept, keeps one only for a value it
+#: joins, rare); older ones are dropped (their consumer then compares the
+#: text itself), and at most this many values kept alive.
 MAX_LINKS = 128
 
 
@@ -84,7 +94,7 @@ def whole(value: str) -> str:
 class GrowingValues:
     """The decoding of successive long data values of one stream."""
 
-    __slots__ = ("_last", "_links", "_previous", "extends", "tail")
+    __slots__ = ("_last", "_links", "_previous", "_reuse_from", "extends", "tail")
 
     def __init__(self, tail: int) -> None:
         if not 0 < tail <= MAX_GROWING_TAIL:
@@ -103,6 +113,9 @@ class GrowingValues:
         # Extension (see hand_extensions); read by the parser's long-line
         # loops (see process_long), set only by hand_extensions.
         self.extends = False
+        # Values shorter than this are decoded whole and not kept (see
+        # _REUSE_FROM); set only by hand_extensions.
+        self._reuse_from = _REUSE_FROM
 
     def hand_extensions(self) -> None:
         """From now on, a long data value that the bytes prove extends the one
@@ -111,8 +124,12 @@ class GrowingValues:
         the one consumer of a stream's events that needs only what each value
         added (the GPTalk chat, whose content decoder takes them).  A data
         buffer of several lines gets the text; every value of a parser not
-        told this is ``str``."""
+        told this is ``str``.  Values from EXTENDS_REUSE_FROM bytes on are
+        reused from then on (see there), and a parser told this before its
+        first bytes sends its lines from that length on one by one (see
+        SSEParser._long_line)."""
         self.extends = True
+        self._reuse_from = EXTENDS_REUSE_FROM
 
     def keep_links(self) -> deque[tuple[str, str | Extension]]:
         """From now on, keep ``(value, before)`` for each value decoded by
@@ -164,8 +181,8 @@ class GrowingValues:
         the line end's search, the CR's and the compare scanned it three
         times.  Only after :meth:`hand_extensions`, with a previous value
         kept; ``(values, start)`` as given otherwise.  (A value extending
-        a kept one is _REUSE_FROM bytes or more, so its line is a long one,
-        as feed_long takes only: see LONG_LINE.)
+        a kept one is EXTENDS_REUSE_FROM bytes or more, so its line is a
+        long one, as feed_long takes only: see EXTENDS_LONG_LINE.)
         """
         values: list[str] = []
         previous = self._previous
@@ -328,12 +345,14 @@ class GrowingValues:
         # Decoded whole (the first value, one that does not extend the
         # previous, and every ASCII one: the fewest steps for those).
         if stop - start < _REUSE_FROM:
+            # (_REUSE_FROM for every grower here: only how the bytes are
+            # read; what is kept is decided below, by the grower's own.)
             value = head[start:stop].decode("utf-8", "replace")  # (see simple_run)
         else:
             # Decoded from the view: a long value's bytes are not copied out first.
             value = str(view[start:stop], "utf-8", "replace")
         if (
-            stop - start >= _REUSE_FROM
+            stop - start >= self._reuse_from
             # ASCII text decodes about as fast as it copies: nothing to save
             # where the value must be joined, but a value handed over as an
             # Extension is never joined (its bytes compared, not decoded).

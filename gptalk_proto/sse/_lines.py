@@ -8,6 +8,7 @@ shape of line at hand.
 from __future__ import annotations
 
 __all__ = [
+    "EXTENDS_LONG_LINE",
     "LONG_LINE",
     "MIXED_FROM",
     "SHORT_LINES",
@@ -31,6 +32,26 @@ LONG_LINE = 2048
 #: alone, the first of which is decoded whole anyway, do not pay for the
 #: steps (nor for the search).
 MIXED_FROM = 8 * LONG_LINE
+
+#: LONG_LINE for a parser whose grower hands over Extensions
+#: (GrowingValues.extends: the chat client's own parser), fixed at its first
+#: bytes (see SSEParser._long_line); every other parser keeps LONG_LINE.
+#: Such a value is never joined: from the second on, each line costs a
+#: compare of its bytes and a decode of what it added, so the Python steps
+#: per line (a few thousand instructions) pay for themselves on shorter
+#: lines than where each value's text is made.  Callgrind, instructions per
+#: chat of the client's core replaying captured reads, against 2048: 2,000
+#: characters raw -25%, -18%, -19% (1, 4, 32 ch/event), ascii -7%, 0, -8%;
+#: 8 KB raw -4% to -6% (LF and CRLF), ascii -2% to +1.5%; 1 KB raw -5% (4)
+#: and -1% (32); but 1 KB ascii +3% (1 and 32) and +7% (4): ASCII decodes
+#: in C for less than those steps up to about 1.5 KB, and a parser cannot
+#: tell ASCII JSON before the bytes.  256 bytes and 1024 were worse overall
+#: (256: 1 KB ascii +16%, 8 KB ascii CRLF +2%; 1024: 2,000 raw at 32
+#: ch/event -16%, 1 KB raw -1%), and so was 768.  MIXED_FROM stays (8 x 512
+#: measured the same or a little dearer).  The same as
+#: _growing.EXTENDS_REUSE_FROM: a line that goes alone is one whose value
+#: is reused.
+EXTENDS_LONG_LINE = 512
 
 #: Pieces of an unfinished line longer than this are kept as views of their
 #: chunk rather than copied out of it (a view costs more to make than a short
@@ -75,12 +96,13 @@ def crlf_lines(text: str) -> list[str]:
     return (text.replace("\r", "\n") if "\r" in text else text).split("\n")
 
 
-def long_lines_from(buf: bytes, start: int, end: int) -> int:
+def long_lines_from(buf: bytes, start: int, end: int, long_line: int = LONG_LINE) -> int:
     """Where long lines start in the region ``buf[start:end]`` (whole lines,
     without the last line end) whose first line is short, when the line
     MIXED_FROM bytes before its end is long: the start of a line of
-    LONG_LINE bytes or more, no later than that one, every line probed
-    before it shorter; else ``end``.
+    ``long_line`` bytes or more (the parser's: LONG_LINE or
+    EXTENDS_LONG_LINE), no later than that one, every line probed before it
+    shorter; else ``end``.
 
     A cumulative reply's lines grow with every event, and a client's read
     of 256 KiB holds the last of the short ones and then long ones: the
@@ -97,7 +119,7 @@ def long_lines_from(buf: bytes, start: int, end: int) -> int:
     rfind, find = buf.rfind, buf.find
     line_start = max(rfind(b"\n", start, probe) + 1, start)
     line_end = find(b"\n", probe, end)
-    if (end if line_end < 0 else line_end) - line_start < LONG_LINE:
+    if (end if line_end < 0 else line_end) - line_start < long_line:
         return end
     low, high = start, line_start
     while low < high:
@@ -106,7 +128,7 @@ def long_lines_from(buf: bytes, start: int, end: int) -> int:
         line_end = find(b"\n", middle, high)
         if line_end < 0:
             line_end = high
-        if line_end - line_start >= LONG_LINE:
+        if line_end - line_start >= long_line:
             high = line_start
         else:
             low = line_end + 1

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from ._event import SSEEvent, _dispatch, _message_events, _new_event
 from ._growing import whole
-from ._lines import LONG_LINE, VIEW_FROM, to_lf
+from ._lines import VIEW_FROM, to_lf
 
 if TYPE_CHECKING:
     from ._growing import GrowingValues
@@ -259,7 +259,7 @@ def complete_line(
     stop = end - crlf
     if after <= end and stop - after <= self.max_line_size and stop - after <= self.max_event_size:
         next_end = data.find(b"\n", after, stop)
-        if next_end < 0 or next_end - after >= LONG_LINE:
+        if next_end < 0 or next_end - after >= self._long_line:
             events += process_long(self, data, after, stop, crlf)
             return events, end + 1
     return events, after
@@ -267,12 +267,12 @@ def complete_line(
 
 def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
     """:meth:`feed`, in fewer steps, for a chunk of a stream of long data
-    lines: a long line is pending (LONG_LINE bytes of it or more: feed
-    looks no further for other streams), or the chunk before was all such
-    blocks (``_long_run``: at 4 KiB reads a chunk often leaves only a few
-    bytes of the next line), and the chunk holds no CR.  ``None`` when the
-    chunk is not one this takes whole (nothing changed then: feed goes its
-    general way).
+    lines: a long line is pending (the parser's ``_long_line`` bytes of it
+    or more, see SSEParser._long_line: feed looks no further for other
+    streams), or the chunk before was all such blocks (``_long_run``: at 4
+    KiB reads a chunk often leaves only a few bytes of the next line), and
+    the chunk holds no CR.  ``None`` when the chunk is not one this takes
+    whole (nothing changed then: feed goes its general way).
 
     A chunk without a line end goes on with the pending line.  Otherwise
     the line it completes must be a data line with the blank line right
@@ -343,6 +343,7 @@ def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
     end = data.rfind(b"\n")
     start = first + 2
     if start < end:
+        long_line = self._long_line
         view = memoryview(data)
         find = data.find
         # Start and stop of each value, for the grower (one read's events).
@@ -360,7 +361,7 @@ def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
             size = stop - start
             if (
                 stop == end  # its blank line is in a later chunk
-                or size < LONG_LINE
+                or size < long_line
                 or data[stop + 1] != 0x0A
                 or data[start : start + 6] != b"data: "  # (see process_long)
                 or size > self.max_line_size

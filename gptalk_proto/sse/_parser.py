@@ -39,6 +39,7 @@ from ._blocks import simple_run, text_region
 from ._checked import over_line_cap, process_checked
 from ._event import SSEEvent, _dispatch, _events, _message_events
 from ._growing import GrowingValues
+from ._lines import EXTENDS_LONG_LINE as _EXTENDS_LONG_LINE
 from ._lines import LONG_LINE, MIXED_FROM, crlf_lines, lf_lines, long_lines_from, to_lf
 from ._lines import VIEW_FROM as _VIEW_FROM
 from ._long import complete_line, feed_long, process_long
@@ -133,6 +134,7 @@ class SSEParser:
         "_grower",
         "_id_buffer",
         "_lazy",
+        "_long_line",
         "_long_run",
         "_pending",
         "_pending_len",
@@ -197,6 +199,13 @@ class SSEParser:
         # Only feed_long sets it; feed's own way, close() and the failures
         # (_fail_line, _fail_event) clear it.
         self._long_run = False
+        # The lines that go one at a time (see _within_line_cap): LONG_LINE
+        # bytes and more, or EXTENDS_LONG_LINE when the grower hands over
+        # Extensions at the stream's first bytes (the chat's parser: told
+        # with the response's head), fixed then, before any line is read, so
+        # that no per-line test pays for the choice.  A grower told later
+        # keeps LONG_LINE's lines (the events are the same either way).
+        self._long_line = LONG_LINE
 
     # -- public API -----------------------------------------------------------
 
@@ -212,7 +221,7 @@ class SSEParser:
             return []
         if type(data) is not bytes:
             data = bytes(data)
-        if self._long_run or self._pending_len >= LONG_LINE:
+        if self._long_run or self._pending_len >= self._long_line:
             # A chunk of a stream of long lines (see feed_long), unless
             # feed_iter just offered it there (_lazy: its bytes chunks;
             # others are rare).
@@ -225,6 +234,8 @@ class SSEParser:
                 self._start = data  # could still become a BOM: wait for more
                 return []
             self._start = None
+            if self._grower is not None and self._grower.extends:
+                self._long_line = _EXTENDS_LONG_LINE  # (see _long_line)
             if data.startswith(_BOM):
                 data = data[3:]
         if self._skip_lf and data:
@@ -321,7 +332,7 @@ class SSEParser:
         # A long line's chunk: feed_long, without feed's steps (closed: none
         # pending; errors and close() clear _long_run).
         if (
-            (self._long_run or (self._pending_len >= LONG_LINE and self._error is None))
+            (self._long_run or (self._pending_len >= self._long_line and self._error is None))
             and type(data) is bytes
             and data
             and (done := feed_long(self, data)) is not None
@@ -402,10 +413,10 @@ class SSEParser:
         # copying it again into the pieces of a split.  A stream's lines are
         # alike, so its first line decides.
         line = buf.find(b"\n", start, end)
-        if line < 0 or line - start >= LONG_LINE:
+        if line < 0 or line - start >= self._long_line:
             return process_long(self, buf, start, end, crlf)
         if end - start > MIXED_FROM:
-            cut = long_lines_from(buf, start, end)
+            cut = long_lines_from(buf, start, end, self._long_line)
             if cut < end and (not crlf or buf[cut - 2] == 0x0D):
                 # Short lines, then long ones (a read of a cumulative reply):
                 # each part the way that suits it, one after the other (the
