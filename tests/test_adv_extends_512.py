@@ -14,6 +14,8 @@ never by time.  Bounded by seeds.
 
 from __future__ import annotations
 
+import gc
+import json
 import random
 
 import pytest
@@ -363,3 +365,65 @@ def test_a_total_deadline_shorter_than_the_read_timeout_ends_a_stalled_read(
     timeout = Timeout(connect=5, read=30, total=1)
     with serve_in_thread(service) as url, pytest.raises(DeadlineExceeded):
         clients.stream(kind, url, timeout=timeout, retry=RetryPolicy(retries=0))
+
+
+def _live_extensions() -> int:
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if type(o) is Extension)
+
+
+def test_typed_events_extending_each_other_keep_no_chain_alive() -> None:
+    # A hostile server's events of another type (not reply content: the chat
+    # skips them), each extending the one before, now and then a message
+    # event among them: the grower's last value held the last of them, each
+    # the one before, with their piece lists (about a thirtieth of what the
+    # server sent, kept for the whole stream).  The chat cuts their links:
+    # a few Extensions alive at any time, and the deltas are the reference's.
+    login = json.dumps({"code": 0, "data": {"token": "t" * 32, "expires_at": 4102444800}})
+    text = json.dumps({"code": 0, "data": {"token": "stream-token"}})
+    body = "caf\u00e9 " * 120
+    datas: list[str] = []
+    events: list[bytes] = []
+    for n in range(400):
+        body += "abcde \u2713 "
+        data = '{"content": "' + body + '"}'
+        if n in (10, 200, 399):
+            datas.append(data)
+            events.append(b"data: " + data.encode() + b"\n\n")
+        else:
+            # (The type in a read of its own: the data line then comes alone,
+            # handed over as an Extension.)
+            events += [b"event: x\n", b"data: " + data.encode() + b"\n\n"]
+    events.append(b"data: [DONE]\n\n")
+    reads = [_HEAD] + [b"%x\r\n%s\r\n" % (len(e), e) for e in events] + [b"0\r\n\r\n"]
+    conn = g.ClientConnection(
+        g.Chat("hi", credentials=g.Credentials(), fingerprint="0" * 32), host="x"
+    )
+    pending: list[bytes] = []
+    seen: list[object] = []
+    alive: list[int] = []
+    fed = 0
+    while not any(type(e) is g.ChatDone for e in seen):
+        got = conn.next_event()
+        if got is g.NEED_DATA:
+            chunk = pending.pop(0)
+            conn.receive_data(chunk)
+            if chunk in reads:
+                fed += 1
+                if fed % 50 == 0:
+                    alive.append(_live_extensions())
+        elif got is g.SEND_REQUEST:
+            line = conn.send(now=1_700_000_000).split(b"\r\n", 1)[0]
+            if b"/login" in line or b"/text" in line:
+                answer = login if b"/login" in line else text
+                pending.append(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s"
+                    % (len(answer), answer.encode())
+                )
+            else:
+                pending += reads
+        else:
+            seen.append(got)
+    assert len(alive) >= 7
+    assert max(alive) <= 4, alive
+    assert _merged(seen) == _merged(reference_changes(datas))
