@@ -427,3 +427,44 @@ def test_typed_events_extending_each_other_keep_no_chain_alive() -> None:
     assert len(alive) >= 7
     assert max(alive) <= 4, alive
     assert _merged(seen) == _merged(reference_changes(datas))
+
+
+def test_extensions_after_a_skipped_one_are_proved_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A typed event (skipped, as the chat skips it) between message events
+    # extending each other: the next message Extension goes the general way
+    # (its before is not the decoder's last), and the decoder then keeps that
+    # Extension as its last value, so the ones after it are taken by the
+    # proof: the values joined are about one, not one per event (the whole
+    # reply again at each: quadratic).
+    joined = [0]
+    text = Extension.text
+
+    def counting(self: Extension) -> str:
+        whole = text(self)
+        joined[0] += len(whole)
+        return whole
+
+    monkeypatch.setattr(Extension, "text", counting)
+    parser = g.SSEParser(growing_tail=ContentDecoder.growing_tail)
+    decoder = ContentDecoder()
+    assert parser._grower is not None
+    decoder.follow_extensions(parser._grower)
+    body = "caf\u00e9 " * 120
+    datas: list[str] = []
+    out: list[object] = []
+    for n in range(300):
+        body += "ab \u2713 "
+        data = '{"content": "' + body + '"}'
+        if n == 5:
+            assert parser.feed(b"event: x\n") == []
+        else:
+            datas.append(data)
+        events = parser.feed(b"data: " + data.encode() + b"\n\n")
+        assert len(events) == 1
+        decoder.release(events)
+        decoder.decode_into([e.data for e in events if e.event == "message"], out)
+        if n == 6:
+            handed: object = events[0].data
+            assert type(handed) is Extension  # (the case at hand)
+    assert out == reference_changes(datas)
+    assert 0 < joined[0] <= 2 * len(datas[-1])
