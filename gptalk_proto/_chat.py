@@ -576,11 +576,12 @@ class Chat:
         except RemoteProtocolError as exc:
             events, error = [], exc
         queue = self._events
-        # The reply's data, in order, up to the [DONE] marker (typed events
-        # are not reply content), decoded in one call.
-        # (Fields by index: a tuple's item read costs less than its named
-        # field's descriptor, twice per event.)
+        # The reply's data, in order, up to the [DONE] marker (typed events are not reply
+        # content: their Extensions released), decoded in one call.  (Fields by index: a
+        # tuple's item read costs less than its named field's descriptor, twice per event.)
         datas = [event[1] for event in events if event[0] == "message"]
+        if len(datas) < len(events):
+            self._decoder.release(events)
         done = DONE_MARKER in datas
         if done:
             del datas[datas.index(DONE_MARKER) :]

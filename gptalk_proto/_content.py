@@ -21,6 +21,7 @@ from typing import Any
 
 from ._errors import RemoteProtocolError, excerpt
 from ._events import TextDelta, TextRewritten
+from .sse._event import SSEEvent
 from .sse._growing import Extension, GrowingValues
 
 __all__ = ["ContentDecoder", "decode_content"]
@@ -140,6 +141,22 @@ class ContentDecoder:
         if grower.tail == len(_TAIL):
             self._links = grower.keep_links()
             grower.hand_extensions()
+
+    @staticmethod
+    def release(events: Iterable[SSEEvent]) -> None:
+        """Cut the link to the value before of each Extension among
+        ``events`` that is not a "message" event's (after
+        :meth:`follow_extensions`): the ones the chat does not decode (typed
+        events are not reply content).  The grower's last value holds the
+        last of them, so a run of such events extending each other kept
+        every one alive, with the piece lists they name (a hostile stream
+        held about a thirtieth of what it sent).  The next message event's
+        Extension, whose ``before`` was one of them, never was this decoder's
+        last value: it goes the general way with its link cut or not."""
+        for event in events:
+            data: str | Extension = event[1]  # (typed str: see GrowingValues.decode)
+            if type(data) is Extension and event[0] != "message":
+                data.before = None
 
     @staticmethod
     def _find_link(
