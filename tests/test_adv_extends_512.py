@@ -31,7 +31,8 @@ from gptalk_transports import DeadlineExceeded, RetryPolicy, Timeout
 from gptalk_transports._server.refserver import make_service, serve_in_thread
 
 from . import clients
-from .sse_cases import bytewise, cut_at
+from .sse_cases import bytewise
+from .test_adv_growing_blocks import _chunkings
 from .test_chat_extensions import _HEAD, _run_chat
 from .test_credentials_content import reference_changes
 from .test_growing_blocks import _outcome, _parser
@@ -120,18 +121,6 @@ def _stream(rng: random.Random) -> tuple[bytes, list[int]]:
     return b"".join(out), ends
 
 
-def _chunkings(rng: random.Random, stream: bytes, ends: list[int]) -> list[list[bytes]]:
-    size = len(stream)
-    near = {min(size, max(0, e + rng.choice([-2, -1, 0, 1]))) for e in ends}
-    step = rng.choice([511, 512, 513, 2048, 4096])
-    return [
-        [stream],
-        cut_at(stream, sorted(rng.randint(0, size) for _ in range(rng.randint(1, 8)))),
-        cut_at(stream, sorted(near)),
-        [stream[i : i + step] for i in range(0, size, step)],
-    ]
-
-
 @pytest.mark.parametrize("block", range(4))
 def test_streams_around_512_equal_the_reference(block: int) -> None:
     for seed in range(block * 75, block * 75 + 75):
@@ -139,7 +128,8 @@ def test_streams_around_512_equal_the_reference(block: int) -> None:
         stream, ends = _stream(rng)
         events, last_id, _ = reference_parse(stream)
         expected = (events, last_id, None)
-        chunkings = _chunkings(rng, stream, ends)
+        # Cuts up to two bytes before a line end, reads about the new threshold.
+        chunkings = _chunkings(rng, stream, ends, (-2, -1, 0, 1), (511, 512, 513, 2048, 4096))
         if seed % 15 == 0:
             chunkings.append(bytewise(stream))
         for chunks in chunkings:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 
 import pytest
 
@@ -99,10 +100,18 @@ def _stream(rng: random.Random) -> tuple[bytes, list[int]]:
     return b"".join(out), ends
 
 
-def _chunkings(rng: random.Random, stream: bytes, ends: list[int]) -> list[list[bytes]]:
+def _chunkings(
+    rng: random.Random,
+    stream: bytes,
+    ends: list[int],
+    offsets: Sequence[int] = (-3, -2, -1, 0, 1, 2),
+    steps: Sequence[int] = (1000, 2047, 2048, 2049, 3001, 4096, 16384),
+) -> list[list[bytes]]:
+    """The stream whole, at random cuts, cut within ``offsets`` of its line
+    ends (``ends``), and in reads of one of ``steps`` bytes."""
     size = len(stream)
-    near = {min(size, max(0, e + rng.choice([-3, -2, -1, 0, 1, 2]))) for e in ends}
-    step = rng.choice([1000, 2047, 2048, 2049, 3001, 4096, 16384])
+    near = {min(size, max(0, e + rng.choice(offsets))) for e in ends}
+    step = rng.choice(steps)
     return [
         [stream],
         cut_at(stream, sorted(rng.randint(0, size) for _ in range(rng.randint(1, 8)))),

@@ -12,11 +12,13 @@ from gptalk_proto._http11 import write_request
 NOW = 1_700_000_000.0
 
 token = st.text("abcdefghijklmnopqrstuvwxyz0123456789-_.!#$%&'*+^`|~", min_size=1, max_size=12)
-value = st.text(
+#: A field value's characters (a tab, visible Latin-1), unstripped.
+raw_value = st.text(
     st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f")
     | st.just("\t"),
     max_size=30,
-).map(str.strip)
+)
+value = raw_value.map(str.strip)
 
 
 def through_h11(method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> bytes:

@@ -14,14 +14,12 @@ from hypothesis import strategies as st
 import gptalk_proto as g
 from gptalk_proto import _wire
 
+from .test_request_bytes import raw_value as value
+from .test_request_bytes import token as name
+from .test_text_request_fields import original_text_body
+
 NOW = 1_700_000_000.0
 
-name = st.text("abcdefghijklmnopqrstuvwxyz0123456789-_.!#$%&'*+^`|~", min_size=1, max_size=12)
-value = st.text(
-    st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f")
-    | st.just("\t"),
-    max_size=30,
-)
 fingerprint = st.text("0123456789abcdef", min_size=32, max_size=32)
 
 
@@ -74,22 +72,7 @@ def test_every_request_has_the_headers_built_one_by_one(
         expected = slow_headers(now, user_agent, origin, extra)
         expected.append(("authorization", f"Bearer {token}"))
         assert text.headers == tuple(expected)
-        assert text.body == json.dumps(
-            {
-                "content": prompt,
-                "accept": "stream",
-                "from": 1,
-                "model": "m",
-                "is_mobile": 0,
-                "user_agent": user_agent,
-                "is_open_ctx": 0,
-                "prompt": "",
-                "roid": 111,
-                "temperature": 0,
-                "ctx_msg_count": 3,
-                "created_at": int(now),
-            }
-        ).encode("ascii")
+        assert text.body == original_text_body(prompt, "m", user_agent, now)
 
         stream = _wire.stream_request(token, **settings_)  # type: ignore[arg-type]
         expected = slow_headers(now, user_agent, origin, extra)
