@@ -5,12 +5,21 @@ answer what they never send with a 400, not a hang or a wrong reply."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
+import os
 import random
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+from gptalk_transports import Client
+
 from .bench import server as bench_server
+from .bench.workloads import reply_pieces
 
 LOGIN_BODY = json.dumps({"fingerprint": "0" * 32, "platform": "fingerprint"}).encode()
 LOGIN = (
@@ -101,3 +110,53 @@ def test_what_no_client_sends_gets_a_400_and_a_close(request_: bytes) -> None:
     assert targets == []
     assert transport.written.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert transport.closed
+
+
+def test_the_loop_is_uvloop_when_installed_unless_asyncio_is_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("BENCH_SERVER_LOOP", raising=False)
+    installed = importlib.util.find_spec("uvloop") is not None
+    assert bench_server.loop_name() == ("uvloop" if installed else "asyncio")
+    monkeypatch.setenv("BENCH_SERVER_LOOP", "asyncio")
+    assert bench_server.loop_name() == "asyncio"
+
+
+def _loops() -> list[str]:
+    return ["asyncio"] + (["uvloop"] if importlib.util.find_spec("uvloop") is not None else [])
+
+
+@pytest.mark.parametrize("loop", _loops())
+@pytest.mark.parametrize("workload", ["events:300:40:raw:lf", "events:300:7:ascii:crlf"])
+def test_the_server_process_serves_exact_chats_on_each_loop(loop: str, workload: str) -> None:
+    # The process as the benchmark starts it: its line names the loop it
+    # runs, and three chats on one client (a login, then kept-alive
+    # connections) get the workload's reply exactly.
+    env = dict(os.environ)
+    if loop == "asyncio":
+        env["BENCH_SERVER_LOOP"] = "asyncio"
+    else:
+        env.pop("BENCH_SERVER_LOOP", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.bench.server", workload],
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = re.fullmatch(r"listening on (\d+) \((\w+)\)\n", line)
+        assert match is not None, line
+        assert match.group(2) == loop
+        _, size, count, _, _ = workload.split(":")
+        want = "".join(reply_pieces(int(size), int(count)))
+        with Client(f"http://127.0.0.1:{match.group(1)}") as client:
+            for _ in range(3):
+                assert client.chat(workload) == want
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        if process.stdout is not None:
+            process.stdout.close()

@@ -48,6 +48,10 @@ def unpin() -> None:
             os.sched_setaffinity(0, range(os.cpu_count() or 1))
 
 
+#: The event loops the run's benchmark servers ran on (printed with the rows).
+SERVER_LOOPS: set[str] = set()
+
+
 class Server:
     """The benchmark server, on the last CPU; the clients run on the first,
     so the two sides do not take turns on one core."""
@@ -63,11 +67,14 @@ class Server:
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
-        match = re.fullmatch(r"listening on (\d+)\n", line)
+        match = re.fullmatch(r"listening on (\d+) \((\w+)\)\n", line)
         if match is None:
             self.close()
             raise RuntimeError(f"the benchmark server did not start: {line!r}")
         self.url = f"http://127.0.0.1:{match.group(1)}"
+        #: The event loop it runs on (see server.loop_name).
+        self.loop = match.group(2)
+        SERVER_LOOPS.add(self.loop)
 
     def close(self) -> None:
         self.process.terminate()
@@ -429,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
 
         rows += any_client_rows(rounds, args.quick)
     worst = common.worst(rows)
+    if SERVER_LOOPS:
+        print(f"The benchmark server's event loop: {', '.join(sorted(SERVER_LOOPS))}.\n")
     print("Every cell:\n")
     print(render(rows))
     print("\nThe worst cell of each measure (a target holds when it holds there):\n")

@@ -1,7 +1,8 @@
 """The benchmark server: a GPTalk server in its own process, serving the same
 prebuilt bytes to every client, one HTTP chunk (one write) per event.
 
-Run as ``python -m tests.bench.server``; it prints ``listening on PORT``.
+Run as ``python -m tests.bench.server``; it prints ``listening on PORT (LOOP)``,
+LOOP the event loop it runs on (see :func:`loop_name`).
 The text request's prompt names the workload: ``events:SIZE:COUNT:STYLE:ENDS``
 (a reply of SIZE characters in COUNT events, JSON style ``ascii`` or ``raw``,
 line ends ``lf`` or ``crlf``) or ``idle`` (one event, then silence).
@@ -10,7 +11,9 @@ line ends ``lf`` or ``crlf``) or ``idle`` (one event, then silence).
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
+import os
 import re
 import sys
 
@@ -149,16 +152,38 @@ class BenchProtocol(asyncio.Protocol):
         transport.write(b"0\r\n\r\n")
 
 
+def loop_name() -> str:
+    """The event loop the server runs on: ``uvloop`` when it is installed
+    (the bench extra has it), else ``asyncio``; ``BENCH_SERVER_LOOP=asyncio``
+    forces asyncio's (to compare the two).
+
+    Why uvloop: the rows compare clients, and on a machine of two cores the
+    server's CPU competes with theirs (with 100 chats at once it was as
+    much as our client's, 6,300 writes a round).  A server on uvloop, as
+    uvicorn runs by default, spends less of it in Python: less of a row is
+    the server's, for every client alike.  What it sends is the same bytes
+    in the same writes.
+    """
+    if os.environ.get("BENCH_SERVER_LOOP") == "asyncio":
+        return "asyncio"
+    return "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
+
+
 async def main() -> None:
     for workload in sys.argv[1:]:
         stream_chunks(workload)  # build before serving: no client waits for it
     loop = asyncio.get_running_loop()
     server = await loop.create_server(BenchProtocol, "127.0.0.1", 0, backlog=2048)
     port = server.sockets[0].getsockname()[1]
-    print(f"listening on {port}", flush=True)
+    print(f"listening on {port} ({loop_name()})", flush=True)
     async with server:
         await server.serve_forever()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if loop_name() == "uvloop":
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
