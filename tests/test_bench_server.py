@@ -160,3 +160,35 @@ def test_the_server_process_serves_exact_chats_on_each_loop(loop: str, workload:
         process.wait(timeout=30)
         if process.stdout is not None:
             process.stdout.close()
+
+
+def test_idle_memory_is_measured_in_a_process_of_its_own() -> None:
+    # The memory row's child (tests.bench.idle_memory) against a real
+    # benchmark server: streams open and held, a positive size per stream
+    # printed (it refuses to print a growth of zero or less).
+    root = Path(__file__).resolve().parent.parent
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tests.bench.server", "idle"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        match = re.fullmatch(r"listening on (\d+) \((\w+)\)\n", server.stdout.readline())
+        assert match is not None
+        child = subprocess.run(
+            [sys.executable, "-m", "tests.bench.idle_memory", f"http://127.0.0.1:{match[1]}", "50"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        per_stream = float(child.stdout)
+        assert 0 < per_stream < 1024 * 1024
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        if server.stdout is not None:
+            server.stdout.close()

@@ -11,7 +11,7 @@ import asyncio
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 from gptalk_transports import AsyncClient
@@ -73,7 +73,7 @@ class Ours:
     def __init__(self, url: str, backend: str = "auto") -> None:
         self.client = AsyncClient(url, backend=backend)
 
-    async def deltas(self, prompt: str) -> AsyncIterator[str]:
+    async def deltas(self, prompt: str) -> AsyncGenerator[str, None]:
         async with self.client.stream(prompt) as stream:
             async for delta in stream:
                 yield delta
