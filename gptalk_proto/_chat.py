@@ -25,7 +25,6 @@ every event that came before them: nothing parsed is lost.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 
 from ._content import ContentDecoder
@@ -171,7 +170,10 @@ class Chat:
         self._sse_caps = (max_line_size, max_event_size)
 
         self._machine = StateMachine()
-        self._events: deque[ChatEvent] = deque()
+        # Events not handed over yet: _events[_taken:], one read's at most.  A list, emptied
+        # once all are taken: an empty deque held a 528-byte block (per idle chat).
+        self._events: list[ChatEvent] = []
+        self._taken = 0
         self._error: GPTalkError | None = None
         self._request: Request | None = None
         self._status = 0
@@ -180,15 +182,13 @@ class Chat:
         self._body: list[bytes] = []
         self._body_size = 0
         self._token: str | None = None
-        # This chat's place among the chats sharing the credentials, and a
-        # token its login got that the credentials do not hold yet (stored
-        # when the text request is made: see claim()).
+        # This chat's place among the chats sharing the credentials, and a token its login
+        # got that the credentials do not hold yet (stored with the text request: claim()).
         self._ticket = Ticket()
         self._fresh_login: tuple[str, float] | None = None
         self._stream_token: str | None = None
         self._parser: SSEParser | None = None
-        # The stream response's parser, built once the stream request is on
-        # the wire (request_sent), so the answer's first bytes wait for none.
+        # The stream's parser, built once its request is sent: its first bytes wait for none.
         self._ready_parser: SSEParser | None = None
         self._decoder = ContentDecoder()
         self._more_secrets: list[tuple[str, str]] = []
@@ -307,9 +307,8 @@ class Chat:
             if state is _START:
                 self._token = self._first_token(now)
             elif self._fresh_login is not None:
-                # The login's token goes to the credentials now, its first use
-                # to this chat, and the uses of the chats seated on the login
-                # to them: the one step where the count changes.
+                # The login's token goes to the credentials now, its first use to this chat, the
+                # uses of the chats seated on the login to them: the one step where counts change.
                 token, expires_at = self._fresh_login
                 self._fresh_login = None
                 self._token = self.credentials.logged_in(self._ticket, token, expires_at)
@@ -366,8 +365,7 @@ class Chat:
         """The final response head of the request in flight."""
         targets = self._machine.check(_RESPONSE)
         if isinstance(status, bool) or not isinstance(status, int) or 100 <= status <= 199:
-            # Not a status, or an informational one: the caller's mistake
-            # (1xx answers are not final; an HTTP parser skips them).
+            # Not a status, or 1xx (not final; an HTTP parser skips them): the caller's mistake.
             self._machine.fail()
             raise LocalProtocolError(f"expected a final response status (200-599), got {status!r}")
         if not 200 <= status <= 599:
@@ -389,8 +387,7 @@ class Chat:
                 name == b"retry-after"
                 or (len(name) == 11 and _header_text(name).lower() == "retry-after")
             ):
-                # Kept as text for the IO layer, which knows the time; a value
-                # longer than any valid one is no Retry-After at all.
+                # Text for the IO layer (it knows the time); too long: no Retry-After at all.
                 text = _header_text(value).strip()
                 retry_after = text if len(text) <= MAX_RETRY_AFTER_LENGTH else None
         self._status = status
@@ -477,8 +474,13 @@ class Chat:
         Raises the peer's or the service's error once every event before it has
         been returned.
         """
-        if self._events:
-            return self._events.popleft()
+        if events := self._events:
+            event = events[self._taken]
+            self._taken += 1
+            if self._taken == len(events):
+                events.clear()
+                self._taken = 0
+            return event
         if self._error is not None:
             error, self._error = self._error, None
             # The one boundary every peer and service error crosses: the
@@ -503,11 +505,13 @@ class Chat:
         last of them (nothing follows the ``[DONE]`` marker).
         """
         events = self._events
-        if not events:
-            return []
-        ready = list(events)
-        events.clear()
-        return ready
+        if self._taken:  # (some were taken one by one: the rest, copied)
+            events = events[self._taken :]
+            self._events.clear()
+            self._taken = 0
+        else:  # (all of them: the list itself)
+            self._events = []
+        return events
 
     # -- internals ----------------------------------------------------------------
 
@@ -532,9 +536,8 @@ class Chat:
             if not 200 <= self._status < 300:
                 raise status_error(self._status, self._url(), body, self._retry_after)
             if state is _STREAMING:
-                # The stream request answered with something other than an event
-                # stream: an error envelope says why; anything else is a protocol
-                # violation.
+                # The stream request answered with something other than an event stream:
+                # an error envelope says why; anything else is a protocol violation.
                 try:
                     envelope: dict[str, object] | None = load_json_object(body, what)
                 except RemoteProtocolError:
@@ -548,10 +551,9 @@ class Chat:
             data = raise_for_envelope(load_json_object(body, what), what)
             if state is _LOGIN_BODY:
                 token, expires_at = check_login_data(data, what)
-                # Kept here until the text request (next_request stores it and
-                # takes one use in one step): the token this chat paid a login
-                # for is never used up by others before its own text request,
-                # and shared counts change only where drivers serialise calls.
+                # Kept until the text request (next_request stores it, taking one use): the
+                # token this chat paid a login for is not used up by others before its own
+                # text request, and shared counts change only where drivers serialise calls.
                 self._fresh_login = (token, expires_at)
                 self._token = token
                 self._events.append(LoggedIn(expires_at))
@@ -570,15 +572,13 @@ class Chat:
             events: list[SSEEvent] = parser.feed(data)
         except SSESizeError as exc:
             events, error = exc.events, exc
-            # The error reaches the caller with the events before it: each
-            # with its whole data (see follow_extensions).
+            # The error reaches the caller after the events before it, each with its whole data.
             exc.events[:] = [whole_data(event) for event in events]
         except RemoteProtocolError as exc:
             events, error = [], exc
         queue = self._events
-        # The reply's data, in order, up to the [DONE] marker (typed events are not reply
-        # content: their Extensions released), decoded in one call.  (Fields by index: a
-        # tuple's item read costs less than its named field's descriptor, twice per event.)
+        # The reply's data up to [DONE] (typed events are not reply content: their Extensions
+        # released), decoded in one call.  (Fields by index: cheaper than by name, per event.)
         datas = [event[1] for event in events if event[0] == "message"]
         if len(datas) < len(events):
             self._decoder.release(events)

@@ -120,7 +120,7 @@ class ContentDecoder:
         # The previous event's data, and the parser's proofs that values
         # extend the one before (see follow()).
         self._last: str | Extension | None = None
-        self._links: deque[tuple[str, str | Extension]] | None = None
+        self._links: list[tuple[str, str | Extension]] | None = None
         self._pieces: list[str] = []
         self._text = ""
 
@@ -160,14 +160,13 @@ class ContentDecoder:
 
     @staticmethod
     def _find_link(
-        links: deque[tuple[str, str | Extension]], data: str, last: str | Extension | None
+        links: list[tuple[str, str | Extension]], data: str, last: str | Extension | None
     ) -> bool:
         # The proof for data further down (the consumer skipped values): the
         # older ones go with it.
         for index, (built, before) in enumerate(links):
             if built is data:
-                for _ in range(index + 1):
-                    links.popleft()
+                del links[: index + 1]
                 return before is last
         return False
 
@@ -286,7 +285,7 @@ class ContentDecoder:
                         # event's: taken without a loop.
                         built, before = links[0]
                         if built is data:
-                            links.popleft()
+                            del links[0]
                             linked = before is last
                         elif len(built) < size:
                             # Values grow: a shorter oldest proof may be one

@@ -8,6 +8,7 @@ with errors at the same point.
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable
 
 import pytest
@@ -40,14 +41,22 @@ def _stream(texts: list[str], *, broken: bool = False) -> bytes:
     return HEAD + body + _chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n"
 
 
-def _run(conn: g.ClientConnection, stream: bytes, reads: int, batched: bool) -> list[object]:
+def _run(
+    conn: g.ClientConnection,
+    stream: bytes,
+    reads: int,
+    batched: bool,
+    choose: Callable[[], bool] | None = None,
+) -> list[object]:
     """Drive ``conn`` over canned responses; what the driver saw, in order
-    (for ``batched``, each batch as a list)."""
+    (for ``batched``, each batch as a list; ``choose``, when given, says
+    at each step whether to take a batch or one event)."""
     pending: list[bytes] = []
     seen: list[object] = []
     while True:
         try:
-            got = conn.next_events() if batched else conn.next_event()
+            batch = choose() if choose is not None else batched
+            got = conn.next_events() if batch else conn.next_event()
         except g.GPTalkError as exc:
             seen.append(type(exc))
             return seen
@@ -107,3 +116,38 @@ def test_batches_hold_the_events_of_next_event(
         # One read of the whole stream: its events come in one batch.
         stream_batches = [b for b in batches if type(b) is list and type(b[0]) is not g.LoggedIn]
         assert len(stream_batches) == 1
+
+
+@pytest.mark.parametrize("seed", range(20))
+@pytest.mark.parametrize("reads", [1, 2, 5])
+def test_single_events_and_batches_in_any_mix_hold_the_same_events(
+    make_chat: Callable[..., g.Chat], seed: int, reads: int
+) -> None:
+    # The chat's queue is read one event at a time and handed over whole in
+    # turn (next_event reads at an index; take_events gives the rest): any
+    # mix of the two calls sees every event once, in order.
+    texts = [("x" * n) for n in range(1, 40)]
+    stream = _stream(texts)
+    one_by_one = _run(
+        g.ClientConnection(make_chat(credentials=g.Credentials()), host="x"),
+        stream,
+        reads,
+        batched=False,
+    )
+    chooser = random.Random(seed)
+    mixed = _run(
+        g.ClientConnection(make_chat(credentials=g.Credentials()), host="x"),
+        stream,
+        reads,
+        batched=False,
+        choose=lambda: chooser.random() < 0.5,
+    )
+    flat: list[object] = []
+    for item in mixed:
+        if type(item) is list:
+            assert item  # never an empty batch
+            flat += item
+        else:
+            flat.append(item)
+    assert flat == one_by_one
+    assert one_by_one[-1] == g.ChatDone("x" * 39)

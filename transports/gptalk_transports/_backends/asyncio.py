@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from collections import deque
 from contextlib import AbstractContextManager, nullcontext
+from itertools import islice
 
 import anyio
 
@@ -46,7 +46,12 @@ class _Protocol(asyncio.Protocol):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.transport: asyncio.Transport | None = None
-        self.chunks: deque[bytes] = deque()
+        # What the transport read and no read took yet, in order (at most
+        # MAX_BUFFERED bytes and one read past it).  A list, taken from the
+        # front a run at a time (see receive_some), not a deque: an empty
+        # list holds no block of its own, where a deque's is 528 bytes, one
+        # per connection of a client holding a thousand.
+        self.chunks: list[bytes] = []
         self.buffered = 0
         self.paused = False
         self.eof = False
@@ -212,18 +217,25 @@ class AsyncioStream:
                 await reader
             finally:
                 protocol.reader = None
-        data = chunks.popleft()
-        # Take more of what is buffered, up to max_bytes, in one piece.
-        if chunks and len(data) < max_bytes:
-            parts = [data]
-            size = len(data)
-            while chunks and size + len(chunks[0]) <= max_bytes:
-                part = chunks.popleft()
-                parts.append(part)
-                size += len(part)
-            data = b"".join(parts)
+        data = chunks[0]
+        if len(chunks) == 1:
+            chunks.clear()  # the common read: all there was
+        else:
+            # Take more of what is buffered, up to max_bytes, in one piece
+            # (the chunks taken go in one cut of the list: one pass over it
+            # per read, however many tiny reads the transport made).
+            taken, size = 1, len(data)
+            if size < max_bytes:
+                for part in islice(chunks, 1, None):
+                    if size + len(part) > max_bytes:
+                        break
+                    taken += 1
+                    size += len(part)
+            if taken > 1:
+                data = b"".join(chunks[:taken])
+            del chunks[:taken]
         if len(data) > max_bytes:
-            chunks.appendleft(data[max_bytes:])
+            chunks.insert(0, data[max_bytes:])
             data = data[:max_bytes]
         protocol.buffered -= len(data)
         if protocol.paused and protocol.buffered < RESUME_BELOW:

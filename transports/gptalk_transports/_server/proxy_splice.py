@@ -351,9 +351,11 @@ async def splice_on_asyncio(  # noqa: PLR0917 (the exchange's parts)
     upstream_transport.set_protocol(tee)
     try:
         # What the stream's protocol read before goes first, in order.
-        while stream_protocol.chunks and not tee.done.done():
-            tee.data_received(stream_protocol.chunks.popleft())
-        stream_protocol.chunks.clear()
+        chunks, stream_protocol.chunks = stream_protocol.chunks, []
+        for chunk in chunks:
+            if tee.done.done():
+                break  # (the rest is dropped, as the tee ended)
+            tee.data_received(chunk)
         stream_protocol.buffered = 0
         if stream_protocol.eof:
             tee.end()

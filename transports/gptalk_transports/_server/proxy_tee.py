@@ -171,8 +171,9 @@ async def tee_on_asyncio(
         upstream_transport.resume_reading()
     # What the stream's protocol read before the swap goes first, in order
     # (nothing runs in between: the transport cannot read meanwhile).
-    while stream_protocol.chunks:
-        tee.data_received(stream_protocol.chunks.popleft())
+    chunks, stream_protocol.chunks = stream_protocol.chunks, []
+    for chunk in chunks:
+        tee.data_received(chunk)
     stream_protocol.buffered = 0
     if stream_protocol.eof:
         tee.end()
