@@ -11,10 +11,17 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gptalk_transports._backends.asyncio import MAX_BUFFERED, AsyncioStream, _Protocol
+from gptalk_transports._backends.asyncio import (
+    MAX_BUFFERED,
+    MAX_CHUNKS,
+    RESUME_CHUNKS_BELOW,
+    AsyncioStream,
+    _Protocol,
+)
 
 
 class _Transport(asyncio.Transport):
@@ -109,6 +116,41 @@ def test_a_trickle_of_tiny_chunks_is_read_in_runs() -> None:
     assert b"".join(got) == b"".join(chunks)
     assert protocol.chunks == []
     assert protocol.buffered == 0
+
+
+def test_a_trickle_stops_reading_at_the_chunk_cap_not_the_byte_cap() -> None:
+    # One-byte reads never reach MAX_BUFFERED's bytes before they cost far
+    # more in objects: reading pauses past MAX_CHUNKS of them, once, and
+    # resumes when a read takes them below RESUME_CHUNKS_BELOW.
+    loop = asyncio.new_event_loop()
+    try:
+        protocol = _Protocol(loop)
+        transport = _Transport()
+        protocol.connection_made(transport)
+        for _ in range(MAX_CHUNKS):
+            protocol.data_received(b"x")
+        assert transport.paused == 0
+        protocol.data_received(b"x")
+        assert transport.paused == 1
+        for _ in range(100):  # what the kernel had on its way (paused once)
+            protocol.data_received(b"x")
+        assert transport.paused == 1
+        held = MAX_CHUNKS + 101
+        stream = AsyncioStream(transport, protocol, "peer", None)
+        # A read that leaves too many chunks held does not resume.
+        take = held - RESUME_CHUNKS_BELOW
+        with pytest.raises(StopIteration) as done:
+            stream.receive_some(take, None).send(None)
+        assert done.value.value == b"x" * take
+        assert transport.resumed == 0
+        with pytest.raises(StopIteration) as done:
+            stream.receive_some(1, None).send(None)
+        assert done.value.value == b"x"
+        assert len(protocol.chunks) == RESUME_CHUNKS_BELOW - 1
+        assert transport.resumed == 1
+        assert not protocol.paused
+    finally:
+        loop.close()
 
 
 def test_past_the_cap_reading_pauses_and_resumes_below_the_low_mark() -> None:

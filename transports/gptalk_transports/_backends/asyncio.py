@@ -38,6 +38,13 @@ __all__ = ["AsyncioBackend", "AsyncioStream"]
 #: back on the server) until the client catches up below the low mark.
 MAX_BUFFERED = 1024 * 1024
 RESUME_BELOW = 256 * 1024
+#: Cap on the reads held for the client, per connection, whatever their
+#: size: a peer trickling a byte at a time made each byte a read, and a
+#: read costs about fifty bytes of its own, so MAX_BUFFERED of them held
+#: some 50 MB.  Past it reading stops too, until a read of the client's
+#: takes them below the low mark.
+MAX_CHUNKS = 4096
+RESUME_CHUNKS_BELOW = 1024
 
 
 class _Protocol(asyncio.Protocol):
@@ -69,9 +76,14 @@ class _Protocol(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        self.chunks.append(data)
+        chunks = self.chunks
+        chunks.append(data)
         self.buffered += len(data)
-        if self.buffered > MAX_BUFFERED and not self.paused and self.transport is not None:
+        if (
+            (self.buffered > MAX_BUFFERED or len(chunks) > MAX_CHUNKS)
+            and not self.paused
+            and self.transport is not None
+        ):
             self.paused = True
             self.transport.pause_reading()
         self._wake_reader()
@@ -238,7 +250,11 @@ class AsyncioStream:
             chunks.insert(0, data[max_bytes:])
             data = data[:max_bytes]
         protocol.buffered -= len(data)
-        if protocol.paused and protocol.buffered < RESUME_BELOW:
+        if (
+            protocol.paused
+            and protocol.buffered < RESUME_BELOW
+            and len(chunks) < RESUME_CHUNKS_BELOW
+        ):
             protocol.paused = False
             self._transport.resume_reading()
         return data
