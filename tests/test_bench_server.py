@@ -7,19 +7,14 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import os
 import random
-import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from gptalk_transports import Client
 
 from .bench import server as bench_server
-from .bench.workloads import reply_pieces
+from .bench.run import Server, _idle_memory, expected
 
 LOGIN_BODY = json.dumps({"fingerprint": "0" * 32, "platform": "fingerprint"}).encode()
 LOGIN = (
@@ -128,67 +123,34 @@ def _loops() -> list[str]:
 
 @pytest.mark.parametrize("loop", _loops())
 @pytest.mark.parametrize("workload", ["events:300:40:raw:lf", "events:300:7:ascii:crlf"])
-def test_the_server_process_serves_exact_chats_on_each_loop(loop: str, workload: str) -> None:
-    # The process as the benchmark starts it: its line names the loop it
-    # runs, and three chats on one client (a login, then kept-alive
-    # connections) get the workload's reply exactly.
-    env = dict(os.environ)
+def test_the_server_process_serves_exact_chats_on_each_loop(
+    monkeypatch: pytest.MonkeyPatch, loop: str, workload: str
+) -> None:
+    # The process as the benchmark starts it (bench.run.Server): its line
+    # names the loop it runs, and three chats on one client (a login, then
+    # kept-alive connections) get the workload's reply exactly.
     if loop == "asyncio":
-        env["BENCH_SERVER_LOOP"] = "asyncio"
+        monkeypatch.setenv("BENCH_SERVER_LOOP", "asyncio")
     else:
-        env.pop("BENCH_SERVER_LOOP", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.bench.server", workload],
-        cwd=Path(__file__).resolve().parent.parent,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+        monkeypatch.delenv("BENCH_SERVER_LOOP", raising=False)
+    server = Server([workload])
     try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        match = re.fullmatch(r"listening on (\d+) \((\w+)\)\n", line)
-        assert match is not None, line
-        assert match.group(2) == loop
-        _, size, count, _, _ = workload.split(":")
-        want = "".join(reply_pieces(int(size), int(count)))
-        with Client(f"http://127.0.0.1:{match.group(1)}") as client:
+        assert server.loop == loop
+        with Client(server.url) as client:
             for _ in range(3):
-                assert client.chat(workload) == want
+                assert client.chat(workload) == expected(workload)
     finally:
-        process.terminate()
-        process.wait(timeout=30)
-        if process.stdout is not None:
-            process.stdout.close()
+        server.close()
 
 
 def test_idle_memory_is_measured_in_a_process_of_its_own() -> None:
-    # The memory row's child (tests.bench.idle_memory) against a real
-    # benchmark server: streams open and held, a positive size per stream
-    # printed (it refuses to print a growth of zero or less).
-    root = Path(__file__).resolve().parent.parent
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tests.bench.server", "idle"],
-        cwd=root,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    # The memory row as the benchmark measures it (its child,
+    # tests.bench.idle_memory) against a real benchmark server: streams open
+    # and held, a positive size per stream (the child refuses to print a
+    # growth of zero or less).
+    server = Server(["idle"])
     try:
-        assert server.stdout is not None
-        match = re.fullmatch(r"listening on (\d+) \((\w+)\)\n", server.stdout.readline())
-        assert match is not None
-        child = subprocess.run(
-            [sys.executable, "-m", "tests.bench.idle_memory", f"http://127.0.0.1:{match[1]}", "50"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        )
-        per_stream = float(child.stdout)
-        assert 0 < per_stream < 1024 * 1024
+        row = asyncio.run(_idle_memory(server.url, 50))
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-        if server.stdout is not None:
-            server.stdout.close()
+        server.close()
+    assert 0 < row.ratio < 1024  # KiB per stream
