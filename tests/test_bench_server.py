@@ -43,6 +43,9 @@ class Transport(asyncio.Transport):
     def get_write_buffer_size(self) -> int:
         return 0
 
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self.limits = (high, low)
+
 
 def served(pieces: list[bytes]) -> tuple[list[bytes], list[bytes], Transport]:
     """The targets and bodies the server answered, and its transport."""
@@ -105,6 +108,64 @@ def test_what_no_client_sends_gets_a_400_and_a_close(request_: bytes) -> None:
     assert targets == []
     assert transport.written.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert transport.closed
+
+
+class Lagging(Transport):
+    """A transport whose peer takes nothing until told: past the high mark
+    it pauses its protocol, as asyncio's and uvloop's transports do."""
+
+    def __init__(self, protocol: bench_server.BenchProtocol) -> None:
+        super().__init__()
+        self.protocol = protocol
+        self.held = 0
+        self.writes = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        super().write(data)
+        self.writes += 1
+        self.held += len(data)
+        high = self.limits[0]
+        assert high is not None
+        if self.held > high and self.held - len(data) <= high:
+            self.protocol.pause_writing()
+
+    def drain(self) -> None:
+        self.held = 0
+        self.protocol.resume_writing()
+
+
+def test_a_lagging_client_makes_the_stream_wait_for_resume_not_poll() -> None:
+    # A 64 KB reply in 2,000 events is 64 MB: past the 1 MiB high mark the
+    # stream must wait until the transport resumes it (it polled with a sleep
+    # that uvloop made a busy loop), then go on, losing nothing.
+    workload = "events:65536:2000:raw:lf"
+
+    async def main() -> tuple[int, bytes]:
+        protocol = bench_server.BenchProtocol()
+        transport = Lagging(protocol)
+        protocol.connection_made(transport)
+        assert transport.limits == (1 << 20, 1 << 18)
+        task = asyncio.ensure_future(protocol.stream(workload))
+        pauses = 0
+        while not task.done():
+            for _ in range(50):  # the loop runs on: the stream stays put
+                await asyncio.sleep(0)
+            if task.done():
+                break
+            assert protocol.paused is not None
+            writes = transport.writes
+            for _ in range(50):
+                await asyncio.sleep(0)
+            assert transport.writes == writes
+            pauses += 1
+            transport.drain()
+        await task
+        return pauses, bytes(transport.written)
+
+    pauses, written = asyncio.run(main())
+    body = b"".join(bench_server.stream_chunks(workload))
+    assert written == bench_server.STREAM_HEAD + body + b"0\r\n\r\n"
+    assert pauses >= len(body) // ((1 << 20) + 65536)
 
 
 def test_the_loop_is_uvloop_when_installed_unless_asyncio_is_asked(
