@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import time
+from collections.abc import AsyncIterator
 
 import pytest
 
-from .bench import e2e, workloads
+from .bench import e2e, run, workloads
 from .bench import server as bench_server
 from .bench.parse import (
     event_floor,
@@ -84,3 +86,28 @@ def test_every_client_logs_in_once_per_five_chats() -> None:
     for name, (one_by_one, at_once) in seen.items():
         assert one_by_one == {b"login": 2, b"text": 7, b"stream": 7}, name
         assert at_once == {b"login": 4, b"text": 20, b"stream": 20}, name
+
+
+@pytest.mark.parametrize("warm_up", [True, False])
+def test_cpu_per_chat_counts_its_chats_after_the_warm_up(
+    monkeypatch: pytest.MonkeyPatch, warm_up: bool
+) -> None:
+    # A client whose first chat of a turn costs 10 units and every next one
+    # 1 (the process's clock is the client's count): the warm-up chat is
+    # made, and checked, but not counted; without it, it is.
+    workload = name_of(64, 8, "raw", "lf")
+    clock = [0.0]
+    chats = [0]
+
+    class Client:
+        name = "counted"
+
+        async def deltas(self, prompt: str) -> AsyncIterator[str]:
+            clock[0] += 10.0 if chats[0] == 0 else 1.0
+            chats[0] += 1
+            yield expected(prompt)
+
+    monkeypatch.setattr(time, "process_time", lambda: clock[0])
+    took = asyncio.run(run.cpu_per_chat(Client(), workload, 3, warm_up=warm_up))
+    assert chats[0] == (4 if warm_up else 3)
+    assert took == (1.0 if warm_up else 12.0 / 3)
