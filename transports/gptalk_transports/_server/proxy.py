@@ -330,11 +330,17 @@ async def _close_after_its_tail(transport: asyncio.Transport) -> None:
     the transport dropped that tail.  ``close`` sends it first; a client that
     does not take it within SEND_TIMEOUT is cut off (so what lingers is at
     most the high-water mark and one upstream read per connection, for
-    SEND_TIMEOUT).
+    SEND_TIMEOUT).  One that took it is left be: asyncio is done with its
+    transport, whose ``abort`` then raised in the loop (a printed traceback).
     """
     transport.close()
     if transport.get_write_buffer_size():
-        asyncio.get_running_loop().call_later(SEND_TIMEOUT, transport.abort)
+        asyncio.get_running_loop().call_later(SEND_TIMEOUT, _cut_off, transport)
+
+
+def _cut_off(transport: asyncio.Transport) -> None:
+    if transport.get_write_buffer_size():  # the tail is still there
+        transport.abort()
 
 
 async def _serve_on_asyncio(
