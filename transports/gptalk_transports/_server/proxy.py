@@ -322,24 +322,16 @@ class _Accepted(_Protocol):
 
 
 async def _close_after_its_tail(transport: asyncio.Transport) -> None:
-    """Close a client's connection once what is still buffered for it went out.
-
-    A reply's last write waits only above the transport's high-water mark
-    (64 KiB), so a client that reads slowly may not have its tail yet when
-    its connection is done (the upstream closed after the reply): aborting
-    the transport dropped that tail.  ``close`` sends it first; a client that
-    does not take it within SEND_TIMEOUT is cut off (so what lingers is at
-    most the high-water mark and one upstream read per connection, for
-    SEND_TIMEOUT).  One that took it is left be: asyncio is done with its
-    transport, whose ``abort`` then raised in the loop (a printed traceback).
-    """
+    """Close a client's connection once its tail (up to the high-water mark,
+    64 KiB, and an upstream read) went out; cut off a client that does not
+    take it within SEND_TIMEOUT, not one that did (``abort`` raised then)."""
     transport.close()
     if transport.get_write_buffer_size():
         asyncio.get_running_loop().call_later(SEND_TIMEOUT, _cut_off, transport)
 
 
 def _cut_off(transport: asyncio.Transport) -> None:
-    if transport.get_write_buffer_size():  # the tail is still there
+    if transport.get_write_buffer_size():  # else asyncio is done with it
         transport.abort()
 
 
