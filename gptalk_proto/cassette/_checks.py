@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from .._util import _TOKEN
 
-__all__ = ["is_method", "is_request_target", "nesting_problem", "origin_problem"]
+__all__ = ["is_method", "is_request_target", "is_status", "nesting_problem", "origin_problem"]
 
 # The rest of a JSON string after its opening quote (escapes included), and
 # what the nesting scan stops at: a quote or a bracket.
@@ -62,6 +62,12 @@ _TARGET = re.compile(r"[!-~]+")
 def is_request_target(target: str) -> bool:
     """Whether ``target`` can stand in a request line."""
     return _TARGET.fullmatch(target) is not None
+
+
+def is_status(status: int) -> bool:
+    """RFC 9110 section 15: a status code is 100 to 599 (h11 reads any three
+    digits as one)."""
+    return 100 <= status <= 599
 
 
 # What may never appear in a cassette's origin URL: controls, space, DEL.

@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 from ..sse._event import SSEEvent
-from ._checks import is_method, is_request_target, nesting_problem, origin_problem
+from ._checks import is_method, is_request_target, is_status, nesting_problem, origin_problem
 from ._profiles import PROFILES
 from ._records import (
     ENDINGS,
@@ -200,7 +200,7 @@ def from_json(raw: Any) -> dict[str, Any]:
         if end not in ENDINGS:
             raise CassetteError(f"{where}.response.end: expected one of {ENDINGS}, got {end!r}")
         status = _field(resp, "status", int, f"{where}.response")
-        if not 100 <= status <= 599:
+        if not is_status(status):
             raise CassetteError(f"{where}.response.status: {status} is not an HTTP status")
         chunks: list[RecordedChunk] = []
         # Within an exchange time runs forward: the request, then each read.

@@ -20,6 +20,7 @@ from .._http11 import next_h11_event, response_parser
 from .._version import __version__
 from ..sse._media import is_event_stream
 from ..sse._parser import SSEParser
+from ._checks import is_status
 from ._format import (
     Cassette,
     Interaction,
@@ -392,10 +393,10 @@ def _read(exchange: _Exchange, chunks: list[RecordedChunk]) -> ReadResponse | No
         read = read_response(exchange.method, b"".join(c.data for c in chunks))
     except RemoteProtocolError:
         return None
-    # h11 reads any three digits as a status, but RFC 9110 section 15 has
-    # them from 100 to 599 and loading refuses a cassette with another: an
-    # upstream's "HTTP/1.1 999" kept in it cost the session's every exchange.
-    return read if 100 <= read.status <= 599 else None
+    # h11 reads any three digits as a status, and loading refuses a cassette
+    # with one that is not (is_status): an upstream's "HTTP/1.1 999" kept in
+    # it cost the session's every exchange.
+    return read if is_status(read.status) else None
 
 
 def _pipelined(

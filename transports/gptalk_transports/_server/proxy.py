@@ -322,9 +322,10 @@ class _Accepted(_Protocol):
 
 
 async def _close_after_its_tail(transport: asyncio.Transport) -> None:
-    """Close a client's connection once its tail (up to the high-water mark,
-    64 KiB, and an upstream read) went out; cut off a client that does not
-    take it within SEND_TIMEOUT, not one that did (``abort`` raised then)."""
+    """Close a client's connection so that its tail (up to the high-water
+    mark, 64 KiB, and an upstream read) still goes out: an abort dropped it.
+    A client that does not take it within SEND_TIMEOUT is cut off; one that
+    did is left be (asyncio is done with its transport: ``abort`` raised)."""
     transport.close()
     if transport.get_write_buffer_size():
         asyncio.get_running_loop().call_later(SEND_TIMEOUT, _cut_off, transport)
