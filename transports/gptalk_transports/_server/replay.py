@@ -9,6 +9,7 @@ client sees the recorded chunk boundaries and pace.
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -172,7 +173,15 @@ def replay_server(
     if profile is not None or volatile:
         base = profile_named(profile if profile is not None else cassettes[0].profile)
         chosen = base.with_volatile(volatile)
-    return ReplayServer(cassettes, speed=speed, max_gap=max_gap, names=names, profile=chosen)
+    # Tokens with a random part: a client cannot play another's session.
+    return ReplayServer(
+        cassettes,
+        speed=speed,
+        max_gap=max_gap,
+        names=names,
+        profile=chosen,
+        entropy=os.urandom,
+    )
 
 
 async def serve_replay(
