@@ -15,6 +15,7 @@ import pytest
 
 import gptalk_proto as g
 import gptalk_proto.cassette
+from gptalk_proto.cassette import _replay_server
 from gptalk_transports import load_cassette
 from gptalk_transports._server.replay import replay_server
 
@@ -163,3 +164,32 @@ def test_the_cli_writes_hostile_mismatches_escaped_and_bounded() -> None:
     assert len(errors) <= 3 * MOST
     assert "Traceback" not in errors
     assert errors.count("gptalk: unplayed: ") == len(PLAIN.interactions)
+
+
+def test_sessions_left_unfinished_do_not_fill_the_server_for_good(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Logins whose clients went away hold sessions that never finish: past
+    the cap, the oldest one no connection is on makes room, so the next
+    client is served (and a token of the dropped one is named as such)."""
+    monkeypatch.setattr(_replay_server, "MAX_REPLAY_SESSIONS", 3)
+    server = g.cassette.ReplayServer([PLAIN], speed=0)
+    tokens = []
+    for _ in range(3):
+        conn = server.connection()
+        tokens.append(token_of(answer(conn.receive_data(wire(LOGIN)))))
+        conn.close()
+    newcomer = server.connection()
+    assert answer(newcomer.receive_data(wire(LOGIN))).startswith(b"HTTP/1.1 200 ")
+    assert server.sessions == 3
+    text = PLAIN.interactions[1]
+    status, body = refusal(
+        server.connection().receive_data(wire(text, {recorded_token(LOGIN): tokens[0]}))
+    )
+    assert status == g.cassette.MISMATCH_STATUS
+    assert body["differences"] == [
+        "the token sent was handed out by a session this server no longer holds"
+    ]
+    # The second client's session is still there.
+    played = server.connection().receive_data(wire(text, {recorded_token(LOGIN): tokens[1]}))
+    assert answer(played).startswith(b"HTTP/1.1 200 ")

@@ -58,8 +58,11 @@ __all__ = [
 
 #: Sessions held at once.  A session is a few hundred bytes plus its token
 #: maps; past the cap, the oldest session that played every step is dropped
-#: to make room, and when none has, a new client gets a 503: a bounded
-#: server, not one that grows with every login.
+#: to make room, else the oldest that no connection is on (clients that
+#: logged in and went away must not fill the server for good; one that comes
+#: back with a token of it is told the session is gone), and when every
+#: session is on a connection, a new client gets a 409 naming the cap: a
+#: bounded server, not one that grows with every login.
 MAX_REPLAY_SESSIONS = 100_000
 
 #: Mismatches kept for :meth:`ReplayServer.mismatches` (each is also handed
@@ -270,6 +273,8 @@ class ReplayServer:
     def _new_session(self, cassette: int) -> _Session | None:
         if len(self._sessions) >= MAX_REPLAY_SESSIONS:
             done = next((n for n, s in self._sessions.items() if s.finished), None)
+            if done is None:
+                done = next((n for n, s in self._sessions.items() if not s.attached), None)
             if done is None:
                 return None
             del self._sessions[done]
