@@ -134,6 +134,7 @@ async def _serve_one(
             actions = conn.receive_data(data)
             if actions:
                 clock.answered()
+            closing = False
             for action in actions:
                 if isinstance(action, ReplayWrite):
                     if action.delay > 0:
@@ -144,9 +145,14 @@ async def _serve_one(
                     if on_mismatch is not None:
                         on_mismatch(action.text)
                 elif isinstance(action, ReplayClose):
-                    return
+                    closing = True
+                    break
+            # Also for an answer that closes (a recorded stream cut off, a
+            # refusal): --once exits after a last step whose server closed.
             if actions and on_response is not None:
                 on_response()
+            if closing:
+                return
     finally:
         conn.close()
 
