@@ -45,6 +45,8 @@ HOSTILE = {
     "query-key-with-escapes": _post(b"/api/chatgpt/user/login?%1b[2J%07=1&%e2%80%ae=2", b"{}"),
     "query-value-of-a-megabyte": _post(b"/api/chatgpt/user/login?a=" + b"v" * 1_000_000, b"{}"),
     "json-key-with-escapes": _post(b"/api/chatgpt/user/login", b'{"a\\u001b[2J\\u202e": 1}'),
+    # A lone surrogate: its JSON refusal could not be encoded (an internal error).
+    "json-key-lone-surrogate": _post(b"/api/chatgpt/user/login", b'{"\\ud800": 1}'),
     "json-key-of-a-megabyte": _post(
         b"/api/chatgpt/user/login", b'{"' + b"k" * 1_000_000 + b'": 1}'
     ),
