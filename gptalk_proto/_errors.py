@@ -86,12 +86,14 @@ LINE_LIMIT = 500
 def escaped(text: str, limit: int = LINE_LIMIT) -> str:
     """``text`` unquoted but with every character that is not printable
     escaped as ``repr`` would (ESC, CR, LF, U+202E), cut to ``limit``
-    characters: one visible line for a message that is partly peer text."""
-    if len(text) > limit:
-        return escaped(text[:limit], limit) + f"... ({len(text)} characters)"
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+    characters once escaped: one visible line for a message that is partly
+    peer text."""
+    shown = text[:limit]
+    if not shown.isprintable():
+        shown = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in shown)
+    if len(shown) > limit or len(text) > limit:
+        return shown[:limit] + f"... ({len(text)} characters)"
+    return shown
 
 
 class GPTalkError(Exception):

@@ -47,6 +47,9 @@ HOSTILE = {
     "json-key-with-escapes": _post(b"/api/chatgpt/user/login", b'{"a\\u001b[2J\\u202e": 1}'),
     # A lone surrogate: its JSON refusal could not be encoded (an internal error).
     "json-key-lone-surrogate": _post(b"/api/chatgpt/user/login", b'{"\\ud800": 1}'),
+    "json-key-of-escapes": _post(
+        b"/api/chatgpt/user/login", b'{"' + b"\\udbff\\udfff" * 2000 + b'": 1}'
+    ),
     "json-key-of-a-megabyte": _post(
         b"/api/chatgpt/user/login", b'{"' + b"k" * 1_000_000 + b'": 1}'
     ),
