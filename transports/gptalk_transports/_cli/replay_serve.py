@@ -11,7 +11,7 @@ import anyio
 
 from gptalk_proto.cassette import ReplayServer
 
-from .._server.driver import LOGGER_NAME
+from .._server.refserver import LOGGER_NAME
 from .._server.replay import replay_server, report_unplayed, serve_replay
 from .exits import UsageError
 
