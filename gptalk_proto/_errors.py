@@ -52,6 +52,7 @@ __all__ = [
     "SSESizeError",
     "ServiceError",
     "StreamInterrupted",
+    "escaped",
     "excerpt",
 ]
 
@@ -74,6 +75,25 @@ def excerpt(text: str | bytes, limit: int = EXCERPT_LIMIT) -> str:
     if len(text) <= limit:
         return repr(text)
     return repr(text[:limit]) + f"... ({len(text)} characters)"
+
+
+#: How many characters of a line of an error message :func:`escaped` keeps:
+#: a line built around peer text (a 2 MB request path, a JSON key of a
+#: megabyte) stays a line a terminal shows whole.
+LINE_LIMIT = 500
+
+
+def escaped(text: str, limit: int = LINE_LIMIT) -> str:
+    """``text`` unquoted but with every character that is not printable
+    escaped as ``repr`` would (ESC, CR, LF, U+202E), cut to ``limit``
+    characters once escaped: one visible line for a message that is partly
+    peer text."""
+    shown = text[:limit]
+    if not shown.isprintable():
+        shown = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in shown)
+    if len(shown) > limit or len(text) > limit:
+        return shown[:limit] + f"... ({len(text)} characters)"
+    return shown
 
 
 class GPTalkError(Exception):

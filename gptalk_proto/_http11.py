@@ -25,7 +25,7 @@ from typing import NamedTuple, Union
 import h11
 
 from ._chunked import DEFAULT_MAX_CHUNK_LINE, ChunkedDecoder
-from ._errors import InvalidHTTP, LocalProtocolError, RemoteProtocolError
+from ._errors import InvalidHTTP, LocalProtocolError, RemoteProtocolError, escaped
 from ._head import CHUNKED, PlainHead, read_head, says_close
 from ._util import NEED_DATA, NeedData
 
@@ -53,7 +53,9 @@ def next_h11_event(conn: h11.Connection) -> H11Event:
     try:
         return conn.next_event()
     except h11.RemoteProtocolError as exc:
-        raise InvalidHTTP(str(exc), status_hint=exc.error_status_hint) from None
+        # h11 quotes the offending line whole: a request line of 2 MB would
+        # be a message of 2 MB, so it is cut (h11 escapes it already).
+        raise InvalidHTTP(escaped(str(exc)), status_hint=exc.error_status_hint) from None
 
 
 def send_h11(conn: h11.Connection, event: h11.Response | h11.Data | h11.EndOfMessage) -> bytes:

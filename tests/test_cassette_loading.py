@@ -24,8 +24,14 @@ from .replay_cases import CASSETTES
 
 Raw = dict[str, Any]
 
-#: Every command that loads a cassette, as argv before the file's name.
-LOADERS = [["replay", "--speed", "1"], ["cassette", "lint"], ["cassette", "to-har"]]
+#: Every command that loads a cassette, as argv before the file's name
+#: (``replay --serve`` loads its files inside its event loop).
+LOADERS = [
+    ["replay", "--speed", "1"],
+    ["replay", "--serve"],
+    ["cassette", "lint"],
+    ["cassette", "to-har"],
+]
 
 
 def _plain_chat() -> Raw:

@@ -61,6 +61,7 @@ from ._replay import (
     Replayer,
 )
 from ._replay_server import (
+    MAX_PIPELINED_ANSWERS,
     MAX_REPLAY_SESSIONS,
     MISMATCH_STATUS,
     ReplayClose,
@@ -76,6 +77,7 @@ __all__ = [
     "GENERIC",
     "GPTALK",
     "MAX_DEPTH",
+    "MAX_PIPELINED_ANSWERS",
     "MAX_PROXIED_REQUEST",
     "MAX_RANDOM_PIECE",
     "MAX_REPLAY_SESSIONS",

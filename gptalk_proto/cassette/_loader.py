@@ -111,7 +111,12 @@ def _bytes(obj: dict[str, Any], where: str, *, json_ok: bool) -> bytes:
         return encoded
     data: str = _field(obj, "data", str, where)
     if encoding == "utf-8":
-        return data.encode("utf-8")
+        try:
+            return data.encode("utf-8")
+        except UnicodeEncodeError:
+            # JSON's "\ud800" escape reads as a lone surrogate, which no
+            # byte sequence is: the file is wrong, not the loader.
+            raise CassetteError(f"{where}.data: a lone surrogate is no UTF-8 text") from None
     try:
         return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):

@@ -30,12 +30,13 @@ step and each differing field; :meth:`Replayer.assert_played` raises
 from __future__ import annotations
 
 import json
+import re
 from collections import deque
 from enum import Enum
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
-from .._errors import InvalidHTTP, excerpt
+from .._errors import InvalidHTTP, escaped, excerpt
 from ._format import Cassette, CassetteError, Interaction, RecordedChunk, RecordedRequest
 from ._profiles import Profile, profile_named
 from ._records import header_map
@@ -75,10 +76,31 @@ MAX_REPLAY_REQUEST = 2 * 1024 * 1024
 MAX_KNOWN_HEADS = 8
 
 
+#: Differences a :class:`CassetteMismatch` lists; the rest are counted.  A
+#: client's body of 100,000 JSON keys (or a head of 50,000 header lines)
+#: differs in as many places: its message, written to stderr and sent back
+#: in the 409, stays a screenful, not megabytes.
+MAX_DIFFERENCES = 40
+
+_MORE = re.compile(r"\.\.\. and [0-9]+ more differences")
+
+
 class CassetteMismatch(CassetteError):
-    """The client sent a request the cassette does not have at this step."""
+    """The client sent a request the cassette does not have at this step.
+
+    The summary and each difference are one escaped line of at most
+    ``LINE_LIMIT`` characters (they name the client's method, path, header
+    and JSON key names), and at most ``MAX_DIFFERENCES`` are listed.
+    """
 
     def __init__(self, step: int, summary: str, differences: list[str]) -> None:
+        summary = escaped(summary)
+        more = len(differences) - MAX_DIFFERENCES
+        if more == 1 and _MORE.fullmatch(differences[-1]):
+            more = 0  # the differences of another mismatch, capped already
+        differences = [escaped(line) for line in differences[: len(differences) - max(more, 0)]]
+        if more > 0:
+            differences.append(f"... and {more} more differences")
         lines = "\n".join(f"  {line}" for line in differences)
         super().__init__(f"request {step + 1} does not match the cassette ({summary}):\n{lines}")
         self.step = step

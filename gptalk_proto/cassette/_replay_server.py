@@ -26,7 +26,9 @@ Tokens
     The recorded tokens are placeholders (``<login-token-1>.....``); each
     session hands out its own, of the placeholder's length, so every framing
     length (``content-length``, chunk sizes) stays true.  A request's tokens
-    are turned back into the placeholders before matching.
+    are turned back into the placeholders before matching.  With
+    ``entropy``, the rest of a token after its session and serial number is
+    random: another client cannot guess it and play that session's steps.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from __future__ import annotations
 import json
 import re
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .._errors import InvalidHTTP, LocalProtocolError
@@ -44,6 +46,7 @@ from ._replay import MAX_REPLAY_REQUEST, CassetteMismatch, Replayer
 from ._request_reader import RequestHead, RequestReader
 
 __all__ = [
+    "MAX_PIPELINED_ANSWERS",
     "MAX_REPLAY_SESSIONS",
     "MISMATCH_STATUS",
     "ReplayClose",
@@ -55,14 +58,25 @@ __all__ = [
 
 #: Sessions held at once.  A session is a few hundred bytes plus its token
 #: maps; past the cap, the oldest session that played every step is dropped
-#: to make room, and when none has, a new client gets a 503: a bounded
-#: server, not one that grows with every login.
+#: to make room, else the oldest that no connection is on (clients that
+#: logged in and went away must not fill the server for good; one that comes
+#: back with a token of it is told the session is gone), and when every
+#: session is on a connection, a new client gets a 409 naming the cap: a
+#: bounded server, not one that grows with every login.
 MAX_REPLAY_SESSIONS = 100_000
 
 #: Mismatches kept for :meth:`ReplayServer.mismatches` (each is also handed
 #: to the driver as it happens): a client that loops on a wrong request must
 #: not grow the server without bound.
 MAX_KEPT_MISMATCHES = 100
+
+#: Requests answered from one read of a client's bytes (HTTP/1.1
+#: pipelining); the next gets a 429 and the connection closes, as at the
+#: recording proxy.  Each answer is a recorded response, held whole until the
+#: driver has written it: 64 KB of small pipelined requests for a step of a
+#: megabyte would otherwise hold hundreds of megabytes for a client that
+#: reads nothing.  Clients send one request at a time.
+MAX_PIPELINED_ANSWERS = 16
 
 #: The status of a request that matches nothing: RFC 9110 section 15.5.10,
 #: "the request could not be completed due to a conflict with the current
@@ -72,8 +86,9 @@ MISMATCH_STATUS = 409
 
 # Placeholders of the tokens a server hands out (long and short forms).
 _TOKEN_PLACEHOLDER = re.compile(rb"<(?:login-token|stream-token)-\d+>\.*|<[ts]\d+>\.*")
-# The tokens this server hands out: session and serial in hex, "_" padding.
-_ISSUED = re.compile(rb"gtR([0-9a-f]{1,12})T([0-9a-f]{1,8})_*")
+# The tokens this server hands out: session and serial in hex, then a random
+# part ("K" and hex, with entropy) and "_" padding.
+_ISSUED = re.compile(rb"gtR([0-9a-f]{1,12})T([0-9a-f]{1,8})(?:K[0-9a-f]*)?_*")
 
 
 @dataclass(frozen=True)
@@ -99,12 +114,25 @@ class ReplayMismatch:
 
 ReplayAction = ReplayWrite | ReplayClose | ReplayMismatch
 
+# The ``msg`` of a refusal, by status (any other: the request was no HTTP).
+_REFUSALS = {
+    MISMATCH_STATUS: "the request does not match the cassette",
+    429: "too many requests sent ahead of their responses",
+}
+
 
 class _Session:
-    __slots__ = ("attached", "cassette", "issued", "number", "placeholders", "replayer")
+    __slots__ = ("attached", "cassette", "entropy", "issued", "number", "placeholders", "replayer")
 
-    def __init__(self, number: int, cassette: int, replayer: Replayer) -> None:
+    def __init__(
+        self,
+        number: int,
+        cassette: int,
+        replayer: Replayer,
+        entropy: Callable[[int], bytes] | None = None,
+    ) -> None:
         self.number = number
+        self.entropy = entropy
         self.cassette = cassette
         self.replayer = replayer
         self.attached = 0  # connections whose last request was of this session
@@ -123,6 +151,9 @@ class _Session:
             if len(stem) > len(placeholder):
                 # Too short a placeholder to be unique: hand it out as recorded.
                 return placeholder
+            room = len(placeholder) - len(stem)
+            if self.entropy is not None and room >= 2:
+                stem += b"K" + self.entropy(room // 2).hex()[: room - 1].encode()
             token = stem + b"_" * (len(placeholder) - len(stem))
             self.issued[placeholder] = token
             self.placeholders[token] = placeholder
@@ -148,6 +179,9 @@ class ReplayServer:
         names: how to name each cassette in messages (default: its number).
         profile: how requests match, for every cassette (default: each
             cassette's own).
+        entropy: ``n -> n random bytes`` for the secret part of the tokens
+            handed out (``os.urandom`` in the server); None: tokens are the
+            session and serial numbers alone, which any client can guess.
     """
 
     def __init__(
@@ -158,6 +192,7 @@ class ReplayServer:
         max_gap: float | None = None,
         names: Sequence[str] | None = None,
         profile: Profile | None = None,
+        entropy: Callable[[int], bytes] | None = None,
     ) -> None:
         if not cassettes:
             raise LocalProtocolError("a replay server needs at least one cassette")
@@ -176,6 +211,7 @@ class ReplayServer:
         self.speed = float(speed)
         self.profile = profile
         self.max_gap = max_gap
+        self.entropy = entropy
         self._sessions: OrderedDict[int, _Session] = OrderedDict()
         self._numbers = 0
         self._played = [set[int]() for _ in cassettes]
@@ -222,25 +258,32 @@ class ReplayServer:
         wait = max(recorded, 0.0) / self.speed
         return wait if self.max_gap is None else min(wait, self.max_gap)
 
-    def _by_token(self, data: bytes) -> _Session | bool | None:
-        """The session whose token ``data`` carries; None if no token; False
-        for a token of ours whose session is gone."""
+    def _by_token(self, data: bytes) -> _Session | str | None:
+        """The session whose token ``data`` carries; None if no token; for a
+        token of our form that no session holds, why not."""
         for found in _ISSUED.finditer(data):
             session = self._sessions.get(int(found.group(1), 16))
-            if session is not None and found.group(0) in session.placeholders:
-                return session
-            return False
+            if session is None:
+                return "the token sent was handed out by a session this server no longer holds"
+            if found.group(0) not in session.placeholders:
+                return "the token sent was not handed out by this server"
+            return session
         return None
 
     def _new_session(self, cassette: int) -> _Session | None:
         if len(self._sessions) >= MAX_REPLAY_SESSIONS:
             done = next((n for n, s in self._sessions.items() if s.finished), None)
             if done is None:
+                done = next((n for n, s in self._sessions.items() if not s.attached), None)
+            if done is None:
                 return None
             del self._sessions[done]
         self._numbers += 1
         session = _Session(
-            self._numbers, cassette, Replayer(self.cassettes[cassette], self.profile)
+            self._numbers,
+            cassette,
+            Replayer(self.cassettes[cassette], self.profile),
+            self.entropy,
         )
         self._sessions[session.number] = session
         return session
@@ -255,11 +298,9 @@ class ReplayServer:
     ) -> tuple[_Session, Interaction]:
         raw = b"\n".join([target, *(v for _, v in headers), body])
         found = self._by_token(raw)
-        if found is False:
+        if isinstance(found, str):
             raise CassetteMismatch(
-                0,
-                f"{method} {target.split(b'?')[0].decode('ascii', 'replace')}",
-                ["the token sent was handed out by a session this server no longer holds"],
+                0, f"{method} {target.split(b'?')[0].decode('ascii', 'replace')}", [found]
             )
         candidates: list[_Session] = []
         if isinstance(found, _Session):
@@ -355,11 +396,7 @@ class ReplayServer:
         step = getattr(error, "step", None)
         document = {
             "code": status,
-            "msg": (
-                "the request does not match the cassette"
-                if status == MISMATCH_STATUS
-                else "the request is not valid HTTP"
-            ),
+            "msg": _REFUSALS.get(status, "the request is not valid HTTP"),
             "step": None if step is None else step + 1,
             "differences": list(getattr(error, "differences", [])),
             "detail": text,
@@ -396,7 +433,12 @@ class ReplayServerConnection:
                 status=exc.status_hint,
             )
         actions: list[ReplayAction] = []
-        for head, body, _ in requests:
+        for number, (head, body, _) in enumerate(requests):
+            if number == MAX_PIPELINED_ANSWERS:
+                self._done = True
+                text = f"more than {MAX_PIPELINED_ANSWERS} requests sent ahead of their responses"
+                actions.extend(self._server._refuse(CassetteError(text), status=429))
+                break
             actions.extend(self._server._answer(self, head, body))
             if isinstance(actions[-1], ReplayClose):
                 self._done = True

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 from typing import Any, TextIO
 
 import anyio
 
+from gptalk_proto.cassette import ReplayServer
+
+from .._server.refserver import LOGGER_NAME
 from .._server.replay import replay_server, report_unplayed, serve_replay
 from .exits import UsageError
 
@@ -45,6 +49,21 @@ async def _serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         profile=args.profile,
         volatile=args.volatile,
     )
+    # The server's log lines (an internal error, a listener out of file
+    # descriptors) go to stderr as gptalk's, as `gptalk serve` writes them.
+    log = logging.StreamHandler(err)
+    log.setFormatter(logging.Formatter("gptalk: %(message)s"))
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.addHandler(log)
+    try:
+        return await _serve_logged(server, args, out, err)
+    finally:
+        logger.removeHandler(log)
+
+
+async def _serve_logged(
+    server: ReplayServer, args: argparse.Namespace, out: TextIO, err: TextIO
+) -> int:
     failure: UsageError | None = None
     done = anyio.Event()
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import anyio
-from anyio.abc import ByteStream, SocketAttribute, TaskStatus
+from anyio.abc import ByteStream, SocketAttribute, SocketListener, TaskStatus
 from anyio.streams.tls import TLSStream
 
 import gptalk_proto
@@ -36,6 +36,7 @@ from gptalk_proto import NEED_DATA, PAUSED
 from gptalk_proto.server import BadRequest, Pause, Send, ServerConnection, Service
 
 __all__ = [
+    "ACCEPT_RETRY_DELAY",
     "LOGGER_NAME",
     "Limits",
     "ServerStats",
@@ -55,6 +56,13 @@ READ_SIZE = 64 * 1024
 #: Seconds a last word (a 408 or a 500) may take to go out before the
 #: connection is closed anyway: the client it is for may have stopped reading.
 FAREWELL_TIMEOUT = 2.0
+
+#: Seconds the accept loop waits after the listener failed to accept (out
+#: of file descriptors: EMFILE/ENFILE, or of kernel memory) before it tries
+#: again: the connections being served free descriptors as they end, and a
+#: loop that retried at once would spin.  The pending connection stays in
+#: the listen queue meanwhile.
+ACCEPT_RETRY_DELAY = 0.1
 
 #: Characters of each variable part of a log line (an exception's type, where
 #: it was raised, the peer's address): a log line stays one short line.
@@ -98,6 +106,9 @@ class ServerStats:
     timed_out: int = 0
     #: Connections ended by an exception (a bug), each logged in one line.
     internal_errors: int = 0
+    #: Times the listener could not accept (out of file descriptors or
+    #: memory); the first of each run of them is logged in one line.
+    accept_errors: int = 0
 
 
 class Limits(NamedTuple):
@@ -390,11 +401,36 @@ async def serve_listener(
             stats=stats,
         )
 
-    async with listener:
+    async def accept_from(one: SocketListener) -> None:
+        # anyio's listener.serve() ends (and the server with it) at the
+        # first accept that fails: a client holding as many connections as
+        # the process has file descriptors stopped every server.
+        failing = False
+        while True:
+            try:
+                stream = await one.accept()
+            except OSError as error:
+                stats.accept_errors += 1
+                if not failing:
+                    _logger.error(
+                        "cannot accept connections: %s; retrying every %g s",
+                        _field(os.strerror(error.errno) if error.errno else type(error).__name__),
+                        ACCEPT_RETRY_DELAY,
+                    )
+                failing = True
+                await anyio.sleep(ACCEPT_RETRY_DELAY)
+                continue
+            failing = False
+            group.start_soon(handle, stream)
+
+    async with listener, anyio.create_task_group() as group:
         bound = listener.extra(SocketAttribute.local_port)
         shown = f"[{host}]" if ":" in host else host
         task_status.started(f"{scheme}://{shown}:{bound}")
-        await listener.serve(handle)
+        # One loop per address the host resolved to (IPv4 and IPv6).
+        for one in listener.listeners:
+            assert isinstance(one, SocketListener)  # what create_tcp_listener makes
+            group.start_soon(accept_from, one)
 
 
 @asynccontextmanager

@@ -9,6 +9,7 @@ client sees the recorded chunk boundaries and pace.
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -133,6 +134,7 @@ async def _serve_one(
             actions = conn.receive_data(data)
             if actions:
                 clock.answered()
+            closing = False
             for action in actions:
                 if isinstance(action, ReplayWrite):
                     if action.delay > 0:
@@ -143,9 +145,14 @@ async def _serve_one(
                     if on_mismatch is not None:
                         on_mismatch(action.text)
                 elif isinstance(action, ReplayClose):
-                    return
+                    closing = True
+                    break
+            # Also for an answer that closes (a recorded stream cut off, a
+            # refusal): --once exits after a last step whose server closed.
             if actions and on_response is not None:
                 on_response()
+            if closing:
+                return
     finally:
         conn.close()
 
@@ -172,7 +179,15 @@ def replay_server(
     if profile is not None or volatile:
         base = profile_named(profile if profile is not None else cassettes[0].profile)
         chosen = base.with_volatile(volatile)
-    return ReplayServer(cassettes, speed=speed, max_gap=max_gap, names=names, profile=chosen)
+    # Tokens with a random part: a client cannot play another's session.
+    return ReplayServer(
+        cassettes,
+        speed=speed,
+        max_gap=max_gap,
+        names=names,
+        profile=chosen,
+        entropy=os.urandom,
+    )
 
 
 async def serve_replay(
