@@ -22,7 +22,7 @@ from gptalk_transports._cli.exits import COMMAND_EXITS, EXIT_CODES
 from gptalk_transports._load import LoadReport, run_load
 from gptalk_transports._server.refserver import make_service, serve_in_thread
 
-from .console import ENV, GPTALK, gptalk, read_line
+from .console import ENV, GPTALK, gptalk, listening, read_line
 from .replay_cases import CASSETTES
 from .test_cli import assert_one_error_line, free_port
 
@@ -181,6 +181,34 @@ def test_the_help_lists_the_exit_code_a_command_gives(
     assert "Traceback" not in result.stderr
     kinds = {code: name for name, code in EXIT_CODES.items()}
     assert kinds[result.returncode] in COMMAND_EXITS[command], result.stderr
+
+
+# (argv, the command, the kind of exit it gives when SIGINT stops it at once):
+# the servers that end on a signal have exits of their own to list.
+SIGNALLED_EXITS = [
+    (["replay", "--serve", PLAIN], "replay", "check"),  # every step unplayed
+    (["record", "--listen", "--url", "DEAD", "-o", "OUT"], "record", "cassette"),  # no request
+]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGINT to a child is POSIX")
+@pytest.mark.parametrize(
+    ("argv", "command", "kind"), SIGNALLED_EXITS, ids=[f"{c} {a[1]}" for a, c, _ in SIGNALLED_EXITS]
+)
+def test_the_help_lists_the_exit_code_a_server_stopped_by_sigint_gives(
+    tmp_path: Path, argv: list[str], command: str, kind: str
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    names = {"DEAD": dead, "OUT": str(tmp_path / "o.json")}
+    with listening(*[names.get(arg, arg) for arg in argv]) as (process, _):
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=15)
+        assert process.stderr is not None
+        errors = process.stderr.read()
+    assert "Traceback" not in errors
+    assert code == EXIT_CODES[kind], errors
+    assert kind in COMMAND_EXITS[command]
+    assert not (tmp_path / "o.json").exists()
 
 
 # -- errors with --json, and after partial text ---------------------------------------

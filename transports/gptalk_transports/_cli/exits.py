@@ -24,7 +24,7 @@ __all__ = [
     "exit_epilog",
 ]
 
-#: Exit codes by kind of failure (documented in the README and in --help).
+#: Exit codes by kind of failure (documented in docs/reference/cli.md and in --help).
 EXIT_CODES = {
     "ok": 0,
     "usage": 2,  # bad arguments or values (also argparse's own code)
@@ -32,7 +32,7 @@ EXIT_CODES = {
     "service": 4,  # the service refused: error envelope or HTTP 4xx/5xx
     "protocol": 5,  # the server broke the protocol (bad HTTP, SSE or JSON)
     "cassette": 6,  # a cassette is unreadable or malformed, or a replay left the recorded path
-    "check": 1,  # cassette verify or lint found a problem; a load run had failures
+    "check": 1,  # verify or lint found a problem; a load run had failures; steps unplayed
     "internal": 70,  # a bug in gptalk itself (EX_SOFTWARE)
     "interrupted": 130,  # Ctrl-C
 }
@@ -40,7 +40,10 @@ EXIT_CODES = {
 #: What each exit code means, as the help texts say it.
 _EXIT_MEANINGS = {
     "ok": "0 ok",
-    "check": "1 check (cassette verify or lint found a problem, or chats of a load run failed)",
+    "check": (
+        "1 check (cassette verify or lint found a problem, chats of a load run failed,"
+        " or the replay server stopped with steps unplayed)"
+    ),
     "usage": "2 usage",
     "network": "3 network (connect, proxy, TLS, timeout)",
     "service": "4 service (error envelope, HTTP 4xx/5xx)",
@@ -58,8 +61,11 @@ COMMAND_EXITS: dict[str, tuple[str, ...]] = {
     # Ctrl-C (SIGINT) and SIGTERM stop the server: that is its normal end, exit 0.
     "serve": ("ok", "usage", "internal"),
     "load": ("ok", "check", "usage", "internal", "interrupted"),
-    "record": ("ok", "usage", "network", "protocol", "internal", "interrupted"),
-    "replay": ("ok", "usage", "cassette", "internal", "interrupted"),
+    # record --listen stopped before any request went through exits 6 (nothing
+    # to write: no cassette); so does record when no request reached the server.
+    "record": ("ok", "usage", "network", "protocol", "cassette", "internal", "interrupted"),
+    # replay --serve stopped by a signal with steps unplayed exits 1.
+    "replay": ("ok", "check", "usage", "cassette", "internal", "interrupted"),
     "verify": ("ok", "check", "usage", "cassette", "internal", "interrupted"),
     "lint": ("ok", "check", "usage", "cassette", "internal", "interrupted"),
     "to-har": ("ok", "usage", "cassette", "internal", "interrupted"),
