@@ -18,7 +18,10 @@ import pytest
 from gptalk_proto.server import text_reply
 from gptalk_transports._cassettes import write_atomically
 from gptalk_transports._cli import main
+from gptalk_transports._cli.app import build_parser
 from gptalk_transports._cli.exits import COMMAND_EXITS, EXIT_CODES
+from gptalk_transports._cli.record_proxy import CHAT_ONLY, LISTEN_ONLY
+from gptalk_transports._cli.replay_serve import SERVE_ONLY
 from gptalk_transports._load import LoadReport, run_load
 from gptalk_transports._server.refserver import make_service, serve_in_thread
 
@@ -105,6 +108,50 @@ def test_to_har_onto_a_folder_is_one_usage_line(tmp_path: Path) -> None:
         gptalk("cassette", "to-har", "-o", str(tmp_path), PLAIN), EXIT_CODES["usage"]
     )
     assert "is a directory" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["replay", "--once", PLAIN], "--once is for --serve only"),
+        (["replay", "--allow-unplayed", PLAIN], "--allow-unplayed is for --serve only"),
+        (["replay", "--host", "0.0.0.0", PLAIN], "--host is for --serve only"),
+        (["replay", "--port", "8080", PLAIN], "--port is for --serve only"),
+        (["record", "--chats", "2", "hi"], "--chats is for --listen only"),
+        (["record", "--port", "8080", "hi"], "--port is for --listen only"),
+        (["record", "--listen", "--url", "http://127.0.0.1:9", "--model", "m"], "--model is for"),
+        (["record", "--listen", "--url", "http://127.0.0.1:9", "--max-events", "3"], "--max-"),
+        (["record", "--listen", "--url", "http://127.0.0.1:9", "--idle-timeout", "1"], "--idle"),
+    ],
+)
+def test_a_flag_of_the_other_mode_is_one_usage_line(
+    tmp_path: Path, args: list[str], flag: str
+) -> None:
+    """A flag that only the mode not chosen reads was ignored without a word:
+    ``replay --once`` replayed and never said it would not exit by itself.
+    Refused before any work: nothing recorded, nothing listened on."""
+    if args[0] == "record":
+        args = [*args, "-o", str(tmp_path / "out.json")]
+    result = gptalk(*args)
+    line = assert_one_error_line(result, EXIT_CODES["usage"])
+    assert line.startswith(f"gptalk: error: {flag}"), line
+    assert result.stdout == ""  # (no replayed text, no 'listening on')
+    assert _listing(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("command", "flags"),
+    [("replay", SERVE_ONLY), ("record", LISTEN_ONLY), ("record", CHAT_ONLY)],
+)
+def test_the_refused_flags_defaults_are_the_parsers(command: str, flags: dict[str, object]) -> None:
+    """Each refused flag is compared with the parser's own default: else a
+    command given no such flag at all would be refused (or one given it let
+    through)."""
+    parsed = build_parser().parse_args(
+        [command, "x", *(["-o", "x"] if command == "record" else [])]
+    )
+    for flag, default in flags.items():
+        assert getattr(parsed, flag[2:].replace("-", "_")) == default, flag
 
 
 @pytest.mark.parametrize(

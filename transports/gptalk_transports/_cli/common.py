@@ -8,7 +8,7 @@ import math
 import os
 import re
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -29,6 +29,16 @@ NO_ENV_PROXY_HELP = (
     "ignore HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY (used by default when "
     "--url is given and --proxy is not)"
 )
+
+
+def refuse_unused(args: argparse.Namespace, flags: Mapping[str, object], why: str) -> None:
+    """A UsageError, ``"<flag> <why>"``, for the first of ``flags`` (each
+    with its default) given a value other than its default: it belongs to a
+    mode that was not chosen, and would otherwise be ignored without a word
+    (a user who wrote ``replay --once`` without ``--serve`` expects an exit)."""
+    for flag, default in flags.items():
+        if getattr(args, flag[2:].replace("-", "_")) != default:
+            raise UsageError(f"{flag} {why}")
 
 
 def _read_prompt(prompt: str, stdin: TextIO) -> str:

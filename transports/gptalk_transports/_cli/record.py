@@ -22,10 +22,11 @@ from .common import (
     _proxy_url,
     _url,
     _write,
+    refuse_unused,
 )
 from .exits import UsageError, _add_command, end_line
 from .profile import add_profile_argument
-from .record_proxy import add_listen_arguments, record_listen
+from .record_proxy import CHAT_ONLY, LISTEN_ONLY, add_listen_arguments, record_listen
 
 __all__ = ["add_command"]
 
@@ -36,6 +37,7 @@ def _record(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -
         return record_listen(args, out, err, output, _write)
     if not args.prompt:
         raise UsageError("give a PROMPT to record (or --listen for a recording proxy)")
+    refuse_unused(args, LISTEN_ONLY, "is for --listen only")
     if args.profile != "gptalk":
         raise UsageError(
             f"--profile {args.profile}: this command's own client speaks GPTalk; "
@@ -107,7 +109,9 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
         "--proxy", type=_proxy_url, help="http://[user:pass@]host:port, socks5:// or socks5h://"
     )
     record.add_argument("--no-env-proxy", action="store_true", help=NO_ENV_PROXY_HELP)
-    record.add_argument("--model", default="gpt-3.5-turbo", help="the model (default: %(default)s)")
+    record.add_argument(
+        "--model", default=CHAT_ONLY["--model"], help="the model (default: %(default)s)"
+    )
     record.add_argument(
         "--fault",
         action="append",

@@ -14,9 +14,20 @@ from gptalk_proto.cassette import CassetteError, check_secrets, profile_named
 
 from .._cassettes import save_cassette
 from .._server.proxy import record_through_proxy
+from .common import refuse_unused
 from .exits import UsageError
 
-__all__ = ["add_listen_arguments", "record_listen"]
+__all__ = ["CHAT_ONLY", "LISTEN_ONLY", "add_listen_arguments", "record_listen"]
+
+#: The flags only --listen reads, and those only a recorded chat reads (not
+#: --listen), with their defaults: given in the other mode, a usage error
+#: (see refuse_unused).
+LISTEN_ONLY: dict[str, object] = {"--host": "127.0.0.1", "--port": 0, "--chats": None}
+CHAT_ONLY: dict[str, object] = {
+    "--model": "gpt-3.5-turbo",
+    "--max-events": None,
+    "--idle-timeout": None,
+}
 
 
 def add_listen_arguments(record: Any, port_type: Any, count_type: Any) -> None:
@@ -30,10 +41,15 @@ def add_listen_arguments(record: Any, port_type: Any, count_type: Any) -> None:
         "and exits 0",
     )
     record.add_argument(
-        "--host", default="127.0.0.1", help="with --listen: the address (default: %(default)s)"
+        "--host",
+        default=LISTEN_ONLY["--host"],
+        help="with --listen: the address (default: %(default)s)",
     )
     record.add_argument(
-        "--port", type=port_type, default=0, help="with --listen: the port (default: 0, any free)"
+        "--port",
+        type=port_type,
+        default=LISTEN_ONLY["--port"],
+        help="with --listen: the port (default: 0, any free)",
     )
     record.add_argument(
         "--chats", type=count_type, metavar="N", help="with --listen: stop after N chats"
@@ -101,6 +117,7 @@ def record_listen(
         raise UsageError("--listen takes no PROMPT: the proxy's clients chat")
     if args.fault:
         raise UsageError("--fault is for the built-in server; drop it or --listen")
+    refuse_unused(args, CHAT_ONLY, "is for recording a chat (a PROMPT): --listen has no use for it")
     check_secrets(args.secret)  # before anything is recorded: a usage error
     return anyio.run(
         _listen,

@@ -14,10 +14,10 @@ from gptalk_proto import (
 
 from .._cassettes import ReplayTiming, load_cassette
 from .._session import replay_session
-from .common import _port, _positive, _Printer
+from .common import _port, _positive, _Printer, refuse_unused
 from .exits import UsageError, _add_command, end_line
 from .profile import add_profile_argument, add_volatile_argument, chosen_profile
-from .replay_serve import add_serve_arguments, replay_serve
+from .replay_serve import SERVE_ONLY, add_serve_arguments, replay_serve
 
 __all__ = ["add_command"]
 
@@ -42,6 +42,7 @@ def _replay(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -
         return replay_serve(args, out, err)
     if len(args.file) > 1:
         raise UsageError("several cassettes are replayed with --serve only")
+    refuse_unused(args, SERVE_ONLY, "is for --serve only")
     args.file = args.file[0]
     try:
         timing = ReplayTiming(speed=args.speed or None, max_gap=args.max_gap)

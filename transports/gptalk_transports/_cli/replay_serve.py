@@ -15,7 +15,16 @@ from .._server.refserver import LOGGER_NAME
 from .._server.replay import replay_server, report_unplayed, serve_replay
 from .exits import UsageError
 
-__all__ = ["add_serve_arguments", "replay_serve"]
+__all__ = ["SERVE_ONLY", "add_serve_arguments", "replay_serve"]
+
+#: The flags only --serve reads, with their defaults (given without --serve: a
+#: usage error, see refuse_unused).
+SERVE_ONLY: dict[str, object] = {
+    "--host": "127.0.0.1",
+    "--port": 0,
+    "--allow-unplayed": False,
+    "--once": False,
+}
 
 
 def add_serve_arguments(replay: Any, port_type: Any) -> None:
@@ -28,10 +37,15 @@ def add_serve_arguments(replay: Any, port_type: Any) -> None:
         "was played, else 1 listing the unplayed steps",
     )
     replay.add_argument(
-        "--host", default="127.0.0.1", help="with --serve: the address (default: %(default)s)"
+        "--host",
+        default=SERVE_ONLY["--host"],
+        help="with --serve: the address (default: %(default)s)",
     )
     replay.add_argument(
-        "--port", type=port_type, default=0, help="with --serve: the port (default: 0, any free)"
+        "--port",
+        type=port_type,
+        default=SERVE_ONLY["--port"],
+        help="with --serve: the port (default: 0, any free)",
     )
     replay.add_argument(
         "--allow-unplayed", action="store_true", help="with --serve: exit 0 even if steps remain"
