@@ -28,6 +28,7 @@ from gptalk_transports._server.proxy import (
     UPSTREAM_READ_SIZE,
     record_through_proxy_in_thread,
 )
+from gptalk_transports._server.proxy_accepted import Accepted
 from gptalk_transports._server.replay import serve_cassettes_in_thread
 
 from .console import gptalk, listening
@@ -381,18 +382,18 @@ def test_a_slow_client_gets_the_whole_reply_when_the_upstream_closes_after_it(
     small = 4096  # socket buffers that hold far less than the reply
     ended = anyio.Event()
     real_contained = driver_module.serve_contained
-    real_made = proxy_module._Accepted.connection_made
+    real_made = Accepted.connection_made
 
     async def contained(*args: object, **kwargs: object) -> None:
         await real_contained(*args, **kwargs)  # type: ignore[arg-type]
         ended.set()  # the proxy let go of the client's connection
 
-    def made(self: proxy_module._Accepted, transport: asyncio.BaseTransport) -> None:
+    def made(self: Accepted, transport: asyncio.BaseTransport) -> None:
         transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, small)
         real_made(self, transport)
 
     monkeypatch.setattr(proxy_module, "serve_contained", contained)
-    monkeypatch.setattr(proxy_module._Accepted, "connection_made", made)
+    monkeypatch.setattr(Accepted, "connection_made", made)
 
     async def upstream(stream: anyio.abc.ByteStream) -> None:
         async with stream:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import re
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -20,6 +22,7 @@ from gptalk_proto import (
 )
 
 from .._config import MAX_TIMEOUT, Origin, ProxyURL, Timeout, check_timeout, make_ssl_context
+from .._server.driver import LOGGER_NAME
 from .exits import (
     UsageError,
 )
@@ -29,6 +32,21 @@ NO_ENV_PROXY_HELP = (
     "ignore HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY (used by default when "
     "--url is given and --proxy is not)"
 )
+
+
+@contextmanager
+def server_log(err: TextIO) -> Iterator[None]:
+    """While a server command runs, its servers' log lines (an internal
+    error, a listener out of file descriptors) go to ``err`` as gptalk's
+    own lines."""
+    log = logging.StreamHandler(err)
+    log.setFormatter(logging.Formatter("gptalk: %(message)s"))
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.addHandler(log)
+    try:
+        yield
+    finally:
+        logger.removeHandler(log)
 
 
 def refuse_unused(args: argparse.Namespace, flags: Mapping[str, object], why: str) -> None:

@@ -14,7 +14,7 @@ from gptalk_proto.cassette import CassetteError, check_secrets, profile_named
 
 from .._cassettes import save_cassette
 from .._server.proxy import record_through_proxy
-from .common import refuse_unused
+from .common import refuse_unused, server_log
 from .exits import UsageError
 
 __all__ = ["CHAT_ONLY", "LISTEN_ONLY", "add_listen_arguments", "record_listen"]
@@ -119,10 +119,12 @@ def record_listen(
         raise UsageError("--fault is for the built-in server; drop it or --listen")
     refuse_unused(args, CHAT_ONLY, "is for recording a chat (a PROMPT): --listen has no use for it")
     check_secrets(args.secret)  # before anything is recorded: a usage error
-    return anyio.run(
-        _listen,
-        args,
-        out,
-        err,
-        lambda cassette: write(output, lambda p: save_cassette(p, cassette)),
-    )
+    # The proxy's log lines go to stderr as gptalk's.
+    with server_log(err):
+        return anyio.run(
+            _listen,
+            args,
+            out,
+            err,
+            lambda cassette: write(output, lambda p: save_cassette(p, cassette)),
+        )

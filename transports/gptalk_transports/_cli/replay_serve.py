@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 from typing import Any, TextIO
 
@@ -11,8 +10,8 @@ import anyio
 
 from gptalk_proto.cassette import ReplayServer
 
-from .._server.refserver import LOGGER_NAME
 from .._server.replay import replay_server, report_unplayed, serve_replay
+from .common import server_log
 from .exits import UsageError
 
 __all__ = ["SERVE_ONLY", "add_serve_arguments", "replay_serve"]
@@ -63,16 +62,9 @@ async def _serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         profile=args.profile,
         volatile=args.volatile,
     )
-    # The server's log lines (an internal error, a listener out of file
-    # descriptors) go to stderr as gptalk's, as `gptalk serve` writes them.
-    log = logging.StreamHandler(err)
-    log.setFormatter(logging.Formatter("gptalk: %(message)s"))
-    logger = logging.getLogger(LOGGER_NAME)
-    logger.addHandler(log)
-    try:
+    # The server's log lines go to stderr as gptalk's.
+    with server_log(err):
         return await _serve_logged(server, args, out, err)
-    finally:
-        logger.removeHandler(log)
 
 
 async def _serve_logged(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import ssl
 import textwrap
@@ -28,7 +27,6 @@ from .._server.refserver import (
     DEFAULT_MIN_RATE,
     DEFAULT_MIN_RATE_GRACE,
     DEFAULT_REQUEST_TIMEOUT,
-    LOGGER_NAME,
     make_service,
     serve,
 )
@@ -36,6 +34,7 @@ from .common import (
     _count,
     _port,
     _positive,
+    server_log,
 )
 from .exits import (
     UsageError,
@@ -96,44 +95,35 @@ async def _serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     # Errors found inside the task group are raised after it has exited, so
     # they reach main() as themselves, not wrapped in an ExceptionGroup.
     failure: UsageError | None = None
-    # The server's log lines (one per internal error) go to stderr as gptalk's.
-    log = logging.StreamHandler(err)
-    log.setFormatter(logging.Formatter("gptalk: %(message)s"))
-    logger = logging.getLogger(LOGGER_NAME)
-    logger.addHandler(log)
-    try:
-        # Signals are caught from before the ready line: a supervisor may stop
-        # the server the moment it reads it.
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async with anyio.create_task_group() as group:
-                try:
-                    url = await group.start(
-                        lambda task_status: serve(
-                            service,
-                            host=args.host,
-                            port=args.port,
-                            ssl_context=ssl_context,
-                            header_timeout=args.header_timeout,
-                            request_timeout=args.request_timeout,
-                            min_rate=args.min_rate,
-                            idle_timeout=args.idle_timeout,
-                            max_connections=args.max_connections,
-                            task_status=task_status,
-                        )
+    # The server's log lines go to stderr as gptalk's.  Signals are caught
+    # from before the ready line: a supervisor may stop the server the moment
+    # it reads it.
+    with server_log(err), anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with anyio.create_task_group() as group:
+            try:
+                url = await group.start(
+                    lambda task_status: serve(
+                        service,
+                        host=args.host,
+                        port=args.port,
+                        ssl_context=ssl_context,
+                        header_timeout=args.header_timeout,
+                        request_timeout=args.request_timeout,
+                        min_rate=args.min_rate,
+                        idle_timeout=args.idle_timeout,
+                        max_connections=args.max_connections,
+                        task_status=task_status,
                     )
-                except OSError as exc:
-                    failure = UsageError(
-                        f"cannot listen on {args.host}:{args.port}: {exc.strerror}"
-                    )
+                )
+            except OSError as exc:
+                failure = UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}")
+                group.cancel_scope.cancel()
+            else:
+                out.write(f"listening on {url}\n")
+                out.flush()
+                async for _ in signals:
                     group.cancel_scope.cancel()
-                else:
-                    out.write(f"listening on {url}\n")
-                    out.flush()
-                    async for _ in signals:
-                        group.cancel_scope.cancel()
-                        break
-    finally:
-        logger.removeHandler(log)
+                    break
     if failure is not None:
         raise failure
     err.write("gptalk: server stopped\n")

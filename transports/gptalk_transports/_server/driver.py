@@ -18,12 +18,13 @@ Two rules live here.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -40,6 +41,7 @@ __all__ = [
     "LOGGER_NAME",
     "Limits",
     "ServerStats",
+    "asyncio_accept_errors",
     "in_background",
     "serve_connection",
     "serve_contained",
@@ -107,7 +109,7 @@ class ServerStats:
     #: Connections ended by an exception (a bug), each logged in one line.
     internal_errors: int = 0
     #: Times the listener could not accept (out of file descriptors or
-    #: memory); the first of each run of them is logged in one line.
+    #: memory); the 1st, 2nd, 4th, 8th... are logged, each in one line.
     accept_errors: int = 0
 
 
@@ -405,22 +407,13 @@ async def serve_listener(
         # anyio's listener.serve() ends (and the server with it) at the
         # first accept that fails: a client holding as many connections as
         # the process has file descriptors stopped every server.
-        failing = False
         while True:
             try:
                 stream = await one.accept()
             except OSError as error:
-                stats.accept_errors += 1
-                if not failing:
-                    _logger.error(
-                        "cannot accept connections: %s; retrying every %g s",
-                        _field(os.strerror(error.errno) if error.errno else type(error).__name__),
-                        ACCEPT_RETRY_DELAY,
-                    )
-                failing = True
+                _accept_failed(stats, error, ACCEPT_RETRY_DELAY)
                 await anyio.sleep(ACCEPT_RETRY_DELAY)
                 continue
-            failing = False
             group.start_soon(handle, stream)
 
     async with listener, anyio.create_task_group() as group:
@@ -431,6 +424,55 @@ async def serve_listener(
         for one in listener.listeners:
             assert isinstance(one, SocketListener)  # what create_tcp_listener makes
             group.start_soon(accept_from, one)
+
+
+def _accept_failed(stats: ServerStats, error: OSError, retry: float) -> None:
+    # Counted; logged in one line at the 1st, 2nd, 4th, 8th... failure: a
+    # listener out of descriptors fails at every retry, and again between
+    # runs of failures as connections come and go: k failures, at most
+    # log2(k) + 1 lines.
+    stats.accept_errors += 1
+    count = stats.accept_errors
+    if count & (count - 1) == 0:
+        _logger.error(
+            "cannot accept connections: %s (failure %d); retrying every %g s",
+            _field(os.strerror(error.errno) if error.errno else type(error).__name__),
+            count,
+            retry,
+        )
+
+
+#: What asyncio's listener tells its loop's exception handler when an accept
+#: failed for want of a resource (asyncio/selector_events.py); it then stops
+#: accepting for a second (asyncio's own ACCEPT_RETRY_DELAY).
+_ASYNCIO_ACCEPT_FAILED = "socket.accept() out of system resource"
+
+
+@contextmanager
+def asyncio_accept_errors(stats: ServerStats) -> Iterator[None]:
+    """For a server on asyncio's own listener (the recording proxy): a failed
+    accept, which asyncio hands its loop's exception handler and the default
+    handler prints with a traceback, again at every retry (a full stderr pipe
+    then blocked the whole loop), is counted and logged in one line now and
+    then, as :func:`serve_listener` does.  Other contexts go to the handler
+    the loop had, which is put back at the end."""
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        error = context.get("exception")
+        if context.get("message") == _ASYNCIO_ACCEPT_FAILED and isinstance(error, OSError):
+            _accept_failed(stats, error, 1.0)
+        elif previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+    try:
+        yield
+    finally:
+        loop.set_exception_handler(previous)
 
 
 @asynccontextmanager

@@ -43,7 +43,16 @@ from .._backends.trio import TrioStream
 from .._config import Origin, make_ssl_context
 from .._env_proxy import choose_proxy
 from .._exceptions import TransportError
-from .driver import READ_SIZE, Limits, ServerStats, in_background, serve_contained, serve_listener
+from .driver import (
+    READ_SIZE,
+    Limits,
+    ServerStats,
+    asyncio_accept_errors,
+    in_background,
+    serve_contained,
+    serve_listener,
+)
+from .proxy_accepted import Accepted
 from .proxy_splice import can_splice, splice_on_asyncio
 from .proxy_tee import tee_on_asyncio
 from .refserver import DEFAULT_MAX_CONNECTIONS
@@ -125,7 +134,7 @@ async def _proxy_one(
         future, no loop iteration per request (waking the task was an
         ``epoll_wait`` and a task step per request).  False: the task takes
         them; a refusal or an error is handed to it."""
-        assert isinstance(accepted, _Accepted)
+        assert isinstance(accepted, Accepted)
         reader, writer = accepted.reader, protocol.writer
         if (
             handed
@@ -170,7 +179,7 @@ async def _proxy_one(
             if isinstance(upstream, AsyncioStream) and isinstance(client, AsyncioStream):
                 # On asyncio, at the protocol level: no task switch per read;
                 # the client's requests too, while the tee runs.
-                if isinstance(accepted, _Accepted):
+                if isinstance(accepted, Accepted):
                     accepted.fast = partial(forward_now, *upstream.parts())
                 store = proxy.recorder.store
                 try:
@@ -194,7 +203,7 @@ async def _proxy_one(
                             upstream, client, from_upstream, send_timeout=SEND_TIMEOUT
                         )
                 finally:
-                    if isinstance(accepted, _Accepted):
+                    if isinstance(accepted, Accepted):
                         accepted.fast = None
                 return
             while True:
@@ -292,35 +301,6 @@ class _HandedOver(Exception):
     and what came of them is the task's to do (see forward_now)."""
 
 
-class _Accepted(_Protocol):
-    """asyncio's protocol of an accepted client connection: hands itself over
-    once its transport is made."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, spawn: Callable[[_Accepted], None]) -> None:
-        super().__init__(loop)
-        self._spawn = spawn
-        #: Takes the client's bytes as they come, where it can (True), while
-        #: set: see forward_now.
-        self.fast: Callable[[bytes], bool] | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self._spawn(self)
-
-    def eof_received(self) -> bool:
-        # A client that half-closed after its last request still reads the
-        # answer: the transport stays open for writing (True), and the task,
-        # which reads the end, closes it once the answer went out.
-        super().eof_received()
-        return True
-
-    def data_received(self, data: bytes) -> None:
-        fast = self.fast
-        # Bytes already waiting for the task go first: then these wait too.
-        if fast is None or self.chunks or not fast(data):
-            super().data_received(data)
-
-
 async def _close_after_its_tail(transport: asyncio.Transport) -> None:
     """Close a client's connection so that its tail (up to the high-water
     mark, 64 KiB, and an upstream read) still goes out: an abort dropped it.
@@ -345,50 +325,52 @@ async def _serve_on_asyncio(
     stats: ServerStats,
     task_status: TaskStatus[str],
 ) -> None:
-    """:func:`serve_listener`'s rules (cap, containment, close) on asyncio's
-    own server transports: the client's reads and writes then go through
-    the asyncio backend's stream (a timer only for a read that waits), not
-    an anyio stream under a cancel scope per read and per write, with its
-    reader paused and resumed (two ``epoll_ctl``) around every read."""
+    """:func:`serve_listener`'s rules (cap, containment, close, accept errors)
+    on asyncio's own server transports: the client's reads and writes then go
+    through the asyncio backend's stream (a timer only for a read that waits),
+    not an anyio stream under a cancel scope per read and per write."""
     loop = asyncio.get_running_loop()
     listening = True
 
-    async with anyio.create_task_group() as group:
+    with asyncio_accept_errors(stats):
+        async with anyio.create_task_group() as group:
 
-        def spawn(protocol: _Accepted) -> None:
-            transport = protocol.transport
-            assert transport is not None
-            if not listening:  # accepted as the server stopped
-                transport.abort()
-                return
-            peer = transport.get_extra_info("peername")
-            name = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "?"
-            stream = AsyncioStream(transport, protocol, name, transport.get_extra_info("socket"))
-            group.start_soon(
-                partial(
-                    serve_contained,
-                    partial(handler, stream),
-                    partial(_close_after_its_tail, transport),
-                    lambda: name,
-                    max_connections=max_connections,
-                    stats=stats,
+            def spawn(protocol: Accepted) -> None:
+                transport = protocol.transport
+                assert transport is not None
+                if not listening:  # accepted as the server stopped
+                    transport.abort()
+                    return
+                peer = transport.get_extra_info("peername")
+                name = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "?"
+                stream = AsyncioStream(
+                    transport, protocol, name, transport.get_extra_info("socket")
                 )
-            )
+                group.start_soon(
+                    partial(
+                        serve_contained,
+                        partial(handler, stream),
+                        partial(_close_after_its_tail, transport),
+                        lambda: name,
+                        max_connections=max_connections,
+                        stats=stats,
+                    )
+                )
 
-        # The listener's callbacks (connection_made, then spawn's start_soon)
-        # run outside any task, in a copy of this context: without the
-        # library named in it, anyio found no event loop there when the loop
-        # was not anyio's own (asyncio.run), and no connection was served.
-        sniffio.current_async_library_cvar.set("asyncio")
-        server = await loop.create_server(lambda: _Accepted(loop, spawn), host, port)
-        try:
-            bound = server.sockets[0].getsockname()[1]
-            shown = f"[{host}]" if ":" in host else host
-            task_status.started(f"http://{shown}:{bound}")
-            await anyio.sleep_forever()
-        finally:
-            listening = False
-            server.close()
+            # The listener's callbacks (connection_made, then spawn's start_soon)
+            # run outside any task, in a copy of this context: without the
+            # library named in it, anyio found no event loop there when the loop
+            # was not anyio's own (asyncio.run), and no connection was served.
+            sniffio.current_async_library_cvar.set("asyncio")
+            server = await loop.create_server(lambda: Accepted(loop, spawn), host, port)
+            try:
+                bound = server.sockets[0].getsockname()[1]
+                shown = f"[{host}]" if ":" in host else host
+                task_status.started(f"http://{shown}:{bound}")
+                await anyio.sleep_forever()
+            finally:
+                listening = False
+                server.close()
 
 
 @dataclass
