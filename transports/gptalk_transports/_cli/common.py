@@ -22,7 +22,7 @@ from gptalk_proto import (
 )
 
 from .._config import MAX_TIMEOUT, Origin, ProxyURL, Timeout, check_timeout, make_ssl_context
-from .._server.driver import LOGGER_NAME
+from .._server.refserver import LOGGER_NAME
 from .exits import (
     UsageError,
 )
