@@ -9,10 +9,13 @@ import math
 import os
 import re
 import ssl
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
+
+import anyio
+import anyio.abc
 
 from gptalk_proto import (
     ChatDone,
@@ -47,6 +50,31 @@ def server_log(err: TextIO) -> Iterator[None]:
         yield
     finally:
         logger.removeHandler(log)
+
+
+def cannot_listen(args: argparse.Namespace, error: OSError) -> UsageError:
+    """A server command's failure to listen on ``args.host``:``args.port``."""
+    return UsageError(f"cannot listen on {args.host}:{args.port}: {error.strerror}")
+
+
+async def start_listening(
+    group: anyio.abc.TaskGroup,
+    start: Callable[[anyio.abc.TaskStatus[str]], Coroutine[Any, Any, object]],
+    args: argparse.Namespace,
+    out: TextIO,
+) -> UsageError | None:
+    """Start a server command's server in ``group`` and print its ready line
+    ('listening on URL'); when it cannot listen on ``args.host``:``args.port``,
+    cancel the group and return the UsageError (raised by the caller after
+    the group: inside it, it would reach main() wrapped in an ExceptionGroup)."""
+    try:
+        url = await group.start(start)
+    except OSError as exc:
+        group.cancel_scope.cancel()
+        return cannot_listen(args, exc)
+    out.write(f"listening on {url}\n")
+    out.flush()
+    return None
 
 
 def refuse_unused(args: argparse.Namespace, flags: Mapping[str, object], why: str) -> None:

@@ -14,7 +14,7 @@ from gptalk_proto.cassette import CassetteError, check_secrets, profile_named
 
 from .._cassettes import save_cassette
 from .._server.proxy import record_through_proxy
-from .common import refuse_unused, server_log
+from .common import cannot_listen, refuse_unused, server_log
 from .exits import UsageError
 
 __all__ = ["CHAT_ONLY", "LISTEN_ONLY", "add_listen_arguments", "record_listen"]
@@ -89,7 +89,7 @@ async def _listen(
                 await run.done.wait()
                 group.cancel_scope.cancel()
         except OSError as exc:
-            failure = UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}")
+            failure = cannot_listen(args, exc)
     if failure is not None:
         raise failure
     cassette = run.cassette

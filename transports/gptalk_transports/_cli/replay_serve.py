@@ -8,11 +8,8 @@ from typing import Any, TextIO
 
 import anyio
 
-from gptalk_proto.cassette import ReplayServer
-
 from .._server.replay import replay_server, report_unplayed, serve_replay
-from .common import server_log
-from .exits import UsageError
+from .common import server_log, start_listening
 
 __all__ = ["SERVE_ONLY", "add_serve_arguments", "replay_serve"]
 
@@ -62,15 +59,6 @@ async def _serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         profile=args.profile,
         volatile=args.volatile,
     )
-    # The server's log lines go to stderr as gptalk's.
-    with server_log(err):
-        return await _serve_logged(server, args, out, err)
-
-
-async def _serve_logged(
-    server: ReplayServer, args: argparse.Namespace, out: TextIO, err: TextIO
-) -> int:
-    failure: UsageError | None = None
     done = anyio.Event()
 
     def mismatch(text: str) -> None:
@@ -81,27 +69,25 @@ async def _serve_logged(
         if args.once and server.all_played:
             done.set()
 
-    # Signals are caught from before the ready line: a supervisor may stop
-    # the server the moment it reads it.
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    # The server's log lines go to stderr as gptalk's.  Signals are caught
+    # from before the ready line: a supervisor may stop the server the moment
+    # it reads it.
+    with server_log(err), anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with anyio.create_task_group() as group:
-            try:
-                url = await group.start(
-                    lambda task_status: serve_replay(
-                        server,
-                        host=args.host,
-                        port=args.port,
-                        on_mismatch=mismatch,
-                        on_response=answered,
-                        task_status=task_status,
-                    )
-                )
-            except OSError as exc:
-                failure = UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}")
-                group.cancel_scope.cancel()
-            else:
-                out.write(f"listening on {url}\n")
-                out.flush()
+            failure = await start_listening(
+                group,
+                lambda task_status: serve_replay(
+                    server,
+                    host=args.host,
+                    port=args.port,
+                    on_mismatch=mismatch,
+                    on_response=answered,
+                    task_status=task_status,
+                ),
+                args,
+                out,
+            )
+            if failure is None:
 
                 async def on_signal() -> None:
                     async for _ in signals:

@@ -35,6 +35,7 @@ from .common import (
     _port,
     _positive,
     server_log,
+    start_listening,
 )
 from .exits import (
     UsageError,
@@ -92,35 +93,29 @@ async def _serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
     if reply is not None:
         service.reply = reply
-    # Errors found inside the task group are raised after it has exited, so
-    # they reach main() as themselves, not wrapped in an ExceptionGroup.
-    failure: UsageError | None = None
     # The server's log lines go to stderr as gptalk's.  Signals are caught
     # from before the ready line: a supervisor may stop the server the moment
     # it reads it.
     with server_log(err), anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with anyio.create_task_group() as group:
-            try:
-                url = await group.start(
-                    lambda task_status: serve(
-                        service,
-                        host=args.host,
-                        port=args.port,
-                        ssl_context=ssl_context,
-                        header_timeout=args.header_timeout,
-                        request_timeout=args.request_timeout,
-                        min_rate=args.min_rate,
-                        idle_timeout=args.idle_timeout,
-                        max_connections=args.max_connections,
-                        task_status=task_status,
-                    )
-                )
-            except OSError as exc:
-                failure = UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}")
-                group.cancel_scope.cancel()
-            else:
-                out.write(f"listening on {url}\n")
-                out.flush()
+            failure = await start_listening(
+                group,
+                lambda task_status: serve(
+                    service,
+                    host=args.host,
+                    port=args.port,
+                    ssl_context=ssl_context,
+                    header_timeout=args.header_timeout,
+                    request_timeout=args.request_timeout,
+                    min_rate=args.min_rate,
+                    idle_timeout=args.idle_timeout,
+                    max_connections=args.max_connections,
+                    task_status=task_status,
+                ),
+                args,
+                out,
+            )
+            if failure is None:
                 async for _ in signals:
                     group.cancel_scope.cancel()
                     break
