@@ -9,6 +9,7 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -136,6 +137,29 @@ def test_a_flag_of_the_other_mode_is_one_usage_line(
     line = assert_one_error_line(result, EXIT_CODES["usage"])
     assert line.startswith(f"gptalk: error: {flag}"), line
     assert result.stdout == ""  # (no replayed text, no 'listening on')
+    assert _listing(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["serve"],
+        ["replay", "--serve", PLAIN],
+        ["record", "--listen", "--url", "http://127.0.0.1:9"],
+    ],
+    ids=["serve", "replay --serve", "record --listen"],
+)
+def test_a_port_in_use_is_one_usage_line(tmp_path: Path, command: list[str]) -> None:
+    """Each server command says, in one line, that it cannot listen there."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = [*command, "--port", str(port)]
+        if command[0] == "record":
+            args += ["-o", str(tmp_path / "out.json")]
+        line = assert_one_error_line(gptalk(*args), EXIT_CODES["usage"])
+    assert line.startswith(f"gptalk: error: cannot listen on 127.0.0.1:{port}: "), line
     assert _listing(tmp_path) == []
 
 

@@ -482,18 +482,23 @@ async def in_background(
     """Run a server task (``start``, which reports its URL through its task
     status) in this event loop while the block runs; yield the URL.
 
-    The server stops when the block ends.  An error in the caller's block
-    reaches the caller as itself, not wrapped in the task group's
-    ExceptionGroup: it is held until the server task is gone, then raised.
+    The server stops when the block ends.  An error in the caller's block,
+    or the server's failure to start (an address in use), reaches the caller
+    as itself, not wrapped in the task group's ExceptionGroup: it is held
+    until the server task is gone, then raised.
     """
     failure: BaseException | None = None
     async with anyio.create_task_group() as group:
-        url: str = await group.start(start)
         try:
-            yield url
-        except BaseException as exc:
-            failure = exc
-        finally:
-            group.cancel_scope.cancel()
+            url: str | None = await group.start(start)
+        except Exception as exc:
+            failure, url = exc, None
+        if url is not None:
+            try:
+                yield url
+            except BaseException as exc:
+                failure = exc
+            finally:
+                group.cancel_scope.cancel()
     if failure is not None:
         raise failure

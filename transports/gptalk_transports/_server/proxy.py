@@ -331,7 +331,17 @@ async def _serve_on_asyncio(
     not an anyio stream under a cancel scope per read and per write."""
     loop = asyncio.get_running_loop()
     listening = True
-
+    # The listener's callbacks (connection_made, then spawn's start_soon)
+    # run outside any task, in a copy of this context: without the library
+    # named in it, anyio found no event loop there when the loop was not
+    # anyio's own (asyncio.run), and no connection was served.
+    sniffio.current_async_library_cvar.set("asyncio")
+    # Made before the task group (it serves from inside it): an address in
+    # use then reaches the caller as the OSError itself, not wrapped in the
+    # group's ExceptionGroup (`record --listen` took it for an internal error).
+    server = await loop.create_server(
+        lambda: Accepted(loop, spawn), host, port, start_serving=False
+    )
     with asyncio_accept_errors(stats):
         async with anyio.create_task_group() as group:
 
@@ -357,13 +367,8 @@ async def _serve_on_asyncio(
                     )
                 )
 
-            # The listener's callbacks (connection_made, then spawn's start_soon)
-            # run outside any task, in a copy of this context: without the
-            # library named in it, anyio found no event loop there when the loop
-            # was not anyio's own (asyncio.run), and no connection was served.
-            sniffio.current_async_library_cvar.set("asyncio")
-            server = await loop.create_server(lambda: Accepted(loop, spawn), host, port)
             try:
+                await server.start_serving()
                 bound = server.sockets[0].getsockname()[1]
                 shown = f"[{host}]" if ":" in host else host
                 task_status.started(f"http://{shown}:{bound}")
