@@ -44,13 +44,16 @@ from ._events import ChatDone, ChatEvent, LoggedIn, Request
 from ._scrub import scrub_error
 from ._state import SEND_STATES, ClientInput, ClientState, StateMachine
 from ._util import (
+    MAX_RETRY_AFTER_LENGTH,
     NEED_DATA,
     PAUSED,
+    RETRY_AFTER_STATUSES,
     SEND_REQUEST,
     Sentinel,
     check_header_name,
     check_header_value,
     check_text_value,
+    header_text,
 )
 from ._wire import (
     DEFAULT_MODEL,
@@ -68,7 +71,6 @@ from ._wire import (
     stream_request,
     text_request,
 )
-from .sse._event import SSEEvent
 from .sse._growing import whole_data
 from .sse._media import EVENT_STREAM, media_type
 from .sse._parser import DEFAULT_MAX_EVENT_SIZE, DEFAULT_MAX_LINE_SIZE, SSEParser
@@ -104,19 +106,6 @@ _ERROR = ClientState.ERROR
 
 # Errors after which the login token is worth no more: the next chat logs in.
 _TOKEN_ERRORS = (QuotaExhausted, AuthExpired, AuthInvalid)
-
-#: The statuses whose ``Retry-After`` is kept: 503 (RFC 9110 section 10.2.3)
-#: and 429 (RFC 6585 section 4), the answers a client waits on and retries.
-RETRY_AFTER_STATUSES = frozenset({429, 503})
-
-#: The longest ``Retry-After`` value kept, in characters: an HTTP-date is 29
-#: and a sane delay a few digits, so anything longer is no valid value (and
-#: an error carries no unbounded server text).
-MAX_RETRY_AFTER_LENGTH = 64
-
-
-def _header_text(value: str | bytes) -> str:
-    return value.decode("latin-1") if isinstance(value, (bytes, bytearray)) else value
 
 
 class Chat:
@@ -380,15 +369,15 @@ class Chat:
         for name, value in headers:
             # h11 hands over lowercase bytes names; other clients, any case.
             if name == b"content-type" or (
-                len(name) == 12 and _header_text(name).lower() == "content-type"
+                len(name) == 12 and header_text(name).lower() == "content-type"
             ):
                 content_type = media_type(value)  # == EVENT_STREAM below
             elif status in RETRY_AFTER_STATUSES and (
                 name == b"retry-after"
-                or (len(name) == 11 and _header_text(name).lower() == "retry-after")
+                or (len(name) == 11 and header_text(name).lower() == "retry-after")
             ):
                 # Text for the IO layer (it knows the time); too long: no Retry-After at all.
-                text = _header_text(value).strip()
+                text = header_text(value).strip()
                 retry_after = text if len(text) <= MAX_RETRY_AFTER_LENGTH else None
         self._status = status
         self._content_type = content_type
@@ -568,20 +557,25 @@ class Chat:
         parser = self._parser
         assert parser is not None
         error: GPTalkError | None = None
+        # A read's last run of plain messages (nearly every event) comes as its
+        # data alone: no event is built for them, to be taken apart here.
         try:
-            events: list[SSEEvent] = parser.feed(data)
+            events, values = parser.feed_values(data)
         except SSESizeError as exc:
-            events, error = exc.events, exc
+            events, values, error = exc.events, [], exc
             # The error reaches the caller after the events before it, each with its whole data.
             exc.events[:] = [whole_data(event) for event in events]
         except RemoteProtocolError as exc:
-            events, error = [], exc
+            events, values, error = [], [], exc
         queue = self._events
         # The reply's data up to [DONE] (typed events are not reply content: their Extensions
         # released), decoded in one call.  (Fields by index: cheaper than by name, per event.)
-        datas = [event[1] for event in events if event[0] == "message"]
-        if len(datas) < len(events):
-            self._decoder.release(events)
+        datas = values
+        if events:
+            datas = [event[1] for event in events if event[0] == "message"]
+            if len(datas) < len(events):
+                self._decoder.release(events)
+            datas += values
         done = DONE_MARKER in datas
         if done:
             del datas[datas.index(DONE_MARKER) :]

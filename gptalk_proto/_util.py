@@ -9,8 +9,10 @@ from typing import Final, TypeAlias, TypeVar
 from ._errors import LocalProtocolError
 
 __all__ = [
+    "MAX_RETRY_AFTER_LENGTH",
     "NEED_DATA",
     "PAUSED",
+    "RETRY_AFTER_STATUSES",
     "SEND_REQUEST",
     "NeedData",
     "Paused",
@@ -19,6 +21,7 @@ __all__ = [
     "check_header_name",
     "check_header_value",
     "check_text_value",
+    "header_text",
     "remember",
 ]
 
@@ -131,3 +134,18 @@ def check_text_value(name: str, value: str) -> str:
     if "\r" in value or "\n" in value or "\x00" in value:
         raise LocalProtocolError(f"{name} must not contain CR, LF or NUL")
     return value
+
+
+#: The statuses whose ``Retry-After`` is kept: 503 (RFC 9110 section 10.2.3)
+#: and 429 (RFC 6585 section 4), the answers a client waits on and retries.
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+
+#: The longest ``Retry-After`` value kept, in characters: an HTTP-date is 29
+#: and a sane delay a few digits, so anything longer is no valid value (and
+#: an error carries no unbounded server text).
+MAX_RETRY_AFTER_LENGTH = 64
+
+
+def header_text(value: str | bytes) -> str:
+    """A header name or value as text (bytes are latin-1, as HTTP's are)."""
+    return value.decode("latin-1") if isinstance(value, (bytes, bytearray)) else value

@@ -38,12 +38,32 @@ def feed_all(chunks: Iterable[bytes], parser: SSEParser | None = None) -> Outcom
 
 def iter_all(chunks: Iterable[bytes], parser: SSEParser) -> Outcome:
     """:func:`feed_all` through ``feed_iter`` (which takes feed_long's
-    chunks without feed's steps before it), each iterator drained at once."""
+    chunks without feed's steps before it), each iterator drained at once.
+
+    ``parser`` must be fresh: a twin of it (the same settings) is fed the
+    same chunks through ``feed_values``, which must give the same outcome
+    (each value the event it stands for)."""
+    chunks = list(chunks)
+    twin = SSEParser(
+        max_line_size=parser.max_line_size,
+        max_event_size=parser.max_event_size,
+        last_event_id=parser.last_event_id,
+        growing_tail=parser.growing_tail,
+    )
     events: list[SSEEvent] = []
     for chunk in chunks:
         events += parser.feed_iter(chunk)
     assert parser.close() == []
-    return events, parser.last_event_id, parser.retry
+    twin_events: list[SSEEvent] = []
+    for chunk in chunks:
+        before, values = twin.feed_values(chunk)
+        last_id = twin.last_event_id
+        twin_events += before
+        twin_events += [SSEEvent("message", value, last_id, None) for value in values]
+    assert twin.close() == []
+    outcome = events, parser.last_event_id, parser.retry
+    assert (twin_events, twin.last_event_id, twin.retry) == outcome
+    return outcome
 
 
 def cut_at(data: bytes, cuts: Iterable[int]) -> list[bytes]:

@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 import gptalk_proto as g
 import gptalk_proto._content as content_module
 import gptalk_proto.sse._growing as growing_module
+import gptalk_proto.sse._long as long_module
+import gptalk_proto.sse._parser as parser_module
 from gptalk_proto import SSEParser
 from gptalk_proto.sse._growing import Extension, whole_data
 from gptalk_proto.testing._reference_sse import reference_parse
@@ -55,6 +57,15 @@ def test_extensions_joined_are_the_reference_events(
     expected, _, _ = reference_parse(stream)
     events = _feed(_extending_parser(tail), stream, cuts)
     assert [whole_data(event) for event in events] == expected
+    # feed_values, the chat's own way: the same events, the run's as values.
+    parser, by_values, start = _extending_parser(tail), [], 0
+    for cut in [*sorted(c % (len(stream) + 1) for c in cuts), len(stream)]:
+        before, values = parser.feed_values(stream[start:cut])
+        last_id = parser.last_event_id
+        by_values += before
+        by_values += [tuple.__new__(g.SSEEvent, ("message", v, last_id, None)) for v in values]
+        start = max(start, cut)
+    assert [whole_data(event) for event in by_values] == expected
     # And a parser not told to hand them over gives only text.
     plain = _feed(SSEParser(growing_tail=tail), stream, cuts)
     assert plain == expected
@@ -246,6 +257,46 @@ def test_chat_deltas_at_any_reads(sizes: list[int], cuts: list[int]) -> None:
     deltas = [e.text for e in seen if type(e) is g.TextDelta]
     assert "".join(deltas) == texts[-1]
     assert seen[-1] == g.ChatDone(texts[-1])
+
+
+def test_a_chat_builds_no_event_for_its_runs_of_plain_messages(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The parser hands the chat each read's last run of plain messages as its
+    # data alone (feed_values): no event is built for them, at any read size.
+    # (Only the read that ends the reply builds some: [DONE] is a short line
+    # after the long ones, the run is not its read's last.)
+    built: list[str] = []
+
+    def counting(module: str, name: str) -> None:
+        original = getattr(module_objects[module], name)
+
+        def count(*args: object) -> object:
+            built.append(name)
+            return original(*args)
+
+        monkeypatch.setattr(module_objects[module], name, count)
+
+    module_objects = {"_long": long_module, "_parser": parser_module}
+    for module, name in (("_long", "_message_list"), ("_parser", "_message_events")):
+        counting(module, name)
+    counting("_parser", "_events")
+    texts = [_REPLY[:n] for n in range(2500, 3000, 4)]
+    stream = _gptalk_stream(texts)
+    for size in (32768, 8192, 2048):
+        built.clear()
+        reads = [stream[i : i + size] for i in range(0, len(stream), size)]
+        chat = g.Chat("hi", credentials=g.Credentials(), fingerprint="0" * 32)
+        seen = _run_chat(chat, stream, reads)
+        assert "".join(e.text for e in seen if type(e) is g.TextDelta) == texts[-1]
+        assert len(reads) > 10
+        assert len(built) <= 2, (size, built)
+    # (The counts see the events plain feeds build.)
+    built.clear()
+    SSEParser(growing_tail=2).feed(b"".join(b"data: %d%s\n\n" % (n, b"x" * 3000) for n in range(3)))
+    SSEParser().feed(b"data: a\n\ndata: b\n\n")
+    assert "_message_list" in built
+    assert "_events" in built
 
 
 def test_chat_deltas_fed_byte_by_byte(make_chat: Callable[..., g.Chat]) -> None:

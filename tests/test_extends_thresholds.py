@@ -72,9 +72,17 @@ def _counted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     # parser calls it).
     calls: list[int] = []
 
-    def counting(self: SSEParser, head: bytes, start: int, size: int, crlf: bool = False) -> object:
+    def counting(
+        self: SSEParser,
+        head: bytes,
+        start: int,
+        size: int,
+        crlf: bool = False,
+        *,
+        lazy: bool = False,
+    ) -> object:
         calls.append(size - start)
-        return process_long(self, head, start, size, crlf)
+        return process_long(self, head, start, size, crlf, lazy=lazy)
 
     monkeypatch.setattr(parser_module, "process_long", counting)
     return calls

@@ -1,7 +1,10 @@
-"""``SSEParser.feed_iter``: the lazy form of ``feed``.
+"""``SSEParser.feed_iter``: the lazy form of ``feed``; and ``feed_values``,
+which hands over the run of plain messages that ends a chunk as its data.
 
 It parses its chunk in the call, as ``feed`` does (state, errors), and hands
-over the same events, built as they are taken.  Checked against ``feed`` on
+over the same events, built as they are taken (``feed_values``: the events
+before the run, then the run's values, each an event of type "message" with
+the parser's last event ID and no retry).  Checked against ``feed`` on
 every parametrized case of the SSE spec tests (whole, byte by byte, random
 splits), on generated streams with small caps (errors included), with the
 iterators of several calls left undrained until the end, and counted: a run
@@ -88,6 +91,22 @@ def by_feed_iter(chunks: list[bytes], drain_late: bool = False, **caps: Any) -> 
     return drained, parser.last_event_id, parser.retry, error
 
 
+def by_feed_values(chunks: list[bytes], **caps: Any) -> Result:
+    """The same through ``feed_values``, each value made the event it
+    stands for (type "message", the last event ID after the call, no retry)."""
+    parser = SSEParser(**caps)
+    out: list[list[SSEEvent]] = []
+    try:
+        for chunk in chunks:
+            events, values = parser.feed_values(chunk)
+            last_id = parser.last_event_id
+            out.append(events + [SSEEvent("message", value, last_id, None) for value in values])
+    except SSESizeError as exc:
+        return out, parser.last_event_id, parser.retry, (type(exc), exc.events)
+    assert parser.close() == []
+    return out, parser.last_event_id, parser.retry, None
+
+
 def test_every_case_is_found() -> None:
     assert len(CASES) > 100
 
@@ -101,6 +120,7 @@ def test_same_events_as_feed_on_every_case(
         assert [one for read in expected[0] for one in read] == list(events), name
         assert by_feed_iter(chunks) == expected, name
         assert by_feed_iter(chunks, drain_late=True) == expected, name
+        assert by_feed_values(chunks) == expected, name
 
 
 # Streams that are mostly runs of simple blocks (the lazy path), and any
@@ -120,6 +140,7 @@ def test_same_events_and_errors_as_feed(
     expected = by_feed(chunks, **limits)
     assert by_feed_iter(chunks, **limits) == expected
     assert by_feed_iter(chunks, drain_late=True, **limits) == expected
+    assert by_feed_values(chunks, **limits) == expected
 
 
 @pytest.mark.parametrize("end", ["\n", "\r\n"])

@@ -114,9 +114,17 @@ def test_a_whole_read_of_short_then_long_lines_is_cut(monkeypatch: pytest.Monkey
     regions = []
     original = _long.process_long
 
-    def spy(self: SSEParser, buf: bytes, start: int, end: int, crlf: bool = False) -> object:
+    def spy(
+        self: SSEParser,
+        buf: bytes,
+        start: int,
+        end: int,
+        crlf: bool = False,
+        *,
+        lazy: bool = False,
+    ) -> object:
         regions.append(end - start)
-        return original(self, buf, start, end, crlf)
+        return original(self, buf, start, end, crlf, lazy=lazy)
 
     monkeypatch.setattr("gptalk_proto.sse._parser.process_long", spy)
     for eol in (b"\n", b"\r\n"):

@@ -107,3 +107,12 @@ def _message_events(values: list[str], last_id: str) -> Iterator[SSEEvent]:
     fields = zip(_MESSAGE, values, repeat(last_id), _NO_RETRY)
     # (_CLASS never ends: strict= has nothing to check.)
     return starmap(_new_event, zip(_CLASS, fields))  # noqa: B905, RUF058 (see _events)
+
+
+def _message_list(values: list[str], last_id: str) -> list[SSEEvent]:
+    """:func:`_message_events`, as a list: built in C when there are several
+    (a Python step per event costs more), one alone directly (the C
+    iterators cost more to set up than they save)."""
+    if len(values) == 1:
+        return [_new_event(SSEEvent, ("message", values[0], last_id, None))]
+    return list(_message_events(values, last_id))

@@ -13,9 +13,9 @@ parser's state (``self`` is the parser), as a method would.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ._event import SSEEvent, _dispatch, _message_events, _new_event
+from ._event import SSEEvent, _dispatch, _message_events, _message_list, _new_event
 from ._growing import whole
 from ._lines import VIEW_FROM, to_lf
 
@@ -38,7 +38,7 @@ def _data_value(
 
 
 def process_long(
-    self: SSEParser, head: bytes, start: int, size: int, crlf: bool = False
+    self: SSEParser, head: bytes, start: int, size: int, crlf: bool = False, *, lazy: bool = False
 ) -> list[SSEEvent]:
     """The general loop's rules, for long lines: each data value is decoded
     once, straight from the buffer without its "data: " prefix (one copy,
@@ -49,6 +49,9 @@ def process_long(
     ``crlf``: the lines were not normalised (see :meth:`feed`).  A line
     then ends at the CR before its LF, and a CR anywhere else (spec: a
     line end of its own) sends that piece through the general rules.
+    ``lazy``: the region ends the chunk; when it is all such blocks, their
+    values are left in the parser's ``_run``, their events unbuilt (see
+    SSEParser._run).
     """
     view = memoryview(head)
     find = head.find
@@ -128,13 +131,12 @@ def process_long(
             assert grower is not None  # (spans are kept only with one)
             values += grower.decode_many(head, view, spans)
         if values:
-            # Their events built in C (see _message_events) when there are
-            # several, where a Python step per event costs more; one alone
-            # directly (the C iterators cost more to set up than they save).
-            if len(values) == 1:
-                events = [_new_event(SSEEvent, ("message", values[0], last_id, None))]
-            else:
-                events = list(_message_events(values, last_id))
+            if lazy and start > size:
+                # The blank line ended the region: the run is the chunk's last.
+                self.last_event_id = last_id
+                self._run = (values, last_id)
+                return events
+            events = _message_list(values, last_id)
             self.last_event_id = last_id
             if start > size:  # the blank line ended the region
                 return events
@@ -210,7 +212,7 @@ def process_long(
 
 
 def complete_line(
-    self: SSEParser, line: bytes, data: bytes, first: int, end: int, *, crlf: bool
+    self: SSEParser, line: bytes, data: bytes, first: int, end: int, *, crlf: bool, lazy: bool
 ) -> tuple[list[SSEEvent], int]:
     """The long line ``line`` that the chunk ``data`` just completed (its
     line end at ``data[first]``; ``end``: the chunk's last line end), and
@@ -224,7 +226,8 @@ def complete_line(
     in one step: a reply resent whole in every event completes such a line
     in nearly every chunk.  The chunk's lines after the blank line then go
     on here when they are long, as :meth:`_interpret` would send them.
-    Otherwise the line goes through :meth:`_interpret` alone.
+    Otherwise the line goes through :meth:`_interpret` alone.  ``lazy``:
+    as :func:`process_long`'s, for the lines after it.
     """
     stop = len(line)
     if crlf and line.endswith(b"\r"):
@@ -260,7 +263,7 @@ def complete_line(
     if after <= end and stop - after <= self.max_line_size and stop - after <= self.max_event_size:
         next_end = data.find(b"\n", after, stop)
         if next_end < 0 or next_end - after >= self._long_line:
-            events += process_long(self, data, after, stop, crlf)
+            events += process_long(self, data, after, stop, crlf, lazy=lazy)
             return events, end + 1
     return events, after
 
@@ -339,7 +342,11 @@ def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
     # spec: dispatch, step 1: the last event ID string is the buffer's (no
     # id line comes before the next dispatch here).
     last_id = self._id_buffer
-    events = [_new_event(SSEEvent, ("message", value, last_id, None))]
+    # The chunk's events in order; ``lazy`` (see SSEParser._run): their
+    # values (each: type "message", the last event ID, no retry), built only
+    # when other lines follow them in the chunk.
+    lazy = self._lazy
+    out: list[Any] = [value] if lazy else [_new_event(SSEEvent, ("message", value, last_id, None))]
     end = data.rfind(b"\n")
     start = first + 2
     if start < end:
@@ -355,7 +362,7 @@ def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
                 data, view, start, end, crlf=False, cap=min(self.max_line_size, self.max_event_size)
             )
             if taken:
-                events += _message_events(taken, last_id)
+                out += taken if lazy else _message_events(taken, last_id)
         while start < end:
             stop = find(b"\n", start)
             size = stop - start
@@ -374,18 +381,20 @@ def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
                 spans += (start + 6, stop)
             else:
                 value = str(view[start + 6 : stop], "utf-8", "replace")
-                events.append(_new_event(SSEEvent, ("message", value, last_id, None)))
+                out.append(
+                    value if lazy else _new_event(SSEEvent, ("message", value, last_id, None))
+                )
             start = stop + 2
         if spans:
             assert grower is not None  # (spans are kept only with one)
             if len(spans) == 2:
-                events.append(
-                    _new_event(
-                        SSEEvent, ("message", grower.decode(data, view, *spans), last_id, None)
-                    )
+                value = grower.decode(data, view, *spans)
+                out.append(
+                    value if lazy else _new_event(SSEEvent, ("message", value, last_id, None))
                 )
             else:
-                events += _message_events(grower.decode_many(data, view, spans), last_id)
+                values = grower.decode_many(data, view, spans)
+                out += values if lazy else _message_events(values, last_id)
     self.last_event_id = last_id
     self._data_size = 0
     rest_len = len(data) - end - 1
@@ -395,6 +404,13 @@ def feed_long(self: SSEParser, data: bytes) -> list[SSEEvent] | None:
         else [data[end + 1 :] if rest_len < VIEW_FROM else memoryview(data)[end + 1 :]]
     )
     self._pending_len = rest_len
+    events: list[SSEEvent] = out
+    if lazy:
+        if start > end:
+            self._run = (out, last_id)  # the events, unbuilt (see SSEParser._run)
+            events = []
+        else:
+            events = _message_list(out, last_id)
     if start > end:
         # The next chunk comes here too, whatever is pending: every line was
         # one of these blocks (see SSEParser._long_run).

@@ -23,8 +23,7 @@ How it is laid out, and why:
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from itertools import chain, repeat
 from typing import NoReturn
 
@@ -38,6 +37,7 @@ from .._errors import (
 from ._blocks import simple_run, text_region
 from ._checked import over_line_cap, process_checked
 from ._event import SSEEvent, _dispatch, _events, _message_events
+from ._fields import process_lines
 from ._growing import GrowingValues
 from ._lines import EXTENDS_LONG_LINE as _EXTENDS_LONG_LINE
 from ._lines import LONG_LINE, MIXED_FROM, crlf_lines, lf_lines, long_lines_from, to_lf
@@ -63,12 +63,6 @@ DEFAULT_MAX_EVENT_SIZE = 32 * 1024 * 1024
 # spec: "The UTF-8 decode algorithm strips one leading UTF-8 Byte Order Mark
 # (BOM), if any."  Only at the very start of the stream.
 _BOM = b"\xef\xbb\xbf"
-
-# The one deliberate deviation from the standard: a retry value with more
-# significant digits than int() converts (4300 by default, the CVE-2020-10735
-# guard) is ignored, as browsers ignore values their integer type cannot hold
-# (Chromium parses into 64 bits).  Such a delay is not a time anyone can wait.
-_MAX_RETRY_DIGITS = getattr(sys, "get_int_max_str_digits", lambda: 4300)() or 4300
 
 
 #: An unfinished line is joined with the next chunk when the two together
@@ -189,8 +183,9 @@ class SSEParser:
         self._start: bytes | None = b""
         self._closed = False
         self._error: RemoteProtocolError | None = None
-        # feed_iter's call of feed: a run of simple blocks that ends the chunk
-        # is left unbuilt, its values and event ID kept in _run (see feed_iter).
+        # _feed_lazy's call of feed: a run of simple blocks that ends the
+        # chunk is left unbuilt, its values and event ID kept in _run (see
+        # feed_iter and feed_values).
         self._lazy = False
         self._run: tuple[list[str], str] | None = None
         # The last chunk was all blocks of long data lines (see feed_long):
@@ -223,7 +218,7 @@ class SSEParser:
             data = bytes(data)
         if self._long_run or self._pending_len >= self._long_line:
             # A chunk of a stream of long lines (see feed_long), unless
-            # feed_iter just offered it there (_lazy: its bytes chunks;
+            # _feed_lazy just offered it there (_lazy: its bytes chunks;
             # others are rare).
             if not self._lazy and (done := feed_long(self, data)) is not None:
                 return done
@@ -292,7 +287,9 @@ class SSEParser:
             first = data.find(b"\n")
             pending.append(data[:first] if first <= _VIEW_FROM else memoryview(data)[:first])
             self._pending = []
-            events, start = complete_line(self, b"".join(pending), data, first, end, crlf=crlf)
+            events, start = complete_line(
+                self, b"".join(pending), data, first, end, crlf=crlf, lazy=self._lazy
+            )
         self._pending = [rest] if rest else []
         self._pending_len = rest_len = len(rest)
         # In a CRLF chunk the region stops before its last line end's CR (what
@@ -349,6 +346,44 @@ class SSEParser:
         self._run = None
         built = _message_events(values, last_id)
         return chain(events, built) if events else built
+
+    def feed_values(self, data: bytes) -> tuple[list[SSEEvent], list[str]]:
+        """Parse one chunk now, as :meth:`feed` does, for a reader of plain
+        messages' data: ``(events, values)``, where each value stands for an
+        event that follows ``events``, of type "message" with that data,
+        :attr:`last_event_id` and no retry.
+
+        The same events as :meth:`feed` gives, in the same order, with the
+        same state after and the same errors (an error's ``events`` are built
+        whole).  Only the run of simple blocks that ends the chunk, nearly
+        every event of a stream, is handed over as its values: a reader that
+        wants the data alone then has no event built for them, to take apart
+        again.
+        """
+        events = self._feed_lazy(data)
+        run = self._run
+        if run is None:
+            return events, []
+        self._run = None
+        return events, run[0]
+
+    def _feed_lazy(self, data: bytes) -> list[SSEEvent]:
+        # feed, with the run of simple blocks that ends the chunk left unbuilt
+        # in _run (for feed_iter and feed_values).  A long line's chunk goes
+        # to feed_long at once, without feed's steps (closed: none pending;
+        # errors and close() clear _long_run).
+        self._lazy = True
+        try:
+            if (
+                (self._long_run or (self._pending_len >= self._long_line and self._error is None))
+                and type(data) is bytes
+                and data
+                and (done := feed_long(self, data)) is not None
+            ):
+                return done
+            return self.feed(data)
+        finally:
+            self._lazy = False
 
     def close(self) -> list[SSEEvent]:
         """End the stream.  Pending data is discarded; nothing is dispatched.
@@ -414,7 +449,7 @@ class SSEParser:
         # alike, so its first line decides.
         line = buf.find(b"\n", start, end)
         if line < 0 or line - start >= self._long_line:
-            return process_long(self, buf, start, end, crlf)
+            return process_long(self, buf, start, end, crlf, lazy=lazy)
         if end - start > MIXED_FROM:
             cut = long_lines_from(buf, start, end, self._long_line)
             if cut < end and (not crlf or buf[cut - 2] == 0x0D):
@@ -422,7 +457,7 @@ class SSEParser:
                 # each part the way that suits it, one after the other (the
                 # part before the cut ends without its last line end).
                 events = self._within_line_cap(buf, start, cut - 1 - crlf, crlf)
-                return events + process_long(self, buf, cut, end, crlf)
+                return events + process_long(self, buf, cut, end, crlf, lazy=lazy)
         # A run of simple blocks (see simple_run), when no event or retry field
         # is pending and no data line would continue a pending event: its events
         # are built in C, each what the line-by-line rules give (type "message",
@@ -470,109 +505,8 @@ class SSEParser:
             self._counted = 1
         self._counted_list = data
 
-    def _process(self, lines: Iterable[str]) -> list[SSEEvent]:
-        """Interpret complete lines (spec: "Interpreting an event stream").
-
-        The parser's state lives in locals for the loop and is written back at
-        the end: the loop cannot fail (the caps were checked before it).
-        """
-        events: list[SSEEvent] = []
-        data = self._data
-        event_type = self._event_type
-        id_buffer = self._id_buffer
-        last_event_id = self.last_event_id
-        event_retry = self._event_retry
-        retry = self.retry
-        for line in lines:
-            if line:
-                # The field that nearly every line is, first.
-                if line[:6] == "data: ":
-                    data.append(line[6:])
-                    continue
-                # The next most common fields, spelled as servers write them
-                # (the general rules below would give the same result).
-                if line[:7] == "event: ":
-                    event_type = line[7:]
-                    continue
-                if line[:4] == "id: ":
-                    value = line[4:]
-                    if "\x00" not in value:
-                        id_buffer = value
-                    continue
-                colon = line.find(":")
-                if colon == 0:
-                    # spec: "If the line starts with a U+003A COLON character (:)
-                    # Ignore the line."
-                    continue
-                if colon < 0:
-                    # spec: "Otherwise, the string is not empty but does not
-                    # contain a U+003A COLON character (:) -- Process the field
-                    # using ... the whole line as the field name, and the empty
-                    # string as the field value."
-                    field, value = line, ""
-                else:
-                    # spec: "Collect the characters on the line before the first
-                    # U+003A COLON character (:), and let field be that string.
-                    # ... after ... let value be that string. If value starts with
-                    # a U+0020 SPACE character, remove it from value."
-                    field = line[:colon]
-                    value = line[colon + 1 :]
-                    if value[:1] == " ":
-                        value = value[1:]
-                if field == "data":
-                    # spec: "Append the field value to the data buffer, then
-                    # append a single U+000A LINE FEED (LF) character to the data
-                    # buffer."
-                    data.append(value)
-                elif field == "event":
-                    # spec: "Set the event type buffer to the field value."
-                    event_type = value
-                elif field == "id":
-                    # spec: "If the field value does not contain U+0000 NULL, then
-                    # set the last event ID buffer to the field value. Otherwise,
-                    # ignore the field."
-                    if "\x00" not in value:
-                        id_buffer = value
-                elif field == "retry":
-                    # spec: "If the field value consists of only ASCII digits,
-                    # then interpret the field value as an integer in base ten,
-                    # and set the event stream's reconnection time to that
-                    # integer. Otherwise, ignore the field."  An empty value has
-                    # no digits to interpret: ignored.
-                    significant = value.lstrip("0") or "0"
-                    if (
-                        value
-                        and value.isascii()
-                        and value.isdigit()
-                        and len(significant) <= _MAX_RETRY_DIGITS
-                    ):
-                        retry = event_retry = int(significant)
-                # spec: "Otherwise: The field is ignored."
-                continue
-            # spec: "If the line is empty (a blank line): Dispatch the event".
-            # spec: "1. Set the last event ID string of the event source to the
-            # value of the last event ID buffer."
-            last_event_id = id_buffer
-            if not data:
-                # spec: "2. If the data buffer is an empty string, set the data
-                # buffer and the event type buffer to the empty string and return."
-                event_type = ""
-                continue
-            # spec: steps 3 to 6, in _dispatch.
-            events.append(_dispatch(event_type, data, last_event_id, event_retry))
-            # spec: "7. Set the data buffer and the event type buffer to the empty
-            # string."  (A new list, not clear(): _account tells dispatches by
-            # identity.)
-            data = []
-            event_type = ""
-            event_retry = None
-        self._data = data
-        self._event_type = event_type
-        self._id_buffer = id_buffer
-        self.last_event_id = last_event_id
-        self._event_retry = event_retry
-        self.retry = retry
-        return events
+    # The spec's rules for complete lines, one field at a time (see _fields).
+    _process = process_lines
 
     def _fail_line(self, size: int, events: list[SSEEvent]) -> NoReturn:
         if self._run is not None:  # feed_iter's run: its events came before
