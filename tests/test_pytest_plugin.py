@@ -257,6 +257,51 @@ def test_mode_all_records_every_chat_and_keeps_the_recorded_ones(inner: pytest.P
     again.assert_outcomes(passed=1)
 
 
+FAILING_RECORDINGS = """
+import http.client
+from urllib.parse import urlsplit
+
+import pytest
+
+
+@pytest.mark.gptalk_cassette("down.json")
+def test_service_down(gptalk_client):
+    gptalk_client.chat("Is anyone there?")
+
+
+@pytest.mark.gptalk_cassette("down-any-client.json")
+def test_service_down_any_client(gptalk_replay_server):
+    url = urlsplit(gptalk_replay_server)
+    connection = http.client.HTTPConnection(url.hostname, url.port)
+    connection.request("POST", "/api/chatgpt/user/login", body=b"{}")
+    assert connection.getresponse().status == 200
+"""
+
+
+@pytest.mark.parametrize("mode", ["once", "new_episodes", "all", "rewrite"])
+def test_a_test_that_fails_while_recording_writes_no_cassette(
+    inner: pytest.Pytester, mode: str
+) -> None:
+    # The service is down: the tests fail, and what was on disk stays as it
+    # was (rewrite would have emptied it); "once" writes no empty cassette
+    # that the next run would replay.
+    inner.makepyfile(test_failing=FAILING_RECORDINGS)
+    names = ("down.json", "down-any-client.json")
+    if mode != "once":
+        for name in names:
+            copy_shipped(inner, "plain-chat.json", "test_failing", as_name=name)
+    result = run(inner, mode, "--gptalk-url", NOWHERE)
+    result.assert_outcomes(failed=2)
+    where = folder(inner, "test_failing")
+    if mode == "once":
+        assert sorted(where.iterdir()) == []
+    else:
+        shipped = (CASSETTES / "plain-chat.json").read_bytes()
+        assert sorted(path.name for path in where.iterdir()) == sorted(names)
+        for name in names:
+            assert (where / name).read_bytes() == shipped
+
+
 # -- mode new_episodes -----------------------------------------------------------------------
 
 EPISODE_TESTS = """

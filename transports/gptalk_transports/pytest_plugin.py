@@ -30,7 +30,8 @@ marker) picks what happens, as pytest-recording users know it:
   episodes.
 * ``rewrite``: record every chat and replace the cassette.
 
-Only ``rewrite`` drops what was recorded.  A replay plays *episodes* (a
+Only ``rewrite`` drops what was recorded, and only a test that passed
+writes its cassette (a failed one leaves the file as it was).  A replay plays *episodes* (a
 login, or a chat with its retries and stream: see ``_episodes.py``) in any
 subset; after a test that passed, the unplayed steps of the episodes it began
 fail it (``allow_unplayed=True`` switches that off).
@@ -257,9 +258,15 @@ class CassetteSession:
         return self.existing.extend(recorded)
 
     def finish(self, passed: bool) -> None:
-        """Save what was recorded; check the episodes begun were played out."""
+        """Save what was recorded; check the episodes begun were played out.
+
+        Only a test that passed writes: a failed one (the service down, an
+        error the test did not expect) recorded what went wrong, which would
+        replace the cassette (rewrite), add broken episodes to it (all,
+        new_episodes) or be replayed by the next run as if it were the
+        service (once)."""
         try:
-            cassette = self._to_save()
+            cassette = self._to_save() if passed else None
             if cassette is not None:
                 save_cassette(self.path, redact(cassette, self.settings.secrets))
             if self.replayer is not None and passed and not self.settings.allow_unplayed:
