@@ -13,6 +13,7 @@ import gptalk_proto as g
 import gptalk_proto.cassette
 import gptalk_proto.server
 from gptalk_transports._cassettes import load_cassette
+from gptalk_transports.pytest_plugin import CassetteSession, Settings
 
 from .plugin_cases import (
     CASSETTES,
@@ -300,6 +301,52 @@ def test_a_test_that_fails_while_recording_writes_no_cassette(
         assert sorted(path.name for path in where.iterdir()) == sorted(names)
         for name in names:
             assert (where / name).read_bytes() == shipped
+
+
+@pytest.mark.parametrize("mode", ["all", "new_episodes"])
+def test_adding_to_a_cassette_keeps_what_another_worker_added(tmp_path: Path, mode: str) -> None:
+    # Tests sharing a cassette on two pytest-xdist workers: the other worker
+    # saved its episodes while this test ran; this test's save adds its own
+    # after them instead of writing over them what it loaded at setup.
+    path = tmp_path / "shared.json"
+    path.write_bytes((CASSETTES / "plain-chat.json").read_bytes())
+    session = CassetteSession(path, Settings(record_mode=mode), url=None)
+    with session.client() as client:
+        assert client.chat("Something new") == g.server.expected_reply("Something new")
+    theirs = load_cassette(CASSETTES / "seven-chats.json")
+    path.write_bytes((CASSETTES / "seven-chats.json").read_bytes())
+    session.finish(passed=True)
+    cassette = load_cassette(path)
+    assert cassette.interactions[: len(theirs.interactions)] == theirs.interactions
+    # (new_episodes sent the text again after a fresh login: twice.)
+    added = prompts(cassette)[len(prompts(theirs)) :]
+    assert added
+    assert set(added) == {"Something new"}
+
+
+SHARED_ON_WORKERS = """
+import pytest
+
+import gptalk_proto as g
+import gptalk_proto.cassette
+import gptalk_proto.server
+
+
+@pytest.mark.parametrize("number", range(12))
+@pytest.mark.gptalk_cassette("shared.json")
+def test_shared(gptalk_client, number):
+    prompt = f"Question {number}"
+    assert gptalk_client.chat(prompt) == g.server.expected_reply(prompt)
+"""
+
+
+def test_tests_sharing_a_cassette_on_xdist_workers_all_add_to_it(inner: pytest.Pytester) -> None:
+    # Two workers add to one cassette at once: no save fails, none is lost.
+    inner.makepyfile(test_workers=SHARED_ON_WORKERS)
+    run(inner, "all", "-n", "2").assert_outcomes(passed=12)
+    cassette = load_cassette(folder(inner, "test_workers") / "shared.json")
+    assert sorted(prompts(cassette)) == sorted(f"Question {number}" for number in range(12))
+    assert sorted(path.name for path in folder(inner, "test_workers").iterdir()) == ["shared.json"]
 
 
 # -- mode new_episodes -----------------------------------------------------------------------

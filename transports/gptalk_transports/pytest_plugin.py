@@ -51,13 +51,14 @@ from typing import Any
 import pytest
 
 import gptalk_proto
-from gptalk_proto.cassette import Cassette, CassetteError, redact
+from gptalk_proto.cassette import Cassette, CassetteError
 
 from ._async.cassette_client import cassette_client as async_cassette_client
 from ._async.client import AsyncClient
-from ._cassettes import Recording, load_cassette, save_cassette
+from ._cassettes import Recording, load_cassette
 from ._episodes import EpisodeReplayer
 from ._plugin.outcome import OUTCOME
+from ._plugin.save import save_recording
 from ._plugin.settings import (
     MODES,
     Settings,
@@ -246,17 +247,6 @@ class CassetteSession:
         self.replayer = replayer or self.replayer
         return client
 
-    def _to_save(self) -> Cassette | None:
-        if self.recording is None:
-            return None
-        recorded = self.recording.cassette(redact=False)
-        if self.existing is None or self.mode == "rewrite":
-            return recorded
-        if not recorded.interactions:
-            return None  # nothing new: the file stays as it was
-        # new_episodes and all: every recorded episode is kept, the new follow.
-        return self.existing.extend(recorded)
-
     def finish(self, passed: bool) -> None:
         """Save what was recorded; check the episodes begun were played out.
 
@@ -266,9 +256,9 @@ class CassetteSession:
         new_episodes) or be replayed by the next run as if it were the
         service (once)."""
         try:
-            cassette = self._to_save() if passed else None
-            if cassette is not None:
-                save_cassette(self.path, redact(cassette, self.settings.secrets))
+            if passed and self.recording is not None:
+                recorded = self.recording.cassette(redact=False)
+                save_recording(self.path, recorded, self.mode, self.settings.secrets)
             if self.replayer is not None and passed and not self.settings.allow_unplayed:
                 self.replayer.assert_played()
         finally:

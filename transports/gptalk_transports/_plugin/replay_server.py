@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from gptalk_proto.cassette import Cassette, CassetteUnplayed, redact
+from gptalk_proto.cassette import CassetteUnplayed
 
-from .._cassettes import save_cassette
 from .._server.proxy import record_through_proxy_in_thread
 from .._server.replay import replay_server, serve_cassettes_in_thread
 from .outcome import OUTCOME
+from .save import save_recording
 
 __all__ = ["gptalk_replay_server"]
 
@@ -63,10 +63,4 @@ def gptalk_replay_server(request: pytest.FixtureRequest, gptalk_cassette: Any) -
         return
     recorded = run.cassette
     assert recorded is not None
-    cassette: Cassette = recorded
-    existing = session.existing
-    if existing is not None and session.mode in ("all", "new_episodes"):
-        if not recorded.interactions:
-            return
-        cassette = existing.extend(recorded)
-    save_cassette(session.path, redact(cassette, session.settings.secrets))
+    save_recording(session.path, recorded, session.mode, session.settings.secrets)
