@@ -250,6 +250,27 @@ def test_a_bad_gptalk_config_is_one_clear_line(inner: pytest.Pytester) -> None:
     assert len(report_section(result, "ERROR at setup of test_plain")) <= 3
 
 
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("notaurl", "expected an http:// or https:// URL, got 'notaurl'"),
+        ("ftp://user:hunter2-pw@example.com", "expected an http:// or https:// URL, got *"),
+        ("http://user:hunter2-pw@127.0.0.1:1", "the service URL must not carry credentials"),
+        ("http://127.0.0.1:1/v1", "recording a service under a base path is not supported*"),
+    ],
+)
+def test_a_bad_gptalk_url_is_one_usage_line(inner: pytest.Pytester, url: str, problem: str) -> None:
+    # Refused before any test runs, once, not as every recording test's
+    # setup error with the library's traceback; the password never shown.
+    inner.makepyfile(test_config=CONFIG_TESTS)
+    result = run(inner, "rewrite", f"--gptalk-url={url}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: --gptalk-url: {problem}"])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+    assert "hunter2-pw" not in result.stderr.str() + result.stdout.str()
+    assert not (inner.path / "cassettes").exists()
+
+
 # -- short failures -----------------------------------------------------------------------------
 
 FAILING = """

@@ -65,6 +65,7 @@ from ._plugin.settings import (
     cassette_name_problem,
     inside,
     settings_problems,
+    url_problem,
 )
 from ._server.refserver import serve_in_thread
 from ._session import recorded_clock
@@ -103,6 +104,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    url = config.getoption("--gptalk-url")
+    problem = None if url is None else url_problem(url)
+    if problem is not None:
+        # Once, before any test: not every recording test's setup error.
+        raise pytest.UsageError(f"--gptalk-url: {problem}")
     config.addinivalue_line(
         "markers",
         "gptalk_cassette(path=None, *, record_mode, secrets, faults, max_events, "

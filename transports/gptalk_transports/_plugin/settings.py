@@ -17,9 +17,17 @@ from typing import Any
 from gptalk_proto import LocalProtocolError
 from gptalk_proto.cassette import PROFILES, check_secrets
 
+from .._config import Origin
 from .._episodes import Matching
 
-__all__ = ["MODES", "SETTINGS", "Settings", "cassette_name_problem", "settings_problems"]
+__all__ = [
+    "MODES",
+    "SETTINGS",
+    "Settings",
+    "cassette_name_problem",
+    "settings_problems",
+    "url_problem",
+]
 
 #: The record modes, as pytest-recording names them (see the README's table).
 MODES = ("none", "once", "new_episodes", "all", "rewrite")
@@ -135,6 +143,20 @@ def cassette_name_problem(name: object) -> str | None:
         )
     if name.endswith(("/", "\\")) or PurePath(name).name in ("", "."):
         return f"the cassette path {name!r} names no file"
+    return None
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``--gptalk-url`` is refused, or None: what recording from it would
+    raise at the setup of every recording test (the messages never quote a
+    password)."""
+    try:
+        origin = Origin.parse(url)
+    except LocalProtocolError as error:
+        return str(error)
+    if origin.path:
+        # As Recording: a cassette's steps are told apart by their paths.
+        return "recording a service under a base path is not supported: give its root URL"
     return None
 
 
