@@ -271,6 +271,58 @@ def test_a_bad_gptalk_url_is_one_usage_line(inner: pytest.Pytester, url: str, pr
     assert not (inner.path / "cassettes").exists()
 
 
+UNWRITABLE = """
+import pytest
+
+import gptalk_proto as g
+import gptalk_proto.cassette
+import gptalk_proto.server
+
+
+def test_folder_is_a_file(gptalk_client):
+    assert gptalk_client.chat("Hello") == g.server.expected_reply("Hello")
+
+
+@pytest.mark.gptalk_cassette("NAME")
+def test_name_too_long(gptalk_client):
+    assert gptalk_client.chat("Hello") == g.server.expected_reply("Hello")
+"""
+
+
+def test_a_cassette_that_cannot_be_written_or_looked_at_is_one_clear_error(
+    inner: pytest.Pytester,
+) -> None:
+    # The module's cassette folder is a file; a name is longer than a file
+    # system takes.  Each is the error's message naming the file, not the
+    # plugin's frames (pathlib's OSError from exists(), mkdir or unlink).
+    inner.makepyfile(
+        test_unwritable=UNWRITABLE.replace("NAME", "unused.json"),
+        test_too_long=UNWRITABLE.replace("NAME", "n" * 300 + ".json"),
+    )
+    (inner.path / "cassettes" / "test_too_long").mkdir(parents=True)
+    (inner.path / "cassettes" / "test_unwritable").write_text("mine", encoding="utf-8")
+    result = run(inner, "once", "-k", "test_unwritable and folder or test_too_long and name")
+    result.assert_outcomes(passed=1, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*nnnn.json: cannot read the cassette: File name too long",
+            "*test_folder_is_a_file.json: cannot write the cassette: "
+            "[[]Errno 17[]] File exists: '*test_unwritable'",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*pathlib.py*")
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert (inner.path / "cassettes" / "test_unwritable").read_text(encoding="utf-8") == "mine"
+
+
+def test_the_longest_cassette_name_a_file_system_takes_is_saved(inner: pytest.Pytester) -> None:
+    # 255 bytes: the temporary file beside it must not need a longer name.
+    name = "n" * 250 + ".json"
+    inner.makepyfile(test_long=UNWRITABLE.replace("NAME", name))
+    run(inner, "once", "-k", "test_name_too_long").assert_outcomes(passed=1)
+    assert sorted(path.name for path in folder(inner, "test_long").iterdir()) == [name]
+
+
 # -- short failures -----------------------------------------------------------------------------
 
 FAILING = """

@@ -81,8 +81,10 @@ def write_atomically(path: str | Path, text: str) -> None:
     # pytest-xdist workers of tests sharing a cassette) with one temporary
     # name truncated each other's half-written file, and the second's move
     # failed.  (Not tempfile: its files are private, 0600, and the cassette
-    # would keep that mode.)
-    temporary = target.with_name(f"{target.name}.{os.getpid()}-{token_hex(4)}.tmp")
+    # would keep that mode.)  The target's name is cut (50 characters, at
+    # most 200 bytes) so that any name a file system takes has a temporary
+    # name it takes too (255 bytes).
+    temporary = target.with_name(f"{target.name[:50]}.{os.getpid()}-{token_hex(4)}.tmp")
     try:
         with temporary.open("x", encoding="utf-8") as file:
             file.write(text)

@@ -55,7 +55,7 @@ from gptalk_proto.cassette import Cassette, CassetteError
 
 from ._async.cassette_client import cassette_client as async_cassette_client
 from ._async.client import AsyncClient
-from ._cassettes import Recording, load_cassette
+from ._cassettes import CassetteFileError, Recording, load_cassette
 from ._episodes import EpisodeReplayer
 from ._plugin.outcome import OUTCOME
 from ._plugin.save import save_recording
@@ -196,7 +196,12 @@ class CassetteSession:
         self.recording: Recording | None = None
         self.replayer: EpisodeReplayer | None = None
         self.existing: Cassette | None = None
-        exists = path.exists()
+        try:
+            exists = path.exists()
+        except OSError as exc:  # a name too long, a loop of links
+            raise CassetteFileError(
+                f"{path}: cannot read the cassette: {exc.strerror or exc}"
+            ) from None
         if self.mode == "none" and not exists:
             raise CassetteError(f"no cassette at {path}; record it with --gptalk-record-mode=once")
         if exists and self.mode != "rewrite":

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from gptalk_proto.cassette import Cassette, redact
 
-from .._cassettes import load_cassette, save_cassette
+from .._cassettes import CassetteFileError, load_cassette, save_cassette
 
 if sys.platform != "win32":
     import fcntl
@@ -51,10 +51,15 @@ def save_recording(path: Path, recorded: Cassette, mode: str, secrets: tuple[str
     """Write what a test recorded to its cassette at ``path``: added after
     what the file has now in the adding modes (nothing new: the file stays as
     it is), else replacing it; then redacted with ``secrets``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _folder_locked(path.parent):
-        if mode in ADDING and path.exists():
-            if not recorded.interactions:
-                return
-            recorded = load_cassette(path).extend(recorded)
-        save_cassette(path, redact(recorded, secrets))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _folder_locked(path.parent):
+            if mode in ADDING and path.exists():
+                if not recorded.interactions:
+                    return
+                recorded = load_cassette(path).extend(recorded)
+            save_cassette(path, redact(recorded, secrets))
+    except OSError as exc:
+        # A folder that is a file, a name too long, a full disk: the
+        # message, which names the file, not pathlib's frames.
+        raise CassetteFileError(f"{path}: cannot write the cassette: {exc}") from None
