@@ -60,6 +60,11 @@ def test_sideways(gptalk_client):
 @pytest.mark.gptalk_cassette("inside/ok.json", record_mode="sometimes", colour="red")
 def test_bad_settings(gptalk_client):
     gptalk_client.chat("out")
+
+
+@pytest.mark.gptalk_cassette(path="inside/ok.json")
+def test_path_keyword(gptalk_client):
+    gptalk_client.chat("out")
 """
 
 
@@ -80,10 +85,15 @@ def test_paths_that_leave_the_cassette_folder_are_refused_at_collection(
             "test_paths.py::test_bad_settings: gptalk_cassette: record_mode 'sometimes' is "
             "not one of none, once, new_episodes, all, rewrite",
             "test_paths.py::test_bad_settings: gptalk_cassette: unknown setting 'colour'*",
+            # As `pytest --markers` writes it: the path is the first argument.
+            "test_paths.py::test_path_keyword: gptalk_cassette: the cassette path is the "
+            "marker's first argument: gptalk_cassette('inside/ok.json'), not path=",
         ]
     )
     assert "Traceback" not in result.stderr.str()
-    assert len(result.errlines) <= 8, result.errlines
+    assert len(result.errlines) <= 9, result.errlines
+    markers = run(inner, None, "--markers")
+    markers.stdout.fnmatch_lines(["@pytest.mark.gptalk_cassette([[]path], *, record_mode, *"])
     # No test ran: nothing was written, inside or out.
     assert not (inner.path / "cassettes").exists()
     assert not absolute.parent.exists()

@@ -111,7 +111,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"--gptalk-url: {problem}")
     config.addinivalue_line(
         "markers",
-        "gptalk_cassette(path=None, *, record_mode, secrets, faults, max_events, "
+        "gptalk_cassette([path], *, record_mode, secrets, faults, max_events, "
         "allow_unplayed, ignore_headers, ignore_fields): the cassette the test's GPTalk "
         "client replays or records, a file in the gptalk_cassette_dir folder",
     )

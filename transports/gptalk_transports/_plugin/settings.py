@@ -88,7 +88,14 @@ def settings_problems(settings: object, where: str) -> list[str]:
         return [f"{where}: must be a dict of settings, not {type(settings).__name__}"]
     problems = []
     for key, value in settings.items():
-        if key not in SETTINGS:
+        if key == "path":
+            # Not a setting: the marker's first argument (the help once
+            # wrote it "path=None", which reads as a keyword).
+            problems.append(
+                f"{where}: the cassette path is the marker's first argument: "
+                f"gptalk_cassette({str(value)[:80]!r}), not path="
+            )
+        elif key not in SETTINGS:
             problems.append(f"{where}: unknown setting {key!r} (known: {', '.join(SETTINGS)})")
         elif key == "record_mode" and value not in MODES:
             problems.append(f"{where}: record_mode {value!r} is not one of {', '.join(MODES)}")
