@@ -226,6 +226,23 @@ def test_a_failed_atomic_write_leaves_no_temporary_file(tmp_path: Path) -> None:
     assert _listing(tmp_path) == ["taken", "taken/inside"]
 
 
+def test_an_atomic_write_leaves_another_writers_temporary_file_alone(tmp_path: Path) -> None:
+    # Two pytest-xdist workers saving one cassette: each writes its own
+    # temporary file, so neither truncates nor moves the other's.
+    target = tmp_path / "shared.json"
+    for theirs in (tmp_path / "shared.json.tmp", tmp_path / f"shared.json.{os.getpid()}.tmp"):
+        theirs.write_text("half of another writer's cassette", encoding="utf-8")
+    write_atomically(target, "mine")
+    assert target.read_text(encoding="utf-8") == "mine"
+    assert _listing(tmp_path) == [
+        "shared.json",
+        f"shared.json.{os.getpid()}.tmp",
+        "shared.json.tmp",
+    ]
+    for theirs in (tmp_path / "shared.json.tmp", tmp_path / f"shared.json.{os.getpid()}.tmp"):
+        assert theirs.read_text(encoding="utf-8") == "half of another writer's cassette"
+
+
 # (argv, the command whose help must list the exit code it gives)
 REAL_EXITS = [
     (["chat", "--url", "DEAD", "--connect-timeout", "2", "hi"], "chat"),

@@ -13,6 +13,7 @@ import gptalk_proto as g
 import gptalk_proto.cassette
 import gptalk_proto.server
 from gptalk_transports._cassettes import load_cassette
+from gptalk_transports.pytest_plugin import CassetteSession, Settings
 
 from .plugin_cases import (
     CASSETTES,
@@ -255,6 +256,97 @@ def test_mode_all_records_every_chat_and_keeps_the_recorded_ones(inner: pytest.P
     # Both recordings replay: the test uses the first, whole.
     again = run(inner, "none", "--gptalk-url", NOWHERE)
     again.assert_outcomes(passed=1)
+
+
+FAILING_RECORDINGS = """
+import http.client
+from urllib.parse import urlsplit
+
+import pytest
+
+
+@pytest.mark.gptalk_cassette("down.json")
+def test_service_down(gptalk_client):
+    gptalk_client.chat("Is anyone there?")
+
+
+@pytest.mark.gptalk_cassette("down-any-client.json")
+def test_service_down_any_client(gptalk_replay_server):
+    url = urlsplit(gptalk_replay_server)
+    connection = http.client.HTTPConnection(url.hostname, url.port)
+    connection.request("POST", "/api/chatgpt/user/login", body=b"{}")
+    assert connection.getresponse().status == 200
+"""
+
+
+@pytest.mark.parametrize("mode", ["once", "new_episodes", "all", "rewrite"])
+def test_a_test_that_fails_while_recording_writes_no_cassette(
+    inner: pytest.Pytester, mode: str
+) -> None:
+    # The service is down: the tests fail, and what was on disk stays as it
+    # was (rewrite would have emptied it); "once" writes no empty cassette
+    # that the next run would replay.
+    inner.makepyfile(test_failing=FAILING_RECORDINGS)
+    names = ("down.json", "down-any-client.json")
+    if mode != "once":
+        for name in names:
+            copy_shipped(inner, "plain-chat.json", "test_failing", as_name=name)
+    result = run(inner, mode, "--gptalk-url", NOWHERE)
+    result.assert_outcomes(failed=2)
+    where = folder(inner, "test_failing")
+    if mode == "once":
+        assert sorted(where.iterdir()) == []
+    else:
+        shipped = (CASSETTES / "plain-chat.json").read_bytes()
+        assert sorted(path.name for path in where.iterdir()) == sorted(names)
+        for name in names:
+            assert (where / name).read_bytes() == shipped
+
+
+@pytest.mark.parametrize("mode", ["all", "new_episodes"])
+def test_adding_to_a_cassette_keeps_what_another_worker_added(tmp_path: Path, mode: str) -> None:
+    # Tests sharing a cassette on two pytest-xdist workers: the other worker
+    # saved its episodes while this test ran; this test's save adds its own
+    # after them instead of writing over them what it loaded at setup.
+    path = tmp_path / "shared.json"
+    path.write_bytes((CASSETTES / "plain-chat.json").read_bytes())
+    session = CassetteSession(path, Settings(record_mode=mode), url=None)
+    with session.client() as client:
+        assert client.chat("Something new") == g.server.expected_reply("Something new")
+    theirs = load_cassette(CASSETTES / "seven-chats.json")
+    path.write_bytes((CASSETTES / "seven-chats.json").read_bytes())
+    session.finish(passed=True)
+    cassette = load_cassette(path)
+    assert cassette.interactions[: len(theirs.interactions)] == theirs.interactions
+    # (new_episodes sent the text again after a fresh login: twice.)
+    added = prompts(cassette)[len(prompts(theirs)) :]
+    assert added
+    assert set(added) == {"Something new"}
+
+
+SHARED_ON_WORKERS = """
+import pytest
+
+import gptalk_proto as g
+import gptalk_proto.cassette
+import gptalk_proto.server
+
+
+@pytest.mark.parametrize("number", range(12))
+@pytest.mark.gptalk_cassette("shared.json")
+def test_shared(gptalk_client, number):
+    prompt = f"Question {number}"
+    assert gptalk_client.chat(prompt) == g.server.expected_reply(prompt)
+"""
+
+
+def test_tests_sharing_a_cassette_on_xdist_workers_all_add_to_it(inner: pytest.Pytester) -> None:
+    # Two workers add to one cassette at once: no save fails, none is lost.
+    inner.makepyfile(test_workers=SHARED_ON_WORKERS)
+    run(inner, "all", "-n", "2").assert_outcomes(passed=12)
+    cassette = load_cassette(folder(inner, "test_workers") / "shared.json")
+    assert sorted(prompts(cassette)) == sorted(f"Question {number}" for number in range(12))
+    assert sorted(path.name for path in folder(inner, "test_workers").iterdir()) == ["shared.json"]
 
 
 # -- mode new_episodes -----------------------------------------------------------------------

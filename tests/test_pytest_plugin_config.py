@@ -60,6 +60,11 @@ def test_sideways(gptalk_client):
 @pytest.mark.gptalk_cassette("inside/ok.json", record_mode="sometimes", colour="red")
 def test_bad_settings(gptalk_client):
     gptalk_client.chat("out")
+
+
+@pytest.mark.gptalk_cassette(path="inside/ok.json")
+def test_path_keyword(gptalk_client):
+    gptalk_client.chat("out")
 """
 
 
@@ -80,10 +85,15 @@ def test_paths_that_leave_the_cassette_folder_are_refused_at_collection(
             "test_paths.py::test_bad_settings: gptalk_cassette: record_mode 'sometimes' is "
             "not one of none, once, new_episodes, all, rewrite",
             "test_paths.py::test_bad_settings: gptalk_cassette: unknown setting 'colour'*",
+            # As `pytest --markers` writes it: the path is the first argument.
+            "test_paths.py::test_path_keyword: gptalk_cassette: the cassette path is the "
+            "marker's first argument: gptalk_cassette('inside/ok.json'), not path=",
         ]
     )
     assert "Traceback" not in result.stderr.str()
-    assert len(result.errlines) <= 8, result.errlines
+    assert len(result.errlines) <= 9, result.errlines
+    markers = run(inner, None, "--markers")
+    markers.stdout.fnmatch_lines(["@pytest.mark.gptalk_cassette([[]path], *, record_mode, *"])
     # No test ran: nothing was written, inside or out.
     assert not (inner.path / "cassettes").exists()
     assert not absolute.parent.exists()
@@ -228,7 +238,10 @@ def test_gptalk_config_sets_every_cassette_and_markers_win(inner: pytest.Pyteste
     third = run(inner, "rewrite", "-k", "test_plain or test_marker_wins")
     third.assert_outcomes(passed=1, failed=1)
     assert load_cassette(path).interactions[1].request.json()["temperature"] == 0
-    assert (where / "never-recorded.json").exists()
+    # The marker's "none" would have stopped it at setup: it ran, and failed,
+    # so its recording was not written.
+    third.stdout.fnmatch_lines(["E   *AssertionError: never reached"])
+    assert not (where / "never-recorded.json").exists()
 
 
 def test_a_bad_gptalk_config_is_one_clear_line(inner: pytest.Pytester) -> None:
@@ -245,6 +258,79 @@ def test_a_bad_gptalk_config_is_one_clear_line(inner: pytest.Pytester) -> None:
         ]
     )
     assert len(report_section(result, "ERROR at setup of test_plain")) <= 3
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("notaurl", "expected an http:// or https:// URL, got 'notaurl'"),
+        ("ftp://user:hunter2-pw@example.com", "expected an http:// or https:// URL, got *"),
+        ("http://user:hunter2-pw@127.0.0.1:1", "the service URL must not carry credentials"),
+        ("http://127.0.0.1:1/v1", "recording a service under a base path is not supported*"),
+    ],
+)
+def test_a_bad_gptalk_url_is_one_usage_line(inner: pytest.Pytester, url: str, problem: str) -> None:
+    # Refused before any test runs, once, not as every recording test's
+    # setup error with the library's traceback; the password never shown.
+    inner.makepyfile(test_config=CONFIG_TESTS)
+    result = run(inner, "rewrite", f"--gptalk-url={url}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: --gptalk-url: {problem}"])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+    assert "hunter2-pw" not in result.stderr.str() + result.stdout.str()
+    assert not (inner.path / "cassettes").exists()
+
+
+UNWRITABLE = """
+import pytest
+
+import gptalk_proto as g
+import gptalk_proto.cassette
+import gptalk_proto.server
+
+
+def test_folder_is_a_file(gptalk_client):
+    assert gptalk_client.chat("Hello") == g.server.expected_reply("Hello")
+
+
+@pytest.mark.gptalk_cassette("NAME")
+def test_name_too_long(gptalk_client):
+    assert gptalk_client.chat("Hello") == g.server.expected_reply("Hello")
+"""
+
+
+def test_a_cassette_that_cannot_be_written_or_looked_at_is_one_clear_error(
+    inner: pytest.Pytester,
+) -> None:
+    # The module's cassette folder is a file; a name is longer than a file
+    # system takes.  Each is the error's message naming the file, not the
+    # plugin's frames (pathlib's OSError from exists(), mkdir or unlink).
+    inner.makepyfile(
+        test_unwritable=UNWRITABLE.replace("NAME", "unused.json"),
+        test_too_long=UNWRITABLE.replace("NAME", "n" * 300 + ".json"),
+    )
+    (inner.path / "cassettes" / "test_too_long").mkdir(parents=True)
+    (inner.path / "cassettes" / "test_unwritable").write_text("mine", encoding="utf-8")
+    result = run(inner, "once", "-k", "test_unwritable and folder or test_too_long and name")
+    result.assert_outcomes(passed=1, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*nnnn.json: cannot read the cassette: File name too long",
+            "*test_folder_is_a_file.json: cannot write the cassette: "
+            "[[]Errno 17[]] File exists: '*test_unwritable'",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*pathlib.py*")
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert (inner.path / "cassettes" / "test_unwritable").read_text(encoding="utf-8") == "mine"
+
+
+def test_the_longest_cassette_name_a_file_system_takes_is_saved(inner: pytest.Pytester) -> None:
+    # 255 bytes: the temporary file beside it must not need a longer name.
+    name = "n" * 250 + ".json"
+    inner.makepyfile(test_long=UNWRITABLE.replace("NAME", name))
+    run(inner, "once", "-k", "test_name_too_long").assert_outcomes(passed=1)
+    assert sorted(path.name for path in folder(inner, "test_long").iterdir()) == [name]
 
 
 # -- short failures -----------------------------------------------------------------------------

@@ -275,6 +275,27 @@ def test_reprs_of_the_client_and_its_connector_hide_the_proxy_credentials() -> N
         assert "proxy-authorization" in repr(options)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://user:hunter2-pw@example.com",
+        "user:hunter2-pw@example.com",
+        "http://user:hunter2-pw@",
+        "//user:hunter2-pw@example.com",
+    ],
+)
+def test_a_refused_service_url_never_shows_its_password(url: str) -> None:
+    # The URL is refused for its scheme or its host, before the check that
+    # refuses credentials: the message quoted it whole, password and all.
+    with pytest.raises(g.LocalProtocolError) as caught:
+        Origin.parse(url)
+    assert "hunter2-pw" not in str(caught.value)
+    assert "expected an http:// or https:// URL" in str(caught.value)
+    result = gptalk("chat", "--url", url, "Hello")
+    assert result.returncode == 2, result.stderr
+    assert "hunter2-pw" not in result.stderr + result.stdout
+
+
 def test_scrubbing_replaces_every_spelling_and_follows_the_chain() -> None:
     long_secret = "Ab+/cd==efgh1234"
     secrets = [("login-token", long_secret), ("proxy-credentials", "pw")]

@@ -18,12 +18,14 @@ and need no IO for, is here:
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
+from secrets import token_hex
 
 from gptalk_proto import LocalProtocolError
 from gptalk_proto.cassette import (
@@ -75,9 +77,17 @@ def write_atomically(path: str | Path, text: str) -> None:
     it over ``path``: readers see the old file or the new one, never half of
     one, and a failed write leaves nothing behind (``OSError`` is raised)."""
     target = Path(path)
-    temporary = target.with_name(target.name + ".tmp")
+    # A name of its own, created exclusively: two writers of one file (the
+    # pytest-xdist workers of tests sharing a cassette) with one temporary
+    # name truncated each other's half-written file, and the second's move
+    # failed.  (Not tempfile: its files are private, 0600, and the cassette
+    # would keep that mode.)  The target's name is cut (50 characters, at
+    # most 200 bytes) so that any name a file system takes has a temporary
+    # name it takes too (255 bytes).
+    temporary = target.with_name(f"{target.name[:50]}.{os.getpid()}-{token_hex(4)}.tmp")
     try:
-        temporary.write_text(text, encoding="utf-8")
+        with temporary.open("x", encoding="utf-8") as file:
+            file.write(text)
         temporary.replace(target)
     except BaseException:
         temporary.unlink(missing_ok=True)

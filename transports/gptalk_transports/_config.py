@@ -27,6 +27,11 @@ __all__ = [
 DEFAULT_URL = "https://gptalk.net"
 
 
+#: A URL's user and password: what its authority has before an ``@`` (also
+#: without a scheme, as in ``user:pw@host``).
+_USERINFO = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?//)?[^/?#]*@")
+
+
 def _reject_crlf(what: str, value: str) -> None:
     if any(c in value for c in "\r\n\x00"):
         raise LocalProtocolError(f"{what} must not contain CR, LF or NUL")
@@ -146,14 +151,18 @@ class Origin(NamedTuple):
         """
         _reject_crlf("the URL", url)
         parts = urlsplit(url)
+        # Quoted without a user and password: a URL refused for its scheme
+        # or host is checked for credentials only after, and the message
+        # would show them.
+        shown = _USERINFO.sub(r"\1***@", url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise LocalProtocolError(f"expected an http:// or https:// URL, got {url!r}")
+            raise LocalProtocolError(f"expected an http:// or https:// URL, got {shown!r}")
         if parts.username or parts.password:
             raise LocalProtocolError("the service URL must not carry credentials")
         try:
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:
-            raise LocalProtocolError(f"bad port in {url!r}") from None
+            raise LocalProtocolError(f"bad port in {shown!r}") from None
         # A request target is ASCII without spaces (RFC 9112 section 3.2):
         # encode the rest; "/prefix/" and "/prefix" are the same base.
         path = _LONE_PERCENT.sub("%25", quote(parts.path, safe=_PATH_SAFE)).rstrip("/")

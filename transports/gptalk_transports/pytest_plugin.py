@@ -30,7 +30,8 @@ marker) picks what happens, as pytest-recording users know it:
   episodes.
 * ``rewrite``: record every chat and replace the cassette.
 
-Only ``rewrite`` drops what was recorded.  A replay plays *episodes* (a
+Only ``rewrite`` drops what was recorded, and only a test that passed
+writes its cassette (a failed one leaves the file as it was).  A replay plays *episodes* (a
 login, or a chat with its retries and stream: see ``_episodes.py``) in any
 subset; after a test that passed, the unplayed steps of the episodes it began
 fail it (``allow_unplayed=True`` switches that off).
@@ -50,19 +51,21 @@ from typing import Any
 import pytest
 
 import gptalk_proto
-from gptalk_proto.cassette import Cassette, CassetteError, redact
+from gptalk_proto.cassette import Cassette, CassetteError
 
 from ._async.cassette_client import cassette_client as async_cassette_client
 from ._async.client import AsyncClient
-from ._cassettes import Recording, load_cassette, save_cassette
+from ._cassettes import CassetteFileError, Recording, load_cassette
 from ._episodes import EpisodeReplayer
 from ._plugin.outcome import OUTCOME
+from ._plugin.save import save_recording
 from ._plugin.settings import (
     MODES,
     Settings,
     cassette_name_problem,
     inside,
     settings_problems,
+    url_problem,
 )
 from ._server.refserver import serve_in_thread
 from ._session import recorded_clock
@@ -101,9 +104,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    url = config.getoption("--gptalk-url")
+    problem = None if url is None else url_problem(url)
+    if problem is not None:
+        # Once, before any test: not every recording test's setup error.
+        raise pytest.UsageError(f"--gptalk-url: {problem}")
     config.addinivalue_line(
         "markers",
-        "gptalk_cassette(path=None, *, record_mode, secrets, faults, max_events, "
+        "gptalk_cassette([path], *, record_mode, secrets, faults, max_events, "
         "allow_unplayed, ignore_headers, ignore_fields): the cassette the test's GPTalk "
         "client replays or records, a file in the gptalk_cassette_dir folder",
     )
@@ -188,7 +196,12 @@ class CassetteSession:
         self.recording: Recording | None = None
         self.replayer: EpisodeReplayer | None = None
         self.existing: Cassette | None = None
-        exists = path.exists()
+        try:
+            exists = path.exists()
+        except OSError as exc:  # a name too long, a loop of links
+            raise CassetteFileError(
+                f"{path}: cannot read the cassette: {exc.strerror or exc}"
+            ) from None
         if self.mode == "none" and not exists:
             raise CassetteError(f"no cassette at {path}; record it with --gptalk-record-mode=once")
         if exists and self.mode != "rewrite":
@@ -245,23 +258,18 @@ class CassetteSession:
         self.replayer = replayer or self.replayer
         return client
 
-    def _to_save(self) -> Cassette | None:
-        if self.recording is None:
-            return None
-        recorded = self.recording.cassette(redact=False)
-        if self.existing is None or self.mode == "rewrite":
-            return recorded
-        if not recorded.interactions:
-            return None  # nothing new: the file stays as it was
-        # new_episodes and all: every recorded episode is kept, the new follow.
-        return self.existing.extend(recorded)
-
     def finish(self, passed: bool) -> None:
-        """Save what was recorded; check the episodes begun were played out."""
+        """Save what was recorded; check the episodes begun were played out.
+
+        Only a test that passed writes: a failed one (the service down, an
+        error the test did not expect) recorded what went wrong, which would
+        replace the cassette (rewrite), add broken episodes to it (all,
+        new_episodes) or be replayed by the next run as if it were the
+        service (once)."""
         try:
-            cassette = self._to_save()
-            if cassette is not None:
-                save_cassette(self.path, redact(cassette, self.settings.secrets))
+            if passed and self.recording is not None:
+                recorded = self.recording.cassette(redact=False)
+                save_recording(self.path, recorded, self.mode, self.settings.secrets)
             if self.replayer is not None and passed and not self.settings.allow_unplayed:
                 self.replayer.assert_played()
         finally:

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from gptalk_proto.cassette import Cassette, CassetteUnplayed, redact
+from gptalk_proto.cassette import CassetteUnplayed
 
-from .._cassettes import save_cassette
 from .._server.proxy import record_through_proxy_in_thread
 from .._server.replay import replay_server, serve_cassettes_in_thread
 from .outcome import OUTCOME
+from .save import save_recording
 
 __all__ = ["gptalk_replay_server"]
 
@@ -35,7 +35,7 @@ def gptalk_replay_server(request: pytest.FixtureRequest, gptalk_cassette: Any) -
     In the recording modes, a recording proxy to the live service (or the
     built-in reference server) records what the clients do; ``all`` and
     ``new_episodes`` add it after the recorded steps, ``rewrite`` and ``once``
-    write it anew.
+    write it anew; a test that failed writes nothing.
     """
     session = gptalk_cassette
     if session.replaying:
@@ -57,12 +57,10 @@ def gptalk_replay_server(request: pytest.FixtureRequest, gptalk_cassette: Any) -
     profile = session.settings.profile or "gptalk"
     with record_through_proxy_in_thread(session._live_url(), redact=False, profile=profile) as run:
         yield run.url
+    if not _passed(request, OUTCOME):
+        # As the client fixtures: a failed test's recording (the service
+        # down, an error) never replaces or extends the cassette.
+        return
     recorded = run.cassette
     assert recorded is not None
-    cassette: Cassette = recorded
-    existing = session.existing
-    if existing is not None and session.mode in ("all", "new_episodes"):
-        if not recorded.interactions:
-            return
-        cassette = existing.extend(recorded)
-    save_cassette(session.path, redact(cassette, session.settings.secrets))
+    save_recording(session.path, recorded, session.mode, session.settings.secrets)

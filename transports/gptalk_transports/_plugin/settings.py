@@ -17,9 +17,17 @@ from typing import Any
 from gptalk_proto import LocalProtocolError
 from gptalk_proto.cassette import PROFILES, check_secrets
 
+from .._config import Origin
 from .._episodes import Matching
 
-__all__ = ["MODES", "SETTINGS", "Settings", "cassette_name_problem", "settings_problems"]
+__all__ = [
+    "MODES",
+    "SETTINGS",
+    "Settings",
+    "cassette_name_problem",
+    "settings_problems",
+    "url_problem",
+]
 
 #: The record modes, as pytest-recording names them (see the README's table).
 MODES = ("none", "once", "new_episodes", "all", "rewrite")
@@ -80,7 +88,14 @@ def settings_problems(settings: object, where: str) -> list[str]:
         return [f"{where}: must be a dict of settings, not {type(settings).__name__}"]
     problems = []
     for key, value in settings.items():
-        if key not in SETTINGS:
+        if key == "path":
+            # Not a setting: the marker's first argument (the help once
+            # wrote it "path=None", which reads as a keyword).
+            problems.append(
+                f"{where}: the cassette path is the marker's first argument: "
+                f"gptalk_cassette({str(value)[:80]!r}), not path="
+            )
+        elif key not in SETTINGS:
             problems.append(f"{where}: unknown setting {key!r} (known: {', '.join(SETTINGS)})")
         elif key == "record_mode" and value not in MODES:
             problems.append(f"{where}: record_mode {value!r} is not one of {', '.join(MODES)}")
@@ -135,6 +150,20 @@ def cassette_name_problem(name: object) -> str | None:
         )
     if name.endswith(("/", "\\")) or PurePath(name).name in ("", "."):
         return f"the cassette path {name!r} names no file"
+    return None
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``--gptalk-url`` is refused, or None: what recording from it would
+    raise at the setup of every recording test (the messages never quote a
+    password)."""
+    try:
+        origin = Origin.parse(url)
+    except LocalProtocolError as error:
+        return str(error)
+    if origin.path:
+        # As Recording: a cassette's steps are told apart by their paths.
+        return "recording a service under a base path is not supported: give its root URL"
     return None
 
 
