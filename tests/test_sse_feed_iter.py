@@ -210,3 +210,22 @@ def test_close_after_feed_iter() -> None:
     with pytest.raises(LocalProtocolError):
         parser.feed_iter(b"\n")
     assert list(events) == [ev("a"), ev("b")]
+
+
+@pytest.mark.parametrize("tail", [0, 2])
+@pytest.mark.parametrize("read", [1000, 4096, 16384, 1 << 20])
+@pytest.mark.parametrize("ended", [b"\n\n", b""])
+def test_feed_values_on_long_lines_then_one_over_the_cap(
+    tail: int, read: int, ended: bytes
+) -> None:
+    # Runs of long lines (feed_long's chunks, a run left unbuilt in each)
+    # and then a line over the cap, ended or still coming (the chunk's run
+    # left unbuilt when the rest fails): the error carries every event
+    # before it, the run's built, as feed's does.
+    lines = [b"data: %d%s\n\n" % (n, b"x" * (2500 + 40 * n)) for n in range(40)]
+    stream = b"".join(lines) + b"data: " + b"y" * 9000 + ended
+    chunks = [stream[i : i + read] for i in range(0, len(stream), read)]
+    expected = by_feed(chunks, max_line_size=8000, growing_tail=tail)
+    assert expected[3] is not None  # the error came
+    assert by_feed_values(chunks, max_line_size=8000, growing_tail=tail) == expected
+    assert by_feed_iter(chunks, max_line_size=8000, growing_tail=tail) == expected
