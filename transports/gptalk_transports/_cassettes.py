@@ -73,8 +73,19 @@ def load_cassette(path: str | Path) -> Cassette:
 def write_atomically(path: str | Path, text: str) -> None:
     """Write ``text`` (UTF-8) to a temporary file beside ``path``, then move
     it over ``path``: readers see the old file or the new one, never half of
-    one, and a failed write leaves nothing behind (``OSError`` is raised)."""
+    one, and a failed write leaves nothing behind (``OSError`` is raised).
+
+    A name that is there but is no regular file (``/dev/null``, ``/dev/full``,
+    ``/dev/stdout``, a FIFO) is written to as it is: a file moved over it
+    would replace the device node itself.  Through a symbolic link, the file
+    it names is replaced, not the link."""
     target = Path(path)
+    if target.exists() and not target.is_file():
+        with target.open("w", encoding="utf-8") as stream:
+            stream.write(text)
+        return
+    if target.is_symlink():
+        target = target.resolve()
     temporary = target.with_name(target.name + ".tmp")
     try:
         temporary.write_text(text, encoding="utf-8")

@@ -1,0 +1,108 @@
+"""A careless user's command lines: an output that is not a plain file, a
+stdout or stderr the shell closed, a proxy URL the environment mangled, a
+scenario folder that is a file, a cassette whose text would steer a terminal.
+Each ends in one typed error line (or does what was asked), never in a
+traceback or an internal error, and destroys nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+from gptalk_transports._cli.exits import EXIT_CODES
+
+from .console import ENV, GPTALK, gptalk
+from .replay_cases import CASSETTES
+
+PLAIN = str(CASSETTES / "plain-chat.json")
+
+
+# -- -o names something that is not a regular file ------------------------------
+
+
+def test_an_output_fifo_is_written_to_not_replaced(tmp_path: Path) -> None:
+    # -o /dev/full or -o /dev/null named a device: the file written beside it
+    # was moved over it, and the device node was gone (as root, for everyone).
+    # A FIFO stands for any such name here: the test cannot break the machine.
+    fifo = tmp_path / "out.har"
+    os.mkfifo(fifo)
+    # Open for reading and writing: neither this open nor gptalk's blocks, and
+    # the HAR (well under a pipe's buffer) waits in the pipe.
+    reader = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+    try:
+        result = gptalk("cassette", "to-har", PLAIN, "-o", str(fifo))
+        assert result.returncode == 0, result.stderr
+        assert stat.S_ISFIFO(fifo.stat().st_mode)
+        written = b""
+        while True:
+            try:
+                piece = os.read(reader, 65536)
+            except BlockingIOError:
+                break
+            written += piece
+    finally:
+        os.close(reader)
+    assert json.loads(written)["log"]["version"] == "1.2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.har"]
+
+
+def test_an_output_symlink_keeps_pointing_at_the_written_file(tmp_path: Path) -> None:
+    real = tmp_path / "real.har"
+    real.write_text("old\n", encoding="utf-8")
+    link = tmp_path / "link.har"
+    link.symlink_to(real)
+    result = gptalk("cassette", "to-har", PLAIN, "-o", str(link))
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink()
+    assert json.loads(real.read_text(encoding="utf-8"))["log"]["version"] == "1.2"
+
+
+# -- stdout or stderr closed by the shell (>&-, 2>&-) -------------------------------
+
+
+def _closed(args: list[str], fd: int) -> subprocess.CompletedProcess[str]:
+    """``gptalk ARGS`` with file descriptor ``fd`` (1 or 2) closed (the
+    other one captured), as ``>&-`` or ``2>&-`` leaves it."""
+    return subprocess.run(
+        [str(GPTALK), *args],
+        input="",
+        stdout=None if fd == 1 else subprocess.PIPE,
+        stderr=None if fd == 2 else subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        env=ENV,
+        timeout=30,
+        check=False,
+        preexec_fn=lambda: os.close(fd),  # in the child, before gptalk starts
+    )
+
+
+def test_a_closed_stdout_is_one_usage_line_before_any_work(tmp_path: Path) -> None:
+    # It was an internal error (exit 70) at the first write, after the chat
+    # ran; with --json, a traceback.
+    output = tmp_path / "out.json"
+    for args in (
+        ["chat", "hi"],
+        ["chat", "--json", "hi"],
+        ["replay", "--speed", "0", PLAIN],
+        ["cassette", "schema"],
+        ["record", "-o", str(output), "hi"],
+    ):
+        result = _closed(args, 1)
+        assert result.returncode == EXIT_CODES["usage"], (args, result.stderr)
+        [line] = result.stderr.splitlines()
+        assert line.startswith("gptalk: error: stdout is closed"), line
+    assert not output.exists()
+
+
+def test_a_closed_stderr_still_gives_the_exit_code(tmp_path: Path) -> None:
+    output = tmp_path / "out.json"
+    result = _closed(["record", "-o", str(output), "hi"], 2)
+    assert result.returncode == 0
+    assert json.loads(output.read_text(encoding="utf-8"))["interactions"]
+    result = _closed(["replay", str(tmp_path / "missing.json")], 2)
+    assert result.returncode == EXIT_CODES["cassette"]
+    assert result.stdout == ""
