@@ -106,3 +106,45 @@ def test_a_closed_stderr_still_gives_the_exit_code(tmp_path: Path) -> None:
     result = _closed(["replay", str(tmp_path / "missing.json")], 2)
     assert result.returncode == EXIT_CODES["cassette"]
     assert result.stdout == ""
+
+
+# -- a proxy URL the environment or the command line mangled ---------------------
+
+
+def _chat_env(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(GPTALK), "chat", "--url", "http://127.0.0.1:9", *args, "hi"],
+        input="",
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="backslashreplace",
+        env={**ENV, **env},
+        timeout=30,
+        check=False,
+    )
+
+
+#: Proxy URLs urlsplit refuses (a bracket left open) or that hold bytes that
+#: are not UTF-8 (a surrogate, as Python reads them from argv and environ):
+#: each was an internal error (exit 70), ValueError or UnicodeEncodeError.
+MANGLED_PROXIES = [
+    "http://user:s3cretpw@[",
+    "http://user:s3cretpw@[::1",
+    "http://user:s3\udcffcretpw@127.0.0.1:1",
+    "http://user:s3cretpw@127.0.0.\udcff:1",
+]
+
+
+def test_a_mangled_proxy_url_is_one_usage_line_without_its_secret() -> None:
+    for proxy in MANGLED_PROXIES:
+        for result in (
+            _chat_env({"HTTP_PROXY": proxy}),
+            _chat_env({"http_proxy": proxy}),
+            _chat_env({}, "--proxy", proxy),
+        ):
+            assert result.returncode == EXIT_CODES["usage"], (proxy, result.stderr)
+            [line] = result.stderr.splitlines()
+            assert line.startswith("gptalk: error: "), line
+            assert "proxy" in line
+            assert "s3cret" not in line

@@ -194,11 +194,18 @@ class ProxyURL(NamedTuple):
 
         Raises:
             LocalProtocolError: another scheme, a bad port, credentials with
-                CR/LF or too long for SOCKS5 (RFC 1929).
+                CR/LF or too long for SOCKS5 (RFC 1929), a URL urlsplit
+                refuses, or one that is not UTF-8 text.
         """
         _reject_crlf("the proxy URL", url)
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "socks5", "socks5h") or not parts.hostname:
+        try:
+            # Bytes that are not UTF-8 reach a str from argv or the
+            # environment as surrogates: no connection could send them.
+            url.encode("utf-8")
+            parts = urlsplit(url)  # ValueError: a bracket left open ("http://[::1")
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "socks5", "socks5h") or not parts.hostname:
             raise LocalProtocolError(
                 "expected a proxy URL like http://host:port or socks5://user:pass@host:port"
             )
