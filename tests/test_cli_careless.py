@@ -16,6 +16,7 @@ from gptalk_transports._cli.exits import EXIT_CODES
 
 from .console import ENV, GPTALK, gptalk
 from .replay_cases import CASSETTES
+from .test_cli import assert_one_error_line
 
 PLAIN = str(CASSETTES / "plain-chat.json")
 
@@ -148,3 +149,27 @@ def test_a_mangled_proxy_url_is_one_usage_line_without_its_secret() -> None:
             assert line.startswith("gptalk: error: "), line
             assert "proxy" in line
             assert "s3cret" not in line
+
+
+# -- cassette rerecord -o DIR where DIR cannot take the files -------------------
+
+
+def test_rerecord_into_a_file_or_onto_a_folder_is_one_usage_line(tmp_path: Path) -> None:
+    # Both were internal errors (exit 70): FileExistsError from the folder's
+    # mkdir, IsADirectoryError from the write.
+    a_file = tmp_path / "a-file"
+    a_file.write_text("kept\n", encoding="utf-8")
+    line = assert_one_error_line(
+        gptalk("cassette", "rerecord", "-o", str(a_file), "--only", "plain-chat"),
+        EXIT_CODES["usage"],
+    )
+    assert f"-o {a_file}" in line
+    assert a_file.read_text(encoding="utf-8") == "kept\n"
+    taken = tmp_path / "folder"
+    (taken / "plain-chat.json").mkdir(parents=True)
+    line = assert_one_error_line(
+        gptalk("cassette", "rerecord", "-o", str(taken), "--only", "plain-chat"),
+        EXIT_CODES["usage"],
+    )
+    assert "plain-chat.json" in line
+    assert [p.name for p in taken.iterdir()] == ["plain-chat.json"]

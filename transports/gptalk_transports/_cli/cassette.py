@@ -127,8 +127,22 @@ def _rerecord(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO)
     for name in names:
         if name not in SCENARIOS:
             raise UsageError(f"unknown scenario {name!r} (known: {', '.join(SCENARIOS)})")
+    # The folder is made (or found) before anything is recorded: a file by
+    # its name is the user's mistake, not an internal error.
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"-o {args.dir}: cannot make the folder: {exc.strerror}") from None
     for name in names:
-        path, _ = anyio.run(record_scenario, name, directory)
+        try:
+            path, _ = anyio.run(record_scenario, name, directory)
+        except OSError as exc:
+            if exc.filename is None:
+                raise  # not the file system's (the scenario's server)
+            # A file that cannot be written there (a folder by its name).
+            raise UsageError(
+                f"-o {args.dir}: cannot write {name}.json: {exc.strerror or exc}"
+            ) from None
         out.write(f"recorded {path}\n")
     return 0
 
