@@ -173,3 +173,52 @@ def test_rerecord_into_a_file_or_onto_a_folder_is_one_usage_line(tmp_path: Path)
     )
     assert "plain-chat.json" in line
     assert [p.name for p in taken.iterdir()] == ["plain-chat.json"]
+
+
+# -- a cassette's own text in a message --------------------------------------------
+
+#: Text that would steer a terminal (ESC starts a sequence that retitles the
+#: window, U+202E reverses what follows), long enough to flood it.
+STEERING = "\x1b]0;owned\x07\u202e" + "A" * 100_000
+
+
+def _mangled(tmp_path: Path, change: str) -> Path:
+    raw = json.loads((CASSETTES / "plain-chat.json").read_text(encoding="utf-8"))
+    first = raw["interactions"][0]
+    if change == "key":
+        raw[STEERING] = 1
+    elif change == "encoding":
+        first["chunks"][0]["encoding"] = STEERING
+    elif change == "method":
+        first["request"]["method"] = STEERING
+    elif change == "end":
+        first["response"]["end"] = STEERING
+    elif change == "header name":
+        first["request"]["headers"].append([STEERING, "0123456789abcdef" * 4])
+    path = tmp_path / f"{change.replace(' ', '-')}.json"
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    return path
+
+
+def _shown(text: str) -> None:
+    """Every line of ``text`` is one that a terminal shows as it is, and short."""
+    for line in text.splitlines():
+        assert line.isprintable(), repr(line[:200])
+        assert len(line) < 1000, len(line)
+
+
+def test_a_cassettes_text_in_a_message_is_escaped_and_bounded(tmp_path: Path) -> None:
+    # The loader quoted an unknown key as it was (ESC and all) and the other
+    # values whole (100 KB lines); lint named a header as it was.
+    for change in ("key", "encoding", "method", "end"):
+        path = _mangled(tmp_path, change)
+        result = gptalk("replay", "--speed", "0", str(path))
+        assert_one_error_line(result, EXIT_CODES["cassette"])
+        _shown(result.stderr)
+        result = gptalk("cassette", "verify", str(path))
+        assert result.returncode == 1, result.stderr
+        _shown(result.stdout)
+    result = gptalk("cassette", "lint", str(_mangled(tmp_path, "header name")))
+    assert result.returncode == 1, result.stderr
+    assert "a hex run" in result.stdout
+    _shown(result.stdout)
