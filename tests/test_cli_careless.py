@@ -222,3 +222,36 @@ def test_a_cassettes_text_in_a_message_is_escaped_and_bounded(tmp_path: Path) ->
     assert result.returncode == 1, result.stderr
     assert "a hex run" in result.stdout
     _shown(result.stdout)
+
+
+# -- a host name no resolver takes -----------------------------------------------
+
+#: Host names the idna codec refuses (a label empty or over 63 characters):
+#: getaddrinfo raised UnicodeError, an internal error (exit 70) after the
+#: built-in checks had passed the URL.
+UNRESOLVABLE = ["a" * 64 + ".example", "a..example", ".example"]
+
+
+def test_a_host_name_with_a_bad_label_is_one_usage_line() -> None:
+    for host in UNRESOLVABLE:
+        # The proxy in the environment reaches ProxyURL.parse's own message.
+        result = _chat_env({"HTTP_PROXY": f"http://user:s3cretpw@{host}:1"})
+        line = assert_one_error_line(result, EXIT_CODES["usage"])
+        assert "host name" in line, line
+        assert "s3cret" not in line
+        for args in (
+            ["chat", "--url", f"http://{host}/", "hi"],
+            [
+                "chat",
+                "--url",
+                "http://127.0.0.1:9",
+                "--proxy",
+                f"http://user:s3cretpw@{host}:1",
+                "hi",
+            ],
+            ["record", "-o", "unused.json", "--url", f"http://{host}/", "hi"],
+        ):
+            line = assert_one_error_line(gptalk(*args), EXIT_CODES["usage"])
+            # --proxy's own message names no part of the URL (credentials).
+            assert ("proxy URL" if "--proxy" in args else "not a host name") in line, line
+            assert "s3cret" not in line

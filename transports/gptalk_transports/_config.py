@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 from urllib.parse import quote, unquote, urlsplit
 
-from gptalk_proto import LocalProtocolError
+from gptalk_proto import LocalProtocolError, excerpt
 
 from ._exceptions import InsecureTLSWarning
 
@@ -30,6 +30,18 @@ DEFAULT_URL = "https://gptalk.net"
 def _reject_crlf(what: str, value: str) -> None:
     if any(c in value for c in "\r\n\x00"):
         raise LocalProtocolError(f"{what} must not contain CR, LF or NUL")
+
+
+def _check_host_name(what: str, host: str) -> None:
+    # getaddrinfo and TLS encode a name with the idna codec, which refuses a
+    # label that is empty or over 63 characters (RFC 1035): a UnicodeError
+    # at connect time, far from the URL that held it.  (An IP address passes.)
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        raise LocalProtocolError(
+            f"{what} is not a host name a resolver takes (a label is empty or over 63 characters)"
+        ) from None
 
 
 #: Longest timeout accepted, in seconds (about 31 years): longer than any call
@@ -154,6 +166,7 @@ class Origin(NamedTuple):
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:
             raise LocalProtocolError(f"bad port in {url!r}") from None
+        _check_host_name(f"the host {excerpt(parts.hostname)}", parts.hostname)
         # A request target is ASCII without spaces (RFC 9112 section 3.2):
         # encode the rest; "/prefix/" and "/prefix" are the same base.
         path = _LONE_PERCENT.sub("%25", quote(parts.path, safe=_PATH_SAFE)).rstrip("/")
@@ -213,6 +226,7 @@ class ProxyURL(NamedTuple):
             port = parts.port or (1080 if parts.scheme.startswith("socks") else 8080)
         except ValueError:
             raise LocalProtocolError("bad port in the proxy URL") from None
+        _check_host_name("the proxy URL's host", parts.hostname)  # not quoted: credentials
         username = unquote(parts.username) if parts.username is not None else None
         password = unquote(parts.password) if parts.password is not None else None
         for value in (username, password):
