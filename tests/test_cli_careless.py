@@ -255,3 +255,44 @@ def test_a_host_name_with_a_bad_label_is_one_usage_line() -> None:
             # --proxy's own message names no part of the URL (credentials).
             assert ("proxy URL" if "--proxy" in args else "not a host name") in line, line
             assert "s3cret" not in line
+
+
+# -- a server command's --host ----------------------------------------------------
+
+#: Each was an internal error (exit 70): a UnicodeError from the idna codec
+#: (record --listen) or inside a task group (serve, a surrogate).
+BAD_LISTEN_HOSTS = ["a" * 64, "a\udcffb", "\x1b]0;owned\x07" + "a" * 5000]
+
+
+def test_a_bad_listen_host_is_one_short_usage_line(tmp_path: Path) -> None:
+    output = tmp_path / "out.json"
+    cassette = str(CASSETTES / "plain-chat.json")
+    for host in BAD_LISTEN_HOSTS:
+        for args in (
+            ["serve", "--host", host],
+            ["replay", "--serve", cassette, "--host", host],
+            [
+                "record",
+                "--listen",
+                "-o",
+                str(output),
+                "--url",
+                "http://127.0.0.1:9",
+                "--host",
+                host,
+            ],
+        ):
+            result = subprocess.run(
+                [str(GPTALK), *args],
+                input="",
+                capture_output=True,
+                text=True,
+                encoding="utf-8",
+                errors="backslashreplace",
+                env=ENV,
+                timeout=30,
+                check=False,
+            )
+            line = assert_one_error_line(result, EXIT_CODES["usage"])
+            _shown(line)
+    assert not output.exists()

@@ -22,6 +22,7 @@ from gptalk_proto import (
     LocalProtocolError,
     TextDelta,
     TextRewritten,
+    excerpt,
 )
 
 from .._config import MAX_TIMEOUT, Origin, ProxyURL, Timeout, check_timeout, make_ssl_context
@@ -263,6 +264,25 @@ def _port(value: str) -> int:
     if not 0 <= number <= 65535:
         raise argparse.ArgumentTypeError("expected a port from 0 to 65535")
     return number
+
+
+#: The longest host name (RFC 1035 section 2.3.4); an address is shorter.
+MAX_HOST_NAME = 253
+
+
+def _listen_host(value: str) -> str:
+    """The address a server command listens on (--host): refused here when no
+    resolver could take it, rather than as an internal error from inside the
+    server (the idna codec's UnicodeError), and so that 'cannot listen on
+    HOST' is one short printable line."""
+    try:
+        value.encode("idna")  # a label empty or over 63 characters; not UTF-8
+        usable = value.isprintable() and len(value) <= MAX_HOST_NAME
+    except UnicodeError:
+        usable = False
+    if not usable:
+        raise argparse.ArgumentTypeError(f"not a host name or address: {excerpt(value)}")
+    return value
 
 
 def _output(name: str) -> Path:

@@ -32,6 +32,7 @@ from .._server.refserver import (
 )
 from .common import (
     _count,
+    _listen_host,
     _port,
     _positive,
     server_log,
@@ -142,7 +143,10 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
         epilog=_fault_epilog(),
     )
     server.add_argument(
-        "--host", default="127.0.0.1", help="the address to listen on (default: %(default)s)"
+        "--host",
+        type=_listen_host,
+        default="127.0.0.1",
+        help="the address to listen on (default: %(default)s)",
     )
     server.add_argument(
         "--port", type=_port, default=0, help="the port to listen on (default: 0, any free port)"
