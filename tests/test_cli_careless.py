@@ -296,3 +296,21 @@ def test_a_bad_listen_host_is_one_short_usage_line(tmp_path: Path) -> None:
             line = assert_one_error_line(result, EXIT_CODES["usage"])
             _shown(line)
     assert not output.exists()
+
+
+# -- to-har -o naming the cassette itself -----------------------------------------
+
+
+def test_to_har_onto_its_own_cassette_is_refused_and_keeps_it(tmp_path: Path) -> None:
+    # The HAR replaced the cassette (exit 0): the recording was gone.
+    cassette = tmp_path / "plain.json"
+    original = (CASSETTES / "plain-chat.json").read_bytes()
+    cassette.write_bytes(original)
+    link = tmp_path / "link.json"
+    link.symlink_to(cassette)
+    for output in (cassette, link, tmp_path / "." / "plain.json"):
+        line = assert_one_error_line(
+            gptalk("cassette", "to-har", str(cassette), "-o", str(output)), EXIT_CODES["usage"]
+        )
+        assert "-o" in line
+        assert cassette.read_bytes() == original

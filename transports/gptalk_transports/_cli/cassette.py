@@ -106,6 +106,14 @@ def _lint(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> 
 
 def _to_har(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
     output = _output(args.output) if args.output else None
+    # The HAR would replace the recording it is made from.
+    if (
+        output is not None
+        and output.exists()
+        and Path(args.file).exists()
+        and output.samefile(args.file)
+    ):
+        raise UsageError(f"-o {args.output}: that is the cassette; write the HAR elsewhere")
     cassette = load_cassette(args.file)
     har: dict[str, Any] = to_har(cassette, chosen_profile(args, cassette))
     text = json.dumps(har, ensure_ascii=False, indent=1) + "\n"
