@@ -65,11 +65,11 @@ def test_an_output_symlink_keeps_pointing_at_the_written_file(tmp_path: Path) ->
 
 
 def _closed(args: list[str], fd: int) -> subprocess.CompletedProcess[str]:
-    """``gptalk ARGS`` with file descriptor ``fd`` (1 or 2) closed (the
-    other one captured), as ``>&-`` or ``2>&-`` leaves it."""
+    """``gptalk ARGS`` with file descriptor ``fd`` (0, 1 or 2) closed (the
+    others captured), as ``<&-``, ``>&-`` or ``2>&-`` leaves it."""
     return subprocess.run(
         [str(GPTALK), *args],
-        input="",
+        input=None if fd == 0 else "",
         stdout=None if fd == 1 else subprocess.PIPE,
         stderr=None if fd == 2 else subprocess.PIPE,
         text=True,
@@ -314,3 +314,26 @@ def test_to_har_onto_its_own_cassette_is_refused_and_keeps_it(tmp_path: Path) ->
         )
         assert "-o" in line
         assert cassette.read_bytes() == original
+
+
+# -- no prompt: stdin closed or empty ----------------------------------------------
+
+
+def test_a_closed_or_empty_stdin_prompt_is_one_usage_line_and_keeps_the_cassette(
+    tmp_path: Path,
+) -> None:
+    # chat - and record - with stdin closed (<&-) were internal errors (exit
+    # 70); record recorded an empty prompt over the cassette, where chat
+    # refuses one.
+    output = tmp_path / "kept.json"
+    output.write_text("kept\n", encoding="utf-8")
+    runs = []
+    for args in (["chat", "-"], ["record", "-o", str(output), "-"]):
+        runs.append(_closed(args, 0))
+    runs.append(gptalk("record", "-o", str(output), "-", stdin=""))
+    runs.append(gptalk("record", "-o", str(output), "hi", " "))
+    runs.append(gptalk("record", "-o", str(output), "-", "-", stdin="first\n"))
+    for result in runs:
+        line = assert_one_error_line(result, EXIT_CODES["usage"])
+        assert "the prompt is empty" in line, line
+    assert output.read_text(encoding="utf-8") == "kept\n"

@@ -7,6 +7,7 @@ kind; never as a traceback."""
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -49,7 +50,9 @@ def main(
     stderr: TextIO | None = None,
 ) -> int:
     """Run the command; return its exit code (``SystemExit`` for argparse errors)."""
-    stdin = stdin or sys.stdin
+    # A stdin the shell closed (<&-) is None in Python: it reads as empty
+    # ("the prompt is empty" for a prompt of -).
+    stdin = stdin or sys.stdin or io.StringIO()
     raw_out = stdout or sys.stdout
     # A stderr the shell closed (2>&-) is None in Python: the messages go
     # nowhere, as the user asked, and the exit code still says how it ended.
