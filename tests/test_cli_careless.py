@@ -6,12 +6,17 @@ traceback or an internal error, and destroys nothing."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import stat
 import subprocess
 from pathlib import Path
 
+import pytest
+
+from gptalk_transports import _cassettes
+from gptalk_transports._cli import main
 from gptalk_transports._cli.exits import EXIT_CODES
 
 from .console import ENV, GPTALK, gptalk
@@ -337,3 +342,26 @@ def test_a_closed_or_empty_stdin_prompt_is_one_usage_line_and_keeps_the_cassette
         line = assert_one_error_line(result, EXIT_CODES["usage"])
         assert "the prompt is empty" in line, line
     assert output.read_text(encoding="utf-8") == "kept\n"
+
+
+# -- a cassette name that reads without end ------------------------------------------
+
+
+def test_a_cassette_past_the_size_cap_is_refused_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 'gptalk replay /dev/zero' read until memory ran out (MemoryError, exit
+    # 70, or the OOM killer).  The cap, lowered here, stands for the real one.
+    monkeypatch.setattr(_cassettes, "MAX_CASSETTE_BYTES", 1024)
+    big = tmp_path / "big.json"
+    big.write_text(" " * 2048 + "{}", encoding="utf-8")
+    for name in (str(big), "/dev/zero"):
+        for argv in (["replay", name], ["cassette", "verify", name], ["cassette", "to-har", name]):
+            err = io.StringIO()
+            try:
+                code = main(argv, stdout=io.StringIO(), stderr=err)
+            except SystemExit as ended:  # an error line: main() exits
+                code = int(str(ended.code))
+            assert code == EXIT_CODES["cassette"], err.getvalue()
+            [line] = err.getvalue().splitlines()
+            assert line == f"gptalk: error: {name}: larger than 1024 bytes: not a cassette", line

@@ -51,6 +51,13 @@ class CassetteFileError(CassetteError):
     """A cassette file cannot be read at all (missing, a directory, no access)."""
 
 
+#: The largest cassette file read, in bytes: far past any recording (the
+#: shipped ones are under 1 MB; loading parses the whole text, several times
+#: its size in memory), and a bound for a name of no known size: /dev/zero or
+#: an endless pipe was read until memory ran out.
+MAX_CASSETTE_BYTES = 1 << 30
+
+
 def load_cassette(path: str | Path) -> Cassette:
     """Read, validate and re-parse a cassette file.
 
@@ -59,11 +66,14 @@ def load_cassette(path: str | Path) -> Cassette:
     :class:`CassetteFileError` if the file cannot be read.
     """
     try:
-        text = Path(path).read_bytes()
+        with Path(path).open("rb") as stream:
+            text = stream.read(MAX_CASSETTE_BYTES + 1)
     except OSError as exc:
         raise CassetteFileError(
             f"{path}: cannot read the cassette: {exc.strerror or exc}"
         ) from None
+    if len(text) > MAX_CASSETTE_BYTES:
+        raise CassetteFileError(f"{path}: larger than {MAX_CASSETTE_BYTES} bytes: not a cassette")
     try:
         return Cassette.loads(text)
     except CassetteError as error:
