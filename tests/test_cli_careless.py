@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gptalk_transports import _cassettes
-from gptalk_transports._cli import main
+from gptalk_transports._cli import main, serve
 from gptalk_transports._cli.exits import EXIT_CODES
 
 from .console import ENV, GPTALK, gptalk
@@ -365,3 +365,20 @@ def test_a_cassette_past_the_size_cap_is_refused_unread(
             assert code == EXIT_CODES["cassette"], err.getvalue()
             [line] = err.getvalue().splitlines()
             assert line == f"gptalk: error: {name}: larger than 1024 bytes: not a cassette", line
+
+
+def test_a_reply_file_past_its_cap_is_one_usage_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 'gptalk serve --reply-file /dev/zero' read until memory ran out, as
+    # load_cassette did.  The cap, lowered here, stands for the real one.
+    monkeypatch.setattr(serve, "MAX_REPLY_FILE_BYTES", 1024)
+    big = tmp_path / "reply.txt"
+    big.write_text("word " * 1000, encoding="utf-8")
+    for name in (str(big), "/dev/zero"):
+        err = io.StringIO()
+        with pytest.raises(SystemExit) as ended:
+            main(["serve", "--reply-file", name], stdout=io.StringIO(), stderr=err)
+        assert ended.value.code == EXIT_CODES["usage"], err.getvalue()
+        [line] = err.getvalue().splitlines()
+        assert line == f"gptalk: error: --reply-file {name}: larger than 1024 bytes", line
