@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gptalk_transports import _cassettes
-from gptalk_transports._cli import main, serve
+from gptalk_transports._cli import common, main, serve
 from gptalk_transports._cli.exits import EXIT_CODES
 
 from .console import ENV, GPTALK, gptalk
@@ -382,3 +382,16 @@ def test_a_reply_file_past_its_cap_is_one_usage_line(
         assert ended.value.code == EXIT_CODES["usage"], err.getvalue()
         [line] = err.getvalue().splitlines()
         assert line == f"gptalk: error: --reply-file {name}: larger than 1024 bytes", line
+
+
+def test_a_prompt_on_stdin_past_its_cap_is_one_usage_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 'gptalk chat - < /dev/zero' read stdin until memory ran out.  The cap,
+    # lowered here, stands for the real one; nothing is sent or recorded.
+    monkeypatch.setattr(common, "MAX_STDIN_PROMPT", 1024)
+    for argv in (["chat", "-"], ["record", "-o", "/dev/null", "-"]):
+        err = io.StringIO()
+        with pytest.raises(SystemExit) as ended:
+            main(argv, stdin=io.StringIO("x" * 1025), stdout=io.StringIO(), stderr=err)
+        assert ended.value.code == EXIT_CODES["usage"], err.getvalue()
+        [line] = err.getvalue().splitlines()
+        assert line == "gptalk: error: the prompt on stdin is over 1024 characters", line

@@ -88,9 +88,20 @@ def refuse_unused(args: argparse.Namespace, flags: Mapping[str, object], why: st
             raise UsageError(f"{flag} {why}")
 
 
+#: The longest prompt read from stdin, in characters: far past what a service
+#: takes in one request (the reference server's limit is 1 MiB), and a bound
+#: for /dev/zero or an endless pipe, which were read until memory ran out.
+MAX_STDIN_PROMPT = 16 * 1024 * 1024
+
+
 def _read_prompt(prompt: str, stdin: TextIO) -> str:
-    # From stdin, the line end that ends the input is not part of the prompt.
-    text = stdin.read().rstrip("\r\n") if prompt == "-" else prompt
+    text = prompt
+    if prompt == "-":
+        text = stdin.read(MAX_STDIN_PROMPT + 1)
+        if len(text) > MAX_STDIN_PROMPT:
+            raise UsageError(f"the prompt on stdin is over {MAX_STDIN_PROMPT} characters")
+        # The line end that ends the input is not part of the prompt.
+        text = text.rstrip("\r\n")
     if not text.strip():
         raise UsageError("the prompt is empty")
     return text
