@@ -64,6 +64,13 @@ def test_an_output_symlink_keeps_pointing_at_the_written_file(tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     assert link.is_symlink()
     assert json.loads(real.read_text(encoding="utf-8"))["log"]["version"] == "1.2"
+    # A link to itself: written over, as a plain name (resolve() raised
+    # RuntimeError here, an internal error).
+    loop = tmp_path / "loop.har"
+    loop.symlink_to(loop)
+    result = gptalk("cassette", "to-har", PLAIN, "-o", str(loop))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(loop.read_text(encoding="utf-8"))["log"]["version"] == "1.2"
 
 
 # -- stdout or stderr closed by the shell (>&-, 2>&-) -------------------------------

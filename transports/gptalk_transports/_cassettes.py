@@ -18,6 +18,7 @@ and need no IO for, is here:
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable
@@ -95,7 +96,8 @@ def write_atomically(path: str | Path, text: str) -> None:
             stream.write(text)
         return
     if target.is_symlink():
-        target = target.resolve()
+        # realpath, not resolve(): a link in a loop stays itself, no RuntimeError.
+        target = Path(os.path.realpath(target))
     temporary = target.with_name(target.name + ".tmp")
     try:
         temporary.write_text(text, encoding="utf-8")
