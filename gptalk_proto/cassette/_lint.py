@@ -19,6 +19,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterator
 
+from .._errors import EXCERPT_LIMIT, escaped
 from ._format import Cassette
 from ._profiles import Profile, profile_named
 from ._redact import MIN_REDACTED_PREFIX, PLACEHOLDER, origin_secrets
@@ -227,11 +228,13 @@ def lint(
         queries = _decoded(target, query_value_spans(target))
         values += [(f"{spot}.request.target", v) for v in queries]
         for number, (name, value) in enumerate(request.headers):
-            scan(f"{spot}.request.headers[{number}] ({name})", value)
+            # A header's name is the cassette's text: escaped and cut.
+            shown = escaped(name, EXCERPT_LIMIT)
+            scan(f"{spot}.request.headers[{number}] ({shown})", value)
             secret = name.lower() in _SECRET_HEADERS or profile.is_secret_header(name)
             if secret and not PLACEHOLDER.search(value):
                 findings.append(
-                    f"{spot}.request.headers[{number}] ({name}): an unredacted credential"
+                    f"{spot}.request.headers[{number}] ({shown}): an unredacted credential"
                 )
         scan(f"{spot}.request.body", request.body.decode("utf-8", "replace"))
         values += [

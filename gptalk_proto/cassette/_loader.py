@@ -12,6 +12,7 @@ import json
 import math
 from typing import Any
 
+from .._errors import EXCERPT_LIMIT, escaped, excerpt
 from ..sse._event import SSEEvent
 from ._checks import is_method, is_request_target, is_status, nesting_problem, origin_problem
 from ._profiles import PROFILES
@@ -65,7 +66,10 @@ def _field(obj: dict[str, Any], name: str, kind: type | tuple[type, ...], where:
 def _only(obj: dict[str, Any], allowed: frozenset[str], where: str) -> None:
     extra = sorted(set(obj) - allowed)
     if extra:
-        raise CassetteError(f"{where}.{extra[0]}: not a field of the format")
+        # The key is the file's own text: escaped and cut, as any quotation.
+        raise CassetteError(
+            f"{where}.{escaped(extra[0], EXCERPT_LIMIT)}: not a field of the format"
+        )
 
 
 def _time(obj: dict[str, Any], where: str, *, after: float = 0.0, before: str = "") -> float:
@@ -103,7 +107,7 @@ def _bytes(obj: dict[str, Any], where: str, *, json_ok: bool) -> bytes:
     known = ("utf-8", "base64", "json") if json_ok else ("utf-8", "base64")
     if encoding not in known:
         allowed = ", ".join(repr(name) for name in known)
-        raise CassetteError(f"{where}.encoding: expected one of {allowed}, got {encoding!r}")
+        raise CassetteError(f"{where}.encoding: expected one of {allowed}, got {excerpt(encoding)}")
     if "data" not in obj:
         raise CassetteError(f"{where}.data: missing")
     if encoding == "json" and json_ok:
@@ -184,7 +188,7 @@ def from_json(raw: Any) -> dict[str, Any]:
         _only(body, _BODY_FIELDS, f"{where}.request.body")
         method = _field(req, "method", str, f"{where}.request")
         if not is_method(method):
-            raise CassetteError(f"{where}.request.method: {method!r} is not an HTTP method")
+            raise CassetteError(f"{where}.request.method: {excerpt(method)} is not an HTTP method")
         target = _field(req, "target", str, f"{where}.request")
         if not is_request_target(target):
             raise CassetteError(
@@ -203,7 +207,9 @@ def from_json(raw: Any) -> dict[str, Any]:
         _only(resp, _RESPONSE_FIELDS, f"{where}.response")
         end = _field(resp, "end", str, f"{where}.response")
         if end not in ENDINGS:
-            raise CassetteError(f"{where}.response.end: expected one of {ENDINGS}, got {end!r}")
+            raise CassetteError(
+                f"{where}.response.end: expected one of {ENDINGS}, got {excerpt(end)}"
+            )
         status = _field(resp, "status", int, f"{where}.response")
         if not is_status(status):
             raise CassetteError(f"{where}.response.status: {status} is not an HTTP status")

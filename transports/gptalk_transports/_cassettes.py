@@ -53,6 +53,13 @@ class CassetteFileError(CassetteError):
     """A cassette file cannot be read at all (missing, a directory, no access)."""
 
 
+#: The largest cassette file read, in bytes: far past any recording (the
+#: shipped ones are under 1 MB; loading parses the whole text, several times
+#: its size in memory), and a bound for a name of no known size: /dev/zero or
+#: an endless pipe was read until memory ran out.
+MAX_CASSETTE_BYTES = 1 << 30
+
+
 def load_cassette(path: str | Path) -> Cassette:
     """Read, validate and re-parse a cassette file.
 
@@ -61,11 +68,14 @@ def load_cassette(path: str | Path) -> Cassette:
     :class:`CassetteFileError` if the file cannot be read.
     """
     try:
-        text = Path(path).read_bytes()
+        with Path(path).open("rb") as stream:
+            text = stream.read(MAX_CASSETTE_BYTES + 1)
     except OSError as exc:
         raise CassetteFileError(
             f"{path}: cannot read the cassette: {exc.strerror or exc}"
         ) from None
+    if len(text) > MAX_CASSETTE_BYTES:
+        raise CassetteFileError(f"{path}: larger than {MAX_CASSETTE_BYTES} bytes: not a cassette")
     try:
         return Cassette.loads(text)
     except CassetteError as error:
@@ -75,8 +85,20 @@ def load_cassette(path: str | Path) -> Cassette:
 def write_atomically(path: str | Path, text: str) -> None:
     """Write ``text`` (UTF-8) to a temporary file beside ``path``, then move
     it over ``path``: readers see the old file or the new one, never half of
-    one, and a failed write leaves nothing behind (``OSError`` is raised)."""
+    one, and a failed write leaves nothing behind (``OSError`` is raised).
+
+    A name that is there but is no regular file (``/dev/null``, ``/dev/full``,
+    ``/dev/stdout``, a FIFO) is written to as it is: a file moved over it
+    would replace the device node itself.  Through a symbolic link, the file
+    it names is replaced, not the link."""
     target = Path(path)
+    if target.exists() and not target.is_file():
+        with target.open("w", encoding="utf-8") as stream:
+            stream.write(text)
+        return
+    if target.is_symlink():
+        # realpath, not resolve(): a link in a loop stays itself, no RuntimeError.
+        target = Path(os.path.realpath(target))
     # A name of its own, created exclusively: two writers of one file (the
     # pytest-xdist workers of tests sharing a cassette) with one temporary
     # name truncated each other's half-written file, and the second's move

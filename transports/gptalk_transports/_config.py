@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 from urllib.parse import quote, unquote, urlsplit
 
-from gptalk_proto import LocalProtocolError
+from gptalk_proto import LocalProtocolError, excerpt
 
 from ._exceptions import InsecureTLSWarning
 
@@ -35,6 +35,18 @@ _USERINFO = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?//)?[^/?#]*@")
 def _reject_crlf(what: str, value: str) -> None:
     if any(c in value for c in "\r\n\x00"):
         raise LocalProtocolError(f"{what} must not contain CR, LF or NUL")
+
+
+def _check_host_name(what: str, host: str) -> None:
+    # getaddrinfo and TLS encode a name with the idna codec, which refuses a
+    # label that is empty or over 63 characters (RFC 1035): a UnicodeError
+    # at connect time, far from the URL that held it.  (An IP address passes.)
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        raise LocalProtocolError(
+            f"{what} is not a host name a resolver takes (a label is empty or over 63 characters)"
+        ) from None
 
 
 #: Longest timeout accepted, in seconds (about 31 years): longer than any call
@@ -163,6 +175,7 @@ class Origin(NamedTuple):
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:
             raise LocalProtocolError(f"bad port in {shown!r}") from None
+        _check_host_name(f"the host {excerpt(parts.hostname)}", parts.hostname)
         # A request target is ASCII without spaces (RFC 9112 section 3.2):
         # encode the rest; "/prefix/" and "/prefix" are the same base.
         path = _LONE_PERCENT.sub("%25", quote(parts.path, safe=_PATH_SAFE)).rstrip("/")
@@ -203,11 +216,18 @@ class ProxyURL(NamedTuple):
 
         Raises:
             LocalProtocolError: another scheme, a bad port, credentials with
-                CR/LF or too long for SOCKS5 (RFC 1929).
+                CR/LF or too long for SOCKS5 (RFC 1929), a URL urlsplit
+                refuses, or one that is not UTF-8 text.
         """
         _reject_crlf("the proxy URL", url)
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "socks5", "socks5h") or not parts.hostname:
+        try:
+            # Bytes that are not UTF-8 reach a str from argv or the
+            # environment as surrogates: no connection could send them.
+            url.encode("utf-8")
+            parts = urlsplit(url)  # ValueError: a bracket left open ("http://[::1")
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "socks5", "socks5h") or not parts.hostname:
             raise LocalProtocolError(
                 "expected a proxy URL like http://host:port or socks5://user:pass@host:port"
             )
@@ -215,6 +235,7 @@ class ProxyURL(NamedTuple):
             port = parts.port or (1080 if parts.scheme.startswith("socks") else 8080)
         except ValueError:
             raise LocalProtocolError("bad port in the proxy URL") from None
+        _check_host_name("the proxy URL's host", parts.hostname)  # not quoted: credentials
         username = unquote(parts.username) if parts.username is not None else None
         password = unquote(parts.password) if parts.password is not None else None
         for value in (username, password):

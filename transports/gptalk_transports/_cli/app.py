@@ -7,6 +7,8 @@ kind; never as a traceback."""
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn, TextIO, cast
@@ -48,9 +50,13 @@ def main(
     stderr: TextIO | None = None,
 ) -> int:
     """Run the command; return its exit code (``SystemExit`` for argparse errors)."""
-    stdin = stdin or sys.stdin
+    # A stdin the shell closed (<&-) is None in Python: it reads as empty
+    # ("the prompt is empty" for a prompt of -).
+    stdin = stdin or sys.stdin or io.StringIO()
     raw_out = stdout or sys.stdout
-    err = stderr or sys.stderr
+    # A stderr the shell closed (2>&-) is None in Python: the messages go
+    # nowhere, as the user asked, and the exit code still says how it ended.
+    err = stderr or sys.stderr or open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
     for stream in (raw_out, err):
         # A reply the terminal's encoding cannot show is shown escaped, not
         # turned into a crash halfway through.
@@ -60,6 +66,11 @@ def main(
     out = cast(TextIO, _Output(raw_out))
     parser = build_parser()
     args = parser.parse_args(argv)
+    if raw_out is None:
+        # A stdout the shell closed (>&-): the command would fail at its first
+        # write, after its work (a chat sent, a cassette half recorded).
+        err.write("gptalk: error: stdout is closed; redirect it to a file or /dev/null\n")
+        return EXIT_CODES["usage"]
     as_json = bool(getattr(args, "json", False))
     try:
         handler: Callable[[argparse.Namespace, TextIO, TextIO, TextIO], int] = args.handler

@@ -106,6 +106,14 @@ def _lint(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> 
 
 def _to_har(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -> int:
     output = _output(args.output) if args.output else None
+    # The HAR would replace the recording it is made from.
+    if (
+        output is not None
+        and output.exists()
+        and Path(args.file).exists()
+        and output.samefile(args.file)
+    ):
+        raise UsageError(f"-o {args.output}: that is the cassette; write the HAR elsewhere")
     cassette = load_cassette(args.file)
     har: dict[str, Any] = to_har(cassette, chosen_profile(args, cassette))
     text = json.dumps(har, ensure_ascii=False, indent=1) + "\n"
@@ -127,8 +135,22 @@ def _rerecord(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO)
     for name in names:
         if name not in SCENARIOS:
             raise UsageError(f"unknown scenario {name!r} (known: {', '.join(SCENARIOS)})")
+    # The folder is made (or found) before anything is recorded: a file by
+    # its name is the user's mistake, not an internal error.
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"-o {args.dir}: cannot make the folder: {exc.strerror}") from None
     for name in names:
-        path, _ = anyio.run(record_scenario, name, directory)
+        try:
+            path, _ = anyio.run(record_scenario, name, directory)
+        except OSError as exc:
+            if exc.filename is None:
+                raise  # not the file system's (the scenario's server)
+            # A file that cannot be written there (a folder by its name).
+            raise UsageError(
+                f"-o {args.dir}: cannot write {name}.json: {exc.strerror or exc}"
+            ) from None
         out.write(f"recorded {path}\n")
     return 0
 

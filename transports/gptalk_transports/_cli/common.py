@@ -22,6 +22,7 @@ from gptalk_proto import (
     LocalProtocolError,
     TextDelta,
     TextRewritten,
+    excerpt,
 )
 
 from .._config import MAX_TIMEOUT, Origin, ProxyURL, Timeout, check_timeout, make_ssl_context
@@ -87,9 +88,20 @@ def refuse_unused(args: argparse.Namespace, flags: Mapping[str, object], why: st
             raise UsageError(f"{flag} {why}")
 
 
+#: The longest prompt read from stdin, in characters: far past what a service
+#: takes in one request (the reference server's limit is 1 MiB), and a bound
+#: for /dev/zero or an endless pipe, which were read until memory ran out.
+MAX_STDIN_PROMPT = 16 * 1024 * 1024
+
+
 def _read_prompt(prompt: str, stdin: TextIO) -> str:
-    # From stdin, the line end that ends the input is not part of the prompt.
-    text = stdin.read().rstrip("\r\n") if prompt == "-" else prompt
+    text = prompt
+    if prompt == "-":
+        text = stdin.read(MAX_STDIN_PROMPT + 1)
+        if len(text) > MAX_STDIN_PROMPT:
+            raise UsageError(f"the prompt on stdin is over {MAX_STDIN_PROMPT} characters")
+        # The line end that ends the input is not part of the prompt.
+        text = text.rstrip("\r\n")
     if not text.strip():
         raise UsageError("the prompt is empty")
     return text
@@ -263,6 +275,25 @@ def _port(value: str) -> int:
     if not 0 <= number <= 65535:
         raise argparse.ArgumentTypeError("expected a port from 0 to 65535")
     return number
+
+
+#: The longest host name (RFC 1035 section 2.3.4); an address is shorter.
+MAX_HOST_NAME = 253
+
+
+def _listen_host(value: str) -> str:
+    """The address a server command listens on (--host): refused here when no
+    resolver could take it, rather than as an internal error from inside the
+    server (the idna codec's UnicodeError), and so that 'cannot listen on
+    HOST' is one short printable line."""
+    try:
+        value.encode("idna")  # a label empty or over 63 characters; not UTF-8
+        usable = value.isprintable() and len(value) <= MAX_HOST_NAME
+    except UnicodeError:
+        usable = False
+    if not usable:
+        raise argparse.ArgumentTypeError(f"not a host name or address: {excerpt(value)}")
+    return value
 
 
 def _output(name: str) -> Path:

@@ -20,6 +20,7 @@ from .common import (
     _positive,
     _Printer,
     _proxy_url,
+    _read_prompt,
     _url,
     _write,
     refuse_unused,
@@ -47,7 +48,9 @@ def _record(args: argparse.Namespace, stdin: TextIO, out: TextIO, err: TextIO) -
     faults = [parse_fault(spec) for spec in args.fault]
     if faults and args.url:
         raise UsageError("--fault is for the built-in server; drop it or --url")
-    prompts = [stdin.read().rstrip("\r\n") if p == "-" else p for p in args.prompt]
+    # As chat's: an empty prompt (an empty stdin, a second -) is refused
+    # before anything is recorded over the cassette.
+    prompts = [_read_prompt(prompt, stdin) for prompt in args.prompt]
     printer = _Printer(out, err, args.json)
     if args.url is None:
         err.write("gptalk: no --url given; recording against the built-in reference server\n")

@@ -14,7 +14,7 @@ from gptalk_proto.cassette import CassetteError, check_secrets, profile_named
 
 from .._cassettes import save_cassette
 from .._server.proxy import record_through_proxy
-from .common import cannot_listen, refuse_unused, server_log
+from .common import _listen_host, cannot_listen, refuse_unused, server_log
 from .exits import UsageError
 
 __all__ = ["CHAT_ONLY", "LISTEN_ONLY", "add_listen_arguments", "record_listen"]
@@ -42,6 +42,7 @@ def add_listen_arguments(record: Any, port_type: Any, count_type: Any) -> None:
     )
     record.add_argument(
         "--host",
+        type=_listen_host,
         default=LISTEN_ONLY["--host"],
         help="with --listen: the address (default: %(default)s)",
     )

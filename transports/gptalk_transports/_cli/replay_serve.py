@@ -9,7 +9,7 @@ from typing import Any, TextIO
 import anyio
 
 from .._server.replay import replay_server, report_unplayed, serve_replay
-from .common import server_log, start_listening
+from .common import _listen_host, server_log, start_listening
 
 __all__ = ["SERVE_ONLY", "add_serve_arguments", "replay_serve"]
 
@@ -34,6 +34,7 @@ def add_serve_arguments(replay: Any, port_type: Any) -> None:
     )
     replay.add_argument(
         "--host",
+        type=_listen_host,
         default=SERVE_ONLY["--host"],
         help="with --serve: the address (default: %(default)s)",
     )

@@ -32,6 +32,7 @@ from .._server.refserver import (
 )
 from .common import (
     _count,
+    _listen_host,
     _port,
     _positive,
     server_log,
@@ -64,12 +65,24 @@ def _fault_epilog() -> str:
     return "\n".join(lines) + "\n\n"
 
 
+#: The largest --reply-file read, in bytes: a reply, not a corpus (each event
+#: repeats the text so far), and a bound for /dev/zero or an endless pipe,
+#: which were read until memory ran out.
+MAX_REPLY_FILE_BYTES = 1 << 20
+
+
 async def _serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     faults = [parse_fault(spec) for spec in args.fault]
     reply = None
     if args.reply_file is not None:
         try:
-            text = Path(args.reply_file).read_text(encoding="utf-8")
+            with Path(args.reply_file).open("rb") as stream:
+                data = stream.read(MAX_REPLY_FILE_BYTES + 1)
+            if len(data) > MAX_REPLY_FILE_BYTES:
+                raise UsageError(
+                    f"--reply-file {args.reply_file}: larger than {MAX_REPLY_FILE_BYTES} bytes"
+                )
+            text = data.decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"--reply-file {args.reply_file}: {exc}") from None
         if not text:
@@ -142,7 +155,10 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
         epilog=_fault_epilog(),
     )
     server.add_argument(
-        "--host", default="127.0.0.1", help="the address to listen on (default: %(default)s)"
+        "--host",
+        type=_listen_host,
+        default="127.0.0.1",
+        help="the address to listen on (default: %(default)s)",
     )
     server.add_argument(
         "--port", type=_port, default=0, help="the port to listen on (default: 0, any free port)"
