@@ -79,7 +79,7 @@ class Settings:
 
     @property
     def matching(self) -> Matching:
-        return Matching.of(self.ignore_headers, self.ignore_fields)
+        return Matching.of(self.ignore_headers, self.ignore_fields, self.secrets)
 
 
 def settings_problems(settings: object, where: str) -> list[str]:
