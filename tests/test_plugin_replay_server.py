@@ -14,7 +14,7 @@ import gptalk_proto.cassette
 from gptalk_transports._cassettes import load_cassette
 
 from . import llm_app
-from .plugin_cases import folder, make_inner, plain_chat_recorded_at, run
+from .plugin_cases import NOWHERE, folder, make_inner, plain_chat_recorded_at, run
 
 pytest_plugins = ("pytester",)
 
@@ -149,3 +149,49 @@ def test_the_profile_in_gptalk_config_records_and_replays_an_sdk(inner: pytest.P
     # Then replayed, the upstream stopped, under the profile the file names.
     result = run(inner, "none")
     result.assert_outcomes(passed=1)
+
+
+SECRET = "Sesame-secret-42"
+
+SECRETS = """
+import os
+
+import pytest
+
+from gptalk_transports import Client
+
+PROMPT = os.environ["INNER_PROMPT"]
+
+
+@pytest.fixture
+def gptalk_config():
+    return {"secrets": [SECRET]}
+
+
+def test_our_client(gptalk_client):
+    gptalk_client.chat(PROMPT)
+
+
+def test_any_client(gptalk_replay_server):
+    with Client(gptalk_replay_server, trust_env=False) as client:
+        client.chat(PROMPT)
+"""
+
+
+def test_a_configured_secret_never_reaches_a_mismatch(
+    inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inner.makepyfile(test_secrets=f"SECRET = {SECRET!r}\n" + SECRETS)
+    monkeypatch.setenv("INNER_PROMPT", f"Open {SECRET} please")
+    run(inner, "once").assert_outcomes(passed=2)
+    # Replayed with another prompt holding the secret: each client's
+    # mismatch (the exception, the replay server's 409 and stderr line)
+    # shows its placeholder, as the recording does.
+    monkeypatch.setenv("INNER_PROMPT", f"Open {SECRET} please!!")
+    result = run(inner, "none", "--gptalk-url", NOWHERE)
+    result.assert_outcomes(failed=2)
+    output = result.stdout.str() + result.stderr.str()
+    assert "does not match the cassette" in output
+    assert "gptalk replay server: " in output  # the server's stderr line
+    assert "sent '\"Open <secret-1> please!!\"'" in output
+    assert SECRET[: len(SECRET) // 2] not in output

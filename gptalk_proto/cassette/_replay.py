@@ -23,8 +23,10 @@ cassette's :class:`~._profiles.Profile` says (GPTalk's here):
   the client the recorded (placeholder) token, which it sends back.
 
 A request that does not match raises :class:`CassetteMismatch` naming the
-step and each differing field; :meth:`Replayer.assert_played` raises
-:class:`CassetteUnplayed` for steps never reached.
+step and each differing field (the secrets the replay was given are never
+quoted there: each is ``<secret-N>``, N its place in the list);
+:meth:`Replayer.assert_played` raises :class:`CassetteUnplayed` for steps
+never reached.
 """
 
 from __future__ import annotations
@@ -32,11 +34,13 @@ from __future__ import annotations
 import json
 import re
 from collections import deque
+from collections.abc import Callable, Iterable
 from enum import Enum
 from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
 from .._errors import InvalidHTTP, escaped, excerpt
+from .._scrub import secret_spellings
 from ._format import Cassette, CassetteError, Interaction, RecordedChunk, RecordedRequest
 from ._profiles import Profile, profile_named
 from ._records import header_map
@@ -85,20 +89,60 @@ MAX_DIFFERENCES = 40
 _MORE = re.compile(r"\.\.\. and [0-9]+ more differences")
 
 
+def hiding(secrets: Iterable[str]) -> Callable[[str], str]:
+    """``text -> text`` with each of ``secrets``, in every spelling it may take
+    on the wire, replaced by ``<secret-N>`` (N: its place in ``secrets``,
+    from 1), as redaction names the caller's secrets.
+
+    Replaced wherever they stand, as redaction does (the caller named them,
+    at least ``MIN_SECRET_LENGTH`` characters long where they are checked).
+    A message is scrubbed before anything in it is cut to a limit: a secret
+    cut in half would no longer be found, and its first half would show.
+    """
+    pairs: dict[str, str] = {}
+    for number, secret in enumerate(secrets, 1):
+        for spelling in secret_spellings(secret):
+            if spelling:
+                pairs.setdefault(spelling, f"<secret-{number}>")
+    if not pairs:
+        return _unchanged
+    # Longest first, so a secret inside a longer one does not break it up.
+    table = sorted(pairs.items(), key=lambda pair: -len(pair[0]))
+
+    def hide(text: str) -> str:
+        for spelling, placeholder in table:
+            if spelling in text:
+                text = text.replace(spelling, placeholder)
+        return text
+
+    return hide
+
+
+def _unchanged(text: str) -> str:
+    return text
+
+
 class CassetteMismatch(CassetteError):
     """The client sent a request the cassette does not have at this step.
 
     The summary and each difference are one escaped line of at most
     ``LINE_LIMIT`` characters (they name the client's method, path, header
     and JSON key names), and at most ``MAX_DIFFERENCES`` are listed.
+    ``secrets`` are replaced in them (see :func:`hiding`) before the lines
+    are escaped and cut.
     """
 
-    def __init__(self, step: int, summary: str, differences: list[str]) -> None:
-        summary = escaped(summary)
+    def __init__(
+        self, step: int, summary: str, differences: list[str], *, secrets: Iterable[str] = ()
+    ) -> None:
+        hide = hiding(secrets)
+        summary = escaped(hide(summary))
         more = len(differences) - MAX_DIFFERENCES
         if more == 1 and _MORE.fullmatch(differences[-1]):
             more = 0  # the differences of another mismatch, capped already
-        differences = [escaped(line) for line in differences[: len(differences) - max(more, 0)]]
+        differences = [
+            escaped(hide(line)) for line in differences[: len(differences) - max(more, 0)]
+        ]
         if more > 0:
             differences.append(f"... and {more} more differences")
         lines = "\n".join(f"  {line}" for line in differences)
@@ -119,12 +163,20 @@ class CassetteUnplayed(CassetteError):
 class Replayer:
     """Plays a cassette's interactions in order, for any number of connections.
 
-    ``profile`` says how requests match (default: the cassette's own).
+    ``profile`` says how requests match (default: the cassette's own);
+    ``secrets`` are never quoted in a :class:`CassetteMismatch` (see
+    :func:`hiding`): the values a recording redacted may come back in what
+    a client sends, and a mismatch's text goes to a terminal, a log, a
+    client's 409.
     """
 
-    def __init__(self, cassette: Cassette, profile: Profile | None = None) -> None:
+    def __init__(
+        self, cassette: Cassette, profile: Profile | None = None, *, secrets: Iterable[str] = ()
+    ) -> None:
         self.cassette = cassette
         self.profile = profile if profile is not None else profile_named(cassette.profile)
+        self.secrets = tuple(secrets)
+        self._hide = hiding(self.secrets)
         self._next = 0
         self._bindings: dict[str, str] = {}
 
@@ -167,11 +219,13 @@ class Replayer:
         step = self._next
         path = target.split("?", 1)[0]
         if step >= len(self.cassette.interactions):
-            raise CassetteMismatch(step, f"{method} {path}", ["the cassette has no more steps"])
+            raise CassetteMismatch(
+                step, f"{method} {path}", ["the cassette has no more steps"], secrets=self.secrets
+            )
         item = self.cassette.interactions[step]
         recorded = item.request
         profile = self.profile
-        differences = _head_differences(recorded, method, target, headers, profile)
+        differences = _head_differences(recorded, method, target, headers, profile, hide=self._hide)
         if head is not None and not differences:
             known = recorded._known_heads
             if len(known) < MAX_KNOWN_HEADS:
@@ -206,9 +260,13 @@ class Replayer:
         # The body's differences after the head's; the step is played, and
         # its bindings kept, only when there are none.
         bindings = dict(self._bindings)
-        differences += _body_differences(item.request, body, bindings, self.profile)
+        differences += _body_differences(
+            item.request, body, bindings, self.profile, hide=self._hide
+        )
         if differences:
-            raise CassetteMismatch(step, f"{item.kind} expected, {sent} sent", differences)
+            raise CassetteMismatch(
+                step, f"{item.kind} expected, {sent} sent", differences, secrets=self.secrets
+            )
         self._bindings = bindings
         self._next += 1
         return item
@@ -220,7 +278,11 @@ def _head_differences(
     target: str,
     headers: list[tuple[str, str]],
     profile: Profile,
+    *,
+    hide: Callable[[str], str],
 ) -> list[str]:
+    # Values are scrubbed (``hide``) before excerpt cuts them; names and the
+    # rest of each line are scrubbed by CassetteMismatch, before its cut.
     out: list[str] = []
     if method != recorded.method:
         out.append(f"method: recorded {recorded.method}, sent {method}")
@@ -230,12 +292,14 @@ def _head_differences(
         old_path, old_query = recorded._target_parts
         new = urlsplit(target)
         if old_path != new.path:
-            out.append(f"path: recorded {old_path!r}, sent {new.path!r}")
+            out.append(f"path: recorded {hide(old_path)!r}, sent {hide(new.path)!r}")
         new_query = parse_qs(new.query)
         for key in sorted(set(old_query) | set(new_query)):
-            if not _same(old_query.get(key), new_query.get(key)):
+            before_values, after_values = old_query.get(key), new_query.get(key)
+            if not _same(before_values, after_values):
                 out.append(
-                    f"query {key}: recorded {old_query.get(key)!r}, sent {new_query.get(key)!r}"
+                    f"query {key}: recorded {_hidden(before_values, hide)!r}, "
+                    f"sent {_hidden(after_values, hide)!r}"
                 )
     if profile.match_headers:
         old_headers = recorded._header_map
@@ -248,16 +312,24 @@ def _head_differences(
             # (Equal values are the same: _same's first answer, without its call.)
             if before != after and not _same(before, after):
                 if before is None:
-                    out.append(f"header {name}: not recorded, sent {excerpt(after or '')}")
+                    out.append(f"header {name}: not recorded, sent {excerpt(hide(after or ''))}")
                 elif after is None:
-                    out.append(f"header {name}: recorded {excerpt(before)}, not sent")
+                    out.append(f"header {name}: recorded {excerpt(hide(before))}, not sent")
                 else:
-                    out.append(f"header {name}: recorded {excerpt(before)}, sent {excerpt(after)}")
+                    out.append(
+                        f"header {name}: recorded {excerpt(hide(before))}, "
+                        f"sent {excerpt(hide(after))}"
+                    )
     return out
 
 
 def _body_differences(
-    recorded: RecordedRequest, body: bytes, bindings: dict[str, str], profile: Profile
+    recorded: RecordedRequest,
+    body: bytes,
+    bindings: dict[str, str],
+    profile: Profile,
+    *,
+    hide: Callable[[str], str],
 ) -> list[str]:
     out: list[str] = []
     old_body, new_body = recorded.json(), _json(body)
@@ -277,9 +349,11 @@ def _body_differences(
             if before == after and type(before) in _SCALARS:
                 continue
             if not _same(before, after, profile.ignored_fields):
-                out.append(f"body.{key}: recorded {_show(before)}, sent {_show(after)}")
+                out.append(f"body.{key}: recorded {_show(before, hide)}, sent {_show(after, hide)}")
     elif recorded.body != body:
-        out.append(f"body: recorded {excerpt(recorded.body)}, sent {excerpt(body)}")
+        out.append(
+            f"body: recorded {_show_bytes(recorded.body, hide)}, sent {_show_bytes(body, hide)}"
+        )
     return out
 
 
@@ -325,8 +399,18 @@ def _fits(recorded: str, sent: str) -> bool:
     return sent.endswith(last) and at <= len(sent) - len(last)
 
 
-def _show(value: Any) -> str:
-    return "nothing" if value is _MISSING else excerpt(json.dumps(value, ensure_ascii=False))
+def _show(value: Any, hide: Callable[[str], str]) -> str:
+    if value is _MISSING:
+        return "nothing"
+    return excerpt(hide(json.dumps(value, ensure_ascii=False)))
+
+
+def _show_bytes(data: bytes, hide: Callable[[str], str]) -> str:
+    return excerpt(hide(data.decode("utf-8", "replace")))
+
+
+def _hidden(values: list[str] | None, hide: Callable[[str], str]) -> list[str] | None:
+    return None if values is None else [hide(value) for value in values]
 
 
 def _json(body: bytes) -> Any:

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from .._errors import InvalidHTTP, LocalProtocolError
 from ._format import Cassette, CassetteError, Interaction
 from ._profiles import Profile
-from ._replay import MAX_REPLAY_REQUEST, CassetteMismatch, Replayer
+from ._replay import MAX_REPLAY_REQUEST, CassetteMismatch, Replayer, hiding
 from ._request_reader import RequestHead, RequestReader
 
 __all__ = [
@@ -182,6 +182,9 @@ class ReplayServer:
         entropy: ``n -> n random bytes`` for the secret part of the tokens
             handed out (``os.urandom`` in the server); None: tokens are the
             session and serial numbers alone, which any client can guess.
+        secrets: values never quoted in a mismatch (its 409, the texts
+            :meth:`mismatches` keeps): each is ``<secret-N>`` there, as the
+            client-side replayer shows them (see ``Replayer``).
     """
 
     def __init__(
@@ -193,6 +196,7 @@ class ReplayServer:
         names: Sequence[str] | None = None,
         profile: Profile | None = None,
         entropy: Callable[[int], bytes] | None = None,
+        secrets: Sequence[str] = (),
     ) -> None:
         if not cassettes:
             raise LocalProtocolError("a replay server needs at least one cassette")
@@ -212,6 +216,8 @@ class ReplayServer:
         self.profile = profile
         self.max_gap = max_gap
         self.entropy = entropy
+        self.secrets = tuple(secrets)
+        self._hide = hiding(self.secrets)
         self._sessions: OrderedDict[int, _Session] = OrderedDict()
         self._numbers = 0
         self._played = [set[int]() for _ in cassettes]
@@ -282,7 +288,7 @@ class ReplayServer:
         session = _Session(
             self._numbers,
             cassette,
-            Replayer(self.cassettes[cassette], self.profile),
+            Replayer(self.cassettes[cassette], self.profile, secrets=self.secrets),
             self.entropy,
         )
         self._sessions[session.number] = session
@@ -299,9 +305,8 @@ class ReplayServer:
         raw = b"\n".join([target, *(v for _, v in headers), body])
         found = self._by_token(raw)
         if isinstance(found, str):
-            raise CassetteMismatch(
-                0, f"{method} {target.split(b'?')[0].decode('ascii', 'replace')}", [found]
-            )
+            path = target.split(b"?")[0].decode("ascii", "replace")
+            raise CassetteMismatch(0, f"{method} {path}", [found], secrets=self.secrets)
         candidates: list[_Session] = []
         if isinstance(found, _Session):
             candidates = [found]
@@ -326,7 +331,8 @@ class ReplayServer:
             assert first_error is not None
             raise first_error
         for number in range(len(self.cassettes)):
-            trial = _Session(0, number, Replayer(self.cassettes[number], self.profile))
+            replayer = Replayer(self.cassettes[number], self.profile, secrets=self.secrets)
+            trial = _Session(0, number, replayer)
             try:
                 self._match(trial, method, target, headers, body)
             except CassetteMismatch as exc:
@@ -389,7 +395,9 @@ class ReplayServer:
         return actions
 
     def _refuse(self, error: CassetteError, status: int = MISMATCH_STATUS) -> list[ReplayAction]:
-        text = str(error)
+        # A mismatch is scrubbed already (its values before they were cut);
+        # this covers the other refusals, which quote what the client sent.
+        text = self._hide(str(error))
         if len(self._mismatches) >= MAX_KEPT_MISMATCHES:
             del self._mismatches[0]
         self._mismatches.append(text)
@@ -398,7 +406,7 @@ class ReplayServer:
             "code": status,
             "msg": _REFUSALS.get(status, "the request is not valid HTTP"),
             "step": None if step is None else step + 1,
-            "differences": list(getattr(error, "differences", [])),
+            "differences": [self._hide(d) for d in getattr(error, "differences", [])],
             "detail": text,
         }
         body = json.dumps(document, ensure_ascii=False).encode()

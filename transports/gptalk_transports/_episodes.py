@@ -60,18 +60,23 @@ MAX_PENDING_REQUEST = 2 * 1024 * 1024 + 64 * 1024
 @dataclass(frozen=True)
 class Matching:
     """Request fields replay does not compare, beyond the replayer's own
-    (``host``, ``content-length``, ``x-auth-timestamp``, ``created_at``).
+    (``host``, ``content-length``, ``x-auth-timestamp``, ``created_at``),
+    and the values a mismatch never quotes.
 
     ``ignore_headers`` are header names (any case); ``ignore_fields`` are
-    top-level keys of JSON request bodies.
+    top-level keys of JSON request bodies; ``secrets`` (the ones the
+    recording redacted) are ``<secret-N>`` in a mismatch's text.
     """
 
     ignore_headers: frozenset[str] = frozenset()
     ignore_fields: frozenset[str] = frozenset()
+    secrets: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, headers: Iterable[str] = (), fields: Iterable[str] = ()) -> Matching:
-        return cls(frozenset(h.lower() for h in headers), frozenset(fields))
+    def of(
+        cls, headers: Iterable[str] = (), fields: Iterable[str] = (), secrets: Iterable[str] = ()
+    ) -> Matching:
+        return cls(frozenset(h.lower() for h in headers), frozenset(fields), tuple(secrets))
 
     def headers(self, headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
         return tuple((n, v) for n, v in headers if n.lower() not in self.ignore_headers)
@@ -121,8 +126,8 @@ class EpisodeReplayer(Replayer):
     """
 
     def __init__(self, cassette: Cassette, matching: Matching | None = None) -> None:
-        super().__init__(cassette)
         self._matching = matching or Matching()
+        super().__init__(cassette, secrets=self._matching.secrets)
         self.episodes = split_episodes(cassette)
         # One core Replayer per episode: it keeps the episode's order and its
         # bindings (the fingerprint a login sent), and names differing fields.
@@ -133,7 +138,8 @@ class EpisodeReplayer(Replayer):
                     interactions=tuple(
                         self._matching.interaction(cassette.interactions[n]) for n in steps
                     ),
-                )
+                ),
+                secrets=self.secrets,
             )
             for steps in self.episodes
         ]
@@ -186,7 +192,9 @@ class EpisodeReplayer(Replayer):
                 if best is None or len(mismatch.differences) < len(best.differences):
                     kind = self.cassette.interactions[step].kind
                     summary = f"{kind} expected, {method} {path} sent"
-                    best = CassetteMismatch(step, summary, mismatch.differences)
+                    best = CassetteMismatch(
+                        step, summary, mismatch.differences, secrets=self.secrets
+                    )
                 continue
             if index not in self._begun:
                 self._begun.append(index)
@@ -196,6 +204,7 @@ class EpisodeReplayer(Replayer):
                 len(self.cassette.interactions),
                 f"{method} {path}",
                 ["every episode of the cassette was played"],
+                secrets=self.secrets,
             )
         raise best
 

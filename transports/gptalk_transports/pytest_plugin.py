@@ -15,7 +15,9 @@ As with pytest-recording, each test module has its own cassette folder, the
 ``gptalk_cassette_dir`` fixture: ``cassettes/<test module>/`` beside the test
 file (the ``gptalk_cassette_dir`` ini option moves the base folder).  The
 marker names a file inside that folder (a path that leaves it is refused at
-collection); without a name the cassette is ``<test name>.json``.
+collection); without a name the cassette is ``<test name>.json``, the test's
+name made a file's (``default_cassette_name``: one name, one file; tests
+whose names still meet are refused at collection).
 
 ``--gptalk-record-mode`` (or ``record_mode`` in ``gptalk_config`` or the
 marker) picks what happens, as pytest-recording users know it:
@@ -43,7 +45,6 @@ reported as its message and field differences, without the library's frames.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,8 +64,10 @@ from ._plugin.settings import (
     MODES,
     Settings,
     cassette_name_problem,
+    default_cassette_name,
     inside,
     settings_problems,
+    shared_default_names,
     url_problem,
 )
 from ._server.refserver import serve_in_thread
@@ -119,10 +122,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Refuse, before any test runs, markers that name cassettes outside the
-    cassette folder or settings that do not exist."""
+    cassette folder or settings that do not exist, and tests whose default
+    cassette names are one file."""
     problems = []
+    defaults = []
     for item in items:
         marker = item.get_closest_marker("gptalk_cassette")
+        if not (marker and marker.args) and "gptalk_cassette" in getattr(item, "fixturenames", ()):
+            defaults.append((item.nodeid, item.path, item.name))
         if marker is None:
             continue
         where = f"{item.nodeid}: gptalk_cassette"
@@ -133,6 +140,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if problem is not None:
                 problems.append(f"{where}: {problem}")
         problems += settings_problems(marker.kwargs, where)
+    problems += shared_default_names(defaults)
     if problems:
         raise pytest.UsageError("\n".join(problems))
 
@@ -306,7 +314,7 @@ def gptalk_config() -> dict[str, Any]:
 
 def _cassette_path(request: pytest.FixtureRequest, folder: Path, name: str | None) -> Path:
     if name is None:
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name) + ".json"
+        name = default_cassette_name(request.node.name)
     path = folder / name
     if not inside(folder, path):
         # Checked at collection already; a symbolic link may still lead out.

@@ -44,6 +44,7 @@ def gptalk_replay_server(request: pytest.FixtureRequest, gptalk_cassette: Any) -
             speed=0,
             profile=session.settings.profile,
             volatile=session.settings.ignore_fields,
+            secrets=session.settings.secrets,
         )
         with serve_cassettes_in_thread(
             [session.existing], check_played=False, server=server

@@ -9,6 +9,8 @@ run can re-record a project whose configuration says ``once``.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
@@ -25,7 +27,9 @@ __all__ = [
     "SETTINGS",
     "Settings",
     "cassette_name_problem",
+    "default_cassette_name",
     "settings_problems",
+    "shared_default_names",
     "url_problem",
 ]
 
@@ -79,7 +83,7 @@ class Settings:
 
     @property
     def matching(self) -> Matching:
-        return Matching.of(self.ignore_headers, self.ignore_fields)
+        return Matching.of(self.ignore_headers, self.ignore_fields, self.secrets)
 
 
 def settings_problems(settings: object, where: str) -> list[str]:
@@ -151,6 +155,61 @@ def cassette_name_problem(name: object) -> str | None:
     if name.endswith(("/", "\\")) or PurePath(name).name in ("", "."):
         return f"the cassette path {name!r} names no file"
     return None
+
+
+# What a file name keeps of a test's name; every run of other characters is
+# one "_".
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+# A test function's name with a parameter id of those characters only.
+_SIMPLE_PARAMETRIZED = re.compile(r"[A-Za-z0-9_.-]+\[[A-Za-z0-9_.-]*\]")
+
+#: Hex digits of the SHA-256 of the test's name that a default cassette name
+#: ends with when its other characters were replaced: 32 bits, so two ids of
+#: one test that read alike once replaced (``a/b``, ``a b``, ``a:b``) do not
+#: share a file but by a one in four billion chance.
+NAME_DIGEST_LENGTH = 8
+
+
+def default_cassette_name(test: str) -> str:
+    """The cassette file of a test without a marker path, from its name
+    (``request.node.name``: the function's name and its parameter id).
+
+    Characters a file name may not safely hold become ``_``: ``test_x`` is
+    ``test_x.json``, ``test_x[a_b]`` is ``test_x_a_b_.json``, as before.  A
+    name with any other character replaced (a ``/``, a space, a ``:``, a
+    non-ASCII letter) also ends with ``-`` and :data:`NAME_DIGEST_LENGTH`
+    hex digits of the SHA-256 of the name, so ``test_x[a/b]`` and
+    ``test_x[a b]`` (``test_x_a_b_-<digits>.json``) are neither
+    ``test_x[a_b]``'s file nor each other's.  Such a name holds a ``-`` and
+    ends with a hex digit; a name left as it was holds no ``-`` (a
+    function's name has none), and one with a simple parameter id ends with
+    ``_``: the kinds never meet.  Names that still meet (``test_x[a_b]`` and
+    ``test_x_a[b]``, or two classes' ``test_x``) are refused at collection
+    (:func:`shared_default_names`).
+    """
+    name = _UNSAFE.sub("_", test)
+    if name != test and not _SIMPLE_PARAMETRIZED.fullmatch(test):
+        digest = hashlib.sha256(test.encode("utf-8", "surrogatepass")).hexdigest()
+        name += "-" + digest[:NAME_DIGEST_LENGTH]
+    return name + ".json"
+
+
+def shared_default_names(tests: list[tuple[str, Path, str]]) -> list[str]:
+    """Why tests are refused: ``(node id, module path, name)`` of each test
+    that uses a cassette without a marker path; two in one module whose
+    default cassette names are the same file would replay (or overwrite)
+    each other's recording."""
+    first: dict[tuple[Path, str], str] = {}
+    problems = []
+    for nodeid, module, name in tests:
+        file = default_cassette_name(name)
+        other = first.setdefault((module, file), nodeid)
+        if other != nodeid:
+            problems.append(
+                f"{nodeid}: its default cassette {file} is {other}'s too; "
+                "name one in its marker: gptalk_cassette('<file>.json')"
+            )
+    return problems
 
 
 def url_problem(url: str) -> str | None:

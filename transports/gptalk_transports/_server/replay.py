@@ -164,12 +164,14 @@ def replay_server(
     max_gap: float | None = None,
     profile: str | None = None,
     volatile: Sequence[str] = (),
+    secrets: Sequence[str] = (),
 ) -> ReplayServer:
     """A :class:`gptalk_proto.ReplayServer` for cassette files (or cassettes).
 
     ``profile`` says how requests match (default: each cassette's own);
     ``volatile`` names JSON body fields to ignore too (values that change
-    from run to run).
+    from run to run); ``secrets`` are never quoted in a mismatch (the 409,
+    the stderr line).
     """
     cassettes = [p if isinstance(p, Cassette) else load_cassette(p) for p in paths]
     names = [
@@ -187,6 +189,7 @@ def replay_server(
         names=names,
         profile=chosen,
         entropy=os.urandom,
+        secrets=secrets,
     )
 
 
