@@ -121,3 +121,48 @@ def test_the_strategies_without_hypothesis_say_what_to_install() -> None:
     )
     # Chained causes would add a second traceback: the hint stands alone.
     assert done.stderr.count("Traceback") == 1
+
+
+def test_the_console_script_runs_the_entry_module_the_wheel_ships(
+    dist: tuple[Path, Path],
+) -> None:
+    wheel, _ = dist
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        (entry_points,) = (n for n in names if n.endswith(".dist-info/entry_points.txt"))
+        scripts = archive.read(entry_points).decode()
+        shipped = archive.read("gptalk_cli.py").decode()
+    assert "gptalk = gptalk_cli:run" in scripts.splitlines()
+    assert shipped == (ROOT / "transports" / "gptalk_cli.py").read_text(encoding="utf-8")
+
+
+#: A Ctrl-C while the command's modules are imported, made to happen there:
+#: the import of the CLI raises KeyboardInterrupt, as the signal would.
+_INTERRUPTED_IMPORT = """
+import sys
+
+class Interrupt:
+    def find_spec(self, name, path=None, target=None):
+        if name == "gptalk_transports._cli":
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, Interrupt())
+import gptalk_cli
+gptalk_cli.run()
+"""
+
+
+def test_a_ctrl_c_while_the_command_is_imported_is_one_line() -> None:
+    # Before, the console script imported gptalk_transports._cli itself, and
+    # a Ctrl-C in its first third of a second printed the imports' traceback.
+    done = subprocess.run(
+        [sys.executable, "-c", _INTERRUPTED_IMPORT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 130
+    assert done.stderr == "gptalk: interrupted\n"
+    assert done.stdout == ""
