@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import re
+import signal
 import ssl
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
@@ -76,6 +77,36 @@ async def start_listening(
     out.write(f"listening on {url}\n")
     out.flush()
     return None
+
+
+async def serve_until_stopped(
+    start: Callable[[anyio.abc.TaskStatus[str]], Coroutine[Any, Any, object]],
+    args: argparse.Namespace,
+    out: TextIO,
+    err: TextIO,
+    done: anyio.Event | None = None,
+) -> None:
+    """Run a server command's server (see :func:`start_listening`) until
+    SIGINT or SIGTERM, or ``done`` is set; raise the UsageError when it
+    cannot listen.  Its log lines go to stderr as gptalk's, and signals are
+    caught from before the ready line: a supervisor may stop the server the
+    moment it reads it."""
+    stop = done if done is not None else anyio.Event()
+    with server_log(err), anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with anyio.create_task_group() as group:
+            failure = await start_listening(group, start, args, out)
+            if failure is None:
+
+                async def on_signal() -> None:
+                    async for _ in signals:
+                        break
+                    stop.set()
+
+                group.start_soon(on_signal)
+                await stop.wait()
+                group.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
 
 
 def refuse_unused(args: argparse.Namespace, flags: Mapping[str, object], why: str) -> None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import signal
 from typing import Any, TextIO
 
 import anyio
 
 from .._server.replay import replay_server, report_unplayed, serve_replay
-from .common import _listen_host, server_log, start_listening
+from .common import _listen_host, serve_until_stopped
 
 __all__ = ["SERVE_ONLY", "add_serve_arguments", "replay_serve"]
 
@@ -70,36 +69,20 @@ async def _serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if args.once and server.all_played:
             done.set()
 
-    # The server's log lines go to stderr as gptalk's.  Signals are caught
-    # from before the ready line: a supervisor may stop the server the moment
-    # it reads it.
-    with server_log(err), anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with anyio.create_task_group() as group:
-            failure = await start_listening(
-                group,
-                lambda task_status: serve_replay(
-                    server,
-                    host=args.host,
-                    port=args.port,
-                    on_mismatch=mismatch,
-                    on_response=answered,
-                    task_status=task_status,
-                ),
-                args,
-                out,
-            )
-            if failure is None:
-
-                async def on_signal() -> None:
-                    async for _ in signals:
-                        break
-                    done.set()
-
-                group.start_soon(on_signal)
-                await done.wait()
-                group.cancel_scope.cancel()
-    if failure is not None:
-        raise failure
+    await serve_until_stopped(
+        lambda task_status: serve_replay(
+            server,
+            host=args.host,
+            port=args.port,
+            on_mismatch=mismatch,
+            on_response=answered,
+            task_status=task_status,
+        ),
+        args,
+        out,
+        err,
+        done,
+    )
     err.write("gptalk: replay server stopped\n")
     if report_unplayed(server, err) and not args.allow_unplayed:
         return 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import ssl
 import textwrap
 from pathlib import Path
@@ -35,8 +34,7 @@ from .common import (
     _listen_host,
     _port,
     _positive,
-    server_log,
-    start_listening,
+    serve_until_stopped,
 )
 from .exits import (
     UsageError,
@@ -106,34 +104,23 @@ async def _serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
     if reply is not None:
         service.reply = reply
-    # The server's log lines go to stderr as gptalk's.  Signals are caught
-    # from before the ready line: a supervisor may stop the server the moment
-    # it reads it.
-    with server_log(err), anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with anyio.create_task_group() as group:
-            failure = await start_listening(
-                group,
-                lambda task_status: serve(
-                    service,
-                    host=args.host,
-                    port=args.port,
-                    ssl_context=ssl_context,
-                    header_timeout=args.header_timeout,
-                    request_timeout=args.request_timeout,
-                    min_rate=args.min_rate,
-                    idle_timeout=args.idle_timeout,
-                    max_connections=args.max_connections,
-                    task_status=task_status,
-                ),
-                args,
-                out,
-            )
-            if failure is None:
-                async for _ in signals:
-                    group.cancel_scope.cancel()
-                    break
-    if failure is not None:
-        raise failure
+    await serve_until_stopped(
+        lambda task_status: serve(
+            service,
+            host=args.host,
+            port=args.port,
+            ssl_context=ssl_context,
+            header_timeout=args.header_timeout,
+            request_timeout=args.request_timeout,
+            min_rate=args.min_rate,
+            idle_timeout=args.idle_timeout,
+            max_connections=args.max_connections,
+            task_status=task_status,
+        ),
+        args,
+        out,
+        err,
+    )
     err.write("gptalk: server stopped\n")
     return 0
 
