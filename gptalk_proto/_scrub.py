@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from urllib.parse import quote
 
 from ._errors import GPTalkError
 
-__all__ = ["PLACEHOLDER", "scrub_error", "scrub_text", "secret_spellings"]
+__all__ = ["PLACEHOLDER", "hiding", "scrub_error", "scrub_text", "secret_spellings"]
 
 #: What a placeholder looks like: ``<kind-N>`` or ``<kN>`` as a cassette's
 #: redaction writes them (lint leaves these alone, and the chat accepts one
@@ -53,7 +53,11 @@ MIN_ANYWHERE = 8
 _WORD = r"[A-Za-z0-9\-._~+/=]"
 
 
-def _table(secrets: Iterable[tuple[str, str]]) -> list[tuple[str | re.Pattern[str], str]]:
+def _table(
+    secrets: Iterable[tuple[str, str]], *, anywhere_from: int = MIN_ANYWHERE
+) -> list[tuple[str | re.Pattern[str], str]]:
+    # Spellings of ``anywhere_from`` characters and more are replaced wherever
+    # they stand; shorter ones only alone (see MIN_ANYWHERE).
     pairs: dict[str, str] = {}
     for kind, secret in secrets:
         if secret:
@@ -62,7 +66,7 @@ def _table(secrets: Iterable[tuple[str, str]]) -> list[tuple[str | re.Pattern[st
     # Longest first, so a secret inside a longer one does not break it up.
     table: list[tuple[str | re.Pattern[str], str]] = []
     for spelling, placeholder in sorted(pairs.items(), key=lambda pair: -len(pair[0])):
-        if len(spelling) >= MIN_ANYWHERE:
+        if len(spelling) >= anywhere_from:
             table.append((spelling, placeholder))
         else:
             alone = re.compile(f"(?<!{_WORD}){re.escape(spelling)}(?!{_WORD})")
@@ -77,6 +81,21 @@ def _apply(text: str, table: list[tuple[str | re.Pattern[str], str]]) -> str:
                 text = text.replace(secret, placeholder)
         else:
             text = secret.sub(placeholder, text)
+    return text
+
+
+def hiding(secrets: Iterable[tuple[str, str]]) -> Callable[[str], str]:
+    """``text -> text`` with every ``(kind, value)`` secret, in each of its
+    spellings, replaced by ``<kind>`` wherever it stands, however short (the
+    caller named these; see MIN_ANYWHERE for the secrets the toolkit finds
+    on its own).  The table is built once, for many texts."""
+    table = _table(secrets, anywhere_from=0)
+    if not table:
+        return _unchanged
+    return lambda text: _apply(text, table)
+
+
+def _unchanged(text: str) -> str:
     return text
 
 

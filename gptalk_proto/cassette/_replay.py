@@ -40,7 +40,7 @@ from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
 from .._errors import InvalidHTTP, escaped, excerpt
-from .._scrub import secret_spellings
+from .._scrub import hiding as scrub_hiding
 from ._format import Cassette, CassetteError, Interaction, RecordedChunk, RecordedRequest
 from ._profiles import Profile, profile_named
 from ._records import header_map
@@ -99,27 +99,7 @@ def hiding(secrets: Iterable[str]) -> Callable[[str], str]:
     A message is scrubbed before anything in it is cut to a limit: a secret
     cut in half would no longer be found, and its first half would show.
     """
-    pairs: dict[str, str] = {}
-    for number, secret in enumerate(secrets, 1):
-        for spelling in secret_spellings(secret):
-            if spelling:
-                pairs.setdefault(spelling, f"<secret-{number}>")
-    if not pairs:
-        return _unchanged
-    # Longest first, so a secret inside a longer one does not break it up.
-    table = sorted(pairs.items(), key=lambda pair: -len(pair[0]))
-
-    def hide(text: str) -> str:
-        for spelling, placeholder in table:
-            if spelling in text:
-                text = text.replace(spelling, placeholder)
-        return text
-
-    return hide
-
-
-def _unchanged(text: str) -> str:
-    return text
+    return scrub_hiding((f"secret-{number}", secret) for number, secret in enumerate(secrets, 1))
 
 
 class CassetteMismatch(CassetteError):
