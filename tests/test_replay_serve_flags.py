@@ -73,3 +73,18 @@ def test_every_served_connection_has_tcp_nodelay(
     assert anyio.run(main, backend=backend) == anyio.run(expected, cassette)[0]
     assert seen  # every connection the chat used
     assert all(seen)
+
+
+def test_once_with_nothing_to_play_exits_by_itself(tmp_path: Path) -> None:
+    """A cassette of no steps is valid (``cassette verify`` says ok): every
+    step of it was played from the start, so ``--once`` exits 0 after its
+    ready line, as it does once a client played the last step (it waited
+    for a signal, as without ``--once``)."""
+    raw: dict[str, Any] = json.loads(PLAIN.read_text(encoding="utf-8"))
+    raw["interactions"] = []
+    path = tmp_path / "empty.json"
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    with listening("replay", "--serve", "--once", str(path)) as (process, _):
+        assert process.wait(timeout=15) == 0
+        assert process.stderr is not None
+        assert "unplayed" not in process.stderr.read()
