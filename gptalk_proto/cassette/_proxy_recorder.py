@@ -390,6 +390,15 @@ class ProxyConnection:
         if number is not None:  # else nothing was asked: no exchange's bytes
             self._proxy.recorder.received_stored(number, key, t)
 
+    def recording_ended(self) -> None:
+        """The proxy stopped with this connection open (a signal, its
+        ``chats`` reached, the end of its block): a response cut short
+        here is recorded as ``stopped`` (see :meth:`Recorder.recording_ended`)."""
+        if self._proxy._held:
+            self._proxy.record_held()
+        if self._number is not None:
+            self._proxy.recorder.recording_ended(self._number)
+
     def _is_chat(self, path: bytes) -> bool:
         return self._proxy.profile.counts_as_chat(path.decode("latin-1"))
 

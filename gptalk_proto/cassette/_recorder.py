@@ -104,7 +104,17 @@ class _Exchange:
     once.
     """
 
-    __slots__ = ("_headers", "_t", "body", "chunks", "connection", "end", "method", "target")
+    __slots__ = (
+        "_headers",
+        "_t",
+        "body",
+        "chunks",
+        "connection",
+        "end",
+        "method",
+        "open_at_end",
+        "target",
+    )
 
     def __init__(  # noqa: PLR0917 (positional: made per request, no dict of keywords)
         self,
@@ -126,6 +136,9 @@ class _Exchange:
         # not per read (a rounding took as long as the rest of filing one).
         self.chunks: list[tuple[float, int]] = []
         self.end = "complete"
+        # The recording ended with the connection still open (see
+        # Recorder.recording_ended): a response cut short is then "stopped".
+        self.open_at_end = False
 
     def request(self) -> RecordedRequest:
         """The request, as the cassette keeps it."""
@@ -319,6 +332,17 @@ class Recorder:
         if current is not None:
             current.end = "stopped"
 
+    def recording_ended(self, connection: int) -> None:
+        """The recording ended with ``connection`` open (a recording proxy
+        stopped by a signal or after its chats).  Its last response, if its
+        bytes stop short of its end, was cut by the recording, not by the
+        server: it is recorded as ``stopped`` (as ``complete``, a replay
+        server wrote the bytes and left its client waiting for the rest).
+        A response that was whole keeps its ``complete``."""
+        current = self._connections[connection].current
+        if current is not None:
+            current.open_at_end = True
+
     def cassette(
         self, *, recorded_at: str, redact: bool = True, secrets: Iterable[str] = ()
     ) -> Cassette:
@@ -330,6 +354,9 @@ class Recorder:
             if found is None:
                 continue
             chunks, read = found
+            end = exchange.end
+            if end == "complete" and exchange.open_at_end and read.length is None:
+                end = "stopped"  # see recording_ended
             items.append(
                 Interaction(
                     connection=exchange.connection,
@@ -339,7 +366,7 @@ class Recorder:
                         headers=read.headers,
                         chunks=tuple(chunks),
                         events=tuple(read.events),
-                        end=exchange.end,
+                        end=end,
                     ),
                 )
             )

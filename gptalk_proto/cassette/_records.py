@@ -31,7 +31,8 @@ FORMAT_VERSION = 1
 
 #: How a recorded response ended: its body completed ("complete"), the
 #: server closed the connection after it or in its middle ("closed"), or the
-#: recorder stopped it at an event limit or idle timeout ("stopped").
+#: recorder stopped it at an event limit or idle timeout, or a recording
+#: proxy stopped with it in flight ("stopped").
 ENDINGS = ("complete", "closed", "stopped")
 
 #: The latest time offset a cassette may hold, in seconds since the recording

@@ -69,6 +69,9 @@ async def _serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if args.once and server.all_played:
             done.set()
 
+    # Cassettes of no steps: everything was played before any client came.
+    answered()
+
     await serve_until_stopped(
         lambda task_status: serve_replay(
             server,

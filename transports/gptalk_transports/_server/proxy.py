@@ -290,6 +290,11 @@ async def _proxy_one(
                         if action.close:
                             group.cancel_scope.cancel()
                             return
+    except anyio.get_cancelled_exc_class():
+        # The proxy stopped (a signal, --chats N, the end of its block) with
+        # this connection open: a response in flight was cut by it.
+        conn.recording_ended()
+        raise
     finally:
         if upstream is not None:
             with anyio.CancelScope(shield=True), suppress(Exception):

@@ -1,0 +1,133 @@
+"""A response the recording ended in its middle (the proxy stopped by a
+signal, ``--chats N`` or the end of ``record_through_proxy``'s block while a
+stream was still coming): its bytes did not end as their framing says and no
+close ended them, so it is recorded as ``stopped``, not ``complete``.  As
+``complete``, the replay server wrote its bytes and then kept the connection
+open, and a client waited for the rest of the body until the idle timeout.
+A response the upstream left open when the *client* went away stays
+``complete`` (the server did not end it: a replay keeps it open too, as a
+recording client's own read timeout does, see test_cassette_har_and_commands).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from urllib.parse import urlsplit
+
+import pytest
+
+import gptalk_proto as g
+import gptalk_proto.cassette
+from gptalk_transports import record_through_proxy_in_thread, serve_cassettes_in_thread
+
+STAMP = "2026-01-01T00:00:00Z"
+REQUEST = f"GET {g.STREAM_PATH}?token=t HTTP/1.1\r\nhost: x\r\n\r\n".encode()
+HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+EVENT = b'1a\r\ndata: {"content": "one"}\n\n\r\n'  # one chunk, no last chunk after it
+
+
+def _recorded(*reads: bytes, ended: bool = False) -> g.cassette.Interaction:
+    """One stream exchange through the proxy's core: the upstream's reads
+    (``b""``: its close); ``ended``: the proxy stopped with it open."""
+    recorder = g.cassette.ProxyRecorder("http://up.example", host="up.example")
+    conn = recorder.connection()
+    conn.client_data(REQUEST, 0.0)
+    for n, data in enumerate(reads):
+        conn.upstream_data(data, 0.1 * (n + 1))
+    if ended:
+        conn.recording_ended()
+    [item] = recorder.cassette(recorded_at=STAMP, redact=False).interactions
+    return item
+
+
+def test_a_stream_the_recording_ended_is_stopped_and_replays_to_a_close() -> None:
+    item = _recorded(HEAD + EVENT, ended=True)
+    assert item.response.end == "stopped"
+    assert [e.data for e in item.response.events] == ['{"content": "one"}']
+    cassette = g.cassette.Cassette(interactions=(item,), recorded_at=STAMP, origin="http://x")
+    actions = g.cassette.ReplayServer([cassette], speed=0).connection().receive_data(REQUEST)
+    assert b"".join(a.data for a in actions if isinstance(a, g.cassette.ReplayWrite)) == (
+        HEAD + EVENT
+    )
+    assert isinstance(actions[-1], g.cassette.ReplayClose)
+
+
+def test_other_responses_keep_their_end() -> None:
+    whole = HEAD + EVENT + b"0\r\n\r\n"
+    # Whole, on a kept-alive connection open at the end: no close replayed.
+    assert _recorded(whole, ended=True).response.end == "complete"
+    assert _recorded(whole).response.end == "complete"
+    assert _recorded(HEAD + EVENT, b"").response.end == "closed"
+    assert _recorded(HEAD + EVENT, b"", ended=True).response.end == "closed"
+    # Cut short, the proxy still running: the client left, not the server.
+    assert _recorded(HEAD + EVENT).response.end == "complete"
+
+
+@contextmanager
+def _half_a_stream() -> Iterator[tuple[str, threading.Event]]:
+    """An upstream that answers a stream's head and first event, then holds
+    the connection open until the block ends; ``(url, sent)``, ``sent`` set
+    once the event went out."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    sent, done = threading.Event(), threading.Event()
+
+    def serve() -> None:
+        sock, _ = listener.accept()
+        with sock:
+            seen = b""
+            while b"\r\n\r\n" not in seen:
+                seen += sock.recv(4096)
+            sock.sendall(HEAD + EVENT)
+            sent.set()
+            done.wait(30)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", sent
+    finally:
+        done.set()
+        thread.join(30)
+        listener.close()
+
+
+def _read_to_the_close(url: str) -> bytes:
+    parts = urlsplit(url)
+    got = b""
+    # The safety net only: the close is what is tested (a "complete" end
+    # left the connection open for the 60 s idle timeout).
+    with socket.create_connection((parts.hostname or "", parts.port or 0), timeout=20) as sock:
+        sock.sendall(REQUEST)
+        with suppress(ConnectionResetError):
+            while data := sock.recv(65536):
+                got += data
+    return got
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_proxy_stopped_mid_stream_records_a_cassette_that_replays_to_its_end(
+    backend: str,
+) -> None:
+    with (
+        _half_a_stream() as (upstream, sent),
+        record_through_proxy_in_thread(
+            upstream, trust_env=False, redact=False, backend=backend
+        ) as run,
+    ):
+        parts = urlsplit(run.url)
+        with socket.create_connection((parts.hostname or "", parts.port or 0), timeout=20) as c:
+            c.sendall(REQUEST)
+            got = b""
+            while b"one" not in got:
+                got += c.recv(65536)
+            assert sent.is_set()
+            # The block ends (as a signal ends `gptalk record --listen`)
+            # with the stream still open.
+    assert run.cassette is not None
+    [item] = run.cassette.interactions
+    assert item.response.end == "stopped"
+    with serve_cassettes_in_thread([run.cassette], speed=0) as url:
+        assert _read_to_the_close(url) == HEAD + EVENT
