@@ -14,7 +14,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from urllib.parse import urlsplit
 
 import pytest
@@ -111,21 +111,28 @@ def _read_to_the_close(url: str) -> bytes:
 def test_a_proxy_stopped_mid_stream_records_a_cassette_that_replays_to_its_end(
     backend: str,
 ) -> None:
+    # The client's socket closes only after the proxy stopped: closed first,
+    # the proxy could see the client leave before its stop (a cut by the
+    # client, which stays "complete"), as it did on a loaded machine.
+    # (The proxy's block is the last context: it exits first.)
     with (
         _half_a_stream() as (upstream, sent),
+        ExitStack() as client,
         record_through_proxy_in_thread(
             upstream, trust_env=False, redact=False, backend=backend
         ) as run,
     ):
         parts = urlsplit(run.url)
-        with socket.create_connection((parts.hostname or "", parts.port or 0), timeout=20) as c:
-            c.sendall(REQUEST)
-            got = b""
-            while b"one" not in got:
-                got += c.recv(65536)
-            assert sent.is_set()
-            # The block ends (as a signal ends `gptalk record --listen`)
-            # with the stream still open.
+        c = client.enter_context(
+            socket.create_connection((parts.hostname or "", parts.port or 0), timeout=20)
+        )
+        c.sendall(REQUEST)
+        got = b""
+        while b"one" not in got:
+            got += c.recv(65536)
+        assert sent.is_set()
+        # The block ends (as a signal ends `gptalk record --listen`) with the
+        # stream still open.
     assert run.cassette is not None
     [item] = run.cassette.interactions
     assert item.response.end == "stopped"
