@@ -38,7 +38,7 @@ def add_listen_arguments(record: Any, port_type: Any, count_type: Any) -> None:
         help="instead of chatting, run a recording proxy to --url that any HTTP client "
         "can use (as its service URL, or as HTTP_PROXY); prints 'listening on "
         "http://HOST:PORT'; on SIGINT, SIGTERM or after --chats N writes the cassette "
-        "and exits 0",
+        "and exits 0 (6, writing nothing, if no request went through it)",
     )
     record.add_argument(
         "--host",
