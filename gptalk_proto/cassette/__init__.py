@@ -43,6 +43,7 @@ from ._lint import lint
 from ._playback import MAX_RANDOM_PIECE, ReplayState, ReplayTiming, rechunker
 from ._profiles import GENERIC, GPTALK, PROFILES, Profile, profile_named
 from ._proxy_recorder import (
+    MAX_NOTED_REFUSALS,
     MAX_PROXIED_REQUEST,
     ProxyConnection,
     ProxyRecorder,
@@ -77,6 +78,7 @@ __all__ = [
     "GENERIC",
     "GPTALK",
     "MAX_DEPTH",
+    "MAX_NOTED_REFUSALS",
     "MAX_PIPELINED_ANSWERS",
     "MAX_PROXIED_REQUEST",
     "MAX_RANDOM_PIECE",

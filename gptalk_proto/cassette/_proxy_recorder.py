@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import h11
 
-from .._errors import InvalidHTTP, LocalProtocolError
+from .._errors import InvalidHTTP, LocalProtocolError, escaped
 from .._http11 import next_h11_event
 from .._util import remember
 from ._format import Cassette
@@ -38,6 +38,7 @@ from ._recorder import ChunkStore, Recorder, origin_form
 from ._request_reader import MAX_KNOWN_BLOCKS, KnownFields, RequestHead, RequestReader
 
 __all__ = [
+    "MAX_NOTED_REFUSALS",
     "MAX_PROXIED_REQUEST",
     "ProxyConnection",
     "ProxyRecorder",
@@ -71,10 +72,17 @@ class ToUpstream:
 
 @dataclass(frozen=True)
 class ToClient:
-    """Write ``data`` to the client; ``close`` afterwards if set."""
+    """Write ``data`` to the client; ``close`` afterwards if set.
+
+    ``note``: for a refusal (the proxy's own answer, not the upstream's), a
+    line for whoever runs the proxy, who sees nothing else of it (curl, for
+    one, prints only the status of a refused ``CONNECT``, not the body that
+    explains it); empty otherwise, and past MAX_NOTED_REFUSALS (see there).
+    """
 
     data: bytes
     close: bool = False
+    note: str = ""
 
 
 ProxyAction = ToUpstream | ToClient
@@ -85,6 +93,14 @@ _new = tuple.__new__
 
 # Methods whose request always carries a Content-Length, even for no body.
 _WITH_BODY = frozenset({b"POST", b"PUT", b"PATCH"})
+
+
+#: Refusals a proxy gives a ``note`` (see :class:`ToClient`); the one after
+#: them says that later ones have none, and those have none.  A client that
+#: sends bad request after bad request must not fill its runner's terminal
+#: or log: the notes are for a runner to see what went wrong, which the
+#: first ones show.
+MAX_NOTED_REFUSALS = 20
 
 
 def _refusal(status: int, reason: bytes, text: str) -> bytes:
@@ -156,6 +172,21 @@ class ProxyRecorder:
         # until the driver's next call, never more than one client read's
         # requests (which the recorder keeps anyway, right after).
         self._held: list[_Held] = []
+        # Refusals given so far (see MAX_NOTED_REFUSALS).
+        self._refusals = 0
+
+    def _refuse(self, status: int, reason: bytes, text: str) -> ToClient:
+        """The answer that refuses a request (the connection closes after it),
+        with its note while MAX_NOTED_REFUSALS are not reached."""
+        self._refusals = count = self._refusals + 1
+        if count <= MAX_NOTED_REFUSALS:
+            # (Partly the client's bytes: escaped and cut, one line.)
+            note = f"refused a request ({status}): {escaped(text)}"
+        elif count == MAX_NOTED_REFUSALS + 1:
+            note = f"refused a request ({status}); further refusals are not noted"
+        else:
+            note = ""
+        return ToClient(_refusal(status, reason, text), True, note)
 
     def record_held(self) -> None:
         """Record the requests ``client_data(..., record_later=True)`` held
@@ -248,7 +279,7 @@ class ProxyConnection:
         except InvalidHTTP as exc:
             self._closed = True
             status = exc.status_hint
-            return [ToClient(_refusal(status, b"Bad Request", f"invalid request: {exc}"), True)]
+            return [proxy._refuse(status, b"Bad Request", f"invalid request: {exc}")]
         actions: list[ProxyAction] = []
         for head, body, _ in requests:
             if head.method == b"CONNECT":
@@ -258,12 +289,12 @@ class ProxyConnection:
                     f"cannot be recorded; point the client at {self._proxy.url or 'the proxy URL'} "
                     "as its service URL instead"
                 )
-                actions.append(ToClient(_refusal(501, b"Not Implemented", text), True))
+                actions.append(proxy._refuse(501, b"Not Implemented", text))
                 return actions
             if len(self._waiting) >= MAX_PIPELINED:
                 self._closed = True
                 text = f"more than {MAX_PIPELINED} requests sent ahead of their responses"
-                actions.append(ToClient(_refusal(429, b"Too Many Requests", text), True))
+                actions.append(proxy._refuse(429, b"Too Many Requests", text))
                 return actions
             target, headers, wire = self._forwarded(head, body)
             number = self._number

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -44,6 +45,7 @@ from .._config import Origin, make_ssl_context
 from .._env_proxy import choose_proxy
 from .._exceptions import TransportError
 from .driver import (
+    LOGGER_NAME,
     READ_SIZE,
     Limits,
     ServerStats,
@@ -58,6 +60,9 @@ from .proxy_tee import tee_on_asyncio
 from .refserver import DEFAULT_MAX_CONNECTIONS
 from .replay import DEFAULT_LIMITS, RequestClock, _no_delay
 from .spool import MAX_QUEUED, FileChunkStore
+
+#: The proxy's refusals' notes go to the servers' log (stderr, from the CLI).
+_logger = logging.getLogger(LOGGER_NAME)
 
 __all__ = ["ProxyRun", "record_through_proxy", "record_through_proxy_in_thread", "serve_proxy"]
 
@@ -282,6 +287,8 @@ async def _proxy_one(
                             group.cancel_scope.cancel()
                             return
                     elif isinstance(action, ToClient):
+                        if action.note:
+                            _logger.warning("%s", action.note)
                         try:
                             await client.send_all(action.data, SEND_TIMEOUT)
                         except _CLIENT_GONE:
