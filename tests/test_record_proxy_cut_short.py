@@ -21,7 +21,14 @@ import pytest
 
 import gptalk_proto as g
 import gptalk_proto.cassette
-from gptalk_transports import record_through_proxy_in_thread, serve_cassettes_in_thread
+from gptalk_transports import (
+    ServerStats,
+    record_through_proxy_in_thread,
+    serve_cassettes_in_thread,
+    serve_in_thread,
+)
+
+from .test_record_proxy import by_hand
 
 STAMP = "2026-01-01T00:00:00Z"
 REQUEST = f"GET {g.STREAM_PATH}?token=t HTTP/1.1\r\nhost: x\r\n\r\n".encode()
@@ -138,3 +145,57 @@ def test_a_proxy_stopped_mid_stream_records_a_cassette_that_replays_to_its_end(
     assert item.response.end == "stopped"
     with serve_cassettes_in_thread([run.cassette], speed=0) as url:
         assert _read_to_the_close(url) == HEAD + EVENT
+
+
+def _closed_by_the_client(*reads: bytes, closed: bool = True) -> g.cassette.Interaction:
+    """One stream exchange through the proxy's core, responses not followed
+    (no chats counted), whose client closed its side (the proxy passing the
+    close on; not if ``closed`` is False) before the upstream's ``reads``."""
+    recorder = g.cassette.ProxyRecorder("http://up.example", host="up.example", count_chats=False)
+    conn = recorder.connection()
+    conn.client_data(REQUEST, 0.0)
+    if closed:
+        conn.client_closed()
+    for n, data in enumerate(reads):
+        conn.upstream_data(data, 0.1 * (n + 1))
+    [item] = recorder.cassette(recorded_at=STAMP, redact=False).interactions
+    return item
+
+
+def test_the_upstreams_close_that_answers_the_clients_is_not_recorded() -> None:
+    whole = HEAD + EVENT + b"0\r\n\r\n"
+    # Whole, then the upstream's close, which answered the client's: the
+    # upstream did not end the connection itself (replayed, a close there
+    # would meet a client that keeps its connection).
+    assert _closed_by_the_client(whole, b"").response.end == "complete"
+    # Cut short by the close: as the upstream did it.
+    assert _closed_by_the_client(HEAD + EVENT, b"").response.end == "closed"
+    # The upstream's own close, the client still there: as before.
+    assert _closed_by_the_client(whole, b"", closed=False).response.end == "closed"
+
+
+def test_a_client_that_closes_after_its_chat_leaves_whole_exchanges() -> None:
+    """http.client through the proxy (no chats counted: responses are not
+    followed), one connection for a chat, closed after it: the proxy passes
+    the close on, the reference server closes, and the exchanges stay
+    ``complete`` (the stream was recorded ``closed``, so the replay server
+    closed after it)."""
+    stats = ServerStats()
+    with (
+        serve_in_thread(stats=stats) as upstream,
+        record_through_proxy_in_thread(upstream, trust_env=False) as run,
+    ):
+        by_hand(run.url, "closed after")
+        # The upstream closed its end of the connection (the proxy's close
+        # passed on), then a second chat: the proxy has read the close by
+        # the time it has served it.
+        for _ in range(3000):
+            if stats.active == 0:
+                break
+            threading.Event().wait(0.01)
+        assert stats.active == 0
+        by_hand(run.url, "another")
+    assert run.cassette is not None
+    first = [item for item in run.cassette.interactions if item.connection == 1]
+    assert [item.kind for item in first] == ["login", "text", "stream"]
+    assert [item.response.end for item in first] == ["complete"] * 3

@@ -430,6 +430,16 @@ class ProxyConnection:
         if self._number is not None:
             self._proxy.recorder.recording_ended(self._number)
 
+    def client_closed(self) -> None:
+        """The client closed its side of the connection, and the proxy
+        passes the close on to the upstream: a close that follows a whole
+        response is the upstream's answer to it (see
+        :meth:`Recorder.client_closed`)."""
+        if self._proxy._held:
+            self._proxy.record_held()
+        if self._number is not None:
+            self._proxy.recorder.client_closed(self._number)
+
     def _is_chat(self, path: bytes) -> bool:
         return self._proxy.profile.counts_as_chat(path.decode("latin-1"))
 

@@ -109,6 +109,7 @@ class _Exchange:
         "_t",
         "body",
         "chunks",
+        "client_closed",
         "connection",
         "end",
         "method",
@@ -139,6 +140,9 @@ class _Exchange:
         # The recording ended with the connection still open (see
         # Recorder.recording_ended): a response cut short is then "stopped".
         self.open_at_end = False
+        # The client closed its side first (see Recorder.client_closed): a
+        # close of the server after a whole response answered that close.
+        self.client_closed = False
 
     def request(self) -> RecordedRequest:
         """The request, as the cassette keeps it."""
@@ -343,6 +347,20 @@ class Recorder:
         if current is not None:
             current.open_at_end = True
 
+    def client_closed(self, connection: int) -> None:
+        """The client closed its side of ``connection`` (a recording proxy
+        passes the close on to the server).  A close of the server after
+        its last response was whole by its framing is the answer to that,
+        not the server's own end of the connection: the response is
+        recorded ``complete``, as when the client recorder's own client
+        leaves (as ``closed``, a replay server would close where the server
+        did not, and a client that keeps its connections for later
+        requests would find it closed).  One the close cut short stays
+        ``closed``."""
+        current = self._connections[connection].current
+        if current is not None:
+            current.client_closed = True
+
     def cassette(
         self, *, recorded_at: str, redact: bool = True, secrets: Iterable[str] = ()
     ) -> Cassette:
@@ -357,6 +375,8 @@ class Recorder:
             end = exchange.end
             if end == "complete" and exchange.open_at_end and read.length is None:
                 end = "stopped"  # see recording_ended
+            elif end == "closed" and exchange.client_closed and read.length is not None:
+                end = "complete"  # see client_closed
             items.append(
                 Interaction(
                     connection=exchange.connection,

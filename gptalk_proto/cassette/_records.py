@@ -30,7 +30,8 @@ __all__ = [
 FORMAT_VERSION = 1
 
 #: How a recorded response ended: its body completed ("complete"), the
-#: server closed the connection after it or in its middle ("closed"), or the
+#: server closed the connection after it or in its middle ("closed"; not a
+#: close that answered the client's own, after a whole body), or the
 #: recorder stopped it at an event limit or idle timeout, or a recording
 #: proxy stopped with it in flight ("stopped").
 ENDINGS = ("complete", "closed", "stopped")

@@ -254,6 +254,7 @@ async def _proxy_one(
                     # and its answer is passed on until then, within the
                     # idle timeout.
                     if upstream is not None and not conn.follows_responses:
+                        conn.client_closed()  # (the upstream's close answers it)
                         if isinstance(upstream, (AsyncioStream, AnyioStream, TrioStream)):
                             await upstream.send_eof()
                         with anyio.move_on_after(limits.idle_timeout):
