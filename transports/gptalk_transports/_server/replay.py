@@ -25,6 +25,7 @@ from gptalk_proto.cassette import (
     Cassette,
     CassetteUnplayed,
     ReplayClose,
+    ReplayDelivered,
     ReplayMismatch,
     ReplayServer,
     ReplayWrite,
@@ -141,6 +142,10 @@ async def _serve_one(
                         await anyio.sleep(action.delay)
                     with anyio.fail_after(SEND_TIMEOUT):
                         await stream.send(action.data)
+                elif isinstance(action, ReplayDelivered):
+                    # Every write of that step returned: played (not merely
+                    # matched; a client gone mid-response raised above).
+                    conn.delivered(action)
                 elif isinstance(action, ReplayMismatch):
                     if on_mismatch is not None:
                         on_mismatch(action.text)
