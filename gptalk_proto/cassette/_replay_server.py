@@ -475,6 +475,12 @@ class ReplayServerConnection:
                 break
         return actions
 
+    @property
+    def partial(self) -> bool:
+        """Bytes of a request not yet complete are held (the driver counts
+        them against its server-wide budget)."""
+        return not self._requests._fresh  # (its property, without the call)
+
     def delivered(self, action: ReplayDelivered) -> None:
         """The writes before ``action`` went out whole: its step is played."""
         self._server._played[action.cassette].add(action.step)
