@@ -23,7 +23,7 @@ import gptalk_proto as g
 import gptalk_proto.cassette
 from gptalk_transports import load_cassette, replay_session, serve_in_thread
 from gptalk_transports._server import driver as driver_module
-from gptalk_transports._server import proxy as proxy_module
+from gptalk_transports._server import proxy_listener
 from gptalk_transports._server.proxy import (
     UPSTREAM_READ_SIZE,
     record_through_proxy_in_thread,
@@ -392,7 +392,7 @@ def test_a_slow_client_gets_the_whole_reply_when_the_upstream_closes_after_it(
         transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, small)
         real_made(self, transport)
 
-    monkeypatch.setattr(proxy_module, "serve_contained", contained)
+    monkeypatch.setattr(proxy_listener, "serve_contained", contained)
     monkeypatch.setattr(Accepted, "connection_made", made)
 
     async def upstream(stream: anyio.abc.ByteStream) -> None:

@@ -18,6 +18,14 @@ from gptalk_transports import load_cassette
 PLAIN = load_cassette(Path(__file__).resolve().parent.parent / "cassettes" / "plain-chat.json")
 
 
+Actions = list[
+    g.cassette.ReplayWrite
+    | g.cassette.ReplayClose
+    | g.cassette.ReplayMismatch
+    | g.cassette.ReplayDelivered
+]
+
+
 def wire(item: g.cassette.Interaction, swap: dict[bytes, bytes] | None = None) -> bytes:
     """The recorded request as bytes, with handed-out tokens swapped in."""
     request = item.request
@@ -33,7 +41,7 @@ def wire(item: g.cassette.Interaction, swap: dict[bytes, bytes] | None = None) -
 
 
 def answer(
-    actions: list[g.cassette.ReplayWrite | g.cassette.ReplayClose | g.cassette.ReplayMismatch],
+    actions: Actions,
 ) -> bytes:
     return b"".join(a.data for a in actions if isinstance(a, g.cassette.ReplayWrite))
 
@@ -48,7 +56,7 @@ def recorded_token(item: g.cassette.Interaction) -> bytes:
 
 
 def refusal(
-    actions: list[g.cassette.ReplayWrite | g.cassette.ReplayClose | g.cassette.ReplayMismatch],
+    actions: Actions,
 ) -> tuple[int, dict[str, object]]:
     data = answer(actions)
     head, _, body = data.partition(b"\r\n\r\n")
@@ -71,7 +79,27 @@ def test_a_whole_chat_in_one_pipelined_read() -> None:
     swap = {recorded_token(PLAIN.interactions[1]): stream_token}
     actions = conn.receive_data(wire(PLAIN.interactions[2], swap))
     assert answer(actions) == PLAIN.interactions[2].response.wire
-    assert server.all_played
+    # Matched, not yet written: played once the driver says it went out.
+    assert server.unplayed() == [
+        ("cassette 1", n + 1, i.kind) for n, i in enumerate(PLAIN.interactions)
+    ]
+    for action in text + actions:
+        if isinstance(action, g.cassette.ReplayDelivered):
+            conn.delivered(action)
+    assert server.unplayed() == [("cassette 1", 1, "login")]  # login's was not handed back
+
+
+def test_a_step_is_played_once_its_writes_went_out() -> None:
+    server = g.cassette.ReplayServer([PLAIN], speed=0)
+    conn = server.connection()
+    actions = conn.receive_data(wire(PLAIN.interactions[0]))
+    # The answer's writes, then the mark to hand back once they went out.
+    assert isinstance(actions[-1], g.cassette.ReplayDelivered)
+    assert all(isinstance(a, g.cassette.ReplayWrite) for a in actions[:-1])
+    assert server.played() == 0
+    conn.delivered(actions[-1])
+    assert server.played() == 1
+    assert [step for _, step, _ in server.unplayed()] == [2, 3]
 
 
 def test_invalid_http_gets_400_and_a_close() -> None:

@@ -249,6 +249,12 @@ class ProxyConnection:
         return self._mirror is not None
 
     @property
+    def partial(self) -> bool:
+        """Bytes of a request not yet complete are held (the driver counts
+        them against its server-wide budget)."""
+        return not self._requests._fresh  # (its property, without the call)
+
+    @property
     def pending(self) -> bool:
         """A forwarded request has not had its whole response yet (False
         when responses are not followed: see ``count_chats``)."""

@@ -22,6 +22,15 @@ Sessions
        in again on a new connection, after a quota error, goes on;
     4. else a new session, in the first cassette whose first step matches.
 
+Played
+    A step counts as played (:meth:`ReplayServer.unplayed`, ``--once``) once
+    its whole response was written: its answer ends with a
+    :class:`ReplayDelivered`, which the driver hands back to
+    :meth:`ReplayServerConnection.delivered` after every write before it
+    returned.  A client that goes away mid-response (or that the driver
+    drops as too slow) leaves the step unplayed, though its session has
+    moved past it: a run cut short does not pass for a whole one.
+
 Tokens
     The recorded tokens are placeholders (``<login-token-1>.....``); each
     session hands out its own, of the placeholder's length, so every framing
@@ -50,6 +59,7 @@ __all__ = [
     "MAX_REPLAY_SESSIONS",
     "MISMATCH_STATUS",
     "ReplayClose",
+    "ReplayDelivered",
     "ReplayMismatch",
     "ReplayServer",
     "ReplayServerConnection",
@@ -112,7 +122,18 @@ class ReplayMismatch:
     text: str
 
 
-ReplayAction = ReplayWrite | ReplayClose | ReplayMismatch
+@dataclass(frozen=True)
+class ReplayDelivered:
+    """Every write before this one went out whole: hand it back to
+    :meth:`ReplayServerConnection.delivered`, and step ``step`` (from 0) of
+    cassette ``cassette`` counts as played.  Not sent for a response whose
+    writes failed."""
+
+    cassette: int
+    step: int
+
+
+ReplayAction = ReplayWrite | ReplayClose | ReplayMismatch | ReplayDelivered
 
 # The ``msg`` of a refusal, by status (any other: the request was no HTTP).
 _REFUSALS = {
@@ -370,7 +391,6 @@ class ReplayServer:
         except CassetteMismatch as exc:
             return self._refuse(exc)
         step = session.replayer.played - 1
-        self._played[session.cassette].add(step)
         if conn.session is not session:
             if conn.session is not None:
                 conn.session.attached -= 1
@@ -385,6 +405,8 @@ class ReplayServer:
             actions.append(ReplayWrite(wire[at : at + size], self._gap(chunk.t - before)))
             at += size
             before = chunk.t
+        # Played once written whole (see "Played" above), not when matched.
+        actions.append(ReplayDelivered(session.cassette, step))
         closes = (
             response.end != "complete"
             or any(n.lower() == "connection" and "close" in v.lower() for n, v in response.headers)
@@ -452,6 +474,16 @@ class ReplayServerConnection:
                 self._done = True
                 break
         return actions
+
+    @property
+    def partial(self) -> bool:
+        """Bytes of a request not yet complete are held (the driver counts
+        them against its server-wide budget)."""
+        return not self._requests._fresh  # (its property, without the call)
+
+    def delivered(self, action: ReplayDelivered) -> None:
+        """The writes before ``action`` went out whole: its step is played."""
+        self._server._played[action.cassette].add(action.step)
 
     def close(self) -> None:
         """The connection is gone: its session may be resumed elsewhere."""

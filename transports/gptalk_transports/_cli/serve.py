@@ -23,6 +23,7 @@ from .._server.refserver import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_PARTIAL_BYTES,
     DEFAULT_MIN_RATE,
     DEFAULT_MIN_RATE_GRACE,
     DEFAULT_REQUEST_TIMEOUT,
@@ -115,6 +116,7 @@ async def _serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             min_rate=args.min_rate,
             idle_timeout=args.idle_timeout,
             max_connections=args.max_connections,
+            max_partial_bytes=args.max_partial_bytes,
             task_status=task_status,
         ),
         args,
@@ -221,5 +223,13 @@ def add_command(commands: argparse._SubParsersAction[Any]) -> None:
         default=DEFAULT_MAX_CONNECTIONS,
         metavar="N",
         help="serve at most N connections at once; close the ones past it (default: %(default)s)",
+    )
+    server.add_argument(
+        "--max-partial-bytes",
+        type=_count,
+        default=DEFAULT_MAX_PARTIAL_BYTES,
+        metavar="N",
+        help="bytes of requests not yet complete held in all connections; past it the "
+        "connections holding the most get 503 and are closed (default: %(default)s)",
     )
     server.set_defaults(handler=run)

@@ -8,6 +8,10 @@ Two rules live here.
   ``header_timeout``, and, after ``min_rate_grace`` seconds, at ``min_rate``
   bytes per second on average.  A client that falls behind gets a 408 and is
   closed: a body trickled one byte at a time cannot hold a connection slot.
+* **Partial requests are held within a server-wide budget.**  Each
+  connection's request counts while it arrives; past ``max_partial_bytes``
+  across the server, the connections holding the most are shed: a 503 where
+  no response began, then closed (see :mod:`.budget`).
 * **Whatever one connection raises stays in it.**  An exception from the core,
   the service or this driver (a bug: disconnects and timeouts are not
   exceptions here) ends that connection only: it gets a 500 if no byte of a
@@ -36,10 +40,13 @@ import gptalk_proto
 from gptalk_proto import NEED_DATA, PAUSED
 from gptalk_proto.server import BadRequest, Pause, Send, ServerConnection, Service
 
+from .budget import DEFAULT_MAX_PARTIAL_BYTES, PartialBudget
+
 __all__ = [
     "ACCEPT_RETRY_DELAY",
     "LOGGER_NAME",
     "Limits",
+    "PartialBudget",
     "ServerStats",
     "asyncio_accept_errors",
     "in_background",
@@ -111,16 +118,30 @@ class ServerStats:
     #: Times the listener could not accept (out of file descriptors or
     #: memory); the 1st, 2nd, 4th, 8th... are logged, each in one line.
     accept_errors: int = 0
+    #: Connections shed (a 503 where one could go, then closed) because
+    #: the partial requests held across connections passed
+    #: ``Limits.max_partial_bytes``.
+    shed: int = 0
+    #: Bytes of partial requests held now, across connections, as counted
+    #: against ``Limits.max_partial_bytes`` (see ``.budget``).
+    partial_bytes: int = 0
 
 
 class Limits(NamedTuple):
-    """The deadlines of one connection, in seconds (``min_rate`` in bytes/s)."""
+    """The deadlines of one connection, in seconds (``min_rate`` in bytes/s),
+    and the bytes of partial requests a server holds across connections."""
 
     header_timeout: float
     request_timeout: float
     min_rate: float | None
     min_rate_grace: float
     idle_timeout: float
+    #: The server-wide budget on bytes held in partial requests (see .budget).
+    max_partial_bytes: int = DEFAULT_MAX_PARTIAL_BYTES
+
+    def budget(self, stats: ServerStats) -> PartialBudget:
+        """A new server's budget on partial requests, counted in ``stats``."""
+        return PartialBudget(self.max_partial_bytes, stats)
 
     def request_deadline(self, started: float, received: int, *, in_head: bool) -> float:
         """When a request begun at ``started``, ``received`` bytes in, is too late."""
@@ -184,7 +205,12 @@ class _Connection:
     """The read-answer loop of one connection."""
 
     def __init__(
-        self, stream: ByteStream, service: Service, limits: Limits, stats: ServerStats
+        self,
+        stream: ByteStream,
+        service: Service,
+        limits: Limits,
+        stats: ServerStats,
+        budget: PartialBudget,
     ) -> None:
         self.stream = stream
         self.conn = ServerConnection(service)
@@ -193,10 +219,16 @@ class _Connection:
         # True once a byte of the current response went out: past that point
         # no other response can be sent on this connection.
         self.answering = False
+        # This connection's partial requests in the server's budget; a read
+        # it waits in is cancelled when another connection's read sheds it.
+        self.hold = budget.hold()
+        # Set once shed at a read: a 503 where no response began, and close.
+        self.shed = False
 
     async def receive(self, timeout: float) -> bytes | None:
         """The next bytes (``b""`` at EOF), or None once ``timeout`` passed."""
-        with anyio.move_on_after(max(timeout, 0.0)):
+        with anyio.move_on_after(max(timeout, 0.0)) as scope:
+            self.hold.evict = scope.cancel
             try:
                 return await self.stream.receive(READ_SIZE)
             except anyio.EndOfStream:
@@ -232,6 +264,14 @@ class _Connection:
         return sent
 
     async def run(self, ssl_context: ssl.SSLContext | None) -> None:
+        try:
+            await self._run(ssl_context)
+        finally:
+            self.hold.release()
+        if self.shed:
+            await self.farewell(503, "server busy with partial requests: try again")
+
+    async def _run(self, ssl_context: ssl.SSLContext | None) -> None:
         limits = self.limits
         if ssl_context is not None:
             with anyio.move_on_after(limits.header_timeout) as scope:
@@ -247,14 +287,23 @@ class _Connection:
             if scope.cancelled_caught:
                 return  # the handshake took too long
         conn = self.conn
+        hold = self.hold
         started: float | None = None  # when the current request's first byte came
         received = 0  # bytes of it read so far
+        last = 0  # bytes of the last read, not yet counted against the budget
         while True:
             event = conn.next_event()
             if event is NEED_DATA:
                 now = anyio.current_time()
                 if started is None and conn.waiting_for_head:
                     started = now  # a pipelined request, already begun
+                # The core holds part of a request while one has begun.
+                if (started is not None or hold.held) and not hold.after_read(
+                    last, answered=False, partial=started is not None
+                ):
+                    self.shed = True  # run answers 503
+                    return
+                last = 0
                 if started is None:
                     deadline = now + limits.idle_timeout
                 else:
@@ -263,6 +312,9 @@ class _Connection:
                     )
                 data = await self.receive(deadline - now)
                 if data is None:
+                    if hold.shed:  # by another connection's read
+                        self.shed = True
+                        return
                     if started is None:
                         return  # idle: RFC 9112 section 9.5 lets a server close it
                     # RFC 9110 section 15.5.9: 408, the server "did not
@@ -274,12 +326,20 @@ class _Connection:
                 if data and started is None:
                     started = anyio.current_time()
                 received += len(data)
+                last = len(data)
                 conn.receive_data(data)
+                # Not held across the next wait beside the core's copy: a
+                # read per connection, uncounted by the budget.
+                del data
                 continue
             if event is PAUSED:
                 return
             started = None
             received = 0
+            # Whole: no longer partial while it is answered.  A next request
+            # begun in the same read is counted at the next NEED_DATA, with
+            # that read's bytes (``last``), an upper bound on its part.
+            hold.release()
             for action in conn.respond(event, now=time.time()):
                 if isinstance(action, Send):
                     self.answering = True
@@ -298,14 +358,17 @@ async def serve_connection(
     ssl_context: ssl.SSLContext | None,
     limits: Limits,
     stats: ServerStats,
+    *,
+    budget: PartialBudget,
 ) -> None:
     """Serve one accepted connection until it ends; the caller closes ``stream``.
 
     Raises nothing but cancellation: a disconnect ends it quietly, an
     exception (a bug) ends it with a 500 where one can still be sent, one log
-    line, and a count in ``stats.internal_errors``.
+    line, and a count in ``stats.internal_errors``.  Its partial requests
+    count against ``budget``, the server's (see ``.budget``).
     """
-    connection = _Connection(stream, service, limits, stats)
+    connection = _Connection(stream, service, limits, stats, budget)
     try:
         await connection.run(ssl_context)
     except _Gone:

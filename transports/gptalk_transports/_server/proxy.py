@@ -44,17 +44,18 @@ from .._backends.trio import TrioStream
 from .._config import Origin, make_ssl_context
 from .._env_proxy import choose_proxy
 from .._exceptions import TransportError
+from .budget import SHED_RESPONSE, PartialBudget
 from .driver import (
+    FAREWELL_TIMEOUT,
     LOGGER_NAME,
     READ_SIZE,
     Limits,
     ServerStats,
-    asyncio_accept_errors,
     in_background,
-    serve_contained,
     serve_listener,
 )
 from .proxy_accepted import Accepted
+from .proxy_listener import serve_on_asyncio
 from .proxy_splice import can_splice, splice_on_asyncio
 from .proxy_tee import tee_on_asyncio
 from .refserver import DEFAULT_MAX_CONNECTIONS
@@ -113,10 +114,14 @@ async def _proxy_one(
     connector: AsyncConnector,
     clock: Callable[[], float],
     limits: Limits,
+    budget: PartialBudget,
     on_chat: Callable[[], None],
 ) -> None:
     conn = proxy.connection()
     upstream: AsyncByteStream | None = None
+    # This connection's partial requests in the server's budget: another
+    # connection's read that sheds it cancels its task group (see .budget).
+    hold = budget.hold()
     pump_done = anyio.Event()
     # On asyncio's listener, the client's protocol; and what its
     # data_received took for the task (see forward_now).
@@ -171,8 +176,13 @@ async def _proxy_one(
             except Exception as exc:  # a bug: the task raises it, to be contained
                 item = exc
             else:
-                accepted.arm_read_timer(deadlines.timeout())  # the wait goes on
-                return True
+                incomplete = conn.partial
+                if not (incomplete or hold.held) or hold.after_read(
+                    len(data), answered=bool(actions), partial=incomplete
+                ):
+                    accepted.arm_read_timer(deadlines.timeout())  # the wait goes on
+                    return True
+                item = []  # shed: the task ends the connection
         handed.append(item)
         reader.set_exception(_HandedOver())
         return True
@@ -229,6 +239,7 @@ async def _proxy_one(
 
     try:
         async with anyio.create_task_group() as group:
+            hold.evict = group.cancel_scope.cancel
             # On asyncio (its own transports), the loop's clock, read directly.
             on_asyncio = isinstance(client, AsyncioStream)
             now = asyncio.get_running_loop().time if on_asyncio else anyio.current_time
@@ -298,12 +309,28 @@ async def _proxy_one(
                         if action.close:
                             group.cancel_scope.cancel()
                             return
+                # Counted once forwarded: the common request comes whole in
+                # one read, and is not.
+                incomplete = conn.partial
+                if data and (incomplete or hold.held):
+                    hold.after_read(len(data), answered=bool(actions), partial=incomplete)
+                # Not held across the next wait beside the core's copy: a
+                # read per connection, uncounted by the budget.
+                del data
+                if hold.shed:
+                    group.cancel_scope.cancel()
+                    return
     except anyio.get_cancelled_exc_class():
         # The proxy stopped (a signal, --chats N, the end of its block) with
         # this connection open: a response in flight was cut by it.
         conn.recording_ended()
         raise
     finally:
+        hold.release()
+        # Shed (see .budget): a 503 where no response can be in flight.
+        if hold.shed and (upstream is None or (conn.follows_responses and not conn.pending)):
+            with suppress(*_CLIENT_GONE):
+                await client.send_all(SHED_RESPONSE, FAREWELL_TIMEOUT)
         if upstream is not None:
             with anyio.CancelScope(shield=True), suppress(Exception):
                 await upstream.aclose()
@@ -327,68 +354,6 @@ async def _close_after_its_tail(transport: asyncio.Transport) -> None:
 def _cut_off(transport: asyncio.Transport) -> None:
     if transport.get_write_buffer_size():  # else asyncio is done with it
         transport.abort()
-
-
-async def _serve_on_asyncio(
-    handler: Callable[[AsyncByteStream], Awaitable[None]],
-    *,
-    host: str,
-    port: int,
-    max_connections: int,
-    stats: ServerStats,
-    task_status: TaskStatus[str],
-) -> None:
-    """:func:`serve_listener`'s rules (cap, containment, close, accept errors)
-    on asyncio's own server transports: the client's reads and writes then go
-    through the asyncio backend's stream (a timer only for a read that waits),
-    not an anyio stream under a cancel scope per read and per write."""
-    loop = asyncio.get_running_loop()
-    listening = True
-    # The listener's callbacks (connection_made, then spawn's start_soon)
-    # run outside any task, in a copy of this context: without the library
-    # named in it, anyio found no event loop there when the loop was not
-    # anyio's own (asyncio.run), and no connection was served.
-    sniffio.current_async_library_cvar.set("asyncio")
-    # Made before the task group (it serves from inside it): an address in
-    # use then reaches the caller as the OSError itself, not wrapped in the
-    # group's ExceptionGroup (`record --listen` took it for an internal error).
-    server = await loop.create_server(
-        lambda: Accepted(loop, spawn), host, port, start_serving=False
-    )
-    with asyncio_accept_errors(stats):
-        async with anyio.create_task_group() as group:
-
-            def spawn(protocol: Accepted) -> None:
-                transport = protocol.transport
-                assert transport is not None
-                if not listening:  # accepted as the server stopped
-                    transport.abort()
-                    return
-                peer = transport.get_extra_info("peername")
-                name = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "?"
-                stream = AsyncioStream(
-                    transport, protocol, name, transport.get_extra_info("socket")
-                )
-                group.start_soon(
-                    partial(
-                        serve_contained,
-                        partial(handler, stream),
-                        partial(_close_after_its_tail, transport),
-                        lambda: name,
-                        max_connections=max_connections,
-                        stats=stats,
-                    )
-                )
-
-            try:
-                await server.start_serving()
-                bound = server.sockets[0].getsockname()[1]
-                shown = f"[{host}]" if ":" in host else host
-                task_status.started(f"http://{shown}:{bound}")
-                await anyio.sleep_forever()
-            finally:
-                listening = False
-                server.close()
 
 
 @dataclass
@@ -451,11 +416,14 @@ async def serve_proxy(
     limits: Limits = DEFAULT_LIMITS,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     on_chat: Callable[[], None] = lambda: None,
+    stats: ServerStats | None = None,
     task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the recording proxy until cancelled; ``task_status.started``
     gets its URL (set it as ``recorder.url`` too, for the 501 that refuses
-    ``CONNECT``)."""
+    ``CONNECT``).  ``stats`` counts what happened; past
+    ``limits.max_partial_bytes`` held in requests not yet complete, across
+    connections, the connections holding the most are shed (see .budget)."""
     keep_heap(HEAP_READS_UP_TO)
     origin = time.monotonic()
 
@@ -469,6 +437,7 @@ async def serve_proxy(
             connector=connector,
             clock=clock,
             limits=limits,
+            budget=budget,
             on_chat=on_chat,
         )
 
@@ -477,11 +446,14 @@ async def serve_proxy(
         sock = stream.extra(SocketAttribute.raw_socket, None)
         return handler(AnyioStream(stream, "the client", sock))
 
-    stats = ServerStats()
+    if stats is None:
+        stats = ServerStats()
+    budget = limits.budget(stats)
     # asyncio sets TCP_NODELAY on its TCP transports itself.
     if sniffio.current_async_library() == "asyncio":
-        await _serve_on_asyncio(
+        await serve_on_asyncio(
             handler,
+            _close_after_its_tail,
             host=host,
             port=port,
             max_connections=max_connections,

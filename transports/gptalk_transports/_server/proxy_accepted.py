@@ -1,5 +1,5 @@
 """The recording proxy's side of an accepted client connection on asyncio's
-own listener (see proxy._serve_on_asyncio): a protocol that hands itself
+own listener (see proxy_listener.serve_on_asyncio): a protocol that hands itself
 over once its transport is made, and can take the client's bytes as they
 come (see proxy._proxy_one's forward_now)."""
 

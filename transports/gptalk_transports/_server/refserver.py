@@ -30,6 +30,7 @@ from gptalk_proto.server import (
     default_reply,
 )
 
+from .budget import DEFAULT_MAX_PARTIAL_BYTES
 from .driver import (
     LOGGER_NAME,
     Limits,
@@ -43,6 +44,7 @@ __all__ = [
     "DEFAULT_HEADER_TIMEOUT",
     "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_PARTIAL_BYTES",
     "DEFAULT_MIN_RATE",
     "DEFAULT_MIN_RATE_GRACE",
     "DEFAULT_REQUEST_TIMEOUT",
@@ -119,18 +121,24 @@ def _limits(
     min_rate_grace: float,
     idle_timeout: float,
     max_connections: int,
+    max_partial_bytes: int = DEFAULT_MAX_PARTIAL_BYTES,
 ) -> Limits:
-    """The checked deadlines (LocalProtocolError names a bad value)."""
-    if isinstance(max_connections, bool) or not isinstance(max_connections, int):
-        raise LocalProtocolError("max_connections must be an int")
-    if max_connections < 1:
-        raise LocalProtocolError(f"max_connections must be at least 1, not {max_connections}")
+    """The checked limits (LocalProtocolError names a bad value)."""
+    for name, value in (
+        ("max_connections", max_connections),
+        ("max_partial_bytes", max_partial_bytes),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise LocalProtocolError(f"{name} must be an int")
+        if value < 1:
+            raise LocalProtocolError(f"{name} must be at least 1, not {value}")
     return Limits(
         header_timeout=_seconds("header_timeout", header_timeout),
         request_timeout=_seconds("request_timeout", request_timeout),
         min_rate=None if min_rate is None else _seconds("min_rate", min_rate),
         min_rate_grace=_seconds("min_rate_grace", min_rate_grace, zero=True),
         idle_timeout=_seconds("idle_timeout", idle_timeout),
+        max_partial_bytes=max_partial_bytes,
     )
 
 
@@ -146,6 +154,7 @@ async def serve(
     min_rate_grace: float = DEFAULT_MIN_RATE_GRACE,
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    max_partial_bytes: int = DEFAULT_MAX_PARTIAL_BYTES,
     stats: ServerStats | None = None,
     task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -158,8 +167,11 @@ async def serve(
     first byte, its head within ``header_timeout``, and after
     ``min_rate_grace`` seconds at ``min_rate`` bytes per second on average
     (``None``: no minimum rate); else it gets a 408 and is closed.  Past
-    ``max_connections`` connections, new ones are closed unanswered.
-    ``stats`` (a :class:`ServerStats`) counts what happened.
+    ``max_connections`` connections, new ones are closed unanswered.  Past
+    ``max_partial_bytes`` held in requests not yet complete, across
+    connections, the connections holding the most get a 503 and are closed
+    (see ``.budget``).  ``stats`` (a :class:`ServerStats`) counts what
+    happened.
 
     No request stops the server: whatever one connection raises stays in it
     (a 500 where a response can still begin, then the connection closes; one
@@ -173,10 +185,14 @@ async def serve(
         min_rate_grace=min_rate_grace,
         idle_timeout=idle_timeout,
         max_connections=max_connections,
+        max_partial_bytes=max_partial_bytes,
     )
     counts = ServerStats() if stats is None else stats
+    budget = limits.budget(counts)
     await serve_listener(
-        lambda stream: serve_connection(stream, service, ssl_context, limits, counts),
+        lambda stream: serve_connection(
+            stream, service, ssl_context, limits, counts, budget=budget
+        ),
         host=host,
         port=port,
         max_connections=max_connections,
@@ -200,6 +216,7 @@ async def serve_in_background(
     min_rate_grace: float = DEFAULT_MIN_RATE_GRACE,
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    max_partial_bytes: int = DEFAULT_MAX_PARTIAL_BYTES,
     stats: ServerStats | None = None,
 ) -> AsyncIterator[str]:
     """Run the reference server in this event loop; yield its URL.
@@ -217,6 +234,7 @@ async def serve_in_background(
         min_rate_grace=min_rate_grace,
         idle_timeout=idle_timeout,
         max_connections=max_connections,
+        max_partial_bytes=max_partial_bytes,
     )
     if service is None:
         service = make_service(faults=faults)
@@ -232,6 +250,7 @@ async def serve_in_background(
             min_rate_grace=min_rate_grace,
             idle_timeout=idle_timeout,
             max_connections=max_connections,
+            max_partial_bytes=max_partial_bytes,
             stats=stats,
             task_status=task_status,
         )
@@ -253,6 +272,7 @@ def serve_in_thread(
     min_rate_grace: float = DEFAULT_MIN_RATE_GRACE,
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    max_partial_bytes: int = DEFAULT_MAX_PARTIAL_BYTES,
     stats: ServerStats | None = None,
     backend: str = "asyncio",
 ) -> Iterator[str]:
@@ -265,6 +285,7 @@ def serve_in_thread(
         min_rate_grace=min_rate_grace,
         idle_timeout=idle_timeout,
         max_connections=max_connections,
+        max_partial_bytes=max_partial_bytes,
     )
     with anyio.from_thread.start_blocking_portal(backend) as portal:
         manager = serve_in_background(
@@ -279,6 +300,7 @@ def serve_in_thread(
             min_rate_grace=min_rate_grace,
             idle_timeout=idle_timeout,
             max_connections=max_connections,
+            max_partial_bytes=max_partial_bytes,
             stats=stats,
         )
         with portal.wrap_async_context_manager(manager) as url:

@@ -25,6 +25,7 @@ from gptalk_proto.cassette import (
     Cassette,
     CassetteUnplayed,
     ReplayClose,
+    ReplayDelivered,
     ReplayMismatch,
     ReplayServer,
     ReplayWrite,
@@ -32,7 +33,15 @@ from gptalk_proto.cassette import (
 )
 
 from .._cassettes import load_cassette
-from .driver import READ_SIZE, Limits, ServerStats, in_background, serve_listener
+from .budget import SHED_RESPONSE, PartialBudget, PartialHold
+from .driver import (
+    FAREWELL_TIMEOUT,
+    READ_SIZE,
+    Limits,
+    ServerStats,
+    in_background,
+    serve_listener,
+)
 from .refserver import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
@@ -102,11 +111,16 @@ DEFAULT_LIMITS = Limits(
 )
 
 
-async def read_within(stream: ByteStream, clock: RequestClock) -> bytes:
+async def read_within(
+    stream: ByteStream, clock: RequestClock, hold: PartialHold | None = None
+) -> bytes:
     """The next bytes from a client; ``b""`` at its end, or when it is idle
-    or too slow with a request (RFC 9112 section 9.5 lets a server close)."""
+    or too slow with a request (RFC 9112 section 9.5 lets a server close),
+    or when ``hold`` was shed meanwhile (see .budget)."""
     data = b""
-    with anyio.move_on_after(clock.timeout()):
+    with anyio.move_on_after(clock.timeout()) as scope:
+        if hold is not None:
+            hold.evict = scope.cancel
         try:
             data = await stream.receive(READ_SIZE)
         except anyio.EndOfStream:
@@ -122,18 +136,36 @@ async def _serve_one(
     limits: Limits,
     on_mismatch: OnMismatch | None,
     on_response: Callable[[], None] | None,
+    *,
+    budget: PartialBudget,
 ) -> None:
     _no_delay(stream)
     conn = server.connection()
     clock = RequestClock(limits)
+    # This connection's partial requests in the server's budget (see .budget).
+    hold = budget.hold()
+    shed = False  # shed at a read: no answer is being written
     try:
         while True:
-            data = await read_within(stream, clock)
+            data = await read_within(stream, clock, hold)
             if not data:
+                if hold.shed:  # the read was cancelled for it
+                    shed = True
+                    break
                 return
             actions = conn.receive_data(data)
             if actions:
                 clock.answered()
+            # The common request comes whole in one read: nothing to count.
+            partial = conn.partial
+            if (partial or hold.held) and not hold.after_read(
+                len(data), answered=bool(actions), partial=partial
+            ):
+                shed = True  # before its answers
+                break
+            # Not held across the waits beside the core's copy: a read per
+            # connection, uncounted by the budget.
+            del data
             closing = False
             for action in actions:
                 if isinstance(action, ReplayWrite):
@@ -141,6 +173,10 @@ async def _serve_one(
                         await anyio.sleep(action.delay)
                     with anyio.fail_after(SEND_TIMEOUT):
                         await stream.send(action.data)
+                elif isinstance(action, ReplayDelivered):
+                    # Every write of that step returned: played (not merely
+                    # matched; a client gone mid-response raised above).
+                    conn.delivered(action)
                 elif isinstance(action, ReplayMismatch):
                     if on_mismatch is not None:
                         on_mismatch(action.text)
@@ -153,7 +189,13 @@ async def _serve_one(
                 on_response()
             if closing:
                 return
+            if hold.shed:  # while answering, by another connection's read
+                break
+        if shed:
+            with anyio.move_on_after(FAREWELL_TIMEOUT):
+                await stream.send(SHED_RESPONSE)
     finally:
+        hold.release()
         conn.close()
 
 
@@ -209,14 +251,19 @@ async def serve_replay(
 
     ``on_mismatch`` gets the text of each request that matched nothing (the
     client got a 409 with the same text in JSON); ``on_response`` is called
-    after each answered read of requests (``--once`` checks there).
+    after each answered read of requests (``--once`` checks there).  Past
+    ``limits.max_partial_bytes`` held in requests not yet complete, across
+    connections, the connections holding the most get a 503 and are closed
+    (see ``.budget``).
     """
+    counts = ServerStats() if stats is None else stats
+    budget = limits.budget(counts)
     await serve_listener(
-        lambda stream: _serve_one(stream, server, limits, on_mismatch, on_response),
+        lambda stream: _serve_one(stream, server, limits, on_mismatch, on_response, budget=budget),
         host=host,
         port=port,
         max_connections=max_connections,
-        stats=ServerStats() if stats is None else stats,
+        stats=counts,
         task_status=task_status,
     )
 

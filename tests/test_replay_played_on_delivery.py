@@ -1,0 +1,113 @@
+"""The replay server counts a step as played once its whole response was
+written, not when a request matched it: a client that reads part of a
+stream and goes away leaves the step unplayed, so neither the unplayed-steps
+check (``serve_cassettes``, ``gptalk replay --serve`` at a signal) nor
+``--once`` takes a run cut short for a whole one.  Before, the step counted
+at the match: the API raised nothing and the command exited 0.
+
+The stream step of the cassette here carries 8 MiB more than the client's
+receive buffer and the server's send buffer hold together, so the server is
+still writing it when the client resets the connection: no timing involved.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import struct
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import anyio
+import pytest
+
+import gptalk_proto as g
+from gptalk_transports import load_cassette
+from gptalk_transports._server.replay import serve_cassettes
+
+from .console import listening
+from .replay_cases import (
+    CASSETTES,
+    anyio_backend,  # noqa: F401 (a fixture: asyncio and trio)
+)
+from .test_replay_server_core import recorded_token, token_of, wire
+
+pytestmark = pytest.mark.timeout(60)
+
+#: Bytes of the SSE comment added to the stream step.
+BIG = 8 * 1024 * 1024
+#: Bytes of it the client reads before it resets the connection.
+READ_BEFORE_LEAVING = 64 * 1024
+
+
+def big_stream_cassette(directory: Path) -> Path:
+    """plain-chat.json with an 8 MiB SSE comment in its stream's chunks."""
+    document = json.loads((CASSETTES / "plain-chat.json").read_text(encoding="utf-8"))
+    stream = document["interactions"][-1]
+    assert stream["response"]["headers"][-1] == ["transfer-encoding", "chunked"]
+    comment = ":" + "x" * (BIG - 2) + "\n"
+    chunk = f"{len(comment):x}\r\n{comment}\r\n"
+    head = stream["chunks"][0]
+    stream["chunks"].insert(1, {"t": head["t"], "encoding": "utf-8", "data": chunk})
+    path = directory / "big-stream.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    return path
+
+
+def leave_mid_stream(url: str, cassette: g.cassette.Cassette) -> None:
+    """Play login and text whole, then read part of the stream and reset."""
+    parts = urlsplit(url)
+    sock = socket.socket()
+    # A small receive buffer: the 8 MiB cannot wait in it for the close.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(30)
+    sock.connect((parts.hostname or "", parts.port or 0))
+    with sock:
+        swap: dict[bytes, bytes] = {}
+        *whole, stream = cassette.interactions
+        for item in whole:
+            sock.sendall(wire(item, swap))
+            got = b""
+            while len(got) < len(item.response.wire) and (data := sock.recv(65536)):
+                got += data
+            assert got == item.response.wire.replace(recorded_token(item), token_of(got))
+            swap[recorded_token(item)] = token_of(got)
+        sock.sendall(wire(stream, swap))
+        got = b""
+        while len(got) < READ_BEFORE_LEAVING and (data := sock.recv(65536)):
+            got += data
+        assert got.startswith(b"HTTP/1.1 200 ")
+        # Close with unread bytes and linger 0: a reset, at once.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+@pytest.mark.anyio
+async def test_a_stream_left_midway_is_unplayed(tmp_path: Path) -> None:
+    path = big_stream_cassette(tmp_path)
+    cassette = load_cassette(path)
+    server = g.cassette.ReplayServer([cassette], speed=0)
+    with pytest.raises(g.cassette.CassetteUnplayed) as caught:
+        async with serve_cassettes([cassette], server=server) as url:
+            await anyio.to_thread.run_sync(leave_mid_stream, url, cassette)
+    assert server.unplayed() == [("cassette 1", 3, "stream")]
+    assert "stream" in str(caught.value)
+    assert server.played() == 2
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_once_is_not_fooled_by_a_client_that_left_mid_stream(tmp_path: Path, signum: int) -> None:
+    path = big_stream_cassette(tmp_path)
+    cassette = load_cassette(path)
+    with listening("replay", "--serve", "--speed", "0", "--once", str(path)) as (process, url):
+        leave_mid_stream(url, cassette)
+        # Still serving: the stream step was not played.  Stopped, it says so.
+        assert process.poll() is None
+        process.send_signal(signum)
+        code = process.wait(timeout=15)
+        assert process.stderr is not None
+        errors = process.stderr.read()
+    assert code == 1, errors
+    assert f"gptalk: unplayed: {path} step 3 (stream)" in errors
+    assert "step 1" not in errors
+    assert "step 2" not in errors

@@ -1,0 +1,291 @@
+"""The server-wide budget on partial requests, over loopback, at each of our
+servers (the reference server, the replay server, the recording proxy: one
+driver), on asyncio and trio.
+
+Each connection may hold a request while it arrives (up to 2 MiB at the
+replay server and the proxy), and a server serves 4096 connections: without
+a bound across connections, a client holding every slot with a request it
+never finishes made a server hold gigabytes.  Here the budget is 1 MiB, and
+24 connections each send 128 KiB of a request they never finish (3 MiB in
+all): the server holds at most the budget of them (counted, and measured
+with tracemalloc), sheds the rest, the largest first, with a 503, and a
+well-behaved client's chat goes through meanwhile.  Each wait is for a count
+the server keeps, with a safety timeout.
+"""
+
+from __future__ import annotations
+
+import gc
+import socket
+import tracemalloc
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
+
+import anyio
+import anyio.abc
+import pytest
+
+import gptalk_proto as g
+import gptalk_proto.server
+from gptalk_transports import AsyncClient, ServerStats, load_cassette, serve_in_background
+from gptalk_transports._server import proxy as proxy_module
+from gptalk_transports._server.budget import SHED_RESPONSE
+from gptalk_transports._server.driver import Limits, in_background
+from gptalk_transports._server.refserver import DEFAULT_MAX_CONNECTIONS
+from gptalk_transports._server.replay import serve_replay
+
+from .console import listening
+from .replay_cases import (
+    CASSETTES,
+    anyio_backend,  # noqa: F401 (a fixture: asyncio and trio)
+)
+from .test_replay_server_core import recorded_token, token_of, wire
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
+
+#: Seconds any one wait for the server may take before the test fails.
+SAFETY = 30.0
+BUDGET = 1024 * 1024
+#: Bytes each hostile connection sends of a request it never finishes.
+PIECE = 128 * 1024
+HOSTILES = 24
+#: What tracemalloc may see beyond the budget once the server settled: the
+#: held connections' objects and buffers' slack, not another piece each.
+SLACK = 512 * 1024
+#: A request head promising a body (under every server's body cap) that
+#: never comes whole.
+HEAD = b"POST /api/chatgpt/chatapi/text HTTP/1.1\r\nhost: x\r\ncontent-length: 1000000\r\n\r\n"
+#: Deadlines no test here reaches: the budget, not a 408, must bound them.
+LIMITS = Limits(
+    header_timeout=600.0,
+    request_timeout=600.0,
+    min_rate=None,
+    min_rate_grace=0.0,
+    idle_timeout=600.0,
+    max_partial_bytes=BUDGET,
+)
+PLAIN = CASSETTES / "plain-chat.json"
+#: A request a well-behaved client sends in two writes, the first before
+#: the hostile ones fill the budget (404 at the reference server and through
+#: the proxy, 409 at the replay server: it matches no step).
+SMALL = b"GET /nowhere HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+
+Chat = Callable[[str], Awaitable[None]]
+
+
+@asynccontextmanager
+async def reference(stats: ServerStats, budget: int) -> AsyncIterator[tuple[str, Chat]]:
+    async def chat(url: str) -> None:
+        async with AsyncClient(url) as client:
+            assert await client.chat("still there?") == g.server.expected_reply("still there?")
+
+    async with serve_in_background(
+        header_timeout=600.0,
+        request_timeout=600.0,
+        min_rate=None,
+        idle_timeout=600.0,
+        max_partial_bytes=budget,
+        stats=stats,
+    ) as url:
+        yield url, chat
+
+
+def _play_plain(url: str) -> None:
+    """plain-chat.json played whole over a blocking socket, tokens swapped."""
+    cassette = load_cassette(PLAIN)
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname or "", parts.port or 0), SAFETY) as sock:
+        swap: dict[bytes, bytes] = {}
+        for item in cassette.interactions:
+            sock.sendall(wire(item, swap))
+            got = b""
+            while len(got) < len(item.response.wire) and (data := sock.recv(65536)):
+                got += data
+            if item.kind in ("login", "text"):
+                swap[recorded_token(item)] = token_of(got)
+                got = got.replace(token_of(got), recorded_token(item))
+            assert got == item.response.wire
+
+
+@asynccontextmanager
+async def replay(stats: ServerStats, budget: int) -> AsyncIterator[tuple[str, Chat]]:
+    server = g.cassette.ReplayServer([load_cassette(PLAIN)], speed=0)
+
+    async def chat(url: str) -> None:
+        await anyio.to_thread.run_sync(_play_plain, url)
+
+    limits = LIMITS._replace(max_partial_bytes=budget)
+    async with in_background(
+        lambda task_status: serve_replay(
+            server, limits=limits, stats=stats, task_status=task_status
+        )
+    ) as url:
+        yield url, chat
+    assert server.all_played
+
+
+@asynccontextmanager
+async def proxy(stats: ServerStats, budget: int) -> AsyncIterator[tuple[str, Chat]]:
+    limits = LIMITS._replace(max_partial_bytes=budget)
+    async with serve_in_background() as upstream:
+        recorder, connector = proxy_module._recorder_for(upstream, None, False, True, False)
+
+        async def chat_through(url: str) -> None:
+            async with AsyncClient(url, trust_env=False) as client:
+                reply = await client.chat("still there?")
+                assert reply == g.server.expected_reply("still there?")
+
+        async with in_background(
+            lambda task_status: proxy_module.serve_proxy(
+                recorder,
+                connector,
+                limits=limits,
+                max_connections=DEFAULT_MAX_CONNECTIONS,
+                stats=stats,
+                task_status=task_status,
+            )
+        ) as url:
+            recorder.url = url
+            yield url, chat_through
+
+
+SERVERS = {"reference": reference, "replay": replay, "proxy": proxy}
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait (a safety timeout, not a bound) until the server's counts say so."""
+    with anyio.fail_after(SAFETY):
+        while not condition():
+            await anyio.sleep(0.005)
+
+
+async def connect(url: str) -> anyio.abc.SocketStream:
+    parts = urlsplit(url)
+    return await anyio.connect_tcp(parts.hostname or "", parts.port or 0)
+
+
+@pytest.mark.parametrize("kind", list(SERVERS))
+async def test_partial_requests_are_held_within_the_budget(kind: str) -> None:
+    stats = ServerStats()
+    piece = HEAD + b"x" * (PIECE - len(HEAD))
+    hostiles: list[anyio.abc.SocketStream] = []
+    half = len(SMALL) // 2
+    async with SERVERS[kind](stats, BUDGET) as (url, chat):
+        await chat(url)  # a first chat: the server's own start-up is in the baseline
+        # Half a request, held while the budget fills: the least of the
+        # holders, it is never the one shed.
+        small = await connect(url)
+        await small.send(SMALL[:half])
+        await until(lambda: stats.partial_bytes == half)
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            try:
+                for _ in range(HOSTILES):
+                    stream = await connect(url)
+                    hostiles.append(stream)
+                    await stream.send(piece)
+
+                # Every piece is read: held whole, or its connection shed (and gone).
+                def settled() -> bool:
+                    held = HOSTILES - stats.shed
+                    return stats.partial_bytes == held * PIECE + half and stats.active == held + 1
+
+                await until(settled)
+                gc.collect()
+                grown = tracemalloc.get_traced_memory()[0] - before
+                assert stats.partial_bytes <= BUDGET
+                assert stats.shed >= HOSTILES - BUDGET // PIECE
+                assert grown < BUDGET + SLACK, (grown, stats)
+                # The budget is full: a well-behaved client is served anyway,
+                # and the one that sent half a request gets its answer.
+                assert stats.partial_bytes > BUDGET - PIECE
+                await chat(url)
+                await small.send(SMALL[half:])
+                answer = b""
+                with anyio.fail_after(SAFETY):
+                    try:
+                        while True:  # "connection: close": to its end
+                            answer += await small.receive()
+                    except anyio.EndOfStream:
+                        pass
+                assert answer.startswith((b"HTTP/1.1 404 ", b"HTTP/1.1 409 ")), answer
+            finally:
+                for stream in [small, *hostiles]:
+                    await stream.aclose()
+        finally:
+            tracemalloc.stop()
+
+
+@pytest.mark.parametrize("kind", list(SERVERS))
+async def test_a_connection_past_the_budget_gets_a_503(kind: str) -> None:
+    # One connection alone, the last byte past the budget: every byte it
+    # sent is read when it is shed, so the 503 and the close reach it.
+    stats = ServerStats()
+    budget = 64 * 1024
+    async with SERVERS[kind](stats, budget) as (url, chat):
+        stream = await connect(url)
+        async with stream:
+            await stream.send(HEAD + b"x" * (budget - len(HEAD)))
+            await until(lambda: stats.partial_bytes == budget)
+            await stream.send(b"x")
+            answer = b""
+            with anyio.fail_after(SAFETY):
+                try:
+                    while True:
+                        answer += await stream.receive()
+                except anyio.EndOfStream:
+                    pass
+        assert answer.startswith(b"HTTP/1.1 503 ")
+        if kind != "reference":
+            assert answer == SHED_RESPONSE
+        assert (stats.shed, stats.partial_bytes) == (1, 0)
+        await chat(url)
+
+
+async def test_the_proxy_counts_a_partial_request_while_it_tees_a_response() -> None:
+    # Once a request went upstream, the proxy reads the client's next bytes
+    # as they come (on asyncio, in the transport's callback): a partial
+    # request there is counted, and shed, too.  Responses are not followed
+    # here (a response may be in flight): it is closed without a 503.
+    stats = ServerStats()
+    budget = 64 * 1024
+    async with proxy(stats, budget) as (url, chat):
+        stream = await connect(url)
+        async with stream:
+            await stream.send(b"GET /nowhere HTTP/1.1\r\nhost: x\r\n\r\n")
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                answer += await stream.receive()
+            head, _, body = answer.partition(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            while len(body) < length:
+                body += await stream.receive()
+            assert head.startswith(b"HTTP/1.1 404 ")
+            await stream.send(HEAD + b"x" * (budget - len(HEAD)))
+            await until(lambda: stats.partial_bytes == budget)
+            await stream.send(b"x")
+            with (
+                anyio.fail_after(SAFETY),
+                pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)),
+            ):
+                await stream.receive()  # closed: nothing comes
+        assert (stats.shed, stats.partial_bytes) == (1, 0)
+        await chat(url)
+
+
+def test_serve_takes_the_budget_on_its_command_line() -> None:
+    # One byte past it, in one write: shed at the read of that last byte,
+    # when every byte was read, so the 503 and the close reach the client.
+    budget = 64 * 1024
+    with listening("serve", "--max-partial-bytes", str(budget)) as (_, url):
+        parts = urlsplit(url)
+        with socket.create_connection((parts.hostname or "", parts.port or 0), SAFETY) as sock:
+            sock.sendall(HEAD + b"x" * (budget + 1 - len(HEAD)))
+            answer = b""
+            while data := sock.recv(65536):
+                answer += data
+    assert answer.startswith(b"HTTP/1.1 503 ")
+    assert b"partial requests" in answer
