@@ -14,7 +14,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 from urllib.parse import urlsplit
 
 import pytest
@@ -29,6 +29,7 @@ from gptalk_transports import (
 )
 
 from .test_record_proxy import by_hand
+from .test_server_driver import blocking_exchange
 
 STAMP = "2026-01-01T00:00:00Z"
 REQUEST = f"GET {g.STREAM_PATH}?token=t HTTP/1.1\r\nhost: x\r\n\r\n".encode()
@@ -101,19 +102,6 @@ def _half_a_stream() -> Iterator[tuple[str, threading.Event]]:
         listener.close()
 
 
-def _read_to_the_close(url: str) -> bytes:
-    parts = urlsplit(url)
-    got = b""
-    # The safety net only: the close is what is tested (a "complete" end
-    # left the connection open for the 60 s idle timeout).
-    with socket.create_connection((parts.hostname or "", parts.port or 0), timeout=20) as sock:
-        sock.sendall(REQUEST)
-        with suppress(ConnectionResetError):
-            while data := sock.recv(65536):
-                got += data
-    return got
-
-
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_a_proxy_stopped_mid_stream_records_a_cassette_that_replays_to_its_end(
     backend: str,
@@ -144,7 +132,9 @@ def test_a_proxy_stopped_mid_stream_records_a_cassette_that_replays_to_its_end(
     [item] = run.cassette.interactions
     assert item.response.end == "stopped"
     with serve_cassettes_in_thread([run.cassette], speed=0) as url:
-        assert _read_to_the_close(url) == HEAD + EVENT
+        # (Read to the close: a "complete" end left the connection open for
+        # the 60 s idle timeout, past the read's own.)
+        assert blocking_exchange(url, REQUEST) == HEAD + EVENT
 
 
 def _closed_by_the_client(*reads: bytes, closed: bool = True) -> g.cassette.Interaction:

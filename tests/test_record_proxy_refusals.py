@@ -12,8 +12,6 @@ fill the runner's terminal.
 from __future__ import annotations
 
 import signal
-import socket
-from urllib.parse import urlsplit
 
 import gptalk_proto as g
 import gptalk_proto.cassette
@@ -21,6 +19,7 @@ from gptalk_proto.cassette import MAX_NOTED_REFUSALS, ToClient
 from gptalk_transports import serve_in_thread
 
 from .console import listening
+from .test_server_driver import blocking_exchange
 
 CONNECT = b"CONNECT gptalk.net:443 HTTP/1.1\r\nHost: gptalk.net:443\r\n\r\n"
 
@@ -67,13 +66,7 @@ def test_the_cli_writes_a_refused_connect_on_stderr() -> None:
         serve_in_thread() as upstream,
         listening("record", "--listen", "--url", upstream, "-o", "unused.json") as (proc, url),
     ):
-        parts = urlsplit(url)
-        with socket.create_connection((parts.hostname or "", parts.port or 0), timeout=20) as c:
-            c.sendall(CONNECT)
-            answer = b""
-            while chunk := c.recv(65536):
-                answer += chunk
-        assert answer.startswith(b"HTTP/1.1 501 ")
+        assert blocking_exchange(url, CONNECT).startswith(b"HTTP/1.1 501 ")
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=15)
         assert proc.stderr is not None
