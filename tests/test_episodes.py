@@ -131,3 +131,43 @@ def test_ignored_headers_and_fields_are_not_compared() -> None:
     with client:
         assert client.chat(prompt) == g.server.expected_reply(prompt)
     replayer.assert_played()
+
+
+def test_chats_recorded_after_another_login_replay_after_the_first() -> None:
+    # Chats 6 and 7 were recorded with the second login's token; a client
+    # that logs in once (the first login episode) replays them with its own.
+    cassette = load_cassette(CASSETTES / "seven-chats.json")
+    client, replayer = _client(cassette)
+    with client:
+        for number in (6, 7, 1):
+            prompt = f"Question number {number}"
+            assert client.chat(prompt) == g.server.expected_reply(prompt)
+    replayer.assert_played()
+    assert replayer.played == 7
+
+
+def _text_request(item: g.cassette.Interaction, token: str) -> tuple[Any, ...]:
+    request = item.request
+    headers = [
+        (name, f"Bearer {token}" if name == "authorization" else value)
+        for name, value in request.headers
+    ]
+    return request.method, request.target, headers, request.body
+
+
+def test_a_recorded_token_stands_for_one_sent_token() -> None:
+    cassette = load_cassette(CASSETTES / "seven-chats.json")
+    items = cassette.interactions
+    first, second = "<login-token-1>.................", "<login-token-9>................."
+    # Chat 6 (recorded with the second login's token) sent with the first's.
+    replayer = EpisodeReplayer(cassette)
+    assert replayer.match(*_text_request(items[12], first)) is items[12]
+    # The second login's token now stands for the first's: chat 7 sent with
+    # yet another token does not match, with the first's it does.
+    with pytest.raises(g.cassette.CassetteMismatch):
+        replayer.match(*_text_request(items[14], second))
+    assert replayer.match(*_text_request(items[14], first)) is items[14]
+    # A token of another kind stands for none.
+    fresh = EpisodeReplayer(cassette)
+    with pytest.raises(g.cassette.CassetteMismatch):
+        fresh.match(*_text_request(items[12], "<stream-token-1>................"))

@@ -466,7 +466,11 @@ def test_new_episodes_never_loses_what_was_recorded(inner: pytest.Pytester) -> N
     write("gamma")
     run(inner, "new_episodes").assert_outcomes(passed=2, skipped=1)
     for name, before in recorded.items():
-        cassette = assert_good_cassette(where / name)
+        # (Two clients' logins, as after "all": no whole-session replay as
+        # ``cassette verify`` does; the plugin plays its episodes, below.)
+        cassette = load_cassette(where / name)
+        assert cassette.redacted
+        assert g.cassette.lint(cassette) == []
         assert cassette.interactions[: len(before.interactions)] == before.interactions
         assert prompts(cassette)[0] == "alpha"
         assert prompts(cassette)[-1] == "gamma"

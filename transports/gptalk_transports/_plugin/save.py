@@ -23,7 +23,7 @@ from .._cassettes import CassetteFileError, load_cassette, save_cassette
 if sys.platform != "win32":
     import fcntl
 
-__all__ = ["save_recording"]
+__all__ = ["RUN_STARTED", "WrittenThisRun", "save_recording"]
 
 #: The record modes whose recording is added after what the cassette has.
 ADDING = ("all", "new_episodes")
@@ -47,13 +47,24 @@ def _folder_locked(folder: Path) -> Iterator[None]:
         os.close(descriptor)
 
 
-def save_recording(path: Path, recorded: Cassette, mode: str, secrets: tuple[str, ...]) -> None:
+def save_recording(
+    path: Path,
+    recorded: Cassette,
+    mode: str,
+    secrets: tuple[str, ...],
+    written: WrittenThisRun | None = None,
+) -> None:
     """Write what a test recorded to its cassette at ``path``: added after
     what the file has now in the adding modes (nothing new: the file stays as
-    it is), else replacing it; then redacted with ``secrets``."""
+    it is), else replacing it; then redacted with ``secrets``.  With
+    ``written``, ``once`` and ``rewrite`` add to a cassette this run wrote,
+    as the file is at the save (another worker may have written it since
+    the test began)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with _folder_locked(path.parent):
+            if written is not None:
+                mode = written.mode(path, mode)
             if mode in ADDING and path.exists():
                 if not recorded.interactions:
                     return
@@ -63,3 +74,44 @@ def save_recording(path: Path, recorded: Cassette, mode: str, secrets: tuple[str
         # A folder that is a file, a name too long, a full disk: the
         # message, which names the file, not pathlib's frames.
         raise CassetteFileError(f"{path}: cannot write the cassette: {exc}") from None
+    if written is not None:
+        written.wrote(path)
+
+
+#: The ``workerinput`` key that carries the run's start to pytest-xdist workers.
+RUN_STARTED = "gptalk_run_started"
+
+
+class WrittenThisRun:
+    """The cassettes this test run wrote, so that tests sharing one build it
+    together: ``once`` goes on recording a cassette this run created (as
+    ``new_episodes``: replay what the earlier tests recorded, record the
+    rest), and ``rewrite`` adds to one this run rewrote (as ``all``), instead
+    of replaying only the first test's chats or keeping only the last's.
+
+    A cassette is this run's if this process wrote it, or if it changed after
+    the run started (another pytest-xdist worker wrote it: the workers get the
+    controller's start time)."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        #: The cassettes this process wrote: one path per cassette file the
+        #: run's tests use, so no larger than the test suite's cassettes.
+        self._paths: set[Path] = set()
+
+    def mode(self, path: Path, mode: str) -> str:
+        """The record mode a test of ``path`` records in (see the class)."""
+        if mode not in ("once", "rewrite") or not self._ours(path):
+            return mode
+        return "new_episodes" if mode == "once" else "all"
+
+    def _ours(self, path: Path) -> bool:
+        if path in self._paths:
+            return True
+        try:
+            return path.stat().st_mtime > self.started
+        except OSError:  # none there (or unreadable: the session says why)
+            return False
+
+    def wrote(self, path: Path) -> None:
+        self._paths.add(path)
