@@ -224,8 +224,9 @@ class EpisodeReplayer(Replayer):
         sent_headers = list(self._matching.headers(headers))
         sent_body = self._matching.body(body)
         # Placeholders the client sends back (tokens a replayed login or
-        # text handed out): usually none, and then no step needs aliases.
-        sent = _placeholders(target, sent_headers, sent_body)
+        # text handed out), read at the first step the request does not
+        # match as it is (a test's own chats match their first candidate).
+        sent: set[str] | None = None
         best: CassetteMismatch | None = None
         for index in self._candidates():
             replayer = self._replayers[index]
@@ -233,6 +234,8 @@ class EpisodeReplayer(Replayer):
             try:
                 item = replayer.match(method, target, sent_headers, sent_body)
             except CassetteMismatch as mismatch:
+                if sent is None:
+                    sent = _placeholders(target, sent_headers, sent_body)
                 aliases = self._aliases(sent, step) if sent else None
                 if aliases is not None:
                     try:
