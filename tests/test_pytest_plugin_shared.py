@@ -14,7 +14,7 @@ import gptalk_proto as g
 import gptalk_proto.cassette
 from gptalk_transports._cassettes import load_cassette
 
-from .plugin_cases import NOWHERE, folder, make_inner, prompts, run
+from .plugin_cases import CASSETTES, NOWHERE, folder, make_inner, prompts, run
 
 pytest_plugins = ("pytester",)
 
@@ -193,3 +193,38 @@ def test_a_shared_cassette_recorded_in_one_run_on_xdist_workers(
             f"Question 1.{k}" for k in range(6)
         ]
     run(inner, "none", "--gptalk-url", NOWHERE, "-n", "2").assert_outcomes(passed=TESTS)
+
+
+COPIED = """
+import shutil
+
+import pytest
+
+import gptalk_proto as g
+import gptalk_proto.server
+
+PROMPT = "Hello, how are you?"
+
+
+@pytest.fixture
+def gptalk_cassette_dir(tmp_path):
+    # A cassette put in place during the run: not the run's recording.
+    shutil.copyfile(SHIPPED, tmp_path / "plain-chat.json")
+    return tmp_path
+
+
+@pytest.mark.parametrize("number", range(2))
+@pytest.mark.gptalk_cassette("plain-chat.json")
+def test_copied(gptalk_client, number):
+    assert gptalk_client.chat(PROMPT) == g.server.expected_reply(PROMPT)
+"""
+
+
+@pytest.mark.parametrize("workers", [(), ("-n", "2")])
+def test_once_replays_a_cassette_a_fixture_put_in_place(
+    inner: pytest.Pytester, workers: tuple[str, ...]
+) -> None:
+    inner.makepyfile(
+        test_copied=COPIED.replace("SHIPPED", repr(str(CASSETTES / "plain-chat.json")))
+    )
+    run(inner, "once", "--gptalk-url", NOWHERE, *workers).assert_outcomes(passed=2)

@@ -52,7 +52,8 @@ reported as its message and field differences, without the library's frames.
 
 from __future__ import annotations
 
-import time
+import tempfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -68,7 +69,7 @@ from ._async.client import AsyncClient
 from ._cassettes import CassetteFileError, Recording, load_cassette
 from ._episodes import EpisodeReplayer, used_logins
 from ._plugin.outcome import OUTCOME
-from ._plugin.save import RUN_STARTED, WrittenThisRun, save_recording
+from ._plugin.save import RUN_LOG, WrittenThisRun, save_recording
 from ._plugin.settings import (
     MODES,
     Settings,
@@ -124,9 +125,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if problem is not None:
         # Once, before any test: not every recording test's setup error.
         raise pytest.UsageError(f"--gptalk-url: {problem}")
-    # A pytest-xdist worker gets the controller's start (see WrittenThisRun).
-    started = getattr(config, "workerinput", {}).get(RUN_STARTED)
-    config.stash[WRITTEN] = WrittenThisRun(time.time() if started is None else float(started))
+    # A pytest-xdist worker gets the run's log from the controller (see
+    # WrittenThisRun and pytest_configure_node).
+    log = getattr(config, "workerinput", {}).get(RUN_LOG)
+    config.stash[WRITTEN] = WrittenThisRun(None if log is None else Path(log))
     config.addinivalue_line(
         "markers",
         "gptalk_cassette([path], *, record_mode, secrets, faults, max_events, "
@@ -137,8 +139,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """pytest-xdist's hook: the run's start, for the workers."""
-    node.workerinput[RUN_STARTED] = node.config.stash[WRITTEN].started
+    """pytest-xdist's hook: the log of the cassettes the run's workers write."""
+    written = node.config.stash[WRITTEN]
+    if written.log is None:
+        written.log = Path(tempfile.gettempdir()) / f"gptalk-cassettes-{uuid.uuid4().hex}"
+    node.workerinput[RUN_LOG] = str(written.log)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    written = config.stash.get(WRITTEN, None)
+    if written is not None and written.log is not None and not hasattr(config, "workerinput"):
+        written.log.unlink(missing_ok=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -230,7 +241,8 @@ class CassetteSession:
         if written is not None:
             # Tests of this run recording one cassette together (see
             # WrittenThisRun): once records on, rewrite adds.
-            settings = replace(settings, record_mode=written.mode(path, settings.record_mode))
+            mode = written.mode_at_setup(path, settings.record_mode)
+            settings = replace(settings, record_mode=mode)
         self.settings = settings
         self.mode = settings.record_mode
         self._url = url

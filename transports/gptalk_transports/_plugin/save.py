@@ -23,7 +23,7 @@ from .._cassettes import CassetteFileError, load_cassette, save_cassette
 if sys.platform != "win32":
     import fcntl
 
-__all__ = ["RUN_STARTED", "WrittenThisRun", "save_recording"]
+__all__ = ["RUN_LOG", "WrittenThisRun", "save_recording"]
 
 #: The record modes whose recording is added after what the cassette has.
 ADDING = ("all", "new_episodes")
@@ -70,16 +70,16 @@ def save_recording(
                     return
                 recorded = load_cassette(path).extend(recorded)
             save_cassette(path, redact(recorded, secrets))
+            if written is not None:
+                written.wrote(path)
     except OSError as exc:
         # A folder that is a file, a name too long, a full disk: the
         # message, which names the file, not pathlib's frames.
         raise CassetteFileError(f"{path}: cannot write the cassette: {exc}") from None
-    if written is not None:
-        written.wrote(path)
 
 
-#: The ``workerinput`` key that carries the run's start to pytest-xdist workers.
-RUN_STARTED = "gptalk_run_started"
+#: The ``workerinput`` key that names the run's log to pytest-xdist workers.
+RUN_LOG = "gptalk_cassettes_written"
 
 
 class WrittenThisRun:
@@ -89,15 +89,19 @@ class WrittenThisRun:
     rest), and ``rewrite`` adds to one this run rewrote (as ``all``), instead
     of replaying only the first test's chats or keeping only the last's.
 
-    A cassette is this run's if this process wrote it, or if it changed after
-    the run started (another pytest-xdist worker wrote it: the workers get the
-    controller's start time)."""
+    Only the plugin's own saves count (a cassette a fixture copied in during
+    the run is not the run's recording).  Under pytest-xdist the workers also
+    list what they wrote in ``log``, a file the controller names (in the
+    temporary folder) and removes at the end of the run; an entry is written
+    under the cassette folder's lock, with the cassette.
+    """
 
-    def __init__(self, started: float) -> None:
-        self.started = started
+    def __init__(self, log: Path | None = None) -> None:
+        self.log = log
         #: The cassettes this process wrote: one path per cassette file the
-        #: run's tests use, so no larger than the test suite's cassettes.
-        self._paths: set[Path] = set()
+        #: run's tests use, so no larger than the test suite's cassettes
+        #: (the log, likewise, holds a line per save).
+        self._paths: set[bytes] = set()
 
     def mode(self, path: Path, mode: str) -> str:
         """The record mode a test of ``path`` records in (see the class)."""
@@ -105,13 +109,38 @@ class WrittenThisRun:
             return mode
         return "new_episodes" if mode == "once" else "all"
 
-    def _ours(self, path: Path) -> bool:
-        if path in self._paths:
-            return True
+    def mode_at_setup(self, path: Path, mode: str) -> str:
+        """:meth:`mode` under the folder's lock (a worker's save and its
+        log entry are seen together), if the folder is there."""
+        if mode not in ("once", "rewrite"):
+            return mode
         try:
-            return path.stat().st_mtime > self.started
-        except OSError:  # none there (or unreadable: the session says why)
+            with _folder_locked(path.parent):
+                return self.mode(path, mode)
+        except OSError:  # no folder: no cassette saved there yet
+            return self.mode(path, mode)
+
+    def _ours(self, path: Path) -> bool:
+        key = _key(path)
+        if key in self._paths:
+            return True
+        if self.log is None:
+            return False
+        try:
+            return key in self.log.read_bytes().split(b"\0")
+        except OSError:  # no worker wrote yet
             return False
 
     def wrote(self, path: Path) -> None:
-        self._paths.add(path)
+        key = _key(path)
+        if key in self._paths:
+            return
+        self._paths.add(key)
+        if self.log is not None:
+            # NUL-separated: a path holds no NUL.
+            with self.log.open("ab") as log:
+                log.write(key + b"\0")
+
+
+def _key(path: Path) -> bytes:
+    return os.fsencode(os.path.abspath(path))
