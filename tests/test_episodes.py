@@ -13,7 +13,7 @@ import gptalk_proto.cassette
 import gptalk_proto.server
 from gptalk_transports import Client, RetryPolicy
 from gptalk_transports._cassettes import load_cassette
-from gptalk_transports._episodes import EpisodeReplayer, Matching, split_episodes
+from gptalk_transports._episodes import EpisodeReplayer, Matching, _Episodes, _Route, split_episodes
 from gptalk_transports._session import recorded_clock
 from gptalk_transports._sync.episodes import SyncEpisodeReplayConnector
 
@@ -171,3 +171,21 @@ def test_a_recorded_token_stands_for_one_sent_token() -> None:
     fresh = EpisodeReplayer(cassette)
     with pytest.raises(g.cassette.CassetteMismatch):
         fresh.match(*_text_request(items[12], "<stream-token-1>................"))
+
+
+def test_new_episodes_never_sends_a_handed_out_placeholder_live() -> None:
+    # A stream request for a token only the replay could have handed out,
+    # which no episode has at this point: refused, not sent live.
+    cassette = load_cassette(CASSETTES / "plain-chat.json")
+    route = _Route(_Episodes(cassette, None))
+    stream = cassette.interactions[2].request
+    head = f"GET {stream.target} HTTP/1.1\r\nhost: a\r\n\r\n".encode()
+    with pytest.raises(g.cassette.CassetteError, match="carries the placeholder '<stream-token-1>"):
+        route.sent(head)
+    # A login always goes live, whole.
+    login = cassette.interactions[0].request
+    data = f"POST {login.target} HTTP/1.1\r\nhost: a\r\n\r\n".encode() + login.body
+    fresh = _Route(_Episodes(cassette, None))
+    assert fresh.sent(data[:10]) == b""  # not the whole request line yet
+    assert fresh.sent(data[10:]) == data
+    assert fresh.live

@@ -379,6 +379,8 @@ class _Route:
         self._pending = _Pending()
         #: Whether no byte of the request being sent reached the replay yet.
         self._fresh = True
+        #: Whether the client read since its last write (its next write
+        #: begins a request).
         self._answered = False
         #: Whether the live connection sends the request being sent and
         #: answers it.
@@ -420,8 +422,19 @@ class _Route:
     def _go_live(self) -> bytes:
         if not self._fresh:
             self._state = None
-        self.live = self.went_live = True
         data, self._pending = self._pending.data, _Pending()
+        head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+        found = PLACEHOLDER.search(head)
+        if found is not None:
+            # A token the replay handed out (a stream token of a replayed
+            # text whose stream did not match): the service would refuse it,
+            # and it is no value to send a live service.
+            raise CassetteError(
+                f"new_episodes: a request that matches no episode carries the placeholder "
+                f"{found.group()[:40]!r} (a token the replay handed out); it is not sent "
+                "to the service"
+            )
+        self.live = self.went_live = True
         return data
 
     def reading(self) -> ReplayState | None:
