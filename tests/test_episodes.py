@@ -13,7 +13,7 @@ import gptalk_proto.cassette
 import gptalk_proto.server
 from gptalk_transports import Client, RetryPolicy
 from gptalk_transports._cassettes import load_cassette
-from gptalk_transports._episodes import EpisodeReplayer, Matching, split_episodes
+from gptalk_transports._episodes import EpisodeReplayer, Matching, _Episodes, _Route, split_episodes
 from gptalk_transports._session import recorded_clock
 from gptalk_transports._sync.episodes import SyncEpisodeReplayConnector
 
@@ -131,3 +131,61 @@ def test_ignored_headers_and_fields_are_not_compared() -> None:
     with client:
         assert client.chat(prompt) == g.server.expected_reply(prompt)
     replayer.assert_played()
+
+
+def test_chats_recorded_after_another_login_replay_after_the_first() -> None:
+    # Chats 6 and 7 were recorded with the second login's token; a client
+    # that logs in once (the first login episode) replays them with its own.
+    cassette = load_cassette(CASSETTES / "seven-chats.json")
+    client, replayer = _client(cassette)
+    with client:
+        for number in (6, 7, 1):
+            prompt = f"Question number {number}"
+            assert client.chat(prompt) == g.server.expected_reply(prompt)
+    replayer.assert_played()
+    assert replayer.played == 7
+
+
+def _text_request(item: g.cassette.Interaction, token: str) -> tuple[Any, ...]:
+    request = item.request
+    headers = [
+        (name, f"Bearer {token}" if name == "authorization" else value)
+        for name, value in request.headers
+    ]
+    return request.method, request.target, headers, request.body
+
+
+def test_a_recorded_token_stands_for_one_sent_token() -> None:
+    cassette = load_cassette(CASSETTES / "seven-chats.json")
+    items = cassette.interactions
+    first, second = "<login-token-1>.................", "<login-token-9>................."
+    # Chat 6 (recorded with the second login's token) sent with the first's.
+    replayer = EpisodeReplayer(cassette)
+    assert replayer.match(*_text_request(items[12], first)) is items[12]
+    # The second login's token now stands for the first's: chat 7 sent with
+    # yet another token does not match, with the first's it does.
+    with pytest.raises(g.cassette.CassetteMismatch):
+        replayer.match(*_text_request(items[14], second))
+    assert replayer.match(*_text_request(items[14], first)) is items[14]
+    # A token of another kind stands for none.
+    fresh = EpisodeReplayer(cassette)
+    with pytest.raises(g.cassette.CassetteMismatch):
+        fresh.match(*_text_request(items[12], "<stream-token-1>................"))
+
+
+def test_new_episodes_never_sends_a_handed_out_placeholder_live() -> None:
+    # A stream request for a token only the replay could have handed out,
+    # which no episode has at this point: refused, not sent live.
+    cassette = load_cassette(CASSETTES / "plain-chat.json")
+    route = _Route(_Episodes(cassette, None))
+    stream = cassette.interactions[2].request
+    head = f"GET {stream.target} HTTP/1.1\r\nhost: a\r\n\r\n".encode()
+    with pytest.raises(g.cassette.CassetteError, match="carries the placeholder '<stream-token-1>"):
+        route.sent(head)
+    # A login always goes live, whole.
+    login = cassette.interactions[0].request
+    data = f"POST {login.target} HTTP/1.1\r\nhost: a\r\n\r\n".encode() + login.body
+    fresh = _Route(_Episodes(cassette, None))
+    assert fresh.sent(data[:10]) == b""  # not the whole request line yet
+    assert fresh.sent(data[10:]) == data
+    assert fresh.live

@@ -318,10 +318,8 @@ def test_adding_to_a_cassette_keeps_what_another_worker_added(tmp_path: Path, mo
     session.finish(passed=True)
     cassette = load_cassette(path)
     assert cassette.interactions[: len(theirs.interactions)] == theirs.interactions
-    # (new_episodes sent the text again after a fresh login: twice.)
     added = prompts(cassette)[len(prompts(theirs)) :]
-    assert added
-    assert set(added) == {"Something new"}
+    assert added == ["Something new"]
 
 
 SHARED_ON_WORKERS = """
@@ -379,11 +377,11 @@ def _check_extended(path: Path, original: g.cassette.Cassette) -> g.cassette.Cas
     assert cassette.redacted
     assert g.cassette.lint(cassette) == []
     kept = len(original.interactions)
-    # The recorded steps, then the new chat's (after a login: see the
-    # placeholder-token caveat in _episodes.py).
+    # The recorded steps, then the new chat's after the live login (no
+    # request refused for a placeholder token: see _episodes.py).
     assert cassette.interactions[:kept] == original.interactions
     new = [item.kind for item in cassette.interactions[kept:]]
-    assert new in (["login", "text", "stream"], ["text", "login", "text", "stream"]), new
+    assert new == ["login", "text", "stream"], new
     assert prompts(cassette)[-1] == "And one more"
     assert cassette.interactions[-1].response.end == "complete"
     times = [item.request.t for item in cassette.interactions]
@@ -466,7 +464,11 @@ def test_new_episodes_never_loses_what_was_recorded(inner: pytest.Pytester) -> N
     write("gamma")
     run(inner, "new_episodes").assert_outcomes(passed=2, skipped=1)
     for name, before in recorded.items():
-        cassette = assert_good_cassette(where / name)
+        # (Two clients' logins, as after "all": no whole-session replay as
+        # ``cassette verify`` does; the plugin plays its episodes, below.)
+        cassette = load_cassette(where / name)
+        assert cassette.redacted
+        assert g.cassette.lint(cassette) == []
         assert cassette.interactions[: len(before.interactions)] == before.interactions
         assert prompts(cassette)[0] == "alpha"
         assert prompts(cassette)[-1] == "gamma"

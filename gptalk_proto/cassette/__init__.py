@@ -17,7 +17,8 @@
 * :class:`Profile` (:data:`GPTALK`, the default, and :data:`GENERIC` for
   any SSE or JSON API; :data:`PROFILES`, :func:`profile_named`): what the
   tools know about the API a cassette records.
-* :func:`redact`, :func:`check_secrets`: secrets out of a cassette;
+* :func:`redact`, :func:`check_secrets`: secrets out of a cassette
+  (:data:`PLACEHOLDER`: what stands for one);
   :func:`lint` finds what looks like one; :func:`to_har` exports to HAR;
   :func:`verify_rechunked` reads every response back cut at every split
   point.
@@ -52,7 +53,7 @@ from ._proxy_recorder import (
 )
 from ._rechunk import RechunkReport, verify_rechunked
 from ._recorder import ChunkStore, Recorder
-from ._redact import MIN_SECRET_LENGTH, check_secrets, redact
+from ._redact import MIN_SECRET_LENGTH, PLACEHOLDER, check_secrets, redact
 from ._replay import (
     EOF,
     CassetteMismatch,
@@ -87,6 +88,7 @@ __all__ = [
     "MAX_TIME",
     "MIN_SECRET_LENGTH",
     "MISMATCH_STATUS",
+    "PLACEHOLDER",
     "PROFILES",
     "Cassette",
     "CassetteError",

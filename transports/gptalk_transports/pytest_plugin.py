@@ -25,12 +25,19 @@ marker) picks what happens, as pytest-recording users know it:
 * ``none`` (default): replay only; a missing cassette is an error.
 * ``once``: replay if the cassette exists, else record it.
 * ``new_episodes``: replay the recorded episodes that match, record the
-  rest and add it after them.  The client runs on the cassette's recorded
-  clock throughout, so the extended cassette replays with the same token
-  decisions.
+  rest and add it after them.  Logins go live (a replayed one would hand
+  the client a placeholder token for its new chats); the client runs on the
+  cassette's recorded clock throughout, so the extended cassette replays
+  with the same token decisions.
 * ``all``: record every chat, replay none, and add them after the recorded
   episodes.
 * ``rewrite``: record every chat and replace the cassette.
+
+Tests may share a cassette: each replays its own chats whatever login it
+makes (``_episodes.py``), and the tests of one run record a shared cassette
+together: ``once`` goes on recording one this run created (as
+``new_episodes``), ``rewrite`` adds to one this run replaced
+(``_plugin/save.py``'s ``WrittenThisRun``).
 
 Only ``rewrite`` drops what was recorded, and only a test that passed
 writes its cassette (a failed one leaves the file as it was).  A replay plays *episodes* (a
@@ -45,7 +52,10 @@ reported as its message and field differences, without the library's frames.
 
 from __future__ import annotations
 
+import tempfile
+import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +67,9 @@ from gptalk_proto.cassette import Cassette, CassetteError
 from ._async.cassette_client import cassette_client as async_cassette_client
 from ._async.client import AsyncClient
 from ._cassettes import CassetteFileError, Recording, load_cassette
-from ._episodes import EpisodeReplayer
+from ._episodes import EpisodeReplayer, used_logins
 from ._plugin.outcome import OUTCOME
-from ._plugin.save import save_recording
+from ._plugin.save import RUN_LOG, WrittenThisRun, save_recording
 from ._plugin.settings import (
     MODES,
     Settings,
@@ -82,6 +92,9 @@ _OURS = (
     str(Path(gptalk_proto.__file__ or "").resolve().parent),
     str(Path(__file__).resolve().parent),
 )
+
+#: The cassettes this run wrote (see ``WrittenThisRun``), on the config.
+WRITTEN = pytest.StashKey[WrittenThisRun]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -112,12 +125,31 @@ def pytest_configure(config: pytest.Config) -> None:
     if problem is not None:
         # Once, before any test: not every recording test's setup error.
         raise pytest.UsageError(f"--gptalk-url: {problem}")
+    # A pytest-xdist worker gets the run's log from the controller (see
+    # WrittenThisRun and pytest_configure_node).
+    log = getattr(config, "workerinput", {}).get(RUN_LOG)
+    config.stash[WRITTEN] = WrittenThisRun(None if log is None else Path(log))
     config.addinivalue_line(
         "markers",
         "gptalk_cassette([path], *, record_mode, secrets, faults, max_events, "
         "allow_unplayed, ignore_headers, ignore_fields): the cassette the test's GPTalk "
         "client replays or records, a file in the gptalk_cassette_dir folder",
     )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist's hook: the log of the cassettes the run's workers write."""
+    written = node.config.stash[WRITTEN]
+    if written.log is None:
+        written.log = Path(tempfile.gettempdir()) / f"gptalk-cassettes-{uuid.uuid4().hex}"
+    node.workerinput[RUN_LOG] = str(written.log)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    written = config.stash.get(WRITTEN, None)
+    if written is not None and written.log is not None and not hasattr(config, "workerinput"):
+        written.log.unlink(missing_ok=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -195,8 +227,22 @@ def _ours(entry: Any) -> bool:
 class CassetteSession:
     """One test's cassette: where it is, the settings, and the connectors."""
 
-    def __init__(self, path: Path, settings: Settings, *, url: str | None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        settings: Settings,
+        *,
+        url: str | None,
+        written: WrittenThisRun | None = None,
+    ) -> None:
         self.path = path
+        #: The cassettes this run wrote (None: the session's mode as it is).
+        self.written = written
+        if written is not None:
+            # Tests of this run recording one cassette together (see
+            # WrittenThisRun): once records on, rewrite adds.
+            mode = written.mode_at_setup(path, settings.record_mode)
+            settings = replace(settings, record_mode=mode)
         self.settings = settings
         self.mode = settings.record_mode
         self._url = url
@@ -277,7 +323,11 @@ class CassetteSession:
         try:
             if passed and self.recording is not None:
                 recorded = self.recording.cassette(redact=False)
-                save_recording(self.path, recorded, self.mode, self.settings.secrets)
+                if self.mode == "new_episodes":
+                    # Its logins went live; those that served replayed chats
+                    # only are no new episodes.
+                    recorded = used_logins(recorded)
+                save_recording(self.path, recorded, self.mode, self.settings.secrets, self.written)
             if self.replayer is not None and passed and not self.settings.allow_unplayed:
                 self.replayer.assert_played()
         finally:
@@ -337,7 +387,12 @@ def gptalk_cassette(
         gptalk_config, kwargs, cli_mode=request.config.getoption("--gptalk-record-mode")
     )
     path = _cassette_path(request, Path(gptalk_cassette_dir), args[0] if args else None)
-    session = CassetteSession(path, settings, url=request.config.getoption("--gptalk-url"))
+    session = CassetteSession(
+        path,
+        settings,
+        url=request.config.getoption("--gptalk-url"),
+        written=request.config.stash[WRITTEN],
+    )
     yield session
     report = request.node.stash.get(OUTCOME, None)
     session.finish(passed=report is not None and report.passed)

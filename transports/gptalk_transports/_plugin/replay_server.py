@@ -64,4 +64,4 @@ def gptalk_replay_server(request: pytest.FixtureRequest, gptalk_cassette: Any) -
         return
     recorded = run.cassette
     assert recorded is not None
-    save_recording(session.path, recorded, session.mode, session.settings.secrets)
+    save_recording(session.path, recorded, session.mode, session.settings.secrets, session.written)

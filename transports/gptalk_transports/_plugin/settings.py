@@ -157,11 +157,13 @@ def cassette_name_problem(name: object) -> str | None:
     return None
 
 
-# What a file name keeps of a test's name; every run of other characters is
-# one "_".
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+# What a file name keeps of a test's name: letters and digits of any script
+# (``\w`` is str.isalnum() and "_"), "." and "-"; every run of other
+# characters is one "_".  Non-ASCII letters are kept as they are: ``test_ü``
+# is ``test_ü.json``, the name the user reads in the test id.
+_UNSAFE = re.compile(r"[^\w.-]+")
 # A test function's name with a parameter id of those characters only.
-_SIMPLE_PARAMETRIZED = re.compile(r"[A-Za-z0-9_.-]+\[[A-Za-z0-9_.-]*\]")
+_SIMPLE_PARAMETRIZED = re.compile(r"[\w.-]+\[[\w.-]*\]")
 
 #: Hex digits of the SHA-256 of the test's name that a default cassette name
 #: ends with when its other characters were replaced: 32 bits, so two ids of
@@ -175,9 +177,11 @@ def default_cassette_name(test: str) -> str:
     (``request.node.name``: the function's name and its parameter id).
 
     Characters a file name may not safely hold become ``_``: ``test_x`` is
-    ``test_x.json``, ``test_x[a_b]`` is ``test_x_a_b_.json``, as before.  A
-    name with any other character replaced (a ``/``, a space, a ``:``, a
-    non-ASCII letter) also ends with ``-`` and :data:`NAME_DIGEST_LENGTH`
+    ``test_x.json``, ``test_x[a_b]`` is ``test_x_a_b_.json``, as before;
+    letters and digits of any script stay (``test_ü`` is ``test_ü.json``).
+    A name with any other character replaced (a ``/``, a space, a ``:``, a
+    combining accent, pytest's ``\\x`` escape of a non-ASCII parameter id)
+    also ends with ``-`` and :data:`NAME_DIGEST_LENGTH`
     hex digits of the SHA-256 of the name, so ``test_x[a/b]`` and
     ``test_x[a b]`` (``test_x_a_b_-<digits>.json``) are neither
     ``test_x[a_b]``'s file nor each other's.  Such a name holds a ``-`` and

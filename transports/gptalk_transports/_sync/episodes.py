@@ -1,6 +1,6 @@
 # GENERATED from _async/episodes.py by `python -m tests.unasync`; do not edit.
 """The episode connectors: a cassette's episodes replayed in any subset, and
-``new_episodes`` (replay while the requests match, then record live).
+``new_episodes`` (replay the requests that match, record the others live).
 
 What an episode is, and how requests are matched to them, is
 :mod:`.._episodes`'s; these connectors move the bytes.
@@ -8,11 +8,11 @@ What an episode is, and how requests are matched to them, is
 
 from __future__ import annotations
 
-from gptalk_proto.cassette import Cassette, CassetteError, ReplayState
+from gptalk_proto.cassette import Cassette, CassetteError
 
 from .._backends.base import SyncByteStream
 from .._cassettes import Recording
-from .._episodes import EpisodeReplayer, Matching, _Episodes, _Pending
+from .._episodes import EpisodeReplayer, Matching, _Episodes, _Route
 from .._handshake import RequestOptions
 from .connector import SyncConnectorProtocol
 from .recording import SyncRecordingConnector
@@ -32,30 +32,41 @@ class SyncEpisodeReplayConnector(SyncReplayConnector):
 
 
 class _SyncEpisodeStream:
+    """One client connection in ``new_episodes``: each request replayed if an
+    episode has it, else sent on a live, recorded connection (opened for the
+    first such request, kept for the next; see ``_Route``)."""
+
     def __init__(self, connector: SyncEpisodeConnector, timeout: float | None) -> None:
         self._connector = connector
         self._timeout = timeout
-        self._state: ReplayState | None = connector.episodes.state()
-        self._pending = _Pending()
+        self._route = _Route(connector.episodes)
         self._live: SyncByteStream | None = None
 
     def send_all(self, data: bytes, timeout: float | None) -> None:
-        if self._state is not None:
-            # Episodes replay at once (no timing): no clock is read, on either side.
-            if self._pending.sent(self._state, data, 0.0):
-                return
-            self._state = None
-            self._live = self._connector.live.connect(self._timeout)
-            data = self._pending.data
+        # Episodes replay at once (no timing): no clock is read, on either side.
+        data = self._route.sent(data)
+        if not data:
+            return
+        if self._route.went_live:
+            self._route.went_live = False
+            if self._live is not None and self._live.is_readable():
+                # The service closed it while requests replayed: a new one.
+                self._live.close()
+                self._live = None
+            if self._live is None:
+                self._live = self._connector.live.connect(self._timeout)
         assert self._live is not None
         self._live.send_all(data, timeout)
 
     def receive_some(self, max_bytes: int, timeout: float | None) -> bytes:
-        if self._state is not None:
-            _, data = self._state.next(max_bytes)
-            return b"" if data is None else data
-        assert self._live is not None
-        return self._live.receive_some(max_bytes, timeout)
+        state = self._route.reading()
+        if self._route.live:
+            assert self._live is not None
+            return self._live.receive_some(max_bytes, timeout)
+        if state is None:
+            return b""
+        _, data = state.next(max_bytes)
+        return b"" if data is None else data
 
     def start_tls(
         self, context: object, server_hostname: str, timeout: float | None
@@ -63,9 +74,8 @@ class _SyncEpisodeStream:
         raise CassetteError("episode connections carry no TLS of their own")
 
     def is_readable(self) -> bool:
-        if self._live is not None:
-            return self._live.is_readable()
-        return self._state is not None and self._state.connection.at_eof
+        live = self._live is not None and self._live.is_readable()
+        return live or self._route.at_eof
 
     def close(self) -> None:
         if self._live is not None:
@@ -93,6 +103,7 @@ class SyncEpisodeConnector:
         return self.live.request_options
 
     def connect(self, timeout: float | None) -> SyncByteStream:
+        # (Checked again per request: the episodes may run out meanwhile.)
         if self.episodes.replaying():
             return _SyncEpisodeStream(self, timeout)
         return self.live.connect(timeout)
