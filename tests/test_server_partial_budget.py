@@ -289,3 +289,38 @@ def test_serve_takes_the_budget_on_its_command_line() -> None:
                 answer += data
     assert answer.startswith(b"HTTP/1.1 503 ")
     assert b"partial requests" in answer
+
+
+async def test_the_replay_server_answers_a_whole_request_before_it_sheds() -> None:
+    # One read: a whole login, then the start of a request past the budget.
+    # The login matched (its session moved past it): it is answered, and
+    # only then is the connection shed (a 503 for the rest), as at the
+    # reference server and the proxy.  Answered with the 503 alone, its
+    # step was skipped: the client's retry of it, as the 503 asks, matched
+    # nothing in its session (a 409).
+    stats = ServerStats()
+    budget = 4096
+    server = g.cassette.ReplayServer([load_cassette(PLAIN)], speed=0)
+    login = load_cassette(PLAIN).interactions[0]
+    assert login.kind == "login"
+    limits = LIMITS._replace(max_partial_bytes=budget)
+    async with in_background(
+        lambda task_status: serve_replay(
+            server, limits=limits, stats=stats, task_status=task_status
+        )
+    ) as url:
+        stream = await connect(url)
+        async with stream:
+            await stream.send(wire(login) + HEAD + b"x" * budget)
+            answer = b""
+            with anyio.fail_after(SAFETY):
+                try:
+                    while True:
+                        answer += await stream.receive()
+                except anyio.EndOfStream:
+                    pass
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+        assert answer.endswith(SHED_RESPONSE)
+        assert len(answer) == len(login.response.wire) + len(SHED_RESPONSE)
+        assert server.played() == 1
+        assert (stats.shed, stats.partial_bytes) == (1, 0)
