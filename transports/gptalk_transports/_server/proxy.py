@@ -273,6 +273,10 @@ async def _proxy_one(
                     elif upstream is not None and conn.pending:
                         with anyio.move_on_after(limits.idle_timeout):
                             await pump_done.wait()
+                    if upstream is not None and not pump_done.is_set():
+                        # The proxy cuts what is still coming: "stopped" if
+                        # short, as at its own stop (not "complete").
+                        conn.recording_ended()
                     group.cancel_scope.cancel()
                     return
                 if actions is None:
