@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from urllib.parse import urlsplit
 
+import anyio
 import pytest
 
 import gptalk_proto as g
@@ -27,7 +28,12 @@ from gptalk_transports import (
     serve_cassettes_in_thread,
     serve_in_thread,
 )
+from gptalk_transports._server import proxy as proxy_module
+from gptalk_transports._server.driver import in_background
+from gptalk_transports._server.refserver import DEFAULT_MAX_CONNECTIONS
+from gptalk_transports._server.replay import DEFAULT_LIMITS
 
+from .replay_cases import anyio_backend  # noqa: F401 (a fixture: asyncio and trio)
 from .test_record_proxy import by_hand
 from .test_server_driver import blocking_exchange
 
@@ -189,3 +195,46 @@ def test_a_client_that_closes_after_its_chat_leaves_whole_exchanges() -> None:
     first = [item for item in run.cassette.interactions if item.connection == 1]
     assert [item.kind for item in first] == ["login", "text", "stream"]
     assert [item.response.end for item in first] == ["complete"] * 3
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("count_chats", [False, True], ids=["unfollowed", "followed"])
+async def test_a_stream_cut_at_the_idle_timeout_after_a_half_close_is_stopped(
+    count_chats: bool,
+) -> None:
+    # A client may half-close once it sent its last request and still wait
+    # for the answer; the proxy waits for it within the idle timeout, then
+    # closes, cutting a stream still coming: the proxy cut it (as its own
+    # stop would), so "stopped", not "complete" (which replayed the bytes
+    # and then kept the connection open).  The timeout is the mechanism
+    # here, not a bound on the test: the upstream holds the stream open.
+    limits = DEFAULT_LIMITS._replace(idle_timeout=0.2)
+    with _half_a_stream() as (upstream, sent):
+        recorder, connector = proxy_module._recorder_for(upstream, None, False, True, count_chats)
+        async with in_background(
+            lambda task_status: proxy_module.serve_proxy(
+                recorder,
+                connector,
+                limits=limits,
+                max_connections=DEFAULT_MAX_CONNECTIONS,
+                task_status=task_status,
+            )
+        ) as url:
+            parts = urlsplit(url)
+            stream = await anyio.connect_tcp(parts.hostname or "", parts.port or 0)
+            async with stream:
+                await stream.send(REQUEST)
+                got = b""
+                with anyio.fail_after(30):
+                    while b"one" not in got:
+                        got += await stream.receive()
+                    await stream.send_eof()
+                    try:
+                        while True:  # to the proxy's close
+                            got += await stream.receive()
+                    except (anyio.EndOfStream, anyio.BrokenResourceError):
+                        pass
+        assert sent.is_set()
+    [item] = recorder.cassette(recorded_at=STAMP, redact=False).interactions
+    assert item.response.wire == HEAD + EVENT
+    assert item.response.end == "stopped"

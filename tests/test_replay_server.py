@@ -27,6 +27,7 @@ from gptalk_transports import (
     record_session,
     replay_session,
 )
+from gptalk_transports._cli.replay_serve import MAX_SHOWN_MISMATCHES
 from gptalk_transports._config import Timeout
 from gptalk_transports._server.driver import LOGGER_NAME, Limits, ServerStats, serve_listener
 from gptalk_transports._server.proxy import _recorder_for, serve_proxy
@@ -499,3 +500,28 @@ def test_the_shared_accept_loop_contains_a_connections_error(
     [line] = [r.getMessage() for r in caplog.records]
     assert "RuntimeError" in line
     assert "sk-123" not in line
+
+
+def test_cli_shows_the_first_mismatches_only() -> None:
+    # A client that loops on a wrong request (each a 409, then a close) must
+    # not fill its runner's terminal: the first MAX_SHOWN_MISMATCHES are
+    # shown, then a line saying later ones are not, as the recording proxy
+    # notes its refusals (MAX_NOTED_REFUSALS).
+    with replay_serving("--speed", "0", str(PLAIN)) as (process, url):
+        parts = urlsplit(url)
+        for _ in range(MAX_SHOWN_MISMATCHES + 3):
+            conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+            conn.request(
+                "POST",
+                "/api/chatgpt/user/login",
+                body=b"{}",
+                headers={"content-type": "application/json"},
+            )
+            response = conn.getresponse()
+            response.read()
+            conn.close()
+            assert response.status == g.cassette.MISMATCH_STATUS
+        code, errors = _stop(process, signal.SIGTERM)
+    assert code == 1
+    assert errors.count("does not match the cassette") == MAX_SHOWN_MISMATCHES
+    assert errors.count("further mismatches are not shown") == 1

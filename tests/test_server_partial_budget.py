@@ -40,6 +40,10 @@ from .replay_cases import (
     CASSETTES,
     anyio_backend,  # noqa: F401 (a fixture: asyncio and trio)
 )
+from .test_record_proxy_cut_short import EVENT as CUT_EVENT
+from .test_record_proxy_cut_short import HEAD as CUT_HEAD
+from .test_record_proxy_cut_short import REQUEST as CUT_REQUEST
+from .test_record_proxy_cut_short import _half_a_stream
 from .test_replay_server_core import recorded_token, token_of, wire
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
@@ -289,3 +293,77 @@ def test_serve_takes_the_budget_on_its_command_line() -> None:
                 answer += data
     assert answer.startswith(b"HTTP/1.1 503 ")
     assert b"partial requests" in answer
+
+
+async def test_the_replay_server_answers_a_whole_request_before_it_sheds() -> None:
+    # One read: a whole login, then the start of a request past the budget.
+    # The login matched (its session moved past it): it is answered, and
+    # only then is the connection shed (a 503 for the rest), as at the
+    # reference server and the proxy.  Answered with the 503 alone, its
+    # step was skipped: the client's retry of it, as the 503 asks, matched
+    # nothing in its session (a 409).
+    stats = ServerStats()
+    budget = 4096
+    server = g.cassette.ReplayServer([load_cassette(PLAIN)], speed=0)
+    login = load_cassette(PLAIN).interactions[0]
+    assert login.kind == "login"
+    limits = LIMITS._replace(max_partial_bytes=budget)
+    async with in_background(
+        lambda task_status: serve_replay(
+            server, limits=limits, stats=stats, task_status=task_status
+        )
+    ) as url:
+        stream = await connect(url)
+        async with stream:
+            await stream.send(wire(login) + HEAD + b"x" * budget)
+            answer = b""
+            with anyio.fail_after(SAFETY):
+                try:
+                    while True:
+                        answer += await stream.receive()
+                except anyio.EndOfStream:
+                    pass
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+        assert answer.endswith(SHED_RESPONSE)
+        assert len(answer) == len(login.response.wire) + len(SHED_RESPONSE)
+        assert server.played() == 1
+        assert (stats.shed, stats.partial_bytes) == (1, 0)
+
+
+@pytest.mark.parametrize("count_chats", [False, True], ids=["unfollowed", "followed"])
+async def test_a_stream_the_budget_cut_is_recorded_stopped(count_chats: bool) -> None:
+    # A stream in flight through the proxy when its connection is shed (its
+    # client's next request, begun, went past the budget): the proxy, not
+    # the upstream or the client, cut it.  Recorded "complete", the replay
+    # server wrote its bytes and kept the connection open (a client waited
+    # for the rest until the idle timeout); "stopped", as when the proxy
+    # stops with it in flight (test_record_proxy_cut_short).
+    budget = 64 * 1024
+    stats = ServerStats()
+    limits = LIMITS._replace(max_partial_bytes=budget)
+    with _half_a_stream() as (upstream, sent):
+        recorder, connector = proxy_module._recorder_for(upstream, None, False, True, count_chats)
+        async with in_background(
+            lambda task_status: proxy_module.serve_proxy(
+                recorder,
+                connector,
+                limits=limits,
+                max_connections=DEFAULT_MAX_CONNECTIONS,
+                stats=stats,
+                task_status=task_status,
+            )
+        ) as url:
+            recorder.url = url
+            stream = await connect(url)
+            async with stream:
+                await stream.send(CUT_REQUEST)
+                got = b""
+                with anyio.fail_after(SAFETY):
+                    while b"one" not in got:
+                        got += await stream.receive()
+                await stream.send(HEAD + b"x" * (budget + 1 - len(HEAD)))
+                await until(lambda: stats.shed == 1)
+        assert sent.is_set()
+    [item] = recorder.cassette(recorded_at="2026-01-01T00:00:00Z", redact=False).interactions
+    assert item.response.wire == CUT_HEAD + CUT_EVENT
+    assert item.response.end == "stopped"

@@ -10,7 +10,15 @@ import anyio
 from .._server.replay import replay_server, report_unplayed, serve_replay
 from .common import _listen_host, serve_until_stopped
 
-__all__ = ["SERVE_ONLY", "add_serve_arguments", "replay_serve"]
+__all__ = ["MAX_SHOWN_MISMATCHES", "SERVE_ONLY", "add_serve_arguments", "replay_serve"]
+
+#: Mismatches written to stderr (each a few lines); the one after them says
+#: later ones are not shown, and those are not (each client still gets its
+#: 409 naming the differences).  A client that loops on a wrong request, a
+#: new connection each time, must not fill its runner's terminal or log:
+#: the first ones show what went wrong (as the recording proxy's
+#: MAX_NOTED_REFUSALS).
+MAX_SHOWN_MISMATCHES = 20
 
 #: The flags only --serve reads, with their defaults (given without --serve: a
 #: usage error, see refuse_unused).
@@ -61,8 +69,17 @@ async def _serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
     done = anyio.Event()
 
+    shown = 0
+
     def mismatch(text: str) -> None:
-        err.write(f"gptalk: {text}\n")
+        nonlocal shown
+        shown += 1
+        if shown <= MAX_SHOWN_MISMATCHES:
+            err.write(f"gptalk: {text}\n")
+        elif shown == MAX_SHOWN_MISMATCHES + 1:
+            err.write("gptalk: further mismatches are not shown (each client gets its 409)\n")
+        else:
+            return
         err.flush()
 
     def answered() -> None:

@@ -273,6 +273,10 @@ async def _proxy_one(
                     elif upstream is not None and conn.pending:
                         with anyio.move_on_after(limits.idle_timeout):
                             await pump_done.wait()
+                    if upstream is not None and not pump_done.is_set():
+                        # The proxy cuts what is still coming: "stopped" if
+                        # short, as at its own stop (not "complete").
+                        conn.recording_ended()
                     group.cancel_scope.cancel()
                     return
                 if actions is None:
@@ -327,10 +331,15 @@ async def _proxy_one(
         raise
     finally:
         hold.release()
-        # Shed (see .budget): a 503 where no response can be in flight.
-        if hold.shed and (upstream is None or (conn.follows_responses and not conn.pending)):
-            with suppress(*_CLIENT_GONE):
-                await client.send_all(SHED_RESPONSE, FAREWELL_TIMEOUT)
+        if hold.shed:  # (see .budget)
+            # A response in flight was cut by the proxy, as by its stop:
+            # "stopped" if short (recorded "complete", a replay server wrote
+            # its bytes and left its client waiting for the rest).
+            conn.recording_ended()
+            # A 503 where no response can be in flight.
+            if upstream is None or (conn.follows_responses and not conn.pending):
+                with suppress(*_CLIENT_GONE):
+                    await client.send_all(SHED_RESPONSE, FAREWELL_TIMEOUT)
         if upstream is not None:
             with anyio.CancelScope(shield=True), suppress(Exception):
                 await upstream.aclose()

@@ -144,7 +144,7 @@ async def _serve_one(
     clock = RequestClock(limits)
     # This connection's partial requests in the server's budget (see .budget).
     hold = budget.hold()
-    shed = False  # shed at a read: no answer is being written
+    shed = False  # shed at a read: a 503 once its whole requests are answered
     try:
         while True:
             data = await read_within(stream, clock, hold)
@@ -157,12 +157,15 @@ async def _serve_one(
             if actions:
                 clock.answered()
             # The common request comes whole in one read: nothing to count.
+            # Shed by this read, the requests it completed are answered
+            # first (they matched: their session moved past their steps, a
+            # retry of one would match nothing), as at the reference server
+            # and the proxy; the 503 is for the rest.
             partial = conn.partial
             if (partial or hold.held) and not hold.after_read(
                 len(data), answered=bool(actions), partial=partial
             ):
-                shed = True  # before its answers
-                break
+                shed = True
             # Not held across the waits beside the core's copy: a read per
             # connection, uncounted by the budget.
             del data
