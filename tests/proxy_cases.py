@@ -13,8 +13,9 @@ import pytest
 
 import gptalk_proto as g
 import gptalk_proto.cassette
+from gptalk_transports import ServerStats
 from gptalk_transports._server import proxy as proxy_module
-from gptalk_transports._server.driver import Limits
+from gptalk_transports._server.driver import Limits, in_background
 from gptalk_transports._server.proxy import ProxyRun, record_through_proxy
 from gptalk_transports._server.refserver import DEFAULT_MAX_CONNECTIONS
 from gptalk_transports._server.replay import DEFAULT_LIMITS
@@ -75,6 +76,32 @@ async def serving_proxy(
             )
             yield url
             group.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def proxy_to(
+    upstream: str,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    count_chats: bool = False,
+    stats: ServerStats | None = None,
+) -> AsyncIterator[tuple[str, g.cassette.ProxyRecorder]]:
+    """The proxy's own server (``serve_proxy``) in front of the service at
+    ``upstream``, in the background: yields (its URL, its recorder, whose
+    ``url`` is set)."""
+    recorder, connector = proxy_module._recorder_for(upstream, None, False, True, count_chats)
+    async with in_background(
+        lambda task_status: proxy_module.serve_proxy(
+            recorder,
+            connector,
+            limits=limits,
+            max_connections=DEFAULT_MAX_CONNECTIONS,
+            stats=stats,
+            task_status=task_status,
+        )
+    ) as url:
+        recorder.url = url
+        yield url, recorder
 
 
 def fail_the_second_request(monkeypatch: pytest.MonkeyPatch) -> None:

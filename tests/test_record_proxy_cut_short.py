@@ -28,11 +28,9 @@ from gptalk_transports import (
     serve_cassettes_in_thread,
     serve_in_thread,
 )
-from gptalk_transports._server import proxy as proxy_module
-from gptalk_transports._server.driver import in_background
-from gptalk_transports._server.refserver import DEFAULT_MAX_CONNECTIONS
 from gptalk_transports._server.replay import DEFAULT_LIMITS
 
+from .proxy_cases import proxy_to
 from .replay_cases import anyio_backend  # noqa: F401 (a fixture: asyncio and trio)
 from .test_record_proxy import by_hand
 from .test_server_driver import blocking_exchange
@@ -210,16 +208,7 @@ async def test_a_stream_cut_at_the_idle_timeout_after_a_half_close_is_stopped(
     # here, not a bound on the test: the upstream holds the stream open.
     limits = DEFAULT_LIMITS._replace(idle_timeout=0.2)
     with _half_a_stream() as (upstream, sent):
-        recorder, connector = proxy_module._recorder_for(upstream, None, False, True, count_chats)
-        async with in_background(
-            lambda task_status: proxy_module.serve_proxy(
-                recorder,
-                connector,
-                limits=limits,
-                max_connections=DEFAULT_MAX_CONNECTIONS,
-                task_status=task_status,
-            )
-        ) as url:
+        async with proxy_to(upstream, limits=limits, count_chats=count_chats) as (url, recorder):
             parts = urlsplit(url)
             stream = await anyio.connect_tcp(parts.hostname or "", parts.port or 0)
             async with stream:

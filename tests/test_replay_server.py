@@ -12,6 +12,7 @@ import subprocess
 import time
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
@@ -260,11 +261,11 @@ def _stop(process: subprocess.Popen[str], signum: int) -> tuple[int, str]:
     return code, process.stderr.read()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_cli_exits_1_listing_unplayed_steps_and_shows_mismatches(signum: int) -> None:
-    with replay_serving("--speed", "0", str(PLAIN)) as (process, url):
-        parts = urlsplit(url)
-        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+def _wrong_login(url: str) -> tuple[int, Any]:
+    """A login with an empty body, by http.client: (its status, its JSON body)."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+    try:
         conn.request(
             "POST",
             "/api/chatgpt/user/login",
@@ -272,9 +273,16 @@ def test_cli_exits_1_listing_unplayed_steps_and_shows_mismatches(signum: int) ->
             headers={"content-type": "application/json"},
         )
         response = conn.getresponse()
-        document = json.loads(response.read())
+        return response.status, json.loads(response.read())
+    finally:
         conn.close()
-        assert response.status == g.cassette.MISMATCH_STATUS
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_cli_exits_1_listing_unplayed_steps_and_shows_mismatches(signum: int) -> None:
+    with replay_serving("--speed", "0", str(PLAIN)) as (process, url):
+        status, document = _wrong_login(url)
+        assert status == g.cassette.MISMATCH_STATUS
         assert document["step"] == 1
         assert any(d.startswith("header user-agent") for d in document["differences"])
         assert any(d.startswith("body.fingerprint") for d in document["differences"])
@@ -508,19 +516,8 @@ def test_cli_shows_the_first_mismatches_only() -> None:
     # shown, then a line saying later ones are not, as the recording proxy
     # notes its refusals (MAX_NOTED_REFUSALS).
     with replay_serving("--speed", "0", str(PLAIN)) as (process, url):
-        parts = urlsplit(url)
         for _ in range(MAX_SHOWN_MISMATCHES + 3):
-            conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
-            conn.request(
-                "POST",
-                "/api/chatgpt/user/login",
-                body=b"{}",
-                headers={"content-type": "application/json"},
-            )
-            response = conn.getresponse()
-            response.read()
-            conn.close()
-            assert response.status == g.cassette.MISMATCH_STATUS
+            assert _wrong_login(url)[0] == g.cassette.MISMATCH_STATUS
         code, errors = _stop(process, signal.SIGTERM)
     assert code == 1
     assert errors.count("does not match the cassette") == MAX_SHOWN_MISMATCHES

@@ -29,13 +29,12 @@ import pytest
 import gptalk_proto as g
 import gptalk_proto.server
 from gptalk_transports import AsyncClient, ServerStats, load_cassette, serve_in_background
-from gptalk_transports._server import proxy as proxy_module
 from gptalk_transports._server.budget import SHED_RESPONSE
 from gptalk_transports._server.driver import Limits, in_background
-from gptalk_transports._server.refserver import DEFAULT_MAX_CONNECTIONS
 from gptalk_transports._server.replay import serve_replay
 
 from .console import listening
+from .proxy_cases import proxy_to
 from .replay_cases import (
     CASSETTES,
     anyio_backend,  # noqa: F401 (a fixture: asyncio and trio)
@@ -133,24 +132,13 @@ async def replay(stats: ServerStats, budget: int) -> AsyncIterator[tuple[str, Ch
 async def proxy(stats: ServerStats, budget: int) -> AsyncIterator[tuple[str, Chat]]:
     limits = LIMITS._replace(max_partial_bytes=budget)
     async with serve_in_background() as upstream:
-        recorder, connector = proxy_module._recorder_for(upstream, None, False, True, False)
 
         async def chat_through(url: str) -> None:
             async with AsyncClient(url, trust_env=False) as client:
                 reply = await client.chat("still there?")
                 assert reply == g.server.expected_reply("still there?")
 
-        async with in_background(
-            lambda task_status: proxy_module.serve_proxy(
-                recorder,
-                connector,
-                limits=limits,
-                max_connections=DEFAULT_MAX_CONNECTIONS,
-                stats=stats,
-                task_status=task_status,
-            )
-        ) as url:
-            recorder.url = url
+        async with proxy_to(upstream, limits=limits, stats=stats) as (url, _):
             yield url, chat_through
 
 
@@ -162,6 +150,18 @@ async def until(condition: Callable[[], bool]) -> None:
     with anyio.fail_after(SAFETY):
         while not condition():
             await anyio.sleep(0.005)
+
+
+async def to_the_close(stream: anyio.abc.SocketStream) -> bytes:
+    """What ``stream`` gets until the server closes it (a safety timeout)."""
+    answer = b""
+    with anyio.fail_after(SAFETY):
+        try:
+            while True:
+                answer += await stream.receive()
+        except anyio.EndOfStream:
+            pass
+    return answer
 
 
 async def connect(url: str) -> anyio.abc.SocketStream:
@@ -235,13 +235,7 @@ async def test_a_connection_past_the_budget_gets_a_503(kind: str) -> None:
             await stream.send(HEAD + b"x" * (budget - len(HEAD)))
             await until(lambda: stats.partial_bytes == budget)
             await stream.send(b"x")
-            answer = b""
-            with anyio.fail_after(SAFETY):
-                try:
-                    while True:
-                        answer += await stream.receive()
-                except anyio.EndOfStream:
-                    pass
+            answer = await to_the_close(stream)
         assert answer.startswith(b"HTTP/1.1 503 ")
         if kind != "reference":
             assert answer == SHED_RESPONSE
@@ -316,13 +310,7 @@ async def test_the_replay_server_answers_a_whole_request_before_it_sheds() -> No
         stream = await connect(url)
         async with stream:
             await stream.send(wire(login) + HEAD + b"x" * budget)
-            answer = b""
-            with anyio.fail_after(SAFETY):
-                try:
-                    while True:
-                        answer += await stream.receive()
-                except anyio.EndOfStream:
-                    pass
+            answer = await to_the_close(stream)
         assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
         assert answer.endswith(SHED_RESPONSE)
         assert len(answer) == len(login.response.wire) + len(SHED_RESPONSE)
@@ -342,18 +330,10 @@ async def test_a_stream_the_budget_cut_is_recorded_stopped(count_chats: bool) ->
     stats = ServerStats()
     limits = LIMITS._replace(max_partial_bytes=budget)
     with _half_a_stream() as (upstream, sent):
-        recorder, connector = proxy_module._recorder_for(upstream, None, False, True, count_chats)
-        async with in_background(
-            lambda task_status: proxy_module.serve_proxy(
-                recorder,
-                connector,
-                limits=limits,
-                max_connections=DEFAULT_MAX_CONNECTIONS,
-                stats=stats,
-                task_status=task_status,
-            )
-        ) as url:
-            recorder.url = url
+        async with proxy_to(upstream, limits=limits, count_chats=count_chats, stats=stats) as (
+            url,
+            recorder,
+        ):
             stream = await connect(url)
             async with stream:
                 await stream.send(CUT_REQUEST)
