@@ -29,7 +29,10 @@ Played
     :meth:`ReplayServerConnection.delivered` after every write before it
     returned.  A client that goes away mid-response (or that the driver
     drops as too slow) leaves the step unplayed, though its session has
-    moved past it: a run cut short does not pass for a whole one.
+    moved past it: a run cut short does not pass for a whole one.  Answers
+    handed to the driver and not yet reported are counted
+    (:attr:`ReplayServer.answering`), so that a driver that stops can let
+    them finish first.
 
 Tokens
     The recorded tokens are placeholders (``<login-token-1>.....``); each
@@ -242,6 +245,9 @@ class ReplayServer:
         self._sessions: OrderedDict[int, _Session] = OrderedDict()
         self._numbers = 0
         self._played = [set[int]() for _ in cassettes]
+        # Answers handed to a driver and not yet reported written whole
+        # (their ReplayDelivered), on connections still open (see answering).
+        self._answering = 0
         self._mismatches: list[str] = []
 
     # -- what was played ---------------------------------------------------------
@@ -255,6 +261,15 @@ class ReplayServer:
     def all_played(self) -> bool:
         """Every step of every cassette was played by some session."""
         return not self.unplayed()
+
+    @property
+    def answering(self) -> int:
+        """Answers a driver is still writing: handed over with their
+        :class:`ReplayDelivered` and not yet reported written whole, on
+        connections not closed.  A driver that stops the server gives them a
+        moment first: a client may have read one whole while its last write
+        waited on flow control, and its step counts only once reported."""
+        return self._answering
 
     def played(self, cassette: int = 0) -> int:
         """How many of that cassette's steps some session played."""
@@ -407,6 +422,8 @@ class ReplayServer:
             before = chunk.t
         # Played once written whole (see "Played" above), not when matched.
         actions.append(ReplayDelivered(session.cassette, step))
+        conn._answering += 1
+        self._answering += 1
         closes = (
             response.end != "complete"
             or any(n.lower() == "connection" and "close" in v.lower() for n, v in response.headers)
@@ -448,6 +465,8 @@ class ReplayServerConnection:
         self._requests = RequestReader(MAX_REPLAY_REQUEST)
         self.session: _Session | None = None
         self._done = False
+        # Its answers not yet reported written whole (see ReplayServer.answering).
+        self._answering = 0
 
     def receive_data(self, data: bytes) -> list[ReplayAction]:
         """Bytes the client wrote; the actions that answer the requests they
@@ -484,9 +503,14 @@ class ReplayServerConnection:
     def delivered(self, action: ReplayDelivered) -> None:
         """The writes before ``action`` went out whole: its step is played."""
         self._server._played[action.cassette].add(action.step)
+        if self._answering:
+            self._answering -= 1
+            self._server._answering -= 1
 
     def close(self) -> None:
         """The connection is gone: its session may be resumed elsewhere."""
+        self._server._answering -= self._answering  # never to be written
+        self._answering = 0
         if self.session is not None:
             self.session.attached -= 1
             self.session = None

@@ -10,7 +10,7 @@ import os
 import re
 import signal
 import ssl
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
@@ -85,12 +85,14 @@ async def serve_until_stopped(
     out: TextIO,
     err: TextIO,
     done: anyio.Event | None = None,
+    *,
+    before_stop: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
     """Run a server command's server (see :func:`start_listening`) until
-    SIGINT or SIGTERM, or ``done`` is set; raise the UsageError when it
-    cannot listen.  Its log lines go to stderr as gptalk's, and signals are
-    caught from before the ready line: a supervisor may stop the server the
-    moment it reads it."""
+    SIGINT or SIGTERM, or ``done`` is set, then await ``before_stop`` if
+    given and stop it; raise the UsageError when it cannot listen.  Its log
+    lines go to stderr as gptalk's, and signals are caught from before the
+    ready line: a supervisor may stop the server the moment it reads it."""
     stop = done if done is not None else anyio.Event()
     with server_log(err), anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with anyio.create_task_group() as group:
@@ -104,6 +106,8 @@ async def serve_until_stopped(
 
                 group.start_soon(on_signal)
                 await stop.wait()
+                if before_stop is not None:
+                    await before_stop()
                 group.cancel_scope.cancel()
     if failure is not None:
         raise failure

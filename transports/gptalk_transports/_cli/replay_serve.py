@@ -7,7 +7,7 @@ from typing import Any, TextIO
 
 import anyio
 
-from .._server.replay import replay_server, report_unplayed, serve_replay
+from .._server.replay import finish_answers, replay_server, report_unplayed, serve_replay
 from .common import _listen_host, serve_until_stopped
 
 __all__ = ["MAX_SHOWN_MISMATCHES", "SERVE_ONLY", "add_serve_arguments", "replay_serve"]
@@ -102,6 +102,7 @@ async def _serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out,
         err,
         done,
+        before_stop=lambda: finish_answers(server),
     )
     err.write("gptalk: replay server stopped\n")
     if report_unplayed(server, err) and not args.allow_unplayed:

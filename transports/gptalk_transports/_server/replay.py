@@ -271,6 +271,26 @@ async def serve_replay(
     )
 
 
+#: Seconds between two looks at the answers still being written, while a
+#: stopping server waits for them (see finish_answers).
+ANSWERS_POLL = 0.005
+
+
+async def finish_answers(server: ReplayServer) -> None:
+    """Before a replay server stops: give the answers its connections are
+    still writing up to FAREWELL_TIMEOUT to go out whole.
+
+    A step counts as played once its answer's last write returned.  A
+    client can read an answer whole while the server's last write still
+    waits on flow control (asyncio resumes the writer a loop turn later),
+    and a client that then ends the server's block or signals it must not
+    find the step unplayed.  A client that stopped reading keeps the stop
+    waiting no longer than a last word does; its step stays unplayed."""
+    with anyio.move_on_after(FAREWELL_TIMEOUT):
+        while server.answering:
+            await anyio.sleep(ANSWERS_POLL)
+
+
 def _stderr(text: str) -> None:
     sys.stderr.write(f"gptalk replay server: {text}\n")
 
@@ -311,6 +331,7 @@ async def serve_cassettes(
         )
     ) as url:
         yield url
+        await finish_answers(replay)
     if check_played:
         missing = replay.unplayed()
         if missing:
