@@ -56,15 +56,17 @@ def big_stream_cassette(directory: Path) -> Path:
     return path
 
 
-def leave_mid_stream(url: str, cassette: g.cassette.Cassette) -> None:
-    """Play login and text whole, then read part of the stream and reset."""
+def into_the_stream(url: str, cassette: g.cassette.Cassette) -> tuple[socket.socket, bytes]:
+    """Connect, play login and text whole, send the stream's request and
+    read READ_BEFORE_LEAVING bytes of it: (the socket, what was read)."""
     parts = urlsplit(url)
     sock = socket.socket()
-    # A small receive buffer: the 8 MiB cannot wait in it for the close.
+    # A small receive buffer, set before the connect (after it, the window
+    # stalled the transfer): the 8 MiB cannot all wait in the buffers.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.settimeout(30)
-    sock.connect((parts.hostname or "", parts.port or 0))
-    with sock:
+    try:
+        sock.settimeout(30)
+        sock.connect((parts.hostname or "", parts.port or 0))
         swap: dict[bytes, bytes] = {}
         *whole, stream = cassette.interactions
         for item in whole:
@@ -79,6 +81,16 @@ def leave_mid_stream(url: str, cassette: g.cassette.Cassette) -> None:
         while len(got) < READ_BEFORE_LEAVING and (data := sock.recv(65536)):
             got += data
         assert got.startswith(b"HTTP/1.1 200 ")
+    except BaseException:
+        sock.close()
+        raise
+    return sock, got
+
+
+def leave_mid_stream(url: str, cassette: g.cassette.Cassette) -> None:
+    """Play login and text whole, then read part of the stream and reset."""
+    sock, _ = into_the_stream(url, cassette)
+    with sock:
         # Close with unread bytes and linger 0: a reset, at once.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
@@ -119,29 +131,13 @@ def read_all_after(
 ) -> bytes:
     """Play login and text whole, read part of the stream (``part`` set),
     then, once the server's block is ending (``stopping``), the rest."""
-    parts = urlsplit(url)
-    sock = socket.socket()
-    # Small before the connect (set after it, the window stalled the
-    # transfer): the 8 MiB cannot all wait in the buffers.
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.settimeout(30)
-    sock.connect((parts.hostname or "", parts.port or 0))
+    sock, got = into_the_stream(url, cassette)
     with sock:
-        swap: dict[bytes, bytes] = {}
-        *whole, stream = cassette.interactions
-        for item in whole:
-            sock.sendall(wire(item, swap))
-            got = b""
-            while len(got) < len(item.response.wire) and (data := sock.recv(65536)):
-                got += data
-            swap[recorded_token(item)] = token_of(got)
-        sock.sendall(wire(stream, swap))
-        got = b""
-        while len(got) < READ_BEFORE_LEAVING and (data := sock.recv(65536)):
-            got += data
         part.set()
         assert stopping.wait(30)
-        while len(got) < len(stream.response.wire) and (data := sock.recv(65536)):
+        while len(got) < len(cassette.interactions[-1].response.wire) and (
+            data := sock.recv(65536)
+        ):
             got += data
         return got
 
