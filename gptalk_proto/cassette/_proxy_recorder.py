@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -431,20 +431,23 @@ class ProxyConnection:
         """The proxy stopped with this connection open (a signal, its
         ``chats`` reached, the end of its block): a response cut short
         here is recorded as ``stopped`` (see :meth:`Recorder.recording_ended`)."""
-        if self._proxy._held:
-            self._proxy.record_held()
-        if self._number is not None:
-            self._proxy.recorder.recording_ended(self._number)
+        self._tell(self._proxy.recorder.recording_ended)
 
     def client_closed(self) -> None:
         """The client closed its side of the connection, and the proxy
         passes the close on to the upstream: a close that follows a whole
         response is the upstream's answer to it (see
         :meth:`Recorder.client_closed`)."""
+        self._tell(self._proxy.recorder.client_closed)
+
+    def _tell(self, mark: Callable[[int], None]) -> None:
+        """Tell the recorder, with ``mark``, how this connection's last
+        exchange ended (the requests held are filed first: the exchange may
+        be one of them)."""
         if self._proxy._held:
             self._proxy.record_held()
         if self._number is not None:
-            self._proxy.recorder.client_closed(self._number)
+            mark(self._number)
 
     def _is_chat(self, path: bytes) -> bool:
         return self._proxy.profile.counts_as_chat(path.decode("latin-1"))
