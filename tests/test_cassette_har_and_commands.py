@@ -140,6 +140,35 @@ def test_replay_command_prints_the_recorded_reply() -> None:
     assert done.stdout == g.server.expected_reply("Hello, how are you?") + "\n"
 
 
+def test_a_cassette_of_two_clients_verifies_and_replays(tmp_path: Path) -> None:
+    """Two recordings, each redacted on its own, one after the other (tests
+    sharing a cassette, clients of the recording proxy, a restart): each
+    begins with its client's login, where a client replaying them in order
+    holds a token it would use, and both logins' fingerprints are
+    ``<fingerprint-1>``.  The replay logs in where the recording did, with
+    a fresh fingerprint: verify passes, replay prints the three replies."""
+    first, _ = anyio.run(functools.partial(record_session, ["one", "two"]))
+    second, _ = anyio.run(functools.partial(record_session, ["three"]))
+    both = first.extend(second)
+    chat = ["text", "stream"]
+    assert [item.kind for item in both.interactions] == ["login", *chat, *chat, "login", *chat]
+    logins = [
+        item.request.json()["fingerprint"] for item in both.interactions if item.kind == "login"
+    ]
+    assert len(logins) == 2
+    assert logins[0] == logins[1], "each recording numbers its own"
+    path = tmp_path / "two-clients.json"
+    path.write_text(both.dumps(), encoding="utf-8")
+    verified = gptalk("cassette", "verify", str(path))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "3 chats" in verified.stdout
+    replayed = gptalk("replay", str(path), "--speed", "0")
+    assert replayed.returncode == 0, replayed.stderr
+    assert replayed.stdout == "".join(
+        g.server.expected_reply(prompt) + "\n" for prompt in ("one", "two", "three")
+    )
+
+
 def test_record_command_then_verify_and_lint(tmp_path: Path) -> None:
     out = tmp_path / "hi.json"
     done = gptalk("record", "-o", str(out), "hi")

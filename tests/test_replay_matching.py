@@ -163,6 +163,25 @@ def test_a_binding_holds_for_the_whole_replay() -> None:
     assert replayer.unplayed() == []
 
 
+def test_a_new_client_binds_afresh() -> None:
+    """Two clients' logins, each redacted on its own, hold the same
+    placeholder for two fingerprints: after new_client the second binds to
+    whatever the replaying client makes, and holds again from there."""
+    plain = cassette_at(CASSETTES / "plain-chat.json")
+    login = plain.interactions[0]
+    thrice = g.cassette.Cassette((login, login, login), plain.recorded_at, plain.origin)
+    headers = list(login.request.headers)
+    replayer = g.cassette.Replayer(thrice)
+    path = login.request.target
+    replayer.match("POST", path, headers, _login_body("a" * 32))
+    replayer.new_client()
+    replayer.match("POST", path, headers, _login_body("b" * 32))
+    with pytest.raises(g.cassette.CassetteMismatch):
+        replayer.match("POST", path, headers, _login_body("a" * 32))
+    replayer.match("POST", path, headers, _login_body("b" * 32))
+    assert replayer.unplayed() == []
+
+
 # -- what is read once per cassette -----------------------------------------------------------
 
 

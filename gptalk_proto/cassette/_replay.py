@@ -169,6 +169,16 @@ class Replayer:
         """The server side of one new connection."""
         return ReplayConnection(self)
 
+    def new_client(self) -> None:
+        """The steps from here on are another client's: the values it makes
+        up itself (its login ``fingerprint``) bind afresh.
+
+        A cassette that several clients recorded (tests sharing it, the
+        recording proxy's clients) has each client's login, each redacted on
+        its own: two fingerprints the same placeholder stands for, where a
+        client replaying them both makes two of its own."""
+        self._bindings = {}
+
     def unplayed(self) -> list[tuple[int, str]]:
         """(step, kind) of every step not played yet."""
         items = self.cassette.interactions

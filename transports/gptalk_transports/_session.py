@@ -145,6 +145,16 @@ async def replay_session(
             if upcoming is None:
                 break
             prompt, model = upcoming
+            if played and cassette.interactions[played].kind == "login":
+                # A chat that begins with a login its client made although
+                # it held a token: another client's (several tests sharing
+                # a cassette, the recording proxy's clients, a restart), or
+                # this one's after five chats or its token's expiry.  Either
+                # way the recorded client had no token it would use, so
+                # neither has this one: it logs in where the recording did,
+                # with a fingerprint of its own.
+                client.credentials.invalidate()
+                connector.replayer.new_client()
             result = await _run_chat(client, prompt, model, on_event)
             if isinstance(result.error, CassetteError):
                 raise result.error  # the client left the recorded path
