@@ -20,10 +20,11 @@ from bisect import bisect_right
 from collections.abc import Iterator
 
 from .._errors import EXCERPT_LIMIT, escaped
+from ._codings import body_codings, decode_body
 from ._format import Cassette
 from ._profiles import Profile, profile_named
 from ._redact import MIN_REDACTED_PREFIX, PLACEHOLDER, origin_secrets
-from ._value_spans import Span, parse_message, query_value_spans, text_value_spans
+from ._value_spans import Span, body_spans, parse_message, query_value_spans, text_value_spans
 
 __all__ = ["CUT_CONTEXT", "MAX_CUT_PIECE", "MAX_FINDINGS", "Scanner", "lint"]
 
@@ -249,6 +250,22 @@ def lint(
         scan(f"{spot}.chunks", wire.decode("utf-8", "replace"))
         message = parse_message(wire)
         values += [(f"{spot}.chunks", v) for v in _decoded(message.payload, message.values)]
+        codings = body_codings(response.headers)
+        if codings:
+            # A compressed body hides what it holds from the rules above.
+            named = ", ".join(codings)
+            plain = decode_body(codings, message.payload)
+            if plain is None:
+                findings.append(
+                    f"{spot}.chunks: a body in a content coding lint cannot read ({named})"
+                )
+            else:
+                scan(f"{spot}.chunks ({named})", plain.decode("utf-8", "replace"))
+                content_type = next(
+                    (v for n, v in response.headers if n.lower() == "content-type"), ""
+                )
+                spans = body_spans(plain, content_type.encode("latin-1", "replace"))
+                values += [(f"{spot}.chunks ({named})", v) for v in _decoded(plain, spans)]
         for number, event in enumerate(response.events):
             scan(f"{spot}.events[{number}]", event.data)
     for where, length in scanner.cut_pieces(values):

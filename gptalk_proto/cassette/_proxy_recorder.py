@@ -129,6 +129,13 @@ class ProxyRecorder:
             streams; every exchange under ``generic``), what is redacted.
         store: where the recorded responses' bytes are kept until the
             cassette is built (see :class:`Recorder`); default: in memory.
+        identity: ask the upstream for bodies in no content coding: each
+            request goes up with ``Accept-Encoding: identity`` in place of
+            the client's (which the cassette keeps, so that the same client
+            matches it on replay).  A compressed body is one redaction can
+            neither read nor change (see ``redact``); any client takes an
+            identity body (RFC 9110 section 12.5.3).  Off, the client's
+            header goes up as sent, for a recording that is not redacted.
     """
 
     def __init__(
@@ -142,8 +149,10 @@ class ProxyRecorder:
         count_chats: bool = True,
         profile: Profile = GPTALK,
         store: ChunkStore | None = None,
+        identity: bool = True,
     ) -> None:
         self.profile = profile
+        self.identity = identity
         self.recorder = Recorder(upstream, profile=profile, store=store)
         self.upstream = upstream
         self.host = host.encode("ascii")
@@ -382,8 +391,14 @@ class ProxyConnection:
         if with_length:
             headers.append((b"content-length", b"%d" % length))
         headers += proxy.proxy_headers
+        # The cassette keeps the client's Accept-Encoding; the upstream is
+        # asked for identity (see ``identity``).
+        sent = headers
+        if proxy.identity:
+            sent = [pair for pair in sent if pair[0].lower() != b"accept-encoding"]
+            sent.append((b"accept-encoding", b"identity"))
         # One join per header and one for the lines.
-        fields = b"\r\n".join([b": ".join(pair) for pair in headers])
+        fields = b"\r\n".join([b": ".join(pair) for pair in sent])
         return _Forwarded(tuple(headers), fields + b"\r\n\r\n")
 
     def _mirror_next(self) -> None:

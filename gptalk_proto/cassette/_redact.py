@@ -29,8 +29,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._scrub import PLACEHOLDER, secret_spellings
+from ._codings import body_codings, decode_body
 from ._format import (
     Cassette,
+    CassetteError,
     Interaction,
     RecordedChunk,
     RecordedRequest,
@@ -81,11 +83,64 @@ def _placeholder(kind: str, number: int, length: int) -> str:
 
 
 def _response_json(item: Interaction) -> object:
+    # Read through the body's content codings (see ._codings): a service
+    # that compressed its login answer still handed out a token.
     try:
-        _, _, body, _ = parse_response(item.request.method, item.response.wire)
-        return json.loads(body)
-    except (RemoteProtocolError, ValueError, UnicodeDecodeError):
+        _, headers, body, _ = parse_response(item.request.method, item.response.wire)
+        decoded = decode_body(body_codings(headers), body)
+        return None if decoded is None else json.loads(decoded)
+    except (RemoteProtocolError, ValueError, UnicodeDecodeError, RecursionError):
         return None
+
+
+def _request_json(request: RecordedRequest) -> object:
+    codings = body_codings(request.headers)
+    if not codings:
+        return request.json()  # (parsed once, kept on the request)
+    decoded = decode_body(codings, request.body)
+    try:
+        return None if not decoded else json.loads(decoded)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+
+
+def _check_coded(cassette: Cassette, table: dict[bytes, bytes]) -> None:
+    """Refuse a cassette that would keep a secret inside a coded body.
+
+    Redaction replaces values in place, at the same length; inside a
+    compressed body it cannot (the compressed bytes, and every length that
+    frames them, would change), and in a coding it cannot read it cannot
+    even look.  Such a body is kept as recorded when it holds none of the
+    secrets found, and is an error otherwise: a cassette marked redacted
+    must not keep one.  The message names the place, never the secret."""
+    for index, item in enumerate(cassette.interactions):
+        request = item.request
+        sides = [("request", body_codings(request.headers), request.body)]
+        codings = body_codings(item.response.headers)
+        if codings:
+            try:
+                _, _, body, _ = parse_response(request.method, item.response.wire)
+            except RemoteProtocolError:
+                body = item.response.wire
+            sides.append(("response", codings, body))
+        for side, codings, body in sides:
+            if not codings:
+                continue
+            named = ", ".join(codings)
+            decoded = decode_body(codings, body)
+            if decoded is None:
+                problem = f"is in a content coding redaction cannot read ({named})"
+            elif any(secret in decoded for secret in table):
+                problem = f"holds a secret inside its content coding ({named})"
+            else:
+                continue
+            raise CassetteError(
+                f"interactions[{index}]: the {side}'s body {problem}, which redaction "
+                "cannot replace without changing the recorded bytes; record it "
+                "uncompressed (a client that sends Accept-Encoding: identity; the "
+                "recording proxy asks for it when it redacts), or without "
+                "redaction if the cassette may keep its secrets"
+            )
 
 
 def _find(cassette: Cassette, extra: Iterable[str], profile: Profile) -> dict[str, str]:
@@ -106,7 +161,7 @@ def _find(cassette: Cassette, extra: Iterable[str], profile: Profile) -> dict[st
         return found
     for item in cassette.interactions:
         request = item.request
-        body = request.json()
+        body = _request_json(request)
         if isinstance(body, dict):
             add(body.get("fingerprint"), "fingerprint")
         for name, value in request.headers:
@@ -154,7 +209,7 @@ def _find_by_name(item: Interaction, profile: Profile, add: Callable[[object, st
         if key in profile.secret_query_keys:
             for value in values:
                 add(value, "secret")
-    _json_fields(request.json(), profile.secret_fields, add, 0)
+    _json_fields(_request_json(request), profile.secret_fields, add, 0)
     _json_fields(_response_json(item), profile.secret_fields, add, 0)
     for name, value in item.response.headers:
         if name.lower() == "set-cookie":
@@ -440,10 +495,15 @@ def redact(
     API's credentials under ``generic``) are found here, and so are the query
     values of the cassette's origin URL (an API key there is a secret like
     any other).
+
+    Raises :class:`CassetteError` when a body in a content coding (gzip,
+    say) holds a secret, or is in a coding this cannot read (see
+    ``_check_coded``).
     """
     profile = profile if profile is not None else profile_named(cassette.profile)
     found = _find(cassette, check_secrets(secrets), profile)
     table = _table(found, _numbers_in_use(cassette))
+    _check_coded(cassette, table)
     redactor = _Redactor(table)
     items = []
     for item in cassette.interactions:

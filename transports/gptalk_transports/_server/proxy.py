@@ -388,6 +388,7 @@ def _recorder_for(
     *,
     profile: str = "gptalk",
     store: FileChunkStore | None = None,
+    identity: bool = True,
 ) -> tuple[ProxyRecorder, AsyncConnector]:
     origin = Origin.parse(upstream)
     if origin.path:
@@ -412,6 +413,7 @@ def _recorder_for(
         count_chats=count_chats,
         profile=profile_named(profile),
         store=store,
+        identity=identity,
     )
     return recorder, connector
 
@@ -510,8 +512,17 @@ async def record_through_proxy(
     # The recorded bytes wait in a file, not in memory (see .spool).
     store = FileChunkStore()
     try:
+        # Redacting, the upstream is asked for bodies it did not compress:
+        # redaction can neither read nor change a compressed one.
         recorder, connector = _recorder_for(
-            upstream, proxy, trust_env, verify, chats is not None, profile=profile, store=store
+            upstream,
+            proxy,
+            trust_env,
+            verify,
+            chats is not None,
+            profile=profile,
+            store=store,
+            identity=redact,
         )
     except BaseException:
         store.close()

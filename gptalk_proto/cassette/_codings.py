@@ -1,0 +1,99 @@
+"""Content codings (RFC 9110 section 8.4), read through for redaction and lint.
+
+A body a service compressed (``Content-Encoding: gzip``) is bytes that the
+value spans of :mod:`._value_spans` cannot see into: a login token inside it
+stays in a cassette marked redacted, and lint finds nothing.  Redaction
+cannot replace a secret inside such a body either, not without changing the
+recorded bytes (the compressed length, every chunk size after it).  So the
+secrets are looked for in the decoded body, and a recording whose coded
+body holds one (or is in a coding this module cannot read) is refused by
+redaction, with what to do instead (see ``redact``).
+
+gzip and deflate are read with the standard library; ``br``, ``zstd`` and
+the rest are unknown here.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+
+__all__ = ["MAX_DECODED_BODY", "body_codings", "decode_body"]
+
+#: Most bytes a coded body is decoded to.  A few kilobytes of gzip can
+#: inflate to gigabytes (a zip bomb) in a cassette or a response nobody
+#: checked; past this the body counts as unreadable, as an unknown coding.
+MAX_DECODED_BODY = 64 * 1024 * 1024
+
+#: Most gzip members one body is read as (RFC 1952 section 2.2: a gzip file
+#: is a series of members, and a server may write one per flush).
+MAX_GZIP_MEMBERS = 4096
+
+# "identity" is no coding (RFC 9110 section 8.4.1: it is reserved for
+# Accept-Encoding, and harmless here).
+_NONE = frozenset({"", "identity"})
+
+
+def body_codings(headers: Iterable[tuple[str, str]]) -> list[str]:
+    """The codings applied to a message's content, in the order applied
+    (every ``Content-Encoding`` field line, RFC 9110 section 8.4), lowercase,
+    without ``identity``."""
+    found: list[str] = []
+    for name, value in headers:
+        if name.lower() == "content-encoding":
+            found += [c.strip().lower() for c in value.split(",")]
+    return [c for c in found if c not in _NONE]
+
+
+def decode_body(codings: list[str], body: bytes) -> bytes | None:
+    """``body`` with ``codings`` undone, last applied first; None when one is
+    unknown here, or broken, or decodes past :data:`MAX_DECODED_BODY`.
+
+    A body cut short (a stream the recording stopped) gives what its bytes
+    decode to."""
+    for coding in reversed(codings):
+        if coding in ("gzip", "x-gzip"):
+            decoded = _gzip(body)
+        elif coding == "deflate":
+            # RFC 9110 section 8.4.1.2: the zlib format; some servers send
+            # the raw deflate stream instead.
+            decoded = _inflate(body, zlib.MAX_WBITS)
+            if decoded is None:
+                decoded = _inflate(body, -zlib.MAX_WBITS)
+        else:
+            return None
+        if decoded is None:
+            return None
+        body = decoded
+    return body
+
+
+def _inflate(data: bytes, wbits: int) -> bytes | None:
+    reader = zlib.decompressobj(wbits)
+    try:
+        out = reader.decompress(data, MAX_DECODED_BODY)
+    except zlib.error:
+        return None
+    return None if reader.unconsumed_tail else out
+
+
+def _gzip(data: bytes) -> bytes | None:
+    pieces: list[bytes] = []
+    size = 0
+    for _ in range(MAX_GZIP_MEMBERS):
+        room = MAX_DECODED_BODY - size
+        if room <= 0:  # (0 would be no limit at all to zlib)
+            return None
+        reader = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out = reader.decompress(data, room)
+        except zlib.error:
+            return None
+        if reader.unconsumed_tail:
+            return None
+        pieces.append(out)
+        size += len(out)
+        data = reader.unused_data
+        if not reader.eof or not data:
+            return b"".join(pieces)
+    return None

@@ -1,0 +1,252 @@
+"""Compressed bodies and redaction: no secret stays in a cassette marked
+redacted because a service compressed the body that held it.
+
+A login answer in ``Content-Encoding: gzip`` kept its token through
+redaction, and lint found nothing: redaction read values in bytes that were
+compressed.  Redaction now reads through gzip and deflate to find secrets,
+and refuses (CassetteError) a cassette that would keep one inside a coded
+body, or a body in a coding it cannot read; the recording proxy asks its
+upstream for identity while it redacts, keeping the client's own
+Accept-Encoding in the cassette; lint reads through the codings too.
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+import zlib
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+import gptalk_proto as g
+import gptalk_proto.cassette
+from gptalk_proto.cassette._codings import MAX_DECODED_BODY, body_codings, decode_body
+from gptalk_transports import record_through_proxy_in_thread
+from gptalk_transports._server.replay import serve_cassettes_in_thread
+
+from .console import gptalk, listening
+from .hostile_peer import scripted_peer
+
+TOKEN = "Tk0123456789abcdefABCDEF0123456789"
+FINGERPRINT = "0123456789abcdef0123456789abcdef"
+LOGIN = json.dumps({"fingerprint": FINGERPRINT, "platform": "fingerprint"}).encode()
+
+
+def _login_answer(body: bytes, coding: str | None) -> bytes:
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+    if coding is not None:
+        head += b"content-encoding: %s\r\n" % coding.encode()
+    return head + b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
+
+
+def _token_json() -> bytes:
+    return json.dumps(
+        {"code": 0, "msg": "ok", "data": {"token": TOKEN, "expires_at": 2**31}}
+    ).encode()
+
+
+def _cassette(answer: bytes) -> g.cassette.Cassette:
+    """One recorded login whose response is ``answer``, unredacted."""
+    recorder = g.cassette.Recorder("http://up.example")
+    number = recorder.open_connection()
+    headers = [(b"host", b"up.example"), (b"content-type", b"application/json")]
+    recorder.sent_request(
+        number, method=b"POST", target=g.LOGIN_PATH.encode(), headers=headers, body=LOGIN, t=0.0
+    )
+    recorder.received(number, answer, 0.001)
+    recorder.received(number, b"", 0.002)
+    return recorder.cassette(recorded_at="2026-12-05T00:00:00Z", redact=False)
+
+
+# -- the codings ------------------------------------------------------------------------------
+
+
+def test_codings_are_read_in_the_order_applied() -> None:
+    data = b"x" * 1000 + TOKEN.encode()
+    both = gzip.compress(zlib.compress(data))  # deflate, then gzip
+    assert body_codings([("Content-Encoding", "deflate, GZIP"), ("content-type", "a")]) == [
+        "deflate",
+        "gzip",
+    ]
+    assert decode_body(["deflate", "gzip"], both) == data
+    raw = zlib.compressobj(wbits=-15)
+    assert decode_body(["deflate"], raw.compress(data) + raw.flush()) == data
+    # Two gzip members (a server may write one per flush).
+    assert decode_body(["gzip"], gzip.compress(data) + gzip.compress(data)) == data + data
+    assert body_codings([("content-encoding", "identity")]) == []
+    assert decode_body(["br"], data) is None
+    assert decode_body(["gzip"], b"not gzip at all") is None
+
+
+def test_a_gzip_bomb_is_unreadable_not_inflated() -> None:
+    bomb = zlib.compressobj(9, zlib.DEFLATED, 31)
+    body = bomb.compress(b"\0" * (MAX_DECODED_BODY + 1)) + bomb.flush()
+    assert len(body) < MAX_DECODED_BODY // 500
+    assert decode_body(["gzip"], body) is None
+
+
+def test_a_stream_cut_short_decodes_as_far_as_it_came() -> None:
+    writer = zlib.compressobj(wbits=31)
+    first = writer.compress(b"data: one\n\n") + writer.flush(zlib.Z_SYNC_FLUSH)
+    assert decode_body(["gzip"], first) == b"data: one\n\n"
+
+
+# -- redaction ------------------------------------------------------------------------------
+
+
+def test_a_token_inside_a_gzip_body_is_refused_never_kept_nor_quoted() -> None:
+    cassette = _cassette(_login_answer(gzip.compress(_token_json()), "gzip"))
+    with pytest.raises(g.cassette.CassetteError) as info:
+        g.cassette.redact(cassette)
+    message = str(info.value)
+    assert message.startswith("interactions[0]: the response's body holds a secret")
+    assert "(gzip)" in message
+    assert TOKEN not in message
+    # The same answer uncompressed is redacted as before.
+    plain = g.cassette.redact(_cassette(_login_answer(_token_json(), None)))
+    assert TOKEN.encode() not in plain.interactions[0].response.wire
+
+
+def test_a_coded_body_without_secrets_is_kept_as_recorded() -> None:
+    body = gzip.compress(b'{"code": 0, "msg": "nothing secret"}')
+    cassette = _cassette(_login_answer(body, "gzip"))
+    redacted = g.cassette.redact(cassette)
+    assert redacted.interactions[0].response.wire == cassette.interactions[0].response.wire
+    assert redacted.redacted
+
+
+def test_a_coding_redaction_cannot_read_is_refused() -> None:
+    cassette = _cassette(_login_answer(b"\x0b\x02\x80brotli?", "br"))
+    with pytest.raises(g.cassette.CassetteError, match=r"cannot read \(br\)"):
+        g.cassette.redact(cassette)
+
+
+def test_lint_reads_through_the_coding() -> None:
+    cassette = _cassette(_login_answer(gzip.compress(_token_json()), "gzip"))
+    findings = g.cassette.lint(cassette)
+    assert any("interactions[0].chunks (gzip)" in f for f in findings), findings
+    unreadable = g.cassette.lint(_cassette(_login_answer(b"\x0b\x02\x80", "br")))
+    assert any("content coding lint cannot read (br)" in f for f in unreadable), unreadable
+
+
+# -- the recording proxy -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("identity", [True, False])
+def test_the_proxy_core_forwards_identity_and_records_the_clients_header(identity: bool) -> None:
+    proxy = g.cassette.ProxyRecorder("http://up.example", host="up.example", identity=identity)
+    conn = proxy.connection()
+    for _ in range(2):  # the second time from the remembered field lines
+        [action] = conn.client_data(
+            b"GET /x HTTP/1.1\r\nHost: p\r\nAccept-Encoding: gzip, br\r\nAccept: */*\r\n\r\n", 0.1
+        )
+        assert isinstance(action, g.cassette.ToUpstream)
+        head = action.data.split(b"\r\n")
+        if identity:
+            assert b"Accept-Encoding: gzip, br" not in head
+            assert head.count(b"accept-encoding: identity") == 1
+        else:
+            assert b"Accept-Encoding: gzip, br" in head
+            assert b"accept-encoding: identity" not in head
+        assert conn.upstream_data(b"HTTP/1.1 204 No Content\r\n\r\n", 0.2)
+    cassette = proxy.cassette(recorded_at="2026-12-05T00:00:00Z", redact=False)
+    for item in cassette.interactions:
+        assert ("Accept-Encoding", "gzip, br") in item.request.headers
+        assert ("accept-encoding", "identity") not in item.request.headers
+
+
+class Upstream:
+    """A login answer that the upstream compresses when the request asks
+    for gzip (or ``always``, as a misbehaving service does), and the
+    Accept-Encoding of each request it got."""
+
+    def __init__(self, *, always: bool) -> None:
+        self.always = always
+        self.asked: list[str] = []
+
+    def login(self, target: str, headers: tuple[tuple[str, str], ...], body: bytes) -> bytes:
+        accept = ", ".join(v for n, v in headers if n.lower() == "accept-encoding")
+        self.asked.append(accept)
+        if self.always or "gzip" in accept:
+            return _login_answer(gzip.compress(_token_json()), "gzip")
+        return _login_answer(_token_json(), None)
+
+
+def _login_by_hand(url: str) -> tuple[int, dict[str, str], bytes]:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+    headers = {"content-type": "application/json", "accept-encoding": "gzip, deflate"}
+    conn.request("POST", g.LOGIN_PATH, body=LOGIN, headers=headers)
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    return response.status, {k.lower(): v for k, v in response.getheaders()}, body
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_the_proxy_asks_for_identity_and_keeps_the_clients_header(backend: str) -> None:
+    peer = Upstream(always=False)
+    with (
+        scripted_peer({"login": peer.login}) as upstream,
+        record_through_proxy_in_thread(upstream, trust_env=False, backend=backend) as run,
+    ):
+        status, headers, body = _login_by_hand(run.url)
+    assert peer.asked == ["identity"]
+    assert status == 200
+    assert "content-encoding" not in headers
+    assert json.loads(body)["data"]["token"] == TOKEN
+    cassette = run.cassette
+    assert cassette is not None
+    assert cassette.redacted
+    assert TOKEN not in cassette.dumps()
+    [login] = cassette.interactions
+    assert ("accept-encoding", "gzip, deflate") in login.request.headers
+    # The same client, sending the same header, replays it.
+    with serve_cassettes_in_thread([cassette], speed=0) as url:
+        status, _, body = _login_by_hand(url)
+    assert status == 200
+    assert len(json.loads(body)["data"]["token"]) == len(TOKEN)
+
+
+def test_without_redaction_the_clients_header_goes_up_as_sent() -> None:
+    peer = Upstream(always=False)
+    with (
+        scripted_peer({"login": peer.login}) as upstream,
+        record_through_proxy_in_thread(upstream, trust_env=False, redact=False) as run,
+    ):
+        _, headers, body = _login_by_hand(run.url)
+    assert peer.asked == ["gzip, deflate"]
+    assert headers["content-encoding"] == "gzip"
+    assert json.loads(gzip.decompress(body))["data"]["token"] == TOKEN
+
+
+def test_a_service_that_compresses_anyway_fails_the_recording() -> None:
+    peer = Upstream(always=True)
+    with (
+        scripted_peer({"login": peer.login}) as upstream,
+        pytest.raises(g.cassette.CassetteError, match="holds a secret inside"),
+        record_through_proxy_in_thread(upstream, trust_env=False) as run,
+    ):
+        _login_by_hand(run.url)
+    assert peer.asked == ["identity"]
+
+
+def test_the_cli_proxy_says_so_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "gz.json"
+    peer = Upstream(always=True)
+    with scripted_peer({"login": peer.login}) as upstream:
+        args = ("record", "--listen", "--no-env-proxy", "--url", upstream, "-o", str(out))
+        with listening(*args, "--chats", "1") as (proxy, url):
+            _login_by_hand(url)
+            proxy.send_signal(2)
+            assert proxy.wait(timeout=30) != 0
+            assert proxy.stderr is not None
+            err = proxy.stderr.read()
+    assert "holds a secret inside its content coding (gzip)" in err
+    assert "Traceback" not in err
+    assert TOKEN not in err
+    assert not out.exists()
+    assert gptalk("cassette", "lint", str(out)).returncode != 0
