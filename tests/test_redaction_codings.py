@@ -23,7 +23,14 @@ import pytest
 
 import gptalk_proto as g
 import gptalk_proto.cassette
-from gptalk_proto.cassette._codings import MAX_DECODED_BODY, body_codings, decode_body
+from gptalk_proto.cassette import _codings as codings_module
+from gptalk_proto.cassette._codings import (
+    MAX_CODINGS,
+    MAX_DECODED_BODY,
+    DecodeBudget,
+    body_codings,
+    decode_body,
+)
 from gptalk_transports import record_through_proxy_in_thread
 from gptalk_transports._server.replay import serve_cassettes_in_thread
 
@@ -86,6 +93,35 @@ def test_a_gzip_bomb_is_unreadable_not_inflated() -> None:
     body = bomb.compress(b"\0" * (MAX_DECODED_BODY + 1)) + bomb.flush()
     assert len(body) < MAX_DECODED_BODY // 500
     assert decode_body(["gzip"], body) is None
+
+
+def test_a_budget_bounds_what_a_pass_decodes() -> None:
+    body = gzip.compress(b"x" * 1000)
+    budget = DecodeBudget(2500)
+    assert decode_body(["gzip"], body, budget) == b"x" * 1000
+    assert decode_body(["gzip"], body, budget) == b"x" * 1000
+    assert budget.left == 500
+    assert decode_body(["gzip"], body, budget) is None
+    assert budget.left == 500
+    assert decode_body(["gzip"], body, DecodeBudget(0)) is None
+
+
+def test_lint_decodes_within_one_budget_per_cassette(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(codings_module, "MAX_DECODED_CASSETTE", 2500)
+    one = _cassette(_login_answer(gzip.compress(b'{"msg": "%s"}' % (b"x" * 990)), "gzip"))
+    three = one.extend(one).extend(one)
+    findings = g.cassette.lint(three)
+    assert [f for f in findings if "cannot read" in f] == [
+        "interactions[2].chunks: a body in a content coding lint cannot read (gzip)"
+    ]
+
+
+def test_codings_nested_past_the_cap_are_unreadable() -> None:
+    data = TOKEN.encode()
+    for _ in range(MAX_CODINGS):
+        data = gzip.compress(data)
+    assert decode_body(["gzip"] * MAX_CODINGS, data) == TOKEN.encode()
+    assert decode_body(["gzip"] * (MAX_CODINGS + 1), gzip.compress(data)) is None
 
 
 def test_a_stream_cut_short_decodes_as_far_as_it_came() -> None:

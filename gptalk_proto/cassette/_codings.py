@@ -18,12 +18,32 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable
 
-__all__ = ["MAX_DECODED_BODY", "body_codings", "decode_body"]
+__all__ = [
+    "MAX_CODINGS",
+    "MAX_DECODED_BODY",
+    "MAX_DECODED_CASSETTE",
+    "DecodeBudget",
+    "body_codings",
+    "decode_body",
+]
 
 #: Most bytes a coded body is decoded to.  A few kilobytes of gzip can
 #: inflate to gigabytes (a zip bomb) in a cassette or a response nobody
 #: checked; past this the body counts as unreadable, as an unknown coding.
 MAX_DECODED_BODY = 64 * 1024 * 1024
+
+#: Most bytes the coded bodies of one cassette are decoded to, together, in
+#: one pass of redaction or lint (see :class:`DecodeBudget`): a cassette of
+#: a thousand small bombs, each under MAX_DECODED_BODY, must not cost a
+#: thousand times its work.  Past it, a coded body counts as unreadable.
+MAX_DECODED_CASSETTE = 256 * 1024 * 1024
+
+#: Most codings one body is read through (a real message has one; RFC 9110
+#: section 8.4 allows a list).  Each layer is decoded whole before the next:
+#: a body nested thousands of layers deep, each a little smaller, would cost
+#: work quadratic in its size (lint promises linear); past this it counts as
+#: unreadable.
+MAX_CODINGS = 4
 
 #: Most gzip members one body is read as (RFC 1952 section 2.2: a gzip file
 #: is a series of members, and a server may write one per flush).
@@ -45,43 +65,63 @@ def body_codings(headers: Iterable[tuple[str, str]]) -> list[str]:
     return [c for c in found if c not in _NONE]
 
 
-def decode_body(codings: list[str], body: bytes) -> bytes | None:
+class DecodeBudget:
+    """What one pass over a cassette may still decode (see
+    :data:`MAX_DECODED_CASSETTE`)."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, total: int | None = None) -> None:
+        self.left = MAX_DECODED_CASSETTE if total is None else total
+
+
+def decode_body(
+    codings: list[str], body: bytes, budget: DecodeBudget | None = None
+) -> bytes | None:
     """``body`` with ``codings`` undone, last applied first; None when one is
-    unknown here, or broken, or decodes past :data:`MAX_DECODED_BODY`.
+    unknown here, or broken, or decodes past :data:`MAX_DECODED_BODY` (or
+    past what ``budget`` has left, which the decoded body then takes).
 
     A body cut short (a stream the recording stopped) gives what its bytes
     decode to."""
+    if len(codings) > MAX_CODINGS:
+        return None
+    limit = MAX_DECODED_BODY if budget is None else min(MAX_DECODED_BODY, budget.left)
     for coding in reversed(codings):
         if coding in ("gzip", "x-gzip"):
-            decoded = _gzip(body)
+            decoded = _gzip(body, limit)
         elif coding == "deflate":
             # RFC 9110 section 8.4.1.2: the zlib format; some servers send
             # the raw deflate stream instead.
-            decoded = _inflate(body, zlib.MAX_WBITS)
+            decoded = _inflate(body, zlib.MAX_WBITS, limit)
             if decoded is None:
-                decoded = _inflate(body, -zlib.MAX_WBITS)
+                decoded = _inflate(body, -zlib.MAX_WBITS, limit)
         else:
             return None
         if decoded is None:
             return None
         body = decoded
+    if budget is not None:
+        budget.left -= len(body)
     return body
 
 
-def _inflate(data: bytes, wbits: int) -> bytes | None:
+def _inflate(data: bytes, wbits: int, limit: int) -> bytes | None:
+    if limit <= 0:  # (0 would be no limit at all to zlib)
+        return None
     reader = zlib.decompressobj(wbits)
     try:
-        out = reader.decompress(data, MAX_DECODED_BODY)
+        out = reader.decompress(data, limit)
     except zlib.error:
         return None
     return None if reader.unconsumed_tail else out
 
 
-def _gzip(data: bytes) -> bytes | None:
+def _gzip(data: bytes, limit: int) -> bytes | None:
     pieces: list[bytes] = []
     size = 0
     for _ in range(MAX_GZIP_MEMBERS):
-        room = MAX_DECODED_BODY - size
+        room = limit - size
         if room <= 0:  # (0 would be no limit at all to zlib)
             return None
         reader = zlib.decompressobj(16 + zlib.MAX_WBITS)

@@ -20,7 +20,7 @@ from bisect import bisect_right
 from collections.abc import Iterator
 
 from .._errors import EXCERPT_LIMIT, escaped
-from ._codings import body_codings, decode_body
+from ._codings import DecodeBudget, body_codings, decode_body
 from ._format import Cassette
 from ._profiles import Profile, profile_named
 from ._redact import MIN_REDACTED_PREFIX, PLACEHOLDER, origin_secrets
@@ -213,6 +213,8 @@ def lint(
     profile = profile if profile is not None else profile_named(cassette.profile)
     findings: list[str] = []
     values: list[tuple[str, str]] = []
+    # Coded bodies are read through, within one budget (see ._codings).
+    budget = DecodeBudget()
 
     def scan(where: str, text: str) -> None:
         for what in scanner.suspicious(text):
@@ -254,7 +256,7 @@ def lint(
         if codings:
             # A compressed body hides what it holds from the rules above.
             named = ", ".join(codings)
-            plain = decode_body(codings, message.payload)
+            plain = decode_body(codings, message.payload, budget)
             if plain is None:
                 findings.append(
                     f"{spot}.chunks: a body in a content coding lint cannot read ({named})"

@@ -29,7 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._scrub import PLACEHOLDER, secret_spellings
-from ._codings import body_codings, decode_body
+from ._codings import DecodeBudget, body_codings, decode_body
 from ._format import (
     Cassette,
     CassetteError,
@@ -82,29 +82,30 @@ def _placeholder(kind: str, number: int, length: int) -> str:
     return "*" * length  # too short to say more
 
 
-def _response_json(item: Interaction) -> object:
+def _response_json(item: Interaction, budget: DecodeBudget) -> object:
     # Read through the body's content codings (see ._codings): a service
     # that compressed its login answer still handed out a token.
     try:
         _, headers, body, _ = parse_response(item.request.method, item.response.wire)
-        decoded = decode_body(body_codings(headers), body)
+        codings = body_codings(headers)
+        decoded = decode_body(codings, body, budget) if codings else body
         return None if decoded is None else json.loads(decoded)
     except (RemoteProtocolError, ValueError, UnicodeDecodeError, RecursionError):
         return None
 
 
-def _request_json(request: RecordedRequest) -> object:
+def _request_json(request: RecordedRequest, budget: DecodeBudget) -> object:
     codings = body_codings(request.headers)
     if not codings:
         return request.json()  # (parsed once, kept on the request)
-    decoded = decode_body(codings, request.body)
+    decoded = decode_body(codings, request.body, budget)
     try:
         return None if not decoded else json.loads(decoded)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
 
 
-def _check_coded(cassette: Cassette, table: dict[bytes, bytes]) -> None:
+def _check_coded(cassette: Cassette, table: dict[bytes, bytes], budget: DecodeBudget) -> None:
     """Refuse a cassette that would keep a secret inside a coded body.
 
     Redaction replaces values in place, at the same length; inside a
@@ -127,7 +128,7 @@ def _check_coded(cassette: Cassette, table: dict[bytes, bytes]) -> None:
             if not codings:
                 continue
             named = ", ".join(codings)
-            decoded = decode_body(codings, body)
+            decoded = decode_body(codings, body, budget)
             if decoded is None:
                 problem = f"is in a content coding redaction cannot read ({named})"
             elif any(secret in decoded for secret in table):
@@ -143,7 +144,9 @@ def _check_coded(cassette: Cassette, table: dict[bytes, bytes]) -> None:
             )
 
 
-def _find(cassette: Cassette, extra: Iterable[str], profile: Profile) -> dict[str, str]:
+def _find(
+    cassette: Cassette, extra: Iterable[str], profile: Profile, budget: DecodeBudget
+) -> dict[str, str]:
     """Every secret in the cassette, in order of first appearance -> its kind."""
     found: dict[str, str] = {}
 
@@ -155,13 +158,13 @@ def _find(cassette: Cassette, extra: Iterable[str], profile: Profile) -> dict[st
         add(value, "secret")
     if not profile.gptalk_secrets:
         for item in cassette.interactions:
-            _find_by_name(item, profile, add)
+            _find_by_name(item, profile, add, budget)
         for value in extra:
             add(value, "secret")
         return found
     for item in cassette.interactions:
         request = item.request
-        body = _request_json(request)
+        body = _request_json(request, budget)
         if isinstance(body, dict):
             add(body.get("fingerprint"), "fingerprint")
         for name, value in request.headers:
@@ -175,7 +178,7 @@ def _find(cassette: Cassette, extra: Iterable[str], profile: Profile) -> dict[st
             if key == "token":
                 for value in values:
                     add(value, "stream-token")
-        data = _response_json(item)
+        data = _response_json(item, budget)
         if isinstance(data, dict) and isinstance(data.get("data"), dict):
             token = data["data"].get("token")
             add(token, "login-token" if item.kind == "login" else "stream-token")
@@ -192,7 +195,9 @@ def _find(cassette: Cassette, extra: Iterable[str], profile: Profile) -> dict[st
 MAX_SECRET_FIELD_DEPTH = 64
 
 
-def _find_by_name(item: Interaction, profile: Profile, add: Callable[[object, str], None]) -> None:
+def _find_by_name(
+    item: Interaction, profile: Profile, add: Callable[[object, str], None], budget: DecodeBudget
+) -> None:
     """The secrets a profile names: header names, query keys, JSON fields."""
     request = item.request
     for name, value in request.headers:
@@ -209,8 +214,8 @@ def _find_by_name(item: Interaction, profile: Profile, add: Callable[[object, st
         if key in profile.secret_query_keys:
             for value in values:
                 add(value, "secret")
-    _json_fields(_request_json(request), profile.secret_fields, add, 0)
-    _json_fields(_response_json(item), profile.secret_fields, add, 0)
+    _json_fields(_request_json(request, budget), profile.secret_fields, add, 0)
+    _json_fields(_response_json(item, budget), profile.secret_fields, add, 0)
     for name, value in item.response.headers:
         if name.lower() == "set-cookie":
             add(value.split(";", 1)[0].partition("=")[2], "cookie")
@@ -501,9 +506,11 @@ def redact(
     ``_check_coded``).
     """
     profile = profile if profile is not None else profile_named(cassette.profile)
-    found = _find(cassette, check_secrets(secrets), profile)
+    # One budget for the coded bodies the two passes decode (see ._codings).
+    budget = DecodeBudget()
+    found = _find(cassette, check_secrets(secrets), profile, budget)
     table = _table(found, _numbers_in_use(cassette))
-    _check_coded(cassette, table)
+    _check_coded(cassette, table, budget)
     redactor = _Redactor(table)
     items = []
     for item in cassette.interactions:
