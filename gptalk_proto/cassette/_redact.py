@@ -10,8 +10,9 @@ Content-Length and chunk sizes in the recorded bytes stay true and a replay
 still parses.  A replayed login hands the client the placeholder, which the
 client then sends back: matching needs no knowledge of the real values.
 
-Secrets are replaced inside values only (header values, query values, JSON
-string values, SSE data: see :mod:`._value_spans`), never in protocol syntax,
+Secrets are replaced inside values only (header values, request paths other
+than the profile's steps, query values, JSON string values, SSE data: see
+:mod:`._value_spans`), never in protocol syntax,
 so no secret, however it is spelled, can break a cassette.  In what a response
 says, the pieces of a secret that end a value are replaced too (see
 :data:`MIN_REDACTED_PREFIX`): cumulative events carry every prefix of a
@@ -47,6 +48,7 @@ from ._value_spans import (
     parse_message,
     put_payload,
     query_value_spans,
+    target_value_spans,
 )
 
 __all__ = [
@@ -414,25 +416,29 @@ class _Redactor:
         put_payload(out, message.pieces, self.values(message.payload, message.values, cut=True))
         return bytes(out)
 
-    def request(self, request: RecordedRequest) -> RecordedRequest:
-        """A recorded request: query values, header values, body values."""
+    def request(self, request: RecordedRequest, profile: Profile) -> RecordedRequest:
+        """A recorded request: its path (unless it is one of the profile's
+        steps: a step's path is syntax, which says what the step is), query
+        values, header values, body values."""
         headers = []
         for name, value in request.headers:
             if name.lower() not in _FRAMING_NAMES:
                 value = self._text(value, lambda raw: [(0, len(raw))])  # noqa: PLW2901
             headers.append((name, value))
+        path = urlsplit(request.target).path
+        spans_of_target = query_value_spans if profile.kind(path) != "other" else target_value_spans
         ctype = next((v for n, v in request.headers if n.lower() == "content-type"), "")
         spans = body_spans(request.body, ctype.encode("utf-8", "replace"))
         return replace(
             request,
-            target=self._text(request.target, query_value_spans),
+            target=self._text(request.target, spans_of_target),
             headers=tuple(headers),
             body=self.values(request.body, spans, cut=False),
         )
 
     def url(self, url: str) -> str:
-        """A URL with the secrets in its query values replaced."""
-        return self._text(url, query_value_spans)
+        """A URL with the secrets in its path and query values replaced."""
+        return self._text(url, target_value_spans)
 
     def _text(self, text: str, spans: Callable[[bytes], list[Span]]) -> str:
         # Header values and targets were read as latin-1 (one character per
@@ -514,7 +520,7 @@ def redact(
     redactor = _Redactor(table)
     items = []
     for item in cassette.interactions:
-        request = redactor.request(item.request)
+        request = redactor.request(item.request, profile)
         # Redact the whole byte stream (a secret may straddle two reads),
         # then cut it again where the reads were: the lengths did not change.
         wire = redactor.message(item.response.wire)

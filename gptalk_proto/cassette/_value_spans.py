@@ -31,6 +31,7 @@ __all__ = [
     "put_payload",
     "query_value_spans",
     "sse_data_spans",
+    "target_value_spans",
     "text_value_spans",
 ]
 
@@ -79,6 +80,25 @@ def _strip(data: bytes, start: int, end: int, chars: bytes) -> Span:
     while end > start and data[end - 1] in chars:
         end -= 1
     return start, end
+
+
+def target_value_spans(target: bytes) -> list[Span]:
+    """A target's path (an origin-form target's, or a URL's after its
+    authority; the slashes in it too), then its query values: the values of
+    a target.  Some APIs take a key as a path segment (``/bot<key>/send``),
+    and a secret named by the caller must not stay there."""
+    start = 0
+    scheme = target.find(b"://")
+    if scheme > 0 and target[0:1] != b"/":
+        slash = target.find(b"/", scheme + 3)
+        start = len(target) if slash < 0 else slash
+    stop = len(target)
+    for mark in (b"?", b"#"):
+        found = target.find(mark, start)
+        if 0 <= found < stop:
+            stop = found
+    path = [(start, stop)] if start < stop else []
+    return path + query_value_spans(target)
 
 
 def query_value_spans(target: bytes) -> list[Span]:

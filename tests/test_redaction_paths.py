@@ -1,0 +1,110 @@
+"""Secrets in a request's path: some APIs take a key as a path segment
+(``/bot<key>/getMe``), and a secret the caller names (``--secret``) stayed
+there, in a cassette marked redacted, with lint silent.  The path is now a
+value redaction reads (the profile's own step paths apart: those are the
+syntax that says what a step is), and a placeholder in a recorded path
+matches on replay as one in a value does."""
+
+from __future__ import annotations
+
+import http.client
+from urllib.parse import urlsplit
+
+import pytest
+
+import gptalk_proto as g
+import gptalk_proto.cassette
+from gptalk_proto.cassette._value_spans import target_value_spans
+from gptalk_transports import record_through_proxy_in_thread
+from gptalk_transports._server.replay import serve_cassettes_in_thread
+
+from .hostile_peer import scripted_peer
+
+KEY = "123456:AAHsecretTOKENvalue"
+BODY = b'{"ok": true}'
+ANSWER = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 12\r\n\r\n" + BODY
+
+
+def _one_request(origin: str, target: str, profile: str) -> g.cassette.Cassette:
+    recorder = g.cassette.Recorder(origin, profile=g.cassette.profile_named(profile))
+    number = recorder.open_connection()
+    recorder.sent_request(
+        number, method=b"GET", target=target.encode(), headers=[(b"host", b"up")], body=b"", t=0.0
+    )
+    recorder.received(number, ANSWER, 0.01)
+    recorder.received(number, b"", 0.02)
+    return recorder.cassette(recorded_at="2026-12-05T00:00:00Z", redact=True, secrets=[KEY])
+
+
+@pytest.mark.parametrize(
+    ("target", "spans"),
+    [
+        (b"/a/b?x=1&y=2", [(0, 4), (7, 8), (11, 12)]),
+        (b"/a#f", [(0, 2)]),
+        (b"http://h:1/p/q?k=v", [(10, 14), (17, 18)]),
+        (b"https://h", []),
+        (b"?x=1", [(3, 4)]),
+    ],
+)
+def test_the_values_of_a_target(target: bytes, spans: list[tuple[int, int]]) -> None:
+    assert target_value_spans(target) == spans
+
+
+@pytest.mark.parametrize("profile", ["generic", "gptalk"])
+def test_a_named_secret_in_a_path_is_redacted_and_still_matches(profile: str) -> None:
+    cassette = _one_request(f"https://api.example/bot{KEY}", f"/bot{KEY}/getMe?x=1", profile)
+    assert KEY not in cassette.dumps()
+    [item] = cassette.interactions
+    assert item.request.target.startswith("/bot<")
+    assert item.request.target.endswith("/getMe?x=1")
+    assert len(item.request.target) == len(f"/bot{KEY}/getMe?x=1")
+    assert cassette.origin.startswith("https://api.example/bot<")
+    # The same request matches; another method of the same bot does not.
+    replayer = g.cassette.Replayer(cassette)
+    with pytest.raises(g.cassette.CassetteMismatch, match="path: recorded"):
+        replayer.match("GET", f"/bot{KEY}/getUpdates?x=1", [("host", "up")], b"")
+    replayer.match("GET", f"/bot{KEY}/getMe?x=1", [("host", "up")], b"")
+    assert replayer.unplayed() == []
+
+
+def test_a_step_path_stays_as_it_is() -> None:
+    # "stream" named as a secret: GPTalk's stream path is the step's name.
+    recorder = g.cassette.Recorder("https://gptalk.example")
+    number = recorder.open_connection()
+    for target in (g.STREAM_PATH + "?token=t", "/elsewhere/stream"):
+        recorder.sent_request(
+            number, method=b"GET", target=target.encode(), headers=[], body=b"", t=0.0
+        )
+        recorder.received(number, ANSWER, 0.01)
+    cassette = recorder.cassette(recorded_at="2026-12-05T00:00:00Z", secrets=["stream"])
+    known, other = (item.request.target for item in cassette.interactions)
+    assert known.startswith(g.STREAM_PATH + "?token=")  # (the token is redacted)
+    assert "stream" not in other
+    assert other.startswith("/elsewhere/")
+
+
+def test_through_the_proxy_and_back_to_the_same_client() -> None:
+    def answer(target: str, headers: object, body: bytes) -> bytes:
+        return ANSWER
+
+    def get(url: str) -> tuple[int, bytes]:
+        parts = urlsplit(url)
+        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=30)
+        conn.request("GET", f"/bot{KEY}/getMe")
+        response = conn.getresponse()
+        body = response.read()
+        conn.close()
+        return response.status, body
+
+    with (
+        scripted_peer({"any": answer}) as upstream,
+        record_through_proxy_in_thread(
+            upstream, trust_env=False, profile="generic", secrets=(KEY,)
+        ) as run,
+    ):
+        assert get(run.url) == (200, BODY)
+    cassette = run.cassette
+    assert cassette is not None
+    assert KEY not in cassette.dumps()
+    with serve_cassettes_in_thread([cassette], speed=0) as url:
+        assert get(url) == (200, BODY)
