@@ -97,3 +97,23 @@ def test_values_split_by_chunk_framing_are_whole() -> None:
     for cut in range(len(wire)):
         partial = parse_message(wire[:cut])
         assert payload.startswith(partial.payload)
+
+
+def test_a_trailer_sections_field_values_are_values() -> None:
+    """RFC 9112 section 7.1.2: trailer fields are field lines, as a head's;
+    a secret in one (a session token sent after the stream) is a value."""
+    head = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+    )
+    body = b"5\r\ndata:\r\n0\r\nx-session: s3cr3t-value\r\ncontent-length: 9\r\n\r\n"
+    wire = head + body
+    message = parse_message(wire)
+    assert [wire[a:b] for a, b in message.headers][-1:] == [b"s3cr3t-value"]
+    assert message.payload == b"data:"
+    # Cut inside the trailer section: what arrived of it.
+    for cut in range(len(head), len(wire)):
+        for _, b in parse_message(wire[:cut]).headers:
+            assert b <= cut
+    # No trailer section at all: no value past the last chunk.
+    bare = parse_message(head + b"5\r\ndata:\r\n0\r\n\r\n")
+    assert bare.headers == parse_message(head).headers

@@ -52,15 +52,16 @@ _OWS = b" \t"
 _JSON_SPACE = b" \t\r\n"
 
 
-def header_value_spans(head: bytes) -> list[Span]:
-    """The value of every field line of an HTTP head (its start line skipped),
-    except the :data:`FRAMING_HEADERS`; without surrounding whitespace."""
+def header_value_spans(head: bytes, *, start_line: bool = True) -> list[Span]:
+    """The value of every field line of an HTTP head (its start line skipped;
+    ``start_line=False``: a trailer section, which has none), except the
+    :data:`FRAMING_HEADERS`; without surrounding whitespace."""
     spans: list[Span] = []
     start = 0
     ends = [m.start() for m in _LINE_END.finditer(head)]
     for index, end in enumerate([*ends, len(head)]):
         colon = head.find(b":", start, end)
-        if index and colon > start:  # the start line is syntax
+        if (index or not start_line) and colon > start:  # the start line is syntax
             name = head[start:colon].strip(_OWS).lower()
             if name not in FRAMING_HEADERS:
                 spans.append(_strip(head, colon + 1, end, _OWS))
@@ -221,9 +222,11 @@ def _field(head: bytes, name: bytes) -> bytes:
     return b", ".join(values)
 
 
-def _chunk_data(body: bytes, base: int) -> list[Span]:
-    # The data of each chunk (RFC 9112 section 7.1): size lines, extensions,
-    # CRLFs and trailers are framing.  A chunk cut short keeps what arrived.
+def _chunk_data(body: bytes, base: int) -> tuple[list[Span], list[Span]]:
+    # The data of each chunk (RFC 9112 section 7.1): size lines, extensions
+    # and CRLFs are framing.  A chunk cut short keeps what arrived.  Then
+    # the trailer section's field values (section 7.1.2: field lines, as a
+    # head's), as spans into the wire too: a field there may hold a secret.
     spans: list[Span] = []
     at = 0
     while at < len(body):
@@ -231,8 +234,15 @@ def _chunk_data(body: bytes, base: int) -> list[Span]:
         if line_end < 0:
             break
         size_text = body[at:line_end].split(b";", 1)[0].strip(b" \t\r")
-        if not _HEX.fullmatch(size_text) or int(size_text, 16) == 0:
-            break  # the last chunk (trailers are not values), or not a size
+        if _HEX.fullmatch(size_text) and int(size_text, 16) == 0:
+            # The last chunk: its trailer section runs to a blank line.
+            section = body[line_end + 1 :]
+            blank = _head_end(b"\r\n" + section) - 2
+            trailers = header_value_spans(section[: max(blank, 0)], start_line=False)
+            offset = base + line_end + 1
+            return spans, [(offset + a, offset + b) for a, b in trailers]
+        if not _HEX.fullmatch(size_text):
+            break  # not a size
         size = int(size_text, 16)
         start = line_end + 1
         end = min(start + size, len(body))
@@ -242,13 +252,14 @@ def _chunk_data(body: bytes, base: int) -> list[Span]:
             at += 2
         elif body.startswith(b"\n", at):
             at += 1
-    return spans
+    return spans, []
 
 
 class Message(NamedTuple):
     """Where one HTTP message (a recorded response's bytes) holds values."""
 
-    #: Field values of the head, as spans into the wire.
+    #: Field values of the head (and of a chunked body's trailer section),
+    #: as spans into the wire.
     headers: list[Span]
     #: Where the content's bytes are in the wire, in order (chunk data only).
     pieces: list[Span]
@@ -264,13 +275,14 @@ def parse_message(wire: bytes) -> Message:
     head_end = _head_end(wire)
     head = wire[:head_end]
     body = wire[head_end:]
+    trailers: list[Span] = []
     if b"chunked" in _field(head, b"transfer-encoding").lower():
-        pieces = _chunk_data(body, head_end)
+        pieces, trailers = _chunk_data(body, head_end)
     else:
         pieces = [(head_end, len(wire))] if body else []
     payload = b"".join(wire[a:b] for a, b in pieces)
     values = body_spans(payload, _field(head, b"content-type"))
-    return Message(header_value_spans(head), pieces, payload, values)
+    return Message(header_value_spans(head) + trailers, pieces, payload, values)
 
 
 def put_payload(wire: bytearray, pieces: list[Span], payload: bytes) -> None:

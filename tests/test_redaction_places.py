@@ -1,4 +1,8 @@
-"""Secrets in a request's path: some APIs take a key as a path segment
+"""Secrets where redaction did not look.
+
+A chunked response's trailer section (RFC 9112 section 7.1.2) holds field
+lines as a head does; a secret in one stayed.  And a request's path: some
+APIs take a key as a path segment
 (``/bot<key>/getMe``), and a secret the caller names (``--secret``) stayed
 there, in a cassette marked redacted, with lint silent.  The path is now a
 value redaction reads (the profile's own step paths apart: those are the
@@ -108,3 +112,22 @@ def test_through_the_proxy_and_back_to_the_same_client() -> None:
     assert KEY not in cassette.dumps()
     with serve_cassettes_in_thread([cassette], speed=0) as url:
         assert get(url) == (200, BODY)
+
+
+def test_a_secret_in_a_trailer_field_is_redacted() -> None:
+    recorder = g.cassette.Recorder(
+        "https://api.example", profile=g.cassette.profile_named("generic")
+    )
+    number = recorder.open_connection()
+    recorder.sent_request(number, method=b"GET", target=b"/s", headers=[], body=b"", t=0.0)
+    answer = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n"
+        b"trailer: x-session\r\n\r\n7\r\ndata: 1\r\n0\r\nx-session: %s\r\n\r\n" % KEY.encode()
+    )
+    recorder.received(number, answer, 0.01)
+    cassette = recorder.cassette(recorded_at="2026-12-05T00:00:00Z", secrets=[KEY])
+    wire = cassette.interactions[0].response.wire
+    assert KEY.encode() not in wire
+    assert len(wire) == len(answer)
+    assert wire.endswith(b"\r\n\r\n")
+    assert b"\r\nx-session: <secret-1>" in wire
