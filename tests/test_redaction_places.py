@@ -131,3 +131,50 @@ def test_a_secret_in_a_trailer_field_is_redacted() -> None:
     assert len(wire) == len(answer)
     assert wire.endswith(b"\r\n\r\n")
     assert b"\r\nx-session: <secret-1>" in wire
+
+
+FORM = [(b"content-type", b"application/x-www-form-urlencoded")]
+
+
+def test_a_forms_secret_fields_are_redacted_and_the_form_still_matches() -> None:
+    """An OAuth token request's client_secret, and a token answer in a form
+    (as some services give it): found by name, as JSON fields are."""
+    recorder = g.cassette.Recorder(
+        "https://api.example", profile=g.cassette.profile_named("generic")
+    )
+    number = recorder.open_connection()
+    body = b"grant_type=client_credentials&client_secret=SuperSecretValue123&client_id=me"
+    recorder.sent_request(
+        number, method=b"POST", target=b"/oauth/token", headers=FORM, body=body, t=0.0
+    )
+    answer = b"access_token=AT-0123456789abcdef&token_type=bearer&refresh_token=RT%2Fxyz012345"
+    recorder.received(
+        number,
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/x-www-form-urlencoded\r\n"
+        b"content-length: %d\r\n\r\n%s" % (len(answer), answer),
+        0.01,
+    )
+    cassette = recorder.cassette(recorded_at="2026-12-05T00:00:00Z")
+    text = cassette.dumps()
+    for secret in ("SuperSecretValue123", "AT-0123456789abcdef", "RT%2Fxyz012345", "RT/xyz"):
+        assert secret not in text
+    assert "token_type=bearer" in text  # a field's name is not a secret's
+    [item] = cassette.interactions
+    assert len(item.request.body) == len(body)
+    replayer = g.cassette.Replayer(cassette)
+    with pytest.raises(g.cassette.CassetteMismatch, match="body: recorded"):
+        replayer.match("POST", "/oauth/token", [], body.replace(b"client_id=me", b"client_id=you"))
+    replayer.match("POST", "/oauth/token", [], body)
+    assert replayer.unplayed() == []
+
+
+def test_a_long_form_is_read_to_its_end() -> None:
+    recorder = g.cassette.Recorder(
+        "https://api.example", profile=g.cassette.profile_named("generic")
+    )
+    number = recorder.open_connection()
+    body = b"a=b&" * 100_000 + b"password=hunter2-hunter2"
+    recorder.sent_request(number, method=b"POST", target=b"/f", headers=FORM, body=body, t=0.0)
+    recorder.received(number, b"HTTP/1.1 204 No Content\r\n\r\n", 0.01)
+    cassette = recorder.cassette(recorded_at="2026-12-05T00:00:00Z")
+    assert b"hunter2" not in cassette.interactions[0].request.body

@@ -117,7 +117,29 @@ GPTALK = Profile(
     gptalk_secrets=True,
 )
 
-_SECRET_NAMES = frozenset({"key", "api_key", "token", "access_token"})
+#: Query keys and body fields (JSON, or a form's) whose values are secrets,
+#: by their whole name: the common names of keys, tokens and passwords
+#: (OAuth 2.0's client_secret, refresh_token and id_token among them).  Whole
+#: names, not words in them as for headers: a body's "token_type": "bearer"
+#: or "max_tokens" is no secret, and a value named one is redacted wherever
+#: it appears.
+_SECRET_NAMES = frozenset(
+    {
+        "key",
+        "api_key",
+        "apikey",
+        "api-key",
+        "token",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "auth_token",
+        "session_token",
+        "client_secret",
+        "secret",
+        "password",
+    }
+)
 
 #: Any HTTP API with JSON or empty requests, SSE or JSON responses.
 GENERIC = Profile(

@@ -26,7 +26,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._scrub import PLACEHOLDER, secret_spellings
@@ -218,11 +218,40 @@ def _find_by_name(
                 add(value, "secret")
     _json_fields(_request_json(request, budget), profile.secret_fields, add, 0)
     _json_fields(_response_json(item, budget), profile.secret_fields, add, 0)
+    # A form's fields (an OAuth token request's client_secret, say).
+    if _is_form(request.headers):
+        _form_fields(request.body, profile.secret_fields, add)
+    if _is_form(item.response.headers):
+        try:
+            _, _, body, _ = parse_response(request.method, item.response.wire)
+        except RemoteProtocolError:
+            body = b""
+        _form_fields(body, profile.secret_fields, add)
     for name, value in item.response.headers:
         if name.lower() == "set-cookie":
             add(value.split(";", 1)[0].partition("=")[2], "cookie")
         elif profile.is_secret_header(name):
             add(value, "secret")
+
+
+def _is_form(headers: Iterable[tuple[str, str]]) -> bool:
+    for name, value in headers:
+        if name.lower() == "content-type":
+            media = value.split(";", 1)[0].strip().lower()
+            return media == "application/x-www-form-urlencoded"
+    return False
+
+
+def _form_fields(body: bytes, names: frozenset[str], add: Callable[[object, str], None]) -> None:
+    # As a query (WHATWG URL's application/x-www-form-urlencoded parsing):
+    # "+" is a space, values percent-decoded, bytes past UTF-8 replaced.
+    # One pass over the pairs: linear in the body, which is capped where it
+    # is read (a request, MAX_PROXIED_REQUEST; a response, the recorder's).
+    text = body.decode("utf-8", "replace")
+    for pair in text.split("&"):
+        key, equals, value = pair.partition("=")
+        if equals and unquote_plus(key) in names:
+            add(unquote_plus(value), "secret")
 
 
 def _json_fields(

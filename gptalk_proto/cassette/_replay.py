@@ -342,7 +342,11 @@ def _body_differences(
                 continue
             if not _same(before, after, profile.ignored_fields):
                 out.append(f"body.{key}: recorded {_show(before, hide)}, sent {_show(after, hide)}")
-    elif recorded.body != body:
+    elif recorded.body != body and not _fits(
+        recorded.body.decode("latin-1"), body.decode("latin-1")
+    ):
+        # (Not JSON, a form say: a placeholder in it matches as in a value;
+        # latin-1 keeps every byte one character.)
         out.append(
             f"body: recorded {_show_bytes(recorded.body, hide)}, sent {_show_bytes(body, hide)}"
         )
