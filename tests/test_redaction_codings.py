@@ -259,6 +259,21 @@ def test_without_redaction_the_clients_header_goes_up_as_sent() -> None:
     assert json.loads(gzip.decompress(body))["data"]["token"] == TOKEN
 
 
+def test_identity_asked_for_a_cassette_redacted_later() -> None:
+    # As the pytest plugin records: unredacted, redacted as it is saved.
+    peer = Upstream(always=False)
+    with (
+        scripted_peer({"login": peer.login}) as upstream,
+        record_through_proxy_in_thread(
+            upstream, trust_env=False, redact=False, identity=True
+        ) as run,
+    ):
+        _login_by_hand(run.url)
+    assert peer.asked == ["identity"]
+    assert run.cassette is not None
+    assert TOKEN not in g.cassette.redact(run.cassette).dumps()
+
+
 def test_a_service_that_compresses_anyway_fails_the_recording() -> None:
     peer = Upstream(always=True)
     with (

@@ -495,6 +495,7 @@ async def record_through_proxy(
     redact: bool = True,
     secrets: tuple[str, ...] = (),
     profile: str = "gptalk",
+    identity: bool | None = None,
 ) -> AsyncIterator[ProxyRun]:
     """Run a recording proxy to ``upstream`` in this event loop.
 
@@ -504,6 +505,9 @@ async def record_through_proxy(
     ``run.done`` is set once that many chats were recorded.  ``profile``
     names the API (``gptalk``, or ``generic`` for any SSE or JSON API: see
     :class:`gptalk_proto.cassette.Profile`): what is redacted, what a chat is.
+    ``identity``: ask the upstream for uncompressed bodies (see
+    ``ProxyRecorder``); by default while redacting, and it must be on for a
+    cassette redacted later (as the pytest plugin redacts what it saves).
 
     >>> async with record_through_proxy("https://gptalk.net") as run:  # doctest: +SKIP
     ...     ...  # point any client at run.url
@@ -522,7 +526,7 @@ async def record_through_proxy(
             chats is not None,
             profile=profile,
             store=store,
-            identity=redact,
+            identity=redact if identity is None else identity,
         )
     except BaseException:
         store.close()
@@ -572,6 +576,7 @@ def record_through_proxy_in_thread(
     secrets: tuple[str, ...] = (),
     backend: str = "asyncio",
     profile: str = "gptalk",
+    identity: bool | None = None,
 ) -> Iterator[ProxyRun]:
     """The blocking twin of :func:`record_through_proxy`: the proxy runs in a
     thread of its own until the block ends (``backend``: asyncio or trio)."""
@@ -586,6 +591,7 @@ def record_through_proxy_in_thread(
             redact=redact,
             secrets=secrets,
             profile=profile,
+            identity=identity,
         )
         with portal.wrap_async_context_manager(manager) as run:
             yield run
