@@ -115,6 +115,7 @@ def test_to_har_onto_a_folder_is_one_usage_line(tmp_path: Path) -> None:
     ("args", "flag"),
     [
         (["replay", "--once", PLAIN], "--once is for --serve only"),
+        (["replay", "--episodes", PLAIN], "--episodes is for --serve only"),
         (["replay", "--allow-unplayed", PLAIN], "--allow-unplayed is for --serve only"),
         (["replay", "--host", "0.0.0.0", PLAIN], "--host is for --serve only"),
         (["replay", "--port", "8080", PLAIN], "--port is for --serve only"),

@@ -77,13 +77,16 @@ def test_replay_for_any_client(inner: pytest.Pytester) -> None:
     result.assert_outcomes(passed=3)
 
 
-def test_unplayed_steps_fail_the_test(inner: pytest.Pytester) -> None:
+def test_a_test_that_begins_no_episode_owes_no_step(inner: pytest.Pytester) -> None:
+    # As with the client fixtures: the unplayed check covers the episodes
+    # the test's clients began (a cassette may be shared by other tests);
+    # a chat begun and left unfinished fails its test
+    # (test_plugin_replay_server_shared.py).
     inner.makepyfile(test_unplayed=UNPLAYED)
     cassette = folder(inner, "test_unplayed") / "chat.json"
     cassette.write_text(json.dumps(plain_chat_recorded_at(time.time())), encoding="utf-8")
     result = run(inner, None)
-    result.assert_outcomes(passed=1, errors=1)
-    result.stdout.fnmatch_lines(["*steps 1 (login), 2 (text), 3 (stream) were never reached*"])
+    result.assert_outcomes(passed=1)
 
 
 RECORD = """

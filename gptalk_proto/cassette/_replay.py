@@ -159,6 +159,9 @@ class Replayer:
         self._hide = hiding(self.secrets)
         self._next = 0
         self._bindings: dict[str, str] = {}
+        #: The step (from 0) the last request that matched played; None
+        #: before any.
+        self.last_step: int | None = None
 
     @property
     def played(self) -> int:
@@ -183,6 +186,12 @@ class Replayer:
         """(step, kind) of every step not played yet."""
         items = self.cassette.interactions
         return [(n, items[n].kind) for n in range(self._next, len(items))]
+
+    def begun_steps(self) -> list[int]:
+        """The steps a replay owes once begun: every one (a cassette plays
+        whole, in order).  A replayer that plays parts of a cassette (the
+        transports' episodes) owes only the parts it began."""
+        return list(range(len(self.cassette.interactions)))
 
     def assert_played(self) -> None:
         """Raise :class:`CassetteUnplayed` if any step was never reached."""
@@ -259,6 +268,7 @@ class Replayer:
             )
         self._bindings = bindings
         self._next += 1
+        self.last_step = step
         return item
 
 

@@ -22,6 +22,16 @@ Sessions
        in again on a new connection, after a quota error, goes on;
     4. else a new session, in the first cassette whose first step matches.
 
+    Given a ``replayer`` factory, each cassette has one replayer instead,
+    shared by every session, which says which step a request is (the
+    transports' ``EpisodeReplayer``: a login begins the first login episode
+    not yet begun, a chat the first chat whose first step matches, in any
+    order).  A session is then its tokens alone: a request goes to the
+    session of its token, else of its connection, else to a new one; and
+    :meth:`ReplayServer.unplayed` lists only the steps the replayers owe
+    (``Replayer.begun_steps``).  So clients replay any part of a cassette
+    several tests recorded, and all of them together play it once.
+
 Played
     A step counts as played (:meth:`ReplayServer.unplayed`, ``--once``) once
     its whole response was written: its answer ends with a
@@ -46,7 +56,6 @@ Tokens
 from __future__ import annotations
 
 import json
-import re
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -55,6 +64,7 @@ from .._errors import InvalidHTTP, LocalProtocolError
 from ._format import Cassette, CassetteError, Interaction
 from ._profiles import Profile
 from ._replay import MAX_REPLAY_REQUEST, CassetteMismatch, Replayer, hiding
+from ._replay_session import ISSUED, Session
 from ._request_reader import RequestHead, RequestReader
 
 __all__ = [
@@ -96,12 +106,6 @@ MAX_PIPELINED_ANSWERS = 16
 #: state of the target resource" -- the cassette's next step.  Not a 5xx, so
 #: a client's retry policy does not hide the divergence behind retries.
 MISMATCH_STATUS = 409
-
-# Placeholders of the tokens a server hands out (long and short forms).
-_TOKEN_PLACEHOLDER = re.compile(rb"<(?:login-token|stream-token)-\d+>\.*|<[ts]\d+>\.*")
-# The tokens this server hands out: session and serial in hex, then a random
-# part ("K" and hex, with entropy) and "_" padding.
-_ISSUED = re.compile(rb"gtR([0-9a-f]{1,12})T([0-9a-f]{1,8})(?:K[0-9a-f]*)?_*")
 
 
 @dataclass(frozen=True)
@@ -145,53 +149,6 @@ _REFUSALS = {
 }
 
 
-class _Session:
-    __slots__ = ("attached", "cassette", "entropy", "issued", "number", "placeholders", "replayer")
-
-    def __init__(
-        self,
-        number: int,
-        cassette: int,
-        replayer: Replayer,
-        entropy: Callable[[int], bytes] | None = None,
-    ) -> None:
-        self.number = number
-        self.entropy = entropy
-        self.cassette = cassette
-        self.replayer = replayer
-        self.attached = 0  # connections whose last request was of this session
-        self.issued: dict[bytes, bytes] = {}  # placeholder -> token handed out
-        self.placeholders: dict[bytes, bytes] = {}  # token -> placeholder
-
-    @property
-    def finished(self) -> bool:
-        return self.replayer.played >= len(self.replayer.cassette.interactions)
-
-    def token(self, placeholder: bytes) -> bytes:
-        """This session's token for ``placeholder``, of the same length."""
-        token = self.issued.get(placeholder)
-        if token is None:
-            stem = b"gtR%xT%x" % (self.number, len(self.issued) + 1)
-            if len(stem) > len(placeholder):
-                # Too short a placeholder to be unique: hand it out as recorded.
-                return placeholder
-            room = len(placeholder) - len(stem)
-            if self.entropy is not None and room >= 2:
-                stem += b"K" + self.entropy(room // 2).hex()[: room - 1].encode()
-            token = stem + b"_" * (len(placeholder) - len(stem))
-            self.issued[placeholder] = token
-            self.placeholders[token] = placeholder
-        return token
-
-    def recorded(self, data: bytes) -> bytes:
-        """``data`` with this session's tokens turned back into placeholders."""
-        return _ISSUED.sub(lambda m: self.placeholders.get(m.group(0), m.group(0)), data)
-
-    def handed_out(self, data: bytes) -> bytes:
-        """``data`` with token placeholders turned into this session's tokens."""
-        return _TOKEN_PLACEHOLDER.sub(lambda m: self.token(m.group(0)), data)
-
-
 class ReplayServer:
     """The cassettes' steps, played to many clients, each in its own session.
 
@@ -209,6 +166,10 @@ class ReplayServer:
         secrets: values never quoted in a mismatch (its 409, the texts
             :meth:`mismatches` keeps): each is ``<secret-N>`` there, as the
             client-side replayer shows them (see ``Replayer``).
+        replayer: ``cassette -> Replayer``, one shared by every session (see
+            the module's docstring); it matches under its own profile and
+            secrets.  None: each session plays a cassette whole, from its
+            first step.
     """
 
     def __init__(
@@ -221,6 +182,7 @@ class ReplayServer:
         profile: Profile | None = None,
         entropy: Callable[[int], bytes] | None = None,
         secrets: Sequence[str] = (),
+        replayer: Callable[[Cassette], Replayer] | None = None,
     ) -> None:
         if not cassettes:
             raise LocalProtocolError("a replay server needs at least one cassette")
@@ -242,13 +204,14 @@ class ReplayServer:
         self.entropy = entropy
         self.secrets = tuple(secrets)
         self._hide = hiding(self.secrets)
-        self._sessions: OrderedDict[int, _Session] = OrderedDict()
+        self._sessions: OrderedDict[int, Session] = OrderedDict()
         self._numbers = 0
         self._played = [set[int]() for _ in cassettes]
         # Answers handed to a driver and not yet reported written whole
         # (their ReplayDelivered), on connections still open (see answering).
         self._answering = 0
         self._mismatches: list[str] = []
+        self._shared = None if replayer is None else tuple(replayer(c) for c in self.cassettes)
 
     # -- what was played ---------------------------------------------------------
 
@@ -259,8 +222,12 @@ class ReplayServer:
 
     @property
     def all_played(self) -> bool:
-        """Every step of every cassette was played by some session."""
-        return not self.unplayed()
+        """Every step of every cassette was played by some session (with a
+        shared replayer too, where :meth:`unplayed` lists the owed ones)."""
+        return all(
+            len(played) == len(cassette.interactions)
+            for played, cassette in zip(self._played, self.cassettes, strict=True)
+        )
 
     @property
     def answering(self) -> int:
@@ -278,9 +245,13 @@ class ReplayServer:
     def unplayed(self) -> list[tuple[str, int, str]]:
         """(cassette name, step number from 1, kind) of each step no session played."""
         return [
-            (self.names[c], n + 1, item.kind)
+            (self.names[c], n + 1, cassette.interactions[n].kind)
             for c, cassette in enumerate(self.cassettes)
-            for n, item in enumerate(cassette.interactions)
+            for n in (
+                range(len(cassette.interactions))
+                if self._shared is None
+                else self._shared[c].begun_steps()
+            )
             if n not in self._played[c]
         ]
 
@@ -300,10 +271,10 @@ class ReplayServer:
         wait = max(recorded, 0.0) / self.speed
         return wait if self.max_gap is None else min(wait, self.max_gap)
 
-    def _by_token(self, data: bytes) -> _Session | str | None:
+    def _by_token(self, data: bytes) -> Session | str | None:
         """The session whose token ``data`` carries; None if no token; for a
         token of our form that no session holds, why not."""
-        for found in _ISSUED.finditer(data):
+        for found in ISSUED.finditer(data):
             session = self._sessions.get(int(found.group(1), 16))
             if session is None:
                 return "the token sent was handed out by a session this server no longer holds"
@@ -312,7 +283,7 @@ class ReplayServer:
             return session
         return None
 
-    def _new_session(self, cassette: int) -> _Session | None:
+    def _new_session(self, cassette: int) -> Session | None:
         if len(self._sessions) >= MAX_REPLAY_SESSIONS:
             done = next((n for n, s in self._sessions.items() if s.finished), None)
             if done is None:
@@ -321,12 +292,12 @@ class ReplayServer:
                 return None
             del self._sessions[done]
         self._numbers += 1
-        session = _Session(
-            self._numbers,
-            cassette,
-            Replayer(self.cassettes[cassette], self.profile, secrets=self.secrets),
-            self.entropy,
+        replayer = (
+            Replayer(self.cassettes[cassette], self.profile, secrets=self.secrets)
+            if self._shared is None
+            else self._shared[cassette]
         )
+        session = Session(self._numbers, cassette, replayer, self.entropy)
         self._sessions[session.number] = session
         return session
 
@@ -337,14 +308,18 @@ class ReplayServer:
         target: bytes,
         headers: list[tuple[bytes, bytes]],
         body: bytes,
-    ) -> tuple[_Session, Interaction]:
+    ) -> tuple[Session, Interaction]:
         raw = b"\n".join([target, *(v for _, v in headers), body])
         found = self._by_token(raw)
         if isinstance(found, str):
             path = target.split(b"?")[0].decode("ascii", "replace")
             raise CassetteMismatch(0, f"{method} {path}", [found], secrets=self.secrets)
-        candidates: list[_Session] = []
-        if isinstance(found, _Session):
+        if self._shared is not None:
+            return self._route_shared(
+                conn, found, method=method, target=target, headers=headers, body=body
+            )
+        candidates: list[Session] = []
+        if isinstance(found, Session):
             candidates = [found]
         elif conn.session is not None and not conn.session.finished:
             candidates = [conn.session]
@@ -363,12 +338,12 @@ class ReplayServer:
                 return session, self._match(session, method, target, headers, body)
             except CassetteMismatch as exc:
                 first_error = first_error or exc
-        if isinstance(found, _Session) or (conn.session is not None and not conn.session.finished):
+        if isinstance(found, Session) or (conn.session is not None and not conn.session.finished):
             assert first_error is not None
             raise first_error
         for number in range(len(self.cassettes)):
             replayer = Replayer(self.cassettes[number], self.profile, secrets=self.secrets)
-            trial = _Session(0, number, replayer)
+            trial = Session(0, number, replayer)
             try:
                 self._match(trial, method, target, headers, body)
             except CassetteMismatch as exc:
@@ -381,9 +356,49 @@ class ReplayServer:
         assert first_error is not None
         raise first_error
 
+    def _route_shared(
+        self,
+        conn: ReplayServerConnection,
+        found: Session | None,
+        *,
+        method: str,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+    ) -> tuple[Session, Interaction]:
+        # The shared replayers (see the module's docstring): a token's
+        # session, whose tokens the request carries; else its connection's
+        # cassette first, then the others, and a new session where one
+        # matches (a request without our tokens reads the same to any).
+        if found is not None:
+            return found, self._match(found, method, target, headers, body)
+        assert self._shared is not None
+        order = list(range(len(self.cassettes)))
+        if conn.session is not None:
+            order.remove(conn.session.cassette)
+            order.insert(0, conn.session.cassette)
+        first_error: CassetteMismatch | None = None
+        for number in order:
+            trial = Session(0, number, self._shared[number])
+            try:
+                item = self._match(trial, method, target, headers, body)
+            except CassetteMismatch as exc:
+                first_error = first_error or exc
+                continue
+            if conn.session is not None and conn.session.cassette == number:
+                return conn.session, item
+            fresh = self._new_session(number)
+            if fresh is None:
+                # The step was begun and is never answered: it stays
+                # unplayed, so the refusal is not lost in a passing run.
+                raise CassetteMismatch(0, "new session", ["too many sessions held at once"])
+            return fresh, item
+        assert first_error is not None
+        raise first_error
+
     def _match(
         self,
-        session: _Session,
+        session: Session,
         method: str,
         target: bytes,
         headers: list[tuple[bytes, bytes]],
@@ -405,7 +420,8 @@ class ReplayServer:
             session, item = self._route(conn, method, head.target, headers, body)
         except CassetteMismatch as exc:
             return self._refuse(exc)
-        step = session.replayer.played - 1
+        step = session.replayer.last_step
+        assert step is not None  # (it matched a step)
         if conn.session is not session:
             if conn.session is not None:
                 conn.session.attached -= 1
@@ -463,7 +479,7 @@ class ReplayServerConnection:
     def __init__(self, server: ReplayServer) -> None:
         self._server = server
         self._requests = RequestReader(MAX_REPLAY_REQUEST)
-        self.session: _Session | None = None
+        self.session: Session | None = None
         self._done = False
         # Its answers not yet reported written whole (see ReplayServer.answering).
         self._answering = 0

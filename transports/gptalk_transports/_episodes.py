@@ -143,12 +143,20 @@ class EpisodeReplayer(Replayer):
     """Plays a cassette's episodes in any order and subset (module docstring).
 
     ``played`` counts the steps played; :meth:`unplayed` lists the steps not
-    reached in the episodes begun.
+    reached in the episodes begun (:meth:`begun_steps`: their steps).
+    ``profile``: how requests match (default: the cassette's own).  Also the
+    replay server's shared replayer (``ReplayServer(replayer=...)``), for
+    the plugin's ``gptalk_replay_server`` fixture.
     """
 
-    def __init__(self, cassette: Cassette, matching: Matching | None = None) -> None:
+    def __init__(
+        self,
+        cassette: Cassette,
+        matching: Matching | None = None,
+        profile: Profile | None = None,
+    ) -> None:
         self._matching = matching or Matching()
-        super().__init__(cassette, secrets=self._matching.secrets)
+        super().__init__(cassette, profile, secrets=self._matching.secrets)
         self.episodes = split_episodes(cassette)
         # One core Replayer per episode: it keeps the episode's order and its
         # bindings (the fingerprint a login sent), and names differing fields.
@@ -160,6 +168,7 @@ class EpisodeReplayer(Replayer):
                         self._matching.interaction(cassette.interactions[n]) for n in steps
                     ),
                 ),
+                self.profile,
                 secrets=self.secrets,
             )
             for steps in self.episodes
@@ -191,6 +200,10 @@ class EpisodeReplayer(Replayer):
             for index in sorted(self._begun)
             for n in self.episodes[index][self._replayers[index].played :]
         ]
+
+    def begun_steps(self) -> list[int]:
+        """The steps of the episodes begun (what a whole replay of them owes)."""
+        return [n for index in sorted(self._begun) for n in self.episodes[index]]
 
     def _aliases(self, sent: set[str], step: int) -> dict[str, str] | None:
         """Which recorded placeholder each of the ``sent`` ones stands for in
@@ -268,6 +281,7 @@ class EpisodeReplayer(Replayer):
     def _began(self, index: int, item: Interaction) -> Interaction:
         if index not in self._begun:
             self._begun.append(index)
+        self.last_step = self.episodes[index][self._replayers[index].played - 1]
         return item
 
 

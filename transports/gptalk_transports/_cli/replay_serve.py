@@ -7,6 +7,9 @@ from typing import Any, TextIO
 
 import anyio
 
+from gptalk_proto.cassette import Cassette, profile_named
+
+from .._episodes import EpisodeReplayer
 from .._server.replay import finish_answers, replay_server, report_unplayed, serve_replay
 from .common import _listen_host, serve_until_stopped
 
@@ -27,6 +30,7 @@ SERVE_ONLY: dict[str, object] = {
     "--port": 0,
     "--allow-unplayed": False,
     "--once": False,
+    "--episodes": False,
 }
 
 
@@ -57,15 +61,32 @@ def add_serve_arguments(replay: Any, port_type: Any) -> None:
     replay.add_argument(
         "--once", action="store_true", help="with --serve: exit once every step was played"
     )
+    replay.add_argument(
+        "--episodes",
+        action="store_true",
+        help="with --serve: play each cassette by episodes (a login; a chat with its "
+        "retries and stream) shared by all clients, in any order: a login plays the first "
+        "login not yet played, a chat the first not yet begun that matches (a cassette "
+        "several clients or tests recorded); only the episodes begun must be played",
+    )
 
 
 async def _serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    def episodes(cassette: Cassette) -> EpisodeReplayer:
+        # One per cassette, shared by the clients (see ReplayServer),
+        # matching as replay_server's profile and volatile fields say.
+        profile = profile_named(args.profile or cassette.profile)
+        if args.volatile:
+            profile = profile.with_volatile(args.volatile)
+        return EpisodeReplayer(cassette, profile=profile)
+
     server = replay_server(
         args.file,
         speed=args.speed,
         max_gap=args.max_gap,
         profile=args.profile,
         volatile=args.volatile,
+        replayer=episodes if args.episodes else None,
     )
     done = anyio.Event()
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from gptalk_proto.cassette import CassetteUnplayed
+from gptalk_proto.cassette import Cassette, CassetteUnplayed, profile_named
 
+from .._episodes import EpisodeReplayer
 from .._server.proxy import record_through_proxy_in_thread
 from .._server.replay import replay_server, serve_cassettes_in_thread
 from .outcome import OUTCOME
@@ -30,21 +31,29 @@ def gptalk_replay_server(request: pytest.FixtureRequest, gptalk_cassette: Any) -
     test's own IO stack, the g4f class, ``http.client``, a subprocess).
 
     Replaying (record mode ``none``, or ``once`` with the cassette there), a
-    replay server plays the cassette at once (``--speed 0``); after a test
-    that passed, steps no client played fail it (unless ``allow_unplayed``).
-    In the recording modes, a recording proxy to the live service (or the
-    built-in reference server) records what the clients do; ``all`` and
-    ``new_episodes`` add it after the recorded steps, ``rewrite`` and ``once``
-    write it anew; a test that failed writes nothing.
+    replay server plays the cassette at once (``--speed 0``) in episodes, as
+    the client fixtures do (``_episodes.py``): the test's clients replay any
+    of its chats, in any order, whatever other tests share the cassette;
+    after a test that passed, the steps no client played in the episodes
+    they began fail it (unless ``allow_unplayed``).  In the recording modes,
+    a recording proxy to the live service (or the built-in reference server)
+    records what the clients do; ``all`` and ``new_episodes`` add it after
+    the recorded steps, ``rewrite`` and ``once`` write it anew (the later
+    tests of a run that wrote it add to it, see ``save.py``); a test that
+    failed writes nothing.
     """
     session = gptalk_cassette
     if session.replaying:
+        settings = session.settings
+        under = None if settings.profile is None else profile_named(settings.profile)
+
+        def episodes(cassette: Cassette) -> EpisodeReplayer:
+            # One for the test's clients together: its unplayed steps are
+            # the test's (the episodes they began), as the client fixtures'.
+            return EpisodeReplayer(cassette, settings.matching, under)
+
         server = replay_server(
-            [session.existing],
-            speed=0,
-            profile=session.settings.profile,
-            volatile=session.settings.ignore_fields,
-            secrets=session.settings.secrets,
+            [session.existing], speed=0, secrets=settings.secrets, replayer=episodes
         )
         with serve_cassettes_in_thread(
             [session.existing], check_played=False, server=server

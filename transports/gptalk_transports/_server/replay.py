@@ -26,6 +26,7 @@ from gptalk_proto.cassette import (
     CassetteUnplayed,
     ReplayClose,
     ReplayDelivered,
+    Replayer,
     ReplayMismatch,
     ReplayServer,
     ReplayWrite,
@@ -210,13 +211,15 @@ def replay_server(
     profile: str | None = None,
     volatile: Sequence[str] = (),
     secrets: Sequence[str] = (),
+    replayer: Callable[[Cassette], Replayer] | None = None,
 ) -> ReplayServer:
     """A :class:`gptalk_proto.ReplayServer` for cassette files (or cassettes).
 
     ``profile`` says how requests match (default: each cassette's own);
     ``volatile`` names JSON body fields to ignore too (values that change
     from run to run); ``secrets`` are never quoted in a mismatch (the 409,
-    the stderr line).
+    the stderr line).  ``replayer``: one replayer per cassette, shared by
+    the sessions (see ``ReplayServer``), which matches as it was made to.
     """
     cassettes = [p if isinstance(p, Cassette) else load_cassette(p) for p in paths]
     names = [
@@ -235,6 +238,7 @@ def replay_server(
         profile=chosen,
         entropy=os.urandom,
         secrets=secrets,
+        replayer=replayer,
     )
 
 
