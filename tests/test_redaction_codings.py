@@ -36,6 +36,9 @@ from gptalk_transports._server.replay import serve_cassettes_in_thread
 
 from .console import gptalk, listening
 from .hostile_peer import scripted_peer
+from .plugin_cases import folder, make_inner, run
+
+pytest_plugins = ("pytester",)
 
 TOKEN = "Tk0123456789abcdefABCDEF0123456789"
 FINGERPRINT = "0123456789abcdef0123456789abcdef"
@@ -301,3 +304,37 @@ def test_the_cli_proxy_says_so_and_writes_nothing(tmp_path: Path) -> None:
     assert TOKEN not in err
     assert not out.exists()
     assert gptalk("cassette", "lint", str(out)).returncode != 0
+
+
+PLUGIN_TEST = """
+import http.client
+import json
+from urllib.parse import urlsplit
+
+import pytest
+
+LOGIN = {"fingerprint": "0123456789abcdef0123456789abcdef", "platform": "fingerprint"}
+
+
+@pytest.mark.gptalk_cassette("gz.json")
+def test_login(gptalk_replay_server):
+    parts = urlsplit(gptalk_replay_server)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    headers = {"content-type": "application/json", "accept-encoding": "gzip"}
+    conn.request("POST", "/api/chatgpt/user/login", body=json.dumps(LOGIN), headers=headers)
+    response = conn.getresponse()
+    assert json.loads(response.read())["data"]["token"]
+    conn.close()
+"""
+
+
+def test_the_plugins_recording_proxy_asks_for_identity(pytester: pytest.Pytester) -> None:
+    inner = make_inner(pytester)
+    inner.makepyfile(test_gz=PLUGIN_TEST)
+    peer = Upstream(always=False)
+    with scripted_peer({"login": peer.login}) as upstream:
+        result = run(inner, "once", f"--gptalk-url={upstream}")
+    result.assert_outcomes(passed=1)
+    assert peer.asked == ["identity"]
+    saved = (folder(inner, "test_gz") / "gz.json").read_text(encoding="utf-8")
+    assert TOKEN not in saved

@@ -65,7 +65,11 @@ def gptalk_replay_server(request: pytest.FixtureRequest, gptalk_cassette: Any) -
                 raise CassetteUnplayed([(step - 1, kind) for _, step, kind in missing])
         return
     profile = session.settings.profile or "gptalk"
-    with record_through_proxy_in_thread(session._live_url(), redact=False, profile=profile) as run:
+    # Unredacted here, redacted as it is saved: the upstream is asked for
+    # uncompressed bodies all the same (see record_through_proxy).
+    with record_through_proxy_in_thread(
+        session._live_url(), redact=False, profile=profile, identity=True
+    ) as run:
         yield run.url
     if not _passed(request, OUTCOME):
         # As the client fixtures: a failed test's recording (the service
