@@ -240,6 +240,10 @@ class ProxyConnection:
         )
         self._waiting: deque[tuple[bytes, bytes]] = deque()  # (method, path) not answered
         self._closed = False
+        #: Upstream reads passed on so far (:meth:`upstream_data`,
+        #: :meth:`upstream_stored`): a driver that waits for the rest of an
+        #: answer waits while this grows (an idle wait, not a total one).
+        self.upstream_reads = 0
 
     @property
     def follows_responses(self) -> bool:
@@ -400,6 +404,7 @@ class ProxyConnection:
         Returns the bytes for the client: the same read, whole, to be written
         before the next upstream read.
         """
+        self.upstream_reads += 1
         if self._proxy._held:
             self._proxy.record_held()
         number = self._number
@@ -421,6 +426,7 @@ class ProxyConnection:
         bytes."""
         if self._mirror is not None:
             raise LocalProtocolError("responses are followed: their bytes must be read")
+        self.upstream_reads += 1
         if self._proxy._held:
             self._proxy.record_held()
         number = self._number

@@ -33,7 +33,14 @@ import sniffio
 from anyio.abc import ByteStream, SocketAttribute, TaskStatus
 
 from gptalk_proto import LocalProtocolError
-from gptalk_proto.cassette import Cassette, ProxyRecorder, ToClient, ToUpstream, profile_named
+from gptalk_proto.cassette import (
+    Cassette,
+    ProxyConnection,
+    ProxyRecorder,
+    ToClient,
+    ToUpstream,
+    profile_named,
+)
 
 from .._async.connector import AsyncConnector
 from .._backends.anyio import AnyioStream
@@ -127,6 +134,12 @@ async def _proxy_one(
     # data_received took for the task (see forward_now).
     accepted = client.parts()[1] if isinstance(client, AsyncioStream) else None
     handed: list[list[ToUpstream | ToClient] | Exception] = []
+    # True while a write to the client is under way (an upstream read the
+    # pump passes on, or the proxy's own answer): a response has begun and
+    # is not out whole.  The core may have read a response's end while its
+    # last read still waits to go out (trio's pump): a connection shed then
+    # is closed, never told 503 after part of a response.
+    writing = False
 
     def from_upstream(data: bytes) -> bytes:
         # One upstream read (b"": its end) through the core: what goes to
@@ -190,6 +203,7 @@ async def _proxy_one(
     async def pump(upstream: AsyncByteStream, group_scope: anyio.CancelScope) -> None:
         # Upstream to client, one read at a time: each goes out before the
         # next is read (tee, never buffer).
+        nonlocal writing
         try:
             if isinstance(upstream, AsyncioStream) and isinstance(client, AsyncioStream):
                 # On asyncio, at the protocol level: no task switch per read;
@@ -230,7 +244,9 @@ async def _proxy_one(
                 if not data:
                     break
                 # A client that does not take it in time is gone.
+                writing = True
                 await client.send_all(out, SEND_TIMEOUT)
+                writing = False
         except _CLIENT_GONE:
             pass
         finally:
@@ -268,11 +284,9 @@ async def _proxy_one(
                         conn.client_closed()  # (the upstream's close answers it)
                         if isinstance(upstream, (AsyncioStream, AnyioStream, TrioStream)):
                             await upstream.send_eof()
-                        with anyio.move_on_after(limits.idle_timeout):
-                            await pump_done.wait()
+                        await _while_it_flows(pump_done, conn, limits.idle_timeout)
                     elif upstream is not None and conn.pending:
-                        with anyio.move_on_after(limits.idle_timeout):
-                            await pump_done.wait()
+                        await _while_it_flows(pump_done, conn, limits.idle_timeout)
                     if upstream is not None and not pump_done.is_set():
                         # The proxy cuts what is still coming: "stopped" if
                         # short, as at its own stop (not "complete").
@@ -306,7 +320,9 @@ async def _proxy_one(
                         if action.note:
                             _logger.warning("%s", action.note)
                         try:
+                            writing = True
                             await client.send_all(action.data, SEND_TIMEOUT)
+                            writing = False
                         except _CLIENT_GONE:
                             group.cancel_scope.cancel()
                             return
@@ -336,13 +352,28 @@ async def _proxy_one(
             # "stopped" if short (recorded "complete", a replay server wrote
             # its bytes and left its client waiting for the rest).
             conn.recording_ended()
-            # A 503 where no response can be in flight.
-            if upstream is None or (conn.follows_responses and not conn.pending):
+            # A 503 where no response can be in flight, nor a write of one.
+            if not writing and (upstream is None or (conn.follows_responses and not conn.pending)):
                 with suppress(*_CLIENT_GONE):
                     await client.send_all(SHED_RESPONSE, FAREWELL_TIMEOUT)
         if upstream is not None:
             with anyio.CancelScope(shield=True), suppress(Exception):
                 await upstream.aclose()
+
+
+async def _while_it_flows(done: anyio.Event, conn: ProxyConnection, idle: float) -> None:
+    """Wait for ``done`` (the upstream's answer passed on whole) while the
+    answer flows: until a whole ``idle`` seconds go by without an upstream
+    read passed on.  An idle wait, not a total one: a long stream still
+    coming steadily is not cut at ``idle``; a silent upstream is let go
+    after ``idle`` to ``2 * idle`` seconds of silence (the windows are
+    checked at their ends: no clock read per upstream read)."""
+    while not done.is_set():
+        reads = conn.upstream_reads
+        with anyio.move_on_after(idle):
+            await done.wait()
+        if conn.upstream_reads == reads:
+            return
 
 
 class _HandedOver(Exception):
