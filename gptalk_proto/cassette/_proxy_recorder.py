@@ -258,6 +258,22 @@ class ProxyConnection:
         them against its server-wide budget)."""
         return not self._requests._fresh  # (its property, without the call)
 
+    def interim_response(self) -> bytes:
+        """``HTTP/1.1 100 Continue`` for the request being read when it
+        asked for one (``Expect: 100-continue``) and its body has not come,
+        once; else ``b""``: the proxy reads a request whole before it
+        forwards it, so the client's wait for the upstream's 100 would last
+        its whole timeout (curl: 1 s).  Only where no response can be on
+        its way to the client, which the 100 would cut into: before the
+        connection's first request went up, or with responses followed and
+        none pending.  The request goes up with its ``Expect`` (the
+        upstream, which has the body then, may answer a 100 too: it reaches
+        the client, which takes any number, and the recorder keeps it
+        before the response)."""
+        if self._closed or (self._number is not None and not (self._mirror and not self._waiting)):
+            return b""
+        return self._requests.interim_response()
+
     @property
     def pending(self) -> bool:
         """A forwarded request has not had its whole response yet (False

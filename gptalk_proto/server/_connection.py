@@ -29,7 +29,7 @@ from typing import NamedTuple
 import h11
 
 from .._errors import InvalidHTTP, LocalProtocolError
-from .._http11 import next_h11_event, send_h11
+from .._http11 import CONTINUE, next_h11_event, send_h11
 from .._util import NEED_DATA, PAUSED, NeedData, Paused
 from ._service import Abort, Chunk, Drip, End, Head, Pause, Service
 
@@ -172,6 +172,20 @@ class ServerConnection:
                 )
             elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
                 return PAUSED
+
+    def interim_response(self) -> bytes:
+        """``HTTP/1.1 100 Continue`` when the request being read asked for
+        it (``Expect: 100-continue`` in an HTTP/1.1 head) and none of its
+        body has come yet, once; else ``b""``.  A driver asks when
+        :meth:`next_event` wants data for a begun request, and writes it
+        before it reads on.  RFC 9110 section 10.1.1: the server "MUST NOT
+        wait for the content before sending the 100", "MAY omit" it once
+        some of the content came; a head refused (413, 431) is answered at
+        once instead, never after a 100."""
+        conn = self._h11
+        if self._request is None or not conn.they_are_waiting_for_100_continue:
+            return b""
+        return conn.send(CONTINUE) or b""
 
     def respond(
         self, event: RequestReceived | BadRequest, *, now: float

@@ -304,6 +304,9 @@ class _Connection:
                     self.shed = True  # run answers 503
                     return
                 last = 0
+                # Asked for (Expect: 100-continue), before its body comes.
+                if started is not None and (early := conn.interim_response()):
+                    await self.send(early, limits.idle_timeout)
                 if started is None:
                     deadline = now + limits.idle_timeout
                 else:

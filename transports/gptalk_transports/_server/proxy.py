@@ -33,14 +33,7 @@ import sniffio
 from anyio.abc import ByteStream, SocketAttribute, TaskStatus
 
 from gptalk_proto import LocalProtocolError
-from gptalk_proto.cassette import (
-    Cassette,
-    ProxyConnection,
-    ProxyRecorder,
-    ToClient,
-    ToUpstream,
-    profile_named,
-)
+from gptalk_proto.cassette import Cassette, ProxyRecorder, ToClient, ToUpstream, profile_named
 
 from .._async.connector import AsyncConnector
 from .._backends.anyio import AnyioStream
@@ -62,6 +55,7 @@ from .driver import (
     serve_listener,
 )
 from .proxy_accepted import Accepted
+from .proxy_flow import while_it_flows
 from .proxy_listener import serve_on_asyncio
 from .proxy_splice import can_splice, splice_on_asyncio
 from .proxy_tee import tee_on_asyncio
@@ -133,12 +127,11 @@ async def _proxy_one(
     # On asyncio's listener, the client's protocol; and what its
     # data_received took for the task (see forward_now).
     accepted = client.parts()[1] if isinstance(client, AsyncioStream) else None
+    client_transport = client.parts()[0] if isinstance(client, AsyncioStream) else None
     handed: list[list[ToUpstream | ToClient] | Exception] = []
-    # True while a write to the client is under way (an upstream read the
-    # pump passes on, or the proxy's own answer): a response has begun and
-    # is not out whole.  The core may have read a response's end while its
-    # last read still waits to go out (trio's pump): a connection shed then
-    # is closed, never told 503 after part of a response.
+    # True while a write to the client is under way (trio's pump may wait
+    # in one after the core read a response's end): a response has begun,
+    # not out whole; shed then, the connection is closed, never told 503.
     writing = False
 
     def from_upstream(data: bytes) -> bytes:
@@ -193,6 +186,9 @@ async def _proxy_one(
                 if not (incomplete or hold.held) or hold.after_read(
                     len(data), answered=bool(actions), partial=incomplete
                 ):
+                    if incomplete and (early := conn.interim_response()):
+                        assert client_transport is not None  # (asyncio's own)
+                        client_transport.write(early)  # (Expect: 100-continue)
                     accepted.arm_read_timer(deadlines.timeout())  # the wait goes on
                     return True
                 item = []  # shed: the task ends the connection
@@ -284,9 +280,9 @@ async def _proxy_one(
                         conn.client_closed()  # (the upstream's close answers it)
                         if isinstance(upstream, (AsyncioStream, AnyioStream, TrioStream)):
                             await upstream.send_eof()
-                        await _while_it_flows(pump_done, conn, limits.idle_timeout)
+                        await while_it_flows(pump_done, conn, limits.idle_timeout)
                     elif upstream is not None and conn.pending:
-                        await _while_it_flows(pump_done, conn, limits.idle_timeout)
+                        await while_it_flows(pump_done, conn, limits.idle_timeout)
                     if upstream is not None and not pump_done.is_set():
                         # The proxy cuts what is still coming: "stopped" if
                         # short, as at its own stop (not "complete").
@@ -340,6 +336,14 @@ async def _proxy_one(
                 if hold.shed:
                     group.cancel_scope.cancel()
                     return
+                # Asked for (Expect: 100-continue) by the request begun; not
+                # beside a write to the client (see ProxyConnection).
+                if incomplete and not writing and (early := conn.interim_response()):
+                    try:
+                        await client.send_all(early, SEND_TIMEOUT)
+                    except _CLIENT_GONE:
+                        group.cancel_scope.cancel()
+                        return
     except anyio.get_cancelled_exc_class():
         # The proxy stopped (a signal, --chats N, the end of its block) with
         # this connection open: a response in flight was cut by it.
@@ -359,21 +363,6 @@ async def _proxy_one(
         if upstream is not None:
             with anyio.CancelScope(shield=True), suppress(Exception):
                 await upstream.aclose()
-
-
-async def _while_it_flows(done: anyio.Event, conn: ProxyConnection, idle: float) -> None:
-    """Wait for ``done`` (the upstream's answer passed on whole) while the
-    answer flows: until a whole ``idle`` seconds go by without an upstream
-    read passed on.  An idle wait, not a total one: a long stream still
-    coming steadily is not cut at ``idle``; a silent upstream is let go
-    after ``idle`` to ``2 * idle`` seconds of silence (the windows are
-    checked at their ends: no clock read per upstream read)."""
-    while not done.is_set():
-        reads = conn.upstream_reads
-        with anyio.move_on_after(idle):
-            await done.wait()
-        if conn.upstream_reads == reads:
-            return
 
 
 class _HandedOver(Exception):
