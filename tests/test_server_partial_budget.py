@@ -321,6 +321,26 @@ async def test_the_replay_server_answers_a_whole_request_before_it_sheds() -> No
         assert (stats.shed, stats.partial_bytes) == (1, 0)
 
 
+async def test_the_reference_server_answers_a_whole_request_before_it_sheds() -> None:
+    # As the replay server above: one read, a whole request, then the start
+    # of one past the budget.  The first is answered whole (no partial
+    # request is held while a response is written), then the 503 follows
+    # it, never inside it (the driver's `answering`).
+    stats = ServerStats()
+    budget = 4096
+    async with reference(stats, budget) as (url, _):
+        stream = await connect(url)
+        async with stream:
+            await stream.send(b"GET /nowhere HTTP/1.1\r\nhost: x\r\n\r\n" + HEAD + b"x" * budget)
+            answer = await to_the_close(stream)
+    head, _, rest = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 404 "), answer[:200]
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    assert rest[length:].startswith(b"HTTP/1.1 503 "), rest[:200]
+    assert b"partial requests" in rest[length:]
+    assert (stats.shed, stats.partial_bytes) == (1, 0)
+
+
 @pytest.mark.parametrize("count_chats", [False, True], ids=["unfollowed", "followed"])
 async def test_a_stream_the_budget_cut_is_recorded_stopped(count_chats: bool) -> None:
     # A stream in flight through the proxy when its connection is shed (its

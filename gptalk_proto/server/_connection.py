@@ -126,6 +126,13 @@ class ServerConnection:
         """
         return self._request is None and (self._received_any or bool(self._h11.trailing_data[0]))
 
+    @property
+    def request_begun(self) -> bool:
+        """True while a request is partly received: part of its head, or its
+        head and not all of its body (one pipelined behind another in the
+        same read too).  The driver times it, and counts it as partial."""
+        return self._request is not None or self.waiting_for_head
+
     def receive_data(self, data: bytes) -> None:
         """Bytes from the client; ``b""`` means it closed its side."""
         if data and self._request is None:
