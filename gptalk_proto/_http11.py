@@ -30,6 +30,7 @@ from ._head import CHUNKED, PlainHead, read_head, says_close
 from ._util import NEED_DATA, NeedData
 
 __all__ = [
+    "CONTINUE",
     "DEFAULT_MAX_CHUNK_LINE",
     "SERVER_CLOSED",
     "ChunkedDecoder",
@@ -56,6 +57,12 @@ def next_h11_event(conn: h11.Connection) -> H11Event:
         # h11 quotes the offending line whole: a request line of 2 MB would
         # be a message of 2 MB, so it is cut (h11 escapes it already).
         raise InvalidHTTP(escaped(str(exc)), status_hint=exc.error_status_hint) from None
+
+
+#: The interim answer to ``Expect: 100-continue`` (RFC 9110 section
+#: 10.1.1), sent through a server's h11 connection (which then knows the
+#: client was answered): ``HTTP/1.1 100 Continue`` and a blank line.
+CONTINUE = h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
 
 
 def send_h11(conn: h11.Connection, event: h11.Response | h11.Data | h11.EndOfMessage) -> bytes:

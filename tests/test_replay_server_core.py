@@ -113,12 +113,19 @@ def test_invalid_http_gets_400_and_a_close() -> None:
 
 def test_a_request_over_the_cap_is_refused_not_held() -> None:
     server = g.cassette.ReplayServer([PLAIN])
+    # Its content-length over the cap: refused on its head, at once (not
+    # after a 100 Continue asked for the body, see test_expect_continue).
     conn = server.connection()
     head = b"POST /api/chatgpt/user/login HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n"
     size = MAX_REPLAY_REQUEST + 1
-    actions = conn.receive_data(head % size)
+    status, _ = refusal(conn.receive_data(head % size))
+    assert status == 413
+    assert conn.receive_data(b"more") == []
+    # A chunked body, its length unsaid: refused once past the cap, not held.
+    conn = server.connection()
+    actions = conn.receive_data(head.replace(b"content-length: %d", b"transfer-encoding: chunked"))
     for _ in range(size // 65536 + 1):
-        actions = conn.receive_data(b"x" * 65536)
+        actions = conn.receive_data(b"10000\r\n" + b"x" * 65536 + b"\r\n")
         if actions:
             break
     status, _ = refusal(actions)

@@ -337,6 +337,36 @@ async def test_a_trickled_body_is_dropped_at_the_request_deadline() -> None:
 
 
 @pytest.mark.anyio
+async def test_a_pipelined_request_cut_in_its_body_is_timed_from_its_read() -> None:
+    # One read: a whole request, then the head of another and part of its
+    # body.  The second is a request begun: timed by the request deadline
+    # (it was left to the idle timeout, here a minute, past the safety
+    # timeout), and counted as partial (test_server_partial_budget).
+    stats = ServerStats()
+    async with serve_in_background(
+        stats=stats, request_timeout=0.3, min_rate=None, idle_timeout=60
+    ) as url:
+        parts = url.removeprefix("http://").rsplit(":", 1)
+        async with await anyio.connect_tcp(parts[0], int(parts[1])) as stream:
+            await stream.send(
+                b"GET /nowhere HTTP/1.1\r\nhost: x\r\n\r\n"
+                b"POST /nowhere HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{"
+            )
+            answer = b""
+            with anyio.fail_after(SAFETY):
+                try:
+                    while True:
+                        answer += await stream.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    pass
+    first, _, rest = answer.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 404 "), answer[:80]
+    length = int(first.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    assert dropped_with_408(rest[length:]), rest[:200]
+    assert stats.timed_out == 1
+
+
+@pytest.mark.anyio
 async def test_a_body_under_the_minimum_rate_is_dropped() -> None:
     stats = ServerStats()
     # A whole minute for the request: only the rate (1000 bytes/s after 0.2 s,

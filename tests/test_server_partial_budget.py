@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import gc
 import socket
+import threading
+import time
 import tracemalloc
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from urllib.parse import urlsplit
 
 import anyio
@@ -29,9 +31,10 @@ import pytest
 import gptalk_proto as g
 import gptalk_proto.server
 from gptalk_transports import AsyncClient, ServerStats, load_cassette, serve_in_background
+from gptalk_transports._server import proxy as proxy_module
 from gptalk_transports._server.budget import SHED_RESPONSE
 from gptalk_transports._server.driver import Limits, in_background
-from gptalk_transports._server.replay import serve_replay
+from gptalk_transports._server.replay import _no_delay, serve_replay
 
 from .console import listening
 from .proxy_cases import proxy_to
@@ -318,6 +321,26 @@ async def test_the_replay_server_answers_a_whole_request_before_it_sheds() -> No
         assert (stats.shed, stats.partial_bytes) == (1, 0)
 
 
+async def test_the_reference_server_answers_a_whole_request_before_it_sheds() -> None:
+    # As the replay server above: one read, a whole request, then the start
+    # of one past the budget.  The first is answered whole (no partial
+    # request is held while a response is written), then the 503 follows
+    # it, never inside it (the driver's `answering`).
+    stats = ServerStats()
+    budget = 4096
+    async with reference(stats, budget) as (url, _):
+        stream = await connect(url)
+        async with stream:
+            await stream.send(b"GET /nowhere HTTP/1.1\r\nhost: x\r\n\r\n" + HEAD + b"x" * budget)
+            answer = await to_the_close(stream)
+    head, _, rest = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 404 "), answer[:200]
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    assert rest[length:].startswith(b"HTTP/1.1 503 "), rest[:200]
+    assert b"partial requests" in rest[length:]
+    assert (stats.shed, stats.partial_bytes) == (1, 0)
+
+
 @pytest.mark.parametrize("count_chats", [False, True], ids=["unfollowed", "followed"])
 async def test_a_stream_the_budget_cut_is_recorded_stopped(count_chats: bool) -> None:
     # A stream in flight through the proxy when its connection is shed (its
@@ -347,3 +370,115 @@ async def test_a_stream_the_budget_cut_is_recorded_stopped(count_chats: bool) ->
     [item] = recorder.cassette(recorded_at="2026-01-01T00:00:00Z", redact=False).interactions
     assert item.response.wire == CUT_HEAD + CUT_EVENT
     assert item.response.end == "stopped"
+
+
+#: The response of the shed-mid-response test, and its last part, which
+#: the upstream sends only once the proxy read the rest: one upstream read
+#: (or a few) far larger than what the proxy's small send buffer and the
+#: client's small receive buffer take.
+LONG_TAIL = 48 * 1024
+LONG_RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (
+    1024 + LONG_TAIL,
+    b"z" * (1024 + LONG_TAIL),
+)
+#: The kernel's buffers on the way (set before the connect at the client,
+#: at accept at the proxy): a few KiB each.
+SMALL_BUFFER = 4096
+
+
+@contextmanager
+def _answer_in_two(read_first: threading.Event) -> Iterator[str]:
+    """An upstream that answers one request with LONG_RESPONSE: all but its
+    last LONG_TAIL bytes, then, once ``read_first`` is set, those; and keeps
+    the connection open until the block ends.  Yields its URL."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    done = threading.Event()
+
+    def serve() -> None:
+        sock, _ = listener.accept()
+        with sock, suppress(OSError):  # the proxy may close it mid-answer
+            seen = b""
+            while b"\r\n\r\n" not in seen:
+                seen += sock.recv(4096)
+            sock.sendall(LONG_RESPONSE[:-LONG_TAIL])
+            read_first.wait(SAFETY)
+            sock.sendall(LONG_RESPONSE[-LONG_TAIL:])
+            done.wait(SAFETY)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        done.set()
+        thread.join(SAFETY)
+        listener.close()
+
+
+async def test_a_connection_shed_mid_response_is_closed_without_a_503(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The proxy follows responses (--chats): past a whole response the
+    # core has none pending, and a shed connection gets a 503.  On trio
+    # each upstream read goes to the client in a write that waits for the
+    # client: the core has read the response's end (none pending) while its
+    # last bytes still wait to go out.  Shed then, the 503 was written after
+    # part of the response (the stream corrupt); a response begun and not
+    # written whole now only closes.  The client stops reading once the
+    # core has read the response's end, and only then sends a request past
+    # the budget.
+    budget = 64 * 1024
+    stats = ServerStats()
+    limits = LIMITS._replace(max_partial_bytes=budget)
+    read_first, read_whole = threading.Event(), threading.Event()
+    real = g.cassette.ProxyConnection.upstream_data
+    read = 0
+
+    def upstream_data(self: g.cassette.ProxyConnection, data: bytes, t: float) -> bytes:
+        nonlocal read
+        out = real(self, data, t)
+        read += len(data)
+        if read >= len(LONG_RESPONSE) - LONG_TAIL:
+            read_first.set()
+        if data and self.follows_responses and not self.pending:
+            read_whole.set()  # the core has read the response's end
+        return out
+
+    monkeypatch.setattr(g.cassette.ProxyConnection, "upstream_data", upstream_data)
+
+    def small_send_buffer(stream: anyio.abc.ByteStream) -> None:
+        # (trio's listener; asyncio's own buffers every write it takes.)
+        _no_delay(stream)
+        raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
+
+    monkeypatch.setattr(proxy_module, "_no_delay", small_send_buffer)
+
+    def client(url: str) -> bytes:
+        parts = urlsplit(url)
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)  # before connect
+            sock.settimeout(SAFETY)
+            sock.connect((parts.hostname or "", parts.port or 0))
+            sock.sendall(b"GET /long HTTP/1.1\r\nhost: x\r\n\r\n")
+            got = b""
+            while not read_whole.is_set():
+                got += sock.recv(1024)
+            # As in test_a_connection_past_the_budget_gets_a_503: the last
+            # byte alone, so every byte is read when it is shed.
+            sock.sendall(HEAD + b"x" * (budget - len(HEAD)))
+            deadline = time.monotonic() + SAFETY  # a safety net, not a bound
+            while stats.partial_bytes != budget and time.monotonic() < deadline:
+                time.sleep(0.005)
+            sock.sendall(b"x")
+            while data := sock.recv(65536):
+                got += data
+        return got
+
+    with _answer_in_two(read_first) as upstream:
+        async with proxy_to(upstream, limits=limits, count_chats=True, stats=stats) as (url, _):
+            got = await anyio.to_thread.run_sync(client, url)
+    assert stats.shed == 1
+    # The response, whole or cut by the close, and a 503 only after it whole.
+    whole = got == LONG_RESPONSE + SHED_RESPONSE
+    assert whole or got == LONG_RESPONSE[: len(got)], (len(got), got[-200:])

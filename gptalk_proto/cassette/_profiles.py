@@ -63,7 +63,9 @@ class Profile:
     steps: tuple[tuple[str, str], ...] = ()
     chat_kinds: frozenset[str] = frozenset()
     match_headers: bool = False
-    ignored_headers: frozenset[str] = frozenset({"host", "content-length"})
+    # (expect: 100-continue is the client's way to send a body, by its
+    # size and its library, not part of what it asks: RFC 9110 section 10.1.1.)
+    ignored_headers: frozenset[str] = frozenset({"host", "content-length", "expect"})
     ignored_fields: frozenset[str] = frozenset()
     bound_fields: frozenset[str] = frozenset()
     gptalk_secrets: bool = False
@@ -111,7 +113,7 @@ GPTALK = Profile(
     ),
     chat_kinds=frozenset({"stream"}),
     match_headers=True,
-    ignored_headers=frozenset({"host", "content-length", "x-auth-timestamp"}),
+    ignored_headers=frozenset({"host", "content-length", "expect", "x-auth-timestamp"}),
     ignored_fields=frozenset({"created_at"}),
     bound_fields=frozenset({"fingerprint"}),
     gptalk_secrets=True,

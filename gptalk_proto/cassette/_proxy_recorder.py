@@ -249,6 +249,10 @@ class ProxyConnection:
         )
         self._waiting: deque[tuple[bytes, bytes]] = deque()  # (method, path) not answered
         self._closed = False
+        #: Upstream reads passed on so far (:meth:`upstream_data`,
+        #: :meth:`upstream_stored`): a driver that waits for the rest of an
+        #: answer waits while this grows (an idle wait, not a total one).
+        self.upstream_reads = 0
 
     @property
     def follows_responses(self) -> bool:
@@ -262,6 +266,22 @@ class ProxyConnection:
         """Bytes of a request not yet complete are held (the driver counts
         them against its server-wide budget)."""
         return not self._requests._fresh  # (its property, without the call)
+
+    def interim_response(self) -> bytes:
+        """``HTTP/1.1 100 Continue`` for the request being read when it
+        asked for one (``Expect: 100-continue``) and its body has not come,
+        once; else ``b""``: the proxy reads a request whole before it
+        forwards it, so the client's wait for the upstream's 100 would last
+        its whole timeout (curl: 1 s).  Only where no response can be on
+        its way to the client, which the 100 would cut into: before the
+        connection's first request went up, or with responses followed and
+        none pending.  The request goes up with its ``Expect`` (the
+        upstream, which has the body then, may answer a 100 too: it reaches
+        the client, which takes any number, and the recorder keeps it
+        before the response)."""
+        if self._closed or (self._number is not None and not (self._mirror and not self._waiting)):
+            return b""
+        return self._requests.interim_response()
 
     @property
     def pending(self) -> bool:
@@ -415,6 +435,7 @@ class ProxyConnection:
         Returns the bytes for the client: the same read, whole, to be written
         before the next upstream read.
         """
+        self.upstream_reads += 1
         if self._proxy._held:
             self._proxy.record_held()
         number = self._number
@@ -436,6 +457,7 @@ class ProxyConnection:
         bytes."""
         if self._mirror is not None:
             raise LocalProtocolError("responses are followed: their bytes must be read")
+        self.upstream_reads += 1
         if self._proxy._held:
             self._proxy.record_held()
         number = self._number

@@ -516,6 +516,13 @@ class ReplayServerConnection:
         them against its server-wide budget)."""
         return not self._requests._fresh  # (its property, without the call)
 
+    def interim_response(self) -> bytes:
+        """``HTTP/1.1 100 Continue`` for the request being read when it
+        asked for one and its body has not come (see
+        :meth:`RequestReader.interim_response`), once; else ``b""``.  The
+        driver writes it after the answers :meth:`receive_data` gave."""
+        return b"" if self._done else self._requests.interim_response()
+
     def delivered(self, action: ReplayDelivered) -> None:
         """The writes before ``action`` went out whole: its step is played."""
         self._server._played[action.cassette].add(action.step)

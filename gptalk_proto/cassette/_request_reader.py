@@ -33,7 +33,7 @@ import h11
 
 from .._errors import InvalidHTTP
 from .._head import CONTENT_LENGTH
-from .._http11 import next_h11_event
+from .._http11 import CONTINUE, next_h11_event
 from .._util import remember
 
 __all__ = [
@@ -191,6 +191,14 @@ class RequestReader:
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return done
             if isinstance(event, h11.Request):
+                # A body over the cap is refused on its head: at once, not
+                # after a 100 Continue asked the client for it (h11 checked
+                # the value's form).
+                for name, value in event.headers:
+                    if name == b"content-length" and int(value) > self._max_size:
+                        raise InvalidHTTP(
+                            f"a request body over {self._max_size} bytes", status_hint=413
+                        )
                 self._head, self._body, self._body_size, self._t = RequestHead.of(event), [], 0, t
             elif isinstance(event, h11.Data):
                 self._body_size += len(event.data)
@@ -213,6 +221,19 @@ class RequestReader:
                     h11.SERVER, max_incomplete_event_size=self._max_size
                 )
                 conn.receive_data(leftover)
+
+    def interim_response(self) -> bytes:
+        """``HTTP/1.1 100 Continue`` when the request being read asked for
+        it (``Expect: 100-continue`` in an HTTP/1.1 head) and none of its
+        body has come yet, once; else ``b""``.  RFC 9110 section 10.1.1:
+        the server "MUST NOT wait for the content before sending the 100",
+        and "MAY omit" it once some of the content came.  A caller asks
+        after :meth:`feed`, and writes it after its answers to the requests
+        that completed (the 100 is this request's)."""
+        conn = self._h11
+        if conn is None or not conn.they_are_waiting_for_100_continue:
+            return b""
+        return conn.send(CONTINUE) or b""
 
     @property
     def fresh(self) -> bool:

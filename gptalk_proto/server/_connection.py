@@ -29,7 +29,7 @@ from typing import NamedTuple
 import h11
 
 from .._errors import InvalidHTTP, LocalProtocolError
-from .._http11 import next_h11_event, send_h11
+from .._http11 import CONTINUE, next_h11_event, send_h11
 from .._util import NEED_DATA, PAUSED, NeedData, Paused
 from ._service import Abort, Chunk, Drip, End, Head, Pause, Service
 
@@ -126,6 +126,13 @@ class ServerConnection:
         """
         return self._request is None and (self._received_any or bool(self._h11.trailing_data[0]))
 
+    @property
+    def request_begun(self) -> bool:
+        """True while a request is partly received: part of its head, or its
+        head and not all of its body (one pipelined behind another in the
+        same read too).  The driver times it, and counts it as partial."""
+        return self._request is not None or self.waiting_for_head
+
     def receive_data(self, data: bytes) -> None:
         """Bytes from the client; ``b""`` means it closed its side."""
         if data and self._request is None:
@@ -172,6 +179,20 @@ class ServerConnection:
                 )
             elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
                 return PAUSED
+
+    def interim_response(self) -> bytes:
+        """``HTTP/1.1 100 Continue`` when the request being read asked for
+        it (``Expect: 100-continue`` in an HTTP/1.1 head) and none of its
+        body has come yet, once; else ``b""``.  A driver asks when
+        :meth:`next_event` wants data for a begun request, and writes it
+        before it reads on.  RFC 9110 section 10.1.1: the server "MUST NOT
+        wait for the content before sending the 100", "MAY omit" it once
+        some of the content came; a head refused (413, 431) is answered at
+        once instead, never after a 100."""
+        conn = self._h11
+        if self._request is None or not conn.they_are_waiting_for_100_continue:
+            return b""
+        return conn.send(CONTINUE) or b""
 
     def respond(
         self, event: RequestReceived | BadRequest, *, now: float

@@ -295,8 +295,11 @@ class _Connection:
             event = conn.next_event()
             if event is NEED_DATA:
                 now = anyio.current_time()
-                if started is None and conn.waiting_for_head:
-                    started = now  # a pipelined request, already begun
+                if started is None and conn.request_begun:
+                    # A pipelined request, begun in the read that completed
+                    # the one before: its head, or its head and part of its
+                    # body (timed and counted as partial from now).
+                    started = now
                 # The core holds part of a request while one has begun.
                 if (started is not None or hold.held) and not hold.after_read(
                     last, answered=False, partial=started is not None
@@ -304,6 +307,9 @@ class _Connection:
                     self.shed = True  # run answers 503
                     return
                 last = 0
+                # Asked for (Expect: 100-continue), before its body comes.
+                if started is not None and (early := conn.interim_response()):
+                    await self.send(early, limits.idle_timeout)
                 if started is None:
                     deadline = now + limits.idle_timeout
                 else:

@@ -55,6 +55,7 @@ from .driver import (
     serve_listener,
 )
 from .proxy_accepted import Accepted
+from .proxy_flow import while_it_flows
 from .proxy_listener import serve_on_asyncio
 from .proxy_splice import can_splice, splice_on_asyncio
 from .proxy_tee import tee_on_asyncio
@@ -126,7 +127,12 @@ async def _proxy_one(
     # On asyncio's listener, the client's protocol; and what its
     # data_received took for the task (see forward_now).
     accepted = client.parts()[1] if isinstance(client, AsyncioStream) else None
+    client_transport = client.parts()[0] if isinstance(client, AsyncioStream) else None
     handed: list[list[ToUpstream | ToClient] | Exception] = []
+    # True while a write to the client is under way (trio's pump may wait
+    # in one after the core read a response's end): a response has begun,
+    # not out whole; shed then, the connection is closed, never told 503.
+    writing = False
 
     def from_upstream(data: bytes) -> bytes:
         # One upstream read (b"": its end) through the core: what goes to
@@ -180,6 +186,9 @@ async def _proxy_one(
                 if not (incomplete or hold.held) or hold.after_read(
                     len(data), answered=bool(actions), partial=incomplete
                 ):
+                    if incomplete and (early := conn.interim_response()):
+                        assert client_transport is not None  # (asyncio's own)
+                        client_transport.write(early)  # (Expect: 100-continue)
                     accepted.arm_read_timer(deadlines.timeout())  # the wait goes on
                     return True
                 item = []  # shed: the task ends the connection
@@ -190,6 +199,7 @@ async def _proxy_one(
     async def pump(upstream: AsyncByteStream, group_scope: anyio.CancelScope) -> None:
         # Upstream to client, one read at a time: each goes out before the
         # next is read (tee, never buffer).
+        nonlocal writing
         try:
             if isinstance(upstream, AsyncioStream) and isinstance(client, AsyncioStream):
                 # On asyncio, at the protocol level: no task switch per read;
@@ -230,7 +240,9 @@ async def _proxy_one(
                 if not data:
                     break
                 # A client that does not take it in time is gone.
+                writing = True
                 await client.send_all(out, SEND_TIMEOUT)
+                writing = False
         except _CLIENT_GONE:
             pass
         finally:
@@ -268,11 +280,9 @@ async def _proxy_one(
                         conn.client_closed()  # (the upstream's close answers it)
                         if isinstance(upstream, (AsyncioStream, AnyioStream, TrioStream)):
                             await upstream.send_eof()
-                        with anyio.move_on_after(limits.idle_timeout):
-                            await pump_done.wait()
+                        await while_it_flows(pump_done, conn, limits.idle_timeout)
                     elif upstream is not None and conn.pending:
-                        with anyio.move_on_after(limits.idle_timeout):
-                            await pump_done.wait()
+                        await while_it_flows(pump_done, conn, limits.idle_timeout)
                     if upstream is not None and not pump_done.is_set():
                         # The proxy cuts what is still coming: "stopped" if
                         # short, as at its own stop (not "complete").
@@ -306,7 +316,9 @@ async def _proxy_one(
                         if action.note:
                             _logger.warning("%s", action.note)
                         try:
+                            writing = True
                             await client.send_all(action.data, SEND_TIMEOUT)
+                            writing = False
                         except _CLIENT_GONE:
                             group.cancel_scope.cancel()
                             return
@@ -324,6 +336,14 @@ async def _proxy_one(
                 if hold.shed:
                     group.cancel_scope.cancel()
                     return
+                # Asked for (Expect: 100-continue) by the request begun; not
+                # beside a write to the client (see ProxyConnection).
+                if incomplete and not writing and (early := conn.interim_response()):
+                    try:
+                        await client.send_all(early, SEND_TIMEOUT)
+                    except _CLIENT_GONE:
+                        group.cancel_scope.cancel()
+                        return
     except anyio.get_cancelled_exc_class():
         # The proxy stopped (a signal, --chats N, the end of its block) with
         # this connection open: a response in flight was cut by it.
@@ -336,8 +356,8 @@ async def _proxy_one(
             # "stopped" if short (recorded "complete", a replay server wrote
             # its bytes and left its client waiting for the rest).
             conn.recording_ended()
-            # A 503 where no response can be in flight.
-            if upstream is None or (conn.follows_responses and not conn.pending):
+            # A 503 where no response can be in flight, nor a write of one.
+            if not writing and (upstream is None or (conn.follows_responses and not conn.pending)):
                 with suppress(*_CLIENT_GONE):
                     await client.send_all(SHED_RESPONSE, FAREWELL_TIMEOUT)
         if upstream is not None:

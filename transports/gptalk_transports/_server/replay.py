@@ -195,6 +195,11 @@ async def _serve_one(
                 return
             if hold.shed:  # while answering, by another connection's read
                 break
+            # Asked for (Expect: 100-continue) by the request begun, after
+            # the answers to those before it.
+            if partial and (early := conn.interim_response()):
+                with anyio.fail_after(SEND_TIMEOUT):
+                    await stream.send(early)
         if shed:
             with anyio.move_on_after(FAREWELL_TIMEOUT):
                 await stream.send(SHED_RESPONSE)
