@@ -15,8 +15,9 @@ import gptalk_proto as g
 import gptalk_proto.cassette
 from gptalk_transports import ServerStats
 from gptalk_transports._server import proxy as proxy_module
+from gptalk_transports._server import proxy_run
 from gptalk_transports._server.driver import Limits, in_background
-from gptalk_transports._server.proxy import ProxyRun, record_through_proxy
+from gptalk_transports._server.proxy_run import ProxyRun, record_through_proxy
 from gptalk_transports._server.refserver import DEFAULT_MAX_CONNECTIONS
 from gptalk_transports._server.replay import DEFAULT_LIMITS
 
@@ -59,7 +60,7 @@ async def serving_proxy(
     ``safety``: as for :func:`proxy_in_front_of`."""
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    recorder, connector = proxy_module._recorder_for(
+    recorder, connector = proxy_run._recorder_for(
         f"http://127.0.0.1:{port}", None, False, True, False
     )
     with anyio.fail_after(safety):
@@ -89,7 +90,7 @@ async def proxy_to(
     """The proxy's own server (``serve_proxy``) in front of the service at
     ``upstream``, in the background: yields (its URL, its recorder, whose
     ``url`` is set)."""
-    recorder, connector = proxy_module._recorder_for(upstream, None, False, True, count_chats)
+    recorder, connector = proxy_run._recorder_for(upstream, None, False, True, count_chats)
     async with in_background(
         lambda task_status: proxy_module.serve_proxy(
             recorder,

@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from gptalk_transports import load_cassette, save_cassette
-from gptalk_transports._server.proxy import record_through_proxy_in_thread
+from gptalk_transports._server.proxy_run import record_through_proxy_in_thread
 
 from .hostile_peer import scripted_peer
 

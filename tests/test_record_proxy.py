@@ -24,11 +24,9 @@ import gptalk_proto.cassette
 from gptalk_transports import load_cassette, replay_session, serve_in_thread
 from gptalk_transports._server import driver as driver_module
 from gptalk_transports._server import proxy_listener
-from gptalk_transports._server.proxy import (
-    UPSTREAM_READ_SIZE,
-    record_through_proxy_in_thread,
-)
+from gptalk_transports._server.proxy import UPSTREAM_READ_SIZE
 from gptalk_transports._server.proxy_accepted import Accepted
+from gptalk_transports._server.proxy_run import record_through_proxy_in_thread
 from gptalk_transports._server.replay import serve_cassettes_in_thread
 
 from .console import gptalk, listening
@@ -171,7 +169,7 @@ def test_one_upstream_read_takes_all_an_asyncio_transport_read_got() -> None:
 # cost.
 _READS = """
 import resource, socket, sys
-from gptalk_transports._server.proxy import record_through_proxy_in_thread
+from gptalk_transports._server.proxy_run import record_through_proxy_in_thread
 
 def reads() -> int:
     a, b = socket.socketpair()

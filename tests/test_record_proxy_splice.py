@@ -17,7 +17,7 @@ import pytest
 import gptalk_proto as g
 import gptalk_proto.cassette
 from gptalk_transports._server import proxy as proxy_module
-from gptalk_transports._server import proxy_splice, spool
+from gptalk_transports._server import proxy_run, proxy_splice, spool
 from gptalk_transports._server.spool import CAN_SPLICE, FileChunkStore, make_pipe
 
 from . import test_adv_proxy_tee as hostile
@@ -256,7 +256,7 @@ def test_with_chats_counted_the_bytes_are_read(monkeypatch: pytest.MonkeyPatch) 
         got = b""
         async with listener, anyio.create_task_group() as group:
             group.start_soon(listener.serve, upstream)
-            async with proxy_module.record_through_proxy(
+            async with proxy_run.record_through_proxy(
                 f"http://127.0.0.1:{port}", chats=1, trust_env=False
             ) as run:
                 host, _, bound = run.url.removeprefix("http://").partition(":")

@@ -19,9 +19,8 @@ from anyio import wait_all_tasks_blocked
 import gptalk_proto as g
 import gptalk_proto.cassette
 from gptalk_transports import serve_in_thread
-from gptalk_transports._server import proxy as proxy_module
-from gptalk_transports._server import spool
-from gptalk_transports._server.proxy import record_through_proxy, record_through_proxy_in_thread
+from gptalk_transports._server import proxy_run, spool
+from gptalk_transports._server.proxy_run import record_through_proxy, record_through_proxy_in_thread
 from gptalk_transports._server.spool import FileChunkStore
 
 from .proxy_cases import proxy_in_front_of
@@ -87,7 +86,7 @@ def _stores(monkeypatch: pytest.MonkeyPatch) -> list[FileChunkStore]:
         made.append(FileChunkStore())
         return made[-1]
 
-    monkeypatch.setattr(proxy_module, "FileChunkStore", make)
+    monkeypatch.setattr(proxy_run, "FileChunkStore", make)
     return made
 
 
@@ -352,7 +351,7 @@ def test_a_closed_store_takes_no_more_chunks() -> None:
 # prints the page faults of making them again.
 _CHURN = """
 import resource
-from gptalk_transports._server.proxy import record_through_proxy_in_thread
+from gptalk_transports._server.proxy_run import record_through_proxy_in_thread
 from gptalk_transports._server.spool import MAX_QUEUED
 
 def faults() -> int:

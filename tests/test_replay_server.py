@@ -31,7 +31,8 @@ from gptalk_transports import (
 from gptalk_transports._cli.replay_serve import MAX_SHOWN_MISMATCHES
 from gptalk_transports._config import Timeout
 from gptalk_transports._server.driver import LOGGER_NAME, Limits, ServerStats, serve_listener
-from gptalk_transports._server.proxy import _recorder_for, serve_proxy
+from gptalk_transports._server.proxy import serve_proxy
+from gptalk_transports._server.proxy_run import _recorder_for
 from gptalk_transports._server.replay import (
     serve_cassettes,
     serve_cassettes_in_thread,

@@ -35,6 +35,7 @@ LAYERS = (
     ("_server.refserver", APPS),
     ("_server.replay", APPS),
     ("_server.proxy", APPS),
+    ("_server.proxy_run", APPS),
     ("_async", DRIVERS),
     ("_sync", DRIVERS),
     ("_server", DRIVERS),

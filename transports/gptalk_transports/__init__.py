@@ -32,7 +32,7 @@ from ._g4f import GPTalk
 from ._load import LoadReport, run_load
 from ._retry import RetryPolicy
 from ._schema import cassette_schema
-from ._server.proxy import ProxyRun, record_through_proxy, record_through_proxy_in_thread
+from ._server.proxy_run import ProxyRun, record_through_proxy, record_through_proxy_in_thread
 from ._server.refserver import (
     ServerStats,
     make_service,

@@ -13,7 +13,7 @@ import anyio
 from gptalk_proto.cassette import CassetteError, check_secrets, profile_named
 
 from .._cassettes import save_cassette
-from .._server.proxy import record_through_proxy
+from .._server.proxy_run import record_through_proxy
 from .common import _listen_host, cannot_listen, refuse_unused, server_log
 from .exits import UsageError
 

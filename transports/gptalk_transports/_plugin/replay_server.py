@@ -12,7 +12,7 @@ import pytest
 from gptalk_proto.cassette import Cassette, CassetteUnplayed, profile_named
 
 from .._episodes import EpisodeReplayer
-from .._server.proxy import record_through_proxy_in_thread
+from .._server.proxy_run import record_through_proxy_in_thread
 from .._server.replay import replay_server, serve_cassettes_in_thread
 from .outcome import OUTCOME
 from .save import save_recording
