@@ -157,6 +157,39 @@ def test_a_coded_body_without_secrets_is_kept_as_recorded() -> None:
     assert redacted.redacted
 
 
+@pytest.mark.parametrize("side", ["request", "response"])
+def test_a_gzip_forms_secret_field_is_refused(side: str) -> None:
+    """A form's secret fields (generic profile) are found through its coding,
+    as JSON fields are: a gzip OAuth request kept its client_secret, and a
+    gzip form answer its access_token, in a cassette marked redacted."""
+    recorder = g.cassette.Recorder(
+        "https://api.example", profile=g.cassette.profile_named("generic")
+    )
+    number = recorder.open_connection()
+    form = [(b"host", b"api.example"), (b"content-type", b"application/x-www-form-urlencoded")]
+    body = b"grant_type=client_credentials&client_secret=SuperSecretValue123"
+    if side == "request":
+        body, form = gzip.compress(body), [*form, (b"content-encoding", b"gzip")]
+    recorder.sent_request(
+        number, method=b"POST", target=b"/oauth/token", headers=form, body=body, t=0.0
+    )
+    answer, coding = b"access_token=AT-0123456789abcdef&token_type=bearer", b""
+    if side == "response":
+        answer, coding = gzip.compress(answer), b"content-encoding: gzip\r\n"
+    recorder.received(
+        number,
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/x-www-form-urlencoded\r\n%s"
+        b"content-length: %d\r\n\r\n%s" % (coding, len(answer), answer),
+        0.01,
+    )
+    with pytest.raises(g.cassette.CassetteError) as info:
+        recorder.cassette(recorded_at="2026-12-05T00:00:00Z")
+    message = str(info.value)
+    assert message.startswith(f"interactions[0]: the {side}'s body holds a secret")
+    assert "SuperSecret" not in message
+    assert "AT-0123" not in message
+
+
 def test_a_coding_redaction_cannot_read_is_refused() -> None:
     cassette = _cassette(_login_answer(b"\x0b\x02\x80brotli?", "br"))
     with pytest.raises(g.cassette.CassetteError, match=r"cannot read \(br\)"):

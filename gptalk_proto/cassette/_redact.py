@@ -218,20 +218,30 @@ def _find_by_name(
                 add(value, "secret")
     _json_fields(_request_json(request, budget), profile.secret_fields, add, 0)
     _json_fields(_response_json(item, budget), profile.secret_fields, add, 0)
-    # A form's fields (an OAuth token request's client_secret, say).
+    # A form's fields (an OAuth token request's client_secret, say), read
+    # through its codings as JSON is: a gzip form kept its secret otherwise.
     if _is_form(request.headers):
-        _form_fields(request.body, profile.secret_fields, add)
+        _form_fields(_decoded(request.headers, request.body, budget), profile.secret_fields, add)
     if _is_form(item.response.headers):
         try:
-            _, _, body, _ = parse_response(request.method, item.response.wire)
+            _, headers, body, _ = parse_response(request.method, item.response.wire)
         except RemoteProtocolError:
-            body = b""
-        _form_fields(body, profile.secret_fields, add)
+            headers, body = (), b""
+        _form_fields(_decoded(headers, body, budget), profile.secret_fields, add)
     for name, value in item.response.headers:
         if name.lower() == "set-cookie":
             add(value.split(";", 1)[0].partition("=")[2], "cookie")
         elif profile.is_secret_header(name):
             add(value, "secret")
+
+
+def _decoded(headers: Iterable[tuple[str, str]], body: bytes, budget: DecodeBudget) -> bytes:
+    """``body`` with its content codings undone; empty when they cannot be
+    (``_check_coded`` then refuses the body)."""
+    codings = body_codings(headers)
+    if not codings:
+        return body
+    return decode_body(codings, body, budget) or b""
 
 
 def _is_form(headers: Iterable[tuple[str, str]]) -> bool:
