@@ -119,6 +119,50 @@ def test_lint_decodes_within_one_budget_per_cassette(monkeypatch: pytest.MonkeyP
     ]
 
 
+def test_a_body_past_the_limit_is_unreadable_never_cut_at_it() -> None:
+    """A stream cut short whose last input zlib consumed whole, with output
+    still held (a match): output that filled the limit was taken for the
+    body, its last bytes (a secret's, say) dropped without a word."""
+    cut = gzip.compress(b"A" * 100_000 + TOKEN.encode())[:135]
+    whole = decode_body(["gzip"], cut)
+    assert whole is not None
+    assert decode_body(["gzip"], cut, DecodeBudget(len(whole))) == whole
+    assert decode_body(["gzip"], cut, DecodeBudget(len(whole) - 1)) is None
+    flat = zlib.compress(b"A" * 100_000 + TOKEN.encode())[:-8]
+    whole = decode_body(["deflate"], flat)
+    assert whole is not None
+    assert decode_body(["deflate"], flat, DecodeBudget(len(whole) - 1)) is None
+
+
+def test_many_gzip_members_are_read_in_linear_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """zlib copies what follows a member; handed the whole rest each time,
+    a body of many tiny members before a large one cost a copy of itself
+    per member.  Counted: the bytes handed to zlib."""
+    fed = 0
+    real = zlib.decompressobj
+
+    class Counting:
+        def __init__(self, wbits: int) -> None:
+            self._reader = real(wbits)
+
+        def decompress(self, data: bytes, most: int) -> bytes:
+            nonlocal fed
+            fed += len(data)
+            return self._reader.decompress(data, most)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._reader, name)
+
+    monkeypatch.setattr(zlib, "decompressobj", Counting)
+    members = 1000
+    large = gzip.compress(bytes(range(256)) * 8192, compresslevel=0)  # 2 MiB
+    body = gzip.compress(b"x") * members + large
+    decoded = decode_body(["gzip"], body)
+    assert decoded is not None
+    assert len(decoded) == members + 256 * 8192
+    assert fed <= len(body) + members * 64 * 1024  # (a piece of 64 KiB at most)
+
+
 def test_codings_nested_past_the_cap_are_unreadable() -> None:
     data = TOKEN.encode()
     for _ in range(MAX_CODINGS):
