@@ -178,3 +178,34 @@ def test_a_long_form_is_read_to_its_end() -> None:
     recorder.received(number, b"HTTP/1.1 204 No Content\r\n\r\n", 0.01)
     cassette = recorder.cassette(recorded_at="2026-12-05T00:00:00Z")
     assert b"hunter2" not in cassette.interactions[0].request.body
+
+
+@pytest.mark.parametrize(
+    ("target", "body", "secret"),
+    [
+        # A password with spaces, form-encoded as browsers and clients do.
+        (b"/login", b"user=me&password=correct+horse+battery", b"correct+horse+battery"),
+        # An escape in lowercase (RFC 3986 section 2.1: equivalent).
+        (b"/login", b"client_secret=abc%2fdef%2bghij&x=1", b"abc%2fdef%2bghij"),
+        (b"/v1?api_key=abc+def+ghij&x=1", b"", b"abc+def+ghij"),
+        (b"/v1?api_key=abc%2fdef%2bghij", b"", b"abc%2fdef%2bghij"),
+    ],
+)
+def test_a_named_value_is_redacted_as_spelled(target: bytes, body: bytes, secret: bytes) -> None:
+    """A form field's or query value's secret was found decoded, and only
+    its decoded spellings (as is, JSON, quote()) were replaced: "a+b" and
+    "%2f" stayed, in a cassette marked redacted."""
+    recorder = g.cassette.Recorder(
+        "https://api.example", profile=g.cassette.profile_named("generic")
+    )
+    number = recorder.open_connection()
+    recorder.sent_request(number, method=b"POST", target=target, headers=FORM, body=body, t=0.0)
+    recorder.received(number, b"HTTP/1.1 204 No Content\r\n\r\n", 0.01)
+    cassette = recorder.cassette(recorded_at="2026-12-05T00:00:00Z")
+    assert secret.decode() not in cassette.dumps()
+    [item] = cassette.interactions
+    assert len(item.request.target) == len(target)
+    assert len(item.request.body) == len(body)
+    replayer = g.cassette.Replayer(cassette)
+    replayer.match("POST", target.decode(), [], body)
+    assert replayer.unplayed() == []

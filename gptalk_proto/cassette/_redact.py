@@ -212,10 +212,12 @@ def _find_by_name(
                 add(value, "cookie")
             else:
                 add(value, "secret")
-    for key, values in parse_qs(urlsplit(request.target).query).items():
-        if key in profile.secret_query_keys:
-            for value in values:
-                add(value, "secret")
+    # A query's values, as a form's (see _form_fields): decoded and as spelled.
+    _form_fields(
+        urlsplit(request.target).query.encode("utf-8", "surrogateescape"),
+        profile.secret_query_keys,
+        add,
+    )
     _json_fields(_request_json(request, budget), profile.secret_fields, add, 0)
     _json_fields(_response_json(item, budget), profile.secret_fields, add, 0)
     # A form's fields (an OAuth token request's client_secret, say), read
@@ -257,11 +259,15 @@ def _form_fields(body: bytes, names: frozenset[str], add: Callable[[object, str]
     # "+" is a space, values percent-decoded, bytes past UTF-8 replaced.
     # One pass over the pairs: linear in the body, which is capped where it
     # is read (a request, MAX_PROXIED_REQUEST; a response, the recorder's).
+    # The value as spelled too: the decoded one's spellings (see _table)
+    # are as is, JSON-escaped and quote()d, never "+" for a space nor a
+    # lowercase escape, so a password "a b" sent as "a+b" stayed.
     text = body.decode("utf-8", "replace")
     for pair in text.split("&"):
         key, equals, value = pair.partition("=")
         if equals and unquote_plus(key) in names:
             add(unquote_plus(value), "secret")
+            add(value, "secret")
 
 
 def _json_fields(
