@@ -71,6 +71,30 @@ def test_a_named_secret_in_a_path_is_redacted_and_still_matches(profile: str) ->
     assert replayer.unplayed() == []
 
 
+@pytest.mark.parametrize(
+    ("sent", "fits"),
+    [
+        ("/botOTHER-KEY/getMe", True),  # a replay's own key, of any length
+        ("/bot/getMe", False),  # no key at all
+        ("/bot/admin/x/getMe", False),  # other segments in the key's place
+        ("/botA/B/getMe", False),
+        ("/bot/getMe/getMe", False),
+    ],
+)
+def test_a_path_placeholder_stands_for_one_segments_text(sent: str, fits: bool) -> None:
+    """A placeholder in a recorded path matched any text, "/" and nothing
+    included: a client that left its key out, or sent another endpoint
+    ending as the recorded one, got the recorded answer."""
+    cassette = _one_request("https://api.example", f"/bot{KEY}/getMe", "generic")
+    replayer = g.cassette.Replayer(cassette)
+    if fits:
+        replayer.match("GET", sent, [("host", "up")], b"")
+        assert replayer.unplayed() == []
+    else:
+        with pytest.raises(g.cassette.CassetteMismatch, match="path: recorded"):
+            replayer.match("GET", sent, [("host", "up")], b"")
+
+
 def test_a_step_path_stays_as_it_is() -> None:
     # "stream" named as a secret: GPTalk's stream path is the step's name.
     recorder = g.cassette.Recorder("https://gptalk.example")
