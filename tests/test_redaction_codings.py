@@ -248,6 +248,33 @@ def test_lint_reads_through_the_coding() -> None:
     assert any("content coding lint cannot read (br)" in f for f in unreadable), unreadable
 
 
+def test_lint_reads_through_a_requests_coding() -> None:
+    """Lint read coded responses only: a client that gzipped its request
+    (a login's password, a fingerprint) left it unseen."""
+    recorder = g.cassette.Recorder("http://up.example")
+    number = recorder.open_connection()
+    headers = [(b"host", b"up"), (b"content-type", b"application/json")]
+    coded = [*headers, (b"content-encoding", b"gzip")]
+    recorder.sent_request(
+        number, method=b"POST", target=b"/a", headers=coded, body=gzip.compress(LOGIN), t=0.0
+    )
+    recorder.received(number, _login_answer(b"{}", None), 0.001)
+    recorder.received(number, b"", 0.002)
+    cassette = recorder.cassette(recorded_at="2026-12-05T00:00:00Z", redact=False)
+    findings = g.cassette.lint(cassette)
+    assert any(f.startswith("interactions[0].request.body (gzip): a hex run") for f in findings)
+    number = recorder.open_connection()
+    recorder.sent_request(
+        number, method=b"POST", target=b"/a", headers=coded, body=b"\x1f\x8bcut", t=0.0
+    )
+    recorder.received(number, _login_answer(b"{}", None), 0.001)
+    cassette = recorder.cassette(recorded_at="2026-12-05T00:00:00Z", redact=False)
+    assert (
+        "interactions[1].request.body: a body in a content coding lint cannot read (gzip)"
+        in g.cassette.lint(cassette)
+    )
+
+
 # -- the recording proxy -----------------------------------------------------------------------
 
 
