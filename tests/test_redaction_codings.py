@@ -240,6 +240,27 @@ def test_a_coding_redaction_cannot_read_is_refused() -> None:
         g.cassette.redact(cassette)
 
 
+def test_the_codings_a_message_names_are_escaped_cut_and_never_a_secret() -> None:
+    """The codings are the cassette's text: a C1 control (CSI, which a
+    terminal obeys) came out raw, thousands of names came out whole (20 KB
+    lines), and a secret named as a coding was quoted."""
+    hostile = b"br\x9b2J, " + b", ".join(b"x%d" % i for i in range(3000))
+    cassette = _cassette(_login_answer(b"{}", hostile.decode("latin-1")))
+    [finding] = [f for f in g.cassette.lint(cassette) if "cannot read" in f]
+    assert "\x9b" not in finding
+    assert "\\x9b2j, x0" in finding
+    assert len(finding) < 400
+    with pytest.raises(g.cassette.CassetteError) as info:
+        g.cassette.redact(cassette)
+    assert "\x9b" not in str(info.value)
+    assert len(str(info.value)) < 600
+    named = _cassette(_login_answer(b"{}", "gzip, My-Secret-Coding-Name"))
+    with pytest.raises(g.cassette.CassetteError) as info:
+        g.cassette.redact(named, ["My-Secret-Coding-Name"])
+    assert "secret-coding" not in str(info.value).lower()
+    assert "cannot read (named with a secret)" in str(info.value)
+
+
 def test_lint_reads_through_the_coding() -> None:
     cassette = _cassette(_login_answer(gzip.compress(_token_json()), "gzip"))
     findings = g.cassette.lint(cassette)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable
 
+from .._errors import EXCERPT_LIMIT, escaped
+
 __all__ = [
     "MAX_CODINGS",
     "MAX_DECODED_BODY",
@@ -25,6 +27,7 @@ __all__ = [
     "DecodeBudget",
     "body_codings",
     "decode_body",
+    "shown_codings",
 ]
 
 #: Most bytes a coded body is decoded to.  A few kilobytes of gzip can
@@ -71,6 +74,13 @@ def body_codings(headers: Iterable[tuple[str, str]]) -> list[str]:
         if name.lower() == "content-encoding":
             found += [c.strip().lower() for c in value.split(",")]
     return [c for c in found if c not in _NONE]
+
+
+def shown_codings(codings: list[str]) -> str:
+    """``codings`` as a message names them: the cassette's (or a peer's)
+    text, so escaped and cut (a header of thousands of names, a C1 control
+    a terminal obeys, came out whole)."""
+    return escaped(", ".join(codings), EXCERPT_LIMIT)
 
 
 class DecodeBudget:

@@ -20,7 +20,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 
 from .._errors import EXCERPT_LIMIT, escaped
-from ._codings import DecodeBudget, body_codings, decode_body
+from ._codings import DecodeBudget, body_codings, decode_body, shown_codings
 from ._format import Cassette
 from ._profiles import Profile, profile_named
 from ._redact import MIN_REDACTED_PREFIX, PLACEHOLDER, origin_secrets
@@ -225,7 +225,7 @@ def lint(
         codings = body_codings(headers)
         if not codings:
             return
-        named = ", ".join(codings)
+        named = shown_codings(codings)
         plain = decode_body(codings, body, budget)
         if plain is None:
             findings.append(f"{where}: a body in a content coding lint cannot read ({named})")

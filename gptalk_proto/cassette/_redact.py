@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._scrub import PLACEHOLDER, secret_spellings
-from ._codings import DecodeBudget, body_codings, decode_body
+from ._codings import DecodeBudget, body_codings, decode_body, shown_codings
 from ._format import (
     Cassette,
     CassetteError,
@@ -129,7 +129,12 @@ def _check_coded(cassette: Cassette, table: dict[bytes, bytes], budget: DecodeBu
         for side, codings, body in sides:
             if not codings:
                 continue
-            named = ", ".join(codings)
+            # Named as the message may (see shown_codings), never with a
+            # secret (lowercase, as body_codings gives them).
+            listed = ", ".join(codings)
+            named = shown_codings(codings)
+            if any(secret.decode("utf-8", "replace").lower() in listed for secret in table):
+                named = "named with a secret"
             decoded = decode_body(codings, body, budget)
             if decoded is None:
                 problem = f"is in a content coding redaction cannot read ({named})"
