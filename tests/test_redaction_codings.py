@@ -193,6 +193,24 @@ def test_a_token_inside_a_gzip_body_is_refused_never_kept_nor_quoted() -> None:
     assert TOKEN.encode() not in plain.interactions[0].response.wire
 
 
+def test_a_gzip_stream_cut_inside_a_token_is_refused() -> None:
+    """A recording stopped mid-stream leaves a token's first half in the
+    decoded body: not the token, so it was kept inside the gzip (values
+    outside codings have such pieces redacted, MIN_REDACTED_PREFIX)."""
+    writer = zlib.compressobj(wbits=31)
+    half = b'{"msg": "' + TOKEN[:20].encode()
+    coded = writer.compress(half) + writer.flush(zlib.Z_SYNC_FLUSH)
+    assert decode_body(["gzip"], coded) == half
+    answer = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+        b"content-encoding: gzip\r\nconnection: close\r\n\r\n" + coded
+    )
+    with pytest.raises(g.cassette.CassetteError) as info:
+        g.cassette.redact(_cassette(answer), [TOKEN])
+    assert str(info.value).startswith("interactions[0]: the response's body holds a secret")
+    assert TOKEN[:20] not in str(info.value)
+
+
 def test_a_coded_body_without_secrets_is_kept_as_recorded() -> None:
     body = gzip.compress(b'{"code": 0, "msg": "nothing secret"}')
     cassette = _cassette(_login_answer(body, "gzip"))

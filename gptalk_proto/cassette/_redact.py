@@ -138,7 +138,11 @@ def _check_coded(cassette: Cassette, table: dict[bytes, bytes], budget: DecodeBu
             decoded = decode_body(codings, body, budget)
             if decoded is None:
                 problem = f"is in a content coding redaction cannot read ({named})"
-            elif any(secret in decoded for secret in table):
+            elif any(
+                secret in decoded or _piece_before(decoded, len(decoded), secret)
+                for secret in table
+            ):
+                # (or a piece of one where a stream was cut, as in values)
                 problem = f"holds a secret inside its content coding ({named})"
             else:
                 continue
@@ -532,7 +536,7 @@ class _Escapes:
         return self._inside(start) or self._inside(end)
 
 
-def _piece_before(data: bytearray, end: int, variant: bytes) -> int:
+def _piece_before(data: bytes | bytearray, end: int, variant: bytes) -> int:
     """The length of the longest proper prefix of ``variant`` (at least
     :data:`MIN_REDACTED_PREFIX`) that ``data[:end]`` ends with, or 0."""
     start = max(0, end - len(variant) + 1)
