@@ -119,6 +119,50 @@ def test_lint_decodes_within_one_budget_per_cassette(monkeypatch: pytest.MonkeyP
     ]
 
 
+def test_a_body_past_the_limit_is_unreadable_never_cut_at_it() -> None:
+    """A stream cut short whose last input zlib consumed whole, with output
+    still held (a match): output that filled the limit was taken for the
+    body, its last bytes (a secret's, say) dropped without a word."""
+    cut = gzip.compress(b"A" * 100_000 + TOKEN.encode())[:135]
+    whole = decode_body(["gzip"], cut)
+    assert whole is not None
+    assert decode_body(["gzip"], cut, DecodeBudget(len(whole))) == whole
+    assert decode_body(["gzip"], cut, DecodeBudget(len(whole) - 1)) is None
+    flat = zlib.compress(b"A" * 100_000 + TOKEN.encode())[:-8]
+    whole = decode_body(["deflate"], flat)
+    assert whole is not None
+    assert decode_body(["deflate"], flat, DecodeBudget(len(whole) - 1)) is None
+
+
+def test_many_gzip_members_are_read_in_linear_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """zlib copies what follows a member; handed the whole rest each time,
+    a body of many tiny members before a large one cost a copy of itself
+    per member.  Counted: the bytes handed to zlib."""
+    fed = 0
+    real = zlib.decompressobj
+
+    class Counting:
+        def __init__(self, wbits: int) -> None:
+            self._reader = real(wbits)
+
+        def decompress(self, data: bytes, most: int) -> bytes:
+            nonlocal fed
+            fed += len(data)
+            return self._reader.decompress(data, most)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._reader, name)
+
+    monkeypatch.setattr(zlib, "decompressobj", Counting)
+    members = 1000
+    large = gzip.compress(bytes(range(256)) * 8192, compresslevel=0)  # 2 MiB
+    body = gzip.compress(b"x") * members + large
+    decoded = decode_body(["gzip"], body)
+    assert decoded is not None
+    assert len(decoded) == members + 256 * 8192
+    assert fed <= len(body) + members * 64 * 1024  # (a piece of 64 KiB at most)
+
+
 def test_codings_nested_past_the_cap_are_unreadable() -> None:
     data = TOKEN.encode()
     for _ in range(MAX_CODINGS):
@@ -149,6 +193,24 @@ def test_a_token_inside_a_gzip_body_is_refused_never_kept_nor_quoted() -> None:
     assert TOKEN.encode() not in plain.interactions[0].response.wire
 
 
+def test_a_gzip_stream_cut_inside_a_token_is_refused() -> None:
+    """A recording stopped mid-stream leaves a token's first half in the
+    decoded body: not the token, so it was kept inside the gzip (values
+    outside codings have such pieces redacted, MIN_REDACTED_PREFIX)."""
+    writer = zlib.compressobj(wbits=31)
+    half = b'{"msg": "' + TOKEN[:20].encode()
+    coded = writer.compress(half) + writer.flush(zlib.Z_SYNC_FLUSH)
+    assert decode_body(["gzip"], coded) == half
+    answer = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+        b"content-encoding: gzip\r\nconnection: close\r\n\r\n" + coded
+    )
+    with pytest.raises(g.cassette.CassetteError) as info:
+        g.cassette.redact(_cassette(answer), [TOKEN])
+    assert str(info.value).startswith("interactions[0]: the response's body holds a secret")
+    assert TOKEN[:20] not in str(info.value)
+
+
 def test_a_coded_body_without_secrets_is_kept_as_recorded() -> None:
     body = gzip.compress(b'{"code": 0, "msg": "nothing secret"}')
     cassette = _cassette(_login_answer(body, "gzip"))
@@ -157,10 +219,64 @@ def test_a_coded_body_without_secrets_is_kept_as_recorded() -> None:
     assert redacted.redacted
 
 
+@pytest.mark.parametrize("side", ["request", "response"])
+def test_a_gzip_forms_secret_field_is_refused(side: str) -> None:
+    """A form's secret fields (generic profile) are found through its coding,
+    as JSON fields are: a gzip OAuth request kept its client_secret, and a
+    gzip form answer its access_token, in a cassette marked redacted."""
+    recorder = g.cassette.Recorder(
+        "https://api.example", profile=g.cassette.profile_named("generic")
+    )
+    number = recorder.open_connection()
+    form = [(b"host", b"api.example"), (b"content-type", b"application/x-www-form-urlencoded")]
+    body = b"grant_type=client_credentials&client_secret=SuperSecretValue123"
+    if side == "request":
+        body, form = gzip.compress(body), [*form, (b"content-encoding", b"gzip")]
+    recorder.sent_request(
+        number, method=b"POST", target=b"/oauth/token", headers=form, body=body, t=0.0
+    )
+    answer, coding = b"access_token=AT-0123456789abcdef&token_type=bearer", b""
+    if side == "response":
+        answer, coding = gzip.compress(answer), b"content-encoding: gzip\r\n"
+    recorder.received(
+        number,
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/x-www-form-urlencoded\r\n%s"
+        b"content-length: %d\r\n\r\n%s" % (coding, len(answer), answer),
+        0.01,
+    )
+    with pytest.raises(g.cassette.CassetteError) as info:
+        recorder.cassette(recorded_at="2026-12-05T00:00:00Z")
+    message = str(info.value)
+    assert message.startswith(f"interactions[0]: the {side}'s body holds a secret")
+    assert "SuperSecret" not in message
+    assert "AT-0123" not in message
+
+
 def test_a_coding_redaction_cannot_read_is_refused() -> None:
     cassette = _cassette(_login_answer(b"\x0b\x02\x80brotli?", "br"))
     with pytest.raises(g.cassette.CassetteError, match=r"cannot read \(br\)"):
         g.cassette.redact(cassette)
+
+
+def test_the_codings_a_message_names_are_escaped_cut_and_never_a_secret() -> None:
+    """The codings are the cassette's text: a C1 control (CSI, which a
+    terminal obeys) came out raw, thousands of names came out whole (20 KB
+    lines), and a secret named as a coding was quoted."""
+    hostile = b"br\x9b2J, " + b", ".join(b"x%d" % i for i in range(3000))
+    cassette = _cassette(_login_answer(b"{}", hostile.decode("latin-1")))
+    [finding] = [f for f in g.cassette.lint(cassette) if "cannot read" in f]
+    assert "\x9b" not in finding
+    assert "\\x9b2j, x0" in finding
+    assert len(finding) < 400
+    with pytest.raises(g.cassette.CassetteError) as info:
+        g.cassette.redact(cassette)
+    assert "\x9b" not in str(info.value)
+    assert len(str(info.value)) < 600
+    named = _cassette(_login_answer(b"{}", "gzip, My-Secret-Coding-Name"))
+    with pytest.raises(g.cassette.CassetteError) as info:
+        g.cassette.redact(named, ["My-Secret-Coding-Name"])
+    assert "secret-coding" not in str(info.value).lower()
+    assert "cannot read (named with a secret)" in str(info.value)
 
 
 def test_lint_reads_through_the_coding() -> None:
@@ -169,6 +285,33 @@ def test_lint_reads_through_the_coding() -> None:
     assert any("interactions[0].chunks (gzip)" in f for f in findings), findings
     unreadable = g.cassette.lint(_cassette(_login_answer(b"\x0b\x02\x80", "br")))
     assert any("content coding lint cannot read (br)" in f for f in unreadable), unreadable
+
+
+def test_lint_reads_through_a_requests_coding() -> None:
+    """Lint read coded responses only: a client that gzipped its request
+    (a login's password, a fingerprint) left it unseen."""
+    recorder = g.cassette.Recorder("http://up.example")
+    number = recorder.open_connection()
+    headers = [(b"host", b"up"), (b"content-type", b"application/json")]
+    coded = [*headers, (b"content-encoding", b"gzip")]
+    recorder.sent_request(
+        number, method=b"POST", target=b"/a", headers=coded, body=gzip.compress(LOGIN), t=0.0
+    )
+    recorder.received(number, _login_answer(b"{}", None), 0.001)
+    recorder.received(number, b"", 0.002)
+    cassette = recorder.cassette(recorded_at="2026-12-05T00:00:00Z", redact=False)
+    findings = g.cassette.lint(cassette)
+    assert any(f.startswith("interactions[0].request.body (gzip): a hex run") for f in findings)
+    number = recorder.open_connection()
+    recorder.sent_request(
+        number, method=b"POST", target=b"/a", headers=coded, body=b"\x1f\x8bcut", t=0.0
+    )
+    recorder.received(number, _login_answer(b"{}", None), 0.001)
+    cassette = recorder.cassette(recorded_at="2026-12-05T00:00:00Z", redact=False)
+    assert (
+        "interactions[1].request.body: a body in a content coding lint cannot read (gzip)"
+        in g.cassette.lint(cassette)
+    )
 
 
 # -- the recording proxy -----------------------------------------------------------------------

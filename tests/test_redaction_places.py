@@ -71,6 +71,30 @@ def test_a_named_secret_in_a_path_is_redacted_and_still_matches(profile: str) ->
     assert replayer.unplayed() == []
 
 
+@pytest.mark.parametrize(
+    ("sent", "fits"),
+    [
+        ("/botOTHER-KEY/getMe", True),  # a replay's own key, of any length
+        ("/bot/getMe", False),  # no key at all
+        ("/bot/admin/x/getMe", False),  # other segments in the key's place
+        ("/botA/B/getMe", False),
+        ("/bot/getMe/getMe", False),
+    ],
+)
+def test_a_path_placeholder_stands_for_one_segments_text(sent: str, fits: bool) -> None:
+    """A placeholder in a recorded path matched any text, "/" and nothing
+    included: a client that left its key out, or sent another endpoint
+    ending as the recorded one, got the recorded answer."""
+    cassette = _one_request("https://api.example", f"/bot{KEY}/getMe", "generic")
+    replayer = g.cassette.Replayer(cassette)
+    if fits:
+        replayer.match("GET", sent, [("host", "up")], b"")
+        assert replayer.unplayed() == []
+    else:
+        with pytest.raises(g.cassette.CassetteMismatch, match="path: recorded"):
+            replayer.match("GET", sent, [("host", "up")], b"")
+
+
 def test_a_step_path_stays_as_it_is() -> None:
     # "stream" named as a secret: GPTalk's stream path is the step's name.
     recorder = g.cassette.Recorder("https://gptalk.example")
@@ -178,3 +202,34 @@ def test_a_long_form_is_read_to_its_end() -> None:
     recorder.received(number, b"HTTP/1.1 204 No Content\r\n\r\n", 0.01)
     cassette = recorder.cassette(recorded_at="2026-12-05T00:00:00Z")
     assert b"hunter2" not in cassette.interactions[0].request.body
+
+
+@pytest.mark.parametrize(
+    ("target", "body", "secret"),
+    [
+        # A password with spaces, form-encoded as browsers and clients do.
+        (b"/login", b"user=me&password=correct+horse+battery", b"correct+horse+battery"),
+        # An escape in lowercase (RFC 3986 section 2.1: equivalent).
+        (b"/login", b"client_secret=abc%2fdef%2bghij&x=1", b"abc%2fdef%2bghij"),
+        (b"/v1?api_key=abc+def+ghij&x=1", b"", b"abc+def+ghij"),
+        (b"/v1?api_key=abc%2fdef%2bghij", b"", b"abc%2fdef%2bghij"),
+    ],
+)
+def test_a_named_value_is_redacted_as_spelled(target: bytes, body: bytes, secret: bytes) -> None:
+    """A form field's or query value's secret was found decoded, and only
+    its decoded spellings (as is, JSON, quote()) were replaced: "a+b" and
+    "%2f" stayed, in a cassette marked redacted."""
+    recorder = g.cassette.Recorder(
+        "https://api.example", profile=g.cassette.profile_named("generic")
+    )
+    number = recorder.open_connection()
+    recorder.sent_request(number, method=b"POST", target=target, headers=FORM, body=body, t=0.0)
+    recorder.received(number, b"HTTP/1.1 204 No Content\r\n\r\n", 0.01)
+    cassette = recorder.cassette(recorded_at="2026-12-05T00:00:00Z")
+    assert secret.decode() not in cassette.dumps()
+    [item] = cassette.interactions
+    assert len(item.request.target) == len(target)
+    assert len(item.request.body) == len(body)
+    replayer = g.cassette.Replayer(cassette)
+    replayer.match("POST", target.decode(), [], body)
+    assert replayer.unplayed() == []

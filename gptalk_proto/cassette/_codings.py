@@ -18,6 +18,8 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable
 
+from .._errors import EXCERPT_LIMIT, escaped
+
 __all__ = [
     "MAX_CODINGS",
     "MAX_DECODED_BODY",
@@ -25,6 +27,7 @@ __all__ = [
     "DecodeBudget",
     "body_codings",
     "decode_body",
+    "shown_codings",
 ]
 
 #: Most bytes a coded body is decoded to.  A few kilobytes of gzip can
@@ -49,6 +52,14 @@ MAX_CODINGS = 4
 #: is a series of members, and a server may write one per flush).
 MAX_GZIP_MEMBERS = 4096
 
+#: Most input bytes handed to zlib at once while reading gzip members.  zlib
+#: copies all the input after a member's end (``unused_data``), and handed
+#: the whole rest of the body each time, a body of many tiny members and one
+#: large one cost MAX_GZIP_MEMBERS copies of itself (work quadratic in the
+#: body: 4000 members before 20 MB took 85 times as long as one).  In
+#: pieces, a member's copy is at most one piece.
+_GZIP_PIECE = 16 * 1024
+
 # "identity" is no coding (RFC 9110 section 8.4.1: it is reserved for
 # Accept-Encoding, and harmless here).
 _NONE = frozenset({"", "identity"})
@@ -63,6 +74,13 @@ def body_codings(headers: Iterable[tuple[str, str]]) -> list[str]:
         if name.lower() == "content-encoding":
             found += [c.strip().lower() for c in value.split(",")]
     return [c for c in found if c not in _NONE]
+
+
+def shown_codings(codings: list[str]) -> str:
+    """``codings`` as a message names them: the cassette's (or a peer's)
+    text, so escaped and cut (a header of thousands of names, a C1 control
+    a terminal obeys, came out whole)."""
+    return escaped(", ".join(codings), EXCERPT_LIMIT)
 
 
 class DecodeBudget:
@@ -107,33 +125,38 @@ def decode_body(
 
 
 def _inflate(data: bytes, wbits: int, limit: int) -> bytes | None:
-    if limit <= 0:  # (0 would be no limit at all to zlib)
-        return None
     reader = zlib.decompressobj(wbits)
     try:
-        out = reader.decompress(data, limit)
+        # One byte more than the limit (and never 0, no limit to zlib): with
+        # the input all consumed, zlib may still hold output (a match, in a
+        # stream cut short), so output that fills the limit says nothing;
+        # output past it is a body past it, never one cut there.
+        out = reader.decompress(data, limit + 1)
     except zlib.error:
         return None
-    return None if reader.unconsumed_tail else out
+    return None if reader.unconsumed_tail or len(out) > limit else out
 
 
 def _gzip(data: bytes, limit: int) -> bytes | None:
+    view = memoryview(data)
     pieces: list[bytes] = []
-    size = 0
+    size = at = 0
     for _ in range(MAX_GZIP_MEMBERS):
-        room = limit - size
-        if room <= 0:  # (0 would be no limit at all to zlib)
-            return None
         reader = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            out = reader.decompress(data, room)
-        except zlib.error:
-            return None
-        if reader.unconsumed_tail:
-            return None
-        pieces.append(out)
-        size += len(out)
-        data = reader.unused_data
-        if not reader.eof or not data:
+        while True:
+            room = limit - size
+            piece = view[at : at + _GZIP_PIECE]
+            try:
+                out = reader.decompress(piece, room + 1)  # (see _inflate)
+            except zlib.error:
+                return None
+            if reader.unconsumed_tail or len(out) > room:
+                return None
+            pieces.append(out)
+            size += len(out)
+            at += len(piece) - len(reader.unused_data)
+            if reader.eof or at >= len(data):
+                break
+        if not reader.eof or at >= len(data):
             return b"".join(pieces)
     return None

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from .._errors import EXCERPT_LIMIT, escaped
-from ._codings import DecodeBudget, body_codings, decode_body
+from ._codings import DecodeBudget, body_codings, decode_body, shown_codings
 from ._format import Cassette
 from ._profiles import Profile, profile_named
 from ._redact import MIN_REDACTED_PREFIX, PLACEHOLDER, origin_secrets
@@ -220,6 +220,21 @@ def lint(
         for what in scanner.suspicious(text):
             findings.append(f"{where}: {what}")
 
+    def coded(where: str, headers: Iterable[tuple[str, str]], body: bytes) -> None:
+        # A compressed body hides what it holds from the rules above.
+        codings = body_codings(headers)
+        if not codings:
+            return
+        named = shown_codings(codings)
+        plain = decode_body(codings, body, budget)
+        if plain is None:
+            findings.append(f"{where}: a body in a content coding lint cannot read ({named})")
+            return
+        scan(f"{where} ({named})", plain.decode("utf-8", "replace"))
+        content_type = next((v for n, v in headers if n.lower() == "content-type"), "")
+        spans = body_spans(plain, content_type.encode("latin-1", "replace"))
+        values.extend((f"{where} ({named})", v) for v in _decoded(plain, spans))
+
     scan("origin", cassette.origin)
     if origin_secrets(cassette.origin):
         findings.append("origin: an unredacted query value")
@@ -244,6 +259,8 @@ def lint(
             (f"{spot}.request.body", v)
             for v in _decoded(request.body, text_value_spans(request.body))
         ]
+        # A request's body may be coded too (a client that gzips its login).
+        coded(f"{spot}.request.body", request.headers, request.body)
         for number, (name, value) in enumerate(response.headers):
             if name.lower() == "set-cookie" and not PLACEHOLDER.search(value):
                 findings.append(f"{spot}.response.headers[{number}] (set-cookie): a cookie")
@@ -252,22 +269,7 @@ def lint(
         scan(f"{spot}.chunks", wire.decode("utf-8", "replace"))
         message = parse_message(wire)
         values += [(f"{spot}.chunks", v) for v in _decoded(message.payload, message.values)]
-        codings = body_codings(response.headers)
-        if codings:
-            # A compressed body hides what it holds from the rules above.
-            named = ", ".join(codings)
-            plain = decode_body(codings, message.payload, budget)
-            if plain is None:
-                findings.append(
-                    f"{spot}.chunks: a body in a content coding lint cannot read ({named})"
-                )
-            else:
-                scan(f"{spot}.chunks ({named})", plain.decode("utf-8", "replace"))
-                content_type = next(
-                    (v for n, v in response.headers if n.lower() == "content-type"), ""
-                )
-                spans = body_spans(plain, content_type.encode("latin-1", "replace"))
-                values += [(f"{spot}.chunks ({named})", v) for v in _decoded(plain, spans)]
+        coded(f"{spot}.chunks", response.headers, message.payload)
         for number, event in enumerate(response.events):
             scan(f"{spot}.events[{number}]", event.data)
     for where, length in scanner.cut_pieces(values):

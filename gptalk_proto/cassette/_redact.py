@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._scrub import PLACEHOLDER, secret_spellings
-from ._codings import DecodeBudget, body_codings, decode_body
+from ._codings import DecodeBudget, body_codings, decode_body, shown_codings
 from ._format import (
     Cassette,
     CassetteError,
@@ -129,11 +129,20 @@ def _check_coded(cassette: Cassette, table: dict[bytes, bytes], budget: DecodeBu
         for side, codings, body in sides:
             if not codings:
                 continue
-            named = ", ".join(codings)
+            # Named as the message may (see shown_codings), never with a
+            # secret (lowercase, as body_codings gives them).
+            listed = ", ".join(codings)
+            named = shown_codings(codings)
+            if any(secret.decode("utf-8", "replace").lower() in listed for secret in table):
+                named = "named with a secret"
             decoded = decode_body(codings, body, budget)
             if decoded is None:
                 problem = f"is in a content coding redaction cannot read ({named})"
-            elif any(secret in decoded for secret in table):
+            elif any(
+                secret in decoded or _piece_before(decoded, len(decoded), secret)
+                for secret in table
+            ):
+                # (or a piece of one where a stream was cut, as in values)
                 problem = f"holds a secret inside its content coding ({named})"
             else:
                 continue
@@ -212,26 +221,38 @@ def _find_by_name(
                 add(value, "cookie")
             else:
                 add(value, "secret")
-    for key, values in parse_qs(urlsplit(request.target).query).items():
-        if key in profile.secret_query_keys:
-            for value in values:
-                add(value, "secret")
+    # A query's values, as a form's (see _form_fields): decoded and as spelled.
+    _form_fields(
+        urlsplit(request.target).query.encode("utf-8", "surrogateescape"),
+        profile.secret_query_keys,
+        add,
+    )
     _json_fields(_request_json(request, budget), profile.secret_fields, add, 0)
     _json_fields(_response_json(item, budget), profile.secret_fields, add, 0)
-    # A form's fields (an OAuth token request's client_secret, say).
+    # A form's fields (an OAuth token request's client_secret, say), read
+    # through its codings as JSON is: a gzip form kept its secret otherwise.
     if _is_form(request.headers):
-        _form_fields(request.body, profile.secret_fields, add)
+        _form_fields(_decoded(request.headers, request.body, budget), profile.secret_fields, add)
     if _is_form(item.response.headers):
         try:
-            _, _, body, _ = parse_response(request.method, item.response.wire)
+            _, headers, body, _ = parse_response(request.method, item.response.wire)
         except RemoteProtocolError:
-            body = b""
-        _form_fields(body, profile.secret_fields, add)
+            headers, body = (), b""
+        _form_fields(_decoded(headers, body, budget), profile.secret_fields, add)
     for name, value in item.response.headers:
         if name.lower() == "set-cookie":
             add(value.split(";", 1)[0].partition("=")[2], "cookie")
         elif profile.is_secret_header(name):
             add(value, "secret")
+
+
+def _decoded(headers: Iterable[tuple[str, str]], body: bytes, budget: DecodeBudget) -> bytes:
+    """``body`` with its content codings undone; empty when they cannot be
+    (``_check_coded`` then refuses the body)."""
+    codings = body_codings(headers)
+    if not codings:
+        return body
+    return decode_body(codings, body, budget) or b""
 
 
 def _is_form(headers: Iterable[tuple[str, str]]) -> bool:
@@ -247,11 +268,15 @@ def _form_fields(body: bytes, names: frozenset[str], add: Callable[[object, str]
     # "+" is a space, values percent-decoded, bytes past UTF-8 replaced.
     # One pass over the pairs: linear in the body, which is capped where it
     # is read (a request, MAX_PROXIED_REQUEST; a response, the recorder's).
+    # The value as spelled too: the decoded one's spellings (see _table)
+    # are as is, JSON-escaped and quote()d, never "+" for a space nor a
+    # lowercase escape, so a password "a b" sent as "a+b" stayed.
     text = body.decode("utf-8", "replace")
     for pair in text.split("&"):
         key, equals, value = pair.partition("=")
         if equals and unquote_plus(key) in names:
             add(unquote_plus(value), "secret")
+            add(value, "secret")
 
 
 def _json_fields(
@@ -511,7 +536,7 @@ class _Escapes:
         return self._inside(start) or self._inside(end)
 
 
-def _piece_before(data: bytearray, end: int, variant: bytes) -> int:
+def _piece_before(data: bytes | bytearray, end: int, variant: bytes) -> int:
     """The length of the longest proper prefix of ``variant`` (at least
     :data:`MIN_REDACTED_PREFIX`) that ``data[:end]`` ends with, or 0."""
     start = max(0, end - len(variant) + 1)

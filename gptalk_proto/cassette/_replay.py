@@ -293,7 +293,7 @@ def _head_differences(
         new = urlsplit(target)
         # A recorded path may hold a placeholder (a key the API takes as a
         # path segment, redacted): it matches as a value does.
-        if old_path != new.path and not _fits(old_path, new.path):
+        if old_path != new.path and not _fits(old_path, new.path, path=True):
             out.append(f"path: recorded {hide(old_path)!r}, sent {hide(new.path)!r}")
         new_query = parse_qs(new.query)
         for key in sorted(set(old_query) | set(new_query)):
@@ -384,25 +384,32 @@ def _same(recorded: object, sent: object, ignored: frozenset[str] = frozenset())
     return recorded == sent
 
 
-def _fits(recorded: str, sent: str) -> bool:
+def _fits(recorded: str, sent: str, *, path: bool = False) -> bool:
     # Each placeholder stands for some text: the literal pieces around them
     # must appear in order, the first at the start and the last at the end
     # (leftmost matching is exact for patterns whose only wildcard is "any").
     # A sent value holding placeholders itself came from the replay (a
     # token handed back): it must be the recorded one exactly.
+    # In a path, a placeholder is (part of) a segment: some text, and no "/"
+    # (a "/" in a secret is escaped there), else /bot<key>/getMe matched
+    # /bot/getMe (no key) and /bot/admin/x/getMe.  Equal counts of "/" say
+    # none is in a placeholder's text, whichever way the pieces fall.
     pieces = PLACEHOLDER.split(recorded)
     if len(pieces) == 1 or PLACEHOLDER.search(sent):
         return False
+    if path and sent.count("/") != recorded.count("/"):
+        return False
+    least = 1 if path else 0  # (the least text a placeholder stands for)
     first, *middle, last = pieces
-    if not sent.startswith(first) or len(sent) < len(first) + len(last):
+    if not sent.startswith(first):
         return False
     at = len(first)
     for piece in middle:
-        found = sent.find(piece, at, len(sent) - len(last))
+        found = sent.find(piece, at + least, len(sent) - len(last))
         if found < 0:
             return False
         at = found + len(piece)
-    return sent.endswith(last) and at <= len(sent) - len(last)
+    return sent.endswith(last) and at + least <= len(sent) - len(last)
 
 
 def _show(value: Any, hide: Callable[[str], str]) -> str:
