@@ -17,6 +17,7 @@ import http.client
 import json
 import zlib
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -31,7 +32,7 @@ from gptalk_proto.cassette._codings import (
     body_codings,
     decode_body,
 )
-from gptalk_transports import record_through_proxy_in_thread
+from gptalk_transports import ProxyRun, record_through_proxy_in_thread
 from gptalk_transports._server.replay import serve_cassettes_in_thread
 
 from .console import gptalk, listening
@@ -368,14 +369,23 @@ def _login_by_hand(url: str) -> tuple[int, dict[str, str], bytes]:
     return response.status, {k.lower(): v for k, v in response.getheaders()}, body
 
 
+def _login_through_proxy(
+    peer: Upstream, **options: Any
+) -> tuple[tuple[int, dict[str, str], bytes], ProxyRun]:
+    """One login by hand through a recording proxy (``options`` its own) to
+    ``peer``: what the client got, and the proxy's run (its cassette)."""
+    with (
+        scripted_peer({"login": peer.login}) as upstream,
+        record_through_proxy_in_thread(upstream, trust_env=False, **options) as run,
+    ):
+        got = _login_by_hand(run.url)
+    return got, run
+
+
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_the_proxy_asks_for_identity_and_keeps_the_clients_header(backend: str) -> None:
     peer = Upstream(always=False)
-    with (
-        scripted_peer({"login": peer.login}) as upstream,
-        record_through_proxy_in_thread(upstream, trust_env=False, backend=backend) as run,
-    ):
-        status, headers, body = _login_by_hand(run.url)
+    (status, headers, body), run = _login_through_proxy(peer, backend=backend)
     assert peer.asked == ["identity"]
     assert status == 200
     assert "content-encoding" not in headers
@@ -395,11 +405,7 @@ def test_the_proxy_asks_for_identity_and_keeps_the_clients_header(backend: str) 
 
 def test_without_redaction_the_clients_header_goes_up_as_sent() -> None:
     peer = Upstream(always=False)
-    with (
-        scripted_peer({"login": peer.login}) as upstream,
-        record_through_proxy_in_thread(upstream, trust_env=False, redact=False) as run,
-    ):
-        _, headers, body = _login_by_hand(run.url)
+    (_, headers, body), _ = _login_through_proxy(peer, redact=False)
     assert peer.asked == ["gzip, deflate"]
     assert headers["content-encoding"] == "gzip"
     assert json.loads(gzip.decompress(body))["data"]["token"] == TOKEN
@@ -408,13 +414,7 @@ def test_without_redaction_the_clients_header_goes_up_as_sent() -> None:
 def test_identity_asked_for_a_cassette_redacted_later() -> None:
     # As the pytest plugin records: unredacted, redacted as it is saved.
     peer = Upstream(always=False)
-    with (
-        scripted_peer({"login": peer.login}) as upstream,
-        record_through_proxy_in_thread(
-            upstream, trust_env=False, redact=False, identity=True
-        ) as run,
-    ):
-        _login_by_hand(run.url)
+    _, run = _login_through_proxy(peer, redact=False, identity=True)
     assert peer.asked == ["identity"]
     assert run.cassette is not None
     assert TOKEN not in g.cassette.redact(run.cassette).dumps()
