@@ -30,7 +30,6 @@ from ._head import CHUNKED, PlainHead, read_head, says_close
 from ._util import NEED_DATA, NeedData
 
 __all__ = [
-    "CONTINUE",
     "DEFAULT_MAX_CHUNK_LINE",
     "SERVER_CLOSED",
     "ChunkedDecoder",
@@ -38,6 +37,7 @@ __all__ = [
     "ReaderState",
     "ResponseHead",
     "ResponseReader",
+    "continue_if_asked",
     "next_h11_event",
     "response_parser",
     "send_h11",
@@ -60,9 +60,18 @@ def next_h11_event(conn: h11.Connection) -> H11Event:
 
 
 #: The interim answer to ``Expect: 100-continue`` (RFC 9110 section
-#: 10.1.1), sent through a server's h11 connection (which then knows the
-#: client was answered): ``HTTP/1.1 100 Continue`` and a blank line.
-CONTINUE = h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
+#: 10.1.1): ``HTTP/1.1 100 Continue`` and a blank line.
+_CONTINUE = h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
+
+
+def continue_if_asked(conn: h11.Connection) -> bytes:
+    """``HTTP/1.1 100 Continue`` when the client of a server's ``conn``
+    waits for one (``Expect: 100-continue`` in an HTTP/1.1 head, none of
+    the body come yet), once: sent through ``conn``, which then knows the
+    client was answered; else ``b""``."""
+    if not conn.they_are_waiting_for_100_continue:
+        return b""
+    return conn.send(_CONTINUE) or b""
 
 
 def send_h11(conn: h11.Connection, event: h11.Response | h11.Data | h11.EndOfMessage) -> bytes:

@@ -33,7 +33,7 @@ import h11
 
 from .._errors import InvalidHTTP
 from .._head import CONTENT_LENGTH
-from .._http11 import CONTINUE, next_h11_event
+from .._http11 import continue_if_asked, next_h11_event
 from .._util import remember
 
 __all__ = [
@@ -230,10 +230,7 @@ class RequestReader:
         and "MAY omit" it once some of the content came.  A caller asks
         after :meth:`feed`, and writes it after its answers to the requests
         that completed (the 100 is this request's)."""
-        conn = self._h11
-        if conn is None or not conn.they_are_waiting_for_100_continue:
-            return b""
-        return conn.send(CONTINUE) or b""
+        return b"" if self._h11 is None else continue_if_asked(self._h11)
 
     @property
     def fresh(self) -> bool:

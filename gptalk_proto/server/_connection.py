@@ -29,7 +29,7 @@ from typing import NamedTuple
 import h11
 
 from .._errors import InvalidHTTP, LocalProtocolError
-from .._http11 import CONTINUE, next_h11_event, send_h11
+from .._http11 import continue_if_asked, next_h11_event, send_h11
 from .._util import NEED_DATA, PAUSED, NeedData, Paused
 from ._service import Abort, Chunk, Drip, End, Head, Pause, Service
 
@@ -189,10 +189,7 @@ class ServerConnection:
         wait for the content before sending the 100", "MAY omit" it once
         some of the content came; a head refused (413, 431) is answered at
         once instead, never after a 100."""
-        conn = self._h11
-        if self._request is None or not conn.they_are_waiting_for_100_continue:
-            return b""
-        return conn.send(CONTINUE) or b""
+        return b"" if self._request is None else continue_if_asked(self._h11)
 
     def respond(
         self, event: RequestReceived | BadRequest, *, now: float
