@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._scrub import PLACEHOLDER, secret_spellings
+from ..sse._media import media_type
 from ._codings import DecodeBudget, body_codings, decode_body, shown_codings
 from ._format import (
     Cassette,
@@ -89,20 +90,16 @@ def _response_json(item: Interaction, budget: DecodeBudget) -> object:
     # that compressed its login answer still handed out a token.
     try:
         _, headers, body, _ = parse_response(item.request.method, item.response.wire)
-        codings = body_codings(headers)
-        decoded = decode_body(codings, body, budget) if codings else body
-        return None if decoded is None else json.loads(decoded)
+        return json.loads(_decoded(headers, body, budget))  # (b"": not JSON)
     except (RemoteProtocolError, ValueError, UnicodeDecodeError, RecursionError):
         return None
 
 
 def _request_json(request: RecordedRequest, budget: DecodeBudget) -> object:
-    codings = body_codings(request.headers)
-    if not codings:
+    if not body_codings(request.headers):
         return request.json()  # (parsed once, kept on the request)
-    decoded = decode_body(codings, request.body, budget)
     try:
-        return None if not decoded else json.loads(decoded)
+        return json.loads(_decoded(request.headers, request.body, budget))  # (b"": not JSON)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
 
@@ -256,11 +253,9 @@ def _decoded(headers: Iterable[tuple[str, str]], body: bytes, budget: DecodeBudg
 
 
 def _is_form(headers: Iterable[tuple[str, str]]) -> bool:
-    for name, value in headers:
-        if name.lower() == "content-type":
-            media = value.split(";", 1)[0].strip().lower()
-            return media == "application/x-www-form-urlencoded"
-    return False
+    """Whether the (first) Content-Type says a form."""
+    content_type = next((v for n, v in headers if n.lower() == "content-type"), "")
+    return media_type(content_type) == "application/x-www-form-urlencoded"
 
 
 def _form_fields(body: bytes, names: frozenset[str], add: Callable[[object, str], None]) -> None:

@@ -234,16 +234,16 @@ def _chunk_data(body: bytes, base: int) -> tuple[list[Span], list[Span]]:
         if line_end < 0:
             break
         size_text = body[at:line_end].split(b";", 1)[0].strip(b" \t\r")
-        if _HEX.fullmatch(size_text) and int(size_text, 16) == 0:
+        if not _HEX.fullmatch(size_text):
+            break  # not a size
+        size = int(size_text, 16)
+        if size == 0:
             # The last chunk: its trailer section runs to a blank line.
             section = body[line_end + 1 :]
             blank = _head_end(b"\r\n" + section) - 2
             trailers = header_value_spans(section[: max(blank, 0)], start_line=False)
             offset = base + line_end + 1
             return spans, [(offset + a, offset + b) for a, b in trailers]
-        if not _HEX.fullmatch(size_text):
-            break  # not a size
-        size = int(size_text, 16)
         start = line_end + 1
         end = min(start + size, len(body))
         spans.append((base + start, base + end))
